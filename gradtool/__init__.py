@@ -1,0 +1,23 @@
+"""gradtool: gradient checking and computational-graph inspection.
+
+``import gradtool as gt`` gives a PyTorch-like autograd engine built on numpy (``gt.tensor``,
+``gt.no_grad``, ``gt.autograd.Function``, ...), plus the checker (``gt.gradcheck``,
+``gt.check``)."""
+
+__version__ = "0.1.0"
+
+from . import engine as _engine  # noqa: F401  (binds Tensor methods)
+from .engine.dtypes import (bool, cdouble, complex64, complex128, double, dtype, float, float16,
+                            float32, float64, half, int8, int16, int32, int64, long, short,
+                            uint8)
+from .engine.grad_mode import (enable_grad, inference_mode, is_grad_enabled, no_grad,
+                               set_grad_enabled)
+from .engine.ops import *  # noqa: F401,F403
+from .engine.ops import __all__ as _ops_all
+from .engine.random import (Generator, manual_seed, rand, rand_like, randint, randn,
+                            randn_like, randperm)
+from .engine.tensor import Size, Tensor
+from . import autograd
+from .autograd import functional
+
+is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731

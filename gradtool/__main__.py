@@ -1,0 +1,5 @@
+"""``python -m gradtool``."""
+
+from .cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``gradtool`` command line (click)."""

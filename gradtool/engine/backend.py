@@ -1,0 +1,151 @@
+"""Functions that VJP/JVP rules call: numpy on arrays, differentiable gradtool ops on Tensors.
+
+A rule written as ``g * cos(x)`` with ``cos`` from here runs on plain arrays during an
+ordinary backward and on Tensors under ``create_graph=True``, where it is recorded and so can
+be differentiated again.  Operators (``+ - * / **``, ``@``) already dispatch by type.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .tensor import Tensor
+
+
+def _ops():
+    from . import ops
+    return ops
+
+
+def _unary(np_fn, name):
+    def fn(x):
+        if isinstance(x, Tensor):
+            return getattr(_ops(), name)(x)
+        return np_fn(x)
+    fn.__name__ = name
+    return fn
+
+
+exp = _unary(np.exp, "exp")
+log = _unary(np.log, "log")
+sin = _unary(np.sin, "sin")
+cos = _unary(np.cos, "cos")
+tanh = _unary(np.tanh, "tanh")
+sqrt = _unary(np.sqrt, "sqrt")
+sign = _unary(np.sign, "sign")
+abs = _unary(np.abs, "abs")
+conj = _unary(np.conj, "conj")
+cosh = _unary(np.cosh, "cosh")
+sinh = _unary(np.sinh, "sinh")
+log1p = _unary(np.log1p, "log1p")
+expm1 = _unary(np.expm1, "expm1")
+
+
+def np_sigmoid(x):
+    """Logistic function without overflow warnings for large |x|."""
+    x = np.asarray(x)
+    if np.iscomplexobj(x):
+        return 1 / (1 + np.exp(-x))
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+sigmoid = _unary(np_sigmoid, "sigmoid")
+
+
+def _any_tensor(*xs) -> bool:
+    return any(isinstance(x, Tensor) for x in xs)
+
+
+def where(cond, a, b):
+    if _any_tensor(cond, a, b):
+        return _ops().where(cond, a, b)
+    return np.where(cond, a, b)
+
+
+def sum(x, axis=None, keepdims=False):
+    if isinstance(x, Tensor):
+        return _ops().sum(x, dim=axis, keepdim=keepdims)
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+def reshape(x, shape):
+    if isinstance(x, Tensor):
+        return _ops().reshape(x, tuple(shape))
+    return np.reshape(x, shape)
+
+
+def broadcast_to(x, shape):
+    if isinstance(x, Tensor):
+        return _ops().broadcast_to(x, tuple(shape))
+    return np.broadcast_to(x, shape)
+
+
+def expand_dims(x, axis):
+    if isinstance(x, Tensor):
+        return _ops().reshape(x, np.expand_dims(np.empty(x.shape, dtype=bool), axis).shape)
+    return np.expand_dims(x, axis)
+
+
+def swapaxes(x, a, b):
+    if isinstance(x, Tensor):
+        return _ops().transpose(x, a, b)
+    return np.swapaxes(x, a, b)
+
+
+def permute(x, axes):
+    if isinstance(x, Tensor):
+        return _ops().permute(x, tuple(axes))
+    return np.transpose(x, axes)
+
+
+def matmul(a, b):
+    return a @ b
+
+
+def maximum(a, b):
+    if _any_tensor(a, b):
+        return _ops().maximum(a, b)
+    return np.maximum(a, b)
+
+
+def zeros_like(x):
+    if isinstance(x, Tensor):
+        return _ops().zeros_like(x)
+    return np.zeros_like(x)
+
+
+def astype_like(mask, x):
+    """A 0/1 mask (bool array or Tensor) as x's dtype, constant for autograd."""
+    data = mask._data if isinstance(mask, Tensor) else mask
+    dt = x.dtype.np if isinstance(x, Tensor) else getattr(x, "dtype", np.float64)
+    return np.asarray(data, dtype=dt)
+
+
+def data(x):
+    """The raw array of x (for masks and indices, which are constants for autograd)."""
+    return x._data if isinstance(x, Tensor) else x
+
+
+def batch_prefix(g, out_ndim: int) -> tuple:
+    """The leading batch axes of a gradient (``()`` when not batched)."""
+    return tuple(g.shape[:len(g.shape) - out_ndim])
+
+
+def sum_to(g, shape: tuple, out_ndim: int):
+    """Sum a gradient of an expanded tensor back to ``shape``, keeping leading batch axes
+    (those beyond ``out_ndim``, the ndim of the op's output)."""
+    prefix = len(g.shape) - out_ndim
+    lead = out_ndim - len(shape)
+    axes = tuple(range(prefix, prefix + lead)) + tuple(
+        prefix + lead + i for i, n in enumerate(shape)
+        if n == 1 and g.shape[prefix + lead + i] != 1)
+    if axes:
+        g = sum(g, axis=axes, keepdims=True)
+    return reshape(g, tuple(g.shape[:prefix]) + tuple(shape))
+
+
+def zeros(shape, like):
+    if isinstance(like, Tensor):
+        return _ops().zeros(*shape, dtype=like.dtype)
+    return np.zeros(shape, dtype=like.dtype)

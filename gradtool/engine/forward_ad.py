@@ -1,0 +1,74 @@
+"""Forward-mode AD (``torch.autograd.forward_ad``): dual tensors carry a tangent, and every
+primitive's JVP rule pushes it forward in the same pass as the primal computation."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from ..errors import EngineError
+from .grad_mode import MODE
+from .tensor import Tensor, _make
+
+UnpackedDualTensor = namedtuple("UnpackedDualTensor", ["primal", "tangent"])
+
+_levels = [0]   # ids handed out; the innermost live level is MODE.fw_level
+
+
+class dual_level:
+    """Context in which dual tensors live; tangents are dropped when it exits."""
+
+    def __enter__(self) -> int:
+        if MODE.fw_level:
+            raise EngineError("Nested forward mode AD is not supported at the moment")
+        _levels[0] += 1
+        MODE.fw_level = _levels[0]
+        return 0
+
+    def __exit__(self, *exc) -> None:
+        MODE.fw_level = 0
+
+
+def enter_dual_level() -> int:
+    return dual_level().__enter__()
+
+
+def exit_dual_level(*, level=None) -> None:
+    MODE.fw_level = 0
+
+
+def make_dual(tensor: Tensor, tangent, *, level=None) -> Tensor:
+    """A view of ``tensor`` carrying ``tangent`` (same shape) for forward-mode AD."""
+    if not MODE.fw_level:
+        raise EngineError("To create a dual Tensor, you need to be within a dual_level "
+                          "context. Use `with forward_ad.dual_level():`")
+    tan = tangent._data if isinstance(tangent, Tensor) else np.asarray(tangent)
+    if tan.shape != tensor._data.shape:
+        raise EngineError(f"Trying to set a forward gradient that has a different size than "
+                          f"that of the original Tensor, this is not supported. Tensor is of "
+                          f"size {list(tensor._data.shape)} while the given forward gradient "
+                          f"is of size {list(tan.shape)}.")
+    if tensor._data.dtype.kind not in "fc":
+        raise EngineError("Expected primal to be floating point or complex, but got: "
+                          f"{tensor.dtype.name}")
+    if tensor._rg:
+        # a differentiable alias, so reverse mode still reaches the original tensor
+        from .prims import shape as S
+        from .primitive import apply
+        out = apply(S.clone, (tensor,))
+    else:
+        out = _make(tensor._data)
+        out._vc = tensor._vc
+    out._fw = (MODE.fw_level, np.asarray(tan, dtype=tensor._data.dtype))
+    return out
+
+
+def unpack_dual(tensor: Tensor, *, level=None) -> UnpackedDualTensor:
+    fw = tensor._fw
+    primal = _make(tensor._data, tensor.grad_fn, tensor._rg)
+    primal._nr = tensor._nr
+    primal._vc = tensor._vc
+    if fw is None or fw[0] != MODE.fw_level or not MODE.fw_level:
+        return UnpackedDualTensor(primal, None)
+    return UnpackedDualTensor(primal, _make(fw[1]))

@@ -1,0 +1,351 @@
+"""Custom autograd Functions, as ``torch.autograd.Function``.
+
+``MyFn.apply(*args)`` runs ``forward(ctx, *args)`` with grad mode off and, when an input
+requires grad, returns outputs whose ``grad_fn`` is ``ctx`` itself: a node named
+``MyFnBackward`` whose ``apply`` calls ``MyFn.backward(ctx, *grads)`` and checks what comes
+back (count, shapes) with torch's error messages.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..errors import EngineError
+from .grad_mode import MODE
+from .node import SECOND_BACKWARD, Node, _version_error, leaf_edge, unbroadcast
+from .tensor import Tensor, _make
+
+
+class FunctionCtx(Node):
+    """The ``ctx`` of a custom Function, which is also its backward node."""
+
+    __slots__ = ("_fn_cls", "_saved", "_saved_versions", "_released", "needs_input_grad",
+                 "_non_differentiable", "_dirty", "_materialize", "_input_meta",
+                 "_forward_saved", "_n_outputs", "_output_meta", "_attrs", "_batched")
+
+    def __init__(self) -> None:
+        self.next_edges = ()
+        self._hooks = None
+        self._extra = None
+        self._saved = None
+        self._saved_versions = None
+        self._released = False
+        self.needs_input_grad = ()
+        self._non_differentiable = ()
+        self._dirty = ()
+        self._materialize = True
+        self._input_meta = ()
+        self._forward_saved = None
+        self._n_outputs = 1
+        self._output_meta = ()
+        self._attrs = {}
+        self._batched = False
+
+    # ctx.anything = value (torch allows arbitrary attributes on ctx)
+    def __getattr__(self, name):
+        try:
+            return object.__getattribute__(self, "_attrs")[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value) -> None:
+        if name in FunctionCtx.__slots__ or name in Node.__slots__:
+            object.__setattr__(self, name, value)
+        else:
+            self._attrs[name] = value
+
+    @property
+    def n_outputs(self) -> int:
+        return self._n_outputs
+
+    def save_for_backward(self, *tensors) -> None:
+        for t in tensors:
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError("save_for_backward can only save variables, but argument "
+                                f"{tensors.index(t)} is of type {type(t).__name__}")
+        self._saved = tensors
+        self._saved_versions = tuple(None if t is None else t._vc[0] for t in tensors)
+
+    def save_for_forward(self, *tensors) -> None:
+        self._forward_saved = tensors
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._released:
+            raise EngineError(SECOND_BACKWARD)
+        if self._saved is None:
+            return ()
+        for t, v in zip(self._saved, self._saved_versions):
+            if t is not None and t._vc[0] != v:
+                _version_error(t._data, t.grad_fn, t._nr, t._vc[0], v)
+        return self._saved
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        self._non_differentiable = tensors
+
+    def mark_dirty(self, *tensors) -> None:
+        self._dirty = tensors
+
+    def set_materialize_grads(self, value: bool) -> None:
+        self._materialize = bool(value)
+
+    def name(self) -> str:
+        return self._fn_cls.__name__ + "Backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
+
+    def release(self) -> None:
+        if self._saved is not None:
+            self._released = True
+        self._saved = None
+
+    def _saved_repr(self) -> dict:
+        if not self._saved:
+            return {}
+        return {f"saved_tensors[{i}]": t._data for i, t in enumerate(self._saved)
+                if t is not None}
+
+    def apply(self, grads: list, create_graph: bool, batched: bool):
+        fn = self._fn_cls
+        if batched and not getattr(fn, "batched_backward", False):
+            return self._apply_looped(grads, create_graph)
+        wrapped = []
+        for g, (shape, dtype) in zip(grads, self._output_meta):
+            if g is None:
+                wrapped.append(_make(np.zeros(shape, dtype)) if self._materialize else None)
+            else:
+                wrapped.append(g if isinstance(g, Tensor) else _make(g))
+        prev = MODE.grad_enabled
+        MODE.grad_enabled = create_graph
+        try:
+            result = fn.backward(self, *wrapped)
+        finally:
+            MODE.grad_enabled = prev
+        if not isinstance(result, tuple):
+            result = (result,)
+        n_inputs = len(self.next_edges)
+        if len(result) != n_inputs:
+            if len(result) > n_inputs and all(r is None for r in result[n_inputs:]):
+                result = result[:n_inputs]
+            else:
+                raise EngineError(f"function {self.name()} returned an incorrect number of "
+                                  f"gradients (expected {n_inputs}, got {len(result)})")
+        out = []
+        for i, (g, edge) in enumerate(zip(result, self.next_edges)):
+            if g is None or edge is None:
+                out.append(None)
+                continue
+            if not isinstance(g, Tensor):
+                if isinstance(g, (int, float, np.ndarray)):
+                    g = _make(np.asarray(g, dtype=self._input_meta[i][1]))
+                else:
+                    raise TypeError(f"function {self.name()} returned a gradient of type "
+                                    f"{type(g).__name__} at index {i}; expected a Tensor")
+            g = self._fit(i, g, batched)
+            out.append(g if create_graph else g._data)
+        return out
+
+    def _fit(self, i: int, g: Tensor, batched: bool) -> Tensor:
+        """Sum a broadcastable gradient down to the input's shape; refuse anything else."""
+        shape, dtype = self._input_meta[i]
+        gshape = tuple(g.shape[1:]) if batched else tuple(g.shape)
+        if gshape != tuple(shape):
+            # torch's rule: the input's shape must expand to the gradient's; then sum down.
+            try:
+                fits = np.broadcast_shapes(tuple(shape), gshape) == gshape
+            except ValueError:
+                fits = False
+            if not fits:
+                raise EngineError(
+                    f"Function {self.name()} returned an invalid gradient at index {i} - got "
+                    f"{list(gshape)} but expected shape compatible with {list(shape)}")
+            g = unbroadcast(g, tuple(shape), batched)
+        if g._data.dtype != dtype and dtype.kind in "fc":
+            g = g.to(dtype)
+        return g
+
+    def _apply_looped(self, grads: list, create_graph: bool):
+        """Batched cotangents through a Python backward that may not batch: one call each."""
+        from . import ops
+        n = next(g.shape[0] for g in grads if g is not None)
+        rows = []
+        for k in range(n):
+            rows.append(self.apply([None if g is None else g[k] for g in grads],
+                                   create_graph, False))
+        out = []
+        for i in range(len(self.next_edges)):
+            column = [r[i] for r in rows]
+            if any(c is None for c in column):
+                out.append(None)
+            elif create_graph:
+                out.append(ops.stack(column))
+            else:
+                out.append(np.stack(column))
+        return out
+
+
+class _FunctionMeta(type):
+    def __init__(cls, name, bases, namespace) -> None:
+        super().__init__(name, bases, namespace)
+        cls._backward_cls = type(name + "Backward", (FunctionCtx,), {"__slots__": ()})
+
+
+class Function(metaclass=_FunctionMeta):
+    """Base class of custom autograd Functions (``forward``/``backward`` staticmethods)."""
+
+    batched_backward = False   # True: backward broadcasts over a leading batch axis of grads
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise RuntimeError("Legacy autograd function with non-static forward method is "
+                           "deprecated. Please use new-style autograd function with static "
+                           "forward method.")
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("You must implement the forward function for custom "
+                                  "autograd.Function.")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("You must implement either the backward or vjp method for "
+                                  "your custom autograd.Function to use it with backward "
+                                  "mode AD.")
+
+    vjp = backward
+
+    @staticmethod
+    def jvp(ctx, *grad_inputs):
+        raise NotImplementedError("You must implement the jvp function for custom "
+                                  "autograd.Function to use it with forward mode AD.")
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        return _apply_function(cls, args, kwargs)
+
+
+def _uses_setup_context(cls) -> bool:
+    return getattr(cls, "setup_context", None) is not None and \
+        cls.setup_context is not getattr(Function, "setup_context", None)
+
+
+def _apply_function(cls, args, kwargs):
+    ctx = cls._backward_cls()
+    object.__setattr__(ctx, "_fn_cls", cls)
+    tensor_args = [a for a in args if isinstance(a, Tensor)]
+    needs = tuple(isinstance(a, Tensor) and a._rg for a in args)
+    ctx.needs_input_grad = needs
+    record = MODE.grad_enabled and any(needs)
+    prev = MODE.grad_enabled
+    MODE.grad_enabled = False
+    try:
+        if _uses_setup_context(cls):
+            outputs = cls.forward(*args, **kwargs)
+            cls.setup_context(ctx, args, outputs)
+        else:
+            outputs = cls.forward(ctx, *args, **kwargs)
+    finally:
+        MODE.grad_enabled = prev
+    single = not isinstance(outputs, tuple)
+    outs = (outputs,) if single else outputs
+    result = []
+    non_diff = {id(t) for t in ctx._non_differentiable}
+    for o in outs:
+        if isinstance(o, Tensor) and any(o is a for a in tensor_args) and \
+                not any(o is d for d in ctx._dirty):
+            alias = _make(o._data)     # an input returned as is: a new tensor, same data
+            alias._vc = o._vc
+            if id(o) in non_diff:
+                non_diff.add(id(alias))
+            o = alias
+        result.append(o)
+    if record:
+        edges = []
+        for a in args:
+            if isinstance(a, Tensor) and a._rg:
+                edges.append((a.grad_fn, a._nr) if a.grad_fn is not None else leaf_edge(a))
+            else:
+                edges.append(None)
+        ctx.next_edges = tuple(edges)
+        ctx._input_meta = tuple((a._data.shape, a._data.dtype) if isinstance(a, Tensor)
+                                else ((), np.dtype(np.float64)) for a in args)
+        ctx._n_outputs = len(result)
+        ctx._output_meta = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor)
+                                 else ((), np.dtype(np.float64)) for o in result)
+        if MODE.anomaly:
+            import traceback
+            ctx._meta("metadata", dict)["traceback_"] = traceback.format_stack()[:-2]
+        for i, o in enumerate(result):
+            if not isinstance(o, Tensor):
+                continue
+            if id(o) in non_diff or o._data.dtype.kind not in "fc":
+                o._rg = False
+                continue
+            o.grad_fn = ctx
+            o._nr = i
+            o._rg = True
+    if MODE.fw_level and any(isinstance(a, Tensor) and a._fw is not None and
+                             a._fw[0] == MODE.fw_level for a in args):
+        _function_jvp(cls, ctx, args, result)
+    return result[0] if single else tuple(result)
+
+
+def _function_jvp(cls, ctx, args, result) -> None:
+    level = MODE.fw_level
+    tangents = []
+    for a in args:
+        if isinstance(a, Tensor):
+            tan = a._fw[1] if a._fw is not None and a._fw[0] == level else \
+                np.zeros_like(a._data)
+            tangents.append(_make(tan))
+        else:
+            tangents.append(None)
+    prev = MODE.grad_enabled
+    MODE.grad_enabled = False
+    try:
+        out_tangents = cls.jvp(ctx, *tangents)
+    finally:
+        MODE.grad_enabled = prev
+    if not isinstance(out_tangents, tuple):
+        out_tangents = (out_tangents,)
+    for o, t in zip(result, out_tangents):
+        if isinstance(o, Tensor) and t is not None:
+            arr = t._data if isinstance(t, Tensor) else np.asarray(t)
+            if arr.shape != o._data.shape:
+                arr = np.broadcast_to(arr, o._data.shape)
+            o._fw = (level, arr)
+
+
+def once_differentiable(fn):
+    """Decorate a ``backward`` that is not itself differentiable: it runs with grad mode off,
+    and a second differentiation through it raises instead of returning wrong zeros."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx, *args):
+        tracking = MODE.grad_enabled and any(isinstance(a, Tensor) and a._rg for a in args)
+        prev = MODE.grad_enabled
+        MODE.grad_enabled = False
+        try:
+            outputs = fn(ctx, *args)
+        finally:
+            MODE.grad_enabled = prev
+        if not tracking:
+            return outputs
+        single = not isinstance(outputs, tuple)
+        outs = (outputs,) if single else outputs
+        marked = tuple(_DelayedError.apply(o) if isinstance(o, Tensor) else o for o in outs)
+        return marked[0] if single else marked
+    return wrapper
+
+
+class _DelayedError(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise EngineError("trying to differentiate twice a function that was marked with "
+                          "@once_differentiable")

@@ -1,0 +1,343 @@
+"""The backward pass: iterative, dependency-counted, no recursion over graph depth.
+
+1. Walk the graph from the roots with an explicit stack, counting for every node how many
+   edges point at it (its dependencies).
+2. Run nodes whose gradients are complete (dependency count reached zero), newest first,
+   summing gradients arriving at the same (node, output) pair.
+
+Gradients are numpy arrays in a plain backward and Tensors under ``create_graph=True``
+(then the rules run with grad mode on, so the backward itself is recorded).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import EngineError
+from .grad_mode import MODE
+from .node import AccumulateGrad, Node, leaf_edge
+from .tensor import Tensor, _make
+
+
+def _root_edge(t: Tensor):
+    if t.grad_fn is not None:
+        return (t.grad_fn, t._nr)
+    if t._rg:
+        return leaf_edge(t)
+    return None
+
+
+def _make_root_grads(tensors, grad_tensors, create_graph, batched):
+    grads = []
+    for i, t in enumerate(tensors):
+        g = None if grad_tensors is None else grad_tensors[i]
+        if g is None:
+            if t._rg and t._data.size != 1:
+                raise EngineError("grad can be implicitly created only for scalar outputs")
+            if batched:
+                raise EngineError("is_grads_batched=True needs explicit grad_outputs")
+            g = np.ones_like(t._data)
+        elif isinstance(g, Tensor):
+            expected = t._data.shape
+            got = g._data.shape[1:] if batched else g._data.shape
+            if got != expected:
+                raise EngineError(
+                    f"Mismatch in shape: grad_output[{i}] has a shape of {_size(got)} and "
+                    f"output[{i}] has a shape of {_size(expected)}.")
+            g = g if create_graph else g._data
+        else:
+            g = np.asarray(g, dtype=t._data.dtype)
+            got = g.shape[1:] if batched else g.shape
+            if got != t._data.shape:
+                raise EngineError(
+                    f"Mismatch in shape: grad_output[{i}] has a shape of {_size(got)} and "
+                    f"output[{i}] has a shape of {_size(t._data.shape)}.")
+        if create_graph and not isinstance(g, Tensor):
+            g = _make(g)
+        grads.append(g)
+    return grads
+
+
+def _size(shape) -> str:
+    return f"torch.Size({list(shape)})"
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
+             inputs=None) -> None:
+    """``torch.autograd.backward``: accumulate gradients of ``tensors`` into leaves."""
+    if isinstance(tensors, Tensor):
+        tensors = (tensors,)
+    tensors = tuple(tensors)
+    if grad_tensors is not None:
+        if isinstance(grad_tensors, Tensor):
+            grad_tensors = (grad_tensors,)
+        grad_tensors = tuple(grad_tensors)
+        if len(grad_tensors) != len(tensors):
+            raise EngineError(f"got {len(grad_tensors)} gradients for {len(tensors)} "
+                              "tensors")
+    if retain_graph is None:
+        retain_graph = create_graph
+    for i, t in enumerate(tensors):
+        if not t._rg:
+            raise EngineError(f"element {i} of tensors does not require grad and does not "
+                              "have a grad_fn")
+    roots = [_root_edge(t) for t in tensors]
+    grads = _make_root_grads(tensors, grad_tensors, create_graph, False)
+    targets = None
+    if inputs is not None:
+        if isinstance(inputs, Tensor):
+            inputs = (inputs,)
+        inputs = tuple(inputs)
+        if not inputs:
+            raise EngineError("'inputs' argument to backward() cannot be empty.")
+        targets = {}
+        for t in inputs:
+            edge = _root_edge(t)
+            if edge is None:
+                raise EngineError("One of the differentiated Tensors does not require grad")
+            targets[edge] = t
+    run(roots, grads, retain_graph, create_graph, accumulate_into=targets)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """``torch.autograd.grad``: gradients of ``outputs`` w.r.t. ``inputs``, returned, not
+    accumulated.  ``is_grads_batched`` treats the first axis of ``grad_outputs`` as a batch
+    of cotangents (one backward pass computes all of them)."""
+    if isinstance(outputs, Tensor):
+        outputs = (outputs,)
+    outputs = tuple(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = (inputs,) if single else tuple(inputs)
+    if grad_outputs is not None:
+        if isinstance(grad_outputs, Tensor):
+            grad_outputs = (grad_outputs,)
+        grad_outputs = tuple(grad_outputs)
+        if len(grad_outputs) != len(outputs):
+            raise EngineError(f"grad requires one grad_output per output: got "
+                              f"{len(grad_outputs)} for {len(outputs)}")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    if retain_graph is None:
+        retain_graph = create_graph
+    for i, t in enumerate(outputs):
+        if not t._rg:
+            raise EngineError(f"element {i} of tensors does not require grad and does not "
+                              "have a grad_fn")
+    targets = {}
+    for t in inputs:
+        if not isinstance(t, Tensor):
+            raise TypeError("grad() inputs must be Tensors")
+        edge = _root_edge(t)
+        if edge is None:
+            raise EngineError("One of the differentiated Tensors does not require grad")
+        targets.setdefault(edge, t)
+    roots = [_root_edge(t) for t in outputs]
+    grads = _make_root_grads(outputs, grad_outputs, create_graph, is_grads_batched)
+    captured = run(roots, grads, retain_graph, create_graph, capture=targets,
+                   batched=is_grads_batched)
+    result = []
+    for t in inputs:
+        g = captured.get(_root_edge(t))
+        if g is None:
+            if materialize_grads:
+                shape = ((grads[0].shape[0],) if is_grads_batched else ()) + t._data.shape
+                result.append(_make(np.zeros(shape, t._data.dtype)))
+                continue
+            if not allow_unused:
+                raise EngineError("One of the differentiated Tensors appears to not have been "
+                                  "used in the graph. Set allow_unused=True if this is the "
+                                  "desired behavior.")
+            result.append(None)
+            continue
+        if not isinstance(g, Tensor):
+            g = _make(np.array(g, copy=True) if not g.flags.owndata else g)
+        result.append(g)
+    return tuple(result)
+
+
+def _discover(roots, targets):
+    """Dependency counts of every node reachable from ``roots`` (explicit stack), and, when
+    ``targets`` are given, the set of nodes on a path to one of them (the rest need not run).
+    """
+    deps: dict = {}
+    seen = set()
+    stack = []
+    for edge in roots:
+        if edge is not None and edge[0] not in seen:
+            seen.add(edge[0])
+            stack.append(edge[0])
+    parents: dict | None = {} if targets is not None else None
+    while stack:
+        node = stack.pop()
+        for edge in node.next_edges:
+            if edge is None:
+                continue
+            nxt = edge[0]
+            deps[nxt] = deps.get(nxt, 0) + 1
+            if parents is not None:
+                parents.setdefault(nxt, []).append(node)
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    if targets is None:
+        return deps, None
+    needed = set()
+    stack = [edge[0] for edge in targets if edge[0] in seen]
+    while stack:
+        node = stack.pop()
+        if node in needed:
+            continue
+        needed.add(node)
+        stack.extend(parents.get(node, ()))
+    return deps, needed
+
+
+def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=False,
+        accumulate_into=None):
+    """Execute the backward pass.  ``capture`` maps (node, output_nr) edges whose gradient
+    is returned instead of accumulated (``autograd.grad``)."""
+    deps, needed = _discover(roots, capture if capture is not None else accumulate_into)
+    buffers: dict = {}
+    for edge, g in zip(roots, root_grads):
+        if edge is None:
+            continue
+        node, nr = edge
+        buf = buffers.get(node)
+        if buf is None:
+            buf = buffers[node] = [None] * node.n_outputs
+        buf[nr] = g if buf[nr] is None else buf[nr] + g
+    ready = [node for node in buffers if deps.get(node, 0) == 0]
+    captured = {}
+    prev_mode = MODE.grad_enabled
+    MODE.grad_enabled = create_graph
+    anomaly = MODE.anomaly
+    try:
+        while ready:
+            node = ready.pop()
+            grads = buffers.pop(node, None)
+            skip = needed is not None and node not in needed
+            if grads is not None and not skip:
+                if node._extra is not None or type(node) is AccumulateGrad:
+                    grads = _pre_hooks(node, grads, create_graph)
+                if capture is not None:
+                    for nr in range(len(grads)):
+                        key = (node, nr)
+                        if key in capture and grads[nr] is not None:
+                            captured[key] = grads[nr]
+                if type(node) is AccumulateGrad:
+                    if capture is None and (accumulate_into is None
+                                            or (node, 0) in accumulate_into) \
+                            and grads[0] is not None:
+                        node.accumulate(grads[0], create_graph)
+                    continue
+                in_grads = node.apply(grads, create_graph, batched)
+                if anomaly:
+                    _anomaly_check(node, in_grads)
+                if node._extra is not None:
+                    in_grads = _post_hooks(node, in_grads, grads, create_graph)
+                if not retain_graph:
+                    node.release()
+            else:
+                in_grads = None
+            for i, edge in enumerate(node.next_edges):
+                if edge is None:
+                    continue
+                nxt, nr = edge
+                if in_grads is not None:
+                    g = in_grads[i]
+                    if g is not None:
+                        buf = buffers.get(nxt)
+                        if buf is None:
+                            buf = buffers[nxt] = [None] * nxt.n_outputs
+                        old = buf[nr]
+                        buf[nr] = g if old is None else old + g
+                count = deps[nxt] - 1
+                deps[nxt] = count
+                if count == 0:
+                    ready.append(nxt)
+    finally:
+        MODE.grad_enabled = prev_mode
+    return captured
+
+
+def _as_tensor(g, create_graph):
+    return g if isinstance(g, Tensor) else _make(g)
+
+
+def _from_tensor(value, create_graph):
+    if value is None:
+        return None
+    if create_graph:
+        return value if isinstance(value, Tensor) else _make(np.asarray(value))
+    return value._data if isinstance(value, Tensor) else np.asarray(value)
+
+
+def _pre_hooks(node: Node, grads: list, create_graph: bool) -> list:
+    extra = node._extra or {}
+    tensor_hooks = extra.get("tensor_pre_hooks")
+    if tensor_hooks:
+        grads = list(grads)
+        for nr, hooks in tensor_hooks.items():
+            for hook in list(hooks.values()):
+                if grads[nr] is None:
+                    continue
+                res = hook(_as_tensor(grads[nr], create_graph))
+                if res is not None:
+                    grads[nr] = _from_tensor(res, create_graph)
+    pre = extra.get("pre_hooks")
+    if pre:
+        for hook in list(pre.values()):
+            res = hook(tuple(None if g is None else _as_tensor(g, create_graph)
+                             for g in grads))
+            if res is not None:
+                grads = [_from_tensor(r, create_graph) for r in res]
+    retain = extra.get("retain")
+    if retain:
+        for nr, ref in retain.items():
+            t = ref()
+            if t is not None and grads[nr] is not None:
+                g = grads[nr]
+                value = g if create_graph and isinstance(g, Tensor) else _make(
+                    np.array(g._data if isinstance(g, Tensor) else g, copy=True))
+                t._grad = value if t._grad is None else t._grad + value
+    if type(node) is AccumulateGrad:
+        hooks = node.variable._leaf_hooks()
+        if hooks:
+            grads = list(grads)
+            for hook in hooks:
+                res = hook(_as_tensor(grads[0], create_graph))
+                if res is not None:
+                    grads[0] = _from_tensor(res, create_graph)
+    return grads
+
+
+def _post_hooks(node: Node, in_grads, out_grads, create_graph: bool):
+    post = node._extra.get("post_hooks")
+    if not post:
+        return in_grads
+    for hook in list(post.values()):
+        res = hook(tuple(None if g is None else _as_tensor(g, create_graph) for g in in_grads),
+                   tuple(None if g is None else _as_tensor(g, create_graph)
+                         for g in out_grads))
+        if res is not None:
+            in_grads = [_from_tensor(r, create_graph) for r in res]
+    return in_grads
+
+
+def _anomaly_check(node: Node, in_grads) -> None:
+    if not MODE.anomaly_check_nan:
+        return
+    for i, g in enumerate(in_grads):
+        if g is None:
+            continue
+        arr = g._data if isinstance(g, Tensor) else np.asarray(g)
+        if arr.dtype.kind in "fc" and np.isnan(arr).any():
+            trace = node._meta("metadata", dict).get("traceback_")
+            if trace:
+                import warnings
+                warnings.warn("Error detected in " + node.name() + ". Traceback of forward "
+                              "call that caused the error:\n" + "".join(trace),
+                              RuntimeWarning, stacklevel=2)
+            raise EngineError(f"Function '{node.name()}' returned nan values in its {i}th "
+                              "output.")

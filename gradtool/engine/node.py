@@ -1,0 +1,235 @@
+"""Graph nodes: what ``grad_fn`` points at.
+
+A node knows its edges to the nodes of its inputs (``next_functions``), what it saved for
+backward, and how to turn output gradients into input gradients (``apply``).  Three kinds:
+``OpNode`` (one subclass per primitive, named as torch names it), ``AccumulateGrad`` (the
+sink of a leaf) and the nodes of custom ``Function``\\ s (see ``function.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import EngineError
+from .tensor import RemovableHandle, Tensor, _make
+
+SECOND_BACKWARD = (
+    "Trying to backward through the graph a second time (or directly access saved tensors "
+    "after they have already been freed). Saved intermediate values of the graph are freed "
+    "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+    "backward through the graph a second time or if you need to access saved tensors after "
+    "calling backward.")
+
+
+def type_name(arr) -> str:
+    """torch's legacy type name for an array, used in version-counter errors."""
+    return {"float64": "DoubleTensor", "float32": "FloatTensor", "int64": "LongTensor",
+            "complex128": "ComplexDoubleTensor", "bool": "BoolTensor"}.get(
+                str(arr.dtype), f"{arr.dtype}Tensor")
+
+
+class Node:
+    """Base of every backward node."""
+
+    __slots__ = ("next_edges", "_hooks", "_extra", "__weakref__")
+    _name = "Node"
+
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def next_functions(self):
+        return tuple((None, 0) if e is None else e for e in self.next_edges)
+
+    @property
+    def metadata(self) -> dict:
+        return self._meta("metadata", dict)
+
+    def _meta(self, key, factory=None):
+        extra = self._extra
+        if extra is None:
+            if factory is None:
+                return None
+            extra = self._extra = {}
+        value = extra.get(key)
+        if value is None and factory is not None:
+            value = extra[key] = factory()
+        return value
+
+    def __repr__(self) -> str:
+        return f"<{self._name} object at {id(self):#x}>"
+
+    # ---- hooks ---------------------------------------------------------------------------
+    def register_hook(self, fn):
+        """``fn(grad_inputs, grad_outputs)`` after the node ran; may return new grad_inputs."""
+        return RemovableHandle(self._meta("post_hooks", dict), fn)
+
+    def register_prehook(self, fn):
+        """``fn(grad_outputs)`` before the node runs; may return new grad_outputs."""
+        return RemovableHandle(self._meta("pre_hooks", dict), fn)
+
+    def _add_tensor_pre_hook(self, nr: int, fn):
+        per_output = self._meta("tensor_pre_hooks", dict)
+        return RemovableHandle(per_output.setdefault(nr, {}), fn)
+
+    def _retain(self, nr: int, tensor: Tensor) -> None:
+        import weakref
+        self._meta("retain", dict)[nr] = weakref.ref(tensor)
+
+    # ---- to be provided by subclasses ---------------------------------------------------
+    n_outputs = 1
+
+    def apply(self, grads: list, create_graph: bool, batched: bool):
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Free what was saved for backward (after a backward without retain_graph)."""
+
+    def _saved_repr(self) -> dict:
+        """Saved tensors, name -> array or Tensor (for ``gradtool graph --saved``)."""
+        return {}
+
+
+class AccumulateGrad(Node):
+    """Sink of a leaf: adds incoming gradients into ``variable.grad``."""
+
+    __slots__ = ("variable",)
+    _name = "AccumulateGrad"
+
+    def __init__(self, variable: Tensor) -> None:
+        self.variable = variable
+        self.next_edges = ()
+        self._hooks = None
+        self._extra = None
+
+    def accumulate(self, grad, create_graph: bool) -> None:
+        var = self.variable
+        if isinstance(grad, Tensor):
+            if not create_graph:
+                grad = _make(grad._data)
+        else:
+            grad = _make(grad)
+        if grad._data.shape != var._data.shape:
+            grad = _make(np.broadcast_to(grad._data, var._data.shape).copy()) \
+                if not create_graph else grad.expand(var.shape)
+        if grad._data.dtype != var._data.dtype:
+            grad = grad.to(var._data.dtype) if create_graph else _make(
+                grad._data.astype(var._data.dtype))
+        old = var._grad
+        if old is None:
+            var._grad = grad if create_graph else _make(np.array(grad._data, copy=True))
+        elif create_graph or old._rg:
+            var._grad = old + grad
+        else:
+            old._data += grad._data   # in place, as torch does with grad mode off
+            old._vc[0] += 1
+
+
+def unbroadcast(grad, shape: tuple, batched: bool):
+    """Sum ``grad`` down to ``shape`` (undoing broadcasting); keeps a leading batch axis."""
+    gshape = grad.shape
+    lead = len(gshape) - len(shape) - (1 if batched else 0)
+    if lead == 0 and gshape[1 if batched else 0:] == shape:
+        return grad
+    start = 1 if batched else 0
+    axes = list(range(start, start + lead))
+    for i, n in enumerate(shape):
+        if n == 1 and gshape[start + lead + i] != 1:
+            axes.append(start + lead + i)
+    if isinstance(grad, Tensor):
+        out = grad.sum(dim=tuple(axes), keepdim=True) if axes else grad
+        target = ((gshape[0],) if batched else ()) + tuple(shape)
+        return out.reshape(target)
+    out = grad.sum(axis=tuple(axes), keepdims=True) if axes else grad
+    return out.reshape(((gshape[0],) if batched else ()) + tuple(shape))
+
+
+class OpNode(Node):
+    """Backward node of a primitive; one subclass per primitive carries torch's node name."""
+
+    __slots__ = ("prim", "params", "saved", "versions", "out_data", "out_vc", "out_version",
+                 "meta", "released")
+
+    def _check_versions(self) -> None:
+        saved = self.saved
+        if saved is not None:
+            for t, v in zip(saved, self.versions):
+                if v is not None and t._vc[0] != v:
+                    _version_error(t._data, t.grad_fn, t._nr, t._vc[0], v)
+        if self.out_vc is not None and self.out_vc[0] != self.out_version:
+            _version_error(self.out_data, self, 0, self.out_vc[0], self.out_version)
+
+    def apply(self, grads: list, create_graph: bool, batched: bool):
+        if self.released:
+            raise EngineError(SECOND_BACKWARD)
+        g = grads[0]
+        if g is None:
+            return (None,) * len(self.next_edges)
+        self._check_versions()
+        prim = self.prim
+        saved = self.saved
+        if create_graph:
+            if not isinstance(g, Tensor):
+                g = _make(g)
+            inputs = saved if saved is not None else (None,) * len(self.next_edges)
+            out = None
+            if self.out_data is not None:
+                out = _make(self.out_data, self, True)   # re-attach out to this node
+        else:
+            if isinstance(g, Tensor):
+                g = g._data
+            inputs = tuple(t._data if isinstance(t, Tensor) else t for t in saved) \
+                if saved is not None else (None,) * len(self.next_edges)
+            out = self.out_data
+        params = self.params
+        result = []
+        for i, edge in enumerate(self.next_edges):
+            if edge is None:
+                result.append(None)
+                continue
+            rule = prim.vjps[i]
+            gi = rule(g, *inputs, out=out, **params) if params else rule(g, *inputs, out=out)
+            if prim.broadcasts:
+                gi = unbroadcast(gi, self.meta[i], batched)
+            result.append(gi)
+        return result
+
+    def release(self) -> None:
+        if self.saved is not None or self.out_data is not None:
+            self.released = True
+        self.saved = None
+        self.out_data = None
+
+    def _saved_repr(self) -> dict:
+        names = self.prim.input_names
+        shown = {}
+        if self.saved is not None:
+            for i, t in enumerate(self.saved):
+                if isinstance(t, Tensor):
+                    shown["_saved_" + (names[i] if i < len(names) else f"input{i}")] = t._data
+        if self.out_data is not None:
+            shown["_saved_result"] = self.out_data
+        for k, v in self.params.items():
+            shown["_saved_" + k] = v
+        return shown
+
+
+def _version_error(arr, node, nr, now, expected):
+    what = f"[torch.{type_name(arr)} {list(arr.shape)}]"
+    where = f", which is output {nr} of {node.name()}," if node is not None else ""
+    raise EngineError(
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: {what}{where} is at version {now}; expected version {expected} "
+        "instead. Hint: enable anomaly detection to find the operation that failed to "
+        "compute its gradient, with torch.autograd.set_detect_anomaly(True).")
+
+
+def leaf_edge(t: Tensor):
+    """The (AccumulateGrad, 0) edge of a leaf that requires grad, shared by all its uses."""
+    ref = t._acc
+    acc = ref() if ref is not None else None
+    if acc is None:
+        import weakref
+        acc = AccumulateGrad(t)
+        t._acc = weakref.ref(acc)
+    return (acc, 0)

@@ -1,0 +1,245 @@
+"""The primitive mechanism: one object per primitive holding its forward, its VJP (one rule
+per input) and its JVP (one rule per input) side by side, and ``apply`` which runs a
+primitive on tensors and records the graph.
+
+Rule signatures are fixed: ``vjp_i(grad, *inputs, out, **params)`` returns the gradient for
+input ``i``; ``jvp_i(tangent_i, *inputs, out, **params)`` returns input ``i``'s contribution
+to the output tangent.  Rules are written with operators and :mod:`gradtool.engine.backend`
+functions so that the same rule runs on numpy arrays (plain backward) and on Tensors
+(``create_graph=True``, which makes the backward differentiable).  ``grad`` may carry one
+extra leading batch axis (``is_grads_batched``): rules must broadcast over it (index axes
+from the end, use ``swapaxes(-1, -2)`` rather than ``.T``).  Broadcasting is undone by the
+engine (``unbroadcast``) for primitives declared ``broadcasts=True``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import EngineError, LimitError, ShapeError
+from .grad_mode import MODE
+from .node import OpNode, leaf_edge
+from .tensor import Tensor, _make
+
+_ndarray = np.ndarray
+_EMPTY: dict = {}
+
+REGISTRY: dict[str, "Primitive"] = {}
+
+SAVE_MODES = ("inputs", "out", "both", "shapes", "none")
+
+
+class ShapeOnly:
+    """Stands in for an input a rule needs only the shape/dtype of (``save="shapes"``)."""
+
+    __slots__ = ("shape", "dtype", "ndim", "size")
+
+    def __init__(self, arr) -> None:
+        self.shape = arr.shape
+        self.dtype = arr.dtype
+        self.ndim = arr.ndim
+        self.size = arr.size
+
+
+class Primitive:
+    """One entry of the op table."""
+
+    def __init__(self, name: str, node_name: str, forward, *, save: str = "inputs",
+                 broadcasts: bool = False, analytic: bool = True, differentiable: bool = True,
+                 input_names: tuple = ("self",), out_shape=None, doc: str = "",
+                 sample=None) -> None:
+        if save not in SAVE_MODES:
+            raise ValueError(f"save must be one of {SAVE_MODES}")
+        if name in REGISTRY:
+            raise ValueError(f"primitive '{name}' registered twice")
+        self.name = name
+        self.node_name = node_name
+        self.forward = forward
+        self.save = save
+        self.broadcasts = broadcasts
+        self.analytic = analytic            # False: not complex-analytic (complex step refused)
+        self.differentiable = differentiable
+        self.input_names = tuple(input_names)
+        self.out_shape = out_shape          # (shapes..., **params) -> shape, for the element cap
+        self.doc = doc
+        self.sample = sample                # () -> list of (args, params) for the table tests
+        self.vjps: tuple = ()
+        self.jvps: tuple = ()
+        self.node_cls = type(node_name, (OpNode,), {"__slots__": (), "_name": node_name})
+        REGISTRY[name] = self
+
+    def defvjp(self, *rules) -> "Primitive":
+        """One VJP rule per input (None: that input gets no gradient)."""
+        self.vjps = rules
+        return self
+
+    def defjvp(self, *rules) -> "Primitive":
+        """One JVP rule per input (None: that input's tangent does not flow)."""
+        self.jvps = rules
+        return self
+
+    def defvjp_variadic(self, rule) -> "Primitive":
+        """For primitives taking any number of inputs (cat, stack):
+        ``rule(i, grad, *inputs, out, **params)`` is the VJP for input ``i``."""
+        self.vjps = Variadic(rule)
+        return self
+
+    def defjvp_variadic(self, rule) -> "Primitive":
+        self.jvps = Variadic(rule)
+        return self
+
+    def __call__(self, *args, **params):
+        return apply(self, args, params)
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name} ({self.node_name})>"
+
+
+class Variadic:
+    """``vjps[i]`` for a variadic primitive: the shared rule with ``i`` bound."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule) -> None:
+        self.rule = rule
+
+    def __getitem__(self, i: int):
+        rule = self.rule
+
+        def bound(g, *inputs, **kw):
+            return rule(i, g, *inputs, **kw)
+        return bound
+
+
+def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
+    """Run ``prim`` on ``args`` (Tensors or constants) and record the backward node."""
+    datas = []
+    need = False
+    fw = False
+    for a in args:
+        if isinstance(a, Tensor):
+            datas.append(a._data)
+            if a._rg:
+                need = True
+            if a._fw is not None:
+                fw = True
+        else:
+            datas.append(a)
+    if MODE.max_elements:
+        check_size(prim, datas, params)
+    try:
+        out_data = prim.forward(*datas, **params) if params else prim.forward(*datas)
+    except (ValueError, IndexError, TypeError, np.linalg.LinAlgError) as exc:
+        raise op_error(prim, exc, datas) from None
+    if type(out_data) is not _ndarray:
+        out_data = np.asarray(out_data)
+    out = _make(out_data)
+    if need and MODE.grad_enabled and prim.differentiable and out_data.dtype.kind in "fc":
+        node = prim.node_cls.__new__(prim.node_cls)
+        edges = []
+        vjps = prim.vjps
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor) and a._rg and vjps[i] is not None:
+                fn = a.grad_fn
+                edges.append((fn, a._nr) if fn is not None else leaf_edge(a))
+            else:
+                edges.append(None)
+        node.next_edges = tuple(edges)
+        node._hooks = None
+        node._extra = None
+        node.prim = prim
+        node.params = params
+        node.released = False
+        save = prim.save
+        if save == "inputs" or save == "both":
+            node.saved = args
+            node.versions = tuple(a._vc[0] if isinstance(a, Tensor) else None for a in args)
+        elif save == "shapes":
+            node.saved = tuple(ShapeOnly(d) if isinstance(d, _ndarray) else d for d in datas)
+            node.versions = (None,) * len(args)
+        else:
+            node.saved = None
+            node.versions = None
+        if save == "out" or save == "both":
+            node.out_data = out_data
+            node.out_vc = out._vc
+            node.out_version = 0
+        else:
+            node.out_data = None
+            node.out_vc = None
+        node.meta = tuple(np.shape(d) for d in datas) if prim.broadcasts else None
+        if MODE.anomaly:
+            _record_trace(node)
+        out.grad_fn = node
+        out._rg = True
+    if fw and MODE.fw_level:
+        _forward_tangent(prim, args, datas, params, out)
+    return out
+
+
+def _forward_tangent(prim, args, datas, params, out) -> None:
+    level = MODE.fw_level
+    tangent = None
+    jvps = prim.jvps
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor) and a._fw is not None and a._fw[0] == level \
+                and jvps[i] is not None:
+            ti = jvps[i](a._fw[1], *datas, out=out._data, **params)
+            tangent = ti if tangent is None else tangent + ti
+    if tangent is not None and prim.differentiable and out._data.dtype.kind in "fc":
+        tangent = np.asarray(tangent)
+        if tangent.shape != out._data.shape:
+            tangent = np.broadcast_to(tangent, out._data.shape)
+        if tangent.dtype != out._data.dtype:
+            tangent = tangent.astype(out._data.dtype)
+        out._fw = (level, tangent)
+
+
+def _record_trace(node) -> None:
+    import traceback
+    node._meta("metadata", dict)["traceback_"] = traceback.format_stack()[:-3]
+
+
+def check_size(prim: Primitive, datas: list, params: dict) -> None:
+    """Refuse an output larger than the element cap before allocating it."""
+    shapes = [np.shape(d) for d in datas]
+    try:
+        if prim.out_shape is not None:
+            shape = prim.out_shape(*shapes, **params)
+        elif prim.broadcasts:
+            shape = np.broadcast_shapes(*shapes)
+        else:
+            return
+    except ValueError:
+        return   # the forward raises the real shape error
+    size = 1
+    for n in shape:
+        size *= int(n)
+    if size > MODE.max_elements:
+        raise LimitError(
+            f"{prim.name} would create a tensor of shape {tuple(int(n) for n in shape)} "
+            f"({size:,} elements), over the limit of {MODE.max_elements:,} elements",
+            hint="use smaller shapes, or raise the element cap")
+
+
+def op_error(prim: Primitive, exc: Exception, datas: list) -> EngineError:
+    """Turn a numpy error inside a forward into an engine error naming the op and shapes."""
+    shapes = [tuple(np.shape(d)) for d in datas if isinstance(d, _ndarray)]
+    text = str(exc)
+    if "broadcast" in text and len(shapes) >= 2:
+        a, b = shapes[0], shapes[1]
+        for i in range(1, max(len(a), len(b)) + 1):
+            da = a[-i] if i <= len(a) else 1
+            db = b[-i] if i <= len(b) else 1
+            if da != db and da != 1 and db != 1:
+                return ShapeError(
+                    f"The size of tensor a ({da}) must match the size of tensor b ({db}) at "
+                    f"non-singleton dimension {max(len(a), len(b)) - i} (in {prim.name} of "
+                    f"shapes {list(a)} and {list(b)})")
+        return ShapeError(f"{prim.name}: shapes {' and '.join(map(str, map(list, shapes)))} "
+                          "cannot be broadcast together")
+    if isinstance(exc, IndexError):
+        return EngineError(f"{prim.name}: {text}")
+    shown = ", ".join(str(list(s)) for s in shapes)
+    return ShapeError(f"{prim.name}: {text} (input shapes: {shown})") \
+        if isinstance(exc, ValueError) else EngineError(f"{prim.name}: {text}")

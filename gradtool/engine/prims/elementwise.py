@@ -1,0 +1,261 @@
+"""Elementwise primitives (numpy broadcasting; the engine undoes it in the backward)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend as B
+from ..primitive import REGISTRY, Primitive
+
+
+def _unary(name, node_name, forward, vjp, jvp, *, save="inputs", analytic=True, domain=None):
+    prim = Primitive(name, node_name, forward, save=save, analytic=analytic,
+                     input_names=("self",))
+    prim.defvjp(vjp)
+    prim.defjvp(jvp)
+    prim.domain = domain   # where generated test inputs must lie ("positive", "unit", None)
+    return prim
+
+
+def _binary(name, node_name, forward, vjps, jvps, *, save="inputs", analytic=True,
+            domain=None):
+    prim = Primitive(name, node_name, forward, save=save, broadcasts=True, analytic=analytic,
+                     input_names=("self", "other"))
+    prim.defvjp(*vjps)
+    prim.defjvp(*jvps)
+    prim.domain = domain
+    return prim
+
+
+# ---- arithmetic -------------------------------------------------------------------------
+add = _binary("add", "AddBackward0", np.add,
+              (lambda g, a, b, out: g, lambda g, a, b, out: g),
+              (lambda t, a, b, out: t, lambda t, a, b, out: t), save="none")
+sub = _binary("sub", "SubBackward0", np.subtract,
+              (lambda g, a, b, out: g, lambda g, a, b, out: -g),
+              (lambda t, a, b, out: t, lambda t, a, b, out: -t), save="none")
+# 2 - x: torch records RsubBackward1 (reverse subtraction with a scalar).
+rsub = _binary("rsub", "RsubBackward1", lambda a, b: np.subtract(b, a),
+               (lambda g, a, b, out: -g, lambda g, a, b, out: g),
+               (lambda t, a, b, out: -t, lambda t, a, b, out: t), save="none")
+# d(ab) = b da + a db
+mul = _binary("mul", "MulBackward0", np.multiply,
+              (lambda g, a, b, out: g * b, lambda g, a, b, out: g * a),
+              (lambda t, a, b, out: t * b, lambda t, a, b, out: a * t))
+# d(a/b) = da / b - a db / b^2
+div = _binary("div", "DivBackward0", np.true_divide,
+              (lambda g, a, b, out: g / b, lambda g, a, b, out: -g * a / (b * b)),
+              (lambda t, a, b, out: t / b, lambda t, a, b, out: -t * a / (b * b)),
+              domain="nonzero_other")
+neg = _unary("neg", "NegBackward0", np.negative, lambda g, x, out: -g,
+             lambda t, x, out: -t, save="none")
+
+
+def _pow_scalar_vjp(g, x, out, exponent):
+    # d x^p = p x^(p-1) dx  (p = 0: the derivative is 0 everywhere)
+    if exponent == 0:
+        return g * 0.0
+    return g * (exponent * x ** (exponent - 1))
+
+
+pow_scalar = Primitive("pow_scalar", "PowBackward0",
+                       lambda x, exponent: np.power(x, exponent),
+                       input_names=("self",))
+pow_scalar.defvjp(_pow_scalar_vjp)
+pow_scalar.defjvp(lambda t, x, out, exponent: _pow_scalar_vjp(t, x, out, exponent))
+pow_scalar.domain = "positive"
+
+
+def _safe_log(a):
+    """log(a), with 0 where a == 0 (torch masks the exponent's gradient there)."""
+    return B.log(B.where(B.data(a) == 0, 1.0, a))
+
+
+# d a^b = b a^(b-1) da + a^b log(a) db
+pow = _binary("pow", "PowBackward1", np.power,
+              (lambda g, a, b, out: g * (b * a ** (b - 1)),
+               lambda g, a, b, out: g * (a ** b) * _safe_log(a)),
+              (lambda t, a, b, out: t * (b * a ** (b - 1)),
+               lambda t, a, b, out: t * out * _safe_log(a)),
+              domain="positive")
+# c^x with a python-number base: torch records PowBackward2.
+rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), save="out",
+                 input_names=("exponent",))
+rpow.defvjp(lambda g, x, out, base: g * out * float(np.log(base)))
+rpow.defjvp(lambda t, x, out, base: t * out * float(np.log(base)))
+
+# ---- transcendental -----------------------------------------------------------------------
+exp = _unary("exp", "ExpBackward0", np.exp, lambda g, x, out: g * out,
+             lambda t, x, out: t * out, save="out")
+log = _unary("log", "LogBackward0", np.log, lambda g, x, out: g / x,
+             lambda t, x, out: t / x, domain="positive")
+log1p = _unary("log1p", "Log1PBackward0", np.log1p, lambda g, x, out: g / (x + 1),
+               lambda t, x, out: t / (x + 1), domain="positive")
+expm1 = _unary("expm1", "Expm1Backward0", np.expm1, lambda g, x, out: g * (out + 1),
+               lambda t, x, out: t * (out + 1), save="out")
+# d sqrt(x) = dx / (2 sqrt(x))
+sqrt = _unary("sqrt", "SqrtBackward0", np.sqrt, lambda g, x, out: g / (2 * out),
+              lambda t, x, out: t / (2 * out), save="out", domain="positive")
+sin = _unary("sin", "SinBackward0", np.sin, lambda g, x, out: g * B.cos(x),
+             lambda t, x, out: t * B.cos(x))
+cos = _unary("cos", "CosBackward0", np.cos, lambda g, x, out: -g * B.sin(x),
+             lambda t, x, out: -t * B.sin(x))
+# d tan(x) = (1 + tan(x)^2) dx
+tan = _unary("tan", "TanBackward0", np.tan, lambda g, x, out: g * (1 + out * out),
+             lambda t, x, out: t * (1 + out * out), save="out")
+# d tanh(x) = (1 - tanh(x)^2) dx
+tanh = _unary("tanh", "TanhBackward0", np.tanh, lambda g, x, out: g * (1 - out * out),
+              lambda t, x, out: t * (1 - out * out), save="out")
+sinh = _unary("sinh", "SinhBackward0", np.sinh, lambda g, x, out: g * B.cosh(x),
+              lambda t, x, out: t * B.cosh(x))
+cosh = _unary("cosh", "CoshBackward0", np.cosh, lambda g, x, out: g * B.sinh(x),
+              lambda t, x, out: t * B.sinh(x))
+# d asin(x) = dx / sqrt(1 - x^2)
+arcsin = _unary("arcsin", "AsinBackward0", np.arcsin,
+                lambda g, x, out: g / B.sqrt(1 - x * x),
+                lambda t, x, out: t / B.sqrt(1 - x * x), domain="unit")
+arccos = _unary("arccos", "AcosBackward0", np.arccos,
+                lambda g, x, out: -g / B.sqrt(1 - x * x),
+                lambda t, x, out: -t / B.sqrt(1 - x * x), domain="unit")
+# d atan(x) = dx / (1 + x^2)
+arctan = _unary("arctan", "AtanBackward0", np.arctan, lambda g, x, out: g / (1 + x * x),
+                lambda t, x, out: t / (1 + x * x))
+# d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)
+arctan2 = _binary("arctan2", "Atan2Backward0", np.arctan2,
+                  (lambda g, y, x, out: g * x / (x * x + y * y),
+                   lambda g, y, x, out: -g * y / (x * x + y * y)),
+                  (lambda t, y, x, out: t * x / (x * x + y * y),
+                   lambda t, y, x, out: -t * y / (x * x + y * y)), analytic=False)
+# d sigmoid(x) = s (1 - s) dx
+sigmoid = _unary("sigmoid", "SigmoidBackward0", B.np_sigmoid,
+                 lambda g, x, out: g * (out * (1 - out)),
+                 lambda t, x, out: t * (out * (1 - out)), save="out")
+reciprocal = _unary("reciprocal", "ReciprocalBackward0", np.reciprocal,
+                    lambda g, x, out: -g * (out * out), lambda t, x, out: -t * (out * out),
+                    save="out", domain="nonzero")
+
+
+# ---- non-smooth (kinks at 0 or at the clamp bounds) -----------------------------------------
+def _mask(cond, like):
+    return B.astype_like(cond, like)
+
+
+abs = _unary("abs", "AbsBackward0", np.abs, lambda g, x, out: g * np.sign(B.data(x)),
+             lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero")
+sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: g * 0.0,
+              lambda t, x, out: t * 0.0, save="none", analytic=False,
+              domain="away_from_zero")
+relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0),
+              lambda g, x, out: g * _mask(B.data(out) > 0, g),
+              lambda t, x, out: t * (out > 0), save="out", analytic=False,
+              domain="away_from_zero")
+
+
+def _softplus(x, beta=1.0, threshold=20.0):
+    bx = beta * x
+    return np.where(bx > threshold, x, np.logaddexp(0.0, bx) / beta)
+
+
+def _softplus_vjp(g, x, out, beta=1.0, threshold=20.0):
+    # d softplus(x) = sigmoid(beta x) dx below the threshold, dx above it (linear there)
+    z = x * beta
+    return g * B.where(B.data(z) > threshold, 1.0, B.sigmoid(z))
+
+
+softplus = Primitive("softplus", "SoftplusBackward0", _softplus, input_names=("self",),
+                     analytic=False)
+softplus.defvjp(_softplus_vjp)
+softplus.defjvp(_softplus_vjp)
+softplus.domain = None
+
+
+def _clamp_vjp(g, x, out, min=None, max=None):
+    # The gradient passes where min <= x <= max (torch's convention at the bounds).
+    data = B.data(x)
+    keep = np.ones(np.shape(data), dtype=bool)
+    if min is not None:
+        keep &= data >= min
+    if max is not None:
+        keep &= data <= max
+    return g * _mask(keep, g)
+
+
+def _clamp(x, min=None, max=None):
+    out = x
+    if min is not None:
+        out = np.maximum(out, min)
+    if max is not None:
+        out = np.minimum(out, max)
+    return out
+
+
+for _name, _node in (("clamp", "ClampBackward1"), ("clamp_min", "ClampMinBackward0"),
+                     ("clamp_max", "ClampMaxBackward0")):
+    _p = Primitive(_name, _node, _clamp, input_names=("self",), analytic=False)
+    _p.defvjp(_clamp_vjp)
+    _p.defjvp(lambda t, x, out, min=None, max=None: _clamp_vjp(t, x, out, min, max))
+    _p.domain = "away_from_clamp"
+clamp = REGISTRY["clamp"]
+
+
+def _max_split(g, a, b, out, first: bool):
+    # maximum: the gradient goes to the larger input; ties split it evenly (torch).
+    da, db = B.data(a), B.data(b)
+    win = (da > db) if first else (db > da)
+    tie = da == db
+    return g * (_mask(win, g) + 0.5 * _mask(tie, g))
+
+
+def _min_split(g, a, b, out, first: bool):
+    da, db = B.data(a), B.data(b)
+    win = (da < db) if first else (db < da)
+    tie = da == db
+    return g * (_mask(win, g) + 0.5 * _mask(tie, g))
+
+
+maximum = _binary("maximum", "MaximumBackward0", np.maximum,
+                  (lambda g, a, b, out: _max_split(g, a, b, out, True),
+                   lambda g, a, b, out: _max_split(g, a, b, out, False)),
+                  (lambda t, a, b, out: _max_split(t, a, b, out, True),
+                   lambda t, a, b, out: _max_split(t, a, b, out, False)),
+                  analytic=False, domain="distinct")
+minimum = _binary("minimum", "MinimumBackward0", np.minimum,
+                  (lambda g, a, b, out: _min_split(g, a, b, out, True),
+                   lambda g, a, b, out: _min_split(g, a, b, out, False)),
+                  (lambda t, a, b, out: _min_split(t, a, b, out, True),
+                   lambda t, a, b, out: _min_split(t, a, b, out, False)),
+                  analytic=False, domain="distinct")
+
+# where(cond, a, b): cond is a constant boolean mask.
+where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="inputs",
+                  input_names=("condition", "self", "other"), analytic=True)
+where.defvjp(None,
+             lambda g, c, a, b, out: g * _mask(B.data(c), g),
+             lambda g, c, a, b, out: g * _mask(~np.asarray(B.data(c), dtype=bool), g))
+where.defjvp(None,
+             lambda t, c, a, b, out: t * _mask(c, t),
+             lambda t, c, a, b, out: t * _mask(~np.asarray(c, dtype=bool), t))
+where.domain = None
+
+
+# ---- comparisons: boolean, not differentiable -------------------------------------------------
+def _comparison(name, fn):
+    prim = Primitive(name, name.capitalize() + "Backward0", fn, save="none",
+                     differentiable=False, broadcasts=True, input_names=("self", "other"))
+    prim.defvjp(None, None)
+    prim.defjvp(None, None)
+    return prim
+
+
+eq = _comparison("eq", np.equal)
+ne = _comparison("ne", np.not_equal)
+lt = _comparison("lt", np.less)
+le = _comparison("le", np.less_equal)
+gt = _comparison("gt", np.greater)
+ge = _comparison("ge", np.greater_equal)
+logical_not = Primitive("logical_not", "LogicalNotBackward0", np.logical_not, save="none",
+                        differentiable=False)
+logical_not.defvjp(None)
+logical_not.defjvp(None)
+logical_and = _comparison("logical_and", np.logical_and)
+logical_or = _comparison("logical_or", np.logical_or)

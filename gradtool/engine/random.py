@@ -1,0 +1,81 @@
+"""Random numbers: one process-wide generator (``gt.manual_seed``) and explicit Generators."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes
+from .tensor import _make
+
+
+class Generator:
+    """``gt.Generator().manual_seed(0)``: an independent, seedable stream (as torch's)."""
+
+    def __init__(self, device=None) -> None:
+        self._seed = 0
+        self.rng = np.random.default_rng(0)
+
+    def manual_seed(self, seed: int) -> "Generator":
+        self._seed = int(seed)
+        self.rng = np.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+
+default_generator = Generator().manual_seed(0)
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed the default generator (randn, rand, randint, shuffling, dropout, init)."""
+    return default_generator.manual_seed(seed)
+
+
+def seed() -> int:
+    return default_generator.initial_seed()
+
+
+def _rng(generator=None) -> np.random.Generator:
+    return (generator or default_generator).rng
+
+
+def _shape(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (list, tuple)):
+        size = size[0]
+    return tuple(int(s) for s in size)
+
+
+def _leaf(arr, dtype, requires_grad):
+    arr = arr.astype(dtypes.to_np(dtype) if dtype is not None else np.float64, copy=False)
+    out = _make(arr)
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+def randn(*size, dtype=None, requires_grad=False, generator=None, device=None):
+    return _leaf(_rng(generator).standard_normal(_shape(size)), dtype, requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad=False, generator=None, device=None):
+    return _leaf(_rng(generator).random(_shape(size)), dtype, requires_grad)
+
+
+def randint(low, high=None, size=(), *, dtype=None, generator=None, device=None):
+    if high is None:
+        low, high = 0, low
+    arr = _rng(generator).integers(low, high, size=tuple(size))
+    return _make(arr.astype(dtypes.to_np(dtype) if dtype is not None else np.int64))
+
+
+def randperm(n, *, generator=None, dtype=None, device=None):
+    return _make(_rng(generator).permutation(int(n)).astype(np.int64))
+
+
+def randn_like(input, dtype=None, requires_grad=False):
+    return randn(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def rand_like(input, dtype=None, requires_grad=False):
+    return rand(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
