@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import EngineError
 from .grad_mode import MODE
-from .tensor import Tensor, _make
+from .tensor import Tensor, _make, version_counter
 
 UnpackedDualTensor = namedtuple("UnpackedDualTensor", ["primal", "tangent"])
 
@@ -59,7 +59,7 @@ def make_dual(tensor: Tensor, tangent, *, level=None) -> Tensor:
         out = apply(S.clone, (tensor,))
     else:
         out = _make(tensor._data)
-        out._vc = tensor._vc
+        out._vc = version_counter(tensor)
     out._fw = (MODE.fw_level, np.asarray(tan, dtype=tensor._data.dtype))
     return out
 
@@ -68,7 +68,7 @@ def unpack_dual(tensor: Tensor, *, level=None) -> UnpackedDualTensor:
     fw = tensor._fw
     primal = _make(tensor._data, tensor.grad_fn, tensor._rg)
     primal._nr = tensor._nr
-    primal._vc = tensor._vc
+    primal._vc = version_counter(tensor)
     if fw is None or fw[0] != MODE.fw_level or not MODE.fw_level:
         return UnpackedDualTensor(primal, None)
     return UnpackedDualTensor(primal, _make(fw[1]))

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..errors import EngineError
 from .grad_mode import MODE
-from .node import SECOND_BACKWARD, Node, _version_error, leaf_edge, unbroadcast
-from .tensor import Tensor, _make
+from .node import SECOND_BACKWARD, Node, _version_error, grad_accumulator, unbroadcast
+from .tensor import Tensor, _make, version_counter
 
 
 class FunctionCtx(Node):
@@ -26,7 +26,8 @@ class FunctionCtx(Node):
                  "_forward_saved", "_n_outputs", "_output_meta", "_attrs", "_batched")
 
     def __init__(self) -> None:
-        self.next_edges = ()
+        self.next_nodes = ()
+        self.next_nrs = None
         self._hooks = None
         self._extra = None
         self._saved = None
@@ -66,7 +67,8 @@ class FunctionCtx(Node):
                 raise TypeError("save_for_backward can only save variables, but argument "
                                 f"{tensors.index(t)} is of type {type(t).__name__}")
         self._saved = tensors
-        self._saved_versions = tuple(None if t is None else t._vc[0] for t in tensors)
+        self._saved_versions = tuple(None if t is None else version_counter(t)[0]
+                                     for t in tensors)
 
     def save_for_forward(self, *tensors) -> None:
         self._forward_saved = tensors
@@ -78,8 +80,8 @@ class FunctionCtx(Node):
         if self._saved is None:
             return ()
         for t, v in zip(self._saved, self._saved_versions):
-            if t is not None and t._vc[0] != v:
-                _version_error(t._data, t.grad_fn, t._nr, t._vc[0], v)
+            if t is not None and t._version != v:
+                _version_error(t._data, t.grad_fn, t._nr, t._version, v)
         return self._saved
 
     def mark_non_differentiable(self, *tensors) -> None:
@@ -126,7 +128,7 @@ class FunctionCtx(Node):
             MODE.grad_enabled = prev
         if not isinstance(result, tuple):
             result = (result,)
-        n_inputs = len(self.next_edges)
+        n_inputs = len(self.next_nodes)
         if len(result) != n_inputs:
             if len(result) > n_inputs and all(r is None for r in result[n_inputs:]):
                 result = result[:n_inputs]
@@ -134,8 +136,8 @@ class FunctionCtx(Node):
                 raise EngineError(f"function {self.name()} returned an incorrect number of "
                                   f"gradients (expected {n_inputs}, got {len(result)})")
         out = []
-        for i, (g, edge) in enumerate(zip(result, self.next_edges)):
-            if g is None or edge is None:
+        for i, (g, node) in enumerate(zip(result, self.next_nodes)):
+            if g is None or node is None:
                 out.append(None)
                 continue
             if not isinstance(g, Tensor):
@@ -176,7 +178,7 @@ class FunctionCtx(Node):
             rows.append(self.apply([None if g is None else g[k] for g in grads],
                                    create_graph, False))
         out = []
-        for i in range(len(self.next_edges)):
+        for i in range(len(self.next_nodes)):
             column = [r[i] for r in rows]
             if any(c is None for c in column):
                 out.append(None)
@@ -256,19 +258,22 @@ def _apply_function(cls, args, kwargs):
         if isinstance(o, Tensor) and any(o is a for a in tensor_args) and \
                 not any(o is d for d in ctx._dirty):
             alias = _make(o._data)     # an input returned as is: a new tensor, same data
-            alias._vc = o._vc
+            alias._vc = version_counter(o)
             if id(o) in non_diff:
                 non_diff.add(id(alias))
             o = alias
         result.append(o)
     if record:
-        edges = []
+        nodes, nrs = [], []
         for a in args:
             if isinstance(a, Tensor) and a._rg:
-                edges.append((a.grad_fn, a._nr) if a.grad_fn is not None else leaf_edge(a))
+                nodes.append(a.grad_fn if a.grad_fn is not None else grad_accumulator(a))
+                nrs.append(a._nr)
             else:
-                edges.append(None)
-        ctx.next_edges = tuple(edges)
+                nodes.append(None)
+                nrs.append(0)
+        ctx.next_nodes = tuple(nodes)
+        ctx.next_nrs = tuple(nrs) if any(nrs) else None
         ctx._input_meta = tuple((a._data.shape, a._data.dtype) if isinstance(a, Tensor)
                                 else ((), np.dtype(np.float64)) for a in args)
         ctx._n_outputs = len(result)

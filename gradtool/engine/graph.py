@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import EngineError
 from .grad_mode import MODE
-from .node import AccumulateGrad, Node, leaf_edge
+from .node import AccumulateGrad, Node, grad_accumulator
 from .tensor import Tensor, _make
 
 
@@ -23,7 +23,7 @@ def _root_edge(t: Tensor):
     if t.grad_fn is not None:
         return (t.grad_fn, t._nr)
     if t._rg:
-        return leaf_edge(t)
+        return (grad_accumulator(t), 0)
     return None
 
 
@@ -170,10 +170,9 @@ def _discover(roots, targets):
     parents: dict | None = {} if targets is not None else None
     while stack:
         node = stack.pop()
-        for edge in node.next_edges:
-            if edge is None:
+        for nxt in node.next_nodes:
+            if nxt is None:
                 continue
-            nxt = edge[0]
             deps[nxt] = deps.get(nxt, 0) + 1
             if parents is not None:
                 parents.setdefault(nxt, []).append(node)
@@ -240,10 +239,11 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
                     node.release()
             else:
                 in_grads = None
-            for i, edge in enumerate(node.next_edges):
-                if edge is None:
+            nrs = node.next_nrs
+            for i, nxt in enumerate(node.next_nodes):
+                if nxt is None:
                     continue
-                nxt, nr = edge
+                nr = 0 if nrs is None else nrs[i]
                 if in_grads is not None:
                     g = in_grads[i]
                     if g is not None:

@@ -8,10 +8,12 @@ sink of a leaf) and the nodes of custom ``Function``\\ s (see ``function.py``).
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..errors import EngineError
-from .tensor import RemovableHandle, Tensor, _make
+from .tensor import RemovableHandle, Tensor, _make, bump_version
 
 SECOND_BACKWARD = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -31,7 +33,7 @@ def type_name(arr) -> str:
 class Node:
     """Base of every backward node."""
 
-    __slots__ = ("next_edges", "_hooks", "_extra", "__weakref__")
+    __slots__ = ("next_nodes", "next_nrs", "_hooks", "_extra", "__weakref__")
     _name = "Node"
 
     def name(self) -> str:
@@ -39,7 +41,10 @@ class Node:
 
     @property
     def next_functions(self):
-        return tuple((None, 0) if e is None else e for e in self.next_edges)
+        """((node, output_nr), ...) per input; (None, 0) for inputs outside the graph."""
+        nrs = self.next_nrs
+        return tuple((n, 0 if n is None or nrs is None else nrs[i])
+                     for i, n in enumerate(self.next_nodes))
 
     @property
     def metadata(self) -> dict:
@@ -73,7 +78,6 @@ class Node:
         return RemovableHandle(per_output.setdefault(nr, {}), fn)
 
     def _retain(self, nr: int, tensor: Tensor) -> None:
-        import weakref
         self._meta("retain", dict)[nr] = weakref.ref(tensor)
 
     # ---- to be provided by subclasses ---------------------------------------------------
@@ -98,7 +102,8 @@ class AccumulateGrad(Node):
 
     def __init__(self, variable: Tensor) -> None:
         self.variable = variable
-        self.next_edges = ()
+        self.next_nodes = ()
+        self.next_nrs = None
         self._hooks = None
         self._extra = None
 
@@ -122,7 +127,7 @@ class AccumulateGrad(Node):
             var._grad = old + grad
         else:
             old._data += grad._data   # in place, as torch does with grad mode off
-            old._vc[0] += 1
+            bump_version(old)
 
 
 def unbroadcast(grad, shape: tuple, batched: bool):
@@ -145,46 +150,72 @@ def unbroadcast(grad, shape: tuple, batched: bool):
 
 
 class OpNode(Node):
-    """Backward node of a primitive; one subclass per primitive carries torch's node name."""
+    """Backward node of a primitive; one subclass per primitive carries torch's node name.
 
-    __slots__ = ("prim", "params", "saved", "versions", "out_data", "out_vc", "out_version",
-                 "meta", "released")
+    Saved inputs are kept as raw data plus version counters (like torch's SavedVariable),
+    not as Tensor objects: under ``create_graph`` a saved input is re-attached to the graph
+    through the edge that already points at its producer."""
+
+    __slots__ = ("prim", "params", "saved", "vcs", "versions", "out_data", "out_vc",
+                 "out_version", "meta", "released")
 
     def _check_versions(self) -> None:
-        saved = self.saved
-        if saved is not None:
-            for t, v in zip(saved, self.versions):
-                if v is not None and t._vc[0] != v:
-                    _version_error(t._data, t.grad_fn, t._nr, t._vc[0], v)
+        vcs = self.vcs
+        if vcs is not None:
+            for i, vc in enumerate(vcs):
+                if vc is not None and vc[0] != self.versions[i]:
+                    node = self.next_nodes[i]
+                    producer = None if node is None or type(node) is AccumulateGrad else node
+                    nr = 0 if self.next_nrs is None else self.next_nrs[i]
+                    _version_error(self.saved[i], producer, nr, vc[0], self.versions[i])
         if self.out_vc is not None and self.out_vc[0] != self.out_version:
             _version_error(self.out_data, self, 0, self.out_vc[0], self.out_version)
+
+    def _saved_input(self, i: int):
+        """Saved input ``i`` as a Tensor attached to the graph (for create_graph)."""
+        data = self.saved[i]
+        node = self.next_nodes[i]
+        if node is None:
+            return data
+        if type(node) is AccumulateGrad:
+            return node.variable
+        t = _make(data, node, True)
+        if self.next_nrs is not None:
+            t._nr = self.next_nrs[i]
+        return t
 
     def apply(self, grads: list, create_graph: bool, batched: bool):
         if self.released:
             raise EngineError(SECOND_BACKWARD)
         g = grads[0]
+        nodes = self.next_nodes
         if g is None:
-            return (None,) * len(self.next_edges)
-        self._check_versions()
+            return (None,) * len(nodes)
+        if self.vcs is not None or self.out_vc is not None:
+            self._check_versions()
         prim = self.prim
         saved = self.saved
         if create_graph:
             if not isinstance(g, Tensor):
                 g = _make(g)
-            inputs = saved if saved is not None else (None,) * len(self.next_edges)
+            if saved is None:
+                inputs = (None,) * len(nodes)
+            elif self.vcs is None:
+                inputs = saved
+            else:
+                inputs = tuple([self._saved_input(i) for i in range(len(saved))])
             out = None
             if self.out_data is not None:
                 out = _make(self.out_data, self, True)   # re-attach out to this node
         else:
             if isinstance(g, Tensor):
                 g = g._data
-            inputs = tuple(t._data if isinstance(t, Tensor) else t for t in saved) \
-                if saved is not None else (None,) * len(self.next_edges)
+            inputs = saved if saved is not None else (None,) * len(nodes)
             out = self.out_data
         params = self.params
         result = []
-        for i, edge in enumerate(self.next_edges):
-            if edge is None:
+        for i, node in enumerate(nodes):
+            if node is None:
                 result.append(None)
                 continue
             rule = prim.vjps[i]
@@ -195,18 +226,20 @@ class OpNode(Node):
         return result
 
     def release(self) -> None:
-        if self.saved is not None or self.out_data is not None:
+        # Shape-only records stay (torch keeps sizes too: a second backward through
+        # SumBackward0 works); saved tensors are freed and the node refuses to run again.
+        if self.vcs is not None or self.out_data is not None:
             self.released = True
-        self.saved = None
-        self.out_data = None
+            self.saved = None
+            self.out_data = None
 
     def _saved_repr(self) -> dict:
         names = self.prim.input_names
         shown = {}
         if self.saved is not None:
-            for i, t in enumerate(self.saved):
-                if isinstance(t, Tensor):
-                    shown["_saved_" + (names[i] if i < len(names) else f"input{i}")] = t._data
+            for i, data in enumerate(self.saved):
+                if self.vcs is not None and self.vcs[i] is not None:
+                    shown["_saved_" + (names[i] if i < len(names) else f"input{i}")] = data
         if self.out_data is not None:
             shown["_saved_result"] = self.out_data
         for k, v in self.params.items():
@@ -224,12 +257,13 @@ def _version_error(arr, node, nr, now, expected):
         "compute its gradient, with torch.autograd.set_detect_anomaly(True).")
 
 
-def leaf_edge(t: Tensor):
-    """The (AccumulateGrad, 0) edge of a leaf that requires grad, shared by all its uses."""
+def grad_accumulator(t: Tensor) -> AccumulateGrad:
+    """The AccumulateGrad node of a leaf that requires grad, shared by all its uses (the
+    leaf holds it weakly, the graph strongly, as in torch)."""
     ref = t._acc
     acc = ref() if ref is not None else None
     if acc is None:
-        import weakref
         acc = AccumulateGrad(t)
         t._acc = weakref.ref(acc)
-    return (acc, 0)
+    return acc
+

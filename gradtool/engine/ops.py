@@ -20,7 +20,7 @@ from .prims import linalg as L
 from .prims import reduce as R
 from .prims import shape as S
 from .primitive import apply
-from .tensor import Tensor, _make, _norm_dim, _to_array
+from .tensor import Tensor, _make, _norm_dim, _to_array, bump_version, version_counter
 
 _bool = builtins.bool
 _int = builtins.int
@@ -54,7 +54,7 @@ def _keepdim(keepdim, keepdims):
 def _share_version(out: Tensor, base: Tensor) -> Tensor:
     """Views share their base's version counter, as in torch."""
     if out._data.base is not None:
-        out._vc = base._vc
+        out._vc = version_counter(base)
         out._set("base", base)
     return out
 
@@ -647,7 +647,7 @@ def _inplace(self: Tensor, compute, *others) -> Tensor:
             raise EngineError(f"output with shape {list(self._data.shape)} doesn't match the "
                               f"broadcast shape {list(data.shape)}") from None
     np.copyto(self._data, data, casting="unsafe")
-    self._vc[0] += 1
+    bump_version(self)
     if tracking:
         self.grad_fn = result.grad_fn
         self._nr = result._nr
@@ -689,7 +689,7 @@ def fill_(self, value):
     if MODE.grad_enabled and self._rg:
         return _inplace(self, lambda s: mul(s, 0.0) + value)
     self._data[...] = value.item() if isinstance(value, Tensor) else value
-    self._vc[0] += 1
+    bump_version(self)
     return self
 
 
@@ -698,7 +698,7 @@ def copy_(self, src, non_blocking=False):
     if MODE.grad_enabled and (self._rg or src._rg):
         return _inplace(self, lambda s, o: add(mul(s, 0.0), to(o, s._data.dtype)), src)
     np.copyto(self._data, np.broadcast_to(src._data, self._data.shape), casting="unsafe")
-    self._vc[0] += 1
+    bump_version(self)
     return self
 
 
@@ -708,7 +708,7 @@ def setitem(self, key, value) -> None:
     tracking = MODE.grad_enabled and (self._rg or (isinstance(value, Tensor) and value._rg))
     if not tracking:
         self._data[key] = value._data if isinstance(value, Tensor) else value
-        self._vc[0] += 1
+        bump_version(self)
         return
     from .prims import shape as shape_prims
     _inplace(self, lambda s, v: apply(shape_prims.index_put, (s, _t(v)), {"key": key}),
@@ -729,7 +729,7 @@ def _fill_random(self, values):
     if MODE.grad_enabled and self._rg and self.grad_fn is None:
         raise EngineError(LEAF_INPLACE)
     self._data[...] = values
-    self._vc[0] += 1
+    bump_version(self)
     return self
 
 

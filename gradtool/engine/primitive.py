@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import EngineError, LimitError, ShapeError
 from .grad_mode import MODE
-from .node import OpNode, leaf_edge
+from .node import OpNode, grad_accumulator
 from .tensor import Tensor, _make
 
 _ndarray = np.ndarray
@@ -136,15 +136,24 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     out = _make(out_data)
     if need and MODE.grad_enabled and prim.differentiable and out_data.dtype.kind in "fc":
         node = prim.node_cls.__new__(prim.node_cls)
-        edges = []
+        nodes = []
+        nrs = None
         vjps = prim.vjps
         for i, a in enumerate(args):
             if isinstance(a, Tensor) and a._rg and vjps[i] is not None:
                 fn = a.grad_fn
-                edges.append((fn, a._nr) if fn is not None else leaf_edge(a))
+                if fn is None:
+                    nodes.append(grad_accumulator(a))
+                else:
+                    nodes.append(fn)
+                    if a._nr:
+                        if nrs is None:
+                            nrs = [0] * len(args)
+                        nrs[i] = a._nr
             else:
-                edges.append(None)
-        node.next_edges = tuple(edges)
+                nodes.append(None)
+        node.next_nodes = tuple(nodes)
+        node.next_nrs = None if nrs is None else tuple(nrs)
         node._hooks = None
         node._extra = None
         node.prim = prim
@@ -152,22 +161,35 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
         node.released = False
         save = prim.save
         if save == "inputs" or save == "both":
-            node.saved = args
-            node.versions = tuple(a._vc[0] if isinstance(a, Tensor) else None for a in args)
+            node.saved = tuple(datas)
+            vcs = []
+            versions = []
+            for a in args:
+                if isinstance(a, Tensor):
+                    vc = a._vc
+                    if vc is None:
+                        vc = a._vc = [0]
+                    vcs.append(vc)
+                    versions.append(vc[0])
+                else:
+                    vcs.append(None)
+                    versions.append(None)
+            node.vcs = tuple(vcs)
+            node.versions = tuple(versions)
         elif save == "shapes":
-            node.saved = tuple(ShapeOnly(d) if isinstance(d, _ndarray) else d for d in datas)
-            node.versions = (None,) * len(args)
+            node.saved = tuple([ShapeOnly(d) if isinstance(d, _ndarray) else d for d in datas])
+            node.vcs = None
         else:
             node.saved = None
-            node.versions = None
+            node.vcs = None
         if save == "out" or save == "both":
             node.out_data = out_data
-            node.out_vc = out._vc
+            node.out_vc = out._vc = [0]
             node.out_version = 0
         else:
             node.out_data = None
             node.out_vc = None
-        node.meta = tuple(np.shape(d) for d in datas) if prim.broadcasts else None
+        node.meta = tuple([_shape_of(d) for d in datas]) if prim.broadcasts else None
         if MODE.anomaly:
             _record_trace(node)
         out.grad_fn = node
@@ -175,6 +197,14 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     if fw and MODE.fw_level:
         _forward_tangent(prim, args, datas, params, out)
     return out
+
+
+def _shape_of(d) -> tuple:
+    if type(d) is _ndarray:
+        return d.shape
+    if isinstance(d, (int, float, complex, bool)):
+        return ()
+    return np.shape(d)
 
 
 def _forward_tangent(prim, args, datas, params, out) -> None:

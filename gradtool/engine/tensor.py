@@ -4,7 +4,8 @@ Hot-path attributes are slots read directly by the engine:
 
 * ``_data``: the ``numpy.ndarray`` (``.data`` returns a detached Tensor, as in torch);
 * ``_rg``: requires_grad; ``grad_fn`` / ``_nr``: the node that made it and which output;
-* ``_vc``: the version counter, a one-element list shared with views;
+* ``_vc``: the version counter, a one-element list shared with views, created on first
+  need (None means version 0): fewer objects for Python's cyclic GC to walk per op;
 * ``_fw``: forward-mode tangent as ``(level, ndarray)`` or None;
 * ``_acc``: weak reference to the leaf's ``AccumulateGrad`` node;
 * ``_extra``: None or a dict of rarely used state (hooks, retains_grad, base of a view).
@@ -54,7 +55,7 @@ class Tensor:
         self._grad = None
         self.grad_fn = None
         self._nr = 0
-        self._vc = [0]
+        self._vc = None
         self._fw = None
         self._acc = None
         self._extra = None
@@ -153,7 +154,7 @@ class Tensor:
 
     @property
     def _version(self) -> int:
-        return self._vc[0]
+        return 0 if self._vc is None else self._vc[0]
 
     @property
     def output_nr(self) -> int:
@@ -242,7 +243,7 @@ class Tensor:
     def detach(self) -> "Tensor":
         """A new leaf sharing data (and the version counter) but outside the graph."""
         out = _make(self._data)
-        out._vc = self._vc
+        out._vc = version_counter(self)
         return out
 
     def detach_(self) -> "Tensor":
@@ -343,11 +344,27 @@ def _make(data, grad_fn=None, rg: bool = False) -> Tensor:
     t._grad = None
     t.grad_fn = grad_fn
     t._nr = 0
-    t._vc = [0]
+    t._vc = None
     t._fw = None
     t._acc = None
     t._extra = None
     return t
+
+
+def version_counter(t: Tensor) -> list:
+    """The tensor's version counter (created on first need, then shared with views)."""
+    vc = t._vc
+    if vc is None:
+        vc = t._vc = [0]
+    return vc
+
+
+def bump_version(t: Tensor) -> None:
+    """Record an in-place change (nodes that saved the old value will refuse to run)."""
+    if t._vc is None:
+        t._vc = [1]
+    else:
+        t._vc[0] += 1
 
 
 def _to_array(data, dtype) -> np.ndarray:
