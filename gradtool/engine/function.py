@@ -340,16 +340,29 @@ def once_differentiable(fn):
             return outputs
         single = not isinstance(outputs, tuple)
         outs = (outputs,) if single else outputs
-        marked = tuple(_DelayedError.apply(o) if isinstance(o, Tensor) else o for o in outs)
+        marked = _delayed_error(outs)
         return marked[0] if single else marked
     return wrapper
 
 
-class _DelayedError(Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x.clone()
+def _delayed_error(outputs: tuple) -> tuple:
+    """Attach outputs to a node that raises when differentiated (torch's DelayedError)."""
+    ctx = _DelayedError._backward_cls()
+    object.__setattr__(ctx, "_fn_cls", _DelayedError)
+    ctx.next_nodes = (None,)
+    ctx._n_outputs = len(outputs)
+    ctx._output_meta = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor)
+                             else ((), np.dtype(np.float64)) for o in outputs)
+    marked = []
+    for i, o in enumerate(outputs):
+        if isinstance(o, Tensor) and o._data.dtype.kind in "fc":
+            o = _make(o._data, ctx, True)
+            o._nr = i
+        marked.append(o)
+    return tuple(marked)
 
+
+class _DelayedError(Function):
     @staticmethod
     def backward(ctx, grad):
         raise EngineError("trying to differentiate twice a function that was marked with "
