@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import EngineError, LimitError, ShapeError
 from .grad_mode import MODE
 from .node import OpNode, grad_accumulator
-from .tensor import Tensor, _make
+from .tensor import Tensor, _make, new_version_counter
 
 _ndarray = np.ndarray
 _EMPTY: dict = {}
@@ -65,6 +65,10 @@ class Primitive:
         self.sample = sample                # () -> list of (args, params) for the table tests
         self.vjps: tuple = ()
         self.jvps: tuple = ()
+        # needs[i]: the inputs the VJP of input i reads (None: all).  Inputs no needed rule
+        # reads are not saved (x * 2.0 keeps no reference to x), as torch does.
+        self.needs: tuple | None = None
+        self._keep_by_mask: dict = {}
         self.node_cls = type(node_name, (OpNode,), {"__slots__": (), "_name": node_name})
         REGISTRY[name] = self
 
@@ -161,19 +165,27 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
         node.released = False
         save = prim.save
         if save == "inputs" or save == "both":
-            node.saved = tuple(datas)
+            keep = _kept_inputs(prim, nodes)
             vcs = []
             versions = []
-            for a in args:
-                if isinstance(a, Tensor):
+            saved = []
+            for i, a in enumerate(args):
+                if keep is not None and not keep[i]:
+                    saved.append(None)
+                    vcs.append(None)
+                    versions.append(None)
+                elif isinstance(a, Tensor):
+                    saved.append(datas[i])
                     vc = a._vc
                     if vc is None:
-                        vc = a._vc = [0]
+                        vc = a._vc = new_version_counter()
                     vcs.append(vc)
                     versions.append(vc[0])
                 else:
+                    saved.append(datas[i])
                     vcs.append(None)
                     versions.append(None)
+            node.saved = tuple(saved)
             node.vcs = tuple(vcs)
             node.versions = tuple(versions)
         elif save == "shapes":
@@ -184,7 +196,7 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
             node.vcs = None
         if save == "out" or save == "both":
             node.out_data = out_data
-            node.out_vc = out._vc = [0]
+            node.out_vc = out._vc = new_version_counter()
             node.out_version = 0
         else:
             node.out_data = None
@@ -197,6 +209,25 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     if fw and MODE.fw_level:
         _forward_tangent(prim, args, datas, params, out)
     return out
+
+
+def _kept_inputs(prim: Primitive, nodes: list):
+    """Which inputs must be saved, given which inputs will receive a gradient."""
+    needs = prim.needs
+    if needs is None:
+        return None
+    mask = 0
+    for i, n in enumerate(nodes):
+        if n is not None:
+            mask |= 1 << i
+    keep = prim._keep_by_mask.get(mask)
+    if keep is None:
+        wanted = set()
+        for i in range(len(nodes)):
+            if mask >> i & 1:
+                wanted.update(needs[i])
+        keep = prim._keep_by_mask[mask] = tuple(i in wanted for i in range(len(nodes)))
+    return keep
 
 
 def _shape_of(d) -> tuple:

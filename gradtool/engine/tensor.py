@@ -4,8 +4,8 @@ Hot-path attributes are slots read directly by the engine:
 
 * ``_data``: the ``numpy.ndarray`` (``.data`` returns a detached Tensor, as in torch);
 * ``_rg``: requires_grad; ``grad_fn`` / ``_nr``: the node that made it and which output;
-* ``_vc``: the version counter, a one-element list shared with views, created on first
-  need (None means version 0): fewer objects for Python's cyclic GC to walk per op;
+* ``_vc``: the version counter, a one-element int64 array shared with views, created on
+  first need (None means version 0): nothing for Python's cyclic GC to walk;
 * ``_fw``: forward-mode tangent as ``(level, ndarray)`` or None;
 * ``_acc``: weak reference to the leaf's ``AccumulateGrad`` node;
 * ``_extra``: None or a dict of rarely used state (hooks, retains_grad, base of a view).
@@ -154,7 +154,7 @@ class Tensor:
 
     @property
     def _version(self) -> int:
-        return 0 if self._vc is None else self._vc[0]
+        return 0 if self._vc is None else int(self._vc[0])
 
     @property
     def output_nr(self) -> int:
@@ -351,18 +351,26 @@ def _make(data, grad_fn=None, rg: bool = False) -> Tensor:
     return t
 
 
-def version_counter(t: Tensor) -> list:
+def new_version_counter(start: int = 0) -> np.ndarray:
+    """A version counter: a one-element int64 array.  Unlike a list it is not tracked by
+    Python's cyclic GC, which keeps full collections cheap while a large graph is alive."""
+    vc = np.zeros(1, np.int64)
+    vc[0] = start
+    return vc
+
+
+def version_counter(t: Tensor) -> np.ndarray:
     """The tensor's version counter (created on first need, then shared with views)."""
     vc = t._vc
     if vc is None:
-        vc = t._vc = [0]
+        vc = t._vc = new_version_counter()
     return vc
 
 
 def bump_version(t: Tensor) -> None:
     """Record an in-place change (nodes that saved the old value will refuse to run)."""
     if t._vc is None:
-        t._vc = [1]
+        t._vc = new_version_counter(1)
     else:
         t._vc[0] += 1
 
