@@ -115,8 +115,25 @@ class Variadic:
         return bound
 
 
+#: Hooks that take over ``apply`` (``gt.vmap``'s batching rules, the checker's op recorder).
+#: Empty in ordinary use, so the hot path pays one truth test.  A hook is called as
+#: ``hook(prim, args, params)`` and is removed from the list while it runs, so calling
+#: ``apply`` from inside it reaches the next hook, or the plain path.
+INTERCEPTORS: list = []
+
+
+def _intercepted(prim: Primitive, args: tuple, params: dict):
+    hook = INTERCEPTORS.pop()
+    try:
+        return hook(prim, args, params)
+    finally:
+        INTERCEPTORS.append(hook)
+
+
 def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     """Run ``prim`` on ``args`` (Tensors or constants) and record the backward node."""
+    if INTERCEPTORS:
+        return _intercepted(prim, args, params)
     datas = []
     need = False
     fw = False
