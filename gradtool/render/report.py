@@ -1,0 +1,425 @@
+"""Reports of a ``gradtool check`` run: rich table, JSON, JUnit XML, GitHub annotations.
+
+An ``Outcome`` is one check's result as the CLI and the pytest plugin see it; every
+renderer here reads only outcomes (and the load errors of files that produced no checks).
+The JSON format is versioned (``version``) and documented in docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from .. import __version__
+
+REPORT_JSON_VERSION = 1
+
+# status -> (label, style); order is the order of the summary line
+STATUSES = {
+    "passed": ("PASSED", "green"),
+    "failed": ("FAILED", "bold red"),
+    "xpassed": ("XPASS", "bold red"),
+    "error": ("ERROR", "bold red"),
+    "skipped": ("SKIPPED", "yellow"),
+    "xfailed": ("XFAIL", "yellow"),
+}
+# what makes the run fail, by status
+STATUS_EXIT = {"passed": 0, "skipped": 0, "xfailed": 0, "failed": 1, "xpassed": 1}
+
+
+@dataclass
+class Outcome:
+    """One check of one spec file, after running (or skipping) it."""
+
+    file: str
+    name: str
+    line: int | None = None
+    column: int | None = None
+    status: str = "passed"
+    expect: str = "pass"
+    tags: tuple = ()
+    time: float = 0.0
+    message: str = ""           # the checker's report, a skip reason, or an error message
+    hint: str | None = None
+    exit_code: int = 0          # what this outcome contributes to the run's exit code
+    result: object = None       # the checker's CheckResult (None when it did not run)
+    details: dict = field(default_factory=dict)   # result.to_dict(), JSON-safe
+
+    @property
+    def id(self) -> str:
+        return f"{self.file}::{self.name}"
+
+    @property
+    def where(self) -> str:
+        parts = [self.file]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    @property
+    def problem(self) -> bool:
+        return self.status in ("failed", "xpassed", "error")
+
+    def metric(self, key: str):
+        value = self.details.get(key)
+        return value if isinstance(value, (int, float)) else None
+
+
+@dataclass
+class LoadError:
+    """A spec file (or path) that could not be loaded: no check of it ran."""
+
+    file: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    hint: str | None = None
+    exit_code: int = 2
+
+    @property
+    def where(self) -> str:
+        parts = [self.file]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+
+def counts(outcomes) -> dict:
+    out = {status: 0 for status in STATUSES}
+    for item in outcomes:
+        out[item.status] += 1
+    return out
+
+
+def exit_code(outcomes, load_errors=()) -> int:
+    """The highest exit code any outcome or load error asks for."""
+    codes = [item.exit_code for item in outcomes] + [e.exit_code for e in load_errors]
+    return max(codes, default=0)
+
+
+def summary_text(outcomes, load_errors=(), elapsed: float | None = None) -> Text:
+    """``3 passed, 1 failed, 2 xfailed in 0.41s`` (pytest's wording)."""
+    text = Text()
+    parts = []
+    for status, count in counts(outcomes).items():
+        if count:
+            parts.append((f"{count} {status}" if status != "error" else
+                          f"{count} error{'s' if count > 1 else ''}", STATUSES[status][1]))
+    if load_errors:
+        n = len(load_errors)
+        parts.append((f"{n} file error{'s' if n > 1 else ''}", "bold red"))
+    if not parts:
+        parts.append(("no checks ran", "yellow"))
+    for i, (chunk, style) in enumerate(parts):
+        if i:
+            text.append(", ")
+        text.append(chunk, style=style)
+    if elapsed is not None:
+        text.append(f" in {elapsed:.2f}s")
+    return text
+
+
+def fmt_error(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    return f"{value:.2e}"
+
+
+def fmt_time(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+# --------------------------------------------------------------------------- table
+def render_table(console: Console, outcomes, load_errors=(), *, elapsed=None,
+                 verbose: bool = False, quiet: bool = False) -> None:
+    """The human report: one row per check, then every problem expanded, then the summary."""
+    for error in load_errors:
+        _print_load_error(console, error)
+    if not quiet and outcomes:
+        table = Table(show_edge=False, pad_edge=False, header_style="bold", box=None)
+        table.add_column("check", overflow="fold")
+        table.add_column("status")
+        table.add_column("max abs err", justify="right")
+        table.add_column("max rel err", justify="right")
+        table.add_column("evals", justify="right")
+        table.add_column("time", justify="right")
+        for item in outcomes:
+            label, style = STATUSES[item.status]
+            evals = item.metric("evaluations")
+            table.add_row(Text(f"{item.file}::{item.name}"), Text(label, style=style),
+                          fmt_error(item.metric("max_abs_error")),
+                          fmt_error(item.metric("max_rel_error")),
+                          "–" if evals is None else f"{evals:,}", fmt_time(item.time))
+        console.print(table)
+    for item in outcomes:
+        if item.problem:
+            render_problem(console, item, verbose=verbose)
+    console.print(summary_text(outcomes, load_errors, elapsed))
+
+
+def _print_load_error(console: Console, error: LoadError) -> None:
+    text = Text(f"{error.where}: ", style="bold")
+    text.append("error: ", style="bold red")
+    text.append(error.message)
+    console.print(text)
+    if error.hint:
+        console.print(Text(f"  hint: {error.hint}", style="dim"))
+
+
+def render_problem(console: Console, item: Outcome, *, verbose: bool = False) -> None:
+    """A failure expanded: where, what, the checker's report and diagnosis."""
+    label, style = STATUSES[item.status]
+    console.print()
+    head = Text(f"{label} ", style=style)
+    head.append(f"{item.where}: {item.name}", style="bold")
+    console.print(head)
+    if item.status == "xpassed":
+        console.print(Text("  marked 'expect: fail' but the check passed", style="red"))
+    for line in (item.message or "").splitlines():
+        console.print(Text("  " + line))
+    if item.hint:
+        console.print(Text(f"  hint: {item.hint}", style="dim"))
+    if verbose and item.result is not None:
+        for renderable in jacobian_views(item.result):
+            console.print(renderable)
+
+
+# --------------------------------------------------------------------------- -v: Jacobians
+HEAT = " ░▒▓█"
+MAX_TABLE = 8       # blocks up to 8 x 8 are shown as numbers, larger ones as a heatmap
+MAX_HEAT = 48
+
+
+def _blocks(result) -> list:
+    """(title, numerical, analytical) of every failing Jacobian block of a result."""
+    out = []
+    for block in getattr(result, "blocks", None) or ():
+        if getattr(block, "passed", True):
+            continue
+        numerical = getattr(block, "numerical", None)
+        analytical = getattr(block, "analytical", None)
+        if numerical is None or analytical is None:
+            continue
+        title = " ".join(str(x) for x in (getattr(block, "kind", ""),
+                                          getattr(block, "name", "")) if x)
+        out.append((title or "Jacobian block", np.asarray(numerical), np.asarray(analytical)))
+    return out
+
+
+def jacobian_views(result) -> list:
+    """Rich renderables for ``-v``: numbers for small blocks, a heatmap of |error| else."""
+    views = []
+    for title, numerical, analytical in _blocks(result):
+        num = numerical.reshape(numerical.shape[0], -1) if numerical.ndim > 1 else \
+            numerical.reshape(-1, 1)
+        ana = analytical.reshape(num.shape)
+        diff = np.abs(num - ana)
+        if num.shape[0] <= MAX_TABLE and num.shape[1] <= MAX_TABLE:
+            views.append(Text(f"  {title}: numerical / analytical (rows: inputs, "
+                              "columns: outputs; red: outside tolerance)", style="bold"))
+            views.append(_number_table(num, ana, diff))
+        else:
+            views.append(Text(f"  {title}: |numerical - analytical|, {num.shape[0]} x "
+                              f"{num.shape[1]}", style="bold"))
+            views.append(_heatmap(diff))
+    return views
+
+
+def _number_table(num, ana, diff) -> Table:
+    table = Table(box=None, show_header=True, header_style="dim", pad_edge=False)
+    table.add_column("", style="dim")
+    for j in range(num.shape[1]):
+        table.add_column(str(j), justify="right")
+    scale = diff.max() or 1.0
+    for i in range(num.shape[0]):
+        cells = []
+        for j in range(num.shape[1]):
+            bad = diff[i, j] > 1e-3 * scale and diff[i, j] > 0
+            cells.append(Text(f"{num[i, j]:.4g}\n{ana[i, j]:.4g}",
+                              style="red" if bad else ""))
+        table.add_row(str(i), *cells)
+    return table
+
+
+def _heatmap(diff) -> Group:
+    rows = diff[:MAX_HEAT, :MAX_HEAT]
+    top = rows.max() or 1.0
+    lines = []
+    for row in rows:
+        text = Text("  ")
+        for value in row:
+            level = int(round((len(HEAT) - 1) * value / top))
+            text.append(HEAT[level] * 2, style="red" if level else "")
+        lines.append(text)
+    if diff.shape[0] > MAX_HEAT or diff.shape[1] > MAX_HEAT:
+        lines.append(Text(f"  (first {MAX_HEAT} x {MAX_HEAT} shown)", style="dim"))
+    lines.append(Text(f"  scale: █ = {top:.3g}", style="dim"))
+    return Group(*lines)
+
+
+# --------------------------------------------------------------------------- JSON
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def report_dict(outcomes, load_errors=(), *, elapsed: float = 0.0) -> dict:
+    summary = counts(outcomes)
+    summary.update(total=len(outcomes), file_errors=len(load_errors),
+                   exit_code=exit_code(outcomes, load_errors), time=round(elapsed, 6))
+    return {
+        "version": REPORT_JSON_VERSION,
+        "tool": "gradtool",
+        "gradtool_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "summary": summary,
+        "checks": [{
+            "id": item.id,
+            "file": item.file,
+            "line": item.line,
+            "column": item.column,
+            "name": item.name,
+            "status": item.status,
+            "expect": item.expect,
+            "tags": list(item.tags),
+            "time": round(item.time, 6),
+            "max_abs_error": _json_safe(item.metric("max_abs_error")),
+            "max_rel_error": _json_safe(item.metric("max_rel_error")),
+            "evaluations": item.metric("evaluations"),
+            "message": item.message or None,
+            "hint": item.hint,
+            "result": _json_safe(item.details) if item.details else None,
+        } for item in outcomes],
+        "errors": [{"file": e.file, "line": e.line, "column": e.column,
+                    "message": e.message, "hint": e.hint} for e in load_errors],
+    }
+
+
+def render_json(outcomes, load_errors=(), *, elapsed: float = 0.0) -> str:
+    return json.dumps(report_dict(outcomes, load_errors, elapsed=elapsed), indent=2) + "\n"
+
+
+# --------------------------------------------------------------------------- JUnit
+def render_junit(outcomes, load_errors=(), *, elapsed: float = 0.0) -> str:
+    """JUnit XML: one ``testcase`` per check (pytest's conventions for skip and xfail);
+    a file that failed to load is one ``testcase`` with an ``error``."""
+    c = counts(outcomes)
+    suite = ET.Element("testsuite", {
+        "name": "gradtool",
+        "tests": str(len(outcomes) + len(load_errors)),
+        "failures": str(c["failed"] + c["xpassed"]),
+        "errors": str(c["error"] + len(load_errors)),
+        "skipped": str(c["skipped"] + c["xfailed"]),
+        "time": f"{elapsed:.3f}",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+    })
+    for item in outcomes:
+        case = ET.SubElement(suite, "testcase", {
+            "classname": _classname(item.file), "name": item.name, "file": item.file,
+            "line": str(item.line or 0), "time": f"{item.time:.3f}"})
+        first = (item.message or "").strip().splitlines()
+        summary = first[0] if first else item.status
+        if item.status == "failed":
+            node = ET.SubElement(case, "failure", {"message": summary, "type": "GradcheckError"})
+            node.text = item.message
+        elif item.status == "xpassed":
+            node = ET.SubElement(case, "failure", {
+                "message": "[XPASS(strict)] marked 'expect: fail' but the check passed",
+                "type": "XPASS"})
+        elif item.status == "error":
+            node = ET.SubElement(case, "error", {"message": summary})
+            node.text = item.message + (f"\nhint: {item.hint}" if item.hint else "")
+        elif item.status == "skipped":
+            ET.SubElement(case, "skipped", {"message": item.message or "skipped",
+                                            "type": "pytest.skip"})
+        elif item.status == "xfailed":
+            ET.SubElement(case, "skipped", {"message": f"expected failure: {summary}",
+                                            "type": "pytest.xfail"})
+    for error in load_errors:
+        case = ET.SubElement(suite, "testcase", {
+            "classname": _classname(error.file), "name": "(load)", "file": error.file,
+            "line": str(error.line or 0), "time": "0"})
+        node = ET.SubElement(case, "error", {"message": f"{error.where}: {error.message}"})
+        node.text = error.message + (f"\nhint: {error.hint}" if error.hint else "")
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def _classname(path: str) -> str:
+    stem = path.rsplit(".", 1)[0] if path.endswith((".yaml", ".yml")) else path
+    return stem.replace("\\", "/").replace("/", ".").lstrip(".")
+
+
+# --------------------------------------------------------------------------- GitHub
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(outcomes, load_errors=(), *, elapsed: float | None = None) -> str:
+    """One ``::error file=F,line=L,title=T::message`` workflow command per problem,
+    then the plain summary line."""
+    lines = []
+    for error in load_errors:
+        props = f"file={_gh_property(error.file)}"
+        if error.line:
+            props += f",line={error.line}"
+            if error.column:
+                props += f",col={error.column}"
+        message = error.message + (f"\nhint: {error.hint}" if error.hint else "")
+        lines.append(f"::error {props},title={_gh_property('gradtool: spec error')}::"
+                     f"{_gh_data(message)}")
+    for item in outcomes:
+        if not item.problem:
+            continue
+        props = f"file={_gh_property(item.file)}"
+        if item.line:
+            props += f",line={item.line}"
+            if item.column:
+                props += f",col={item.column}"
+        title = {"failed": "gradient check failed", "xpassed": "unexpected pass",
+                 "error": "check error"}[item.status]
+        message = item.message or ""
+        if item.status == "xpassed":
+            message = "marked 'expect: fail' but the check passed"
+        if item.hint:
+            message += f"\nhint: {item.hint}"
+        lines.append(f"::error {props},title={_gh_property(f'gradtool: {title}: {item.name}')}"
+                     f"::{_gh_data(message)}")
+    lines.append(summary_text(outcomes, load_errors, elapsed).plain)
+    return "\n".join(lines) + "\n"
+
+
+FORMATS = {"json": render_json, "junit": render_junit, "github": render_github}
