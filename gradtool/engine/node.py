@@ -157,7 +157,29 @@ class OpNode(Node):
     through the edge that already points at its producer."""
 
     __slots__ = ("prim", "params", "saved", "vcs", "versions", "out_data", "out_vc",
-                 "out_version", "meta", "released")
+                 "out_version", "meta", "released", "_edge0", "_edge1", "_edges", "_arity")
+
+    # Edges of unary and binary nodes live in two slots instead of a tuple: one object per
+    # op for Python's cyclic GC to walk, not two (its full collections dominate the cost of
+    # building long graphs).
+    @property
+    def next_nodes(self) -> tuple:
+        arity = self._arity
+        if arity == 2:
+            return (self._edge0, self._edge1)
+        if arity == 1:
+            return (self._edge0,)
+        return self._edges
+
+    def _set_edges(self, nodes: list) -> None:
+        arity = self._arity = len(nodes)
+        if arity <= 2:
+            self._edge0 = nodes[0] if arity else None
+            self._edge1 = nodes[1] if arity == 2 else None
+            self._edges = None
+        else:
+            self._edge0 = self._edge1 = None
+            self._edges = tuple(nodes)
 
     def _check_versions(self) -> None:
         vcs = self.vcs

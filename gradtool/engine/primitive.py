@@ -173,7 +173,7 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
                         nrs[i] = a._nr
             else:
                 nodes.append(None)
-        node.next_nodes = tuple(nodes)
+        node._set_edges(nodes)
         node.next_nrs = None if nrs is None else tuple(nrs)
         node._hooks = None
         node._extra = None
