@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import ops
 from .ops import METHOD_NAMES
 from .prims import elementwise as E
-from .primitive import apply
+from .primitive import apply, apply_binary
 from .tensor import Tensor
 
 
@@ -23,13 +23,13 @@ def _rmatmul(self, other):
 
 def _bind() -> None:
     T = Tensor
-    T.__add__ = lambda self, other: apply(E.add, (self, other))
-    T.__radd__ = lambda self, other: apply(E.add, (other, self))
-    T.__sub__ = lambda self, other: apply(E.sub, (self, other))
+    T.__add__ = lambda self, other: apply_binary(E.add, self, other)
+    T.__radd__ = lambda self, other: apply_binary(E.add, other, self)
+    T.__sub__ = lambda self, other: apply_binary(E.sub, self, other)
     T.__rsub__ = _rsub
-    T.__mul__ = lambda self, other: apply(E.mul, (self, other))
-    T.__rmul__ = lambda self, other: apply(E.mul, (other, self))
-    T.__truediv__ = lambda self, other: apply(E.div, (self, other))
+    T.__mul__ = lambda self, other: apply_binary(E.mul, self, other)
+    T.__rmul__ = lambda self, other: apply_binary(E.mul, other, self)
+    T.__truediv__ = lambda self, other: apply_binary(E.div, self, other)
     T.__rtruediv__ = _rdiv
     T.__pow__ = ops.pow
     T.__rpow__ = lambda self, other: apply(E.rpow, (self,), {"base": other})

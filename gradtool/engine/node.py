@@ -235,15 +235,19 @@ class OpNode(Node):
             inputs = saved if saved is not None else (None,) * len(nodes)
             out = self.out_data
         params = self.params
+        vjps = prim.vjps
+        meta = self.meta if prim.broadcasts else None
         result = []
         for i, node in enumerate(nodes):
             if node is None:
                 result.append(None)
                 continue
-            rule = prim.vjps[i]
-            gi = rule(g, *inputs, out=out, **params) if params else rule(g, *inputs, out=out)
-            if prim.broadcasts:
-                gi = unbroadcast(gi, self.meta[i], batched)
+            if params:
+                gi = vjps[i](g, *inputs, out=out, **params)
+            else:
+                gi = vjps[i](g, *inputs, out=out)
+            if meta is not None and meta[i] is not None:
+                gi = unbroadcast(gi, meta[i], batched)
             result.append(gi)
         return result
 

@@ -72,6 +72,16 @@ class Primitive:
         self.node_cls = type(node_name, (OpNode,), {"__slots__": (), "_name": node_name})
         REGISTRY[name] = self
 
+    @property
+    def _keep_binary(self) -> tuple:
+        """keep flags per requires-grad mask (a: 1, b: 2) of a binary primitive."""
+        table = self._keep_by_mask.get("binary")
+        if table is None:
+            table = tuple(_kept_inputs(self, [m & 1 or None, m & 2 or None]) or (True, True)
+                          for m in range(4))
+            self._keep_by_mask["binary"] = table
+        return table
+
     def defvjp(self, *rules) -> "Primitive":
         """One VJP rule per input (None: that input gets no gradient)."""
         self.vjps = rules
@@ -218,13 +228,108 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
         else:
             node.out_data = None
             node.out_vc = None
-        node.meta = tuple([_shape_of(d) for d in datas]) if prim.broadcasts else None
+        if prim.broadcasts:
+            shape = out_data.shape
+            node.meta = tuple([None if sh == shape else sh for sh in map(_shape_of, datas)])
+        else:
+            node.meta = None
         if MODE.anomaly:
             _record_trace(node)
         out.grad_fn = node
         out._rg = True
     if fw and MODE.fw_level:
         _forward_tangent(prim, args, datas, params, out)
+    return out
+
+
+def apply_binary(prim: Primitive, a, b) -> Tensor:
+    """``apply`` for the arithmetic operators (``+ - * /``): the same semantics with no
+    loops or temporary lists; they dominate the per-op overhead of long graphs."""
+    ta = isinstance(a, Tensor)
+    tb = isinstance(b, Tensor)
+    if INTERCEPTORS or MODE.max_elements or MODE.fw_level:
+        return apply(prim, (a, b))
+    da = a._data if ta else a
+    db = b._data if tb else b
+    try:
+        out_data = prim.forward(da, db)
+    except (ValueError, TypeError) as exc:
+        raise op_error(prim, exc, [da, db]) from None
+    if type(out_data) is not _ndarray:
+        out_data = np.asarray(out_data)
+    out = Tensor.__new__(Tensor)
+    out._data = out_data
+    out._grad = None
+    out._nr = 0
+    out._vc = None
+    out._fw = None
+    out._acc = None
+    out._extra = None
+    rga = ta and a._rg
+    rgb = tb and b._rg
+    if (rga or rgb) and MODE.grad_enabled and out_data.dtype.kind in "fc":
+        node = prim.node_cls.__new__(prim.node_cls)
+        node._arity = 2
+        node._edges = None
+        node.next_nrs = None
+        shape = out_data.shape
+        sa = sb = None
+        if rga:
+            node._edge0 = a.grad_fn or grad_accumulator(a)
+            if a._nr:
+                node.next_nrs = (a._nr, 0)
+            if da.shape != shape:
+                sa = da.shape
+        else:
+            node._edge0 = None
+        if rgb:
+            node._edge1 = b.grad_fn or grad_accumulator(b)
+            if b._nr:
+                node.next_nrs = (a._nr if rga else 0, b._nr)
+            if db.shape != shape:
+                sb = db.shape
+        else:
+            node._edge1 = None
+        node._hooks = None
+        node._extra = None
+        node.prim = prim
+        node.params = _EMPTY
+        node.released = False
+        node.out_data = None
+        node.out_vc = None
+        node.meta = (sa, sb)
+        if prim.save == "inputs":
+            keep = prim._keep_binary[rga + 2 * rgb]
+            vca = vcb = va = vb = None
+            if keep[0]:
+                if ta:
+                    vca = a._vc
+                    if vca is None:
+                        vca = a._vc = new_version_counter()
+                    va = vca[0]
+            else:
+                da = None
+            if keep[1]:
+                if tb:
+                    vcb = b._vc
+                    if vcb is None:
+                        vcb = b._vc = new_version_counter()
+                    vb = vcb[0]
+            else:
+                db = None
+            node.saved = (da, db)
+            node.vcs = None if vca is None and vcb is None else (vca, vcb)
+            node.versions = (va, vb)
+        else:
+            node.saved = None
+            node.vcs = None
+        if MODE.anomaly:
+            _record_trace(node)
+        out.grad_fn = node
+        out._rg = True
+    else:
+        out.grad_fn = None
+        out._rg = False
     return out
 
 
