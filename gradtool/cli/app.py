@@ -1,18 +1,80 @@
-"""The click group and the one error boundary that maps gradtool errors to exit codes."""
+"""The click group and the one error boundary that maps gradtool errors to exit codes.
+
+Exit codes: 0 success, 1 a gradient check failed, 2 usage or spec error, 3 internal error
+(a bug in gradtool: one line plus "please report"; the traceback with ``--debug`` or
+``GRADTOOL_DEBUG=1``).  Commands raise; only ``GradtoolGroup.invoke`` catches broadly.
+"""
 
 from __future__ import annotations
 
 import sys
+import traceback
 
 import click
 
 from .. import __version__
+from ..errors import GradtoolError
+from . import console
+
+REPORT_URL = "https://github.com/gradtool/gradtool/issues"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class GradtoolGroup(click.Group):
+    """A click group whose ``invoke`` is the error boundary of every command."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except GradtoolError as error:
+            console.print_error(error, "error" if error.exit_code != 3 else "internal error")
+            ctx.exit(error.exit_code)
+        except Exception as error:  # noqa: BLE001  (the boundary: everything else is a bug)
+            internal_error(error, ctx)
+            ctx.exit(3)
+
+
+def internal_error(error: BaseException, ctx: click.Context | None = None) -> None:
+    """One line and "please report"; the traceback only when debugging."""
+    err = console.stderr()
+    debug = console.debug_enabled(ctx)
+    if debug:
+        err.file.write("".join(traceback.format_exception(error)))
+    from rich.text import Text
+    line = Text("internal error: ", style="bold red")
+    line.append(f"{type(error).__name__}: {error}")
+    err.print(line)
+    err.print(Text(f"  this is a bug in gradtool {__version__}; please report it at "
+                   f"{REPORT_URL}" + ("" if debug else
+                                      " (rerun with --debug to see the traceback)"),
+                   style="dim"))
+
+
+
+
+@click.group(cls=GradtoolGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                                  "max_content_width": 100})
 @click.version_option(__version__, prog_name="gradtool")
+@console.debug_option
 def cli() -> None:
-    """gradtool: check gradients of expressions and custom autograd Functions."""
+    """gradtool: check gradients of expressions and custom autograd Functions.
+
+    \b
+    Examples:
+      gradtool check specs/                  run every check of every spec file
+      gradtool graph "(x * x).sum()" -i x=[1,2,3]
+      gradtool vjp "x * 2 ** 11" -i x=[1,2,3] --v [0.1,1.0,0.0001]
+    """
+
+
+def _register() -> None:
+    from . import check, graph, hessian, jacobian, jvp, ops, schema, vjp
+    for module in (check, graph, jvp, vjp, jacobian, hessian, schema, ops):
+        cli.add_command(module.command)
+
+
+_register()
 
 
 def main(argv=None) -> None:

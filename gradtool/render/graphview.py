@@ -38,7 +38,7 @@ def node_name(node) -> str:
     name = _NAME_CACHE.get(cls)
     if name is None:
         name = node.name()
-        if not isinstance(node, FunctionCtx):
+        if cls is not FunctionCtx:      # one class per custom Function: cacheable
             _NAME_CACHE[cls] = name
     return name
 
@@ -109,8 +109,8 @@ class GraphView:
 def walk_stats(roots: list) -> tuple[GraphStats, dict]:
     """Totals and in-degrees (edge counts into each node) over the whole graph."""
     indeg: dict = {}
-    by_class: dict = {}
-    custom = []               # custom Function nodes: one class, many names
+    by_class: dict = {}       # class -> [count, one node of it]
+    custom = []               # nodes of custom Functions sharing the FunctionCtx class
     edges = 0
     stack = []
     for root in roots:
@@ -120,7 +120,11 @@ def walk_stats(roots: list) -> tuple[GraphStats, dict]:
     while stack:
         node = stack.pop()
         cls = type(node)
-        by_class[cls] = by_class.get(cls, 0) + 1
+        entry = by_class.get(cls)
+        if entry is None:
+            by_class[cls] = [1, node]
+        else:
+            entry[0] += 1
         if cls is FunctionCtx:
             custom.append(node)
         for nxt in node.next_nodes:
@@ -134,9 +138,9 @@ def walk_stats(roots: list) -> tuple[GraphStats, dict]:
             else:
                 indeg[nxt] = count + 1
     by_type: dict = {}
-    for cls, count in by_class.items():
+    for cls, (count, example) in by_class.items():
         if cls is not FunctionCtx:
-            name = _NAME_CACHE.get(cls) or cls._name
+            name = node_name(example)
             by_type[name] = by_type.get(name, 0) + count
     for node in custom:
         name = node.name()
@@ -144,7 +148,7 @@ def walk_stats(roots: list) -> tuple[GraphStats, dict]:
     depth = _longest_path(roots, indeg)
     ranked = dict(sorted(by_type.items(), key=lambda item: (-item[1], item[0])))
     return GraphStats(len(indeg), edges, depth, ranked,
-                      by_class.get(AccumulateGrad, 0)), indeg
+                      by_class.get(AccumulateGrad, [0])[0]), indeg
 
 
 def _longest_path(roots: list, indeg: dict) -> int:

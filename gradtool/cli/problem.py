@@ -1,0 +1,129 @@
+"""A function and its inputs, from the command line (EXPR and ``-i NAME=VALUE``) or from a
+check of a spec file (``--spec FILE --check NAME``): what graph, jvp, vjp, jacobian and
+hessian work on.  Values and expressions go through the spec package, so ``-i`` takes
+exactly what a spec's ``inputs:`` takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine.tensor import Tensor
+from ..errors import UsageError
+
+
+@dataclass
+class Problem:
+    """``fn(*inputs)`` evaluates the expression; ``inputs`` are the tensors it is
+    differentiated with respect to, ``all_inputs`` every named input (constants too)."""
+
+    fn: object
+    inputs: tuple
+    input_names: tuple
+    all_inputs: dict = field(default_factory=dict)
+
+    @property
+    def names(self) -> dict:
+        """id(tensor) -> name, for labelling AccumulateGrad leaves."""
+        return {id(t): name for name, t in self.all_inputs.items()} | \
+            {id(t): name for name, t in zip(self.input_names, self.inputs)}
+
+    def run(self) -> list:
+        """The outputs, as a list of Tensors (the graph is recorded)."""
+        out = self.fn(*self.inputs)
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        for item in outs:
+            if not isinstance(item, Tensor):
+                raise UsageError(f"the expression gives a {type(item).__name__}, not a tensor")
+        return outs
+
+    def single_output_fn(self):
+        """``fn`` checked to return exactly one tensor (jvp, vjp, jacobian, hessian)."""
+        def fn(*args):
+            out = self.fn(*args)
+            if isinstance(out, (tuple, list)):
+                if len(out) != 1:
+                    raise UsageError(f"the expression gives {len(out)} values; these "
+                                     "commands take an expression with one tensor result")
+                out = out[0]
+            if not isinstance(out, Tensor):
+                raise UsageError(f"the expression gives a {type(out).__name__}, not a tensor")
+            return out
+        return fn
+
+
+def split_assignment(text: str, option: str = "-i") -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise UsageError(f"{option} {text!r}: expected NAME=VALUE, e.g. {option} x=[1,2,3]")
+    return name, value
+
+
+def input_value(text: str, what: str, *, like: Tensor | None = None) -> np.ndarray:
+    """A literal value (YAML flow syntax) as an array, shaped and typed like ``like``."""
+    from ..spec import parse_input_value
+    spec = parse_input_value(text, what)
+    tensor = spec.make(seed=0) if hasattr(spec, "make") else spec.build(seed=0)
+    data = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if like is not None:
+        target = like._data
+        if data.shape != target.shape:
+            try:
+                data = np.broadcast_to(data, target.shape)
+            except ValueError:
+                raise UsageError(f"{what}: shape {list(data.shape)} does not match "
+                                 f"{list(target.shape)}") from None
+        data = np.array(data, dtype=target.dtype)
+    return data
+
+
+def from_args(expr: str | None, inputs, spec_file: str | None = None,
+              check_name: str | None = None, *, seed: int | None = None,
+              allow_python: bool = True) -> Problem:
+    if spec_file:
+        if expr:
+            raise UsageError("give either EXPR or --spec FILE --check NAME, not both")
+        return from_spec(spec_file, check_name, allow_python=allow_python)
+    if check_name:
+        raise UsageError("--check NAME needs --spec FILE")
+    if not expr:
+        raise UsageError("give an expression (EXPR) or --spec FILE --check NAME",
+                         hint='e.g. gradtool graph "(x * x).sum()" -i x=[1,2,3]')
+    return from_expression(expr, inputs, seed=seed)
+
+
+def from_spec(path: str, check_name: str | None, *, allow_python: bool = True) -> Problem:
+    from .. import spec as spec_package
+    spec = spec_package.load(path, allow_python=allow_python)
+    names = [c.name for c in spec.checks]
+    if not check_name:
+        if len(names) == 1:
+            check_name = names[0]
+        else:
+            raise UsageError(f"{path} has {len(names)} checks: choose one with --check NAME",
+                             hint=f"checks: {', '.join(names)}")
+    matches = [c for c in spec.checks if c.name == check_name]
+    if not matches:
+        import difflib
+        near = difflib.get_close_matches(check_name, names, n=1)
+        raise UsageError(f"{path} has no check named {check_name!r}",
+                         hint=f"did you mean {near[0]!r}?" if near else
+                         f"checks: {', '.join(names)}")
+    built = matches[0].build()
+    return Problem(built.fn, tuple(built.inputs), tuple(built.input_names),
+                   dict(built.all_inputs))
+
+
+def from_expression(expr: str, inputs, *, seed: int | None = None) -> Problem:
+    from .. import spec as spec_package
+    values = {}
+    for text in inputs:
+        name, value = split_assignment(text)
+        if name in values:
+            raise UsageError(f"-i {name} given twice")
+        values[name] = spec_package.parse_input_value(value, name)
+    built = spec_package.expression_check(expr, values, seed=seed).build()
+    return Problem(built.fn, tuple(built.inputs), tuple(built.input_names),
+                   dict(built.all_inputs))

@@ -1,0 +1,254 @@
+"""Find spec files, load them, select checks, run them: what ``gradtool check`` and the
+pytest plugin share.  Every check ends as an :class:`~gradtool.render.report.Outcome`;
+every file that cannot be loaded as a :class:`~gradtool.render.report.LoadError`.
+Nothing is skipped silently: a check that cannot run is an ``error`` outcome."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import GradcheckError, GradtoolError, UsageError
+from ..render.report import LoadError, Outcome
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+DEFAULT_PATH = "specs"
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line values that win over a check's own settings (None: keep the spec's)."""
+
+    eps: float | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    mode: str | None = None
+    method: str | None = None
+    seed: int | None = None
+
+    def apply(self, settings: dict) -> dict:
+        for key in ("eps", "atol", "rtol", "mode", "method", "seed"):
+            value = getattr(self, key)
+            if value is not None:
+                settings[key] = value
+        return settings
+
+
+@dataclass
+class Selected:
+    """A check chosen to run, with the file it came from."""
+
+    file: str          # as displayed (relative to the working directory when below it)
+    spec: object       # gradtool.spec CheckSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def id(self) -> str:
+        return f"{self.file}::{self.spec.name}"
+
+    @property
+    def line(self) -> int | None:
+        return getattr(getattr(self.spec, "location", None), "line", None)
+
+    @property
+    def column(self) -> int | None:
+        return getattr(getattr(self.spec, "location", None), "column", None)
+
+    @property
+    def tags(self) -> tuple:
+        return tuple(getattr(self.spec, "tags", None) or ())
+
+    @property
+    def expect(self) -> str:
+        return "fail" if str(getattr(self.spec, "expect", "pass") or "pass") == "fail" \
+            else "pass"
+
+    @property
+    def skip(self) -> str | None:
+        reason = getattr(self.spec, "skip", None)
+        if reason in (None, False, ""):
+            return None
+        return "skipped" if reason is True else str(reason)
+
+
+def display_path(path: Path) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:      # another drive (Windows)
+        return str(path)
+    return str(path) if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
+def discover(paths) -> tuple[list[Path], list[LoadError]]:
+    """Spec files under ``paths`` (folders recurse into *.yaml/*.yml), sorted, no repeats."""
+    files: list[Path] = []
+    errors: list[LoadError] = []
+    for raw in paths or (DEFAULT_PATH,):
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES
+                           and p.is_file())
+            if not found:
+                errors.append(LoadError(display_path(path), "no spec files (*.yaml, *.yml) "
+                                        "in this folder"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            hint = "run from the folder that holds specs/, or give spec files" \
+                if raw == DEFAULT_PATH and not paths else None
+            errors.append(LoadError(display_path(path), "no such file or folder", hint=hint))
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    return unique, errors
+
+
+def load_error(file: str, error: BaseException) -> list[LoadError]:
+    """A spec package error (or a list of them) as load errors, with locations."""
+    nested = getattr(error, "errors", None)
+    if nested:
+        out = []
+        for item in nested:
+            out.extend(load_error(file, item))
+        return out
+    location = getattr(error, "location", None)
+    return [LoadError(
+        getattr(location, "file", None) or file, getattr(error, "message", None) or str(error),
+        getattr(location, "line", None), getattr(location, "column", None),
+        getattr(error, "hint", None), getattr(error, "exit_code", 2))]
+
+
+def load_all(files, *, allow_python: bool = True) -> tuple[list[Selected], list[LoadError]]:
+    """Load every file; a file that fails contributes load errors and no checks."""
+    from .. import spec as spec_package
+    selected: list[Selected] = []
+    errors: list[LoadError] = []
+    for path in files:
+        shown = display_path(path)
+        try:
+            spec = spec_package.load(str(path), allow_python=allow_python)
+        except GradtoolError as error:
+            errors.extend(load_error(shown, error))
+            continue
+        except OSError as error:
+            errors.append(LoadError(shown, f"cannot read: {error.strerror}"))
+            continue
+        selected.extend(Selected(shown, check) for check in spec.checks)
+    return selected, errors
+
+
+def select(checks: list[Selected], keyword: str | None = None, tags=()) -> list[Selected]:
+    """``-k``: substring of ``file::name`` (case-insensitive); ``-m``: any of the tags."""
+    out = checks
+    if keyword:
+        needle = keyword.lower()
+        out = [c for c in out if needle in c.id.lower()]
+    if tags:
+        wanted = set(tags)
+        out = [c for c in out if wanted & set(c.tags)]
+    if (keyword or tags) and checks and not out:
+        what = " and ".join(x for x in (f"-k {keyword!r}" if keyword else "",
+                                        f"-m {', '.join(tags)!r}" if tags else "") if x)
+        raise UsageError(f"{what} matched none of the {len(checks)} checks",
+                         hint="see them with --collect-only")
+    return out
+
+
+def check_settings(spec, overrides: Overrides) -> dict:
+    """Keyword arguments of ``gradtool.check`` for one check spec."""
+    settings = {}
+    for key in ("eps", "atol", "rtol", "method", "mode", "gradgrad", "forward_ad",
+                "nondet_tol", "seed"):
+        value = getattr(spec, key, None)
+        if value is not None:
+            settings[key] = value
+    return overrides.apply(settings)
+
+
+def run_check(item: Selected, overrides: Overrides = Overrides(), *,
+              save_failures: str | None = None, debug: bool = False) -> Outcome:
+    """Build and check one spec check; never raises for a problem of that check."""
+    from ..check import check
+    outcome = Outcome(item.file, item.name, item.line, item.column, expect=item.expect,
+                      tags=item.tags)
+    if item.skip is not None:
+        outcome.status, outcome.message = "skipped", item.skip
+        return outcome
+    start = time.perf_counter()
+    try:
+        built = item.spec.build()
+        result = check(built.fn, tuple(built.inputs), input_names=list(built.input_names),
+                       **check_settings(item.spec, overrides))
+    except GradcheckError as error:
+        outcome.time = time.perf_counter() - start
+        result = error.result
+        if result is None:
+            return _failed_without_result(outcome, error)
+    except GradtoolError as error:
+        outcome.time = time.perf_counter() - start
+        location = getattr(error, "location", None)
+        if location is not None and location.line is not None:
+            outcome.line, outcome.column = location.line, location.column
+        outcome.status = "error"
+        outcome.message = getattr(error, "message", None) or str(error)
+        outcome.hint = getattr(error, "hint", None)
+        outcome.exit_code = max(error.exit_code, 2)
+        return outcome
+    except Exception as error:  # noqa: BLE001  (a bug: reported as exit 3, the run goes on)
+        outcome.time = time.perf_counter() - start
+        outcome.status, outcome.exit_code = "error", 3
+        outcome.message = f"internal error: {type(error).__name__}: {error}"
+        outcome.hint = "this is a bug in gradtool; please report it" + (
+            "" if debug else " (rerun with --debug to see the traceback)")
+        if debug:
+            outcome.message += "\n" + "".join(traceback.format_exception(error))
+        return outcome
+    outcome.time = time.perf_counter() - start
+    return finish(outcome, result, save_failures)
+
+
+def _failed_without_result(outcome: Outcome, error) -> Outcome:
+    outcome.status = "xfailed" if outcome.expect == "fail" else "failed"
+    outcome.exit_code = 0 if outcome.expect == "fail" else 1
+    outcome.message = str(error)
+    return outcome
+
+
+def finish(outcome: Outcome, result, save_failures: str | None = None) -> Outcome:
+    """Fill an outcome from a CheckResult, with ``expect: fail`` semantics."""
+    outcome.result = result
+    outcome.details = result.to_dict()
+    blocks = list(getattr(result, "blocks", ()) or ())
+    abs_errors = [b.max_abs_error for b in blocks if b.max_abs_error is not None]
+    rel_errors = [b.max_rel_error for b in blocks if b.max_rel_error is not None]
+    outcome.details.update(
+        max_abs_error=max(abs_errors, default=None), max_rel_error=max(rel_errors, default=None),
+        evaluations=getattr(result, "n_evals", None))
+    if result.passed:
+        if outcome.expect == "fail":
+            outcome.status, outcome.exit_code = "xpassed", 1
+            outcome.message = "marked 'expect: fail' but every gradient matched"
+        else:
+            outcome.status = "passed"
+        return outcome
+    outcome.message = result.report()
+    if outcome.expect == "fail":
+        outcome.status = "xfailed"
+        return outcome
+    outcome.status, outcome.exit_code = "failed", 1
+    if save_failures:
+        os.makedirs(save_failures, exist_ok=True)
+        stem = Path(outcome.file).stem
+        target = os.path.join(save_failures, f"{stem}__{_safe(outcome.name)}.npz")
+        result.save_inputs(target)
+        outcome.message += f"\ninputs saved to {target}"
+    return outcome
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
