@@ -1,0 +1,221 @@
+"""Compare an analytical Jacobian block with a numerical one, and say in words what is wrong.
+
+The test is PyTorch's: ``|analytical - numerical| <= atol + rtol * |numerical|`` elementwise.
+When it fails, the diagnosis tries, in order: NaN/Inf on either side; a gradient that is
+missing (analytical zero) or spurious (numerical zero); a sign error; a constant factor; a
+transposed block; failures only at non-differentiable points (one-sided differences
+disagree); an unstable numerical derivative (the estimate moves with eps); else a plain
+mismatch with the worst element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_NAMED = 5   # elements named in a diagnosis
+
+
+@dataclass
+class Comparison:
+    passed: bool
+    max_abs: float
+    max_rel: float
+    worst: tuple | None          # (row, col) in the (out size, in size) block
+    failing: np.ndarray          # bool mask of failing entries
+
+
+COMPARE_CHUNK = 1 << 15    # entries per pass (cache-sized; the blocks can be 10^7 entries)
+
+
+def compare(analytical: np.ndarray, numerical: np.ndarray, atol: float,
+            rtol: float) -> Comparison:
+    """Elementwise allclose with the worst entry (largest error relative to its tolerance)."""
+    if analytical.size == 0:
+        return Comparison(True, 0.0, 0.0, None, np.zeros(analytical.shape, bool))
+    A = analytical.reshape(-1)
+    N = numerical.reshape(-1)
+    n = A.size
+    step = min(n, COMPARE_CHUNK)
+    diff = np.empty(step)
+    bound = np.empty(step)
+    ok = np.empty(step, dtype=bool)
+    failing = np.zeros(n, dtype=bool)
+    max_abs = 0.0
+    max_rel = 0.0
+    worst, worst_score = 0, -1.0
+    any_fail = False
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        for start in range(0, n, step):
+            a, b = A[start:start + step], N[start:start + step]
+            m = a.size
+            d, bd, k = diff[:m], bound[:m], ok[:m]
+            np.subtract(a, b, out=d)
+            np.abs(d, out=d)
+            np.abs(b, out=bd)
+            rel_den = np.maximum(bd, atol)
+            bd *= rtol
+            bd += atol
+            np.less_equal(d, bd, out=k)
+            dmax = float(d.max())
+            if dmax != dmax:      # NaN somewhere
+                dmax = float(np.nanmax(d)) if not np.isnan(d).all() else float("nan")
+                max_abs = float("nan") if np.isnan(max_abs) or np.isnan(dmax) else max_abs
+            if not np.isnan(max_abs):
+                max_abs = max(max_abs, dmax) if not np.isnan(dmax) else float("nan")
+            rel = d / rel_den
+            rmax = float(np.nanmax(rel)) if not np.isnan(rel).all() else float("nan")
+            max_rel = rmax if np.isnan(rmax) else max(max_rel, rmax)
+            if not k.all():
+                any_fail = True
+                bad = ~k
+                failing[start:start + m] = bad
+                score = np.where(bad, d / bd, -1.0)
+                score[np.isnan(score)] = np.inf
+                i = int(np.argmax(score))
+                if score[i] > worst_score:
+                    worst, worst_score = start + i, float(score[i])
+            elif not any_fail and dmax == max_abs:
+                worst = start + int(np.argmax(d))
+    if np.isinf(A).any() or np.isinf(N).any():
+        if any_fail:
+            max_abs = float("inf") if not np.isnan(max_abs) else max_abs
+    index = np.unravel_index(worst, analytical.shape)
+    return Comparison(not any_fail, max_abs, max_rel, tuple(int(i) for i in index),
+                      failing.reshape(analytical.shape))
+
+
+def _close(a, b, atol, rtol) -> bool:
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))
+
+
+def _elements(cols, in_shape) -> list:
+    return [tuple(int(i) for i in np.unravel_index(int(c), in_shape)) if in_shape else ()
+            for c in cols]
+
+
+def _fmt(index) -> str:
+    return "[" + ", ".join(map(str, index)) + "]"
+
+
+def _named(elements, total=None) -> str:
+    shown = ", ".join(_fmt(e) for e in elements[:MAX_NAMED])
+    n = len(elements) if total is None else total
+    if n > MAX_NAMED:
+        shown += f" and {n - MAX_NAMED} more"
+    return shown
+
+
+@dataclass
+class Diagnosis:
+    kind: str
+    text: str
+    factor: float | None = None
+    elements: list | None = None
+
+
+def diagnose(analytical: np.ndarray, numerical: np.ndarray, cmp: Comparison, atol: float,
+             rtol: float, in_shape: tuple, out_shape: tuple, *, unused: bool = False,
+             kink_probe=None, stability_probe=None, kink_ops=()) -> Diagnosis:
+    """Why a failing block fails (see the module docstring for the order of the tests)."""
+    A, N = analytical, numerical
+    bad_n = ~np.isfinite(N)
+    bad_a = ~np.isfinite(A)
+    if bad_n.any() or bad_a.any():
+        parts = []
+        for side, mask in (("numerical", bad_n), ("analytical", bad_a)):
+            if mask.any():
+                rows, cols = np.nonzero(mask)
+                pairs = [f"output{_fmt(_unravel(r, out_shape))} wrt input"
+                         f"{_fmt(_unravel(c, in_shape))}" for r, c in zip(rows, cols)]
+                what = "NaN" if np.isnan(np.where(mask, (A if side == "analytical" else N),
+                                                  0.0)).any() else "Inf"
+                shown = "; ".join(pairs[:MAX_NAMED])
+                if len(pairs) > MAX_NAMED:
+                    shown += f"; and {len(pairs) - MAX_NAMED} more"
+                parts.append(f"{what} in the {side} Jacobian at {len(pairs)} element(s): "
+                             f"{shown}")
+        return Diagnosis("nan", "; ".join(parts) + " (not a mismatch: the "
+                         + ("function's value" if bad_n.any() else "backward") +
+                         " is not finite there)")
+    n_small = _close(N, np.zeros_like(N), atol, 0.0)
+    if np.all(A == 0) and not n_small:
+        why = "the input is not reached by the backward graph (no gradient)" if unused else \
+            "the backward gives zero"
+        return Diagnosis("missing", f"gradient missing: {why}, but the numerical derivative "
+                         f"is nonzero (max |numerical| = {np.max(np.abs(N)):.3g})")
+    if n_small and not _close(A, np.zeros_like(A), atol, 0.0):
+        return Diagnosis("spurious", "spurious gradient: the function does not change with "
+                         "this input (numerical derivative ~ 0), but the backward gives "
+                         f"max |analytical| = {np.max(np.abs(A)):.3g}")
+    if _close(A, -N, atol, rtol):
+        return Diagnosis("sign", "sign error: analytical = -numerical", factor=-1.0)
+    nn = float(np.vdot(N, N))
+    if nn > 0:
+        c = float(np.vdot(A, N)) / nn
+        if _close(A, c * N, atol, rtol) and not np.isclose(c, 1.0, rtol=rtol):
+            return Diagnosis("scale", f"constant factor: analytical = {c:.6g} x numerical",
+                             factor=c)
+    if A.shape[0] == A.shape[1] and A.shape[0] > 1 and _close(A, N.T, atol, rtol) \
+            and not _close(N, N.T, atol, rtol):
+        return Diagnosis("transposed", "transposed Jacobian block: analytical = numerical"
+                         " transposed (the backward returns the gradient laid out for the "
+                         "transposed shape)")
+    fail_cols = np.nonzero(cmp.failing.any(axis=0))[0]
+    if kink_probe is not None and len(fail_cols):
+        fwd, bwd = kink_probe(fail_cols)
+        scale = atol + rtol * np.maximum(np.abs(fwd), np.abs(bwd))
+        jump = np.abs(fwd - bwd) > 10 * scale
+        at_kink = [c for c in fail_cols if jump[:, c].any()]
+        if len(at_kink) == len(fail_cols):
+            els = _elements(at_kink, in_shape)
+            ops = f" (the function uses {', '.join(kink_ops)})" if kink_ops else ""
+            return Diagnosis(
+                "kink", f"fails only at {len(els)} input element(s) sitting on a "
+                f"non-differentiable point{ops}: {_named(els)}; the one-sided derivatives "
+                "differ there, so no finite difference is right. Keep these inputs away "
+                "from the kink (more than a few eps).", elements=els)
+    if stability_probe is not None and len(fail_cols):
+        estimates = stability_probe(fail_cols)
+        sub = [e[:, fail_cols] for _, e in estimates]
+        spread = max(float(np.max(np.abs(s - sub[0]))) for s in sub)
+        ref = float(np.max(np.abs(N[:, fail_cols]))) if N.size else 0.0
+        if spread > atol + rtol * ref:
+            desc = ", ".join(f"{float(e[cmp.worst[0], cmp.worst[1]]):.6g} at {label}"
+                             for label, e in estimates)
+            return Diagnosis("unstable", "numerical derivative unstable: the estimate "
+                             f"changes with eps ({desc}); use float64 inputs or "
+                             "method='richardson'", elements=_elements(fail_cols, in_shape))
+    n_fail = int(np.count_nonzero(cmp.failing))
+    els = _elements(fail_cols, in_shape)
+    return Diagnosis("mismatch", f"analytical and numerical Jacobians disagree at {n_fail} "
+                     f"of {cmp.failing.size} entries (input elements {_named(els)})",
+                     elements=els)
+
+
+def _unravel(i, shape) -> tuple:
+    return tuple(int(k) for k in np.unravel_index(int(i), shape)) if shape else ()
+
+
+def diagnose_scalars(analytical: np.ndarray, numerical: np.ndarray, atol: float,
+                     rtol: float) -> Diagnosis:
+    """Fast mode: what the projected values vᵀJu say (sign, factor, missing, spurious)."""
+    A, N = np.asarray(analytical, float), np.asarray(numerical, float)
+    if not (np.isfinite(A).all() and np.isfinite(N).all()):
+        side = "numerical" if not np.isfinite(N).all() else "analytical"
+        return Diagnosis("nan", f"NaN or Inf on the {side} side of the projections")
+    if np.all(A == 0) and not np.all(np.abs(N) <= atol):
+        return Diagnosis("missing", "gradient missing: the backward gives zero, but the "
+                         "numerical projection is nonzero")
+    if np.all(np.abs(N) <= atol) and not np.all(np.abs(A) <= atol):
+        return Diagnosis("spurious", "spurious gradient: numerical projection ~ 0")
+    if _close(A, -N, atol, rtol):
+        return Diagnosis("sign", "sign error: analytical = -numerical (on every projection)",
+                         factor=-1.0)
+    c = A / np.where(N == 0, np.nan, N)
+    if np.isfinite(c).all() and np.allclose(c, c[0], rtol=1e-6, atol=0):
+        return Diagnosis("scale", f"constant factor: analytical = {c[0]:.6g} x numerical "
+                         "(on every projection)", factor=float(c[0]))
+    return Diagnosis("mismatch", "analytical and numerical projections vᵀJu disagree")

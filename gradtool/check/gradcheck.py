@@ -1,0 +1,623 @@
+"""The gradient checker: ``check`` (a :class:`CheckResult`), and ``gradcheck`` /
+``gradgradcheck`` with ``torch.autograd.gradcheck``'s signature and meaning.
+
+Full mode compares every Jacobian entry.  The numerical side perturbs each input element
+(batched, see :mod:`.numeric`); the analytical side is ONE batched reverse pass per output
+(``autograd.grad(..., is_grads_batched=True)`` with the identity as cotangents, in chunks of
+rows).  Fast mode compares random projections ``vᵀJu`` computed both ways (``Ju`` by finite
+differences along ``u``, ``vᵀJ`` by one backward).  ``mode="auto"`` checks in full while
+the Jacobian has at most ``AUTO_FULL_LIMIT`` entries, else in fast mode.
+
+Other checks, as torch's: backward twice gives the same result within ``nondet_tol`` (the
+first chunk of rows is recomputed); backward with undefined (None) or zero output gradients
+gives zero (``check_undefined_grad``); forward-mode AD against the numerical derivative and
+against reverse mode (``vᵀ(Ju) == (vᵀJ)u``); second order through ``create_graph``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from ..engine import forward_ad as fwAD
+from ..engine import graph
+from ..engine import primitive as P
+from ..engine.grad_mode import enable_grad, no_grad
+from ..engine.tensor import Tensor, _make
+from ..errors import EngineError, GradcheckError, UserError
+from . import numeric
+from .diagnose import compare, diagnose, diagnose_scalars
+from .result import BlockResult, CheckResult
+
+AUTO_FULL_LIMIT = 4_000_000        # Jacobian entries checked in full by mode="auto"
+ANALYTICAL_CHUNK_BYTES = 16 * 2 ** 20
+METHODS = tuple(numeric.STENCILS)
+MODES = ("full", "fast", "auto")
+KINK_DOMAINS = ("away_from_zero", "away_from_clamp", "distinct")
+
+
+class ComplexStepError(UserError):
+    """method="complex" on a function using a primitive that is not complex-analytic."""
+
+
+class _Recorder:
+    """apply() hook remembering which primitives ran (in order of first use)."""
+
+    def __init__(self) -> None:
+        self.prims: dict = {}
+
+    def __call__(self, prim, args, params):
+        self.prims.setdefault(prim.name, prim)
+        return P.apply(prim, args, params)
+
+
+def _as_tuple(x) -> tuple:
+    if isinstance(x, tuple):
+        return x
+    if isinstance(x, list):
+        return tuple(x)
+    return (x,)
+
+
+def _is_float(t) -> bool:
+    return isinstance(t, Tensor) and t._data.dtype.kind in "fc"
+
+
+# ---- analytical side -------------------------------------------------------------------------
+def _analytical_rows(out: Tensor, inputs: list, rows: np.ndarray) -> list:
+    """Rows ``rows`` of d out / d input for every input (one batched backward); None for an
+    input the backward does not reach."""
+    size = out._data.size
+    cot = np.zeros((len(rows), size), dtype=out._data.dtype)
+    cot[np.arange(len(rows)), rows] = 1
+    grads = graph.grad(out, inputs, _make(cot.reshape((len(rows),) + out._data.shape)),
+                       retain_graph=True, allow_unused=True, is_grads_batched=True)
+    return [None if g is None else g._data.reshape(len(rows), -1) for g in grads]
+
+
+def _analytical_full(out: Tensor, inputs: list) -> tuple:
+    """(per input: the (out size, in size) Jacobian or None if unreached, first-chunk rows)"""
+    size = out._data.size
+    width = max(sum(x._data.size for x in inputs), size, 1)
+    step = max(1, min(size, ANALYTICAL_CHUNK_BYTES // (8 * width)))
+    jac = [None] * len(inputs)
+    first = None
+    for start in range(0, size, step):
+        rows = np.arange(start, min(size, start + step))
+        part = _analytical_rows(out, inputs, rows)
+        if first is None:
+            first = (rows, part)
+        for j, p in enumerate(part):
+            if p is None:
+                continue
+            if jac[j] is None:
+                jac[j] = np.zeros((size, inputs[j]._data.size), dtype=np.float64)
+            jac[j][rows] = p
+    return jac, first
+
+
+def _reentrancy(out: Tensor, inputs: list, first, nondet_tol: float) -> float:
+    """Largest difference between the first chunk of rows and a recomputation of it."""
+    rows, part = first
+    again = _analytical_rows(out, inputs, rows)
+    worst = 0.0
+    for a, b in zip(part, again):
+        if (a is None) != (b is None):
+            return float("inf")
+        if a is not None and a.size:
+            with np.errstate(invalid="ignore"):
+                d = np.abs(a - b)
+            both_nan = np.isnan(a) & np.isnan(b)
+            d = np.where(both_nan, 0.0, d)
+            worst = max(worst, float(np.nanmax(d)) if not np.isnan(d).all() else np.inf)
+    return worst
+
+
+def _undefined_grad_problems(outputs: list, inputs: list) -> list:
+    """torch's undefined-gradient checks: backward with all output gradients undefined, with
+    one at a time undefined, and with zero gradients, must give None or zeros."""
+    roots = [graph._root_edge(o) for o in outputs]
+    targets = {}
+    for x in inputs:
+        targets.setdefault(graph._root_edge(x), x)
+    zeros = [np.zeros_like(o._data) for o in outputs]
+    cases = [("all output gradients undefined", [None] * len(outputs))]
+    if len(outputs) > 1:
+        cases += [(f"output {k}'s gradient undefined",
+                   [None if i == k else z for i, z in enumerate(zeros)])
+                  for k in range(len(outputs))]
+    cases.append(("zero output gradients", zeros))
+    problems = []
+    for label, grads in cases:
+        try:
+            captured = graph.run(roots, grads, True, False, capture=targets)
+        except (EngineError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+            problems.append("undefined gradient: expected backward to handle undefined output "
+                            f"grads ({label}), but it raised {type(exc).__name__}: {exc}")
+            continue
+        for edge, g in captured.items():
+            data = g._data if isinstance(g, Tensor) else np.asarray(g)
+            if data.size and not np.all(data == 0):
+                what = "backward not multiplied by grad_output" if label.startswith("zero") \
+                    else "expected all input grads to be undefined or zero"
+                problems.append(f"undefined gradient: {what} ({label}): input "
+                                f"{_input_label(edge, targets, inputs)} got a nonzero "
+                                f"gradient (max |grad| = {np.max(np.abs(data)):.3g})")
+    return problems
+
+
+def _input_label(edge, targets, inputs) -> str:
+    t = targets.get(edge)
+    for i, x in enumerate(inputs):
+        if x is t:
+            return str(i)
+    return "?"
+
+
+# ---- the check -------------------------------------------------------------------------------
+def check(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+          method: str = "central", mode: str = "full", gradgrad: bool = False,
+          forward_ad: bool = False, nondet_tol: float = 0.0, seed: int = 0,
+          input_names=None, check_undefined_grad: bool = True,
+          check_backward_ad: bool = True, upcast: bool = True,
+          n_projections: int = 4) -> CheckResult:
+    """Check ``fn``'s gradients at ``inputs`` and say what is wrong, block by block.
+
+    ``method``: central, forward, richardson or complex (finite differences, see
+    :mod:`gradtool.check.numeric`); ``mode``: full (every Jacobian entry), fast (random
+    projections vᵀJu) or auto; ``upcast``: evaluate the numerical side of float32 inputs in
+    float64.  Inputs that do not require grad are constants."""
+    from . import torch_bridge
+    if torch_bridge.is_torch_call(fn, inputs):
+        return torch_bridge.check(fn, inputs, eps=eps, atol=atol, rtol=rtol, method=method,
+                                  mode=mode, nondet_tol=nondet_tol, seed=seed,
+                                  input_names=input_names, n_projections=n_projections)
+    if method not in METHODS:
+        raise UserError(f"unknown method '{method}'", hint=f"one of {', '.join(METHODS)}")
+    if mode not in MODES:
+        raise UserError(f"unknown mode '{mode}'", hint=f"one of {', '.join(MODES)}")
+    start = time.perf_counter()
+    checker = _Checker(fn, _as_tuple(inputs), eps, atol, rtol, method, nondet_tol, seed,
+                       input_names, upcast, n_projections)
+    result = checker.run(mode, check_backward_ad, check_undefined_grad, forward_ad)
+    if gradgrad:
+        second = _gradgrad_result(fn, checker.inputs, None, eps=eps, atol=atol, rtol=rtol,
+                                  method=method, mode=mode, nondet_tol=nondet_tol, seed=seed,
+                                  check_undefined_grad=check_undefined_grad)
+        for b in second.blocks:
+            b.stage = "second order"
+        result.blocks += second.blocks
+        result.problems += [f"second order: {p}" for p in second.problems]
+        result.n_evals += second.n_evals
+        result.passed = result.passed and second.passed
+    result.wall_time = time.perf_counter() - start
+    return result
+
+
+class _Checker:
+    def __init__(self, fn, inputs, eps, atol, rtol, method, nondet_tol, seed, input_names,
+                 upcast, n_projections) -> None:
+        self.fn = fn
+        self.inputs = inputs
+        self.eps, self.atol, self.rtol = eps, atol, rtol
+        self.method = method
+        self.nondet_tol = nondet_tol
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.upcast = upcast
+        self.k = max(1, int(n_projections))
+        self.diff = [i for i, a in enumerate(inputs) if isinstance(a, Tensor) and a._rg]
+        if not self.diff:
+            raise ValueError("gradcheck expects at least one input tensor to require "
+                             "gradient, but none of them have requires_grad=True.")
+        names = list(input_names) if input_names is not None else \
+            [f"input {i}" for i in range(len(inputs))]
+        if len(names) != len(inputs):
+            raise UserError(f"input_names has {len(names)} names for {len(inputs)} inputs")
+        self.names = names
+        self.warnings = []
+        for i in self.diff:
+            dt = inputs[i]._data.dtype
+            if dt not in (np.float64, np.complex128):
+                msg = (f"Input #{i} requires gradient and is not a double precision floating "
+                       "point or complex. This check will likely fail if all the inputs are "
+                       "not of double precision floating point or complex. ")
+                if upcast and dt.kind == "f":
+                    msg += "(gradtool evaluates the numerical side in float64.)"
+                warnings.warn(msg, UserWarning, stacklevel=4)
+                self.warnings.append(msg)
+            if dt.kind == "c":
+                raise UserError(f"input {i} is complex: gradtool's checker handles real "
+                                "inputs only", hint="check the real and imaginary parts as "
+                                "two real inputs")
+
+    # -- forward with the graph, recording which primitives ran
+    def forward(self):
+        rec = _Recorder()
+        P.INTERCEPTORS.append(rec)
+        try:
+            with enable_grad():
+                outs = _as_tuple(self.fn(*self.inputs))
+        finally:
+            P.INTERCEPTORS.remove(rec)
+        for o in outs:
+            if not isinstance(o, Tensor):
+                raise UserError(f"the function must return a Tensor or a tuple of Tensors, "
+                                f"not {type(o).__name__}")
+        return outs, rec.prims
+
+    def run(self, mode, check_backward_ad, check_undefined_grad, forward_ad) -> CheckResult:
+        outs, prims = self.forward()
+        self.outs = outs
+        self.prims = prims
+        if self.method == "complex":
+            bad = [name for name, p in prims.items() if not p.analytic]
+            if bad:
+                raise ComplexStepError(
+                    f"method='complex' needs a complex-analytic function, but it uses "
+                    f"{', '.join(bad)}, which {'is' if len(bad) == 1 else 'are'} not "
+                    "complex-analytic (complex-step derivatives would be wrong)",
+                    hint="use method='central' or method='richardson'")
+        self.kink_ops = [name for name, p in prims.items()
+                         if getattr(p, "domain", None) in KINK_DOMAINS or
+                         (not p.analytic and name not in ("arctan2", "softplus"))]
+        self.diff_outs = [o for o, t in enumerate(outs) if _is_float(t) and t._rg]
+        self.out_sizes = [t._data.size if _is_float(t) else None for t in outs]
+        self.ev = numeric.Evaluator(self.fn, self.inputs, len(outs), self.upcast)
+        self.base_outputs = self._base_outputs()
+        total = sum(outs[o]._data.size for o in self.diff_outs) * \
+            sum(self.inputs[j]._data.size for j in self.diff)
+        if mode == "auto":
+            mode = "full" if total <= AUTO_FULL_LIMIT else "fast"
+        self.mode = mode
+        res = CheckResult(passed=True, method=self.method,
+                          mode=mode if mode == "full" else f"fast ({self.k} projections)",
+                          eps=self.eps, atol=self.atol, rtol=self.rtol, seed=self.seed,
+                          input_names=self.names, warnings=list(self.warnings),
+                          inputs=[a._data.copy() if isinstance(a, Tensor) else None
+                                  for a in self.inputs])
+        self.res = res
+        if check_backward_ad:
+            if not self.diff_outs:
+                self._no_differentiable_outputs()
+            elif mode == "full":
+                self._full()
+            else:
+                self._fast()
+            if check_undefined_grad and self.diff_outs:
+                res.problems += _undefined_grad_problems(
+                    [outs[o] for o in self.diff_outs], [self.inputs[j] for j in self.diff])
+        if forward_ad:
+            self._forward_ad()
+        res.n_evals = self.ev.n_evals
+        res.path = self.ev.path
+        res.passed = not res.problems and all(b.passed for b in res.blocks)
+        return res
+
+    def _base_outputs(self):
+        if self.method != "forward":
+            return [None] * len(self.outs)
+        args = self.ev.plain_args(cast=np.float64 if self.upcast else None)
+        with no_grad():
+            outs = _as_tuple(self.fn(*args))
+        self.ev.n_evals += 1
+        return [o._data for o in outs]
+
+    def _numerical(self, j, columns=None, method=None, eps=None):
+        return numeric.numerical_jacobian(self.ev, j, self.out_sizes, method or self.method,
+                                          self.eps if eps is None else eps, self.base_outputs,
+                                          columns)
+
+    def _no_differentiable_outputs(self):
+        for j in self.diff:
+            for o, jac in enumerate(self._numerical(j)):
+                if self.out_sizes[o] is not None and np.any(jac != 0):
+                    self.res.problems.append(
+                        f"Numerical gradient for function expected to be zero: no output "
+                        f"requires grad, but output {o} changes with {self.names[j]}")
+
+    # -- full mode
+    def _full(self):
+        diff_inputs = [self.inputs[j] for j in self.diff]
+        numerical, num_time, num_evals = {}, {}, {}
+        for j in self.diff:
+            t0, e0 = time.perf_counter(), self.ev.n_evals
+            numerical[j] = self._numerical(j)
+            num_time[j] = time.perf_counter() - t0
+            num_evals[j] = self.ev.n_evals - e0
+        for o in self.diff_outs:
+            t0 = time.perf_counter()
+            jac, first = _analytical_full(self.outs[o], diff_inputs)
+            nondet = _reentrancy(self.outs[o], diff_inputs, first, self.nondet_tol) \
+                if first is not None else 0.0
+            an_time = time.perf_counter() - t0
+            for jj, j in enumerate(self.diff):
+                t1 = time.perf_counter()
+                unused = jac[jj] is None
+                A = np.zeros((self.out_sizes[o], self.inputs[j]._data.size)) if unused \
+                    else jac[jj]
+                N = numerical[j][o]
+                block = self._block(o, j, A, N, unused)
+                block.n_evals = num_evals[j]
+                block.wall_time = num_time[j] / len(self.diff_outs) + \
+                    an_time / len(self.diff) + time.perf_counter() - t1
+                if nondet > self.nondet_tol and not unused:
+                    self._mark_nondet(block, nondet)
+                self.res.blocks.append(block)
+
+    def _mark_nondet(self, block, nondet):
+        text = (f"nondeterministic backward: two backward passes with the same grad_output "
+                f"differ by {nondet:.3g} (nondet_tol = {self.nondet_tol:g})")
+        if block.passed:
+            block.passed = False
+            block.kind = "nondeterministic"
+            block.diagnosis = text + "; the analytical gradient matches the numerical one"
+        else:
+            block.diagnosis += "; also " + text
+
+    def _block(self, o, j, A, N, unused, stage="first order") -> BlockResult:
+        cmp = compare(A, N, self.atol, self.rtol)
+        out_shape = self.outs[o]._data.shape
+        in_shape = self.inputs[j]._data.shape
+        block = BlockResult(output=o, input=j, output_name=f"output {o}",
+                            input_name=self.names[j], passed=cmp.passed,
+                            max_abs_error=cmp.max_abs, max_rel_error=cmp.max_rel,
+                            mode="full", path=self.ev.path, stage=stage,
+                            numerical=N, analytical=A)
+        if cmp.worst is not None:
+            r, c = cmp.worst
+            block.worst_index = (_unravel(r, out_shape), _unravel(c, in_shape))
+            block.numerical_value = float(N[r, c])
+            block.analytical_value = float(A[r, c])
+        if not cmp.passed:
+            d = diagnose(A, N, cmp, self.atol, self.rtol, in_shape, out_shape, unused=unused,
+                         kink_probe=lambda cols: self._kink_probe(o, j, cols),
+                         stability_probe=lambda cols: self._stability_probe(o, j, cols, N),
+                         kink_ops=self.kink_ops)
+            block.kind, block.diagnosis = d.kind, d.text
+            block.factor, block.elements = d.factor, d.elements or []
+            block.path = self.ev.path
+        return block
+
+    def _kink_probe(self, o, j, cols):
+        if self.method == "complex":
+            return np.zeros((1, 1)), np.zeros((1, 1))
+        fwd = self._numerical(j, cols, "forward", self.eps)[o]
+        bwd = self._numerical(j, cols, "forward", -self.eps)[o]
+        return fwd, bwd
+
+    def _stability_probe(self, o, j, cols, N):
+        out = [(f"eps={self.eps:g}", N)]
+        for scale in (10.0, 0.1):
+            e = self.eps * scale
+            out.append((f"eps={e:g}", self._numerical(j, cols, "central", e)[o]))
+        return out
+
+    # -- fast mode
+    def _random(self, shape, dtype=np.float64):
+        v = self.rng.random((self.k,) + tuple(shape))
+        norms = np.sqrt((v.reshape(self.k, -1) ** 2).sum(axis=1))
+        norms[norms == 0] = 1.0
+        return (v / norms.reshape((self.k,) + (1,) * len(shape))).astype(dtype)
+
+    def _fast(self):
+        diff_inputs = [self.inputs[j] for j in self.diff]
+        us = {j: self._random(self.inputs[j]._data.shape) for j in self.diff}
+        vs = {o: self._random(self.outs[o]._data.shape, self.outs[o]._data.dtype)
+              for o in self.diff_outs}
+        num = {}
+        for j in self.diff:
+            e0 = self.ev.n_evals
+            t0 = time.perf_counter()
+            ju = numeric.directional(self.ev, j, us[j], self.out_sizes, self.method, self.eps,
+                                     self.base_outputs)
+            num[j] = (ju, self.ev.n_evals - e0, time.perf_counter() - t0)
+        for o in self.diff_outs:
+            t0 = time.perf_counter()
+            cot = _make(vs[o])
+            g1 = graph.grad(self.outs[o], diff_inputs, cot, retain_graph=True,
+                            allow_unused=True, is_grads_batched=True)
+            g2 = graph.grad(self.outs[o], diff_inputs, cot, retain_graph=True,
+                            allow_unused=True, is_grads_batched=True)
+            an_time = time.perf_counter() - t0
+            for jj, j in enumerate(self.diff):
+                ju, evals, ntime = num[j]
+                vflat = vs[o].reshape(self.k, -1).astype(np.float64)
+                n_s = np.einsum("ko,ko->k", vflat, ju[o])
+                uflat = us[j].reshape(self.k, -1)
+                unused = g1[jj] is None
+                if unused:
+                    a_s = np.zeros(self.k)
+                else:
+                    a_s = np.einsum("ki,ki->k", g1[jj]._data.reshape(self.k, -1), uflat)
+                atol = self.atol * uflat.sum(axis=1) * vflat.sum(axis=1)
+                block = self._fast_block(o, j, a_s, n_s, atol, unused)
+                block.n_evals = evals
+                block.wall_time = ntime / len(self.diff_outs) + an_time / len(self.diff)
+                if not unused and g2[jj] is not None:
+                    nondet = float(np.max(np.abs(g1[jj]._data - g2[jj]._data)))
+                    if nondet > self.nondet_tol:
+                        self._mark_nondet(block, nondet)
+                self.res.blocks.append(block)
+
+    def _fast_block(self, o, j, a_s, n_s, atol, unused) -> BlockResult:
+        diff = np.abs(a_s - n_s)
+        with np.errstate(invalid="ignore"):
+            ok = diff <= atol + self.rtol * np.abs(n_s)
+        worst = int(np.argmax(np.where(np.isnan(diff), np.inf, diff)))
+        block = BlockResult(output=o, input=j, output_name=f"output {o}",
+                            input_name=self.names[j], passed=bool(ok.all()),
+                            max_abs_error=float(np.max(diff)),
+                            max_rel_error=float(np.max(diff / np.maximum(np.abs(n_s),
+                                                                         self.atol))),
+                            numerical_value=float(n_s[worst]),
+                            analytical_value=float(a_s[worst]),
+                            mode=f"fast ({self.k} projections)", path=self.ev.path)
+        if block.passed:
+            return block
+        size = self.out_sizes[o] * self.inputs[j]._data.size
+        if size <= AUTO_FULL_LIMIT:
+            # as torch: recompute this block in full for a precise report
+            N = self._numerical(j)[o]
+            A, _ = _analytical_full(self.outs[o], [self.inputs[j]])
+            unused = A[0] is None
+            A = np.zeros_like(N) if unused else A[0]
+            full = self._block(o, j, A, N, unused)
+            full.passed = False
+            full.mode = block.mode + ", failing block recomputed in full"
+            if full.kind == "ok":
+                full.kind = "mismatch"
+                full.diagnosis = ("fast check failed but every element is within tolerance "
+                                  "(projections accumulate error): rerun with mode='full'")
+            return full
+        d = diagnose_scalars(a_s, n_s, self.atol, self.rtol)
+        block.kind, block.diagnosis, block.factor = d.kind, d.text, d.factor
+        return block
+
+    # -- forward mode
+    def _forward_ad(self):
+        """JVPs from forward-mode AD against finite differences (and against reverse mode)."""
+        k = self.k
+        for j in self.diff:
+            x = self.inputs[j]
+            n = x._data.size
+            full = self.mode == "full"
+            dirs = np.eye(n).reshape((n,) + x._data.shape) if full else \
+                self._random(x._data.shape)
+            t0 = time.perf_counter()
+            jvps = [self._jvp(j, d) for d in dirs]        # per direction, per output
+            ju_num = numeric.directional(self.ev, j, dirs, self.out_sizes, self.method,
+                                         self.eps, self.base_outputs)
+            elapsed = time.perf_counter() - t0
+            for o, t in enumerate(self.outs):
+                if self.out_sizes[o] is None or not t._rg:
+                    continue
+                A = np.stack([np.zeros(self.out_sizes[o]) if jv[o] is None
+                              else jv[o].reshape(-1) for jv in jvps]).T
+                N = ju_num[o].T
+                block = self._block(o, j, A, N, False, stage="forward AD")
+                if not full:
+                    block.mode = f"fast ({k} projections)"
+                block.wall_time = elapsed
+                if not block.passed and block.kind not in ("nan",):
+                    block.diagnosis = "forward-mode AD (JVP) " + block.diagnosis
+                self.res.blocks.append(block)
+                if not full:
+                    self._fw_rev_consistency(o, j, dirs, A)
+
+    def _jvp(self, j, direction):
+        with fwAD.dual_level():
+            args = list(self.inputs)
+            args[j] = fwAD.make_dual(self.inputs[j].detach(), direction.astype(
+                self.inputs[j]._data.dtype))
+            for i in self.diff:
+                if i != j:
+                    args[i] = self.inputs[i].detach()
+            with no_grad():
+                outs = _as_tuple(self.fn(*args))
+            return [None if not isinstance(t, Tensor) or t._fw is None else
+                    np.asarray(t._fw[1], dtype=np.float64) for t in outs]
+
+    def _fw_rev_consistency(self, o, j, dirs, ju):
+        """vᵀ(Ju) from forward mode against (vᵀJ)u from reverse mode."""
+        v = self._random(self.outs[o]._data.shape, self.outs[o]._data.dtype)
+        g = graph.grad(self.outs[o], [self.inputs[j]], _make(v), retain_graph=True,
+                       allow_unused=True, is_grads_batched=True)[0]
+        vJ = np.zeros((self.k, dirs[0].size)) if g is None else g._data.reshape(self.k, -1)
+        rev = np.einsum("ki,ki->k", vJ, dirs.reshape(self.k, -1))
+        fwd = np.einsum("ko,ok->k", v.reshape(self.k, -1), ju)
+        if not np.allclose(fwd, rev, rtol=self.rtol, atol=self.atol):
+            self.res.problems.append(
+                f"forward/reverse inconsistency for d output {o} / d {self.names[j]}: "
+                f"vᵀ(Ju) = {fwd[0]:.6g} (forward mode) but (vᵀJ)u = {rev[0]:.6g} "
+                "(reverse mode)")
+
+
+def _unravel(i, shape) -> tuple:
+    return tuple(int(k) for k in np.unravel_index(int(i), shape)) if shape else ()
+
+
+# ---- torch-compatible entry points -------------------------------------------------------------
+def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              raise_exception: bool = True, nondet_tol: float = 0.0,
+              check_undefined_grad: bool = True, check_forward_ad: bool = False,
+              check_backward_ad: bool = True, fast_mode: bool = False) -> bool:
+    """``torch.autograd.gradcheck``: True if the gradients are right; else raise
+    :class:`~gradtool.errors.GradcheckError` with the checker's report (or return False
+    when ``raise_exception=False``)."""
+    if not (check_forward_ad or check_backward_ad):
+        raise ValueError("Expected at least one of check_forward_ad or check_backward_ad to "
+                         "be True")
+    result = check(fn, inputs, eps=eps, atol=atol, rtol=rtol, nondet_tol=nondet_tol,
+                   mode="fast" if fast_mode else "full", forward_ad=check_forward_ad,
+                   check_undefined_grad=check_undefined_grad,
+                   check_backward_ad=check_backward_ad, n_projections=1)
+    return _verdict(result, raise_exception)
+
+
+def _verdict(result: CheckResult, raise_exception: bool) -> bool:
+    if result.passed:
+        return True
+    if raise_exception:
+        raise GradcheckError(result.report(), result)
+    return False
+
+
+def _gradgrad_function(fn, inputs, grad_outputs):
+    n_in = len(inputs)
+    diff_in = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x._rg]
+    diff_go = [i for i, g in enumerate(grad_outputs) if g._rg]
+
+    def new_func(*args):
+        with enable_grad():
+            xs = [x.requires_grad_() if i in diff_in else x for i, x in enumerate(args[:n_in])]
+            outs = [o for o in _as_tuple(fn(*xs)) if isinstance(o, Tensor) and o._rg]
+            gos = [g.requires_grad_() if i in diff_go else g
+                   for i, g in enumerate(args[n_in:])]
+            grads = graph.grad(outs, [xs[i] for i in diff_in], gos, create_graph=True,
+                               allow_unused=True)
+        return tuple(g for g in grads if g is not None)
+
+    return new_func
+
+
+def _random_grad_outputs(fn, inputs, seed):
+    with enable_grad():
+        outs = [o for o in _as_tuple(fn(*inputs)) if isinstance(o, Tensor) and o._rg]
+    rng = np.random.default_rng(seed + 1)
+    result = []
+    for o in outs:
+        dt = o._data.dtype if o._data.dtype.kind in "fc" else np.float64
+        g = _make(rng.uniform(-1, 1, o._data.shape).astype(dt))
+        g.requires_grad_(True)
+        result.append(g)
+    return tuple(result)
+
+
+def _gradgrad_result(fn, inputs, grad_outputs, **kw) -> CheckResult:
+    inputs = _as_tuple(inputs)
+    if grad_outputs is None:
+        grad_outputs = _random_grad_outputs(fn, inputs, kw.get("seed", 0))
+    else:
+        grad_outputs = _as_tuple(grad_outputs)
+    new_func = _gradgrad_function(fn, inputs, grad_outputs)
+    names = [f"input {i}" for i in range(len(inputs))] + \
+        [f"grad_output {i}" for i in range(len(grad_outputs))]
+    return check(new_func, inputs + grad_outputs, input_names=names, **kw)
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, raise_exception: bool = True, nondet_tol: float = 0.0,
+                  check_undefined_grad: bool = True, check_forward_ad: bool = False,
+                  check_backward_ad: bool = True, fast_mode: bool = False) -> bool:
+    """``torch.autograd.gradgradcheck``: gradcheck of the gradient itself (computed with
+    ``create_graph=True``) w.r.t. the inputs and the output gradients (random in [-1, 1]
+    when not given)."""
+    result = _gradgrad_result(fn, inputs, grad_outputs, eps=eps, atol=atol, rtol=rtol,
+                              nondet_tol=nondet_tol, mode="fast" if fast_mode else "full",
+                              forward_ad=check_forward_ad,
+                              check_undefined_grad=check_undefined_grad,
+                              check_backward_ad=check_backward_ad, n_projections=1)
+    return _verdict(result, raise_exception)

@@ -1,0 +1,221 @@
+"""Finite differences: numerical Jacobians and directional derivatives.
+
+Every perturbation of an input is one example of a batch; the batch is evaluated by
+:mod:`gradtool.engine.vmap` (no graph), in chunks of at most ``CHUNK_BYTES`` of perturbed
+inputs, and falls back to a Python loop over the examples when the function cannot run
+batched.  A batched result is spot-checked against plain calls on two examples.
+
+Methods (``h`` = eps):
+
+* ``central``: (f(x+h) - f(x-h)) / 2h, error O(h^2);
+* ``forward``: (f(x+h) - f(x)) / h, error O(h);
+* ``richardson``: (8 (f(x+h) - f(x-h)) - (f(x+2h) - f(x-2h))) / 12h, error O(h^4);
+* ``complex``: Im f(x + i h) / h with h = 1e-20, exact up to rounding for analytic f.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine import vmap as V
+from ..engine.grad_mode import no_grad
+from ..engine.tensor import Tensor, _make
+
+CHUNK_BYTES = 256 * 2 ** 20
+COMPLEX_STEP = 1e-20
+
+#: offsets (in units of h) and the weights combining them, per method; "0" is f(x)
+STENCILS = {
+    "central": ((1.0, -1.0), (0.5, -0.5)),
+    "forward": ((1.0, 0.0), (1.0, -1.0)),
+    "richardson": ((1.0, -1.0, 2.0, -2.0), (8 / 12, -8 / 12, -1 / 12, 1 / 12)),
+    "complex": ((1.0,), (1.0,)),
+}
+
+
+class Evaluator:
+    """Evaluates ``fn`` on batches of perturbed inputs and counts evaluations."""
+
+    def __init__(self, fn, inputs: tuple, n_outputs: int, upcast: bool = True) -> None:
+        self.fn = fn
+        self.inputs = inputs
+        self.n_outputs = n_outputs
+        self.upcast = upcast
+        self.n_evals = 0
+        self.path = "batched"
+        self.batched_ok = True
+
+    def base_array(self, j: int, complex_step: bool = False) -> np.ndarray:
+        x = self.inputs[j]._data
+        if complex_step:
+            return x.astype(np.complex128)
+        if self.upcast and x.dtype.kind == "f" and x.dtype.itemsize < 8:
+            return x.astype(np.float64)
+        return x
+
+    def plain_args(self, j: int | None = None, value=None, cast=None) -> list:
+        args = []
+        for i, a in enumerate(self.inputs):
+            if i == j:
+                args.append(_make(value))
+            elif isinstance(a, Tensor):
+                data = a._data
+                if cast is not None and data.dtype.kind == "f" and a._rg:
+                    data = data.astype(cast)
+                args.append(_make(data))
+            else:
+                args.append(a)
+        return args
+
+    def run(self, j: int, batch, size: int, cast=None) -> list:
+        """Outputs of fn with input ``j`` replaced by the batch (a dense array, batch axis
+        first, or a :class:`~gradtool.engine.vmap.Delta`): per output, a dense batch, a
+        Delta, or ``Unbatched``."""
+        args = self.plain_args(cast=cast)
+        if self.batched_ok and size > 2:
+            try:
+                with no_grad():
+                    outs, _ = V.call_batched(self.fn, tuple(args), {j: batch}, size)
+                self.n_evals += size
+                self._spot_check(j, batch, size, outs, args)
+                return list(outs)
+            except V.VmapFallback as exc:
+                self.batched_ok = False
+                self.path = f"looped ({exc})"
+        elif self.path == "batched":
+            self.path = "looped (small batch)"
+        with no_grad():
+            outs, _ = V.loop_batched(self.fn, tuple(args), {j: batch}, size)
+        self.n_evals += size
+        return list(outs)
+
+    def _spot_check(self, j, batch, size, outs, args) -> None:
+        for k in sorted({size - 1, size // 2}):
+            call = list(args)
+            call[j] = _make(V.example(batch, k))
+            with no_grad():
+                plain = self.fn(*call)
+            self.n_evals += 1
+            plain = plain if isinstance(plain, (tuple, list)) else (plain,)
+            for o, p in zip(outs, plain):
+                got = _example_of(o, k)
+                want = p._data
+                if got.shape != want.shape or not _close(got, want):
+                    raise V.VmapFallback("the batched result disagreed with a plain call")
+
+
+def _example_of(value, k: int) -> np.ndarray:
+    if isinstance(value, V.Unbatched):
+        return value.value
+    return V.example(value, k)
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.dtype.kind == "c" or b.dtype.kind == "c":
+        return _close(a.real, b.real) and _close(np.imag(a), np.imag(b))
+    if a.dtype.kind not in "fc":
+        return np.array_equal(a, b)
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    finite = np.isfinite(b)
+    if not np.array_equal(np.isfinite(a), finite):
+        return False
+    if not finite.any():
+        return True
+    scale = float(np.max(np.abs(b[finite]))) if b.size else 0.0
+    return bool(np.all(np.abs(a[finite] - b[finite]) <= 1e-10 * (1.0 + scale)))
+
+
+def _chunk(n_cols: int, n_offsets: int, example_bytes: int) -> int:
+    per_col = max(1, n_offsets * example_bytes)
+    return max(1, min(n_cols, CHUNK_BYTES // per_col))
+
+
+def numerical_jacobian(ev: Evaluator, j: int, out_sizes: list, method: str, eps: float,
+                       base_outputs: list, columns=None) -> list:
+    """d output / d input j for every output: a list of (out size, in size) arrays
+    (only ``columns`` of the input are filled when given)."""
+    offsets, weights = STENCILS[method]
+    complex_step = method == "complex"
+    x = ev.base_array(j, complex_step)
+    n = x.size
+    h = COMPLEX_STEP if complex_step else eps
+    dtype = np.float64
+    jac = [np.zeros((m, n), dtype=dtype) for m in out_sizes]
+    cols = np.arange(n) if columns is None else np.asarray(columns)
+    moving = [o for o in offsets if o != 0.0]
+    step = _chunk(len(cols), len(moving), x.nbytes or 8)
+    flat = x.reshape(-1)
+    for start in range(0, len(cols), step):
+        ks = cols[start:start + step]
+        m = len(ks)
+        index = np.tile(ks, len(moving))
+        shift = np.repeat(np.asarray(moving) * h, m)
+        value = flat[index] + (1j * shift if complex_step else shift)
+        outs = ev.run(j, V.Delta(x, index, value), m * len(moving),
+                      cast=np.float64 if ev.upcast else None)
+        for o, out in enumerate(outs):
+            if o >= len(out_sizes) or out_sizes[o] is None:
+                continue
+            _combine(jac[o], ks, out, moving, offsets, weights, h, complex_step,
+                     base_outputs[o])
+    return jac
+
+
+def _combine(jac, ks, out, moving, offsets, weights, h, complex_step, base_out) -> None:
+    m = len(ks)
+    if isinstance(out, V.Unbatched):
+        return
+    if isinstance(out, V.Delta) and _same_index(out.index, m, len(moving)):
+        pos = out.index[:m]
+        acc = np.zeros(m, dtype=out.value.dtype)
+        vals = out.value.reshape(len(moving), m)
+        base_at = out.base.reshape(-1)[pos]
+        for o, w in zip(offsets, weights):
+            acc = acc + w * (base_at if o == 0.0 else vals[moving.index(o)])
+        col = np.imag(acc) / h if complex_step else np.real(acc) / h
+        jac[pos, ks] = col
+        return
+    dense = V.as_dense(out, m * len(moving)).reshape(len(moving), m, -1)
+    acc = 0.0
+    for o, w in zip(offsets, weights):
+        term = np.asarray(base_out).reshape(1, -1) if o == 0.0 else dense[moving.index(o)]
+        acc = acc + w * term
+    acc = np.imag(acc) / h if complex_step else np.real(acc) / h
+    jac[:, ks] = acc.T
+
+
+def _same_index(index, m: int, parts: int) -> bool:
+    first = index[:m]
+    return all(np.array_equal(index[p * m:(p + 1) * m], first) for p in range(1, parts))
+
+
+def directional(ev: Evaluator, j: int, directions: np.ndarray, out_sizes: list, method: str,
+                eps: float, base_outputs: list) -> list:
+    """J_j u for each direction u (rows of ``directions``, shape (k, *input shape)):
+    per output, a (k, out size) array."""
+    offsets, weights = STENCILS[method]
+    complex_step = method == "complex"
+    x = ev.base_array(j, complex_step)
+    h = COMPLEX_STEP if complex_step else eps
+    moving = [o for o in offsets if o != 0.0]
+    k = directions.shape[0]
+    shifts = np.concatenate([o * h * directions for o in moving])
+    batch = x[None] + (1j * shifts if complex_step else shifts)
+    outs = ev.run(j, batch, k * len(moving), cast=np.float64 if ev.upcast else None)
+    result = []
+    for o, out in enumerate(outs):
+        if o >= len(out_sizes) or out_sizes[o] is None:
+            result.append(None)
+            continue
+        if isinstance(out, V.Unbatched):
+            result.append(np.zeros((k, out_sizes[o])))
+            continue
+        dense = V.as_dense(out, k * len(moving)).reshape(len(moving), k, -1)
+        acc = 0.0
+        for off, w in zip(offsets, weights):
+            term = np.asarray(base_outputs[o]).reshape(1, -1) if off == 0.0 else \
+                dense[moving.index(off)]
+            acc = acc + w * term
+        result.append(np.imag(acc) / h if complex_step else np.real(acc) / h)
+    return result
