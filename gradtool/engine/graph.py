@@ -211,6 +211,10 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
     prev_mode = MODE.grad_enabled
     MODE.grad_enabled = create_graph
     anomaly = MODE.anomaly
+    # NaN/Inf in gradients are results, not warnings (torch is silent; anomaly mode and the
+    # checker's diagnosis report them)
+    errstate = np.errstate(divide="ignore", invalid="ignore", over="ignore")
+    errstate.__enter__()
     try:
         while ready:
             node = ready.pop()
@@ -258,6 +262,7 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
                     ready.append(nxt)
     finally:
         MODE.grad_enabled = prev_mode
+        errstate.__exit__(None, None, None)
     return captured
 
 
