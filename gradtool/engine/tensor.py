@@ -266,6 +266,8 @@ class Tensor:
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return
         replaces the gradient.  Returns a handle with ``.remove()``."""
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
         if not self._rg:
             raise EngineError("cannot register a hook on a tensor that doesn't require "
                               "gradient")
@@ -384,13 +386,30 @@ def _to_array(data, dtype) -> np.ndarray:
             else arr.copy()
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
         data = _untensor(data)
-    arr = np.array(data, dtype=np_dtype)
+    try:
+        arr = np.array(data, dtype=np_dtype)
+    except ValueError as exc:
+        raise ValueError(_ragged_message(data) or str(exc)) from None
     if np_dtype is None and arr.dtype.kind == "f" and arr.dtype != np.float64 \
             and not isinstance(data, np.ndarray):
         arr = arr.astype(np.float64)
     if arr.dtype.kind in "OUS":
         raise TypeError(f"can't convert {type(data).__name__} to a tensor")
     return arr
+
+
+def _ragged_message(data) -> str | None:
+    """torch's wording for a nested list whose rows differ in length."""
+    level = [data]
+    dim = 0
+    while level and all(isinstance(x, (list, tuple)) for x in level):
+        lengths = [len(x) for x in level]
+        if len(set(lengths)) > 1:
+            return (f"expected sequence of length {lengths[0]} at dim {dim} "
+                    f"(got {next(n for n in lengths if n != lengths[0])})")
+        level = [y for x in level for y in x]
+        dim += 1
+    return None
 
 
 def _flat(data):
