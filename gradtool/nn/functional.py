@@ -1,0 +1,465 @@
+"""``gt.nn.functional``: the functions of ``torch.nn.functional``.
+
+Elementwise activations and the losses are the engine's ops (``gradtool.engine.ops``) when
+it has them; the layers' own operations (linear, conv2d, pooling, embedding, dropout) call
+the primitives of :mod:`gradtool.engine.prims.nn`, imported here so they are registered as
+soon as ``gt.nn`` is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine import ops as _ops
+from ..engine.grad_mode import no_grad
+from ..engine.prims import nn as _P
+from ..engine.primitive import apply
+from ..engine.random import _rng
+from ..engine.tensor import Tensor, _make
+
+relu = _ops.relu
+sigmoid = _ops.sigmoid
+tanh = _ops.tanh
+softplus = _ops.softplus
+
+
+def _pair(value, name: str = "value") -> tuple:
+    if isinstance(value, (list, tuple)):
+        if len(value) == 1:
+            return (int(value[0]),) * 2
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value}")
+        return tuple(int(v) for v in value)
+    return (int(value), int(value))
+
+
+def _as_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+# ---- activations --------------------------------------------------------------------------
+def relu6(input: Tensor) -> Tensor:
+    return _ops.clamp(input, 0.0, 6.0)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise."""
+    return _ops.where(input._data > 0, input, input * negative_slope)
+
+
+def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
+    return _ops.where(input._data > 0, input, (_ops.exp(input) - 1.0) * alpha)
+
+
+def silu(input: Tensor) -> Tensor:
+    return input * _ops.sigmoid(input)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x Φ(x), Φ the standard normal CDF (``approximate='tanh'``: the tanh formula)."""
+    if approximate == "tanh":
+        inner = (input + input ** 3 * 0.044715) * float(np.sqrt(2.0 / np.pi))
+        return input * 0.5 * (_ops.tanh(inner) + 1.0)
+    if approximate != "none":
+        raise ValueError(f"approximate argument must be either none or tanh, got "
+                         f"{approximate}")
+    erf = getattr(_ops, "erf", None)
+    if erf is None:
+        raise NotImplementedError("gelu(approximate='none') needs gt.erf; use "
+                                  "approximate='tanh'")
+    return input * 0.5 * (erf(input * float(1 / np.sqrt(2.0))) + 1.0)
+
+
+def _softmax_dim(ndim: int) -> int:
+    # torch's legacy rule when dim is not given (with a deprecation warning there)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+                 dtype=None) -> Tensor:
+    """log(softmax(x)) = (x - m) - log(sum(exp(x - m))), m = max(x) as a constant (it cancels
+    in the value, and keeps exp from overflowing)."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if dim is None:
+        dim = _softmax_dim(input.ndim)
+    m = np.max(input._data, axis=dim, keepdims=True)
+    shifted = input - _make(np.where(np.isfinite(m), m, 0.0))
+    return shifted - _ops.log(_ops.sum(_ops.exp(shifted), dim=dim, keepdim=True))
+
+
+def _softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+             dtype=None) -> Tensor:
+    return _ops.exp(_log_softmax(input, dim, dtype=dtype))
+
+
+softmax = getattr(_ops, "softmax", _softmax)
+log_softmax = getattr(_ops, "log_softmax", _log_softmax)
+
+
+# ---- losses ---------------------------------------------------------------------------------
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return _ops.mean(loss)
+    if reduction == "sum":
+        return _ops.sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _check_same_size(input: Tensor, target: Tensor) -> None:
+    if tuple(input.shape) != tuple(target.shape):
+        import warnings
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
+                      f"size ({input.shape}). This will likely lead to incorrect results due "
+                      "to broadcasting. Please ensure they have the same size.", stacklevel=3)
+
+
+def _mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+              reduction: str = "mean", weight=None) -> Tensor:
+    """mean/sum of (input - target)²."""
+    _check_same_size(input, target)
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def _l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    _check_same_size(input, target)
+    return _reduce(_ops.abs(input - target), reduction)
+
+
+def _nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+              size_average=None, ignore_index: int = -100, reduce=None,
+              reduction: str = "mean") -> Tensor:
+    """-input[n, target[n]] (times the class weight), averaged over the weights as torch."""
+    tgt = np.asarray(target._data if isinstance(target, Tensor) else target)
+    if input.ndim == 1:
+        input = _ops.unsqueeze(input, 0)
+        tgt = tgt.reshape(1)
+    if input.ndim > 2:   # (N, C, d1, ...) -> (N * d1 * ..., C)
+        c = input.shape[1]
+        input = _ops.reshape(_ops.permute(input, (0,) + tuple(range(2, input.ndim)) + (1,)),
+                             -1, c)
+        out_shape = tgt.shape
+        tgt = tgt.reshape(-1)
+    else:
+        out_shape = tgt.shape
+    keep = tgt != ignore_index
+    safe = np.where(keep, tgt, 0)
+    w = np.ones(input.shape[1], input._data.dtype) if weight is None else \
+        np.asarray(weight._data if isinstance(weight, Tensor) else weight)
+    wn = (w[safe] * keep).astype(input._data.dtype)
+    picked = input[np.arange(input.shape[0]), safe]
+    losses = -picked * _make(wn)
+    if reduction == "none":
+        return _ops.reshape(losses, out_shape)
+    if reduction == "sum":
+        return _ops.sum(losses)
+    if reduction == "mean":
+        return _ops.sum(losses) / float(wn.sum())
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                   size_average=None, ignore_index: int = -100, reduce=None,
+                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """nll_loss(log_softmax(input, 1), target); probability targets give
+    -sum(target * log_softmax)."""
+    class_dim = 0 if input.ndim == 1 else 1
+    logp = log_softmax(input, class_dim)
+    target = _as_tensor(target)
+    if target._data.dtype.kind in "fc":
+        n_classes = input.shape[class_dim]
+        if label_smoothing:
+            target = target * (1 - label_smoothing) + label_smoothing / n_classes
+        per = logp * target
+        if weight is not None:
+            shape = [1] * input.ndim
+            shape[class_dim] = n_classes
+            per = per * _ops.reshape(_as_tensor(weight), shape)
+        losses = -_ops.sum(per, dim=class_dim)
+        return _reduce(losses, reduction)
+    nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if not label_smoothing:
+        return nll
+    n_classes = input.shape[class_dim]
+    smooth = -_ops.sum(logp, dim=class_dim) / n_classes
+    tgt = target._data
+    keep = _make((tgt != ignore_index).astype(input._data.dtype))
+    smooth = smooth * keep
+    if reduction == "mean":
+        smooth = _ops.sum(smooth) / float(keep._data.sum())
+    else:
+        smooth = _reduce(smooth, reduction)
+    return nll * (1 - label_smoothing) + smooth * label_smoothing
+
+
+def _binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
+                                      weight: Tensor | None = None, size_average=None,
+                                      reduce=None, reduction: str = "mean",
+                                      pos_weight: Tensor | None = None) -> Tensor:
+    """(1 - t) x + (1 + (p - 1) t) softplus(-x): stable for large |x|."""
+    target = _as_tensor(target)
+    if pos_weight is not None:
+        log_weight = (_as_tensor(pos_weight) - 1.0) * target + 1.0
+        loss = (1.0 - target) * input + log_weight * _ops.softplus(-input)
+    else:
+        loss = (1.0 - target) * input + _ops.softplus(-input)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+mse_loss = getattr(_ops, "mse_loss", _mse_loss)
+l1_loss = getattr(_ops, "l1_loss", _l1_loss)
+nll_loss = getattr(_ops, "nll_loss", _nll_loss)
+cross_entropy = getattr(_ops, "cross_entropy", _cross_entropy)
+binary_cross_entropy_with_logits = getattr(_ops, "binary_cross_entropy_with_logits",
+                                           _binary_cross_entropy_with_logits)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """-(t log p + (1 - t) log(1 - p)), logs clamped at -100 as torch."""
+    target = _as_tensor(target)
+    log_p = _ops.clamp(_ops.log(input), min=-100.0)
+    log_q = _ops.clamp(_ops.log(1.0 - input), min=-100.0)
+    loss = -(target * log_p + (1.0 - target) * log_q)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d² / beta where |d| < beta, |d| - 0.5 beta elsewhere."""
+    d = input - target
+    small = np.abs(d._data) < beta
+    loss = _ops.where(small, d * d * (0.5 / beta) if beta else d * 0.0,
+                      _ops.abs(d) - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
+               delta: float = 1.0) -> Tensor:
+    d = input - target
+    small = np.abs(d._data) < delta
+    loss = _ops.where(small, d * d * 0.5, (_ops.abs(d) - 0.5 * delta) * delta)
+    return _reduce(loss, reduction)
+
+
+# ---- layers' operations ---------------------------------------------------------------------
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x Wᵀ + b, recorded as torch records it: ``addmm`` (AddmmBackward0) for 2-D input
+    with bias, a flattened addmm for 3-D input, matmul (+ add) otherwise."""
+    if bias is not None and input.ndim == 2:
+        return apply(_P.addmm, (bias, input, _ops.t(weight)))
+    if bias is not None and input.ndim == 3:
+        flat = _ops.reshape(input, -1, input.shape[-1])
+        out = apply(_P.addmm, (bias, flat, _ops.t(weight)))
+        return _ops.reshape(out, tuple(input.shape[:-1]) + (weight.shape[0],))
+    out = _ops.matmul(input, _ops.t(weight))
+    return out if bias is None else out + bias
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,
+             bias: Tensor | None = None) -> Tensor:
+    """y_k = x1ᵀ W_k x2 + b_k."""
+    out = _ops.sum(_ops.unsqueeze(input1, -2) @ weight * _ops.unsqueeze(input2, -2), dim=-1)
+    return out if bias is None else out + bias
+
+
+def _conv_padding(padding, kernel: tuple, dilation: tuple, stride: tuple) -> tuple:
+    """torch's padding argument as (top, bottom, left, right)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            total = [d * (k - 1) for d, k in zip(dilation, kernel)]
+            return (total[0] // 2, total[0] - total[0] // 2,
+                    total[1] // 2, total[1] - total[1] // 2)
+        raise ValueError(f"Invalid padding string '{padding}', should be one of "
+                         "{'valid', 'same'}")
+    ph, pw = _pair(padding, "padding")
+    return (ph, ph, pw, pw)
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation of (N, C, H, W) (or unbatched (C, H, W)) input with
+    (O, C, kh, kw) weights; one ConvolutionBackward0 node, as torch."""
+    if groups != 1:
+        raise NotImplementedError("gradtool's conv2d supports groups=1 only")
+    if input.ndim == 3:
+        out = conv2d(_ops.unsqueeze(input, 0), weight, bias, stride, padding, dilation)
+        return _ops.squeeze(out, 0)
+    if input.ndim != 4:
+        raise RuntimeError(f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got "
+                           f"input of size: {list(input.shape)}")
+    if weight.ndim != 4 or input.shape[1] != weight.shape[1]:
+        raise RuntimeError(
+            f"Given groups=1, weight of size {list(weight.shape)}, expected input"
+            f"{list(input.shape)} to have {weight.shape[1] if weight.ndim > 1 else '?'} "
+            f"channels, but got {input.shape[1]} channels instead")
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    pads = _conv_padding(padding, tuple(weight.shape[-2:]), dilation, stride)
+    oh, ow = _P._conv_out_hw(input.shape[2], input.shape[3], tuple(weight.shape[-2:]), stride,
+                             pads, dilation)
+    if oh <= 0 or ow <= 0:
+        raise RuntimeError(
+            f"Calculated output size: ({weight.shape[0]}x{oh}x{ow}). Output size is too small")
+    return apply(_P.convolution, (input, weight, bias),
+                 {"stride": stride, "padding": pads, "dilation": dilation})
+
+
+def _pool_params(kernel_size, stride, padding, dilation) -> tuple:
+    k = _pair(kernel_size, "kernel_size")
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) \
+        else _pair(stride, "stride")
+    p, d = _pair(padding, "padding"), _pair(dilation, "dilation")
+    for pi, ki, di in zip(p, k, d):
+        if pi > (di * (ki - 1) + 1) // 2:
+            raise RuntimeError("pad should be at most half of effective kernel size, but got "
+                               f"pad={pi}, kernel_size={ki} and dilation={di}")
+    return k, s, p, d
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False):
+    """Max over each window (MaxPool2DWithIndicesBackward0); ``return_indices`` also gives
+    the flat H*W index of each maximum (as torch's)."""
+    if input.ndim == 3:
+        out = max_pool2d(_ops.unsqueeze(input, 0), kernel_size, stride, padding, dilation,
+                         ceil_mode, return_indices)
+        if return_indices:
+            return _ops.squeeze(out[0], 0), _ops.squeeze(out[1], 0)
+        return _ops.squeeze(out, 0)
+    k, s, p, d = _pool_params(kernel_size, stride, padding, dilation)
+    params = {"kernel_size": k, "stride": s, "padding": p, "dilation": d,
+              "ceil_mode": bool(ceil_mode)}
+    out = apply(_P.max_pool2d, (input,), params)
+    if not return_indices:
+        return out
+    flat, (hp, wp), (top, left) = _P.pool_indices(input._data, **params)
+    rows, cols = flat // wp - top, flat % wp - left
+    return out, _make((rows * input.shape[-1] + cols).astype(np.int64))
+
+
+def _adaptive_size(output_size, hw) -> tuple:
+    if isinstance(output_size, (list, tuple)):
+        sizes = tuple(output_size) if len(output_size) == 2 else (output_size[0],) * 2
+    else:
+        sizes = (output_size, output_size)
+    return tuple(int(h if o is None else o) for o, h in zip(sizes, hw))
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Average over torch's adaptive bins (AdaptiveAvgPool2DBackward0)."""
+    size = _adaptive_size(output_size, input.shape[-2:])
+    return apply(_P.adaptive_avg_pool2d, (input,), {"output_size": size})
+
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None) -> Tensor:
+    """Mean over each window, written as a convolution with a constant averaging kernel
+    per channel (count_include_pad=True, no ceil_mode)."""
+    if ceil_mode or not count_include_pad or divisor_override is not None:
+        raise NotImplementedError("avg_pool2d: only the defaults (ceil_mode=False, "
+                                  "count_include_pad=True) are supported")
+    k, s, p, _ = _pool_params(kernel_size, stride, padding, 1)
+    n, c = input.shape[0], input.shape[1]
+    flat = _ops.reshape(input, n * c, 1, input.shape[2], input.shape[3])
+    kernel = _make(np.full((1, 1) + k, 1.0 / (k[0] * k[1]), input._data.dtype))
+    out = apply(_P.convolution, (flat, kernel, None),
+                {"stride": s, "padding": (p[0], p[0], p[1], p[1]), "dilation": (1, 1)})
+    return _ops.reshape(out, n, c, out.shape[2], out.shape[3])
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
+            inplace: bool = False) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (mask drawn
+    from the default generator); the identity when not training."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    keep = _rng(None).random(input.shape) >= p
+    dt = input._data.dtype
+    mask = keep.astype(dt) * (dt.type(1.0) / dt.type(1.0 - p)) if p < 1.0 else \
+        np.zeros(input.shape, dt)
+    out = apply(_P.native_dropout, (input,), {"mask": mask})
+    if inplace:
+        with no_grad():
+            input._data[...] = out._data
+        return input if not input.requires_grad else out
+    return out
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm=None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+              sparse: bool = False) -> Tensor:
+    """Rows of ``weight`` picked by the integer ``input`` (EmbeddingBackward0); the row at
+    ``padding_idx`` gets no gradient."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are "
+                                  "not supported")
+    idx = np.asarray(input._data if isinstance(input, Tensor) else input)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
+                           "following scalar types: Long, Int; but got "
+                           f"{idx.dtype} instead (while checking arguments for embedding)")
+    n = weight.shape[0]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError("index out of range in self")
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise ValueError("Padding_idx must be within num_embeddings")
+        padding_idx = padding_idx % n
+    return apply(_P.embedding, (weight,), {"indices": idx, "padding_idx": padding_idx})
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Integer classes to 0/1 vectors (int64), as torch."""
+    idx = np.asarray(tensor._data)
+    if num_classes < 0:
+        num_classes = int(idx.max()) + 1 if idx.size else 0
+    return _make((idx[..., None] == np.arange(num_classes)).astype(np.int64))
+
+
+def _pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
+    """Constant padding: ``pad`` lists (before, after) pairs from the last dim backwards."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode '{mode}' is not supported")
+    if len(pad) % 2:
+        raise ValueError("Padding length must be divisible by 2")
+    out = input
+    fill = 0.0 if value is None else value
+    for i in range(len(pad) // 2):
+        dim = input.ndim - 1 - i
+        before, after = int(pad[2 * i]), int(pad[2 * i + 1])
+        parts = []
+        for n in (before, after):
+            shape = list(out.shape)
+            shape[dim] = n
+            parts.append(_make(np.full(shape, fill, input._data.dtype)) if n > 0 else None)
+        if before < 0 or after < 0:
+            index = [slice(None)] * out.ndim
+            index[dim] = slice(max(-before, 0), out.shape[dim] - max(-after, 0))
+            out = out[tuple(index)]
+        pieces = [p for p in (parts[0], out, parts[1]) if p is not None]
+        if len(pieces) > 1:
+            out = _ops.cat(pieces, dim)
+    return out
+
+
+pad = getattr(_ops, "pad", _pad)
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x / max(||x||_p, eps) along ``dim``."""
+    norm = _ops.sum(_ops.abs(input) ** p, dim=dim, keepdim=True) ** (1.0 / p)
+    return input / _ops.clamp(norm, min=eps)
