@@ -103,6 +103,50 @@ def matmul(a, b):
     return a @ b
 
 
+def mean(x, axis=None, keepdims=False):
+    if isinstance(x, Tensor):
+        return _ops().mean(x, dim=axis, keepdim=keepdims)
+    return np.mean(x, axis=axis, keepdims=keepdims)
+
+
+def cumsum(x, axis):
+    if isinstance(x, Tensor):
+        return _ops().cumsum(x, axis)
+    return np.cumsum(x, axis=axis)
+
+
+def flip(x, axes):
+    if isinstance(x, Tensor):
+        return _ops().flip(x, tuple(axes))
+    return np.flip(x, axis=tuple(axes))
+
+
+def inv(x):
+    if isinstance(x, Tensor):
+        return _ops().inverse(x)
+    return np.linalg.inv(x)
+
+
+def solve(a, b):
+    """Solve a x = b for a matrix right-hand side (batch axes broadcast)."""
+    if _any_tensor(a, b):
+        return _ops()._linalg_solve(a, b)
+    return np.linalg.solve(a, b)
+
+
+def einsum(equation, *operands):
+    if _any_tensor(*operands):
+        return _ops().einsum(equation, *operands)
+    return np.einsum(equation, *operands)
+
+
+def diagonal(x, offset, axis1, axis2):
+    if isinstance(x, Tensor):
+        return _ops().diagonal(x, offset, axis1, axis2)
+    return np.diagonal(x, offset, axis1, axis2)
+
+
+
 def maximum(a, b):
     if _any_tensor(a, b):
         return _ops().maximum(a, b)

@@ -9,14 +9,19 @@ call.
 from __future__ import annotations
 
 import builtins
+import math
+import string
+from collections import namedtuple
+from types import SimpleNamespace
 
 import numpy as np
 
-from ..errors import EngineError
+from ..errors import EngineError, ShapeError
 from . import dtypes
 from .grad_mode import MODE, no_grad
 from .prims import elementwise as E
 from .prims import linalg as L
+from .prims import loss as LS
 from .prims import reduce as R
 from .prims import shape as S
 from .primitive import apply
@@ -62,16 +67,23 @@ def _share_version(out: Tensor, base: Tensor) -> Tensor:
 # ---- arithmetic -----------------------------------------------------------------------------
 def add(input, other, *, alpha=1) -> Tensor:
     if alpha != 1:
-        other = mul(other, alpha)
+        return apply(E.add, (input, other), {"alpha": alpha})
     return apply(E.add, (input, other))
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
-    if alpha != 1:
-        other = mul(other, alpha)
     if not isinstance(input, Tensor):
-        return apply(E.rsub, (other, input))
+        if alpha == 1:
+            return apply(E.rsub, (other, input))
+        input = _t(input)
+    if alpha != 1:
+        return apply(E.sub, (input, other), {"alpha": alpha})
     return apply(E.sub, (input, other))
+
+
+def rsub(input, other, *, alpha=1) -> Tensor:
+    """other - alpha * input (torch.rsub)."""
+    return sub(other, input, alpha=alpha) if alpha != 1 else apply(E.rsub, (input, other))
 
 
 def mul(input, other) -> Tensor:
@@ -154,8 +166,7 @@ def arctan2(input, other) -> Tensor:
 atan2 = arctan2
 
 
-def rsqrt(input) -> Tensor:
-    return reciprocal(sqrt(input))
+rsqrt = _unary(E.rsqrt)
 
 
 def log2(input) -> Tensor:
@@ -171,19 +182,11 @@ def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
 
 
 def clamp(input, min=None, max=None) -> Tensor:
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = input
-        if min is not None:
-            out = maximum(out, min)
-        if max is not None:
-            out = minimum(out, max)
-        return out
+    """torch.clamp: python bounds record ClampBackward1, tensor bounds ClampBackward0."""
     if min is None and max is None:
         raise EngineError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    if max is None:
-        return apply(E.REGISTRY["clamp_min"], (input,), {"min": min})
-    if min is None:
-        return apply(E.REGISTRY["clamp_max"], (input,), {"max": max})
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        return apply(E.clamp_tensor, (input, min, max))
     return apply(E.clamp, (input,), {"min": min, "max": max})
 
 
@@ -191,11 +194,15 @@ clip = clamp
 
 
 def clamp_min(input, min) -> Tensor:
-    return clamp(input, min=min)
+    if isinstance(min, Tensor):
+        return apply(E.clamp_tensor, (input, min, None))
+    return apply(E.REGISTRY["clamp_min"], (input,), {"min": min, "max": None})
 
 
 def clamp_max(input, max) -> Tensor:
-    return clamp(input, max=max)
+    if isinstance(max, Tensor):
+        return apply(E.clamp_tensor, (input, None, max))
+    return apply(E.REGISTRY["clamp_max"], (input,), {"min": None, "max": max})
 
 
 def maximum(input, other) -> Tensor:
@@ -211,6 +218,20 @@ def where(condition, input=None, other=None) -> Tensor:
         return tuple(_make(i) for i in np.nonzero(_t(condition)._data))
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     return apply(E.where, (cond.astype(_bool), input, other))
+
+
+def masked_fill(input, mask, value) -> Tensor:
+    input = _t(input)
+    mask = _t(mask)._data
+    if mask.dtype != np.bool_:
+        raise EngineError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                          f"{dtypes.from_np(mask.dtype).name}")
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise EngineError("masked_fill_ only supports a 0-dimensional value tensor, but "
+                              f"got tensor with {value.ndim} dimension(s).")
+        return apply(E.masked_fill_tensor, (input, mask, value))
+    return apply(E.masked_fill, (input, mask), {"value": value})
 
 
 def _comparison(prim):
@@ -241,7 +262,9 @@ def sum(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None)
         input = input.to(dtype)
     dim = axis if dim is None else dim
     keepdim = _keepdim(keepdim, keepdims)
-    if dim is None or (isinstance(dim, (tuple, list)) and not dim and not keepdim):
+    if isinstance(dim, (tuple, list)) and not dim:
+        dim = tuple(range(input.ndim))      # torch: an empty dim list reduces everything
+    if dim is None:
         if keepdim:
             return apply(R.sum_dim, (input,), {"dim": tuple(range(input.ndim)),
                                                "keepdim": True})
@@ -266,6 +289,330 @@ def mean(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None
     return apply(R.mean_dim, (input,), {"dim": _dims(dim, input.ndim), "keepdim": keepdim})
 
 
+def _reduce_dims(input: Tensor, dim) -> tuple:
+    """Dims to reduce: all for None or an empty list (torch), else normalized and sorted."""
+    if dim is None or (isinstance(dim, (tuple, list)) and not dim):
+        return tuple(range(input.ndim))
+    return _dims(dim, input.ndim)
+
+
+def _one_dim(dim, ndim: int) -> int:
+    if isinstance(dim, (tuple, list)):
+        if len(dim) != 1:
+            raise EngineError(f"expected a single dim, got {list(dim)}")
+        dim = dim[0]
+    return _norm_dim(_int(dim), ndim)
+
+
+def _float_input(name: str, input: Tensor) -> None:
+    if input._data.dtype.kind not in "fc":
+        raise EngineError(f"{name}(): input dtype should be either floating point or complex. "
+                          f"Got {input.dtype.name.capitalize()} instead.")
+
+
+def _nonempty(name: str, input: Tensor, dims: tuple) -> None:
+    for d in dims:
+        if input.shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+    if not dims and input._data.size == 0:
+        raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() "
+                         "== 0. Specify the reduction dim with the 'dim' argument.")
+
+
+#: what max(dim) / min(dim) return, as torch.return_types.max
+MaxResult = namedtuple("max", ["values", "indices"])
+MinResult = namedtuple("min", ["values", "indices"])
+
+
+def _extreme(name, full, per_dim, binary, arg_fn, result, input, dim, keepdim, keepdims,
+             axis, other):
+    input = _t(input)
+    dim = axis if dim is None else dim
+    if isinstance(dim, Tensor):
+        other, dim = dim, None
+    if other is not None:
+        return binary(input, other)
+    keepdim = _keepdim(keepdim, keepdims)
+    if dim is None:
+        if input._data.size == 0:
+            raise IndexError(f"{name}(): Expected reduction dim to be specified for "
+                             "input.numel() == 0. Specify the reduction dim with the 'dim' "
+                             "argument.")
+        return apply(full, (input,))
+    d = _one_dim(dim, input.ndim)
+    _nonempty(name, input, (d,))
+    values = apply(per_dim, (input,), {"dim": d, "keepdim": keepdim})
+    idx = arg_fn(input._data, axis=d)
+    if keepdim:
+        idx = np.expand_dims(idx, d)
+    return result(values, _make(np.asarray(idx, dtype=np.int64)))
+
+
+def max(input, dim=None, keepdim=False, *, keepdims=None, axis=None, other=None):
+    """max(x) -> Tensor; max(x, dim) -> (values, indices); max(x, y) -> maximum(x, y)."""
+    return _extreme("max", R.max_all, R.max_dim, maximum, np.argmax, MaxResult, input, dim,
+                    keepdim, keepdims, axis, other)
+
+
+def min(input, dim=None, keepdim=False, *, keepdims=None, axis=None, other=None):
+    """min(x) -> Tensor; min(x, dim) -> (values, indices); min(x, y) -> minimum(x, y)."""
+    return _extreme("min", R.min_all, R.min_dim, minimum, np.argmin, MinResult, input, dim,
+                    keepdim, keepdims, axis, other)
+
+
+def amax(input, dim=(), keepdim=False, *, keepdims=None, axis=None) -> Tensor:
+    input = _t(input)
+    dims = _reduce_dims(input, axis if axis is not None else dim)
+    _nonempty("amax", input, dims)
+    return apply(R.amax, (input,), {"dim": dims, "keepdim": _keepdim(keepdim, keepdims)})
+
+
+def amin(input, dim=(), keepdim=False, *, keepdims=None, axis=None) -> Tensor:
+    input = _t(input)
+    dims = _reduce_dims(input, axis if axis is not None else dim)
+    _nonempty("amin", input, dims)
+    return apply(R.amin, (input,), {"dim": dims, "keepdim": _keepdim(keepdim, keepdims)})
+
+
+def _arg(np_fn, input, dim, keepdim, keepdims, axis):
+    input = _t(input)
+    dim = axis if dim is None else dim
+    keepdim = _keepdim(keepdim, keepdims)
+    data = input._data
+    if dim is None:
+        out = np_fn(data.reshape(-1))
+        if keepdim:
+            out = np.reshape(out, (1,) * data.ndim)
+    else:
+        out = np_fn(data, axis=_norm_dim(_int(dim), data.ndim), keepdims=keepdim)
+    return _make(np.asarray(out, dtype=np.int64))
+
+
+def argmax(input, dim=None, keepdim=False, *, keepdims=None, axis=None) -> Tensor:
+    """Indices of the maxima (int64, not differentiable)."""
+    return _arg(np.argmax, input, dim, keepdim, keepdims, axis)
+
+
+def argmin(input, dim=None, keepdim=False, *, keepdims=None, axis=None) -> Tensor:
+    return _arg(np.argmin, input, dim, keepdim, keepdims, axis)
+
+
+def prod(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None) -> Tensor:
+    input = _t(input)
+    if dtype is not None:
+        input = to(input, dtype)
+    dim = axis if dim is None else dim
+    if dim is None:
+        return apply(R.prod_all, (input,))
+    return apply(R.prod_dim, (input,), {"dim": _one_dim(dim, input.ndim),
+                                        "keepdim": _keepdim(keepdim, keepdims)})
+
+
+def _correction(unbiased, correction, ddof) -> float:
+    if correction is not None:
+        return correction
+    if ddof is not None:
+        return ddof
+    return 1 if unbiased is None or unbiased else 0
+
+
+def _var_args(name, input, dim, unbiased, keepdim, correction, keepdims, axis, ddof):
+    input = _t(input)
+    _float_input(name, input)
+    if isinstance(dim, _bool):        # legacy var(x, unbiased)
+        dim, unbiased = None, dim
+    dim = axis if dim is None else dim
+    return input, {"dim": _reduce_dims(input, dim),
+                   "correction": _correction(unbiased, correction, ddof),
+                   "keepdim": _keepdim(keepdim, keepdims)}
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None,
+        axis=None, ddof=None) -> Tensor:
+    """Variance; unbiased (correction=1) by default, as torch (numpy's ddof=0 differs)."""
+    input, params = _var_args("var", input, dim, unbiased, keepdim, correction, keepdims,
+                              axis, ddof)
+    return apply(R.var, (input,), params)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None,
+        axis=None, ddof=None) -> Tensor:
+    """Standard deviation; unbiased (correction=1) by default, as torch."""
+    input, params = _var_args("std", input, dim, unbiased, keepdim, correction, keepdims,
+                              axis, ddof)
+    return apply(R.std, (input,), params)
+
+
+def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None) -> Tensor:
+    input = _t(input)
+    _float_input("linalg.vector_norm", input)
+    ord = _float(ord)
+    return apply(R.vector_norm, (input,), {"ord": ord, "dim": _reduce_dims(input, dim),
+                                           "keepdim": _bool(keepdim)})
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None) -> Tensor:
+    """torch.norm / Tensor.norm: vector norms (p='fro' is the 2-norm of all elements)."""
+    if p == "fro" or p is None:
+        p = 2
+    if isinstance(p, str):
+        raise EngineError(f"norm: p='{p}' is not supported (only vector norms)")
+    return vector_norm(input, p, dim, keepdim)
+
+
+def logsumexp(input, dim, keepdim=False, *, keepdims=None) -> Tensor:
+    """log(sum(exp(x))) over dim, without overflow (fused: LogsumexpBackward0)."""
+    input = _t(input)
+    return apply(R.logsumexp, (input,), {"dim": _reduce_dims(input, dim),
+                                         "keepdim": _keepdim(keepdim, keepdims)})
+
+
+def _softmax_dim(dim, ndim: int) -> int:
+    if dim is None:     # torch's legacy implicit choice
+        dim = 0 if ndim in (0, 1, 3) else 1
+    return _norm_dim(_int(dim), ndim)
+
+
+def softmax(input, dim=None, dtype=None, *, axis=None) -> Tensor:
+    """exp(x) / sum(exp(x)) along dim (fused, stable: SoftmaxBackward0)."""
+    input = _t(input)
+    if dtype is not None:
+        input = to(input, dtype)
+    dim = _softmax_dim(axis if axis is not None else dim, input.ndim)
+    return apply(R.softmax, (input,), {"dim": dim})
+
+
+def log_softmax(input, dim=None, dtype=None, *, axis=None) -> Tensor:
+    """x - logsumexp(x) along dim (fused, stable: LogSoftmaxBackward0)."""
+    input = _t(input)
+    if dtype is not None:
+        input = to(input, dtype)
+    dim = _softmax_dim(axis if axis is not None else dim, input.ndim)
+    return apply(R.log_softmax, (input,), {"dim": dim})
+
+
+def cumsum(input, dim, *, dtype=None, axis=None) -> Tensor:
+    input = _t(input)
+    if dtype is not None:
+        input = to(input, dtype)
+    return apply(R.cumsum, (input,), {"dim": _norm_dim(_int(axis if axis is not None
+                                                            else dim), input.ndim)})
+
+
+# ---- losses (gt.nn.functional exposes these) ----------------------------------------------
+def _reduction(reduction: str) -> str:
+    if reduction not in LS.REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return reduction
+
+
+def _target_array(target) -> np.ndarray:
+    data = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if data.dtype.kind not in "iu":
+        raise EngineError(f"expected scalar type Long but found "
+                          f"{dtypes.from_np(data.dtype).name.capitalize()}")
+    return data.astype(np.int64, copy=False)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") -> Tensor:
+    """Negative log likelihood of class-index targets (NllLossBackward0)."""
+    input = _t(input)
+    target = _target_array(target)
+    if input.ndim == 0 or input.ndim > 1 and target.shape != input.shape[:1] + input.shape[2:] \
+            or input.ndim == 1 and target.ndim != 0:
+        if input.ndim >= 1 and target.ndim >= 1 and target.shape[0] != input.shape[0] \
+                and input.ndim >= 2:
+            raise ShapeError(f"Expected input batch_size ({input.shape[0]}) to match target "
+                             f"batch_size ({target.shape[0]}).")
+        raise ShapeError(f"nll_loss: target shape {list(target.shape)} does not match input "
+                         f"shape {list(input.shape)}")
+    classes = input.shape[1 if input.ndim >= 2 else 0]
+    bad = (target != ignore_index) & ((target < 0) | (target >= classes))
+    if bad.any():
+        raise IndexError(f"Target {int(target[bad].flat[0])} is out of bounds.")
+    w = None if weight is None else _t(weight)._data
+    return apply(LS.nll_loss, (input, target), {"reduction": _reduction(reduction),
+                                                "weight": w, "ignore_index": ignore_index})
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0) -> Tensor:
+    """log_softmax over the class dim, then nll_loss (torch records the same two nodes).
+    Targets are class indices or class probabilities (same shape as input)."""
+    input = _t(input)
+    logp = log_softmax(input, 1 if input.ndim >= 2 else 0)
+    if isinstance(target, Tensor) and target._data.dtype.kind in "fc":
+        if target.shape != input.shape:
+            raise ShapeError("cross_entropy: probability targets must have the input's shape")
+        if label_smoothing:
+            classes = input.shape[1 if input.ndim >= 2 else 0]
+            target = target * (1 - label_smoothing) + label_smoothing / classes
+        terms = logp * target if weight is None else logp * target * _shape_weight(
+            _t(weight), input.ndim)
+        loss = neg(sum(terms, 1 if input.ndim >= 2 else 0))
+        return _apply_reduction(loss, reduction, input.shape[0] if input.ndim >= 2 else 1)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if not label_smoothing:
+        return nll
+    if weight is not None:
+        raise EngineError("cross_entropy: label_smoothing with class weights is not supported")
+    # (1 - eps) nll + eps * mean over classes of -log p
+    target_arr = _target_array(target)
+    keep = _make(np.asarray(target_arr != ignore_index, dtype=input._data.dtype))
+    smooth = neg(mean(logp, 1 if input.ndim >= 2 else 0)) * keep
+    if reduction == "mean":
+        smooth = sum(smooth) / _float(np.sum(keep._data))
+    else:
+        smooth = _apply_reduction(smooth, reduction, 1)
+    return nll * (1 - label_smoothing) + smooth * label_smoothing
+
+
+def _shape_weight(weight: Tensor, ndim: int) -> Tensor:
+    return reshape(weight, (-1,) + (1,) * (ndim - 2)) if ndim >= 2 else weight
+
+
+def _apply_reduction(loss: Tensor, reduction: str, batch: int) -> Tensor:
+    reduction = _reduction(reduction)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return sum(loss)
+    return mean(loss)
+
+
+def _loss_operands(name, input, target):
+    input, target = _t(input), _t(target)
+    if input.shape != target.shape:
+        import warnings
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
+                      f"size ({input.shape}). This will likely lead to incorrect results due "
+                      "to broadcasting. Please ensure they have the same size.",
+                      UserWarning, stacklevel=3)
+    return input, target
+
+
+def mse_loss(input, target, reduction="mean") -> Tensor:
+    """Mean squared error (fused: MseLossBackward0)."""
+    input, target = _loss_operands("mse_loss", input, target)
+    return apply(LS.mse_loss, (input, target), {"reduction": _reduction(reduction)})
+
+
+def l1_loss(input, target, reduction="mean") -> Tensor:
+    """Mean absolute error: abs(input - target), reduced (composite, as torch records it)."""
+    input, target = _loss_operands("l1_loss", input, target)
+    return _apply_reduction(abs(sub(input, target)), reduction, 1)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None) -> Tensor:
+    """Sigmoid + binary cross entropy in one stable primitive."""
+    input, target = _loss_operands("binary_cross_entropy_with_logits", input, target)
+    w = None if weight is None else _t(weight)._data
+    pw = None if pos_weight is None else _t(pos_weight)._data
+    return apply(LS.bce_with_logits, (input, target),
+                 {"reduction": _reduction(reduction), "weight": w, "pos_weight": pw})
+
+
 # ---- shapes ---------------------------------------------------------------------------------
 def _resolve_shape(shape: tuple, size: int) -> tuple:
     if -1 in shape:
@@ -286,14 +633,40 @@ def _resolve_shape(shape: tuple, size: int) -> tuple:
     return shape
 
 
+def _viewable(data: np.ndarray, shape: tuple) -> bool:
+    try:
+        np.reshape(data, shape, copy=False)
+    except ValueError:
+        return False
+    return True
+
+
 def reshape(input, *shape) -> Tensor:
+    """A view when the memory layout allows one, else a copy, named as torch names them:
+    ViewBackward0 (contiguous), ReshapeAliasBackward0 (strided view) or CloneBackward0 +
+    UnsafeViewBackward0 (copy)."""
     input = _t(input)
     shape = _resolve_shape(_shape_arg(shape), input._data.size)
-    return _share_version(apply(S.reshape, (input,), {"shape": shape}), input)
+    data = input._data
+    if data.flags.c_contiguous:
+        return _share_version(apply(S.reshape, (input,), {"shape": shape}), input)
+    if _viewable(data, shape):
+        return _share_version(apply(S.reshape_alias, (input,), {"shape": shape}), input)
+    return _unsafe_view(clone(input), shape)
+
+
+def _unsafe_view(input: Tensor, shape: tuple) -> Tensor:
+    return apply(S.unsafe_view, (input,), {"shape": shape})
 
 
 def view(input, *shape) -> Tensor:
-    return reshape(input, *shape)
+    input = _t(input)
+    shape = _resolve_shape(_shape_arg(shape), input._data.size)
+    if not input._data.flags.c_contiguous and not _viewable(input._data, shape):
+        raise EngineError("view size is not compatible with input tensor's size and stride (at "
+                          "least one dimension spans across two contiguous subspaces). Use "
+                          ".reshape(...) instead.")
+    return _share_version(apply(S.reshape, (input,), {"shape": shape}), input)
 
 
 def flatten(input, start_dim=0, end_dim=-1) -> Tensor:
@@ -361,8 +734,12 @@ def broadcast_to(input, *shape) -> Tensor:
                           f"greater or equal to the number of dimensions in the tensor "
                           f"({input.ndim})")
     shape = tuple(input.shape[i - nd_new] if s == -1 else s for i, s in enumerate(shape))
-    if shape == tuple(input.shape):
-        return input
+    for i, n in enumerate(input.shape):
+        if n != 1 and n != shape[i + nd_new]:
+            raise ShapeError(f"The expanded size of the tensor ({shape[i + nd_new]}) must match "
+                             f"the existing size ({n}) at non-singleton dimension "
+                             f"{i + nd_new}.  Target sizes: {list(shape)}.  Tensor sizes: "
+                             f"{list(input.shape)}")
     return _share_version(apply(S.expand, (input,), {"shape": shape}), input)
 
 
@@ -377,6 +754,9 @@ def squeeze(input, dim=None) -> Tensor:
     input = _t(input)
     if dim is None:
         return _share_version(apply(S.squeeze, (input,)), input)
+    if isinstance(dim, (tuple, list)):
+        dims = _dims(dim, input.ndim)
+        return _share_version(apply(S.squeeze_dims, (input,), {"dims": dims}), input)
     d = _norm_dim(dim, input.ndim)
     return _share_version(apply(S.squeeze_dim, (input,), {"dim": d}), input)
 
@@ -423,25 +803,104 @@ def _index_key(key):
     return tuple(out)
 
 
+def _is_int(k) -> bool:
+    return isinstance(k, (_int, np.integer)) and not isinstance(k, (_bool, np.bool_)) or (
+        isinstance(k, np.ndarray) and k.ndim == 0 and k.dtype.kind in "iu")
+
+
+def _consumed(k) -> int:
+    if k is None or k is Ellipsis:
+        return 0
+    if isinstance(k, np.ndarray) and k.dtype == np.bool_:
+        return _builtins_max(k.ndim, 1)
+    if isinstance(k, (_bool, np.bool_)):
+        return 0
+    return 1
+
+
+_builtins_max = builtins.max
+_builtins_min = builtins.min
+
+
+def _select(input: Tensor, dim: int, index: int) -> Tensor:
+    n = input.shape[dim]
+    if not -n <= index < n:
+        raise IndexError(f"index {index} is out of bounds for dimension {dim} with size {n}")
+    key = (slice(None),) * dim + (index % n,)
+    return _share_version(apply(S.select, (input,), {"key": key, "out_ndim": input.ndim - 1}),
+                          input)
+
+
+def _slice(input: Tensor, dim: int, k: slice) -> Tensor:
+    if k.step is not None and k.step <= 0:
+        raise ValueError("step must be greater than zero")
+    start, stop, step = k.indices(input.shape[dim])
+    stop = _builtins_max(stop, start)
+    key = (slice(None),) * dim + (slice(start, stop, step),)
+    return _share_version(apply(S.slice_, (input,), {"key": key, "out_ndim": input.ndim}),
+                          input)
+
+
 def getitem(input, key) -> Tensor:
+    """Indexing as torch records it: ints select, slices slice, None unsqueezes (one node per
+    step, views), then one IndexBackward0 for integer-array and boolean-mask indices."""
     input = _t(input)
+    if isinstance(key, slice):
+        return _slice(input, 0, key)          # torch records even x[:]
     key = _index_key(key)
-    simple = all(isinstance(k, (_int, np.integer)) for k in key)
-    basic = all(isinstance(k, (_int, np.integer, slice)) or k is None or k is Ellipsis
-                for k in key)
-    if simple:
-        prim = S.select
-    elif basic:
-        prim = S.slice_
-    else:
-        prim = S.index
+    n_used = _sum(_consumed(k) for k in key)
+    if n_used > input.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {input.ndim}")
+    out = input
+    dim = 0
+    advanced = []
+    has_advanced = False
+    for k in key:
+        if k is None:
+            out = unsqueeze(out, dim)
+            advanced.append(slice(None))
+            dim += 1
+        elif k is Ellipsis:
+            n = input.ndim - n_used
+            advanced.extend([slice(None)] * n)
+            dim += n
+        elif _is_int(k):
+            out = _select(out, dim, _int(k))
+        elif isinstance(k, slice):
+            if k != slice(None):
+                out = _slice(out, dim, k)
+            advanced.append(slice(None))
+            dim += 1
+        elif isinstance(k, (_bool, np.bool_)):
+            out = unsqueeze(out, dim)
+            advanced.append(np.array([0]) if k else np.zeros(0, dtype=np.int64))
+            has_advanced = True
+            dim += 1
+        else:
+            advanced.append(k)
+            has_advanced = True
+            dim += _consumed(k)
+    if has_advanced:
+        index_key = tuple(advanced)
+        params = {"key": index_key, "out_ndim": None}
+        try:
+            result = apply(S.index, (out,), params)
+        except IndexError as exc:
+            raise IndexError(str(exc).split(": ", 1)[-1]) from None
+        params["out_ndim"] = result.ndim
+        return result
+    if out is input:
+        return _share_version(apply(S.alias, (input,)), input)
+    return out
+
+
+def index_const(input, key) -> Tensor:
+    """input[key] as one IndexBackward0 node (used by backward rules)."""
+    input = _t(input)
     params = {"key": key, "out_ndim": None}
-    try:
-        out = apply(prim, (input,), params)
-    except IndexError as exc:
-        raise IndexError(str(exc).split(": ", 1)[-1]) from None
-    params["out_ndim"] = out.ndim
-    return _share_version(out, input) if basic else out
+    result = apply(S.index, (input,), params)
+    params["out_ndim"] = result.ndim
+    return result
 
 
 def cat(tensors, dim=0, *, axis=None) -> Tensor:
@@ -463,17 +922,170 @@ def stack(tensors, dim=0, *, axis=None) -> Tensor:
     return apply(S.stack, tuple(tensors), {"dim": dim})
 
 
+def split(tensor, split_size_or_sections, dim=0) -> tuple:
+    """Pieces of ``split_size`` along dim (the last may be smaller; SplitBackward0), or of
+    the given sizes (SplitWithSizesBackward0).  All pieces share one backward node."""
+    tensor = _t(tensor)
+    d = _norm_dim(_int(dim), tensor.ndim)
+    n = tensor.shape[d]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sections = tuple(_int(k) for k in split_size_or_sections)
+        if _sum(sections) != n or _builtins_min(sections, default=0) < 0:
+            raise EngineError(f"split_with_sizes expects split_sizes to sum exactly to {n} "
+                              f"(input tensor's size at dimension {d}), but got split_sizes="
+                              f"{list(sections)}")
+        prim = S.split_with_sizes
+    else:
+        size = _int(split_size_or_sections)
+        if size <= 0 and not (size == 0 and n == 0):
+            raise EngineError(f"split_size can only be 0 if dimension size is 0, but got "
+                              f"dimension size of {n}")
+        sections = tuple(_builtins_min(size, n - i) for i in range(0, n, size)) or (0,)
+        prim = S.split
+    return S.apply_multi(prim, tensor, {"dim": d, "sections": sections})
+
+
+def chunk(input, chunks, dim=0) -> tuple:
+    """At most ``chunks`` pieces of equal size (torch: split with ceil(n / chunks))."""
+    input = _t(input)
+    if _int(chunks) <= 0:
+        raise EngineError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    n = input.shape[_norm_dim(_int(dim), input.ndim)]
+    return split(input, _builtins_max(1, -(-n // _int(chunks))), dim)
+
+
+def unbind(input, dim=0) -> tuple:
+    """The slices along dim, as a tuple (UnbindBackward0)."""
+    input = _t(input)
+    d = _norm_dim(_int(dim), input.ndim)
+    return S.apply_multi(S.unbind, input, {"dim": d, "sections": (1,) * input.shape[d]})
+
+
+def _index_array(index, name: str) -> np.ndarray:
+    data = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if data.dtype.kind not in "iu":
+        raise EngineError(f"{name}(): Expected dtype int64 for index")
+    return data.astype(np.int64, copy=False)
+
+
+def gather(input, dim, index) -> Tensor:
+    """out[i][j] = input[i][index[i][j]] along dim (GatherBackward0)."""
+    input = _t(input)
+    index = _index_array(index, "gather")
+    d = _norm_dim(_int(dim), input.ndim)
+    if index.ndim != input.ndim:
+        raise EngineError("Index tensor must have the same number of dimensions as input "
+                          "tensor")
+    for i, (a, b) in enumerate(zip(index.shape, input.shape)):
+        if i != d and a > b:
+            raise EngineError(f"Size does not match at dimension {i} expected index "
+                              f"{list(index.shape)} to be no larger than self "
+                              f"{list(input.shape)} apart from dimension {d}")
+    if index.size and (index.min() < -input.shape[d] or index.max() >= input.shape[d]):
+        raise IndexError(f"index {int(index.max())} is out of bounds for dimension {d} with "
+                         f"size {input.shape[d]}")
+    return apply(S.gather, (input, index), {"dim": d})
+
+
+def scatter_add(input, dim, index, src) -> Tensor:
+    """input with src added at index along dim, repeated indices accumulating
+    (ScatterAddBackward0)."""
+    input, src = _t(input), _t(src)
+    index = _index_array(index, "scatter_add")
+    d = _norm_dim(_int(dim), input.ndim)
+    if index.ndim != input.ndim or src.ndim != input.ndim:
+        raise EngineError("Index tensor must have the same number of dimensions as self tensor")
+    return apply(S.scatter_add, (input, index, src), {"dim": d})
+
+
+def index_select(input, dim, index) -> Tensor:
+    """input's slices at the (1-D) index along dim (IndexSelectBackward0)."""
+    input = _t(input)
+    index = _index_array(index, "index_select")
+    if index.ndim > 1:
+        raise EngineError("index_select(): Index is supposed to be a vector")
+    d = _norm_dim(_int(dim), input.ndim)
+    n = input.shape[d] if input.ndim else 1
+    if index.size and (index.min() < 0 or index.max() >= n):
+        raise IndexError(f"index out of range in self")
+    return apply(S.index_select, (input, index.reshape(-1)), {"dim": d})
+
+
+def pad(input, pad, mode="constant", value=None) -> Tensor:
+    """torch.nn.functional.pad, constant mode: pad = (last_lo, last_hi, prev_lo, ...)."""
+    input = _t(input)
+    if mode != "constant":
+        raise EngineError(f"pad: mode '{mode}' is not supported (only 'constant')")
+    pad = tuple(_int(p) for p in pad)
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise EngineError(f"Padding length must be divisible by 2 and at most twice the number "
+                          f"of dimensions of the input, got {len(pad)}")
+    if _builtins_min(pad, default=0) < 0:
+        raise EngineError("pad: negative padding (cropping) is not supported")
+    return apply(S.constant_pad, (input,), {"pad": pad, "value": 0.0 if value is None
+                                           else value})
+
+
+def flip(input, dims) -> Tensor:
+    input = _t(input)
+    if isinstance(dims, (_int, np.integer)):
+        dims = (dims,)
+    return apply(S.flip, (input,), {"dims": _dims(dims, input.ndim)})
+
+
+def repeat(input, *sizes) -> Tensor:
+    """Tile input (torch's Tensor.repeat; numpy's tile)."""
+    input = _t(input)
+    sizes = _shape_arg(sizes)
+    if len(sizes) < input.ndim:
+        raise EngineError("Number of dimensions of repeat dims can not be smaller than number "
+                          "of dimensions of tensor")
+    return apply(S.repeat, (input,), {"repeats": sizes})
+
+
+def diagonal(input, offset=0, dim1=0, dim2=1) -> Tensor:
+    input = _t(input)
+    d1, d2 = _norm_dim(dim1, input.ndim), _norm_dim(dim2, input.ndim)
+    if d1 == d2:
+        raise EngineError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return apply(S.diagonal, (input,), {"offset": _int(offset), "dim1": d1, "dim2": d2})
+
+
+def trace(input) -> Tensor:
+    input = _t(input)
+    if input.ndim != 2:
+        raise EngineError("trace: expected a matrix, but got tensor with dim "
+                          f"{input.ndim}")
+    return apply(L.trace, (input,))
+
+
 # ---- products -------------------------------------------------------------------------------
+def _mm_shapes_error(a: Tensor, b: Tensor) -> EngineError:
+    return ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({a.shape[0]}x{a.shape[1]} "
+                      f"and {b.shape[0]}x{b.shape[1]})")
+
+
 def mm(input, mat2) -> Tensor:
     a, b = _t(input), _t(mat2)
     if a.ndim != 2:
-        raise EngineError(f"self must be a matrix")
+        raise EngineError("self must be a matrix")
     if b.ndim != 2:
-        raise EngineError(f"mat2 must be a matrix")
+        raise EngineError("mat2 must be a matrix")
     if a.shape[1] != b.shape[0]:
-        raise EngineError(f"mat1 and mat2 shapes cannot be multiplied ({a.shape[0]}x"
-                          f"{a.shape[1]} and {b.shape[0]}x{b.shape[1]})")
+        raise _mm_shapes_error(a, b)
     return apply(L.mm, (a, b))
+
+
+def bmm(input, mat2) -> Tensor:
+    a, b = _t(input), _t(mat2)
+    if a.ndim != 3:
+        raise EngineError("batch1 must be a 3D tensor")
+    if b.ndim != 3:
+        raise EngineError("batch2 must be a 3D tensor")
+    if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                         f"[{a.shape[0]}, {a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}].")
+    return apply(L.bmm, (a, b))
 
 
 def dot(input, other) -> Tensor:
@@ -481,22 +1093,26 @@ def dot(input, other) -> Tensor:
     if a.ndim != 1 or b.ndim != 1:
         raise EngineError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
     if a.shape[0] != b.shape[0]:
-        raise EngineError("inconsistent tensor size, expected tensor [{}] and src [{}] to have "
-                          "the same number of elements, but got {} and {} elements "
-                          "respectively".format(a.shape[0], b.shape[0], a.shape[0],
-                                                b.shape[0]))
+        raise ShapeError("inconsistent tensor size, expected tensor [{}] and src [{}] to have "
+                         "the same number of elements, but got {} and {} elements "
+                         "respectively".format(a.shape[0], b.shape[0], a.shape[0],
+                                               b.shape[0]))
     return apply(L.dot, (a, b))
 
 
 def mv(input, vec) -> Tensor:
     a, v = _t(input), _t(vec)
     if a.ndim != 2 or v.ndim != 1 or a.shape[1] != v.shape[0]:
-        raise EngineError(f"size mismatch, got input ({a.shape[0] if a.ndim else ''}), mat "
-                          f"({'x'.join(map(str, a.shape))}), vec ({v.shape[0] if v.ndim else ''})")
+        raise ShapeError(f"size mismatch, got input ({a.shape[0] if a.ndim else ''}), mat "
+                         f"({'x'.join(map(str, a.shape))}), vec ({v.shape[0] if v.ndim else ''})")
     return apply(L.mv, (a, v))
 
 
 def matmul(input, other) -> Tensor:
+    """torch.matmul, decomposed as torch records it: dot / mv / mm for 1-2-D operands; a
+    >=3-D tensor times a matrix or vector is folded into one mm / mv (ViewBackward0,
+    MmBackward0, UnsafeViewBackward0); otherwise both sides are expanded to the broadcast
+    batch shape, reshaped to 3-D and multiplied with bmm."""
     a, b = _t(input), _t(other)
     if a.ndim == 0 or b.ndim == 0:
         raise EngineError("both arguments to matmul need to be at least 1D, but they are "
@@ -506,21 +1122,177 @@ def matmul(input, other) -> Tensor:
     if a.ndim == 2 and b.ndim == 1:
         return mv(a, b)
     if a.ndim == 1 and b.ndim == 2:
-        return squeeze(mm(unsqueeze(a, 0), b), 0)
+        if a.shape[0] != b.shape[0]:
+            raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied (1x{a.shape[0]} and "
+                             f"{b.shape[0]}x{b.shape[1]})")
+        return apply(S.matmul_squeeze, (mm(unsqueeze(a, 0), b),), {"dims": (0,)})
     if a.ndim == 2 and b.ndim == 2:
         return mm(a, b)
-    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else -1]:
-        raise EngineError("Expected size for first two dimensions of batch2 tensor to be: "
-                          f"[{a.shape[-1]}] but got: [{b.shape[-2 if b.ndim > 1 else -1]}].")
-    if b.ndim == 1:
-        return squeeze(apply(L.bmm, (a, unsqueeze(b, -1))), -1)
+    k = a.shape[-1]
+    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if k != kb:
+        if b.ndim <= 2:
+            rows = _int(np.prod(a.shape[:-1]))
+            raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and "
+                             f"{kb}x{b.shape[-1] if b.ndim == 2 else 1})")
+        raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                         f"[{_int(np.prod(b.shape[:-2]))}, {k}] but got: "
+                         f"[{_int(np.prod(b.shape[:-2]))}, {kb}].")
+    if a.ndim >= 3 and b.ndim <= 2:
+        folded = reshape(a, -1, k)
+        if b.ndim == 1:
+            return _unsafe_view(mv(folded, b), a.shape[:-1])
+        return _unsafe_view(mm(folded, b), a.shape[:-1] + (b.shape[-1],))
+    squeeze_at = None
     if a.ndim == 1:
-        return squeeze(apply(L.bmm, (unsqueeze(a, 0), b)), -2)
-    return apply(L.bmm, (a, b))
+        a, squeeze_at = unsqueeze(a, 0), -2
+    if b.ndim == 1:
+        b, squeeze_at = unsqueeze(b, -1), -1
+    try:
+        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    except ValueError:
+        raise ShapeError(f"The size of tensor a ({a.shape[-3]}) must match the size of tensor b "
+                         f"({b.shape[-3]}) at non-singleton dimension 0") from None
+    n, m = a.shape[-2], b.shape[-1]
+    size = _int(np.prod(batch))
+    a3 = reshape(broadcast_to(a, batch + (n, k)), size, n, k)
+    b3 = reshape(broadcast_to(b, batch + (k, m)), size, k, m)
+    out = _unsafe_view(bmm(a3, b3), batch + (n, m))
+    return out if squeeze_at is None else squeeze(out, squeeze_at)
 
 
 def outer(input, vec2) -> Tensor:
     return mul(reshape(input, -1, 1), vec2)
+
+
+ger = outer
+
+
+def _einsum_equation(equation: str, shapes: list) -> str:
+    """Normalize an einsum equation: no spaces, an explicit output, '...' spelled out as
+    letters."""
+    equation = equation.replace(" ", "")
+    if "->" in equation:
+        lhs, rhs = equation.split("->")
+    else:
+        lhs, rhs = equation, None
+    subs = lhs.split(",")
+    if len(subs) != len(shapes):
+        raise EngineError(f"einsum(): more operands were provided than specified in the "
+                          f"equation" if len(shapes) > len(subs) else
+                          "einsum(): fewer operands were provided than specified in the "
+                          "equation")
+    letters = set(equation) - set(",.->")
+    for c in letters:
+        if c not in string.ascii_letters:
+            raise EngineError(f"einsum(): invalid subscript given at index "
+                              f"{equation.index(c)} in the equation string, subscripts must be "
+                              "in [a-zA-Z]")
+    pool = [c for c in string.ascii_letters if c not in letters]
+    n_ell = 0
+    for sub, shape in zip(subs, shapes):
+        if "..." in sub:
+            n_ell = _builtins_max(n_ell, len(shape) - (len(sub) - 3))
+    ell = "".join(pool[:n_ell])
+    expanded = []
+    for sub, shape in zip(subs, shapes):
+        if "..." in sub:
+            k = len(shape) - (len(sub) - 3)
+            sub = sub.replace("...", ell[n_ell - k:] if k else "")
+        if len(sub) != len(shape):
+            raise EngineError(f"einsum(): the number of subscripts in the equation ({len(sub)}) "
+                              f"does not match the number of dimensions ({len(shape)}) for "
+                              f"operand {len(expanded)}" + (" and no ellipsis was given"
+                                                            if "..." not in sub else ""))
+        expanded.append(sub)
+    if rhs is None:
+        counts = {}
+        for sub in expanded:
+            for c in sub:
+                counts[c] = counts.get(c, 0) + 1
+        rhs = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    else:
+        rhs = rhs.replace("...", ell)
+    sizes = {}
+    for sub, shape in zip(expanded, shapes):
+        for c, size in zip(sub, shape):
+            if sizes.setdefault(c, size) != size:
+                raise ShapeError(f"einsum(): operands do not broadcast with remapped shapes "
+                                 f"(original->remapped): subscript '{c}' has size "
+                                 f"{sizes[c]} and {size}")
+    return ",".join(expanded) + "->" + rhs
+
+
+def einsum(equation, *operands) -> Tensor:
+    """Einstein summation as one fused primitive (torch decomposes it into permute/bmm
+    nodes; gradtool records a single EinsumBackward0)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    operands = tuple(_t(op) for op in operands)
+    eq = _einsum_equation(equation, [op.shape for op in operands])
+    return apply(L.einsum, operands, {"equation": eq})
+
+
+def _square(name: str, A: Tensor) -> None:
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise EngineError(f"linalg.{name}: A must be batches of square matrices, but they are "
+                          f"{A.shape[-2] if A.ndim >= 2 else A.shape[-1]} by {A.shape[-1]} "
+                          "matrices" if A.ndim else f"linalg.{name}: The input tensor A must "
+                          "have at least 2 dimensions.")
+
+
+def inverse(input) -> Tensor:
+    """Matrix inverse (LinalgInvExBackward0); batches of square matrices."""
+    A = _t(input)
+    _square("inv", A)
+    try:
+        return apply(L.inv, (A,))
+    except ShapeError as exc:
+        raise EngineError("linalg.inv: The diagonal element 1 is zero, the inversion could not "
+                          "be completed because the input matrix is singular.") from exc
+
+
+def det(input) -> Tensor:
+    """Determinant (LinalgDetBackward0)."""
+    A = _t(input)
+    _square("det", A)
+    return apply(L.det, (A,))
+
+
+def _linalg_solve(A, B, *, left=True) -> Tensor:
+    """X with A X = B (LinalgSolveExBackward0); B is a vector when B.ndim == 1 or
+    B.ndim == A.ndim - 1 with A's batch shape (torch's rule)."""
+    A, B = _t(A), _t(B)
+    if not left:
+        raise EngineError("linalg.solve: left=False is not supported")
+    _square("solve", A)
+    vector = B.ndim == 1 or (B.ndim == A.ndim - 1 and B.shape[:-1] == A.shape[:-2])
+    if B.shape[-1 if vector else -2] != A.shape[-1]:
+        raise ShapeError(f"linalg.solve: Incompatible shapes of A and B for the equation AX = B"
+                         f" ({A.shape[-2]}x{A.shape[-1]} and "
+                         f"{'x'.join(map(str, B.shape[-1 if vector else -2:]))})")
+    try:
+        return apply(L.solve, (A, B), {"vector": vector})
+    except ShapeError as exc:
+        if "singular" in str(exc).lower():
+            raise EngineError("torch.linalg.solve: The solver failed because the input matrix "
+                              "is singular.") from None
+        raise
+
+
+def _linalg_norm(input, ord=None, dim=None, keepdim=False) -> Tensor:
+    input = _t(input)
+    if ord is None or ord == "fro":
+        return vector_norm(input, 2, dim, keepdim)
+    if dim is None and input.ndim == 1 or isinstance(dim, (_int, np.integer)) or (
+            isinstance(dim, (tuple, list)) and len(dim) == 1):
+        return vector_norm(input, ord, dim, keepdim)
+    raise EngineError(f"linalg.norm: matrix norm ord={ord} is not supported")
+
+
+#: ``gt.linalg``: torch.linalg's names for the linear-algebra ops
+linalg = SimpleNamespace(inv=inverse, det=det, solve=_linalg_solve, norm=_linalg_norm,
+                         vector_norm=vector_norm)
 
 
 # ---- factories ------------------------------------------------------------------------------
@@ -734,7 +1506,8 @@ def _fill_random(self, values):
 
 
 # ---- what the package and the spec language export ------------------------------------------
-_NOT_PUBLIC = {"apply", "setitem", "getitem", "LEAF_INPLACE", "no_grad"}
+_NOT_PUBLIC = {"apply", "setitem", "getitem", "index_const", "LEAF_INPLACE", "no_grad",
+               "namedtuple", "SimpleNamespace", "MaxResult", "MinResult"}
 __all__ = sorted(
     name for name, value in list(globals().items())
     if not name.startswith("_") and callable(value) and not name.endswith("_")
@@ -742,6 +1515,7 @@ __all__ = sorted(
 
 #: name -> function for the spec language's expressions (numpy and torch spellings)
 BUILTINS = {name: globals()[name] for name in __all__}
+__all__.append("linalg")
 
 
 
@@ -752,9 +1526,14 @@ METHOD_NAMES = (
     "arccos", "arctan", "atan2", "arctan2", "sigmoid", "relu", "abs", "absolute", "sign",
     "reciprocal", "softplus", "clamp", "clip", "clamp_min", "clamp_max", "maximum", "minimum",
     "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
-    "sum", "mean", "reshape", "view", "flatten", "ravel", "transpose", "swapaxes", "swapdims",
+    "masked_fill", "rsub",
+    "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod", "var", "std",
+    "norm", "logsumexp", "softmax", "log_softmax", "cumsum",
+    "reshape", "view", "flatten", "ravel", "transpose", "swapaxes", "swapdims",
     "t", "permute", "broadcast_to", "expand_as", "squeeze", "unsqueeze", "clone", "to",
-    "mm", "dot", "mv", "matmul", "outer",
+    "split", "chunk", "unbind", "gather", "scatter_add", "index_select", "flip", "repeat",
+    "diagonal", "trace",
+    "mm", "bmm", "dot", "mv", "matmul", "outer", "inverse", "det",
     "add_", "sub_", "mul_", "div_", "pow_", "clamp_", "zero_", "fill_", "copy_", "uniform_",
     "normal_",
 )

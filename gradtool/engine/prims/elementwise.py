@@ -28,12 +28,29 @@ def _binary(name, node_name, forward, vjps, jvps, *, save="inputs", analytic=Tru
 
 
 # ---- arithmetic -------------------------------------------------------------------------
-add = _binary("add", "AddBackward0", np.add,
-              (lambda g, a, b, out: g, lambda g, a, b, out: g),
-              (lambda t, a, b, out: t, lambda t, a, b, out: t), save="none")
-sub = _binary("sub", "SubBackward0", np.subtract,
-              (lambda g, a, b, out: g, lambda g, a, b, out: -g),
-              (lambda t, a, b, out: t, lambda t, a, b, out: -t), save="none")
+def _add(a, b, alpha=1):
+    return np.add(a, b) if alpha == 1 else np.add(a, np.multiply(b, alpha))
+
+
+def _sub(a, b, alpha=1):
+    return np.subtract(a, b) if alpha == 1 else np.subtract(a, np.multiply(b, alpha))
+
+
+def _scaled(g, alpha):
+    return g if alpha == 1 else g * alpha
+
+
+# a + alpha b (torch records alpha on the one AddBackward0 node)
+add = _binary("add", "AddBackward0", _add,
+              (lambda g, a, b, out, alpha=1: g, lambda g, a, b, out, alpha=1: _scaled(g, alpha)),
+              (lambda t, a, b, out, alpha=1: t, lambda t, a, b, out, alpha=1: _scaled(t, alpha)),
+              save="none")
+sub = _binary("sub", "SubBackward0", _sub,
+              (lambda g, a, b, out, alpha=1: g,
+               lambda g, a, b, out, alpha=1: _scaled(-g, alpha)),
+              (lambda t, a, b, out, alpha=1: t,
+               lambda t, a, b, out, alpha=1: _scaled(-t, alpha)),
+              save="none")
 # 2 - x: torch records RsubBackward1 (reverse subtraction with a scalar).
 rsub = _binary("rsub", "RsubBackward1", lambda a, b: np.subtract(b, a),
                (lambda g, a, b, out: -g, lambda g, a, b, out: g),
@@ -42,11 +59,13 @@ rsub = _binary("rsub", "RsubBackward1", lambda a, b: np.subtract(b, a),
 mul = _binary("mul", "MulBackward0", np.multiply,
               (lambda g, a, b, out: g * b, lambda g, a, b, out: g * a),
               (lambda t, a, b, out: t * b, lambda t, a, b, out: a * t))
+mul.needs = ((1,), (0,))   # d/da reads b, d/db reads a
 # d(a/b) = da / b - a db / b^2
 div = _binary("div", "DivBackward0", np.true_divide,
               (lambda g, a, b, out: g / b, lambda g, a, b, out: -g * a / (b * b)),
               (lambda t, a, b, out: t / b, lambda t, a, b, out: -t * a / (b * b)),
               domain="nonzero_other")
+div.needs = ((1,), (0, 1))
 neg = _unary("neg", "NegBackward0", np.negative, lambda g, x, out: -g,
              lambda t, x, out: -t, save="none")
 
@@ -130,6 +149,10 @@ arctan2 = _binary("arctan2", "Atan2Backward0", np.arctan2,
 sigmoid = _unary("sigmoid", "SigmoidBackward0", B.np_sigmoid,
                  lambda g, x, out: g * (out * (1 - out)),
                  lambda t, x, out: t * (out * (1 - out)), save="out")
+# d x^(-1/2) = -1/2 x^(-3/2) dx
+rsqrt = _unary("rsqrt", "RsqrtBackward0", lambda x: 1 / np.sqrt(x),
+               lambda g, x, out: -0.5 * g * (out * out * out),
+               lambda t, x, out: -0.5 * t * (out * out * out), save="out", domain="positive")
 reciprocal = _unary("reciprocal", "ReciprocalBackward0", np.reciprocal,
                     lambda g, x, out: -g * (out * out), lambda t, x, out: -t * (out * out),
                     save="out", domain="nonzero")
@@ -189,6 +212,8 @@ def _clamp(x, min=None, max=None):
     return out
 
 
+# clamp(x, min=a, max=b) with python bounds records ClampBackward1 in torch (either bound may
+# be None); the methods clamp_min / clamp_max record their own nodes.
 for _name, _node in (("clamp", "ClampBackward1"), ("clamp_min", "ClampMinBackward0"),
                      ("clamp_max", "ClampMaxBackward0")):
     _p = Primitive(_name, _node, _clamp, input_names=("self",), analytic=False)
@@ -196,6 +221,55 @@ for _name, _node in (("clamp", "ClampBackward1"), ("clamp_min", "ClampMinBackwar
     _p.defjvp(lambda t, x, out, min=None, max=None: _clamp_vjp(t, x, out, min, max))
     _p.domain = "away_from_clamp"
 clamp = REGISTRY["clamp"]
+
+
+def _tensor_clamp(x, lo, hi):
+    out = x
+    if lo is not None:
+        out = np.maximum(out, lo)
+    if hi is not None:
+        out = np.minimum(out, hi)
+    return out
+
+
+def _clamp_self_keep(x, lo, hi):
+    keep = np.ones(np.broadcast_shapes(*(np.shape(v) for v in (x, lo, hi) if v is not None)),
+                   dtype=bool)
+    if lo is not None:
+        keep = keep & (x >= lo)
+    if hi is not None:
+        keep = keep & (x <= hi)
+    return keep
+
+
+def _clamp_lo_keep(x, lo, hi):
+    # the lower bound wins where x < lo (and, with an upper bound, lo <= hi)
+    keep = x < lo
+    if hi is not None:
+        keep = keep & (lo <= hi)
+    return keep
+
+
+def _clamp_hi_keep(x, lo, hi):
+    # the upper bound wins where max(x, lo) > hi
+    return (x if lo is None else np.maximum(x, lo)) > hi
+
+
+def _clamp_rule(keep_fn):
+    def rule(g, x, lo, hi, out):
+        keep = keep_fn(B.data(x), B.data(lo), B.data(hi))
+        return g * _mask(keep, g)
+    return rule
+
+
+# clamp with tensor bounds: one ClampBackward0 node with edges to x, min and max.
+clamp_tensor = Primitive("clamp_tensor", "ClampBackward0", _tensor_clamp, broadcasts=True,
+                         input_names=("self", "min", "max"), analytic=False)
+clamp_tensor.defvjp(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
+                    _clamp_rule(_clamp_hi_keep))
+clamp_tensor.defjvp(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
+                    _clamp_rule(_clamp_hi_keep))
+clamp_tensor.domain = "distinct"
 
 
 def _max_split(g, a, b, out, first: bool):
@@ -236,6 +310,29 @@ where.defjvp(None,
              lambda t, c, a, b, out: t * _mask(c, t),
              lambda t, c, a, b, out: t * _mask(~np.asarray(c, dtype=bool), t))
 where.domain = None
+
+
+# masked_fill(x, mask, value): the gradient flows where the mask is False.
+masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
+                        lambda x, mask, value: np.where(mask, np.asarray(value, x.dtype), x),
+                        broadcasts=True, save="inputs", input_names=("self", "mask"))
+masked_fill.defvjp(lambda g, x, mask, out, value: g * _mask(~np.asarray(mask, bool), g), None)
+masked_fill.defjvp(lambda t, x, mask, out, value: t * ~np.asarray(mask, bool), None)
+masked_fill.domain = None
+
+# masked_fill with a 0-dim tensor value: MaskedFillBackward1; the value gets the masked sum.
+masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
+                               lambda x, mask, value: np.where(mask, value, x),
+                               broadcasts=True, input_names=("self", "mask", "value"))
+masked_fill_tensor.defvjp(
+    lambda g, x, mask, value, out: g * _mask(~np.asarray(mask, bool), g),
+    None,
+    lambda g, x, mask, value, out: g * _mask(mask, g))
+masked_fill_tensor.defjvp(
+    lambda t, x, mask, value, out: t * ~np.asarray(mask, bool),
+    None,
+    lambda t, x, mask, value, out: t * mask)
+masked_fill_tensor.domain = None
 
 
 # ---- comparisons: boolean, not differentiable -------------------------------------------------

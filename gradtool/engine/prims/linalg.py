@@ -1,30 +1,30 @@
-"""Matrix products.  Rules use swapaxes(-1, -2) so a leading batch axis on grad works."""
+"""Matrix products and linear algebra.  Rules use swapaxes(-1, -2) so that a leading batch
+axis on the gradient broadcasts through them."""
 
 from __future__ import annotations
+
+import string
 
 import numpy as np
 
 from .. import backend as B
 from ..primitive import Primitive
 
+
+def _mT(x):
+    return B.swapaxes(x, -1, -2)
+
+
 # C = A B:  dA = dC Bᵀ,  dB = Aᵀ dC
 mm = Primitive("mm", "MmBackward0", np.matmul, input_names=("self", "mat2"),
                out_shape=lambda a, b: (a[0], b[1]))
-mm.defvjp(lambda g, a, b, out: g @ B.swapaxes(b, -1, -2),
-          lambda g, a, b, out: B.swapaxes(a, -1, -2) @ g)
+mm.defvjp(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g)
 mm.defjvp(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t)
 
-
-def _matmul_shape(a, b):
-    batch = np.broadcast_shapes(a[:-2], b[:-2])
-    return tuple(batch) + (a[-2], b[-1])
-
-
-# Batched matmul with broadcasting batch dims; the engine sums broadcast dims back.
-bmm = Primitive("matmul", "BmmBackward0", np.matmul, input_names=("self", "other"),
-                broadcasts=True, out_shape=_matmul_shape)
-bmm.defvjp(lambda g, a, b, out: g @ B.swapaxes(b, -1, -2),
-           lambda g, a, b, out: B.swapaxes(a, -1, -2) @ g)
+# Batched product of 3-D tensors (torch.bmm; matmul folds other batch shapes into it).
+bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"),
+                out_shape=lambda a, b: (a[0], a[1], b[2]))
+bmm.defvjp(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g)
 bmm.defjvp(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t)
 
 # s = a · b
@@ -38,3 +38,124 @@ mv = Primitive("mv", "MvBackward0", np.matmul, input_names=("self", "vec"))
 mv.defvjp(lambda g, a, v, out: B.expand_dims(g, -1) * v,
           lambda g, a, v, out: g @ a)
 mv.defjvp(lambda t, a, v, out: t @ v, lambda t, a, v, out: a @ t)
+
+
+# ---- inverse, determinant, solve, trace ---------------------------------------------------------
+# d A⁻¹ = -A⁻¹ dA A⁻¹:  vjp = -A⁻ᵀ G A⁻ᵀ
+inv = Primitive("inv", "LinalgInvExBackward0", np.linalg.inv, save="out",
+                input_names=("A",))
+inv.defvjp(lambda g, a, out: -(_mT(out) @ g @ _mT(out)))
+inv.defjvp(lambda t, a, out: -(out @ t @ out))
+inv.domain = None
+
+
+# d det(A) = det(A) tr(A⁻¹ dA):  vjp = g det(A) A⁻ᵀ
+def _det_vjp(g, a, out):
+    scale = B.expand_dims(B.expand_dims(g * out, -1), -1)
+    return scale * _mT(B.inv(a))
+
+
+det = Primitive("det", "LinalgDetBackward0", np.linalg.det, save="both", input_names=("A",))
+det.defvjp(_det_vjp)
+det.defjvp(lambda t, a, out: out * np.sum(_mT(np.linalg.inv(a)) * t, axis=(-1, -2)))
+det.domain = None
+
+
+def _solve_forward(a, b, vector):
+    if vector:
+        return np.linalg.solve(a, b[..., None])[..., 0]
+    return np.linalg.solve(a, b)
+
+
+def _solve_b_vjp(g, a, b, out, vector):
+    # X = A⁻¹ B:  dB = A⁻ᵀ G
+    if vector:
+        return B.solve(_mT(a), B.expand_dims(g, -1))[..., 0]
+    return B.solve(_mT(a), g)
+
+
+def _solve_a_vjp(g, a, b, out, vector):
+    # dA = -A⁻ᵀ G Xᵀ
+    gb = _solve_b_vjp(g, a, b, out, vector)
+    if vector:
+        return -(B.expand_dims(gb, -1) * B.expand_dims(out, -2))
+    return -(gb @ _mT(out))
+
+
+def _solve_jvp_a(t, a, b, out, vector):
+    # dX = -A⁻¹ dA X
+    if vector:
+        return -_solve_forward(a, (t @ out[..., None])[..., 0], True)
+    return -np.linalg.solve(a, t @ out)
+
+
+solve = Primitive("solve", "LinalgSolveExBackward0", _solve_forward, save="both",
+                  broadcasts=True, input_names=("A", "B"))
+solve.defvjp(_solve_a_vjp, _solve_b_vjp)
+solve.defjvp(_solve_jvp_a, lambda t, a, b, out, vector: _solve_forward(a, t, vector))
+solve.domain = None
+
+# trace(A) = sum_i A_ii:  vjp = g I
+trace = Primitive("trace", "TraceBackward0", np.trace, save="shapes", input_names=("self",))
+trace.defvjp(lambda g, a, out: B.expand_dims(B.expand_dims(g, -1), -1)
+             * np.eye(a.shape[0], a.shape[1]))
+trace.defjvp(lambda t, a, out: np.trace(t))
+
+
+# ---- einsum (fused: torch decomposes it into permutes and bmm, see ops.einsum) -----------------
+def _einsum_parts(equation):
+    inputs, output = equation.split("->")
+    return inputs.split(","), output
+
+
+def _einsum_vjp(i, g, *operands, out, equation):
+    """Gradient for operand i: contract the gradient with the other operands.  A letter
+    repeated in operand i (a diagonal) becomes a fresh letter tied by an identity matrix;
+    a letter found nowhere else (summed inside operand i alone) is broadcast back."""
+    subs, output = _einsum_parts(equation)
+    used = set(equation)
+    free = iter(c for c in string.ascii_letters if c not in used)
+    batch = next(free) if len(g.shape) > len(output) else ""
+    terms = [batch + output] + [s for j, s in enumerate(subs) if j != i]
+    arrays = [g] + [op for j, op in enumerate(operands) if j != i]
+    target = []
+    for pos, c in enumerate(subs[i]):
+        if c in target:
+            fresh = next(free)
+            terms.append(c + fresh)
+            arrays.append(np.eye(operands[i].shape[pos]))
+            target.append(fresh)
+        else:
+            target.append(c)
+    available = set("".join(terms))
+    present = "".join(c for c in target if c in available)
+    grad = B.einsum(",".join(terms) + "->" + batch + present, *arrays)
+    if len(present) < len(target):
+        missing = tuple(pos - len(target) for pos, c in enumerate(target)
+                        if c not in available)
+        grad = B.expand_dims(grad, missing)
+        prefix = tuple(g.shape[:1]) if batch else ()
+        grad = B.broadcast_to(grad, prefix + tuple(operands[i].shape))
+    return grad
+
+
+def _einsum_jvp(i, t, *operands, out, equation):
+    # multilinear: the tangent of operand i takes its place
+    return np.einsum(equation, *(t if j == i else op for j, op in enumerate(operands)))
+
+
+def _einsum_shape(*shapes, equation):
+    subs, output = _einsum_parts(equation)
+    sizes = {}
+    for s, shape in zip(subs, shapes):
+        for c, n in zip(s, shape):
+            sizes[c] = max(sizes.get(c, 1), n)
+    return tuple(sizes[c] for c in output)
+
+
+einsum = Primitive("einsum", "EinsumBackward0",
+                   lambda *ops, equation: np.einsum(equation, *ops),
+                   input_names=("operands",), out_shape=_einsum_shape)
+einsum.defvjp_variadic(_einsum_vjp)
+einsum.defjvp_variadic(_einsum_jvp)
+einsum.domain = None

@@ -48,3 +48,265 @@ mean_dim = Primitive("mean_dim", "MeanBackward1",
 mean_dim.defvjp(lambda g, x, out, dim, keepdim:
                 _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim))
 mean_dim.defjvp(lambda t, x, out, dim, keepdim: np.mean(t, axis=dim, keepdims=keepdim))
+
+
+def _expand_kept(g, nd, dims, keepdim):
+    """A reduced gradient (or output) with its reduced dims back as size-1 axes."""
+    if keepdim:
+        return g
+    return B.expand_dims(g, tuple(d - nd for d in dims))
+
+
+def _all(x) -> tuple:
+    return tuple(range(np.ndim(x)))
+
+
+# ---- max / min ---------------------------------------------------------------------------------
+def _extreme_mask(x, value, dims):
+    """Where x attains its reduced extreme ``value`` (keepdims), split evenly among ties
+    (torch's evenly_distribute_backward)."""
+    hit = x == value
+    return hit / np.sum(hit, axis=dims, keepdims=True)
+
+
+def _full_extreme(name, node_name, np_fn):
+    def vjp(g, x, out):
+        data = B.data(x)
+        mask = _extreme_mask(data, np_fn(data), _all(data))
+        return _expand_back(g, data.shape, _all(data), False) * B.astype_like(mask, g)
+
+    def jvp(t, x, out):
+        return np.sum(t * _extreme_mask(x, np_fn(x), _all(x)))
+
+    prim = Primitive(name, node_name, lambda x: np_fn(x), input_names=("self",),
+                     analytic=False)
+    prim.defvjp(vjp)
+    prim.defjvp(jvp)
+    prim.domain = "distinct"
+    return prim
+
+
+max_all = _full_extreme("max", "MaxBackward1", np.max)
+min_all = _full_extreme("min", "MinBackward1", np.min)
+
+
+def _dim_extreme(name, node_name, np_fn, arg_fn):
+    # max(x, dim): the gradient goes to the element the indices point at
+    def onehot(x, dim):
+        idx = np.expand_dims(arg_fn(x, axis=dim), dim)
+        hit = np.zeros(x.shape, dtype=bool)
+        np.put_along_axis(hit, idx, True, axis=dim)
+        return hit
+
+    def vjp(g, x, out, dim, keepdim):
+        data = B.data(x)
+        return _expand_back(g, data.shape, (dim,), keepdim) * B.astype_like(onehot(data, dim), g)
+
+    def jvp(t, x, out, dim, keepdim):
+        return np.sum(t * onehot(x, dim), axis=dim, keepdims=keepdim)
+
+    prim = Primitive(name, node_name,
+                     lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
+                     input_names=("self",), analytic=False)
+    prim.defvjp(vjp)
+    prim.defjvp(jvp)
+    prim.domain = "distinct"
+    return prim
+
+
+max_dim = _dim_extreme("max_dim", "MaxBackward0", np.max, np.argmax)
+min_dim = _dim_extreme("min_dim", "MinBackward0", np.min, np.argmin)
+
+
+def _amax_like(name, node_name, np_fn):
+    def vjp(g, x, out, dim, keepdim):
+        data = B.data(x)
+        mask = _extreme_mask(data, np_fn(data, axis=dim, keepdims=True), dim)
+        return _expand_back(g, data.shape, dim, keepdim) * B.astype_like(mask, g)
+
+    def jvp(t, x, out, dim, keepdim):
+        mask = _extreme_mask(x, np_fn(x, axis=dim, keepdims=True), dim)
+        return np.sum(t * mask, axis=dim, keepdims=keepdim)
+
+    prim = Primitive(name, node_name,
+                     lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
+                     input_names=("self",), analytic=False)
+    prim.defvjp(vjp)
+    prim.defjvp(jvp)
+    prim.domain = "distinct"
+    return prim
+
+
+amax = _amax_like("amax", "AmaxBackward0", np.max)
+amin = _amax_like("amin", "AminBackward0", np.min)
+
+
+# ---- prod ----------------------------------------------------------------------------------------
+# d prod(x) / dx_i = prod(x) / x_i  (inputs must be nonzero: torch's zero-aware rule is not
+# reproduced, the domain hint keeps generated inputs away from 0)
+prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), save="both",
+                     input_names=("self",))
+prod_all.defvjp(lambda g, x, out: _expand_back(g * out, x.shape, _all(x), False) / x)
+prod_all.defjvp(lambda t, x, out: np.sum(t * (out / x)))
+prod_all.domain = "nonzero"
+
+prod_dim = Primitive("prod_dim", "ProdBackward1",
+                     lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
+                     save="both", input_names=("self",))
+prod_dim.defvjp(lambda g, x, out, dim, keepdim:
+                _expand_back(g * out, x.shape, (dim,), keepdim) / x)
+prod_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(
+    t * (_expand_kept(out, x.ndim, (dim,), keepdim) / x), axis=dim, keepdims=keepdim))
+prod_dim.domain = "nonzero"
+
+
+# ---- var / std (correction = 1: unbiased, torch's default) ----------------------------------------
+def _centered(x, dim):
+    return x - B.mean(x, axis=tuple(d - x.ndim for d in dim), keepdims=True)
+
+
+def _var_forward(x, dim, correction, keepdim):
+    return np.var(x, axis=dim, ddof=correction, keepdims=keepdim)
+
+
+def _var_vjp(g, x, out, dim, correction, keepdim):
+    # d var = 2 (x - mean) dx / (N - correction)
+    n = _count(x.shape, dim) - correction
+    return _expand_back(g, x.shape, dim, keepdim) * _centered(x, dim) * (2.0 / n)
+
+
+def _var_jvp(t, x, out, dim, correction, keepdim):
+    n = _count(x.shape, dim) - correction
+    return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) * (2.0 / n)
+
+
+var = Primitive("var", "VarBackward0", _var_forward, input_names=("self",), analytic=False)
+var.defvjp(_var_vjp)
+var.defjvp(_var_jvp)
+var.domain = None
+
+
+def _std_vjp(g, x, out, dim, correction, keepdim):
+    # d std = (x - mean) dx / ((N - correction) std)
+    n = _count(x.shape, dim) - correction
+    return _expand_back(g / out, x.shape, dim, keepdim) * _centered(x, dim) * (1.0 / n)
+
+
+def _std_jvp(t, x, out, dim, correction, keepdim):
+    n = _count(x.shape, dim) - correction
+    return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) / (out * n)
+
+
+std = Primitive("std", "StdBackward0",
+                lambda x, dim, correction, keepdim: np.sqrt(_var_forward(x, dim, correction,
+                                                                         keepdim)),
+                save="both", input_names=("self",), analytic=False)
+std.defvjp(_std_vjp)
+std.defjvp(_std_jvp)
+std.domain = None
+
+
+# ---- vector norm -------------------------------------------------------------------------------
+def _norm_forward(x, ord, dim, keepdim):
+    a = np.abs(x)
+    if ord == np.inf:
+        return np.max(a, axis=dim, keepdims=keepdim)
+    if ord == -np.inf:
+        return np.min(a, axis=dim, keepdims=keepdim)
+    if ord == 0:
+        return np.sum(a != 0, axis=dim, keepdims=keepdim).astype(a.dtype)
+    if ord == 1:
+        return np.sum(a, axis=dim, keepdims=keepdim)
+    if ord == 2:
+        return np.sqrt(np.sum(a * a, axis=dim, keepdims=keepdim))
+    return np.sum(a ** ord, axis=dim, keepdims=keepdim) ** (1.0 / ord)
+
+
+def _norm_direction(x, out, ord, dim, keepdim):
+    """d ||x||_p / dx (out with kept dims)."""
+    sign = np.sign(B.data(x))
+    kept = _expand_kept(out, x.ndim, dim, keepdim)
+    if ord == 0:
+        return np.zeros(x.shape)
+    if ord == 1:
+        return sign
+    if ord in (np.inf, -np.inf):
+        return sign * _extreme_mask(np.abs(B.data(x)), B.data(kept), dim)
+    if ord == 2:
+        # d ||x|| = x / ||x||
+        return x / kept
+    # d ||x||_p = sign(x) |x|^(p-1) / ||x||^(p-1)
+    return sign * (B.abs(x) / kept) ** (ord - 1)
+
+
+def _norm_vjp(g, x, out, ord, dim, keepdim):
+    return _expand_back(g, x.shape, dim, keepdim) * _norm_direction(x, out, ord, dim, keepdim)
+
+
+def _norm_jvp(t, x, out, ord, dim, keepdim):
+    return np.sum(t * _norm_direction(x, out, ord, dim, keepdim), axis=dim, keepdims=keepdim)
+
+
+vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", _norm_forward,
+                        save="both", input_names=("self",), analytic=False)
+vector_norm.defvjp(_norm_vjp)
+vector_norm.defjvp(_norm_jvp)
+vector_norm.domain = "away_from_zero"
+
+
+# ---- logsumexp / softmax / log_softmax (fused: numerically stable rules) ------------------------
+def _logsumexp_forward(x, dim, keepdim):
+    m = np.max(np.real(x), axis=dim, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    out = np.log(np.sum(np.exp(x - m), axis=dim, keepdims=True)) + m
+    return out if keepdim else np.squeeze(out, axis=dim)
+
+
+# d logsumexp(x) = softmax(x) dx = exp(x - logsumexp(x)) dx
+logsumexp = Primitive("logsumexp", "LogsumexpBackward0", _logsumexp_forward, save="both",
+                      input_names=("self",))
+logsumexp.defvjp(lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim)
+                 * B.exp(x - _expand_kept(out, x.ndim, dim, keepdim)))
+logsumexp.defjvp(lambda t, x, out, dim, keepdim: np.sum(
+    t * np.exp(x - _expand_kept(out, x.ndim, dim, keepdim)), axis=dim, keepdims=keepdim))
+logsumexp.domain = None
+
+
+def _softmax_forward(x, dim):
+    return np.exp(x - _logsumexp_forward(x, (dim,), True))
+
+
+def _softmax_vjp(g, x, out, dim):
+    # J = diag(s) - s sᵀ:  vᵀJ = s * (v - <v, s>)
+    d = dim - x.ndim
+    return out * (g - B.sum(g * out, axis=d, keepdims=True))
+
+
+softmax = Primitive("softmax", "SoftmaxBackward0", _softmax_forward, save="out",
+                    input_names=("self",))
+softmax.defvjp(lambda g, x, out, dim: _softmax_vjp(g, out, out, dim))
+softmax.defjvp(lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim, keepdims=True)))
+softmax.domain = None
+
+
+def _log_softmax_forward(x, dim):
+    return x - _logsumexp_forward(x, (dim,), True)
+
+
+# d log_softmax(x) = dx - <softmax(x), dx>:  vᵀJ = v - softmax(x) sum(v)
+log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", _log_softmax_forward,
+                        save="out", input_names=("self",))
+log_softmax.defvjp(lambda g, x, out, dim: g - B.exp(out) * B.sum(
+    g, axis=dim - out.ndim, keepdims=True))
+log_softmax.defjvp(lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
+                                                     keepdims=True))
+log_softmax.domain = None
+
+
+# ---- cumsum -------------------------------------------------------------------------------------
+# The adjoint of a running sum is a running sum from the other end.
+cumsum = Primitive("cumsum", "CumsumBackward0", lambda x, dim: np.cumsum(x, axis=dim),
+                   save="shapes", input_names=("self",))
+cumsum.defvjp(lambda g, x, out, dim: B.flip(B.cumsum(B.flip(g, (dim - x.ndim,)),
+                                                     dim - x.ndim), (dim - x.ndim,)))
+cumsum.defjvp(lambda t, x, out, dim: np.cumsum(t, axis=dim))

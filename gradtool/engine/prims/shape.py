@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as B
-from ..primitive import Primitive
-from ..tensor import Tensor
+from ..node import OpNode
+from ..primitive import Primitive, apply
+from ..tensor import Tensor, _make
 
 
 def _reshape_back(g, x, out_ndim):
@@ -21,19 +22,43 @@ def _view_like(name, node, forward, out_ndim, jvp):
     return prim
 
 
+# torch names a reshape by what it had to do: a view of contiguous memory (ViewBackward0),
+# an aliasing view of strided memory (ReshapeAliasBackward0), or a copy (CloneBackward0)
+# followed by UnsafeViewBackward0.  ops.reshape picks one the way torch does.
 reshape = _view_like("reshape", "ViewBackward0", lambda x, shape: np.reshape(x, shape),
                      lambda x, shape: len(shape),
                      lambda t, x, out, shape: np.reshape(t, shape))
+reshape_alias = _view_like("reshape_alias", "ReshapeAliasBackward0",
+                           lambda x, shape: np.reshape(x, shape), lambda x, shape: len(shape),
+                           lambda t, x, out, shape: np.reshape(t, shape))
 unsafe_view = _view_like("unsafe_view", "UnsafeViewBackward0",
                          lambda x, shape: np.reshape(x, shape), lambda x, shape: len(shape),
                          lambda t, x, out, shape: np.reshape(t, shape))
+alias = _view_like("alias", "AliasBackward0", lambda x: x[...], lambda x: x.ndim,
+                   lambda t, x, out: t)
 squeeze = _view_like("squeeze", "SqueezeBackward0", lambda x: np.squeeze(x),
                      lambda x: sum(1 for n in x.shape if n != 1),
                      lambda t, x, out: np.squeeze(t))
+
+
+def _squeeze_dims(x, dims):
+    drop = tuple(d for d in dims if x.shape[d] == 1)
+    return np.squeeze(x, axis=drop) if drop else x
+
+
+def _squeeze_ndim(x, dims):
+    return x.ndim - sum(1 for d in dims if x.shape[d] == 1)
+
+
 squeeze_dim = _view_like("squeeze_dim", "SqueezeBackward1",
-                         lambda x, dim: np.squeeze(x, axis=dim) if x.shape[dim] == 1 else x,
-                         lambda x, dim: x.ndim - (1 if x.shape[dim] == 1 else 0),
+                         lambda x, dim: _squeeze_dims(x, (dim,)),
+                         lambda x, dim: _squeeze_ndim(x, (dim,)),
                          lambda t, x, out, dim: np.reshape(t, out.shape))
+squeeze_dims = _view_like("squeeze_dims", "SqueezeBackward2", _squeeze_dims, _squeeze_ndim,
+                          lambda t, x, out, dims: np.reshape(t, out.shape))
+# matmul of a vector by a matrix squeezes its result in place (torch: SqueezeBackward4)
+matmul_squeeze = _view_like("matmul_squeeze", "SqueezeBackward4", _squeeze_dims,
+                            _squeeze_ndim, lambda t, x, out, dims: np.reshape(t, out.shape))
 unsqueeze = _view_like("unsqueeze", "UnsqueezeBackward0",
                        lambda x, dim: np.expand_dims(x, dim), lambda x, dim: x.ndim + 1,
                        lambda t, x, out, dim: np.expand_dims(t, dim))
@@ -77,7 +102,7 @@ clone.defvjp(lambda g, x, out: g)
 clone.defjvp(lambda t, x, out: t)
 
 to_dtype = Primitive("to_dtype", "ToCopyBackward0", lambda x, dtype: x.astype(dtype),
-                     save="shapes")
+                     save="shapes", analytic=False)   # complex -> real drops the imaginary part
 to_dtype.defvjp(lambda g, x, out, dtype: _cast(g, x.dtype))
 to_dtype.defjvp(lambda t, x, out, dtype: t.astype(dtype))
 
@@ -188,6 +213,300 @@ def _stack_tangent(i, t, inputs, out, dim):
     z = np.zeros(out.shape, dtype=out.dtype)
     z[(slice(None),) * dim + (i,)] = t
     return z
+
+
+# ---- split / chunk / unbind: one node with several outputs ------------------------------------
+class MultiOutputNode(OpNode):
+    """Backward node of a primitive with several outputs (torch's SplitBackward0, ...): the
+    rule gets one gradient per output, zeros standing in for outputs that got none."""
+
+    __slots__ = ()
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.params["sections"])
+
+    def apply(self, grads: list, create_graph: bool, batched: bool):
+        if self.released:
+            return OpNode.apply(self, grads, create_graph, batched)
+        present = [g for g in grads if g is not None]
+        if not present:
+            return (None,)
+        x = self.saved[0]
+        dim = self.params["dim"]
+        prefix = tuple(present[0].shape[:1]) if batched else ()
+        filled = []
+        for k, g in enumerate(grads):
+            if g is None:
+                shape = list(x.shape)
+                self.prim.fill_shape(shape, dim, self.params["sections"][k])
+                g = np.zeros(prefix + tuple(shape), dtype=x.dtype)
+            if create_graph and not isinstance(g, Tensor):
+                g = _make(g)
+            elif not create_graph and isinstance(g, Tensor):
+                g = g._data
+            filled.append(g)
+        return (self.prim.vjps[0](filled, x, out=None, **self.params),)
+
+
+def apply_multi(prim: Primitive, x: Tensor, params: dict) -> tuple:
+    """Run a several-output primitive on ``x``: ``apply`` records one node (the forward is
+    the identity), then the output is cut into pieces that all point at that node."""
+    carrier = apply(prim, (x,), params)
+    fw = carrier._fw
+    tangents = prim.pieces(fw[1], **params) if fw is not None else None
+    outs = []
+    for k, piece in enumerate(prim.pieces(carrier._data, **params)):
+        out = _make(piece, carrier.grad_fn, carrier._rg)
+        out._nr = k
+        if tangents is not None:
+            out._fw = (fw[0], np.asarray(tangents[k]))
+        outs.append(out)
+    return tuple(outs)
+
+
+def _multi_prim(name, node_name, pieces, vjp, fill_shape):
+    prim = Primitive(name, node_name, lambda x, dim, sections: x, save="shapes",
+                     input_names=("self",))
+    prim.node_cls = type(node_name, (MultiOutputNode,), {"__slots__": (), "_name": node_name})
+    prim.defvjp(vjp)
+    prim.defjvp(lambda t, x, out, dim, sections: t)   # the pieces of the tangent
+    prim.pieces = pieces
+    prim.fill_shape = fill_shape
+    return prim
+
+
+def _split_forward(x, dim, sections):
+    bounds = np.cumsum(sections)[:-1]
+    return tuple(np.split(x, bounds, axis=dim))
+
+
+def _split_vjp(gs, x, out, dim, sections):
+    # the gradient of the pieces, put back together
+    return _cat_grads(gs, dim - x.ndim)
+
+
+def _cat_grads(gs, axis):
+    if any(isinstance(g, Tensor) for g in gs):
+        from .. import ops
+        return ops.cat(gs, axis)
+    return np.concatenate(gs, axis=axis)
+
+
+def _section_shape(shape, dim, size):
+    shape[dim] = size
+
+
+def _unbind_forward(x, dim, sections):
+    return tuple(np.take(x, i, axis=dim) for i in range(x.shape[dim]))
+
+
+def _unbind_vjp(gs, x, out, dim, sections):
+    axis = dim - x.ndim
+    if any(isinstance(g, Tensor) for g in gs):
+        from .. import ops
+        return ops.stack(gs, axis)
+    return np.stack(gs, axis=axis)
+
+
+def _unbind_shape(shape, dim, size):
+    del shape[dim]
+
+
+split = _multi_prim("split", "SplitBackward0", _split_forward, _split_vjp, _section_shape)
+split_with_sizes = _multi_prim("split_with_sizes", "SplitWithSizesBackward0", _split_forward,
+                               _split_vjp, _section_shape)
+unbind = _multi_prim("unbind", "UnbindBackward0", _unbind_forward, _unbind_vjp,
+                     _unbind_shape)
+
+
+# ---- gather / scatter_add / index_select ------------------------------------------------------
+def _along(x, index, dim):
+    """Index arrays selecting ``x[..., index, ...]`` along ``dim`` (negative), elementwise
+    over ``index``'s shape (torch's gather/scatter addressing), leading axes broadcast."""
+    nd = index.ndim
+    grids = list(np.indices(index.shape, sparse=True))
+    grids[nd + dim] = index
+    return tuple(grids)
+
+
+def _gather_forward(x, index, dim):
+    return x[_along(x, index, dim - x.ndim)]
+
+
+def _scatter_add_np(shape, index, src, dim):
+    z = np.zeros(shape, dtype=src.dtype)
+    np.add.at(z, _along(z, index, dim), src)
+    return z
+
+
+def _batched_index(index, g, nd):
+    """``index`` broadcast over the leading batch axes of ``g`` (an extra-leading-axis grad)."""
+    prefix = tuple(g.shape[:len(g.shape) - nd])
+    return np.broadcast_to(index, prefix + index.shape) if prefix else index
+
+
+def _gather_vjp(g, x, index, out, dim):
+    # gather's adjoint: scatter-add the gradient back where it was read from
+    idx = _batched_index(index, g, index.ndim)
+    neg = dim - x.ndim
+    shape = tuple(g.shape[:len(g.shape) - index.ndim]) + tuple(x.shape)
+    if isinstance(g, Tensor):
+        from .. import ops
+        return ops.scatter_add(ops.zeros(*shape, dtype=g.dtype), neg, idx, g)
+    return _scatter_add_np(shape, idx, g, neg)
+
+
+gather = Primitive("gather", "GatherBackward0", _gather_forward,
+                   input_names=("self", "index"))
+gather.defvjp(_gather_vjp, None)
+gather.defjvp(lambda t, x, index, out, dim: _gather_forward(t, index, dim), None)
+
+
+def _scatter_add_forward(x, index, src, dim):
+    out = np.array(x, copy=True, dtype=np.result_type(x, src))
+    np.add.at(out, _along(out, index, dim - x.ndim), src[tuple(slice(0, n) for n in index.shape)])
+    return out
+
+
+def _scatter_add_src_vjp(g, x, index, src, out, dim):
+    # the source gets the gradient read back at the positions it was added to
+    idx = _batched_index(index, g, index.ndim)
+    prefix = tuple(g.shape[:len(g.shape) - x.ndim])
+    if isinstance(g, Tensor):
+        from .. import ops
+        picked = ops.gather(g, dim - x.ndim, idx)
+    else:
+        picked = g[_along(g, idx, dim - x.ndim)]
+    if tuple(src.shape) == tuple(index.shape):
+        return picked
+    # src elements past the index's extent were never read: zero gradient there
+    pad = []
+    for s_n, i_n in reversed(list(zip(src.shape, index.shape))):
+        pad += [0, s_n - i_n]
+    if isinstance(picked, Tensor):
+        from .. import ops
+        return ops.pad(picked, tuple(pad))
+    return _pad_forward(picked, tuple(pad), 0) if not prefix else np.pad(
+        picked, [(0, 0)] * len(prefix) + _pad_widths(x.ndim, tuple(pad)))
+
+
+scatter_add = Primitive("scatter_add", "ScatterAddBackward0", _scatter_add_forward,
+                        input_names=("self", "index", "src"))
+scatter_add.defvjp(lambda g, x, index, src, out, dim: g, None, _scatter_add_src_vjp)
+scatter_add.defjvp(lambda t, x, index, src, out, dim: t, None,
+                   lambda t, x, index, src, out, dim:
+                   _scatter_add_forward(np.zeros(x.shape, t.dtype), index, t, dim))
+
+
+def _index_select_key(ndim_prefix, dim, index):
+    return (slice(None),) * (ndim_prefix + dim) + (index,)
+
+
+def _index_select_vjp(g, x, index, out, dim):
+    # scatter-add (repeated indices accumulate), through the differentiable index backward
+    prefix = len(g.shape) - x.ndim
+    key = (slice(None),) * dim + (index,)
+    if isinstance(g, Tensor):
+        return index_add_zeros(g, key=key, shape=tuple(x.shape), out_ndim=x.ndim)
+    z = np.zeros(tuple(g.shape[:prefix]) + tuple(x.shape), dtype=g.dtype)
+    np.add.at(z, (slice(None),) * prefix + key, g)
+    return z
+
+
+index_select = Primitive("index_select", "IndexSelectBackward0",
+                         lambda x, index, dim: np.take(x, index, axis=dim),
+                         input_names=("self", "index"))
+index_select.defvjp(_index_select_vjp, None)
+index_select.defjvp(lambda t, x, index, out, dim: np.take(t, index, axis=dim), None)
+
+
+# ---- pad / flip / repeat / diagonal -------------------------------------------------------
+def _pad_widths(ndim, pad):
+    """torch's pad tuple (last dim first, (before, after) pairs) as numpy pad widths."""
+    widths = [(0, 0)] * ndim
+    for k in range(len(pad) // 2):
+        widths[ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+    return widths
+
+
+def _pad_forward(x, pad, value):
+    return np.pad(x, _pad_widths(x.ndim, pad), constant_values=value)
+
+
+def _pad_vjp(g, x, out, pad, value):
+    # the gradient of the padded tensor, cropped back to the input
+    widths = _pad_widths(x.ndim, pad)
+    key = (Ellipsis,) + tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
+    return g[key]
+
+
+constant_pad = Primitive("constant_pad", "ConstantPadNdBackward0", _pad_forward,
+                         save="shapes", input_names=("self",),
+                         out_shape=lambda xs, pad, value: tuple(
+                             n + lo + hi for n, (lo, hi) in zip(xs, _pad_widths(len(xs), pad))))
+constant_pad.defvjp(_pad_vjp)
+constant_pad.defjvp(lambda t, x, out, pad, value: _pad_forward(t, pad, 0))
+
+flip = Primitive("flip", "FlipBackward0", lambda x, dims: np.flip(x, axis=dims),
+                 save="shapes", input_names=("self",))
+flip.defvjp(lambda g, x, out, dims: B.flip(g, tuple(d - x.ndim for d in dims)))
+flip.defjvp(lambda t, x, out, dims: np.flip(t, axis=dims))
+
+
+def _repeat_vjp(g, x, out, repeats):
+    # each input element appears once per tile: sum the tiles
+    nd = len(repeats)
+    shape = (1,) * (nd - x.ndim) + tuple(x.shape)
+    prefix = tuple(g.shape[:len(g.shape) - nd])
+    split = prefix + tuple(v for r, n in zip(repeats, shape) for v in (r, n))
+    tiles = tuple(len(prefix) + 2 * k for k in range(nd))
+    return B.reshape(B.sum(B.reshape(g, split), axis=tiles), prefix + tuple(x.shape))
+
+
+repeat = Primitive("repeat", "RepeatBackward0", lambda x, repeats: np.tile(x, repeats),
+                   save="shapes", input_names=("self",),
+                   out_shape=lambda xs, repeats: tuple(
+                       r * n for r, n in zip(repeats, (1,) * (len(repeats) - len(xs)) + xs)))
+repeat.defvjp(_repeat_vjp)
+repeat.defjvp(lambda t, x, out, repeats: np.tile(t, repeats))
+
+
+def _diagonal_forward(x, offset, dim1, dim2):
+    return np.diagonal(x, offset, dim1, dim2).copy()
+
+
+def _diagonal_backward_forward(g, shape, offset, dim1, dim2):
+    nd = len(shape)
+    z = np.zeros(tuple(g.shape[:g.ndim - (nd - 1)]) + tuple(shape), dtype=g.dtype)
+    moved = np.moveaxis(z, (dim1 - nd, dim2 - nd), (-2, -1))
+    n = g.shape[-1]
+    rows = np.arange(n) + max(-offset, 0)
+    cols = np.arange(n) + max(offset, 0)
+    moved[..., rows, cols] = g
+    return z
+
+
+diagonal_backward = Primitive(
+    "diagonal_backward", "DiagonalBackwardBackward0", _diagonal_backward_forward,
+    save="shapes", input_names=("grad",),
+    out_shape=lambda gs, shape, offset, dim1, dim2: tuple(gs[:len(gs) - len(shape) + 1])
+    + tuple(shape))
+diagonal_backward.defvjp(lambda gg, g, out, shape, offset, dim1, dim2: B.diagonal(
+    gg, offset, dim1 - len(shape), dim2 - len(shape)))
+diagonal_backward.defjvp(lambda t, g, out, shape, offset, dim1, dim2:
+                         _diagonal_backward_forward(t, shape, offset, dim1, dim2))
+
+diagonal = Primitive("diagonal", "DiagonalBackward0", _diagonal_forward, save="shapes",
+                     input_names=("self",))
+diagonal.defvjp(lambda g, x, out, offset, dim1, dim2: _diag_back(g, x, offset, dim1, dim2))
+diagonal.defjvp(lambda t, x, out, offset, dim1, dim2: _diagonal_forward(t, offset, dim1, dim2))
+
+
+def _diag_back(g, x, offset, dim1, dim2):
+    if isinstance(g, Tensor):
+        return diagonal_backward(g, shape=tuple(x.shape), offset=offset, dim1=dim1, dim2=dim2)
+    return _diagonal_backward_forward(g, tuple(x.shape), offset, dim1, dim2)
 
 
 # ---- x[key] = v, out of place (the engine rebases x onto this node) ---------------------------

@@ -1,0 +1,156 @@
+"""Fused loss primitives (torch shows each as one node; the rules are the stable ones)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend as B
+from ..primitive import Primitive
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def _reduce(loss, reduction, denom=None):
+    if reduction == "none":
+        return loss
+    total = np.sum(loss)
+    if reduction == "sum":
+        return total
+    return total / (loss.size if denom is None else denom)
+
+
+def _scalar_grad(g, nd):
+    """A gradient of a reduced (0-d) loss, shaped to broadcast over an input of ndim nd
+    (keeping a leading batch axis)."""
+    return B.reshape(g, tuple(g.shape) + (1,) * nd)
+
+
+# ---- nll_loss -----------------------------------------------------------------------------------
+def _class_axis(ndim):
+    return 1 if ndim >= 2 else 0
+
+
+def _nll_weights(x, target, weight, ignore_index):
+    """W with W[n, target[n], ...] = weight[target[n]] (0 for ignored targets): the loss is
+    -sum(W * x) over the class axis, and W is its (constant) derivative."""
+    c = _class_axis(x.ndim)
+    valid = target != ignore_index
+    safe = np.where(valid, target, 0)
+    w = np.ones(x.shape[c]) if weight is None else np.asarray(weight, dtype=np.float64)
+    picked = np.where(valid, w[safe], 0.0)
+    W = np.zeros(x.shape, dtype=np.float64)
+    np.put_along_axis(W, np.expand_dims(safe, c), np.expand_dims(picked, c), axis=c)
+    return W, picked
+
+
+def _nll_forward(x, target, reduction, weight, ignore_index):
+    W, picked = _nll_weights(x, target, weight, ignore_index)
+    loss = -np.sum(W * x, axis=_class_axis(x.ndim))
+    return _reduce(loss, reduction, np.sum(picked)).astype(x.dtype)
+
+
+def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
+    W, picked = _nll_weights(B.data(x), target, weight, ignore_index)
+    if reduction == "none":
+        g = B.expand_dims(g, _class_axis(x.ndim) - x.ndim)
+    else:
+        g = _scalar_grad(g, x.ndim)
+        if reduction == "mean":
+            W = W / np.sum(picked)
+    return g * B.astype_like(-W, g)
+
+
+def _nll_jvp(t, x, target, out, reduction, weight, ignore_index):
+    W, picked = _nll_weights(x, target, weight, ignore_index)
+    return _reduce(-np.sum(W * t, axis=_class_axis(x.ndim)), reduction, np.sum(picked))
+
+
+nll_loss = Primitive("nll_loss", "NllLossBackward0", _nll_forward,
+                     input_names=("self", "target"))
+nll_loss.defvjp(_nll_vjp, None)
+nll_loss.defjvp(_nll_jvp, None)
+nll_loss.domain = None
+
+
+# ---- mse_loss -----------------------------------------------------------------------------------
+def _mse_forward(x, y, reduction):
+    d = x - y
+    return _reduce(d * d, reduction)
+
+
+def _mse_vjp(g, x, y, out, reduction):
+    # d (x - y)^2 = 2 (x - y) (dx - dy)
+    d = x - y
+    if reduction == "none":
+        return 2 * g * d
+    g = _scalar_grad(g, d.ndim)
+    scale = 2.0 / max(int(np.prod(d.shape)), 1) if reduction == "mean" else 2.0
+    return g * d * scale
+
+
+def _mse_jvp(t, x, y, out, reduction):
+    return _reduce(2 * (x - y) * t, reduction)
+
+
+mse_loss = Primitive("mse_loss", "MseLossBackward0", _mse_forward, broadcasts=True,
+                     input_names=("self", "target"))
+mse_loss.defvjp(_mse_vjp, lambda g, x, y, out, reduction: -_mse_vjp(g, x, y, out, reduction))
+mse_loss.defjvp(_mse_jvp, lambda t, x, y, out, reduction: -_mse_jvp(t, x, y, out, reduction))
+mse_loss.domain = None
+
+
+# ---- binary_cross_entropy_with_logits ---------------------------------------------------------------
+# loss = (1 - y) x + l softplus(-x),  l = 1 + (pos_weight - 1) y,  times weight
+def _softplus_neg(x):
+    return np.logaddexp(0.0, -x)
+
+
+def _log_weight(y, pos_weight):
+    return 1.0 if pos_weight is None else 1 + (np.asarray(pos_weight) - 1) * y
+
+
+def _bce_forward(x, y, reduction, weight, pos_weight):
+    loss = (1 - y) * x + _log_weight(y, pos_weight) * _softplus_neg(x)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def _bce_grads(x, y, weight, pos_weight):
+    """Elementwise d loss/dx and d loss/dy (rules written with backend ops)."""
+    lw = _log_weight(y, pos_weight)
+    dx = (1 - y) - lw * (1 - B.sigmoid(x))       # = sigmoid(x) - y without pos_weight
+    dy = -x
+    if pos_weight is not None:
+        dy = dy + (np.asarray(pos_weight) - 1) * B.log1p(B.exp(-x))
+    if weight is not None:
+        dx = dx * weight
+        dy = dy * weight
+    return dx, dy
+
+
+def _bce_rule(which):
+    def rule(g, x, y, out, reduction, weight, pos_weight):
+        d = _bce_grads(x, y, weight, pos_weight)[which]
+        if reduction == "none":
+            return g * d
+        shape = np.broadcast_shapes(np.shape(B.data(x)), np.shape(B.data(y)))
+        g = _scalar_grad(g, len(shape))
+        if reduction == "mean":
+            g = g * (1.0 / max(int(np.prod(shape)), 1))
+        return g * d
+    return rule
+
+
+def _bce_jvp(which):
+    def rule(t, x, y, out, reduction, weight, pos_weight):
+        return _reduce(t * _bce_grads(x, y, weight, pos_weight)[which], reduction)
+    return rule
+
+
+bce_with_logits = Primitive("binary_cross_entropy_with_logits",
+                            "BinaryCrossEntropyWithLogitsBackward0", _bce_forward,
+                            broadcasts=True, input_names=("self", "target"), analytic=False)
+bce_with_logits.defvjp(_bce_rule(0), _bce_rule(1))
+bce_with_logits.defjvp(_bce_jvp(0), _bce_jvp(1))
+bce_with_logits.domain = None
