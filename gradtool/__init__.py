@@ -21,3 +21,5 @@ from . import autograd
 from .autograd import functional
 
 is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731
+from .check import BlockResult, CheckResult, check, gradcheck, gradgradcheck
+from .engine.vmap import vmap

@@ -1,11 +1,11 @@
 """Compare an analytical Jacobian block with a numerical one, and say in words what is wrong.
 
 The test is PyTorch's: ``|analytical - numerical| <= atol + rtol * |numerical|`` elementwise.
-When it fails, the diagnosis tries, in order: NaN/Inf on either side; a gradient that is
-missing (analytical zero) or spurious (numerical zero); a sign error; a constant factor; a
-transposed block; failures only at non-differentiable points (one-sided differences
-disagree); an unstable numerical derivative (the estimate moves with eps); else a plain
-mismatch with the worst element.
+When it fails, the diagnosis tries, in order: NaN/Inf on either side; failures only at
+non-differentiable points (the function uses an op with a kink and the one-sided differences
+disagree at every failing element); an unstable numerical derivative (the estimate moves with eps: then no comparison means anything);
+a gradient that is missing (analytical zero) or spurious (numerical zero); a sign error; a
+constant factor; a transposed block; else a plain mismatch with the worst element.
 """
 
 from __future__ import annotations
@@ -140,31 +140,8 @@ def diagnose(analytical: np.ndarray, numerical: np.ndarray, cmp: Comparison, ato
         return Diagnosis("nan", "; ".join(parts) + " (not a mismatch: the "
                          + ("function's value" if bad_n.any() else "backward") +
                          " is not finite there)")
-    n_small = _close(N, np.zeros_like(N), atol, 0.0)
-    if np.all(A == 0) and not n_small:
-        why = "the input is not reached by the backward graph (no gradient)" if unused else \
-            "the backward gives zero"
-        return Diagnosis("missing", f"gradient missing: {why}, but the numerical derivative "
-                         f"is nonzero (max |numerical| = {np.max(np.abs(N)):.3g})")
-    if n_small and not _close(A, np.zeros_like(A), atol, 0.0):
-        return Diagnosis("spurious", "spurious gradient: the function does not change with "
-                         "this input (numerical derivative ~ 0), but the backward gives "
-                         f"max |analytical| = {np.max(np.abs(A)):.3g}")
-    if _close(A, -N, atol, rtol):
-        return Diagnosis("sign", "sign error: analytical = -numerical", factor=-1.0)
-    nn = float(np.vdot(N, N))
-    if nn > 0:
-        c = float(np.vdot(A, N)) / nn
-        if _close(A, c * N, atol, rtol) and not np.isclose(c, 1.0, rtol=rtol):
-            return Diagnosis("scale", f"constant factor: analytical = {c:.6g} x numerical",
-                             factor=c)
-    if A.shape[0] == A.shape[1] and A.shape[0] > 1 and _close(A, N.T, atol, rtol) \
-            and not _close(N, N.T, atol, rtol):
-        return Diagnosis("transposed", "transposed Jacobian block: analytical = numerical"
-                         " transposed (the backward returns the gradient laid out for the "
-                         "transposed shape)")
     fail_cols = np.nonzero(cmp.failing.any(axis=0))[0]
-    if kink_probe is not None and len(fail_cols):
+    if kink_probe is not None and kink_ops and len(fail_cols):
         fwd, bwd = kink_probe(fail_cols)
         scale = atol + rtol * np.maximum(np.abs(fwd), np.abs(bwd))
         jump = np.abs(fwd - bwd) > 10 * scale
@@ -188,6 +165,29 @@ def diagnose(analytical: np.ndarray, numerical: np.ndarray, cmp: Comparison, ato
             return Diagnosis("unstable", "numerical derivative unstable: the estimate "
                              f"changes with eps ({desc}); use float64 inputs or "
                              "method='richardson'", elements=_elements(fail_cols, in_shape))
+    n_small = _close(N, np.zeros_like(N), atol, 0.0)
+    if np.all(A == 0) and not n_small:
+        why = "the input is not reached by the backward graph (no gradient)" if unused else \
+            "the backward gives zero"
+        return Diagnosis("missing", f"gradient missing: {why}, but the numerical derivative "
+                         f"is nonzero (max |numerical| = {np.max(np.abs(N)):.3g})")
+    if n_small and not _close(A, np.zeros_like(A), atol, 0.0):
+        return Diagnosis("spurious", "spurious gradient: the function does not change with "
+                         "this input (numerical derivative ~ 0), but the backward gives "
+                         f"max |analytical| = {np.max(np.abs(A)):.3g}")
+    if _close(A, -N, atol, rtol):
+        return Diagnosis("sign", "sign error: analytical = -numerical", factor=-1.0)
+    nn = float(np.vdot(N, N))
+    if nn > 0:
+        c = float(np.vdot(A, N)) / nn
+        if _close(A, c * N, atol, rtol) and not np.isclose(c, 1.0, rtol=rtol):
+            return Diagnosis("scale", f"constant factor: analytical = {c:.6g} x numerical",
+                             factor=c)
+    if A.shape[0] == A.shape[1] and A.shape[0] > 1 and _close(A, N.T, atol, rtol) \
+            and not _close(N, N.T, atol, rtol):
+        return Diagnosis("transposed", "transposed Jacobian block: analytical = numerical"
+                         " transposed (the backward returns the gradient laid out for the "
+                         "transposed shape)")
     n_fail = int(np.count_nonzero(cmp.failing))
     els = _elements(fail_cols, in_shape)
     return Diagnosis("mismatch", f"analytical and numerical Jacobians disagree at {n_fail} "

@@ -68,6 +68,10 @@ class Evaluator:
         return args
 
     def run(self, j: int, batch, size: int, cast=None) -> list:
+        with np.errstate(all="ignore"):
+            return self._run(j, batch, size, cast)
+
+    def _run(self, j: int, batch, size: int, cast=None) -> list:
         """Outputs of fn with input ``j`` replaced by the batch (a dense array, batch axis
         first, or a :class:`~gradtool.engine.vmap.Delta`): per output, a dense batch, a
         Delta, or ``Unbatched``."""
@@ -151,7 +155,7 @@ def numerical_jacobian(ev: Evaluator, j: int, out_sizes: list, method: str, eps:
         m = len(ks)
         index = np.tile(ks, len(moving))
         shift = np.repeat(np.asarray(moving) * h, m)
-        value = flat[index] + (1j * shift if complex_step else shift)
+        value = (flat[index] + (1j * shift if complex_step else shift)).astype(x.dtype)
         outs = ev.run(j, V.Delta(x, index, value), m * len(moving),
                       cast=np.float64 if ev.upcast else None)
         for o, out in enumerate(outs):
@@ -201,7 +205,7 @@ def directional(ev: Evaluator, j: int, directions: np.ndarray, out_sizes: list, 
     moving = [o for o in offsets if o != 0.0]
     k = directions.shape[0]
     shifts = np.concatenate([o * h * directions for o in moving])
-    batch = x[None] + (1j * shifts if complex_step else shifts)
+    batch = (x[None] + (1j * shifts if complex_step else shifts)).astype(x.dtype)
     outs = ev.run(j, batch, k * len(moving), cast=np.float64 if ev.upcast else None)
     result = []
     for o, out in enumerate(outs):

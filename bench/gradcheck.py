@@ -1,0 +1,137 @@
+"""gradtool's gradcheck against torch.autograd.gradcheck (float64), same workloads, same run.
+
+    python bench/gradcheck.py [--repeat N]
+
+One line per workload and mode: gradtool time, torch time, ratio (gradtool / torch; lower is
+better).  Times are the best of N runs after one warm-up run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import gradtool as gt  # noqa: E402
+
+try:
+    import torch
+except ImportError:     # pragma: no cover
+    sys.exit("bench/gradcheck.py needs torch (it compares against torch.autograd.gradcheck)")
+
+
+# ---- workloads: (name, gradtool fn, gradtool inputs, torch fn, torch inputs, modes) ----------
+class LegendreP3(gt.autograd.Function):
+    """P3(x) = (5x^3 - 3x) / 2, with its hand-written backward (batch-polymorphic)."""
+
+    batched_backward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return 0.5 * (5 * x ** 3 - 3 * x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * 1.5 * (5 * x ** 2 - 1)
+
+
+class TorchLegendreP3(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return 0.5 * (5 * x ** 3 - 3 * x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * 1.5 * (5 * x ** 2 - 1)
+
+
+def _pair(arr, requires_grad=True):
+    g = gt.tensor(arr, requires_grad=requires_grad)
+    t = torch.tensor(arr, dtype=torch.float64, requires_grad=requires_grad)
+    return g, t
+
+
+def workloads():
+    rng = np.random.default_rng(0)
+    out = []
+
+    x = np.linspace(-1, 1, 200)
+    gx, tx = _pair(x, False)
+    scalars = [_pair(np.array(v)) for v in rng.standard_normal(4) * 0.5]
+    out.append(("legendre a+b*P3(c+d*x), x: 200",
+                lambda a, b, c, d: a + b * LegendreP3.apply(c + d * gx),
+                tuple(s[0] for s in scalars),
+                lambda a, b, c, d: a + b * TorchLegendreP3.apply(c + d * tx),
+                tuple(s[1] for s in scalars), ("full", "fast")))
+
+    n, d_in, h, d_out = 8, 20, 10, 5
+    gxx, txx = _pair(rng.standard_normal((n, d_in)), False)
+    gy, ty = _pair(rng.standard_normal((n, d_out)), False)
+    gw1, tw1 = _pair(rng.standard_normal((d_in, h)))
+    gw2, tw2 = _pair(rng.standard_normal((h, d_out)))
+    out.append(("2-layer net loss (w1, w2)",
+                lambda w1, w2: ((gxx.mm(w1).clamp(min=0).mm(w2) - gy) ** 2).sum(), (gw1, gw2),
+                lambda w1, w2: ((txx.mm(w1).clamp(min=0).mm(w2) - ty) ** 2).sum(), (tw1, tw2),
+                ("full", "fast")))
+
+    g, t = _pair(rng.standard_normal(100))
+    out.append(("((x+2)*(x+2)*3).mean(), 100",
+                lambda x: ((x + 2) * (x + 2) * 3).mean(), (g,),
+                lambda x: ((x + 2) * (x + 2) * 3).mean(), (t,), ("full", "fast")))
+
+    if hasattr(gt, "cross_entropy"):
+        g, t = _pair(rng.standard_normal((16, 10)))
+        target = rng.integers(0, 10, 16)
+        gtarget, ttarget = gt.tensor(target), torch.tensor(target)
+        out.append(("cross_entropy 16x10",
+                    lambda z: gt.cross_entropy(z, gtarget), (g,),
+                    lambda z: torch.nn.functional.cross_entropy(z, ttarget), (t,),
+                    ("full", "fast")))
+    else:
+        print("(cross_entropy: gt.cross_entropy does not exist yet, skipped)")
+
+    for size, modes in ((1000, ("full", "fast")), (4000, ("full",))):
+        g, t = _pair(rng.standard_normal(size))
+        out.append((f"tanh(x)*sin(x), {size}",
+                    lambda x: gt.tanh(x) * gt.sin(x), (g,),
+                    lambda x: torch.tanh(x) * torch.sin(x), (t,), modes))
+    return out
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    print(f"{'workload':34s} {'mode':5s} {'gradtool':>11s} {'torch':>11s} {'ratio':>7s}")
+    for name, gfn, gin, tfn, tin, modes in workloads():
+        for mode in modes:
+            fast = mode == "fast"
+            assert gt.gradcheck(gfn, gin, fast_mode=fast)
+            tg = best_time(lambda: gt.gradcheck(gfn, gin, fast_mode=fast), args.repeat)
+            tt = best_time(lambda: torch.autograd.gradcheck(tfn, tin, fast_mode=fast),
+                           args.repeat)
+            print(f"{name:34s} {mode:5s} {tg * 1e3:9.2f}ms {tt * 1e3:9.2f}ms "
+                  f"{tg / tt:7.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
