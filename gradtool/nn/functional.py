@@ -13,6 +13,7 @@ import numpy as np
 from ..engine import ops as _ops
 from ..engine.grad_mode import no_grad
 from ..engine.prims import nn as _P
+from ..engine.prims import shape as _S
 from ..engine.primitive import apply
 from ..engine.random import _rng
 from ..engine.tensor import Tensor, _make
@@ -252,16 +253,19 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
 
 # ---- layers' operations ---------------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x Wᵀ + b, recorded as torch records it: ``addmm`` (AddmmBackward0) for 2-D input
-    with bias, a flattened addmm for 3-D input, matmul (+ add) otherwise."""
-    if bias is not None and input.ndim == 2:
-        return apply(_P.addmm, (bias, input, _ops.t(weight)))
-    if bias is not None and input.ndim == 3:
+    """x Wᵀ + b, recorded as torch records it: ``addmm`` (AddmmBackward0) with bias, the
+    input viewed as 2-D around it (ViewBackward0) when it is not; ``mm`` without bias."""
+    wt = _ops.t(weight)
+    if input.ndim == 2:
+        return _ops.mm(input, wt) if bias is None else apply(_P.addmm, (bias, input, wt))
+    out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
+    if bias is not None:
         flat = _ops.reshape(input, -1, input.shape[-1])
-        out = apply(_P.addmm, (bias, flat, _ops.t(weight)))
-        return _ops.reshape(out, tuple(input.shape[:-1]) + (weight.shape[0],))
-    out = _ops.matmul(input, _ops.t(weight))
-    return out if bias is None else out + bias
+        return _ops.reshape(apply(_P.addmm, (bias, flat, wt)), out_shape)
+    if input.ndim > 2:
+        flat = _ops.reshape(input, -1, input.shape[-1])
+        return apply(_S.unsafe_view, (_ops.mm(flat, wt),), {"shape": out_shape})
+    return _ops.matmul(input, wt)
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,
@@ -360,6 +364,8 @@ def _adaptive_size(output_size, hw) -> tuple:
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     """Average over torch's adaptive bins (AdaptiveAvgPool2DBackward0)."""
     size = _adaptive_size(output_size, input.shape[-2:])
+    if size == (1, 1):   # global average: torch records a mean (MeanBackward1)
+        return _ops.mean(input, dim=(-2, -1), keepdim=True)
     return apply(_P.adaptive_avg_pool2d, (input,), {"output_size": size})
 
 
