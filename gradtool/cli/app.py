@@ -28,7 +28,7 @@ class GradtoolGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except GradtoolError as error:
-            console.print_error(error, "error" if error.exit_code != 3 else "internal error")
+            console.print_error(error)
             ctx.exit(error.exit_code)
         except Exception as error:  # noqa: BLE001  (the boundary: everything else is a bug)
             internal_error(error, ctx)

@@ -16,11 +16,11 @@ from ..render import report
 from . import console, options
 from .runner import Overrides, discover, load_all, run_check, select
 
-EXTENSION_FORMATS = {".xml": "junit", ".json": "json", ".txt": "table", ".log": "github"}
+EXTENSION_FORMATS = {".xml": "junit", ".json": "json", ".txt": "table"}
 PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a terminal)
 
 
-@click.command("check")
+@click.command("check", short_help="Run the gradient checks of spec files.")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("-k", "keyword", metavar="TEXT",
               help="Only checks whose 'file::name' contains TEXT (case-insensitive).")
@@ -41,8 +41,9 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "junit", "github"]),
               default=None, help="Report format (default: table).")
 @click.option("--output", "output", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write the report (--format, or from the extension: .xml junit, .json "
-                   "json) to FILE; the table still prints.")
+              help="Also write the report to FILE, in the format of its extension (.xml "
+                   "junit, .json json) or --format; stdout shows the table (or --format "
+                   "when that differs).")
 @click.option("--collect-only", is_flag=True, help="List the selected checks, run nothing.")
 @click.option("--save-failures", type=click.Path(file_okay=False), metavar="DIR",
               help="Write each failing check's inputs to DIR/<file>__<check>.npz.")
@@ -66,12 +67,15 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     debug = console.debug_enabled()
     file_fmt = None
     if output:
+        # the file's format: its extension, else --format; stdout keeps --format when it
+        # differs (--format github --output report.xml), else shows the table
         ext = os.path.splitext(output)[1].lower()
-        file_fmt = fmt or EXTENSION_FORMATS.get(ext)
+        file_fmt = EXTENSION_FORMATS.get(ext) or fmt
         if file_fmt is None:
             raise UsageError(f"--output {output}: cannot tell the format from the extension",
                              hint="add --format junit|json|github|table")
-        fmt = "table"
+        if fmt == file_fmt:
+            fmt = None
     fmt = fmt or "table"
     files, load_errors = discover(paths)
     checks, errors = load_all(files, allow_python=not no_python)

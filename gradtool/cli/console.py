@@ -30,8 +30,36 @@ def location_text(location: Location | None) -> str:
     return "" if location is None else f"{location}: "
 
 
+#: source text of things that are not files (``<expr>``: the EXPR argument), for excerpts
+SOURCES: dict[str, str] = {}
+
+
+def source_excerpt(location: Location | None) -> list[str]:
+    """The offending line and a ``^`` under the span, when the source can be read."""
+    if location is None or location.line is None or location.column is None:
+        return []
+    text = SOURCES.get(location.file or "")
+    if text is None:
+        if not location.file or not os.path.isfile(location.file):
+            return []
+        try:
+            with open(location.file, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError):
+            return []
+    lines = text.splitlines()
+    if not 1 <= location.line <= len(lines):
+        return []
+    line = lines[location.line - 1]
+    start = max(location.column - 1, 0)
+    end = location.end_column - 1 if location.end_column and \
+        location.end_column > location.column else start + 1
+    return ["    " + line, "    " + " " * start + "^" * max(end - start, 1)]
+
+
 def error_lines(error: BaseException) -> list[str]:
-    """``file:line:col: message`` (+ ``  hint: ...``) for one error or an error list."""
+    """``file:line:col: message``, the source line with a ``^`` under the span, and
+    ``  hint: ...``, for one error or each error of a list."""
     nested = getattr(error, "errors", None)
     if nested:
         out = []
@@ -40,25 +68,22 @@ def error_lines(error: BaseException) -> list[str]:
         return out
     location = getattr(error, "location", None)
     message = getattr(error, "message", None) or str(error)
-    lines = [f"{location_text(location)}{message}"]
-    caret = getattr(error, "caret", None)
-    if caret:
-        lines.extend(str(caret).splitlines())
+    lines = [f"{location_text(location)}{message}" if location is not None
+             else f"error: {message}"]
+    lines.extend(source_excerpt(location))
     hint = getattr(error, "hint", None)
     if hint:
         lines.append(f"  hint: {hint}")
     return lines
 
 
-def print_error(error: BaseException, prefix: str = "error") -> None:
-    """A user error on stderr, never a traceback."""
+def print_error(error: BaseException) -> None:
+    """A user error on stderr (``file:line:col: message``), never a traceback."""
     console = stderr()
-    for i, line in enumerate(error_lines(error)):
-        text = Text()
-        if i == 0:
-            text.append(f"{prefix}: ", style="bold red")
-        text.append(line, style="dim" if line.lstrip().startswith("hint:") else "")
-        console.print(text)
+    for line in error_lines(error):
+        style = "dim" if line.lstrip().startswith("hint:") else \
+            "" if line.startswith(" ") else "bold"
+        console.print(Text(line, style=style))
 
 
 def is_terminal(stream=None) -> bool:

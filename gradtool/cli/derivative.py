@@ -21,8 +21,10 @@ def array_text(value) -> str:
     arr = value._data if isinstance(value, Tensor) else np.asarray(value)
     if arr.ndim == 0:
         return f"{arr.item():.8g}"
-    return np.array2string(arr, precision=6, separator=", ", max_line_width=100,
-                           threshold=400, floatmode="maxprec")
+    if arr.dtype.kind == "f":
+        return np.array2string(arr, separator=", ", max_line_width=100, threshold=400,
+                               formatter={"float_kind": lambda v: f"{v:.6g}"})
+    return np.array2string(arr, separator=", ", max_line_width=100, threshold=400)
 
 
 def array_json(value) -> dict:

@@ -13,7 +13,7 @@ from .derivative import (array_json, array_text, emit, finite_difference_check, 
 from .problem import from_args
 
 
-@click.command("hessian")
+@click.command("hessian", short_help="The Hessian matrix of a scalar expression.")
 @click.argument("expr")
 @options.inputs_option
 @options.check_flag

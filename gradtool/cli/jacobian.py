@@ -12,7 +12,7 @@ from .derivative import (array_json, array_text, emit, finite_difference_check, 
 from .problem import from_args
 
 
-@click.command("jacobian")
+@click.command("jacobian", short_help="The full Jacobian matrix of an expression.")
 @click.argument("expr")
 @options.inputs_option
 @options.check_flag

@@ -106,7 +106,7 @@ def _mark(value) -> Text:
     return Text("✓", style="green") if value else Text("✗", style="red")
 
 
-@click.command("ops")
+@click.command("ops", short_help="List built-in functions, their arity and derivative modes.")
 @options.format_option("table", "json", default="table")
 @click.option("-k", "pattern", metavar="TEXT", help="Only functions whose name contains TEXT.")
 @options.common

@@ -61,20 +61,28 @@ def split_assignment(text: str, option: str = "-i") -> tuple[str, str]:
     return name, value
 
 
-def input_value(text: str, what: str, *, like: Tensor | None = None) -> np.ndarray:
-    """A literal value (YAML flow syntax) as an array, shaped and typed like ``like``."""
+def parse_value(text: str, name: str):
+    """An InputSpec from ``-i``/``--v`` text (errors point into it: ``<input x>:1:5``)."""
     from ..spec import parse_input_value
-    spec = parse_input_value(text, what)
-    tensor = spec.make(seed=0) if hasattr(spec, "make") else spec.build(seed=0)
-    data = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    from . import console
+    console.SOURCES[f"<input {name}>"] = text
+    return parse_input_value(text, name)
+
+
+def input_value(text: str, what: str, *, like: Tensor | None = None) -> np.ndarray:
+    """A value (YAML flow syntax, as ``-i``) as an array, shaped and typed like ``like``."""
+    spec = parse_value(text, what)
+    dtype = "float64" if like is None or like._data.dtype.kind not in "fc" \
+        else str(like._data.dtype)
+    data = spec.make(seed=0, dtype=dtype)._data
     if like is not None:
         target = like._data
         if data.shape != target.shape:
             try:
                 data = np.broadcast_to(data, target.shape)
             except ValueError:
-                raise UsageError(f"{what}: shape {list(data.shape)} does not match "
-                                 f"{list(target.shape)}") from None
+                raise UsageError(f"{what}: shape {list(data.shape)} does not match the "
+                                 f"shape {list(target.shape)} it stands for") from None
         data = np.array(data, dtype=target.dtype)
     return data
 
@@ -117,13 +125,27 @@ def from_spec(path: str, check_name: str | None, *, allow_python: bool = True) -
 
 
 def from_expression(expr: str, inputs, *, seed: int | None = None) -> Problem:
-    from .. import spec as spec_package
-    values = {}
+    """EXPR with ``-i`` inputs: generated inputs are seeded (``--seed``, default 0);
+    floating inputs require grad unless they say ``requires_grad: false``."""
+    from ..spec.evaluate import evaluate_program, parse_program
+    from . import console
+    console.SOURCES["<expr>"] = expr
+    program = parse_program(expr, filename="<expr>")
+    tensors: dict = {}
+    wrt: list = []
     for text in inputs:
         name, value = split_assignment(text)
-        if name in values:
+        if name in tensors:
             raise UsageError(f"-i {name} given twice")
-        values[name] = spec_package.parse_input_value(value, name)
-    built = spec_package.expression_check(expr, values, seed=seed).build()
-    return Problem(built.fn, tuple(built.inputs), tuple(built.input_names),
-                   dict(built.all_inputs))
+        spec = parse_value(value, name)
+        wants = spec.wants_grad("float64")
+        tensors[name] = spec.make(seed=0 if seed is None else seed, requires_grad=wants)
+        if wants:
+            wrt.append(name)
+
+    def fn(*args):
+        env = dict(tensors)
+        env.update(zip(wrt, args))
+        return evaluate_program(program, env)
+
+    return Problem(fn, tuple(tensors[n] for n in wrt), tuple(wrt), tensors)

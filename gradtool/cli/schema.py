@@ -9,7 +9,7 @@ import click
 from . import options
 
 
-@click.command("schema")
+@click.command("schema", short_help="Print the JSON Schema of spec files.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file.")
 @options.common
 def command(output) -> None:

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import numpy as np
+from rich.columns import Columns
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -168,6 +169,8 @@ def render_table(console: Console, outcomes, load_errors=(), *, elapsed=None,
     for item in outcomes:
         if item.problem:
             render_problem(console, item, verbose=verbose)
+    if outcomes and not quiet:
+        console.print()
     console.print(summary_text(outcomes, load_errors, elapsed))
 
 
@@ -214,9 +217,8 @@ def _blocks(result) -> list:
         analytical = getattr(block, "analytical", None)
         if numerical is None or analytical is None:
             continue
-        title = " ".join(str(x) for x in (getattr(block, "kind", ""),
-                                          getattr(block, "name", "")) if x)
-        out.append((title or "Jacobian block", np.asarray(numerical), np.asarray(analytical)))
+        title = f"{getattr(block, 'stage', '')}: {getattr(block, 'name', 'Jacobian block')}"
+        out.append((title.strip(": "), np.asarray(numerical), np.asarray(analytical)))
     return out
 
 
@@ -229,9 +231,11 @@ def jacobian_views(result) -> list:
         ana = analytical.reshape(num.shape)
         diff = np.abs(num - ana)
         if num.shape[0] <= MAX_TABLE and num.shape[1] <= MAX_TABLE:
-            views.append(Text(f"  {title}: numerical / analytical (rows: inputs, "
-                              "columns: outputs; red: outside tolerance)", style="bold"))
-            views.append(_number_table(num, ana, diff))
+            views.append(Text(f"  {title} (rows: output elements, columns: input elements)",
+                              style="bold"))
+            bad = diff > 1e-3 * (diff.max() or 1.0)
+            views.append(Columns([_number_table("numerical", num, bad),
+                                  _number_table("analytical", ana, bad)], padding=(0, 4)))
         else:
             views.append(Text(f"  {title}: |numerical - analytical|, {num.shape[0]} x "
                               f"{num.shape[1]}", style="bold"))
@@ -239,19 +243,15 @@ def jacobian_views(result) -> list:
     return views
 
 
-def _number_table(num, ana, diff) -> Table:
+def _number_table(title: str, values, bad) -> Table:
     table = Table(box=None, show_header=True, header_style="dim", pad_edge=False)
-    table.add_column("", style="dim")
-    for j in range(num.shape[1]):
+    table.add_column(title, style="dim", justify="right")
+    for j in range(values.shape[1]):
         table.add_column(str(j), justify="right")
-    scale = diff.max() or 1.0
-    for i in range(num.shape[0]):
-        cells = []
-        for j in range(num.shape[1]):
-            bad = diff[i, j] > 1e-3 * scale and diff[i, j] > 0
-            cells.append(Text(f"{num[i, j]:.4g}\n{ana[i, j]:.4g}",
-                              style="red" if bad else ""))
-        table.add_row(str(i), *cells)
+    for i in range(values.shape[0]):
+        table.add_row(str(i), *[Text(f"{values[i, j] + 0.0:.4g}",
+                                     style="red" if bad[i, j] else "")
+                                for j in range(values.shape[1])])
     return table
 
 
