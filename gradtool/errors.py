@@ -94,3 +94,18 @@ class InternalError(GradtoolError):
     """A bug in gradtool itself (exit code 3)."""
 
     exit_code = 3
+
+
+class SpecErrors(SpecError):
+    """Every error found while loading one spec file (loading reports all it can find, not
+    just the first).  ``.errors`` holds the individual ``SpecError``s, each with its location;
+    ``str()`` gives them one per line."""
+
+    def __init__(self, errors: list[SpecError]):
+        self.errors = list(errors)
+        first = self.errors[0] if self.errors else None
+        super().__init__(f"{len(self.errors)} errors in spec",
+                         first.location if first else None)
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)

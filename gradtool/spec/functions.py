@@ -1,0 +1,209 @@
+"""Custom autograd Functions written in a spec: formulas become a ``gt.autograd.Function``
+subclass, or ``python: pkg.mod:Name`` names one written in Python.
+
+A formula Function's forward evaluates its ``forward`` program with grad tracking off (as
+every custom Function's forward runs) and keeps the names it assigned and ``out`` on ctx.
+Its backward evaluates one VJP formula per differentiable arg with engine ops, so with
+``create_graph=True`` the backward is itself differentiable; then ``out`` and the forward's
+names are recomputed from the saved inputs with tracking on, so second derivatives through
+them are right too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import engine  # noqa: F401  (binds Tensor methods)
+from ..engine.function import Function
+from ..engine.grad_mode import MODE
+from ..engine.ops import full_like, zeros_like
+from ..engine.tensor import Tensor
+from ..errors import Location, SpecError
+from .evaluate import DEFAULT_MAX_ELEMENTS, Program, run_program
+from .schema import is_identifier
+
+
+@dataclass
+class FunctionDef:
+    """A Function as written in the spec (formulas parsed and validated)."""
+
+    name: str
+    location: Location
+    args: tuple[str, ...] = ()
+    forward: Program | None = None
+    backward: dict[str, Program] = field(default_factory=dict)
+    jvp: Program | None = None
+    nondiff: frozenset[str] = frozenset()
+    python: str | None = None
+
+    @property
+    def signature(self) -> tuple[str, ...] | None:
+        """Argument names when known (formula Functions), else None."""
+        return None if self.python else self.args
+
+    def calls(self) -> set[str]:
+        """Names of functions the formulas call (to refuse recursion)."""
+        programs = [self.forward, self.jvp, *self.backward.values()]
+        return set().union(*(p.calls for p in programs if p is not None))
+
+
+def resolve_python(ref: str, location: Location | None, *,
+                   search_path: str | None = None) -> type:
+    """Import ``pkg.module:Name`` and return it if it is a ``gt.autograd.Function``
+    subclass.  This runs the module's code: only load specs you trust (or pass
+    ``allow_python=False``).  ``search_path`` (the spec file's directory) is tried after
+    ``sys.path``.  The single place where Python references are resolved."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr or \
+            not all(is_identifier(p) for p in module_name.split(".") + attr.split(".")):
+        raise SpecError(f"python reference '{ref}' must look like 'package.module:Name'",
+                        location)
+    added = search_path is not None and search_path not in sys.path
+    if added:
+        sys.path.append(search_path)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or anything the user's module raises
+        raise SpecError(f"cannot import module '{module_name}': {type(exc).__name__}: {exc}",
+                        location) from None
+    finally:
+        if added:
+            sys.path.remove(search_path)
+    obj: Any = module
+    for part in attr.split("."):
+        if part.startswith("__") or not hasattr(obj, part):
+            raise SpecError(f"module '{module_name}' has no attribute '{attr}'", location)
+        obj = getattr(obj, part)   # the user asked for this code to be imported
+    if not (isinstance(obj, type) and issubclass(obj, Function)):
+        raise SpecError(f"'{ref}' is not a gradtool.autograd.Function subclass", location,
+                        hint="subclass gradtool.autograd.Function with static forward and "
+                        "backward methods")
+    return obj
+
+
+class _Slot:
+    """Stands for a tensor argument kept with ctx.save_for_backward."""
+
+
+_TENSOR = _Slot()
+
+
+def build_function(fdef: FunctionDef, registry: dict[str, type],
+                   max_elements: int = DEFAULT_MAX_ELEMENTS) -> type:
+    """A ``gt.autograd.Function`` subclass named ``fdef.name`` (its nodes print as
+    ``<name>Backward``).  ``registry`` is the spec's name -> Function table, read at call
+    time so Functions can call each other."""
+    arg_names = fdef.args
+
+    def evaluate(program: Program, env: dict):
+        return run_program(program, env, registry, max_elements=max_elements)
+
+    def run_forward(args: tuple) -> tuple[Any, dict]:
+        out, names = evaluate(fdef.forward, dict(zip(arg_names, args)))
+        if isinstance(out, (tuple, list)):
+            raise SpecError(f"function '{fdef.name}': forward returned {len(out)} values; "
+                            "Functions with several outputs are not supported",
+                            fdef.forward.location(fdef.forward.result))
+        return out, names
+
+    def forward(ctx, *args):
+        if len(args) != len(arg_names):
+            raise SpecError(f"{fdef.name}() takes {len(arg_names)} arguments, got "
+                            f"{len(args)}", fdef.location)
+        out, names = run_forward(args)
+        ctx.save_for_backward(*(a for a in args if isinstance(a, Tensor)))
+        ctx.spec_args = tuple(_TENSOR if isinstance(a, Tensor) else a for a in args)
+        ctx.spec_inputs = args
+        ctx.spec_out = out
+        ctx.spec_names = names
+        return out
+
+    def saved_args(ctx) -> tuple:
+        saved = iter(ctx.saved_tensors)
+        return tuple(next(saved) if a is _TENSOR else a for a in ctx.spec_args)
+
+    def backward(ctx, grad):
+        args = saved_args(ctx)
+        if MODE.grad_enabled:        # create_graph: out and names must carry the graph
+            out, names = run_forward(args)
+        else:
+            out, names = ctx.spec_out, ctx.spec_names
+        env = {**names, **dict(zip(arg_names, args)), "out": out, "grad": grad}
+        needs = ctx.needs_input_grad
+        grads = []
+        for i, (name, arg) in enumerate(zip(arg_names, args)):
+            if name in fdef.nondiff or not isinstance(arg, Tensor) or \
+                    (i < len(needs) and not needs[i]):
+                grads.append(None)
+                continue
+            program = fdef.backward[name]
+            value = evaluate(program, env)[0]
+            grads.append(_fit_gradient(fdef, name, program, value, arg))
+        return tuple(grads)
+
+    def jvp(ctx, *tangents):
+        args = ctx.spec_inputs
+        env = {**ctx.spec_names, **dict(zip(arg_names, args)), "out": ctx.spec_out}
+        for name, arg, tangent in zip(arg_names, args, tangents):
+            if name in fdef.nondiff:
+                continue
+            if tangent is None:
+                tangent = zeros_like(arg) if isinstance(arg, Tensor) else 0.0
+            env[f"{name}_dot"] = tangent
+        value = evaluate(fdef.jvp, env)[0]
+        return _fit_tangent(fdef, value, ctx.spec_out)
+
+    namespace = {"forward": staticmethod(forward), "backward": staticmethod(backward),
+                 "spec_args": arg_names, "spec_definition": fdef,
+                 "__doc__": f"Function '{fdef.name}' defined in a gradtool spec."}
+    if fdef.jvp is not None:
+        namespace["jvp"] = staticmethod(jvp)
+    return type(fdef.name, (Function,), namespace)
+
+
+def _fit_gradient(fdef: FunctionDef, name: str, program: Program, value, arg: Tensor):
+    """Check one backward formula's result against its argument's shape (numbers are
+    broadcast; a gradient the argument broadcasts to is summed down by the engine)."""
+    where = program.location(program.result)
+    if isinstance(value, (int, float, complex, np.number)) and not isinstance(value, bool):
+        return full_like(arg, value)
+    if not isinstance(value, Tensor):
+        raise SpecError(f"backward formula for '{name}' of function '{fdef.name}' returned "
+                        f"{type(value).__name__}, expected a tensor", where)
+    shape, gshape = tuple(arg.shape), tuple(value.shape)
+    if gshape != shape:
+        try:
+            fits = np.broadcast_shapes(shape, gshape) == gshape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise SpecError(f"backward formula for '{name}' of function '{fdef.name}' "
+                            f"returned shape {list(gshape)}, expected {list(shape)} (the "
+                            f"shape of '{name}')", where)
+    return value
+
+
+def _fit_tangent(fdef: FunctionDef, value, out):
+    where = fdef.jvp.location(fdef.jvp.result)
+    if isinstance(value, (int, float, complex, np.number)) and not isinstance(value, bool):
+        return full_like(out, value)
+    if not isinstance(value, Tensor):
+        raise SpecError(f"jvp formula of function '{fdef.name}' returned "
+                        f"{type(value).__name__}, expected a tensor", where)
+    if isinstance(out, Tensor) and tuple(value.shape) != tuple(out.shape):
+        try:
+            fits = np.broadcast_shapes(tuple(out.shape), tuple(value.shape)) == \
+                tuple(out.shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise SpecError(f"jvp formula of function '{fdef.name}' returned shape "
+                            f"{list(value.shape)}, expected {list(out.shape)} (the shape of "
+                            "the output)", where)
+    return value
+

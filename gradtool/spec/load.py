@@ -1,0 +1,446 @@
+"""Loading spec files: YAML -> validated Spec, with every error that can be found without
+running anything reported at once (``SpecErrors``), each at its file:line:col.
+
+Sections are loaded in the order of ``schema.TOP_LEVEL`` by the loaders in
+``SECTION_LOADERS`` (one per top-level key), so a new section is one entry in each table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engine.tensor import Tensor
+from ..errors import LimitError, Location, SpecError, SpecErrors
+from .evaluate import (DEFAULT_MAX_ELEMENTS, RESERVED, Program, check_names, parse_program,
+                       run_program)
+from .functions import FunctionDef, build_function, resolve_python
+from .inputs import InputSpec, input_from_item
+from .schema import CONFIG, SPEC, TOP_LEVEL, Context, Item, did_you_mean
+from .yaml_source import MAX_FILE_BYTES, ScalarOrigin, Source, compose
+
+
+@dataclass
+class BuiltCheck:
+    """A check ready to run: ``fn(*inputs)`` evaluates the expression with the ``wrt``
+    tensors passed positionally (the other inputs are bound as constants)."""
+
+    fn: Callable
+    inputs: list[Tensor]
+    input_names: list[str]
+    all_inputs: dict[str, Tensor]
+
+
+@dataclass
+class CheckSpec:
+    """One check of a spec file, validated; ``build()`` makes its inputs and function."""
+
+    name: str
+    expr: str
+    inputs: dict[str, InputSpec]
+    wrt: tuple[str, ...]
+    eps: float = 1e-6
+    atol: float = 1e-5
+    rtol: float = 1e-3
+    dtype: str = "float64"
+    seed: int = 0
+    method: str = "central"
+    mode: str = "auto"
+    gradgrad: bool = False
+    forward_ad: bool = False
+    nondet_tol: float = 0.0
+    expect: str = "pass"
+    skip: str | None = None
+    tags: tuple[str, ...] = ()
+    location: Location | None = None
+    program: Program | None = field(default=None, repr=False)
+    functions: dict[str, type] = field(default_factory=dict, repr=False)
+    max_elements: int = field(default=DEFAULT_MAX_ELEMENTS, repr=False)
+
+    def build(self) -> BuiltCheck:
+        """Generate the inputs (same seed, same values) and bind the expression."""
+        all_inputs = {
+            name: spec.make(seed=self.seed, dtype=self.dtype, eps=self.eps,
+                            requires_grad=name in self.wrt, max_elements=self.max_elements)
+            for name, spec in self.inputs.items()}
+        wrt = list(self.wrt)
+        constants = {name: t for name, t in all_inputs.items() if name not in self.wrt}
+        program, functions, cap = self.program, self.functions, self.max_elements
+
+        def fn(*tensors):
+            if len(tensors) != len(wrt):
+                raise TypeError(f"check '{self.name}' takes {len(wrt)} inputs ({', '.join(wrt)})"
+                                f", got {len(tensors)}")
+            env = {**constants, **dict(zip(wrt, tensors))}
+            out = run_program(program, env, functions, max_elements=cap)[0]
+            return tuple(out) if isinstance(out, list) else out
+
+        fn.__name__ = fn.__qualname__ = self.name
+        return BuiltCheck(fn, [all_inputs[n] for n in wrt], wrt, all_inputs)
+
+
+@dataclass
+class Spec:
+    """A loaded spec file."""
+
+    path: str
+    functions: dict[str, type]
+    checks: list[CheckSpec]
+    version: int = 1
+
+
+class _SpecLoader:
+    """Turns validated items into a Spec, adding cross-key errors to the context."""
+
+    def __init__(self, ctx: Context, allow_python: bool, max_elements: int,
+                 search_path: str | None) -> None:
+        self.ctx = ctx
+        self.allow_python = allow_python
+        self.max_elements = max_elements
+        self.search_path = search_path
+        self.defaults: dict[str, Any] = {}
+        self.definitions: dict[str, FunctionDef] = {}
+        self.functions: dict[str, type] = {}
+        self.checks: list[CheckSpec] = []
+
+    def program(self, item: Item) -> Program | None:
+        try:
+            return parse_program(item.value, ScalarOrigin(self.ctx.source, item.node))
+        except SpecErrors as exc:
+            self.ctx.add(exc.errors)
+        except SpecError as exc:
+            self.ctx.add([exc])
+        return None
+
+    # -- sections
+    def version(self, item: Item) -> None:
+        if item.value != 1:
+            self.ctx.error(f"unsupported spec version {item.value} (the only version is 1)",
+                           item.location)
+
+    def load_defaults(self, item: Item) -> None:
+        self.defaults = {key: sub.plain() for key, sub in item.value.items()}
+
+    def load_functions(self, item: Item) -> None:
+        for name, sub in item.value.items():
+            fdef = self.function(name, sub, item.key_locations[name])
+            if fdef is not None:
+                self.definitions[name] = fdef
+        signatures = self.signatures()
+        for fdef in self.definitions.values():
+            if fdef.python is None:
+                self.function_names(fdef, signatures)
+        self.refuse_recursion()
+        for name, fdef in self.definitions.items():
+            if fdef.python is None and name not in self.functions:
+                self.functions[name] = build_function(fdef, self.functions, self.max_elements)
+
+    def signatures(self) -> dict[str, tuple[str, ...] | None]:
+        return {name: fdef.signature for name, fdef in self.definitions.items()}
+
+    def function(self, name: str, item: Item, location: Location) -> FunctionDef | None:
+        fields, where, ctx = item.value, item.key_locations, self.ctx
+        if "python" in fields:
+            for key in fields:
+                if key != "python":
+                    ctx.error(f"function '{name}': '{key}' cannot be combined with 'python'",
+                              where[key])
+            ref = fields["python"]
+            if not self.allow_python:
+                ctx.error(f"function '{name}': python functions are disabled "
+                          "(allow_python=False)", ref.location,
+                          hint="python: imports and runs code; enable it only for trusted "
+                          "specs")
+                return None
+            try:
+                self.functions[name] = resolve_python(ref.value, ref.location,
+                                                      search_path=self.search_path)
+            except SpecError as exc:
+                ctx.add([exc])
+                return None
+            return FunctionDef(name, location, python=ref.value)
+        for key in ("args", "forward", "backward"):
+            if key not in fields and item.complete:
+                ctx.error(f"function '{name}' needs '{key}' (or 'python: module:Name')",
+                          item.location)
+        if not item.complete or any(k not in fields for k in ("args", "forward", "backward")):
+            return None
+        args = tuple(a.value for a in fields["args"].value)
+        ok = self.function_args(name, fields["args"])
+        nondiff = set()
+        for arg in fields.get("nondiff", Item([], item.location, item.node)).value:
+            if arg.value not in args:
+                ctx.error(f"function '{name}': nondiff names unknown arg '{arg.value}'"
+                          + did_you_mean(arg.value, args), arg.location)
+                ok = False
+            nondiff.add(arg.value)
+        backward = fields["backward"]
+        for arg, formula in backward.value.items():
+            if arg not in args:
+                ctx.error(f"function '{name}': backward formula for unknown arg '{arg}'"
+                          + did_you_mean(arg, args), backward.key_locations[arg])
+                ok = False
+            elif arg in nondiff:
+                ctx.error(f"function '{name}': '{arg}' is nondiff, so it cannot have a "
+                          "backward formula", backward.key_locations[arg])
+                ok = False
+        for arg in args:
+            if arg not in backward.value and arg not in nondiff:
+                ctx.error(f"function '{name}': no backward formula for arg '{arg}'",
+                          backward.location, hint=f"add '{arg}: <formula>' under backward, "
+                          f"or list '{arg}' in nondiff")
+                ok = False
+        forward = self.program(fields["forward"])
+        formulas = {arg: self.program(f) for arg, f in backward.value.items()}
+        jvp = self.program(fields["jvp"]) if "jvp" in fields else None
+        if forward is not None and type(forward.result).__name__ == "Tuple":
+            ctx.error(f"function '{name}': forward returns a tuple; Functions with several "
+                      "outputs are not supported", forward.location(forward.result))
+            ok = False
+        if not ok or forward is None or any(f is None for f in formulas.values()) or \
+                ("jvp" in fields and jvp is None):
+            return None
+        return FunctionDef(name, location, args, forward, formulas, jvp, frozenset(nondiff))
+
+    def function_args(self, name: str, item: Item) -> bool:
+        ok = True
+        seen: set[str] = set()
+        names = [a.value for a in item.value]
+        for arg in item.value:
+            problem = None
+            if arg.value in seen:
+                problem = f"argument '{arg.value}' is listed twice"
+            elif arg.value in RESERVED:
+                problem = f"'{arg.value}' is reserved and cannot be an argument name"
+            elif arg.value.endswith("_dot") and arg.value[:-4] in names:
+                problem = f"'{arg.value}' is reserved for the tangent of '{arg.value[:-4]}'"
+            if problem:
+                self.ctx.error(f"function '{name}': {problem}", arg.location)
+                ok = False
+            seen.add(arg.value)
+        return ok
+
+    def function_names(self, fdef: FunctionDef, signatures) -> None:
+        args = set(fdef.args)
+        assigned = set(fdef.forward.assigned)
+        self.ctx.add(check_names(fdef.forward, args, signatures, what="argument"))
+        for program in fdef.backward.values():
+            self.ctx.add(check_names(program, args | assigned | {"out", "grad"}, signatures,
+                                     what="argument"))
+        if fdef.jvp is not None:
+            dots = {f"{a}_dot" for a in fdef.args if a not in fdef.nondiff}
+            self.ctx.add(check_names(fdef.jvp, args | assigned | dots | {"out"}, signatures,
+                                     what="argument"))
+
+    def refuse_recursion(self) -> None:
+        """Functions may call each other, but not in a cycle."""
+        calls = {name: sorted(fdef.calls() & set(self.definitions))
+                 for name, fdef in self.definitions.items()}
+        reported: set[str] = set()
+        for start in calls:
+            stack = [(start, [start])]
+            while stack:
+                current, path = stack.pop()
+                for callee in calls.get(current, ()):
+                    if callee == start:
+                        if start not in reported:
+                            cycle = " -> ".join(path + [start])
+                            self.ctx.error(f"function '{start}' calls itself ({cycle})",
+                                           self.definitions[start].location)
+                            reported.update(path)
+                        stack.clear()
+                        break
+                    if callee not in path:
+                        stack.append((callee, path + [callee]))
+        for name in reported:
+            self.definitions.pop(name, None)
+
+    def load_checks(self, item: Item) -> None:
+        if not item.value:
+            self.ctx.error("no checks: 'checks' is empty (a spec without checks would "
+                           "silently pass)", item.location)
+        first_seen: dict[str, Location] = {}
+        for check in item.value:
+            if not isinstance(check.value, dict):
+                continue
+            name = check.value.get("name")
+            if name is not None:
+                if name.value in first_seen:
+                    first = first_seen[name.value]
+                    self.ctx.error(f"duplicate check name '{name.value}' (first used at line "
+                                   f"{first.line})", name.location)
+                else:
+                    first_seen[name.value] = name.location
+            spec = self.check(check)
+            if spec is not None:
+                self.checks.append(spec)
+
+    def check(self, item: Item) -> CheckSpec | None:
+        fields, ctx = item.value, self.ctx
+        program = self.program(fields["expr"]) if "expr" in fields else None
+        inputs: dict[str, InputSpec] = {}
+        ok = item.complete and program is not None
+        if "inputs" in fields:
+            input_items = fields["inputs"]
+            for name, sub in input_items.value.items():
+                if name in RESERVED:
+                    ctx.error(f"'{name}' is reserved and cannot be an input name",
+                              input_items.key_locations[name])
+                    ok = False
+                    continue
+                spec = input_from_item(name, sub, ctx)
+                if spec is None or not self.input_ok(spec):
+                    ok = False
+                    continue
+                inputs[name] = spec
+        config = {key: spec.default for key, spec in CONFIG.items()}
+        config.update(self.defaults)
+        config.update({key: fields[key].plain() for key in CONFIG if key in fields})
+        config["tags"] = tuple(dict.fromkeys([*self.defaults.get("tags", ()),
+                                              *(fields["tags"].plain() if "tags" in fields
+                                                else ())]))
+        if program is not None and "inputs" in fields:
+            ctx.add(check_names(program, set(fields["inputs"].key_locations),
+                                self.signatures()))
+        wrt = self.wrt(fields, inputs, config["dtype"])
+        if wrt is None:
+            return None
+        if config["forward_ad"] and program is not None:
+            self.require_jvp(program, fields["forward_ad"].location if "forward_ad" in fields
+                             else item.location)
+        if not ok:
+            return None
+        return CheckSpec(
+            name=fields["name"].value, expr=fields["expr"].value, inputs=inputs, wrt=wrt,
+            **config, expect=fields["expect"].value if "expect" in fields else "pass",
+            skip=fields["skip"].value if "skip" in fields else None,
+            location=item.location, program=program, functions=self.functions,
+            max_elements=self.max_elements)
+
+    def input_ok(self, spec: InputSpec) -> bool:
+        if spec.value is not None:
+            try:
+                np.array(spec.value, dtype=np.float64)
+            except ValueError:
+                self.ctx.error(f"input '{spec.name}': nested lists must be rectangular (all "
+                               "rows the same length)", spec.location)
+                return False
+        n = spec.elements()
+        if n > self.max_elements:
+            self.ctx.errors.append(LimitError(
+                f"input '{spec.name}' would have {n:,} elements, over the limit of "
+                f"{self.max_elements:,}", spec.location,
+                hint="use a smaller shape, or raise the element cap"))
+            return False
+        return True
+
+    def wrt(self, fields: dict, inputs: dict[str, InputSpec], dtype: str):
+        if "wrt" not in fields:
+            wrt = tuple(n for n, s in inputs.items() if s.wants_grad(dtype))
+            if not wrt and "inputs" in fields and fields["inputs"].complete:
+                self.ctx.error("nothing to check: no input requires grad",
+                               fields["inputs"].location,
+                               hint="give a floating input, or remove requires_grad: false")
+                return None
+            return wrt
+        ok = True
+        names = []
+        for item in fields["wrt"].value:
+            spec = inputs.get(item.value)
+            if spec is None:
+                if "inputs" in fields and item.value not in fields["inputs"].key_locations:
+                    self.ctx.error(f"wrt names unknown input '{item.value}'"
+                                   + did_you_mean(item.value, inputs), item.location)
+                ok = False
+            elif not spec.differentiable(dtype):
+                self.ctx.error(f"wrt input '{item.value}' is {spec.resolved_dtype(dtype)}; "
+                               "only floating and complex inputs can be differentiated",
+                               item.location)
+                ok = False
+            elif spec.requires_grad is False:
+                self.ctx.error(f"wrt input '{item.value}' has requires_grad: false",
+                               item.location)
+                ok = False
+            names.append(item.value)
+        if ok and not names:
+            self.ctx.error("wrt is empty: nothing to check", fields["wrt"].location)
+            ok = False
+        return tuple(dict.fromkeys(names)) if ok else None
+
+    def require_jvp(self, program: Program, location: Location) -> None:
+        """forward_ad needs a jvp in every formula Function the expression reaches."""
+        pending, seen = list(program.calls), set()
+        while pending:
+            name = pending.pop()
+            fdef = self.definitions.get(name)
+            if fdef is None or name in seen:
+                continue
+            seen.add(name)
+            if fdef.python is None and fdef.jvp is None:
+                self.ctx.error(f"forward_ad: true needs a jvp formula in function '{name}'",
+                               location)
+            pending.extend(fdef.calls())
+
+
+#: one loader per top-level key of schema.TOP_LEVEL, run in that order
+SECTION_LOADERS: dict[str, Callable[[_SpecLoader, Item], None]] = {
+    "version": _SpecLoader.version,
+    "defaults": _SpecLoader.load_defaults,
+    "functions": _SpecLoader.load_functions,
+    "checks": _SpecLoader.load_checks,
+}
+
+
+def loads(text: str, filename: str = "<string>", *, allow_python: bool = True,
+          max_elements: int = DEFAULT_MAX_ELEMENTS, search_path: str | None = None) -> Spec:
+    """Load a spec from its text.  Raises SpecError (SpecErrors when there are several)
+    with every error found without running anything."""
+    root = compose(text, filename)
+    if root is None:
+        raise SpecError("empty spec file: expected a mapping with a 'checks:' list",
+                        Location(filename, 1, 1))
+    ctx = Context(Source(filename, text))
+    top = SPEC.convert(root, ctx)
+    loader = _SpecLoader(ctx, allow_python, max_elements, search_path)
+    if top is not None:
+        for key in TOP_LEVEL:
+            if key in top.value:
+                SECTION_LOADERS[key](loader, top.value[key])
+    if ctx.errors:
+        errors = sorted(ctx.errors, key=_position)
+        raise errors[0] if len(errors) == 1 else SpecErrors(errors)
+    return Spec(filename, dict(loader.functions), loader.checks,
+                top.value["version"].value if "version" in top.value else 1)
+
+
+def _position(error: SpecError) -> tuple:
+    where = error.location
+    if where is None:
+        return (0, 0)
+    return (where.line or 0, where.column or 0)
+
+
+def load(path: str | os.PathLike, *, allow_python: bool = True,
+         max_elements: int = DEFAULT_MAX_ELEMENTS) -> Spec:
+    """Load a spec file.  ``python:`` references may import modules next to the file.
+    The file size is checked before reading."""
+    name = str(path)
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise LimitError(f"spec file too large ({size:,} bytes; the limit is "
+                             f"{MAX_FILE_BYTES:,})", Location(name))
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file: {exc.strerror or exc}", Location(name)) \
+            from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                        Location(name)) from None
+    return loads(text, name, allow_python=allow_python, max_elements=max_elements,
+                 search_path=str(Path(path).resolve().parent))

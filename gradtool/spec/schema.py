@@ -1,0 +1,536 @@
+"""The spec format as one table: every key, its type, its description and allowed values.
+
+The loader validates YAML nodes with these definitions (``Type.convert``) and
+:func:`json_schema` turns the very same definitions into a JSON Schema, so the two cannot
+drift apart.  Adding a top-level section (``modules:``) is one entry in ``TOP_LEVEL`` plus a
+loader for it in ``load.py``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..errors import Location, SpecError
+from .yaml_source import Source, kind_name, scalar_value
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_INT = 2**63
+
+
+def did_you_mean(name: str, candidates) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+@dataclass
+class Item:
+    """A validated value with where it was written.
+
+    ``value`` is plain data for scalars, ``list[Item]`` for lists and ``dict[str, Item]``
+    for mappings (then ``key_locations`` says where each key was written)."""
+
+    value: Any
+    location: Location
+    node: yaml.Node
+    key_locations: dict[str, Location] = field(default_factory=dict)
+    complete: bool = True     # False: a Record with an invalid or missing key
+
+    def plain(self):
+        """The value with every nested Item unwrapped."""
+        if isinstance(self.value, list):
+            return [v.plain() for v in self.value]
+        if isinstance(self.value, dict):
+            return {k: v.plain() for k, v in self.value.items()}
+        return self.value
+
+
+class Context:
+    """Collects errors while a file is validated, so that all of them are reported."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.errors: list[SpecError] = []
+
+    def where(self, node: yaml.Node) -> Location:
+        return self.source.location(node.start_mark)
+
+    def error(self, message: str, location: Location | None, hint: str | None = None) -> None:
+        self.errors.append(SpecError(message, location, hint))
+
+    def add(self, errors) -> None:
+        self.errors.extend(errors)
+
+
+class Type:
+    """A value type of the format: converts a yaml node and describes itself as JSON Schema.
+    ``expected`` names it in messages ("expected a number, got a list")."""
+
+    expected = "a value"
+
+    def convert(self, node: yaml.Node, ctx: Context) -> Item | None:
+        raise NotImplementedError
+
+    def json(self, defs: dict) -> dict:
+        raise NotImplementedError
+
+    def mismatch(self, node: yaml.Node, ctx: Context) -> None:
+        got = kind_name(node)
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":str"):
+            got = f"'{node.value}'" if len(node.value) < 40 else got
+        ctx.error(f"expected {self.expected}, got {got}", ctx.where(node))
+
+
+class _Scalar(Type):
+    def _value(self, node, ctx):
+        if not isinstance(node, yaml.ScalarNode):
+            self.mismatch(node, ctx)
+            return None, False
+        return scalar_value(node), True
+
+
+class Number(_Scalar):
+    """A real number (YAML int or float, not a boolean)."""
+
+    def __init__(self, minimum: float | None = None, exclusive: bool = False) -> None:
+        self.minimum = minimum
+        self.exclusive = exclusive
+        self.expected = "a number" if minimum is None else \
+            f"a number {'>' if exclusive else '>='} {minimum:g}"
+
+    def convert(self, node, ctx):
+        value, ok = self._value(node, ctx)
+        if not ok:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.mismatch(node, ctx)
+            return None
+        if isinstance(value, int) and abs(value) >= MAX_INT:
+            ctx.error(f"integer {value} is too large (the limit is 2**63)", ctx.where(node))
+            return None
+        if self.minimum is not None and (value < self.minimum or
+                                         (self.exclusive and value == self.minimum)):
+            ctx.error(f"expected {self.expected}, got {value}", ctx.where(node))
+            return None
+        return Item(value, ctx.where(node), node)
+
+    def json(self, defs):
+        schema: dict = {"type": "number"}
+        if self.minimum is not None:
+            schema["exclusiveMinimum" if self.exclusive else "minimum"] = self.minimum
+        return schema
+
+
+class Integer(_Scalar):
+    def __init__(self, minimum: int | None = None) -> None:
+        self.minimum = minimum
+        self.expected = "an integer" if minimum is None else f"an integer >= {minimum}"
+
+    def convert(self, node, ctx):
+        value, ok = self._value(node, ctx)
+        if not ok:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.mismatch(node, ctx)
+            return None
+        if abs(value) >= MAX_INT:
+            ctx.error(f"integer {value} is too large (the limit is 2**63)", ctx.where(node))
+            return None
+        if self.minimum is not None and value < self.minimum:
+            ctx.error(f"expected {self.expected}, got {value}", ctx.where(node))
+            return None
+        return Item(value, ctx.where(node), node)
+
+    def json(self, defs):
+        schema: dict = {"type": "integer"}
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        return schema
+
+
+class Boolean(_Scalar):
+    expected = "true or false"
+
+    def convert(self, node, ctx):
+        value, ok = self._value(node, ctx)
+        if ok and isinstance(value, bool):
+            return Item(value, ctx.where(node), node)
+        if ok:
+            self.mismatch(node, ctx)
+        return None
+
+    def json(self, defs):
+        return {"type": "boolean"}
+
+
+class String(_Scalar):
+    """Any scalar written as text (the raw text of a plain scalar: ``skip: yes`` is 'yes')."""
+
+    expected = "a string"
+
+    def convert(self, node, ctx):
+        if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null"):
+            self.mismatch(node, ctx)
+            return None
+        return Item(node.value, ctx.where(node), node)
+
+    def json(self, defs):
+        return {"type": "string"}
+
+
+class Name(String):
+    """An identifier usable in expressions."""
+
+    expected = "a name"
+
+    def convert(self, node, ctx):
+        item = super().convert(node, ctx)
+        if item is not None and not is_identifier(item.value):
+            ctx.error(f"'{item.value}' is not a valid name (letters, digits and _, not "
+                      "starting with a digit, not a Python keyword)", item.location)
+            return None
+        return item
+
+    def json(self, defs):
+        return {"type": "string", "pattern": IDENTIFIER.pattern}
+
+
+def is_identifier(name: str) -> bool:
+    return bool(IDENTIFIER.match(name)) and not keyword.iskeyword(name)
+
+
+class Expression(String):
+    """An expression or program, kept as source text with its node (for positions)."""
+
+    expected = "an expression"
+
+    def json(self, defs):
+        return {"type": ["string", "number"]}
+
+
+class Enum(_Scalar):
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+        self.expected = "one of " + ", ".join(choices)
+
+    def convert(self, node, ctx):
+        if not isinstance(node, yaml.ScalarNode):
+            self.mismatch(node, ctx)
+            return None
+        if node.value not in self.choices:
+            ctx.error(f"expected {self.expected}, got '{node.value}'"
+                      + did_you_mean(node.value, self.choices), ctx.where(node))
+            return None
+        return Item(node.value, ctx.where(node), node)
+
+    def json(self, defs):
+        return {"enum": list(self.choices)}
+
+
+class ListOf(Type):
+    def __init__(self, item: Type, min_items: int = 0, max_items: int | None = None) -> None:
+        self.item = item
+        self.min_items = min_items
+        self.max_items = max_items
+        self.expected = f"a list of {_plural(item.expected)}"
+
+    def convert(self, node, ctx):
+        if not isinstance(node, yaml.SequenceNode):
+            self.mismatch(node, ctx)
+            return None
+        n = len(node.value)
+        if n < self.min_items or (self.max_items is not None and n > self.max_items):
+            count = str(self.min_items) if self.min_items == self.max_items else \
+                f"at least {self.min_items}" if self.max_items is None else \
+                f"{self.min_items} to {self.max_items}"
+            ctx.error(f"expected a list of {count} items, got {n}", ctx.where(node))
+            return None
+        items = [self.item.convert(child, ctx) for child in node.value]
+        valid = [i for i in items if i is not None]
+        return Item(valid, ctx.where(node), node,
+                    complete=all(i is not None and i.complete for i in items))
+
+    def json(self, defs):
+        schema = {"type": "array", "items": self.item.json(defs)}
+        if self.min_items:
+            schema["minItems"] = self.min_items
+        if self.max_items is not None:
+            schema["maxItems"] = self.max_items
+        return schema
+
+
+def _plural(expected: str) -> str:
+    for article in ("an ", "a "):
+        if expected.startswith(article):
+            return expected[len(article):] + "s"
+    return expected
+
+
+def _mapping_pairs(node: yaml.MappingNode, ctx: Context):
+    """(key text, key node, value node) for each entry, refusing duplicate and non-scalar
+    keys (YAML would silently keep the last of two equal keys)."""
+    seen: dict[str, yaml.Node] = {}
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            ctx.error("mapping keys must be names, got " + kind_name(key), ctx.where(key))
+            continue
+        if key.value == "<<":
+            ctx.error("YAML merge keys (<<) are not supported", ctx.where(key),
+                      hint="use 'defaults:' to share settings between checks")
+            continue
+        if key.value in seen:
+            first = ctx.where(seen[key.value])
+            ctx.error(f"duplicate key '{key.value}' (first defined at line {first.line}, "
+                      f"column {first.column})", ctx.where(key))
+            continue
+        seen[key.value] = key
+        yield key.value, key, value
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a Record: its type, what it means, its default and whether required."""
+
+    type: Type
+    description: str
+    required: bool = False
+    default: Any = None
+
+
+class Record(Type):
+    """A mapping with a fixed set of keys."""
+
+    expected = "a mapping"
+
+    def __init__(self, fields: dict[str, Field], what: str = "") -> None:
+        self.fields = fields
+        self.what = what
+
+    def convert(self, node, ctx):
+        if not isinstance(node, yaml.MappingNode):
+            self.mismatch(node, ctx)
+            return None
+        values: dict[str, Item] = {}
+        keys: dict[str, Location] = {}
+        ok = True
+        for name, key, value in _mapping_pairs(node, ctx):
+            keys[name] = ctx.where(key)
+            spec = self.fields.get(name)
+            if spec is None:
+                where = f" in {self.what}" if self.what else ""
+                ctx.error(f"unknown key '{name}'{where}" + did_you_mean(name, self.fields),
+                          ctx.where(key), hint="allowed keys: " + ", ".join(self.fields))
+                ok = False
+                continue
+            item = spec.type.convert(value, ctx)
+            if item is None or not item.complete:
+                ok = False
+            if item is not None:
+                values[name] = item
+        for name, spec in self.fields.items():
+            if spec.required and name not in keys:
+                where = f" in {self.what}" if self.what else ""
+                ctx.error(f"missing required key '{name}'{where}", ctx.where(node))
+                ok = False
+        return Item(values, ctx.where(node), node, keys, complete=ok)
+
+    def json(self, defs):
+        return {
+            "type": "object",
+            "properties": {name: {**spec.type.json(defs), "description": spec.description}
+                           for name, spec in self.fields.items()},
+            "required": [name for name, spec in self.fields.items() if spec.required],
+            "additionalProperties": False,
+        }
+
+
+class MapOf(Type):
+    """A mapping from names (identifiers) to values of one type."""
+
+    expected = "a mapping"
+
+    def __init__(self, value: Type, what: str) -> None:
+        self.value = value
+        self.what = what
+
+    def convert(self, node, ctx):
+        if not isinstance(node, yaml.MappingNode):
+            self.mismatch(node, ctx)
+            return None
+        values: dict[str, Item] = {}
+        keys: dict[str, Location] = {}
+        ok = True
+        for name, key, value in _mapping_pairs(node, ctx):
+            if not is_identifier(name):
+                ctx.error(f"'{name}' is not a valid {self.what} name (letters, digits and _, "
+                          "not starting with a digit)", ctx.where(key))
+                ok = False
+                continue
+            keys[name] = ctx.where(key)
+            item = self.value.convert(value, ctx)
+            if item is None or not item.complete:
+                ok = False
+            if item is not None:
+                values[name] = item
+        return Item(values, ctx.where(node), node, keys, complete=ok)
+
+    def json(self, defs):
+        return {"type": "object", "propertyNames": {"pattern": IDENTIFIER.pattern},
+                "additionalProperties": self.value.json(defs)}
+
+
+class TensorValue(Type):
+    """A literal tensor: a number, a boolean, or nested lists of them."""
+
+    expected = "a number or a (nested) list of numbers"
+
+    def convert(self, node, ctx):
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, yaml.SequenceNode):
+                stack.extend(current.value)
+                continue
+            if isinstance(current, yaml.ScalarNode):
+                value = scalar_value(current)
+                if isinstance(value, (bool, float)) or \
+                        (isinstance(value, int) and abs(value) < MAX_INT):
+                    continue
+            if isinstance(current, yaml.ScalarNode) and isinstance(scalar_value(current), int):
+                ctx.error("integer is too large (the limit is 2**63)", ctx.where(current))
+            else:
+                self.mismatch(current, ctx)
+            return None
+        from .yaml_source import to_data
+        return Item(to_data(node), ctx.where(node), node)
+
+    def json(self, defs):
+        defs["value"] = {"anyOf": [{"type": ["number", "boolean"]},
+                                   {"type": "array", "items": {"$ref": "#/$defs/value"}}]}
+        return {"$ref": "#/$defs/value"}
+
+
+class ByKind(Type):
+    """One type per YAML node kind: ``scalar``, ``sequence``, ``mapping``."""
+
+    def __init__(self, expected: str, **by_kind: Type) -> None:
+        self.by_kind = by_kind
+        self.expected = expected
+
+    def convert(self, node, ctx):
+        kind = {yaml.ScalarNode: "scalar", yaml.SequenceNode: "sequence",
+                yaml.MappingNode: "mapping"}[type(node)]
+        chosen = self.by_kind.get(kind)
+        if chosen is None or (kind == "scalar" and node.tag.endswith(":null")):
+            self.mismatch(node, ctx)
+            return None
+        return chosen.convert(node, ctx)
+
+    def json(self, defs):
+        options = []
+        for t in self.by_kind.values():
+            schema = t.json(defs)
+            if schema not in options:
+                options.append(schema)
+        return {"anyOf": options}
+
+
+# ---- the format -----------------------------------------------------------------------------
+DTYPES = ("float64", "float32", "complex128")
+INPUT_DTYPES = ("float64", "float32", "complex128", "int64", "bool")
+METHODS = ("central", "forward", "richardson", "complex")
+MODES = ("auto", "full", "fast")
+INITS = ("normal", "uniform", "zeros", "ones", "arange")
+
+#: settings a check takes from ``defaults:`` when it does not set them itself
+CONFIG = {
+    "dtype": Field(Enum(*DTYPES), "floating dtype of the inputs", default="float64"),
+    "eps": Field(Number(0, exclusive=True), "finite-difference step", default=1e-6),
+    "atol": Field(Number(0), "absolute tolerance", default=1e-5),
+    "rtol": Field(Number(0), "relative tolerance", default=1e-3),
+    "seed": Field(Integer(0), "seed of the generated inputs", default=0),
+    "method": Field(Enum(*METHODS), "finite-difference method", default="central"),
+    "mode": Field(Enum(*MODES), "full Jacobians, fast (random projections) or auto",
+                  default="auto"),
+    "gradgrad": Field(Boolean(), "also check second derivatives", default=False),
+    "forward_ad": Field(Boolean(), "also check forward-mode derivatives (JVPs)",
+                        default=False),
+    "nondet_tol": Field(Number(0), "tolerance for nondeterministic backward passes",
+                        default=0.0),
+    "tags": Field(ListOf(String()), "labels to select checks by; in defaults, added to "
+                  "every check's tags", default=()),
+}
+
+INPUT = Record({
+    "value": Field(TensorValue(), "literal value (a number or nested lists)"),
+    "shape": Field(ListOf(Integer(0)), "shape of a generated input ([] for a scalar)"),
+    "init": Field(Enum(*INITS), "how to generate values (default normal; integer inputs: "
+                  "uniform integers in [low, high))", default="normal"),
+    "low": Field(Number(), "lower bound of init: uniform (default 0)"),
+    "high": Field(Number(), "upper bound of init: uniform (default 1; 10 for integers)"),
+    "mean": Field(Number(), "mean of init: normal (default 0)"),
+    "std": Field(Number(0), "standard deviation of init: normal (default 1)"),
+    "linspace": Field(ListOf(Number(), 3, 3), "[start, stop, n]: n evenly spaced values"),
+    "dtype": Field(Enum(*INPUT_DTYPES), "dtype (default: the check's dtype)"),
+    "requires_grad": Field(Boolean(), "false: a constant (default true for floating "
+                           "inputs; integer and boolean inputs never require grad)"),
+    "avoid": Field(ListOf(Number()), "points generated values keep a margin from "
+                   "(e.g. kinks: [0.0])"),
+    "margin": Field(Number(0, exclusive=True), "distance kept from 'avoid' points and from 0 "
+                    "with 'positive' (default max(0.1, 1000 * eps))"),
+    "positive": Field(Boolean(), "make generated values strictly positive (|v| + margin)"),
+}, what="an input")
+
+INPUT_VALUE = ByKind("a number, a list of numbers or an input mapping",
+                     scalar=TensorValue(), sequence=TensorValue(), mapping=INPUT)
+
+CHECK = Record({
+    "name": Field(String(), "unique name of the check", required=True),
+    "expr": Field(Expression(), "the expression, or a program: assignments then the output "
+                  "expression", required=True),
+    "inputs": Field(MapOf(INPUT_VALUE, "input"), "the expression's inputs by name",
+                    required=True),
+    "wrt": Field(ListOf(Name()), "inputs to differentiate with respect to (default: those "
+                 "that require grad)"),
+    **CONFIG,
+    "expect": Field(Enum("pass", "fail"), "fail: the check passes only if gradtool finds a "
+                    "gradient mismatch", default="pass"),
+    "skip": Field(String(), "skip the check, giving this reason"),
+}, what="a check")
+
+FUNCTION = Record({
+    "args": Field(ListOf(Name()), "argument names, in call order"),
+    "forward": Field(Expression(), "the output as an expression or program of the args"),
+    "backward": Field(MapOf(Expression(), "argument"), "one VJP formula per differentiable "
+                      "arg; sees the args, out, names assigned in forward and grad"),
+    "jvp": Field(Expression(), "optional forward-mode rule; sees the args, out, and the "
+                 "tangents <arg>_dot"),
+    "nondiff": Field(ListOf(Name()), "args that get no gradient"),
+    "python": Field(String(), "pkg.module:Name of a gradtool.autograd.Function subclass "
+                    "(imports and runs that code)"),
+}, what="a function")
+
+#: the top-level sections, in the order they are loaded (functions before the checks that
+#: call them)
+TOP_LEVEL = {
+    "version": Field(Integer(), "format version; only 1 exists"),
+    "defaults": Field(Record(CONFIG, what="defaults"), "settings for every check"),
+    "functions": Field(MapOf(FUNCTION, "function"), "custom autograd Functions by name"),
+    "checks": Field(ListOf(CHECK), "the gradient checks", required=True),
+}
+
+SPEC = Record(TOP_LEVEL, what="the spec")
+
+
+def json_schema() -> dict:
+    """A JSON Schema (draft 2020-12) for spec files, generated from the table above."""
+    defs: dict = {}
+    schema = SPEC.json(defs)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "gradtool spec", **schema, "$defs": defs}
