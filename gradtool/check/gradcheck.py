@@ -66,52 +66,63 @@ def _is_float(t) -> bool:
 
 
 # ---- analytical side -------------------------------------------------------------------------
-def _analytical_rows(out: Tensor, inputs: list, rows: np.ndarray) -> list:
-    """Rows ``rows`` of d out / d input for every input (one batched backward); None for an
-    input the backward does not reach."""
-    size = out._data.size
-    cot = np.zeros((len(rows), size), dtype=out._data.dtype)
+def gt_vjp(out: Tensor, inputs: list):
+    """``vjp(cotangents)``: one batched backward of ``out`` for a batch of cotangents
+    (k, *out.shape); per input a (k, input size) array, or None if the backward does not
+    reach it."""
+    def vjp(cot: np.ndarray) -> list:
+        grads = graph.grad(out, inputs, _make(cot), retain_graph=True, allow_unused=True,
+                           is_grads_batched=True)
+        return [None if g is None else g._data.reshape(cot.shape[0], -1) for g in grads]
+    return vjp
+
+
+def _analytical_rows(vjp, out_shape: tuple, dtype, rows: np.ndarray) -> list:
+    """Rows ``rows`` of the Jacobian (one-hot cotangents, one batched backward)."""
+    size = int(np.prod(out_shape, dtype=np.int64))
+    cot = np.zeros((len(rows), size), dtype=dtype)
     cot[np.arange(len(rows)), rows] = 1
-    grads = graph.grad(out, inputs, _make(cot.reshape((len(rows),) + out._data.shape)),
-                       retain_graph=True, allow_unused=True, is_grads_batched=True)
-    return [None if g is None else g._data.reshape(len(rows), -1) for g in grads]
+    return vjp(cot.reshape((len(rows),) + tuple(out_shape)))
 
 
-def _analytical_full(out: Tensor, inputs: list) -> tuple:
-    """(per input: the (out size, in size) Jacobian or None if unreached, first-chunk rows)"""
-    size = out._data.size
-    width = max(sum(x._data.size for x in inputs), size, 1)
+def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
+    """(per input: the (out size, in size) Jacobian or None if unreached, first chunk)"""
+    size = int(np.prod(out_shape, dtype=np.int64))
+    width = max(sum(in_sizes), size, 1)
     step = max(1, min(size, ANALYTICAL_CHUNK_BYTES // (8 * width)))
-    jac = [None] * len(inputs)
+    jac = [None] * len(in_sizes)
     first = None
     for start in range(0, size, step):
         rows = np.arange(start, min(size, start + step))
-        part = _analytical_rows(out, inputs, rows)
+        part = _analytical_rows(vjp, out_shape, dtype, rows)
         if first is None:
             first = (rows, part)
         for j, p in enumerate(part):
             if p is None:
                 continue
             if jac[j] is None:
-                jac[j] = np.zeros((size, inputs[j]._data.size), dtype=np.float64)
+                jac[j] = np.zeros((size, in_sizes[j]), dtype=np.float64)
             jac[j][rows] = p
     return jac, first
 
 
-def _reentrancy(out: Tensor, inputs: list, first, nondet_tol: float) -> float:
+def _reentrancy(vjp, out_shape: tuple, dtype, first) -> float:
     """Largest difference between the first chunk of rows and a recomputation of it."""
     rows, part = first
-    again = _analytical_rows(out, inputs, rows)
+    again = _analytical_rows(vjp, out_shape, dtype, rows)
+    return _max_gap(part, again)
+
+
+def _max_gap(first: list, again: list) -> float:
     worst = 0.0
-    for a, b in zip(part, again):
+    for a, b in zip(first, again):
         if (a is None) != (b is None):
             return float("inf")
         if a is not None and a.size:
             with np.errstate(invalid="ignore"):
                 d = np.abs(a - b)
-            both_nan = np.isnan(a) & np.isnan(b)
-            d = np.where(both_nan, 0.0, d)
-            worst = max(worst, float(np.nanmax(d)) if not np.isnan(d).all() else np.inf)
+            d = np.where(np.isnan(a) & np.isnan(b), 0.0, d)
+            worst = max(worst, float(np.max(np.where(np.isnan(d), np.inf, d))))
     return worst
 
 
@@ -173,7 +184,10 @@ def check(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
     if torch_bridge.is_torch_call(fn, inputs):
         return torch_bridge.check(fn, inputs, eps=eps, atol=atol, rtol=rtol, method=method,
                                   mode=mode, nondet_tol=nondet_tol, seed=seed,
-                                  input_names=input_names, n_projections=n_projections)
+                                  input_names=input_names, n_projections=n_projections,
+                                  gradgrad=gradgrad, forward_ad=forward_ad,
+                                  check_undefined_grad=check_undefined_grad,
+                                  check_backward_ad=check_backward_ad, upcast=upcast)
     if method not in METHODS:
         raise UserError(f"unknown method '{method}'", hint=f"one of {', '.join(METHODS)}")
     if mode not in MODES:
@@ -208,7 +222,7 @@ class _Checker:
         self.rng = np.random.default_rng(seed)
         self.upcast = upcast
         self.k = max(1, int(n_projections))
-        self.diff = [i for i, a in enumerate(inputs) if isinstance(a, Tensor) and a._rg]
+        self.diff = [i for i, a in enumerate(inputs) if self._requires_grad(a)]
         if not self.diff:
             raise ValueError("gradcheck expects at least one input tensor to require "
                              "gradient, but none of them have requires_grad=True.")
@@ -219,7 +233,7 @@ class _Checker:
         self.names = names
         self.warnings = []
         for i in self.diff:
-            dt = inputs[i]._data.dtype
+            dt = self._array(inputs[i]).dtype
             if dt not in (np.float64, np.complex128):
                 msg = (f"Input #{i} requires gradient and is not a double precision floating "
                        "point or complex. This check will likely fail if all the inputs are "
@@ -232,6 +246,14 @@ class _Checker:
                 raise UserError(f"input {i} is complex: gradtool's checker handles real "
                                 "inputs only", hint="check the real and imaginary parts as "
                                 "two real inputs")
+
+    @staticmethod
+    def _array(t):
+        return t._data if isinstance(t, Tensor) else None
+
+    @staticmethod
+    def _requires_grad(t) -> bool:
+        return isinstance(t, Tensor) and t._rg
 
     # -- forward with the graph, recording which primitives ran
     def forward(self):
@@ -263,12 +285,16 @@ class _Checker:
         self.kink_ops = [name for name, p in prims.items()
                          if getattr(p, "domain", None) in KINK_DOMAINS or
                          (not p.analytic and name not in ("arctan2", "softplus"))]
-        self.diff_outs = [o for o, t in enumerate(outs) if _is_float(t) and t._rg]
-        self.out_sizes = [t._data.size if _is_float(t) else None for t in outs]
-        self.ev = numeric.Evaluator(self.fn, self.inputs, len(outs), self.upcast)
+        self.out_data = [self._array(t) for t in outs]
+        self.in_data = [self._array(a) for a in self.inputs]
+        self.out_sizes = [d.size if d is not None and d.dtype.kind in "fc" else None
+                          for d in self.out_data]
+        self.diff_outs = [o for o, t in enumerate(outs)
+                          if self.out_sizes[o] is not None and self._requires_grad(t)]
+        self.ev = self._evaluator()
         self.base_outputs = self._base_outputs()
-        total = sum(outs[o]._data.size for o in self.diff_outs) * \
-            sum(self.inputs[j]._data.size for j in self.diff)
+        total = sum(self.out_data[o].size for o in self.diff_outs) * \
+            sum(self.in_data[j].size for j in self.diff)
         if mode == "auto":
             mode = "full" if total <= AUTO_FULL_LIMIT else "fast"
         self.mode = mode
@@ -276,8 +302,7 @@ class _Checker:
                           mode=mode if mode == "full" else f"fast ({self.k} projections)",
                           eps=self.eps, atol=self.atol, rtol=self.rtol, seed=self.seed,
                           input_names=self.names, warnings=list(self.warnings),
-                          inputs=[a._data.copy() if isinstance(a, Tensor) else None
-                                  for a in self.inputs])
+                          inputs=[None if d is None else d.copy() for d in self.in_data])
         self.res = res
         if check_backward_ad:
             if not self.diff_outs:
@@ -287,8 +312,7 @@ class _Checker:
             else:
                 self._fast()
             if check_undefined_grad and self.diff_outs:
-                res.problems += _undefined_grad_problems(
-                    [outs[o] for o in self.diff_outs], [self.inputs[j] for j in self.diff])
+                res.problems += self._undefined_grad_problems()
         if forward_ad:
             self._forward_ad()
         res.n_evals = self.ev.n_evals
@@ -296,14 +320,17 @@ class _Checker:
         res.passed = not res.problems and all(b.passed for b in res.blocks)
         return res
 
+    def _undefined_grad_problems(self) -> list:
+        return _undefined_grad_problems([self.outs[o] for o in self.diff_outs],
+                                        [self.inputs[j] for j in self.diff])
+
+    def _evaluator(self):
+        return numeric.Evaluator(self.fn, self.inputs, len(self.outs), self.upcast)
+
     def _base_outputs(self, needed: bool = False):
         if self.method != "forward" and not needed:
             return [None] * len(self.outs)
-        args = self.ev.plain_args(cast=np.float64 if self.upcast else None)
-        with no_grad():
-            outs = _as_tuple(self.fn(*args))
-        self.ev.n_evals += 1
-        return [o._data for o in outs]
+        return self.ev.plain_outputs()
 
     def _numerical(self, j, columns=None, method=None, eps=None):
         method = method or self.method
@@ -322,24 +349,28 @@ class _Checker:
                         f"requires grad, but output {o} changes with {self.names[j]}")
 
     # -- full mode
+    def _vjp(self, o: int, js: list):
+        return gt_vjp(self.outs[o], [self.inputs[j] for j in js])
+
     def _full(self):
-        diff_inputs = [self.inputs[j] for j in self.diff]
         numerical, num_time, num_evals = {}, {}, {}
         for j in self.diff:
             t0, e0 = time.perf_counter(), self.ev.n_evals
             numerical[j] = self._numerical(j)
             num_time[j] = time.perf_counter() - t0
             num_evals[j] = self.ev.n_evals - e0
+        in_sizes = [self.in_data[j].size for j in self.diff]
         for o in self.diff_outs:
             t0 = time.perf_counter()
-            jac, first = _analytical_full(self.outs[o], diff_inputs)
-            nondet = _reentrancy(self.outs[o], diff_inputs, first, self.nondet_tol) \
-                if first is not None else 0.0
+            vjp = self._vjp(o, self.diff)
+            shape, dtype = self.out_data[o].shape, self.out_data[o].dtype
+            jac, first = _analytical_full(vjp, shape, dtype, in_sizes)
+            nondet = _reentrancy(vjp, shape, dtype, first) if first is not None else 0.0
             an_time = time.perf_counter() - t0
             for jj, j in enumerate(self.diff):
                 t1 = time.perf_counter()
                 unused = jac[jj] is None
-                A = np.zeros((self.out_sizes[o], self.inputs[j]._data.size)) if unused \
+                A = np.zeros((self.out_sizes[o], self.in_data[j].size)) if unused \
                     else jac[jj]
                 N = numerical[j][o]
                 block = self._block(o, j, A, N, unused)
@@ -362,8 +393,8 @@ class _Checker:
 
     def _block(self, o, j, A, N, unused, stage="first order") -> BlockResult:
         cmp = compare(A, N, self.atol, self.rtol)
-        out_shape = self.outs[o]._data.shape
-        in_shape = self.inputs[j]._data.shape
+        out_shape = self.out_data[o].shape
+        in_shape = self.in_data[j].shape
         block = BlockResult(output=o, input=j, output_name=f"output {o}",
                             input_name=self.names[j], passed=cmp.passed,
                             max_abs_error=cmp.max_abs, max_rel_error=cmp.max_rel,
@@ -406,9 +437,8 @@ class _Checker:
         return (v / norms.reshape((self.k,) + (1,) * len(shape))).astype(dtype)
 
     def _fast(self):
-        diff_inputs = [self.inputs[j] for j in self.diff]
-        us = {j: self._random(self.inputs[j]._data.shape) for j in self.diff}
-        vs = {o: self._random(self.outs[o]._data.shape, self.outs[o]._data.dtype)
+        us = {j: self._random(self.in_data[j].shape) for j in self.diff}
+        vs = {o: self._random(self.out_data[o].shape, self.out_data[o].dtype)
               for o in self.diff_outs}
         num = {}
         for j in self.diff:
@@ -419,30 +449,24 @@ class _Checker:
             num[j] = (ju, self.ev.n_evals - e0, time.perf_counter() - t0)
         for o in self.diff_outs:
             t0 = time.perf_counter()
-            cot = _make(vs[o])
-            g1 = graph.grad(self.outs[o], diff_inputs, cot, retain_graph=True,
-                            allow_unused=True, is_grads_batched=True)
-            g2 = graph.grad(self.outs[o], diff_inputs, cot, retain_graph=True,
-                            allow_unused=True, is_grads_batched=True)
+            vjp = self._vjp(o, self.diff)
+            g1 = vjp(vs[o])
+            g2 = vjp(vs[o])
             an_time = time.perf_counter() - t0
+            vflat = vs[o].reshape(self.k, -1).astype(np.float64)
             for jj, j in enumerate(self.diff):
                 ju, evals, ntime = num[j]
-                vflat = vs[o].reshape(self.k, -1).astype(np.float64)
                 n_s = np.einsum("ko,ko->k", vflat, ju[o])
                 uflat = us[j].reshape(self.k, -1)
                 unused = g1[jj] is None
-                if unused:
-                    a_s = np.zeros(self.k)
-                else:
-                    a_s = np.einsum("ki,ki->k", g1[jj]._data.reshape(self.k, -1), uflat)
+                a_s = np.zeros(self.k) if unused else np.einsum("ki,ki->k", g1[jj], uflat)
                 atol = self.atol * uflat.sum(axis=1) * vflat.sum(axis=1)
                 block = self._fast_block(o, j, a_s, n_s, atol, unused)
                 block.n_evals = evals
                 block.wall_time = ntime / len(self.diff_outs) + an_time / len(self.diff)
-                if not unused and g2[jj] is not None:
-                    nondet = float(np.max(np.abs(g1[jj]._data - g2[jj]._data)))
-                    if nondet > self.nondet_tol:
-                        self._mark_nondet(block, nondet)
+                nondet = _max_gap([g1[jj]], [g2[jj]])
+                if not unused and nondet > self.nondet_tol:
+                    self._mark_nondet(block, nondet)
                 self.res.blocks.append(block)
 
     def _fast_block(self, o, j, a_s, n_s, atol, unused) -> BlockResult:
@@ -460,11 +484,12 @@ class _Checker:
                             mode=f"fast ({self.k} projections)", path=self.ev.path)
         if block.passed:
             return block
-        size = self.out_sizes[o] * self.inputs[j]._data.size
+        size = self.out_sizes[o] * self.in_data[j].size
         if size <= AUTO_FULL_LIMIT:
             # as torch: recompute this block in full for a precise report
             N = self._numerical(j)[o]
-            A, _ = _analytical_full(self.outs[o], [self.inputs[j]])
+            A, _ = _analytical_full(self._vjp(o, [j]), self.out_data[o].shape,
+                                    self.out_data[o].dtype, [self.in_data[j].size])
             unused = A[0] is None
             A = np.zeros_like(N) if unused else A[0]
             full = self._block(o, j, A, N, unused)
@@ -525,10 +550,9 @@ class _Checker:
 
     def _fw_rev_consistency(self, o, j, dirs, ju):
         """vᵀ(Ju) from forward mode against (vᵀJ)u from reverse mode."""
-        v = self._random(self.outs[o]._data.shape, self.outs[o]._data.dtype)
-        g = graph.grad(self.outs[o], [self.inputs[j]], _make(v), retain_graph=True,
-                       allow_unused=True, is_grads_batched=True)[0]
-        vJ = np.zeros((self.k, dirs[0].size)) if g is None else g._data.reshape(self.k, -1)
+        v = self._random(self.out_data[o].shape, self.out_data[o].dtype)
+        g = self._vjp(o, [j])(v)[0]
+        vJ = np.zeros((self.k, dirs[0].size)) if g is None else g
         rev = np.einsum("ki,ki->k", vJ, dirs.reshape(self.k, -1))
         fwd = np.einsum("ko,ok->k", v.reshape(self.k, -1), ju)
         if not np.allclose(fwd, rev, rtol=self.rtol, atol=self.atol):

@@ -67,6 +67,14 @@ class Evaluator:
                 args.append(a)
         return args
 
+    def plain_outputs(self) -> list:
+        """f(x) (inputs upcast as the perturbed ones are), as arrays."""
+        args = self.plain_args(cast=np.float64 if self.upcast else None)
+        with no_grad():
+            outs = self.fn(*args)
+        self.n_evals += 1
+        return [o._data for o in (outs if isinstance(outs, (tuple, list)) else (outs,))]
+
     def run(self, j: int, batch, size: int, cast=None) -> list:
         with np.errstate(all="ignore"):
             return self._run(j, batch, size, cast)

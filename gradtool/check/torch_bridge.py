@@ -1,12 +1,29 @@
-"""Checking real PyTorch functions (filled in below)."""
+"""Checking real PyTorch functions with gradtool's checker.
+
+When ``gt.check``/``gt.gradcheck`` get torch tensors, the inputs become float64 torch
+tensors, the analytical side comes from torch's autograd (``torch.autograd.grad`` with
+``is_grads_batched``, or one call per row when the graph cannot be vmapped, e.g. a custom
+``torch.autograd.Function`` without a vmap rule), the numerical side from gradtool's finite
+differences (the torch function evaluated under ``torch.no_grad`` on batches of perturbed
+inputs, with ``torch.func.vmap`` or a loop), and the report from gradtool's diagnosis.
+
+torch stays optional: nothing here imports it unless torch tensors were passed (then it is
+already imported).
+"""
 
 from __future__ import annotations
 
 import sys
 
+import numpy as np
+
+from ..errors import UserError
+from . import numeric
+from .gradcheck import _as_tuple, _Checker
+
 
 def is_torch_call(fn, inputs) -> bool:
-    """True when ``inputs`` hold torch tensors (torch is imported only if already loaded)."""
+    """True when ``inputs`` hold torch tensors (torch is looked up only if already loaded)."""
     torch = sys.modules.get("torch")
     if torch is None:
         return False
@@ -14,5 +31,153 @@ def is_torch_call(fn, inputs) -> bool:
     return any(isinstance(x, torch.Tensor) for x in items)
 
 
-def check(fn, inputs, **kw):
-    raise NotImplementedError
+def check(fn, inputs, *, method: str = "central", forward_ad: bool = False,
+          gradgrad: bool = False, **kw):
+    """:func:`gradtool.check` for a torch callable and torch tensors."""
+    import time
+    if method == "complex":
+        raise UserError("method='complex' is not available for torch functions (gradtool "
+                        "cannot see which torch ops they use)", hint="use method='central'")
+    if forward_ad or gradgrad:
+        raise UserError("forward-mode and second-order checks of torch functions are not "
+                        "supported; use torch.autograd.gradcheck(check_forward_ad=True) or "
+                        "torch.autograd.gradgradcheck")
+    start = time.perf_counter()
+    mode = kw.pop("mode", "full")
+    check_undefined_grad = kw.pop("check_undefined_grad", True)
+    checker = _TorchChecker(fn, _as_tuple(inputs), kw.pop("eps", 1e-6), kw.pop("atol", 1e-5),
+                            kw.pop("rtol", 1e-3), method, kw.pop("nondet_tol", 0.0),
+                            kw.pop("seed", 0), kw.pop("input_names", None),
+                            kw.pop("upcast", True), kw.pop("n_projections", 4))
+    result = checker.run(mode, kw.pop("check_backward_ad", True), check_undefined_grad,
+                         False)
+    result.wall_time = time.perf_counter() - start
+    return result
+
+
+def _torch():
+    import torch
+    return torch
+
+
+class _TorchChecker(_Checker):
+    def __init__(self, fn, inputs, *args) -> None:
+        torch = _torch()
+        self.torch = torch
+        converted = []
+        for x in inputs:
+            if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex()):
+                y = x.detach().to(torch.float64)
+                y.requires_grad_(x.requires_grad)
+                converted.append(y)
+            else:
+                converted.append(x)
+        super().__init__(fn, tuple(converted), *args)
+
+    def _array(self, t):
+        if isinstance(t, self.torch.Tensor):
+            return t.detach().cpu().numpy()
+        return None
+
+    def _requires_grad(self, t) -> bool:
+        return isinstance(t, self.torch.Tensor) and t.requires_grad
+
+    def forward(self):
+        with self.torch.enable_grad():
+            outs = _as_tuple(self.fn(*self.inputs))
+        for o in outs:
+            if not isinstance(o, self.torch.Tensor):
+                raise UserError("the function must return a torch.Tensor or a tuple of them, "
+                                f"not {type(o).__name__}")
+        return outs, {}
+
+    def _evaluator(self):
+        return _TorchEvaluator(self.fn, self.inputs, len(self.outs), self.torch)
+
+    def _vjp(self, o: int, js: list):
+        torch = self.torch
+        out = self.outs[o]
+        inputs = [self.inputs[j] for j in js]
+        state = {"batched": True}
+
+        def as_rows(grads, k):
+            return [None if g is None else g.detach().numpy().reshape(k, -1) for g in grads]
+
+        def vjp(cot: np.ndarray) -> list:
+            k = cot.shape[0]
+            cot_t = torch.from_numpy(np.ascontiguousarray(cot)).to(out.dtype)
+            if state["batched"]:
+                try:
+                    grads = torch.autograd.grad(out, inputs, cot_t, retain_graph=True,
+                                                allow_unused=True, is_grads_batched=True)
+                    return as_rows(grads, k)
+                except RuntimeError:   # a Function without a vmap rule: one row at a time
+                    state["batched"] = False
+            rows = [torch.autograd.grad(out, inputs, cot_t[i], retain_graph=True,
+                                        allow_unused=True) for i in range(k)]
+            return [None if rows[0][i] is None else
+                    np.stack([r[i].detach().numpy().reshape(-1) for r in rows])
+                    for i in range(len(inputs))]
+        return vjp
+
+    def _undefined_grad_problems(self) -> list:
+        # torch's undefined-gradient protocol lives in torch; the zero-cotangent test is ours
+        problems = []
+        for o in self.diff_outs:
+            zeros = np.zeros((1,) + self.out_data[o].shape)
+            for j, g in zip(self.diff, self._vjp(o, self.diff)(zeros)):
+                if g is not None and np.any(g != 0):
+                    problems.append(f"backward not multiplied by grad_output: input {j} got "
+                                    f"a nonzero gradient for a zero output gradient")
+        return problems
+
+
+class _TorchEvaluator(numeric.Evaluator):
+    """Evaluates a torch function on batches of perturbed float64 inputs (no grad)."""
+
+    def __init__(self, fn, inputs, n_outputs, torch) -> None:
+        super().__init__(fn, inputs, n_outputs, upcast=True)
+        self.torch = torch
+
+    def base_array(self, j: int, complex_step: bool = False) -> np.ndarray:
+        return self.inputs[j].detach().numpy()
+
+    def plain_outputs(self) -> list:
+        with self.torch.no_grad():
+            outs = _as_tuple(self.fn(*self.inputs))
+        self.n_evals += 1
+        return [o.detach().numpy() for o in outs]
+
+    def _call(self, j, xj):
+        args = [a.detach() if isinstance(a, self.torch.Tensor) else a for a in self.inputs]
+        args[j] = xj
+        return _as_tuple(self.fn(*args))
+
+    def _run(self, j: int, batch, size: int, cast=None) -> list:
+        torch = self.torch
+        dense = batch.dense() if hasattr(batch, "dense") else batch
+        dense_t = torch.from_numpy(np.ascontiguousarray(dense))
+        with torch.no_grad():
+            if self.batched_ok and size > 2:
+                try:
+                    outs = torch.func.vmap(lambda xj: self._call(j, xj))(dense_t)
+                    outs = [o.detach().numpy() for o in outs]
+                    self.n_evals += size
+                    for k in sorted({0, size - 1}):
+                        plain = self._call(j, dense_t[k])
+                        self.n_evals += 1
+                        if not all(np.allclose(o[k], p.numpy(), rtol=1e-10, atol=1e-12)
+                                   for o, p in zip(outs, plain)):
+                            raise ValueError("torch.func.vmap disagreed with a plain call")
+                    self.path = "batched (torch.func.vmap)"
+                    return outs
+                # any failure of torch.func.vmap on foreign code means: run it plainly
+                except Exception as exc:  # noqa: BLE001
+                    self.batched_ok = False
+                    self.path = f"looped ({type(exc).__name__}: {str(exc)[:80]})"
+            elif self.path == "batched":
+                self.path = "looped (small batch)"
+            rows = [[o.detach().numpy() for o in self._call(j, dense_t[k])]
+                    for k in range(size)]
+        self.n_evals += size
+        return [np.stack(col) for col in zip(*rows)]
