@@ -9,7 +9,6 @@ call.
 from __future__ import annotations
 
 import builtins
-import math
 import string
 from collections import namedtuple
 from types import SimpleNamespace
@@ -1007,7 +1006,7 @@ def index_select(input, dim, index) -> Tensor:
     d = _norm_dim(_int(dim), input.ndim)
     n = input.shape[d] if input.ndim else 1
     if index.size and (index.min() < 0 or index.max() >= n):
-        raise IndexError(f"index out of range in self")
+        raise IndexError("index out of range in self")
     return apply(S.index_select, (input, index.reshape(-1)), {"dim": d})
 
 
@@ -1178,8 +1177,8 @@ def _einsum_equation(equation: str, shapes: list) -> str:
         lhs, rhs = equation, None
     subs = lhs.split(",")
     if len(subs) != len(shapes):
-        raise EngineError(f"einsum(): more operands were provided than specified in the "
-                          f"equation" if len(shapes) > len(subs) else
+        raise EngineError("einsum(): more operands were provided than specified in the "
+                          "equation" if len(shapes) > len(subs) else
                           "einsum(): fewer operands were provided than specified in the "
                           "equation")
     letters = set(equation) - set(",.->")

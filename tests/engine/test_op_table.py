@@ -352,7 +352,7 @@ def _numpy(g):
     return g.detach().numpy() if isinstance(g, Tensor) else g
 
 
-# ---- the checks ------------------------------------------------------------------------------------
+# ---- the checks ---------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(_cases()))
 def test_op_table_entry(name):
     prim = REGISTRY[name]

@@ -99,7 +99,7 @@ mse_loss.defjvp(_mse_jvp, lambda t, x, y, out, reduction: -_mse_jvp(t, x, y, out
 mse_loss.domain = None
 
 
-# ---- binary_cross_entropy_with_logits ---------------------------------------------------------------
+# ---- binary_cross_entropy_with_logits ----------------------------------------------------
 # loss = (1 - y) x + l softplus(-x),  l = 1 + (pos_weight - 1) y,  times weight
 def _softplus_neg(x):
     return np.logaddexp(0.0, -x)

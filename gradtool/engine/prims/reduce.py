@@ -160,7 +160,7 @@ prod_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(
 prod_dim.domain = "nonzero"
 
 
-# ---- var / std (correction = 1: unbiased, torch's default) ----------------------------------------
+# ---- var / std (correction = 1: unbiased, torch's default) -------------------------------
 def _centered(x, dim):
     return x - B.mean(x, axis=tuple(d - x.ndim for d in dim), keepdims=True)
 
