@@ -71,34 +71,21 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     return input * 0.5 * (erf(input * float(1 / np.sqrt(2.0))) + 1.0)
 
 
-def _softmax_dim(ndim: int) -> int:
-    # torch's legacy rule when dim is not given (with a deprecation warning there)
-    return 0 if ndim in (0, 1, 3) else 1
-
-
-def _log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
-                 dtype=None) -> Tensor:
-    """log(softmax(x)) = (x - m) - log(sum(exp(x - m))), m = max(x) as a constant (it cancels
-    in the value, and keeps exp from overflowing)."""
-    if dtype is not None:
-        input = input.to(dtype)
-    if dim is None:
-        dim = _softmax_dim(input.ndim)
-    m = np.max(input._data, axis=dim, keepdims=True)
-    shifted = input - _make(np.where(np.isfinite(m), m, 0.0))
-    return shifted - _ops.log(_ops.sum(_ops.exp(shifted), dim=dim, keepdim=True))
-
-
-def _softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
-             dtype=None) -> Tensor:
-    return _ops.exp(_log_softmax(input, dim, dtype=dtype))
-
-
-softmax = getattr(_ops, "softmax", _softmax)
-log_softmax = getattr(_ops, "log_softmax", _log_softmax)
+softmax = _ops.softmax
+log_softmax = _ops.log_softmax
 
 
 # ---- losses ---------------------------------------------------------------------------------
+# The engine's fused losses, under torch.nn.functional's signatures (legacy size_average /
+# reduce flags included: size_average=False means sum, reduce=False means none).
+def _legacy_reduction(size_average, reduce, reduction: str) -> str:
+    if size_average is None and reduce is None:
+        return reduction
+    if reduce is False:
+        return "none"
+    return "sum" if size_average is False else "mean"
+
+
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
         return _ops.mean(loss)
@@ -109,122 +96,51 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
-def _check_same_size(input: Tensor, target: Tensor) -> None:
-    if tuple(input.shape) != tuple(target.shape):
-        import warnings
-        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
-                      f"size ({input.shape}). This will likely lead to incorrect results due "
-                      "to broadcasting. Please ensure they have the same size.", stacklevel=3)
-
-
-def _mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
-              reduction: str = "mean", weight=None) -> Tensor:
-    """mean/sum of (input - target)²."""
-    _check_same_size(input, target)
-    diff = input - target
-    return _reduce(diff * diff, reduction)
-
-
-def _l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean") -> Tensor:
-    _check_same_size(input, target)
-    return _reduce(_ops.abs(input - target), reduction)
+    """Mean (or sum) of squared differences (MseLossBackward0)."""
+    return _ops.mse_loss(input, target,
+                         reduction=_legacy_reduction(size_average, reduce, reduction))
 
 
-def _nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
-              size_average=None, ignore_index: int = -100, reduce=None,
-              reduction: str = "mean") -> Tensor:
-    """-input[n, target[n]] (times the class weight), averaged over the weights as torch."""
-    tgt = np.asarray(target._data if isinstance(target, Tensor) else target)
-    if input.ndim == 1:
-        input = _ops.unsqueeze(input, 0)
-        tgt = tgt.reshape(1)
-    if input.ndim > 2:   # (N, C, d1, ...) -> (N * d1 * ..., C)
-        c = input.shape[1]
-        input = _ops.reshape(_ops.permute(input, (0,) + tuple(range(2, input.ndim)) + (1,)),
-                             -1, c)
-        out_shape = tgt.shape
-        tgt = tgt.reshape(-1)
-    else:
-        out_shape = tgt.shape
-    keep = tgt != ignore_index
-    safe = np.where(keep, tgt, 0)
-    w = np.ones(input.shape[1], input._data.dtype) if weight is None else \
-        np.asarray(weight._data if isinstance(weight, Tensor) else weight)
-    wn = (w[safe] * keep).astype(input._data.dtype)
-    picked = input[np.arange(input.shape[0]), safe]
-    losses = -picked * _make(wn)
-    if reduction == "none":
-        return _ops.reshape(losses, out_shape)
-    if reduction == "sum":
-        return _ops.sum(losses)
-    if reduction == "mean":
-        return _ops.sum(losses) / float(wn.sum())
-    raise ValueError(f"{reduction} is not a valid value for reduction")
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+            reduction: str = "mean") -> Tensor:
+    """Mean (or sum) of absolute differences."""
+    return _ops.l1_loss(input, target,
+                        reduction=_legacy_reduction(size_average, reduce, reduction))
 
 
-def _cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
-                   size_average=None, ignore_index: int = -100, reduce=None,
-                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
-    """nll_loss(log_softmax(input, 1), target); probability targets give
-    -sum(target * log_softmax)."""
-    class_dim = 0 if input.ndim == 1 else 1
-    logp = log_softmax(input, class_dim)
-    target = _as_tensor(target)
-    if target._data.dtype.kind in "fc":
-        n_classes = input.shape[class_dim]
-        if label_smoothing:
-            target = target * (1 - label_smoothing) + label_smoothing / n_classes
-        per = logp * target
-        if weight is not None:
-            shape = [1] * input.ndim
-            shape[class_dim] = n_classes
-            per = per * _ops.reshape(_as_tensor(weight), shape)
-        losses = -_ops.sum(per, dim=class_dim)
-        return _reduce(losses, reduction)
-    nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
-    if not label_smoothing:
-        return nll
-    n_classes = input.shape[class_dim]
-    smooth = -_ops.sum(logp, dim=class_dim) / n_classes
-    tgt = target._data
-    keep = _make((tgt != ignore_index).astype(input._data.dtype))
-    smooth = smooth * keep
-    if reduction == "mean":
-        smooth = _ops.sum(smooth) / float(keep._data.sum())
-    else:
-        smooth = _reduce(smooth, reduction)
-    return nll * (1 - label_smoothing) + smooth * label_smoothing
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+             ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
+    """-input[n, target[n]], class-weighted, averaged over the weights of kept targets."""
+    return _ops.nll_loss(input, target, weight, ignore_index=ignore_index,
+                         reduction=_legacy_reduction(size_average, reduce, reduction))
 
 
-def _binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
-                                      weight: Tensor | None = None, size_average=None,
-                                      reduce=None, reduction: str = "mean",
-                                      pos_weight: Tensor | None = None) -> Tensor:
-    """(1 - t) x + (1 + (p - 1) t) softplus(-x): stable for large |x|."""
-    target = _as_tensor(target)
-    if pos_weight is not None:
-        log_weight = (_as_tensor(pos_weight) - 1.0) * target + 1.0
-        loss = (1.0 - target) * input + log_weight * _ops.softplus(-input)
-    else:
-        loss = (1.0 - target) * input + _ops.softplus(-input)
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                  size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """nll_loss(log_softmax(input, class dim), target); float targets are probabilities."""
+    return _ops.cross_entropy(input, target, weight, ignore_index=ignore_index,
+                              reduction=_legacy_reduction(size_average, reduce, reduction),
+                              label_smoothing=label_smoothing)
 
 
-mse_loss = getattr(_ops, "mse_loss", _mse_loss)
-l1_loss = getattr(_ops, "l1_loss", _l1_loss)
-nll_loss = getattr(_ops, "nll_loss", _nll_loss)
-cross_entropy = getattr(_ops, "cross_entropy", _cross_entropy)
-binary_cross_entropy_with_logits = getattr(_ops, "binary_cross_entropy_with_logits",
-                                           _binary_cross_entropy_with_logits)
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
+                                     weight: Tensor | None = None, size_average=None,
+                                     reduce=None, reduction: str = "mean",
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    """Sigmoid and binary cross-entropy in one numerically stable op."""
+    return _ops.binary_cross_entropy_with_logits(
+        input, target, weight, reduction=_legacy_reduction(size_average, reduce, reduction),
+        pos_weight=pos_weight)
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """-(t log p + (1 - t) log(1 - p)), logs clamped at -100 as torch."""
     target = _as_tensor(target)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     log_p = _ops.clamp(_ops.log(input), min=-100.0)
     log_q = _ops.clamp(_ops.log(1.0 - input), min=-100.0)
     loss = -(target * log_p + (1.0 - target) * log_q)
@@ -436,33 +352,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     return _make((idx[..., None] == np.arange(num_classes)).astype(np.int64))
 
 
-def _pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
-    """Constant padding: ``pad`` lists (before, after) pairs from the last dim backwards."""
-    if mode != "constant":
-        raise NotImplementedError(f"pad: mode '{mode}' is not supported")
-    if len(pad) % 2:
-        raise ValueError("Padding length must be divisible by 2")
-    out = input
-    fill = 0.0 if value is None else value
-    for i in range(len(pad) // 2):
-        dim = input.ndim - 1 - i
-        before, after = int(pad[2 * i]), int(pad[2 * i + 1])
-        parts = []
-        for n in (before, after):
-            shape = list(out.shape)
-            shape[dim] = n
-            parts.append(_make(np.full(shape, fill, input._data.dtype)) if n > 0 else None)
-        if before < 0 or after < 0:
-            index = [slice(None)] * out.ndim
-            index[dim] = slice(max(-before, 0), out.shape[dim] - max(-after, 0))
-            out = out[tuple(index)]
-        pieces = [p for p in (parts[0], out, parts[1]) if p is not None]
-        if len(pieces) > 1:
-            out = _ops.cat(pieces, dim)
-    return out
-
-
-pad = getattr(_ops, "pad", _pad)
+pad = _ops.pad
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
