@@ -78,8 +78,9 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
             fmt = None
     fmt = fmt or "table"
     files, load_errors = discover(paths)
-    checks, errors = load_all(files, allow_python=not no_python)
+    checks, errors = load_all(files, allow_python=not no_python, debug=debug)
     load_errors += errors
+    report.print_load_errors(console.stderr(), load_errors)
     checks = select(checks, keyword, tags)
     if collect_only:
         _collect(checks, load_errors, fmt)
@@ -132,7 +133,7 @@ def _render(fmt, outcomes, load_errors, elapsed) -> str:
 def _emit(fmt, outcomes, load_errors, elapsed, *, verbose, quiet) -> None:
     if fmt == "table":
         report.render_table(console.stdout(), outcomes, load_errors, elapsed=elapsed,
-                            verbose=verbose, quiet=quiet)
+                            verbose=verbose, quiet=quiet, show_load_errors=False)
     else:
         click.echo(_render(fmt, outcomes, load_errors, elapsed), nl=False)
 
@@ -147,8 +148,6 @@ def _collect(checks, load_errors, fmt) -> None:
             indent=2))
         return
     out = console.stdout()
-    for error in load_errors:
-        out.print(Text(f"{error.where}: error: {error.message}", style="red"))
     for c in checks:
         line = Text(f"{c.file}:{c.line}: " if c.line else f"{c.file}: ", style="dim")
         line.append(c.name, style="bold")

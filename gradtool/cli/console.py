@@ -13,16 +13,22 @@ from rich.text import Text
 from ..errors import Location
 
 
+#: width of tables when output goes to a file or a pipe (no terminal to fit)
+PIPE_WIDTH = 200
+
+
 def stdout() -> Console:
     """A console on the current stdout (looked up per call: click's test runner swaps it)."""
-    return Console(file=click.get_text_stream("stdout"), highlight=False,
+    return Console(file=sys.stdout, highlight=False,
                    soft_wrap=True, emoji=False, markup=False,
+                   width=None if is_terminal(sys.stdout) else PIPE_WIDTH,
                    no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
 def stderr() -> Console:
-    return Console(file=click.get_text_stream("stderr"), highlight=False, soft_wrap=True,
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True,
                    emoji=False, markup=False,
+                   width=None if is_terminal(sys.stderr) else PIPE_WIDTH,
                    no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
@@ -87,7 +93,7 @@ def print_error(error: BaseException) -> None:
 
 
 def is_terminal(stream=None) -> bool:
-    stream = stream or click.get_text_stream("stdout")
+    stream = stream or sys.stdout
     try:
         return stream.isatty()
     except (AttributeError, ValueError):

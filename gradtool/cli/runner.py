@@ -123,7 +123,17 @@ def load_error(file: str, error: BaseException) -> list[LoadError]:
         getattr(error, "hint", None), getattr(error, "exit_code", 2))]
 
 
-def load_all(files, *, allow_python: bool = True) -> tuple[list[Selected], list[LoadError]]:
+def internal_load_error(file: str, error: BaseException, debug: bool) -> LoadError:
+    message = f"internal error while loading: {type(error).__name__}: {error}"
+    if debug:
+        message += "\n" + "".join(traceback.format_exception(error))
+    return LoadError(file, message, exit_code=3,
+                     hint="this is a bug in gradtool; please report it" +
+                          ("" if debug else " (rerun with --debug to see the traceback)"))
+
+
+def load_all(files, *, allow_python: bool = True,
+             debug: bool = False) -> tuple[list[Selected], list[LoadError]]:
     """Load every file; a file that fails contributes load errors and no checks."""
     from .. import spec as spec_package
     selected: list[Selected] = []
@@ -131,12 +141,15 @@ def load_all(files, *, allow_python: bool = True) -> tuple[list[Selected], list[
     for path in files:
         shown = display_path(path)
         try:
-            spec = spec_package.load(str(path), allow_python=allow_python)
+            spec = spec_package.load(shown, allow_python=allow_python)
         except GradtoolError as error:
             errors.extend(load_error(shown, error))
             continue
         except OSError as error:
             errors.append(LoadError(shown, f"cannot read: {error.strerror}"))
+            continue
+        except Exception as error:  # noqa: BLE001  (a bug: exit 3, the other files still run)
+            errors.append(internal_load_error(shown, error, debug))
             continue
         selected.extend(Selected(shown, check) for check in spec.checks)
     return selected, errors

@@ -146,10 +146,12 @@ def fmt_time(seconds: float) -> str:
 
 # --------------------------------------------------------------------------- table
 def render_table(console: Console, outcomes, load_errors=(), *, elapsed=None,
-                 verbose: bool = False, quiet: bool = False) -> None:
-    """The human report: one row per check, then every problem expanded, then the summary."""
-    for error in load_errors:
-        _print_load_error(console, error)
+                 verbose: bool = False, quiet: bool = False,
+                 show_load_errors: bool = True) -> None:
+    """The human report: one row per check, then every problem expanded, then the summary
+    (which counts the load errors; ``show_load_errors=False`` when they went to stderr)."""
+    if show_load_errors:
+        print_load_errors(console, load_errors)
     if not quiet and outcomes:
         table = Table(show_edge=False, pad_edge=False, header_style="bold", box=None)
         table.add_column("check", overflow="fold")
@@ -167,20 +169,22 @@ def render_table(console: Console, outcomes, load_errors=(), *, elapsed=None,
                           "–" if evals is None else f"{evals:,}", fmt_time(item.time))
         console.print(table)
     for item in outcomes:
-        if item.problem:
+        # with -v, expected failures show their diagnosis too (what gradtool found)
+        if item.problem or (verbose and item.status == "xfailed"):
             render_problem(console, item, verbose=verbose)
     if outcomes and not quiet:
         console.print()
     console.print(summary_text(outcomes, load_errors, elapsed))
 
 
-def _print_load_error(console: Console, error: LoadError) -> None:
-    text = Text(f"{error.where}: ", style="bold")
-    text.append("error: ", style="bold red")
-    text.append(error.message)
-    console.print(text)
-    if error.hint:
-        console.print(Text(f"  hint: {error.hint}", style="dim"))
+def print_load_errors(console: Console, load_errors) -> None:
+    """``file:line:col: message`` and ``  hint: ...`` per load error."""
+    for error in load_errors:
+        text = Text(f"{error.where}: ", style="bold")
+        text.append(error.message, style="red")
+        console.print(text)
+        if error.hint:
+            console.print(Text(f"  hint: {error.hint}", style="dim"))
 
 
 def render_problem(console: Console, item: Outcome, *, verbose: bool = False) -> None:
