@@ -25,7 +25,7 @@ from ..engine.ops import full_like, zeros_like
 from ..engine.tensor import Tensor
 from ..errors import Location, SpecError
 from .evaluate import DEFAULT_MAX_ELEMENTS, Program, run_program
-from .schema import is_identifier
+from .schema import did_you_mean, is_identifier
 
 
 @dataclass
@@ -76,9 +76,12 @@ def resolve_python(ref: str, location: Location | None, *,
             sys.path.remove(search_path)
     obj: Any = module
     for part in attr.split("."):
-        if part.startswith("__") or not hasattr(obj, part):
-            raise SpecError(f"module '{module_name}' has no attribute '{attr}'", location)
-        obj = getattr(obj, part)   # the user asked for this code to be imported
+        namespace = vars(obj) if hasattr(obj, "__dict__") else {}
+        if part.startswith("__") or part not in namespace:
+            raise SpecError(f"module '{module_name}' has no attribute '{attr}'"
+                            + did_you_mean(part, [n for n in namespace
+                                                  if not n.startswith("_")]), location)
+        obj = namespace[part]
     if not (isinstance(obj, type) and issubclass(obj, Function)):
         raise SpecError(f"'{ref}' is not a gradtool.autograd.Function subclass", location,
                         hint="subclass gradtool.autograd.Function with static forward and "

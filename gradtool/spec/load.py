@@ -105,6 +105,7 @@ class _SpecLoader:
         self.search_path = search_path
         self.defaults: dict[str, Any] = {}
         self.definitions: dict[str, FunctionDef] = {}
+        self.broken: set[str] = set()      # defined, but with errors: known names all the same
         self.functions: dict[str, type] = {}
         self.checks: list[CheckSpec] = []
 
@@ -127,6 +128,7 @@ class _SpecLoader:
         self.defaults = {key: sub.plain() for key, sub in item.value.items()}
 
     def load_functions(self, item: Item) -> None:
+        self.broken.update(item.key_locations)
         for name, sub in item.value.items():
             fdef = self.function(name, sub, item.key_locations[name])
             if fdef is not None:
@@ -139,9 +141,18 @@ class _SpecLoader:
         for name, fdef in self.definitions.items():
             if fdef.python is None and name not in self.functions:
                 self.functions[name] = build_function(fdef, self.functions, self.max_elements)
+        # the registry is shared with the built classes: reorder it in place
+        ordered = {name: self.functions[name] for name in item.key_locations
+                   if name in self.functions}
+        self.functions.clear()
+        self.functions.update(ordered)
+        self.broken.difference_update(self.functions)
 
     def signatures(self) -> dict[str, tuple[str, ...] | None]:
-        return {name: fdef.signature for name, fdef in self.definitions.items()}
+        """Argument names of every function (None: unknown, e.g. Python or broken ones)."""
+        known = {name: None for name in self.broken}
+        known.update((name, fdef.signature) for name, fdef in self.definitions.items())
+        return known
 
     def function(self, name: str, item: Item, location: Location) -> FunctionDef | None:
         fields, where, ctx = item.value, item.key_locations, self.ctx
@@ -171,7 +182,8 @@ class _SpecLoader:
         if not item.complete or any(k not in fields for k in ("args", "forward", "backward")):
             return None
         args = tuple(a.value for a in fields["args"].value)
-        ok = self.function_args(name, fields["args"])
+        valid_args = self.function_args(name, fields["args"])
+        ok = len(valid_args) == len(args)
         nondiff = set()
         for arg in fields.get("nondiff", Item([], item.location, item.node)).value:
             if arg.value not in args:
@@ -189,10 +201,10 @@ class _SpecLoader:
                 ctx.error(f"function '{name}': '{arg}' is nondiff, so it cannot have a "
                           "backward formula", backward.key_locations[arg])
                 ok = False
-        for arg in args:
+        for arg in valid_args:
             if arg not in backward.value and arg not in nondiff:
                 ctx.error(f"function '{name}': no backward formula for arg '{arg}'",
-                          backward.location, hint=f"add '{arg}: <formula>' under backward, "
+                          where["backward"], hint=f"add '{arg}: <formula>' under backward, "
                           f"or list '{arg}' in nondiff")
                 ok = False
         forward = self.program(fields["forward"])
@@ -207,8 +219,9 @@ class _SpecLoader:
             return None
         return FunctionDef(name, location, args, forward, formulas, jvp, frozenset(nondiff))
 
-    def function_args(self, name: str, item: Item) -> bool:
-        ok = True
+    def function_args(self, name: str, item: Item) -> list[str]:
+        """The valid argument names (errors for the others)."""
+        valid = []
         seen: set[str] = set()
         names = [a.value for a in item.value]
         for arg in item.value:
@@ -221,9 +234,10 @@ class _SpecLoader:
                 problem = f"'{arg.value}' is reserved for the tangent of '{arg.value[:-4]}'"
             if problem:
                 self.ctx.error(f"function '{name}': {problem}", arg.location)
-                ok = False
+            else:
+                valid.append(arg.value)
             seen.add(arg.value)
-        return ok
+        return valid
 
     def function_names(self, fdef: FunctionDef, signatures) -> None:
         args = set(fdef.args)
@@ -259,6 +273,7 @@ class _SpecLoader:
                         stack.append((callee, path + [callee]))
         for name in reported:
             self.definitions.pop(name, None)
+            self.broken.add(name)
 
     def load_checks(self, item: Item) -> None:
         if not item.value:
@@ -285,17 +300,18 @@ class _SpecLoader:
         program = self.program(fields["expr"]) if "expr" in fields else None
         inputs: dict[str, InputSpec] = {}
         ok = item.complete and program is not None
+        inputs_ok = "inputs" in fields and fields["inputs"].complete
         if "inputs" in fields:
             input_items = fields["inputs"]
             for name, sub in input_items.value.items():
                 if name in RESERVED:
                     ctx.error(f"'{name}' is reserved and cannot be an input name",
                               input_items.key_locations[name])
-                    ok = False
+                    ok = inputs_ok = False
                     continue
                 spec = input_from_item(name, sub, ctx)
                 if spec is None or not self.input_ok(spec):
-                    ok = False
+                    ok = inputs_ok = False
                     continue
                 inputs[name] = spec
         config = {key: spec.default for key, spec in CONFIG.items()}
@@ -307,7 +323,7 @@ class _SpecLoader:
         if program is not None and "inputs" in fields:
             ctx.add(check_names(program, set(fields["inputs"].key_locations),
                                 self.signatures()))
-        wrt = self.wrt(fields, inputs, config["dtype"])
+        wrt = self.wrt(fields, inputs, config["dtype"], inputs_ok)
         if wrt is None:
             return None
         if config["forward_ad"] and program is not None:
@@ -339,10 +355,10 @@ class _SpecLoader:
             return False
         return True
 
-    def wrt(self, fields: dict, inputs: dict[str, InputSpec], dtype: str):
+    def wrt(self, fields: dict, inputs: dict[str, InputSpec], dtype: str, inputs_ok: bool):
         if "wrt" not in fields:
             wrt = tuple(n for n, s in inputs.items() if s.wants_grad(dtype))
-            if not wrt and "inputs" in fields and fields["inputs"].complete:
+            if not wrt and inputs_ok:
                 self.ctx.error("nothing to check: no input requires grad",
                                fields["inputs"].location,
                                hint="give a floating input, or remove requires_grad: false")
@@ -401,7 +417,7 @@ def loads(text: str, filename: str = "<string>", *, allow_python: bool = True,
     """Load a spec from its text.  Raises SpecError (SpecErrors when there are several)
     with every error found without running anything."""
     root = compose(text, filename)
-    if root is None:
+    if root is None or (root.tag.endswith(":null") and not root.value):
         raise SpecError("empty spec file: expected a mapping with a 'checks:' list",
                         Location(filename, 1, 1))
     ctx = Context(Source(filename, text))

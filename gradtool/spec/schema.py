@@ -45,7 +45,7 @@ class Item:
     def plain(self):
         """The value with every nested Item unwrapped."""
         if isinstance(self.value, list):
-            return [v.plain() for v in self.value]
+            return [v.plain() if isinstance(v, Item) else v for v in self.value]
         if isinstance(self.value, dict):
             return {k: v.plain() for k, v in self.value.items()}
         return self.value
