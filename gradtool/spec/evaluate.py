@@ -157,9 +157,9 @@ class Program:
         """Where ``node`` is in the file; for operators, the operator token; for calls, the
         function or method name."""
         start, end = self.span(node)
-        if isinstance(node, ast.BinOp):
+        if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
             start, end = self._token_between(node.left, node.right, BINOPS[type(node.op)][0])
-        elif isinstance(node, ast.Compare):
+        elif isinstance(node, ast.Compare) and type(node.ops[0]) in COMPAREOPS:
             start, end = self._token_between(node.left, node.comparators[0],
                                              COMPAREOPS[type(node.ops[0])][0])
         elif isinstance(node, ast.Call):
