@@ -164,8 +164,9 @@ def _dims_shifted(*names):
     def rule(prim, args, batched, size, params):
         new = dict(params)
         for name in names:
-            if new.get(name) is not None:
-                new[name] = _shift(new[name])
+            if name in new:
+                new[name] = tuple(range(1, args[0].ndim)) if new[name] is None else \
+                    _shift(new[name])
         return prim.forward(*args, **new)
     return rule
 
@@ -255,10 +256,8 @@ def _index_put(prim, args, batched, size, params):
 
 
 def _matmul(prim, args, batched, size, params):
-    a, b = args
-    if prim.name == "matmul":
-        ndim = max(_example_ndim(a, batched[0]), _example_ndim(b, batched[1]))
-        a, b = _align(args, batched, ndim)
+    ndim = max(_example_ndim(a, b) for a, b in zip(args, batched))
+    a, b = _align(args, batched, ndim)
     return np.matmul(a, b)
 
 
@@ -287,8 +286,7 @@ def _per_example(prim, args, batched, size, params):
 def _addmm(prim, args, batched, size, params):
     bias, m1, m2 = args
     prod = np.matmul(m1, m2)
-    ndim = 2
-    return _align([bias], [batched[0]], ndim)[0] + prod if batched[0] else bias + prod
+    return (_align([bias], [True], 2)[0] if batched[0] else bias) + prod
 
 
 def _conv_like(prim, args, batched, size, params):
@@ -301,28 +299,120 @@ def _conv_like(prim, args, batched, size, params):
     return _per_example(prim, args, batched, size, params)
 
 
+def _embedding(prim, args, batched, size, params):
+    (w,) = args
+    return w[:, params["indices"]]
+
+
+def _solve(prim, args, batched, size, params):
+    # give both operands the same number of stacking axes after the batch axis
+    a, b = args
+    core = (2, 1 if params["vector"] else 2)
+    stack = [_example_ndim(x, bt) - c for x, bt, c in zip(args, batched, core)]
+    m = max(stack)
+    a, b = [x.reshape((size,) + (1,) * (m - k) + x.shape[1:]) if bt and k < m else x
+            for x, bt, k in zip(args, batched, stack)]
+    return prim.forward(a, b, **params)
+
+
+def _trace(prim, args, batched, size, params):
+    return np.trace(args[0], axis1=1, axis2=2)
+
+
+def _repeat(prim, args, batched, size, params):
+    (x,) = args
+    reps = tuple(params["repeats"])
+    x = _align([x], [True], len(reps))[0]
+    return np.tile(x, (1,) + reps)
+
+
+def _gather(prim, args, batched, size, params):
+    from .prims.shape import _along
+    x, index = args
+    if batched[1]:
+        raise VmapFallback("gather with a batched index")
+    nd = x.ndim - 1
+    return x[(slice(None),) + _along(None, index, params["dim"] - nd)]
+
+
+def _einsum(prim, args, batched, size, params):
+    equation = params["equation"].replace(" ", "")
+    if "->" not in equation or "..." in equation:
+        return _per_example(prim, args, batched, size, params)
+    free = next(c for c in "ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba"
+                if c not in equation)
+    lhs, rhs = equation.split("->")
+    terms = [(free + t if b else t) for t, b in zip(lhs.split(","), batched)]
+    return np.einsum(",".join(terms) + "->" + free + rhs, *args)
+
+
+def _example_reduce(loss, reduction: str, denom=None):
+    """Reduce a batch of per-element losses example by example (torch's reductions)."""
+    if reduction == "none":
+        return loss
+    flat = loss.reshape(loss.shape[0], -1)
+    total = flat.sum(axis=1)
+    if reduction == "sum":
+        return total
+    return total / (flat.shape[1] if denom is None else denom)
+
+
+def _elementwise_loss(prim, args, batched, size, params):
+    ndim = max(_example_ndim(a, b) for a, b in zip(args, batched))
+    loss = prim.forward(*_align(args, batched, ndim), **dict(params, reduction="none"))
+    return _example_reduce(np.asarray(loss), params["reduction"]).astype(loss.dtype)
+
+
+def _nll_loss(prim, args, batched, size, params):
+    from .prims import loss as L
+    x, target = args
+    if batched[1]:
+        raise VmapFallback("nll_loss with a batched target")
+    weights, picked = L._nll_weights(x[0], target, params["weight"], params["ignore_index"])
+    loss = -np.sum(weights * x, axis=L._class_axis(x.ndim - 1) + 1)
+    return _example_reduce(loss, params["reduction"], np.sum(picked)).astype(x.dtype)
+
+
+def _multi_output(prim, args, batched, size, params):
+    # apply_multi cuts the carrier's example-shaped data into pieces outside apply(): the
+    # pieces would be example 0's, so these run example by example (the whole function)
+    raise VmapFallback(f"several-output primitive '{prim.name}'")
+
+
 ELEMENTWISE = (
     "add", "sub", "rsub", "mul", "div", "neg", "pow_scalar", "pow", "rpow", "exp", "log",
     "log1p", "expm1", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arcsin", "arccos",
     "arctan", "arctan2", "sigmoid", "reciprocal", "abs", "sign", "relu", "softplus", "clamp",
     "clamp_min", "clamp_max", "maximum", "minimum", "where", "eq", "ne", "lt", "le", "gt", "ge",
-    "logical_not", "logical_and", "logical_or", "clone", "to_dtype", "native_dropout",
+    "logical_not", "logical_and", "logical_or", "clone", "to_dtype", "native_dropout", "rsqrt",
+    "clamp_tensor", "masked_fill", "masked_fill_tensor",
 )
-VIEW_LIKE = ("reshape", "unsafe_view", "squeeze", "squeeze_dim", "unsqueeze")
+VIEW_LIKE = ("reshape", "unsafe_view", "squeeze", "squeeze_dim", "unsqueeze", "alias",
+             "reshape_alias", "squeeze_dims", "matmul_squeeze")
+REDUCE_DIMS = ("sum_dim", "mean_dim", "max_dim", "min_dim", "amax", "amin", "prod_dim", "var",
+               "std", "vector_norm", "logsumexp", "softmax", "log_softmax", "cumsum")
 
 BATCH_RULES: dict = {name: _elementwise for name in ELEMENTWISE}
 BATCH_RULES.update({name: _view_like for name in VIEW_LIKE})
+BATCH_RULES.update({name: _dims_shifted("dim") for name in REDUCE_DIMS})
 BATCH_RULES.update({
-    "sum": _reduce_all(np.sum), "mean": _reduce_all(np.mean),
-    "sum_dim": _dims_shifted("dim"), "mean_dim": _dims_shifted("dim"),
+    "sum": _reduce_all(np.sum), "mean": _reduce_all(np.mean), "max": _reduce_all(np.max),
+    "min": _reduce_all(np.min), "prod": _reduce_all(np.prod),
     "transpose": _dims_shifted("dim0", "dim1"), "t": _transpose_2d, "permute": _permute,
     "expand": _expand, "select": _index, "slice": _index, "index": _index,
     "index_backward": _direct, "index_put": _index_put, "cat": _cat, "stack": _stack,
-    "mm": _matmul, "matmul": _matmul, "dot": _dot, "mv": _mv,
-    "addmm": _addmm, "convolution": _conv_like, "conv_input_backward": _per_example,
-    "conv_weight_backward": _per_example, "max_pool2d": _conv_like,
+    "split": _multi_output, "split_with_sizes": _multi_output, "unbind": _multi_output,
+    "gather": _gather, "scatter_add": _per_example, "index_select": _dims_shifted("dim"),
+    "constant_pad": _direct, "flip": _dims_shifted("dims"), "repeat": _repeat,
+    "diagonal": _dims_shifted("dim1", "dim2"), "diagonal_backward": _direct,
+    "mm": _matmul, "bmm": _matmul, "matmul": _matmul, "dot": _dot, "mv": _mv,
+    "inv": _direct, "det": _direct, "solve": _solve, "trace": _trace, "einsum": _einsum,
+    "nll_loss": _nll_loss, "mse_loss": _elementwise_loss,
+    "binary_cross_entropy_with_logits": _elementwise_loss,
+    "addmm": _addmm, "convolution": _conv_like, "convolution_backward_input": _per_example,
+    "convolution_backward_weight": _per_example, "max_pool2d": _conv_like,
     "max_pool2d_backward": _per_example, "max_pool2d_gather": _per_example,
-    "adaptive_avg_pool2d": _direct, "embedding": _per_example,
+    "adaptive_avg_pool2d": _direct, "embedding": _embedding,
 })
 
 
@@ -356,11 +446,13 @@ def _delta_elementwise(prim, args, params):
     out_base = np.asarray(prim.forward(*bases, **params))
     if out_base.shape != shape:
         return None
-    vals = [v if v is not None else _gather(b, shape, index) for b, v in zip(bases, values)]
+    vals = [v if v is not None else _gather_at(b, shape, index) for b, v in zip(bases, values)]
     return Delta(out_base, index, np.asarray(prim.forward(*vals, **params)))
 
 
-def _gather(a, shape, index):
+def _gather_at(a, shape, index):
+    if a is None or np.ndim(a) == 0:
+        return a
     a = np.asarray(a)
     if a.shape == shape:
         return a.reshape(-1)[index]
@@ -402,6 +494,7 @@ def _delta_reduce(prim, args, params):
 DELTA_RULES: dict = {name: _delta_elementwise for name in ELEMENTWISE}
 DELTA_RULES.update({name: _delta_view for name in VIEW_LIKE})
 DELTA_RULES.update({name: _delta_reduce for name in ("sum", "mean", "sum_dim", "mean_dim")})
+DELTA_RULES.pop("native_dropout")
 
 
 # ---- the interceptor -------------------------------------------------------------------------
