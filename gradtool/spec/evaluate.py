@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import dtypes
+from ..engine import dtypes, primitive
 from ..engine.grad_mode import MODE
 from ..engine.ops import BUILTINS, TENSOR_METHODS
 from ..engine.tensor import Tensor
@@ -168,6 +168,10 @@ class Program:
             end = self.span(node)[1]
             start = end - len(node.attr)
         return self.origin.location(start, end)
+
+    def result_location(self) -> Location:
+        """Where the output expression (the last line) is, as a whole."""
+        return self.origin.location(*self.span(self.result))
 
     def _token_between(self, left: ast.AST, right: ast.AST, symbol: str) -> tuple[int, int]:
         start = self.span(left)[1]
@@ -592,6 +596,13 @@ METHOD_SIZES: dict[str, Callable] = {
 
 # ---- evaluation -----------------------------------------------------------------------------
 _SCALARS = (int, float, complex, bool, np.number, np.bool_)
+
+
+def _batching() -> bool:
+    """True inside a batched (vmap) call, where the engine turns errors into a fallback to
+    one call per example; the error is then reported from that unbatched call."""
+    return bool(getattr(primitive, "INTERCEPTORS", None))
+
 _QUALNAME = re.compile(r"^[\w.<>]+\(\) ")
 
 
@@ -655,6 +666,8 @@ class _Evaluator:
                 raise type(exc)(exc.message, self.program.location(node), exc.hint) from None
             raise
         except Exception as exc:  # any engine/numpy error in a user's formula
+            if _batching():
+                raise       # under gt.vmap: the engine falls back to one call per example
             message = str(exc).strip() or type(exc).__name__
             if isinstance(exc, TypeError):      # "_unary.<locals>.op() takes ..." -> "takes"
                 message = _QUALNAME.sub("", message, count=1)

@@ -111,7 +111,7 @@ def build_function(fdef: FunctionDef, registry: dict[str, type],
         if isinstance(out, (tuple, list)):
             raise SpecError(f"function '{fdef.name}': forward returned {len(out)} values; "
                             "Functions with several outputs are not supported",
-                            fdef.forward.location(fdef.forward.result))
+                            fdef.forward.result_location())
         return out, names
 
     def forward(ctx, *args):
@@ -172,7 +172,7 @@ def build_function(fdef: FunctionDef, registry: dict[str, type],
 def _fit_gradient(fdef: FunctionDef, name: str, program: Program, value, arg: Tensor):
     """Check one backward formula's result against its argument's shape (numbers are
     broadcast; a gradient the argument broadcasts to is summed down by the engine)."""
-    where = program.location(program.result)
+    where = program.result_location()
     if isinstance(value, (int, float, complex, np.number)) and not isinstance(value, bool):
         return full_like(arg, value)
     if not isinstance(value, Tensor):
@@ -192,7 +192,7 @@ def _fit_gradient(fdef: FunctionDef, name: str, program: Program, value, arg: Te
 
 
 def _fit_tangent(fdef: FunctionDef, value, out):
-    where = fdef.jvp.location(fdef.jvp.result)
+    where = fdef.jvp.result_location()
     if isinstance(value, (int, float, complex, np.number)) and not isinstance(value, bool):
         return full_like(out, value)
     if not isinstance(value, Tensor):

@@ -212,7 +212,7 @@ class _SpecLoader:
         jvp = self.program(fields["jvp"]) if "jvp" in fields else None
         if forward is not None and type(forward.result).__name__ == "Tuple":
             ctx.error(f"function '{name}': forward returns a tuple; Functions with several "
-                      "outputs are not supported", forward.location(forward.result))
+                      "outputs are not supported", forward.result_location())
             ok = False
         if not ok or forward is None or any(f is None for f in formulas.values()) or \
                 ("jvp" in fields and jvp is None):
