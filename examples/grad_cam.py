@@ -50,12 +50,14 @@ def train(model: nn.Module, images: gt.Tensor, labels: gt.Tensor, steps: int) ->
 
 def grad_cam(model: SmallCNN, image: gt.Tensor, target: int, activations: list,
              gradients: list) -> gt.Tensor | None:
-    """The class-activation map of ``target`` for one image (None if nothing was
-    captured, i.e. the hooks are gone)."""
+    """The class-activation map of ``target`` for one image, from what the hooks append
+    to ``activations`` and ``gradients`` during this call (None if they captured nothing,
+    i.e. the hooks are gone)."""
+    before = (len(activations), len(gradients))
     model.zero_grad()
     score = model(image)[0, target]
     score.backward()
-    if not activations or not gradients:
+    if (len(activations), len(gradients)) == before:
         return None
     a, g = activations[-1], gradients[-1]
     weights = g.mean(dim=(2, 3), keepdim=True)          # w_c: gradient averaged over H, W
