@@ -442,21 +442,25 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepd
     return apply(R.std, (input,), params)
 
 
-def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None) -> Tensor:
+def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None, keepdims=None,
+                axis=None) -> Tensor:
     input = _t(input)
+    dim = axis if dim is None else dim
+    keepdim = _keepdim(keepdim, keepdims)
     _float_input("linalg.vector_norm", input)
     ord = _float(ord)
     return apply(R.vector_norm, (input,), {"ord": ord, "dim": _reduce_dims(input, dim),
                                            "keepdim": _bool(keepdim)})
 
 
-def norm(input, p="fro", dim=None, keepdim=False, dtype=None) -> Tensor:
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None, *, keepdims=None,
+         axis=None) -> Tensor:
     """torch.norm / Tensor.norm: vector norms (p='fro' is the 2-norm of all elements)."""
     if p == "fro" or p is None:
         p = 2
     if isinstance(p, str):
         raise EngineError(f"norm: p='{p}' is not supported (only vector norms)")
-    return vector_norm(input, p, dim, keepdim)
+    return vector_norm(input, p, axis if dim is None else dim, _keepdim(keepdim, keepdims))
 
 
 def logsumexp(input, dim, keepdim=False, *, keepdims=None) -> Tensor:
@@ -684,8 +688,11 @@ def ravel(input) -> Tensor:
     return reshape(input, -1)
 
 
-def transpose(input, dim0, dim1) -> Tensor:
+def transpose(input, dim0=None, dim1=None) -> Tensor:
+    """Swap two dims (torch); with no dims, reverse them all (numpy's transpose)."""
     input = _t(input)
+    if dim0 is None and dim1 is None:
+        return _T(input)
     nd = input.ndim
     d0, d1 = _norm_dim(dim0, nd), _norm_dim(dim1, nd)
     return _share_version(apply(S.transpose, (input,), {"dim0": d0, "dim1": d1}), input)
@@ -907,6 +914,16 @@ def cat(tensors, dim=0, *, axis=None) -> Tensor:
     if not tensors:
         raise EngineError("torch.cat(): expected a non-empty list of Tensors")
     dim = _norm_dim(axis if axis is not None else dim, tensors[0].ndim)
+    first = tensors[0].shape
+    for k, x in enumerate(tensors[1:], 1):
+        if x.ndim != len(first):
+            raise ShapeError(f"Tensors must have same number of dimensions: got {len(first)} and "
+                             f"{x.ndim}")
+        for d, (a, b) in enumerate(zip(first, x.shape)):
+            if d != dim and a != b:
+                raise ShapeError(f"Sizes of tensors must match except in dimension {dim}. "
+                                 f"Expected size {a} but got size {b} for tensor number {k} in "
+                                 "the list.")
     return apply(S.cat, tuple(tensors), {"dim": dim})
 
 
@@ -918,6 +935,11 @@ def stack(tensors, dim=0, *, axis=None) -> Tensor:
     if not tensors:
         raise EngineError("stack expects a non-empty TensorList")
     dim = _norm_dim(axis if axis is not None else dim, tensors[0].ndim + 1)
+    for k, x in enumerate(tensors[1:], 1):
+        if x.shape != tensors[0].shape:
+            raise ShapeError(f"stack expects each tensor to be equal size, but got "
+                             f"{list(tensors[0].shape)} at entry 0 and {list(x.shape)} at entry "
+                             f"{k}")
     return apply(S.stack, tuple(tensors), {"dim": dim})
 
 
@@ -1025,10 +1047,16 @@ def pad(input, pad, mode="constant", value=None) -> Tensor:
                                            else value})
 
 
-def flip(input, dims) -> Tensor:
+def flip(input, *dims, axis=None) -> Tensor:
+    """Reverse the order of elements along dims (``x.flip(0, 1)``, ``flip(x, (0, 1))``,
+    numpy's ``flip(x, axis=0)``; no dims: all of them)."""
     input = _t(input)
-    if isinstance(dims, (_int, np.integer)):
-        dims = (dims,)
+    if axis is not None:
+        dims = (axis,)
+    if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+        dims = tuple(dims[0])
+    if not dims:
+        dims = tuple(range(input.ndim))
     return apply(S.flip, (input,), {"dims": _dims(dims, input.ndim)})
 
 

@@ -168,8 +168,10 @@ abs = _unary("abs", "AbsBackward0", np.abs, lambda g, x, out: g * np.sign(B.data
 sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: g * 0.0,
               lambda t, x, out: t * 0.0, save="none", analytic=False,
               domain="away_from_zero")
+# the gradient passes where the output is positive; a where, not a product, as torch's
+# threshold_backward (an inf or nan gradient stays out of the zeroed region)
 relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0),
-              lambda g, x, out: g * _mask(B.data(out) > 0, g),
+              lambda g, x, out: B.where(B.data(out) > 0, g, 0.0),
               lambda t, x, out: t * (out > 0), save="out", analytic=False,
               domain="away_from_zero")
 
@@ -200,7 +202,7 @@ def _clamp_vjp(g, x, out, min=None, max=None):
         keep &= data >= min
     if max is not None:
         keep &= data <= max
-    return g * _mask(keep, g)
+    return B.where(keep, g, 0.0)
 
 
 def _clamp(x, min=None, max=None):
@@ -258,7 +260,7 @@ def _clamp_hi_keep(x, lo, hi):
 def _clamp_rule(keep_fn):
     def rule(g, x, lo, hi, out):
         keep = keep_fn(B.data(x), B.data(lo), B.data(hi))
-        return g * _mask(keep, g)
+        return B.where(keep, g, 0.0)
     return rule
 
 
@@ -272,19 +274,20 @@ clamp_tensor.defjvp(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
 clamp_tensor.domain = "distinct"
 
 
+def _split_between(g, win, tie):
+    # selected with where, as torch does (an inf gradient does not leak into the other input)
+    return B.where(win, g, B.where(tie, g * 0.5, 0.0))
+
+
 def _max_split(g, a, b, out, first: bool):
     # maximum: the gradient goes to the larger input; ties split it evenly (torch).
     da, db = B.data(a), B.data(b)
-    win = (da > db) if first else (db > da)
-    tie = da == db
-    return g * (_mask(win, g) + 0.5 * _mask(tie, g))
+    return _split_between(g, (da > db) if first else (db > da), da == db)
 
 
 def _min_split(g, a, b, out, first: bool):
     da, db = B.data(a), B.data(b)
-    win = (da < db) if first else (db < da)
-    tie = da == db
-    return g * (_mask(win, g) + 0.5 * _mask(tie, g))
+    return _split_between(g, (da < db) if first else (db < da), da == db)
 
 
 maximum = _binary("maximum", "MaximumBackward0", np.maximum,
@@ -304,8 +307,8 @@ minimum = _binary("minimum", "MinimumBackward0", np.minimum,
 where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="inputs",
                   input_names=("condition", "self", "other"), analytic=True)
 where.defvjp(None,
-             lambda g, c, a, b, out: g * _mask(B.data(c), g),
-             lambda g, c, a, b, out: g * _mask(~np.asarray(B.data(c), dtype=bool), g))
+             lambda g, c, a, b, out: B.where(B.data(c), g, 0.0),
+             lambda g, c, a, b, out: B.where(B.data(c), 0.0, g))
 where.defjvp(None,
              lambda t, c, a, b, out: t * _mask(c, t),
              lambda t, c, a, b, out: t * _mask(~np.asarray(c, dtype=bool), t))
@@ -316,7 +319,7 @@ where.domain = None
 masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
                         lambda x, mask, value: np.where(mask, np.asarray(value, x.dtype), x),
                         broadcasts=True, save="inputs", input_names=("self", "mask"))
-masked_fill.defvjp(lambda g, x, mask, out, value: g * _mask(~np.asarray(mask, bool), g), None)
+masked_fill.defvjp(lambda g, x, mask, out, value: B.where(mask, 0.0, g), None)
 masked_fill.defjvp(lambda t, x, mask, out, value: t * ~np.asarray(mask, bool), None)
 masked_fill.domain = None
 
@@ -325,9 +328,9 @@ masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
                                lambda x, mask, value: np.where(mask, value, x),
                                broadcasts=True, input_names=("self", "mask", "value"))
 masked_fill_tensor.defvjp(
-    lambda g, x, mask, value, out: g * _mask(~np.asarray(mask, bool), g),
+    lambda g, x, mask, value, out: B.where(mask, 0.0, g),
     None,
-    lambda g, x, mask, value, out: g * _mask(mask, g))
+    lambda g, x, mask, value, out: B.where(mask, g, 0.0))
 masked_fill_tensor.defjvp(
     lambda t, x, mask, value, out: t * ~np.asarray(mask, bool),
     None,

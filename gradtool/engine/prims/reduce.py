@@ -186,15 +186,21 @@ var.defjvp(_var_jvp)
 var.domain = None
 
 
+def _nonzero(out):
+    """out with zeros replaced by inf: dividing by it gives 0 where out == 0, where torch
+    masks the gradient of std and of the 2-norm (constant inputs, zero vectors)."""
+    return B.where(B.data(out) == 0, np.inf, out)
+
+
 def _std_vjp(g, x, out, dim, correction, keepdim):
     # d std = (x - mean) dx / ((N - correction) std)
     n = _count(x.shape, dim) - correction
-    return _expand_back(g / out, x.shape, dim, keepdim) * _centered(x, dim) * (1.0 / n)
+    return _expand_back(g / _nonzero(out), x.shape, dim, keepdim) * _centered(x, dim) * (1.0 / n)
 
 
 def _std_jvp(t, x, out, dim, correction, keepdim):
     n = _count(x.shape, dim) - correction
-    return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) / (out * n)
+    return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) / (_nonzero(out) * n)
 
 
 std = Primitive("std", "StdBackward0",
@@ -232,6 +238,7 @@ def _norm_direction(x, out, ord, dim, keepdim):
         return sign
     if ord in (np.inf, -np.inf):
         return sign * _extreme_mask(np.abs(B.data(x)), B.data(kept), dim)
+    kept = _nonzero(kept)
     if ord == 2:
         # d ||x|| = x / ||x||
         return x / kept

@@ -227,8 +227,7 @@ class MultiOutputNode(OpNode):
         return len(self.params["sections"])
 
     def apply(self, grads: list, create_graph: bool, batched: bool):
-        if self.released:
-            return OpNode.apply(self, grads, create_graph, batched)
+        # shape-only saves: never released, a second backward works (as torch's split)
         present = [g for g in grads if g is not None]
         if not present:
             return (None,)
