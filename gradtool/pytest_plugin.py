@@ -88,6 +88,15 @@ class SpecFile(pytest.File):
             yield item
 
 
+def _diagnosis(report: str) -> str:
+    """The line of a checker report that says what is wrong (its first failing block)."""
+    lines = [line.strip() for line in report.splitlines() if line.strip()]
+    for line in lines[1:]:
+        if "FAILED" in line or "missing" in line:
+            return line
+    return lines[0] if lines else "expect: fail"
+
+
 class CheckFailed(Exception):
     """Raised by a failing check; its text is the checker's report."""
 
@@ -104,9 +113,10 @@ class SpecItem(pytest.Item):
         outcome = run_check(self.selected)
         status = outcome.status
         if status == "skipped":
-            pytest.skip(outcome.message)
+            # reported at the check in the spec file, not at this line
+            raise pytest.skip.Exception(outcome.message, _use_item_location=True)
         if status == "xfailed":
-            pytest.xfail(outcome.message.splitlines()[0] if outcome.message else "expect: fail")
+            pytest.xfail(_diagnosis(outcome.message))
         if status == "passed":
             return
         text = outcome.message

@@ -1,6 +1,7 @@
 """``gradtool check``: selection, statuses, exit codes, formats, files."""
 
 import json
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -139,7 +140,9 @@ def test_runtime_error_is_2(run, spec_dir):
     spec_dir("shapes.yaml", RUNTIME_ERROR)
     result = run("check", "shapes.yaml")
     assert result.exit_code == 2
-    assert "ERROR shapes.yaml:4:" in result.stdout and "size of tensor" in result.stdout
+    # located at the expression, or at least at the check
+    assert re.search(r"ERROR shapes\.yaml:[34]:\d+: shapes", result.stdout)
+    assert "size of tensor" in result.stdout
 
 
 def test_internal_error_in_a_check_is_3_and_the_run_goes_on(run, spec_dir, monkeypatch):
@@ -281,8 +284,8 @@ def test_example_specs_all_pass(run, monkeypatch):
     monkeypatch.chdir(ROOT)
     result = run("check", "specs", "-q")
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "failed" not in result.stdout and "error" not in result.stdout
-    assert "xfailed" in result.stdout
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"\d+ passed, 4 xfailed in [\d.]+s", summary), summary
 
 
 def test_console_script_subprocess(console_script, spec_dir, tmp_path):
