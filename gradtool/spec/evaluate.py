@@ -202,7 +202,8 @@ def parse_program(source: str, origin=None, *, filename: str = "<expr>") -> Prog
         offset = program.offset(lineno, 0) + max((exc.offset or 1) - 1, 0)
         raise SpecError(f"invalid syntax: {exc.msg}", origin.location(offset)) from None
     except (RecursionError, MemoryError):
-        raise LimitError("expression nested too deeply", origin.location(0)) from None
+        raise LimitError(f"expression nested too deeply (the limit is {MAX_DEPTH} levels)",
+                         origin.location(0)) from None
     program = Program(source, origin, [], ast.Constant(0), (), frozenset())
     validator = _Validator(program)
     validator.statements(tree.body)
@@ -617,7 +618,7 @@ class _Evaluator:
 
     def run(self):
         for stmt in self.program.body:
-            value = self.eval(stmt.value)
+            value = self.visit(stmt.value)
             if isinstance(stmt, ast.AugAssign):
                 target = stmt.target.id
                 value = self._operate(stmt, BINOPS[type(stmt.op)], self.lookup(target, stmt),
@@ -625,9 +626,9 @@ class _Evaluator:
                 self.names[target] = value
             else:
                 self.assign(stmt.targets[0], value)
-        return self.eval(self.program.result)
+        return self.visit(self.program.result)
 
-    def eval(self, node: ast.AST):
+    def visit(self, node: ast.AST):
         return _HANDLERS[type(node)](self, node)
 
     def fail(self, node: ast.AST, message: str, cls=SpecError, hint: str | None = None):
@@ -687,17 +688,17 @@ class _Evaluator:
         return self.lookup(node.id, node)
 
     def _tuple(self, node: ast.Tuple):
-        return tuple(self.eval(e) for e in node.elts)
+        return tuple(self.visit(e) for e in node.elts)
 
     def _list(self, node: ast.List):
-        return [self.eval(e) for e in node.elts]
+        return [self.visit(e) for e in node.elts]
 
     def _slice(self, node: ast.Slice):
         return slice(*(None if part is None else self._index_int(part)
                        for part in (node.lower, node.upper, node.step)))
 
     def _index_int(self, node: ast.AST):
-        value = self.eval(node)
+        value = self.visit(node)
         if isinstance(value, Tensor) and value.ndim == 0 and value.dtype.np.kind in "iu":
             return int(value.item())
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
@@ -705,18 +706,18 @@ class _Evaluator:
         return value
 
     def _attribute(self, node: ast.Attribute):
-        obj = self.eval(node.value)
+        obj = self.visit(node.value)
         if not isinstance(obj, Tensor):
             raise self.fail(node, f"'.{node.attr}' needs a tensor, got {_kind(obj)}")
         getter = PROPERTIES[node.attr]
         return self.guarded(node, f".{node.attr}", lambda: getter(obj))
 
     def _call(self, node: ast.Call):
-        args = [self.eval(a) for a in node.args]
-        kwargs = {kw.arg: self.eval(kw.value) for kw in node.keywords}
+        args = [self.visit(a) for a in node.args]
+        kwargs = {kw.arg: self.visit(kw.value) for kw in node.keywords}
         func = node.func
         if isinstance(func, ast.Attribute):
-            obj = self.eval(func.value)
+            obj = self.visit(func.value)
             if not isinstance(obj, Tensor):
                 raise self.fail(func, f"'.{func.attr}()' needs a tensor, got {_kind(obj)}")
             size = METHOD_SIZES.get(func.attr)
@@ -739,8 +740,8 @@ class _Evaluator:
         return self.guarded(node, f"{name}()", lambda: builtin(*args, **kwargs))
 
     def _binop(self, node: ast.BinOp):
-        left = self.eval(node.left)
-        right = self.eval(node.right)
+        left = self.visit(node.left)
+        right = self.visit(node.right)
         return self._operate(node, BINOPS[type(node.op)], left, right)
 
     def _operate(self, node: ast.AST, op: tuple[str, Callable], left, right):
@@ -780,19 +781,19 @@ class _Evaluator:
 
     def _unaryop(self, node: ast.UnaryOp):
         symbol, function = UNARYOPS[type(node.op)]
-        operand = self.eval(node.operand)
+        operand = self.visit(node.operand)
         if not isinstance(operand, (Tensor,) + _SCALARS):
             raise self.fail(node, f"operator '{symbol}' needs a tensor or a number, got "
                             f"{_kind(operand)}")
         return self.guarded(node, f"operator '{symbol}'", lambda: function(operand))
 
     def _compare(self, node: ast.Compare):
-        return self._operate(node, COMPAREOPS[type(node.ops[0])], self.eval(node.left),
-                             self.eval(node.comparators[0]))
+        return self._operate(node, COMPAREOPS[type(node.ops[0])], self.visit(node.left),
+                             self.visit(node.comparators[0]))
 
     def _subscript(self, node: ast.Subscript):
-        obj = self.eval(node.value)
-        key = self.eval(node.slice)
+        obj = self.visit(node.value)
+        key = self.visit(node.slice)
         if isinstance(obj, tuple) and not isinstance(obj, Tensor):
             if not isinstance(key, (int, slice)) or isinstance(key, bool):
                 raise self.fail(node, f"tuples can only be indexed by integers and slices, "
