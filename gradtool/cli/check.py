@@ -60,7 +60,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     \b
     Examples:
       gradtool check                                 every spec under specs/
-      gradtool check specs/custom_functions.yaml -k relu -v
+      gradtool check specs/my_relu.yaml -k relu -v
       gradtool check -m fast --format junit --output report.xml
       gradtool check --format github                 annotations for GitHub Actions
     """

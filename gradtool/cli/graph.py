@@ -51,7 +51,7 @@ def command(expr, inputs, spec_file, check_name, saved, grads, fmt, output, dept
       gradtool graph "((x + 2) * (x + 2) * 3).mean()" -i x=[1,2,3]
       gradtool graph "x.mm(w1).clamp(min=0).mm(w2).sum()" -i 'x={shape: [4, 3]}' \\
           -i 'w1={shape: [3, 5]}' -i 'w2={shape: [5, 2]}' --saved
-      gradtool graph --spec specs/basics.yaml --check mean_of_squares --grads
+      gradtool graph --spec specs/autograd_basics.yaml --check mean_of_squares --grads
       gradtool graph "(x * 2).sum()" -i x=[1,2] -o graph.svg
     """
     problem = from_args(expr, inputs, spec_file, check_name, seed=seed,
