@@ -123,6 +123,8 @@ class _TorchChecker(_Checker):
     def _undefined_grad_problems(self) -> list:
         # torch's undefined-gradient protocol lives in torch; the zero-cotangent test is ours
         problems = []
+        if self.mode != "full":
+            return problems     # fast mode checked a zero cotangent with the projections
         for o in self.diff_outs:
             zeros = np.zeros((1,) + self.out_data[o].shape)
             for j, g in zip(self.diff, self._vjp(o, self.diff)(zeros)):
