@@ -367,6 +367,7 @@ def test_op_table_entry(name):
                 assert o.grad_fn is None and not o.requires_grad
             continue
         assert case.diff, f"{name}: sample has no differentiable input"
+        check_out_shape(case)
         check_reverse(case)
         check_second_order(case)
         check_forward(case)
@@ -375,10 +376,22 @@ def test_op_table_entry(name):
             check_complex_step(case)
 
 
+def check_out_shape(case):
+    """``out_shape`` (used to refuse oversized outputs before allocating) predicts the
+    output's shape."""
+    if case.prim.out_shape is None:
+        return
+    outs, _ = case.outputs()
+    shapes = [np.shape(a) for a in case.args]
+    predicted = case.prim.out_shape(*shapes, **case.params)
+    assert tuple(predicted) == tuple(outs[0].shape), f"{case.prim.name}: out_shape"
+
+
 def check_reverse(case):
     outs, _ = case.outputs()
     for o in outs:
         assert o.grad_fn is not None and o.grad_fn.name() == case.prim.node_name
+        assert o.dtype == gt.float64
     v = _cotangents(outs, 1)
     analytic, _ = _vjp(case, case.inputs, v)
 
@@ -467,3 +480,23 @@ def test_every_entry_has_rules():
             continue
         assert prim.vjps, f"{name} has no VJP rules"
         assert prim.jvps, f"{name} has no JVP rules"
+
+
+def test_element_cap_is_checked_before_allocating():
+    from gradtool.engine.grad_mode import MODE
+    from gradtool.errors import LimitError
+
+    x = gt.ones(1000)
+    old = MODE.max_elements
+    MODE.max_elements = 10_000
+    try:
+        for make in (lambda: x[gt.zeros(100, 1000, dtype=gt.int64)],
+                     lambda: x.index_select(0, gt.zeros(20_000, dtype=gt.int64)),
+                     lambda: x.repeat(11), lambda: gt.outer(x, x),
+                     lambda: x.reshape(1000, 1) @ x.reshape(1, 1000),
+                     lambda: gt.einsum("i,j->ij", x, x), lambda: x.expand(11, 1000),
+                     lambda: gt.pad(x, (0, 9001)), lambda: gt.cat([x] * 11)):
+            with pytest.raises(LimitError):
+                make()
+    finally:
+        MODE.max_elements = old

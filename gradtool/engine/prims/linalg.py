@@ -89,8 +89,13 @@ def _solve_jvp_a(t, a, b, out, vector):
     return -np.linalg.solve(a, t @ out)
 
 
+def _solve_shape(a, b, vector):
+    k = 1 if vector else 2
+    return tuple(np.broadcast_shapes(a[:-2], b[:-k])) + tuple(b[-k:])
+
+
 solve = Primitive("solve", "LinalgSolveExBackward0", _solve_forward, save="both",
-                  broadcasts=True, input_names=("A", "B"))
+                  broadcasts=True, input_names=("A", "B"), out_shape=_solve_shape)
 solve.defvjp(_solve_a_vjp, _solve_b_vjp)
 solve.defjvp(_solve_jvp_a, lambda t, a, b, out, vector: _solve_forward(a, t, vector))
 solve.domain = None

@@ -133,8 +133,14 @@ def _index_forward(x, key, out_ndim):
     return x[key]
 
 
+def _indexed_shape(shape, key) -> tuple:
+    """Shape of x[key] without allocating it (indexing a zero-byte array)."""
+    return np.empty(shape, dtype="V0")[key].shape
+
+
 def _index_prim(name, node):
-    prim = Primitive(name, node, _index_forward, save="shapes", input_names=("self",))
+    prim = Primitive(name, node, _index_forward, save="shapes", input_names=("self",),
+                     out_shape=lambda xs, key, out_ndim: _indexed_shape(xs, key))
     prim.defvjp(_index_vjp)
     prim.defjvp(lambda t, x, out, key, out_ndim: t[key])
     return prim
@@ -415,7 +421,8 @@ def _index_select_vjp(g, x, index, out, dim):
 
 index_select = Primitive("index_select", "IndexSelectBackward0",
                          lambda x, index, dim: np.take(x, index, axis=dim),
-                         input_names=("self", "index"))
+                         input_names=("self", "index"),
+                         out_shape=lambda xs, index, dim: xs[:dim] + tuple(index) + xs[dim + 1:])
 index_select.defvjp(_index_select_vjp, None)
 index_select.defjvp(lambda t, x, index, out, dim: np.take(t, index, axis=dim), None)
 
