@@ -1,8 +1,8 @@
 """How long ``gradtool graph`` takes to summarize a 1,000,000-node graph (not a test).
 
 Builds ``x * 1.0`` chained 1,000,000 times through the Python API (1,000,000 MulBackward0
-nodes and the AccumulateGrad leaf), then times the walk (totals, in-degrees, depth) and the bounded tree
-render separately.  Target: render under 5 s.
+nodes and the AccumulateGrad leaf), then times the walk (totals, in-degrees, depth) and
+the bounded tree render separately.  Target: render under 5 s.
 
     python bench/graph.py [N]
 """

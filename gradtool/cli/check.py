@@ -124,8 +124,9 @@ def _render(fmt, outcomes, load_errors, elapsed) -> str:
         from io import StringIO
         from rich.console import Console
         buffer = StringIO()
-        report.render_table(Console(file=buffer, no_color=True, width=120, soft_wrap=True,
-                                    highlight=False), outcomes, load_errors, elapsed=elapsed)
+        plain = Console(file=buffer, no_color=True, width=120, soft_wrap=True,
+                        highlight=False, markup=False, emoji=False)
+        report.render_table(plain, outcomes, load_errors, elapsed=elapsed)
         return buffer.getvalue()
     return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed)
 

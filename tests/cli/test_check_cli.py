@@ -8,7 +8,6 @@ from pathlib import Path
 
 import jsonschema
 import numpy as np
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((Path(__file__).parent / "report_schema.json").read_text())
@@ -303,3 +302,10 @@ def test_console_script_subprocess(console_script, spec_dir, tmp_path):
                            text=True, cwd=tmp_path, timeout=120)
     assert usage.returncode == 2
     assert usage.stderr.startswith("missing.yaml: no such file or folder")
+
+
+def test_user_strings_are_not_rich_markup(run, spec_dir, tmp_path):
+    spec_dir("m.yaml", GOOD.replace("name: square", "name: '[red]sq[/red] :thumbs_up:'"))
+    result = run("check", "m.yaml", "--output", "r.txt")
+    assert "[red]sq[/red] :thumbs_up:" in result.stdout
+    assert "[red]sq[/red] :thumbs_up:" in (tmp_path / "r.txt").read_text()

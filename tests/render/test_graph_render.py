@@ -3,12 +3,11 @@
 import json
 import time
 
-import pytest
 
 import gradtool as gt
 from gradtool.render.dot import render_dot
 from gradtool.render.graph_json import graph_dict
-from gradtool.render.graphview import build_view, record_grads, walk_stats
+from gradtool.render.graphview import build_view, record_grads
 from gradtool.render.mermaid import render_mermaid
 from gradtool.render.tree import render_text
 
