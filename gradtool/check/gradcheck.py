@@ -136,10 +136,10 @@ def _max_gap(first: list, again: list) -> float:
         if a is not None and a.size:
             with np.errstate(invalid="ignore"):
                 gap = float(np.max(np.abs(a - b)))
-            if gap != gap:        # NaN: equal where both sides are NaN
-                same_nan = np.isnan(a) & np.isnan(b)
-                d = np.abs(np.where(same_nan, 0.0, a) - np.where(same_nan, 0.0, b))
-                gap = float("inf") if np.isnan(d).any() else float(d.max())
+                if gap != gap:        # NaN: equal where both sides are NaN
+                    same_nan = np.isnan(a) & np.isnan(b)
+                    d = np.abs(np.where(same_nan, 0.0, a) - np.where(same_nan, 0.0, b))
+                    gap = float("inf") if np.isnan(d).any() else float(d.max())
             worst = max(worst, gap)
     return worst
 

@@ -153,7 +153,7 @@ def numerical_jacobian(ev: Evaluator, j: int, out_sizes: list, method: str, eps:
     n = x.size
     h = COMPLEX_STEP if complex_step else eps
     dtype = np.float64
-    jac = [np.zeros((m, n), dtype=dtype) for m in out_sizes]
+    jac = [None if m is None else np.zeros((m, n), dtype=dtype) for m in out_sizes]
     cols = np.arange(n) if columns is None else np.asarray(columns)
     moving = [o for o in offsets if o != 0.0]
     step = _chunk(len(cols), len(moving), x.nbytes or 8)
