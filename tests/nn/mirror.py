@@ -26,3 +26,12 @@ def copy_weights(module, torch_module) -> None:
 def rel_err(a, b) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+
+def import_torch():
+    """torch, or skip the test; single-threaded, since the tiny ops here only pay for
+    thread hand-offs (seconds per test on a busy machine)."""
+    import pytest
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    return torch

@@ -15,7 +15,7 @@ import pytest
 
 import gradtool as gt
 
-from .mirror import copy_weights, rel_err, to_torch
+from .mirror import copy_weights, import_torch, rel_err, to_torch
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -58,7 +58,7 @@ def test_two_layer(name, reference, torch_opt):
     losses = quiet(example.main, 60)
     assert losses[-1] == pytest.approx(reference, rel=1e-9)
     assert losses[-1] < losses[0] / 4
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     x, y, model = example.build()
     ref = _torch_two_layer(torch, model)
     opt = getattr(torch.optim, torch_opt)(ref.parameters(), lr=1e-4, foreach=False)
@@ -67,7 +67,7 @@ def test_two_layer(name, reference, torch_opt):
 
 
 def test_two_layer_sgd_float32_follows_torch():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     example = load("two_layer_sgd")
     x, y, model = example.build()
     ref = _torch_two_layer(torch, model).float()
@@ -86,7 +86,7 @@ def test_legendre_polynomial():
     assert b == pytest.approx(-2.20852641519011, rel=1e-9)
     assert d == pytest.approx(0.2554861125088658, rel=1e-9)
     assert abs(a) < 1e-12 and abs(c) < 1e-12
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
 
     class P3(torch.autograd.Function):
         @staticmethod
@@ -120,7 +120,7 @@ def test_dataloader_epochs():
     assert history[-1][0] == pytest.approx(0.015027036310559228, rel=1e-9)
     assert history[0][0] == pytest.approx(3.821427669691772, rel=1e-9)
     assert all(later[0] < earlier[0] for earlier, later in zip(history, history[1:]))
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     loader, model = example.build()
     ref = torch.nn.Linear(3, 1).double()
     copy_weights(model, ref)
@@ -151,7 +151,7 @@ def test_grad_cam():
     assert cam.shape == (8, 8) and np.all(cam._data >= 0)
     assert float(cam.sum()) == pytest.approx(0.17238357732872744, rel=1e-8)
     assert captured == (1, 1) and again is None
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     images, labels, model = example.build()
     tn = torch.nn
 
@@ -195,7 +195,7 @@ def test_backward_hook_changes_upstream_gradients():
     for name in ("2.weight", "2.bias"):
         np.testing.assert_allclose(hooked[name], plain[name], rtol=1e-12)
     assert losses[-1] == pytest.approx(0.5235167788749348, rel=1e-8)
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     x, y, model = example.build()
     tn = torch.nn
     ref = tn.Sequential(tn.Linear(4, 8), tn.Tanh(), tn.Linear(8, 2)).double()

@@ -9,7 +9,7 @@ import pytest
 import gradtool as gt
 import gradtool.nn as nn
 
-from .mirror import copy_weights, to_torch
+from .mirror import copy_weights, import_torch, to_torch
 
 
 def mix_class(base):
@@ -74,7 +74,7 @@ def _record(log, tag):
 
 
 def test_full_backward_hooks_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     ours, theirs = mix_class(nn)(), mix_class(torch.nn)().double()
     copy_weights(ours, theirs)
     x = gt.randn(4, 3, requires_grad=True)
@@ -108,7 +108,7 @@ def test_full_backward_hooks_match_torch():
 
 
 def test_backward_hook_replacing_grad_input_reaches_inputs_as_torch():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     ours = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
     theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
                                  torch.nn.Linear(4, 2)).double()

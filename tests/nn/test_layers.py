@@ -11,7 +11,7 @@ import gradtool.nn as nn
 import gradtool.nn.functional as F
 
 from .fd import check_grads
-from .mirror import copy_weights, to_torch
+from .mirror import copy_weights, import_torch, to_torch
 
 
 def _input(*shape, distinct=False):
@@ -82,7 +82,7 @@ def test_layer_gradcheck(name):
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_layer_matches_torch(name):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     make, make_torch, shape, distinct = LAYERS[name]
     layer = make()
     ref = make_torch(torch).double()
@@ -102,7 +102,7 @@ def test_layer_matches_torch(name):
 
 
 def test_graph_node_names_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     lin = nn.Linear(3, 2)
     out = lin(gt.randn(4, 3))
     assert out.grad_fn.name() == "AddmmBackward0"
@@ -123,7 +123,7 @@ def test_graph_node_names_match_torch():
 
 
 def test_conv_second_order_matches_torch():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     conv = nn.Conv2d(2, 2, 3, padding=1, stride=2)
     ref = torch.nn.Conv2d(2, 2, 3, padding=1, stride=2).double()
     copy_weights(conv, ref)
@@ -137,7 +137,7 @@ def test_conv_second_order_matches_torch():
 
 
 def test_max_pool_return_indices_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     x = _input(2, 2, 5, 7, distinct=True)
     out, idx = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)
     out_t, idx_t = torch.nn.functional.max_pool2d(to_torch(x), 3, stride=2, padding=1,
@@ -147,7 +147,7 @@ def test_max_pool_return_indices_match_torch():
 
 
 def test_max_pool_ties_pick_the_first_maximum_as_torch():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     x = gt.tensor(np.ones((1, 1, 4, 4)), requires_grad=True)
     F.max_pool2d(x, 2).sum().backward()
     xt = to_torch(x)
@@ -161,7 +161,7 @@ def test_pool_errors():
 
 
 def test_embedding_padding_idx_matches_torch():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     emb = nn.Embedding(6, 3, padding_idx=2)
     assert np.all(emb.weight._data[2] == 0)
     ref = torch.nn.Embedding(6, 3, padding_idx=2).double()
@@ -202,7 +202,7 @@ def test_dropout_seeded_and_scaled():
 
 
 def test_functional_activations_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     x = gt.randn(3, 5, requires_grad=True)
     xt = to_torch(x)
     pairs = [(F.leaky_relu(x, 0.1), torch.nn.functional.leaky_relu(xt, 0.1)),

@@ -8,7 +8,7 @@ import gradtool.nn as nn
 import gradtool.nn.functional as F
 
 from .fd import check_grads
-from .mirror import to_torch
+from .mirror import import_torch, to_torch
 
 
 def _cases():
@@ -52,7 +52,7 @@ def _build(module, kwargs, wrap):
 @pytest.mark.parametrize("case", range(len(CASES)),
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_loss_matches_torch(case):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     name, kwargs, inp, target = CASES[case]
     ours = _build(getattr(nn, name), kwargs, gt.tensor)
     theirs = _build(getattr(torch.nn, name), kwargs, torch.tensor)

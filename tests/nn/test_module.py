@@ -9,6 +9,8 @@ import pytest
 import gradtool as gt
 import gradtool.nn as nn
 
+from .mirror import import_torch
+
 
 class TwoLayer(nn.Module):
     def __init__(self) -> None:
@@ -169,7 +171,7 @@ def test_repr_matches_torch():
   (10): MSELoss()
 )"""
     assert repr(model) == expected
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     tn = torch.nn
     ref = tn.Sequential(tn.Linear(20, 10), tn.ReLU(), tn.Linear(10, 5, bias=False),
                         tn.Sequential(tn.Conv2d(1, 2, 3, stride=2, padding=1), tn.Tanh()),

@@ -8,7 +8,7 @@ import gradtool as gt
 import gradtool.nn as nn
 import gradtool.optim as optim
 
-from .mirror import copy_weights, rel_err, to_torch
+from .mirror import copy_weights, import_torch, rel_err, to_torch
 
 CONFIGS = [
     ("SGD", {"lr": 0.05}),
@@ -43,7 +43,7 @@ def _gt_losses(name, kwargs, model, x, y, steps=60):
 @pytest.mark.parametrize("config", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in
                                                  enumerate(CONFIGS)])
 def test_optimizer_follows_torch(config):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     name, kwargs = config
     model = _model(nn)
     ref = _model(torch.nn).double()
