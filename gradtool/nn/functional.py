@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import ops as _ops
-from ..engine.grad_mode import no_grad
 from ..engine.prims import nn as _P
 from ..engine.prims import shape as _S
-from ..engine.primitive import apply
+from ..engine.primitive import REGISTRY, apply
 from ..engine.random import _rng
 from ..engine.tensor import Tensor, _make
 
@@ -64,11 +63,14 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     if approximate != "none":
         raise ValueError(f"approximate argument must be either none or tanh, got "
                          f"{approximate}")
-    erf = getattr(_ops, "erf", None)
-    if erf is None:
-        raise NotImplementedError("gelu(approximate='none') needs gt.erf; use "
-                                  "approximate='tanh'")
-    return input * 0.5 * (erf(input * float(1 / np.sqrt(2.0))) + 1.0)
+    return input * 0.5 * (_erf(input * float(1 / np.sqrt(2.0))) + 1.0)
+
+
+def _erf(input: Tensor) -> Tensor:
+    """The error function, elementwise (the engine's when it has one)."""
+    if hasattr(_ops, "erf"):
+        return _ops.erf(input)
+    return apply(REGISTRY["erf"], (input,))
 
 
 softmax = _ops.softmax
@@ -313,12 +315,9 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     dt = input._data.dtype
     mask = keep.astype(dt) * (dt.type(1.0) / dt.type(1.0 - p)) if p < 1.0 else \
         np.zeros(input.shape, dt)
-    out = apply(_P.native_dropout, (input,), {"mask": mask})
     if inplace:
-        with no_grad():
-            input._data[...] = out._data
-        return input if not input.requires_grad else out
-    return out
+        return _ops._inplace(input, lambda x: apply(_P.native_dropout, (x,), {"mask": mask}))
+    return apply(_P.native_dropout, (input,), {"mask": mask})
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,

@@ -195,10 +195,17 @@ def test_dropout_seeded_and_scaled():
     assert a.grad_fn.name() == "NativeDropoutBackward0"
     a.sum().backward()
     np.testing.assert_array_equal(x.grad._data, a._data)
-    check_grads(lambda: F.dropout(x[:3, :4], 0.5, training=True) if gt.manual_seed(1) else
-                None, [x])
+
+    def dropped():
+        gt.manual_seed(1)            # the same mask on every evaluation
+        return F.dropout(x[:3, :4], 0.5)
+    check_grads(dropped, [x])
     layer.eval()
     assert layer(x) is x
+    y = gt.ones(4, 5)
+    assert F.dropout(y, 0.5, inplace=True) is y and set(np.unique(y._data)) <= {0.0, 2.0}
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        F.dropout(x, 0.5, inplace=True)
 
 
 def test_functional_activations_match_torch():
@@ -209,6 +216,7 @@ def test_functional_activations_match_torch():
              (F.elu(x), torch.nn.functional.elu(xt)),
              (F.silu(x), torch.nn.functional.silu(xt)),
              (F.gelu(x, approximate="tanh"), torch.nn.functional.gelu(xt, approximate="tanh")),
+             (nn.GELU()(x), torch.nn.GELU()(xt)),
              (F.softmax(x, dim=1), torch.softmax(xt, dim=1)),
              (F.log_softmax(x, dim=0), torch.log_softmax(xt, dim=0)),
              (F.pad(x, (1, 2)), torch.nn.functional.pad(xt, (1, 2))),

@@ -7,12 +7,13 @@ import pytest
 import gradtool as gt
 from gradtool.engine.forward_ad import dual_level, make_dual, unpack_dual
 from gradtool.engine.prims import nn as P
-from gradtool.engine.primitive import apply
+from gradtool.engine.primitive import REGISTRY, apply
 
 from .fd import numerical_vjp
 
 PRIMS = [P.addmm, P.convolution, P.conv_input_backward, P.conv_weight_backward, P.max_pool2d,
-         P.pool_scatter, P.pool_gather, P.adaptive_avg_pool2d, P.embedding, P.native_dropout]
+         P.pool_scatter, P.pool_gather, P.adaptive_avg_pool2d, P.embedding, P.native_dropout,
+         REGISTRY["erf"]]
 CASES = [(prim, k) for prim in PRIMS for k in range(len(prim.sample()))]
 
 

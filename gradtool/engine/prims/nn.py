@@ -11,11 +11,13 @@ VJP of a VJP needs, since there the batched cotangent becomes an *input* of a pr
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import backend as B
-from ..primitive import Primitive, apply
+from ..primitive import REGISTRY, Primitive, apply
 from ..tensor import Tensor
 from . import shape as S
 
@@ -51,11 +53,17 @@ addmm.defjvp(lambda t, b, m1, m2, out: t,
              lambda t, b, m1, m2, out: t @ m2,
              lambda t, b, m1, m2, out: m1 @ t)
 addmm.domain = None
-addmm.sample = lambda: [((_sample_rng().standard_normal(4), _sample_rng().standard_normal((3, 2)),
-                          _sample_rng().standard_normal((2, 4))), {}),
-                        ((_sample_rng().standard_normal((3, 4)),
-                          _sample_rng().standard_normal((3, 5)),
-                          _sample_rng().standard_normal((5, 4))), {})]
+
+
+def _addmm_samples():
+    rng = _sample_rng()
+    return [((rng.standard_normal(4), rng.standard_normal((3, 2)), rng.standard_normal((2, 4))),
+             {}),
+            ((rng.standard_normal((3, 4)), rng.standard_normal((3, 5)),
+              rng.standard_normal((5, 4))), {})]
+
+
+addmm.sample = _addmm_samples
 
 
 # ---- convolution ----------------------------------------------------------------------------
@@ -390,7 +398,7 @@ adaptive_avg_pool2d.sample = lambda: [
     ((_sample_rng().standard_normal((1, 2, 5, 7)),), {"output_size": (3, 2)})]
 
 
-# ---- embedding ------------------------------------------------------------------------------------
+# ---- embedding ----------------------------------------------------------------------------
 def _embedding_vjp(g, w, out, indices, padding_idx):
     # rows of the table get the sum of the gradients of every lookup of them
     out_ndim = indices.ndim + 1
@@ -424,7 +432,7 @@ embedding.sample = lambda: [
 # it) is not the derivative, so the samples leave it out; tests/nn checks it against torch.
 
 
-# ---- dropout ----------------------------------------------------------------------------------------
+# ---- dropout ------------------------------------------------------------------------------
 # out = x * mask, the mask already scaled by 1 / (1 - p); it is drawn by the caller (from the
 # default generator) and stays a constant of the node, as torch's saved mask.
 native_dropout = Primitive("native_dropout", "NativeDropoutBackward0",
@@ -435,4 +443,25 @@ native_dropout.defjvp(lambda t, x, out, mask: t * mask)
 native_dropout.domain = None
 native_dropout.sample = lambda: [
     ((_sample_rng().standard_normal((3, 4)),),
-     {"mask": (_sample_rng().random((3, 4)) > 0.3) / 0.7})]
+     {"mask": (np.random.default_rng(7).random((3, 4)) > 0.3) / 0.7})]
+
+
+# ---- erf (for GELU) -----------------------------------------------------------------------------
+def _erf(x):
+    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype if x.dtype.kind == "f"
+                                                     else np.float64)
+
+
+def _erf_vjp(g, x, out):
+    # d erf(x) = 2/sqrt(pi) exp(-x^2) dx
+    return g * (2.0 / math.sqrt(math.pi)) * B.exp(-(x * x))
+
+
+if "erf" not in REGISTRY:   # the engine's op table may come to define it
+    erf = Primitive("erf", "ErfBackward0", _erf, input_names=("self",),
+                    analytic=False,   # the forward (math.erf) takes real numbers only
+                    doc="the error function, elementwise")
+    erf.defvjp(_erf_vjp)
+    erf.defjvp(_erf_vjp)
+    erf.domain = None
+    erf.sample = lambda: [((_sample_rng().standard_normal((3, 4)),), {})]
