@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import engine  # noqa: F401  (binds Tensor methods)
 from ..engine.function import Function
 from ..engine.grad_mode import MODE
 from ..engine.ops import full_like, zeros_like

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import engine  # noqa: F401  (binds Tensor methods)
 from ..engine.ops import tensor as make_tensor
 from ..errors import LimitError, Location, SpecError
 from .schema import INPUT_VALUE, Context, Item
@@ -84,7 +83,11 @@ class InputSpec:
                 raise SpecError(f"input '{self.name}': cannot make a {dtype} tensor of this "
                                 f"value ({exc})", self.location) from None
         else:
-            array = self._generate(seed, np_dtype, eps)
+            try:
+                array = self._generate(seed, np_dtype, eps)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise SpecError(f"input '{self.name}': cannot generate values ({exc})",
+                                self.location) from None
         return make_tensor(array, requires_grad=requires_grad)
 
     def _generate(self, seed: int, np_dtype: np.dtype, eps: float) -> np.ndarray:
@@ -141,6 +144,9 @@ def _push_away(values: np.ndarray, point: float, margin: float) -> np.ndarray:
 def input_from_item(name: str, item: Item, ctx: Context) -> InputSpec | None:
     """An InputSpec from a validated input item; cross-key errors go to ``ctx``."""
     if not isinstance(item.value, dict):
+        if not _rectangular(item.value):
+            ctx.error(RAGGED.format(name=name), item.location)
+            return None
         return InputSpec(name, value=item.value, location=item.location)
     if not item.complete:
         return None
@@ -179,8 +185,12 @@ def input_from_item(name: str, item: Item, ctx: Context) -> InputSpec | None:
                 conflict(key, f"input '{name}': '{key}' applies to floating inputs only")
     if dtype == "complex128" and fields.get("positive"):
         conflict("positive", f"input '{name}': complex inputs cannot be 'positive'")
-    if "linspace" in fields and fields["linspace"][2] != int(fields["linspace"][2]):
-        conflict("linspace", f"input '{name}': linspace [start, stop, n] needs an integer n")
+    if "value" in fields and not _rectangular(fields["value"]):
+        conflict("value", RAGGED.format(name=name))
+    if "linspace" in fields and (fields["linspace"][2] != int(fields["linspace"][2])
+                                 or fields["linspace"][2] < 0):
+        conflict("linspace", f"input '{name}': linspace [start, stop, n] needs an integer "
+                 "n >= 0")
     if "low" in fields and "high" in fields and fields["low"] >= fields["high"]:
         conflict("high", f"input '{name}': 'high' must be greater than 'low'")
     if not ok:
@@ -196,6 +206,17 @@ def input_from_item(name: str, item: Item, ctx: Context) -> InputSpec | None:
         dtype=dtype, requires_grad=fields.get("requires_grad"),
         avoid=tuple(fields.get("avoid", ())), margin=fields.get("margin"),
         positive=bool(fields.get("positive", False)), location=item.location)
+
+
+RAGGED = "input '{name}': nested lists must be rectangular (all rows the same length)"
+
+
+def _rectangular(value) -> bool:
+    try:
+        np.array(value, dtype=np.float64)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def parse_input_value(yaml_text: str, name: str) -> InputSpec:

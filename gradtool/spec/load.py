@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors
 from .evaluate import (DEFAULT_MAX_ELEMENTS, RESERVED, Program, check_names, parse_program,
@@ -276,7 +274,7 @@ class _SpecLoader:
             self.broken.add(name)
 
     def load_checks(self, item: Item) -> None:
-        if not item.value:
+        if not item.value and item.complete:
             self.ctx.error("no checks: 'checks' is empty (a spec without checks would "
                            "silently pass)", item.location)
         first_seen: dict[str, Location] = {}
@@ -339,13 +337,6 @@ class _SpecLoader:
             max_elements=self.max_elements)
 
     def input_ok(self, spec: InputSpec) -> bool:
-        if spec.value is not None:
-            try:
-                np.array(spec.value, dtype=np.float64)
-            except ValueError:
-                self.ctx.error(f"input '{spec.name}': nested lists must be rectangular (all "
-                               "rows the same length)", spec.location)
-                return False
         n = spec.elements()
         if n > self.max_elements:
             self.ctx.errors.append(LimitError(

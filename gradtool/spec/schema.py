@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import keyword
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +114,9 @@ class Number(_Scalar):
             return None
         if isinstance(value, int) and abs(value) >= MAX_INT:
             ctx.error(f"integer {value} is too large (the limit is 2**63)", ctx.where(node))
+            return None
+        if not math.isfinite(value):
+            ctx.error(f"expected a finite number, got {value}", ctx.where(node))
             return None
         if self.minimum is not None and (value < self.minimum or
                                          (self.exclusive and value == self.minimum)):

@@ -218,3 +218,31 @@ def test_unknown_function_in_a_spec():
         checks:
           - {name: c, expr: sigmod(x), inputs: {x: 1.0}}
         """) == "a.yaml:2:21: unknown function 'sigmod' (did you mean 'sigmoid'?)"
+
+
+def test_positions_through_quotes_escapes_and_folding():
+    errors = errors_of("""
+        checks:
+          - name: single
+            expr: 'x.to(''float32'') + y'
+            inputs: {x: 1.0}
+          - name: double
+            expr: "x.to(\\"float32\\") + y"
+            inputs: {x: 1.0}
+          - name: folded
+            expr: >
+              x.to("float32")
+              + y
+            inputs: {x: 1.0}
+          - name: literal
+            expr: |-
+              h = -x
+              h + y
+            inputs: {x: 1.0}
+        """)
+    assert errors == [
+        "a.yaml:3:32: unknown name 'y'",
+        "a.yaml:6:32: unknown name 'y'",
+        "a.yaml:11:9: unknown name 'y'",
+        "a.yaml:16:11: unknown name 'y'",
+    ]
