@@ -17,6 +17,8 @@ Readability rules, all off with ``full=True``:
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,10 +108,29 @@ class GraphView:
     labels: dict = field(default_factory=dict)   # key -> "#n" tag of shared nodes
 
 
+@contextmanager
+def _gc_paused():
+    """Walking a big graph allocates little but sees many objects: Python's cyclic GC
+    would rescan the whole graph again and again for nothing."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def walk_stats(roots: list) -> tuple[GraphStats, dict]:
     """Totals and in-degrees (edge counts into each node) over the whole graph."""
+    with _gc_paused():
+        return _walk_stats(roots)
+
+
+def _walk_stats(roots: list) -> tuple[GraphStats, dict]:
     indeg: dict = {}
-    by_class: dict = {}       # class -> [count, one node of it]
+    by_class: dict = {}       # class -> number of nodes
+    examples: dict = {}       # class -> one node of it (for its name)
     custom = []               # nodes of custom Functions sharing the FunctionCtx class
     edges = 0
     stack = []
@@ -117,64 +138,66 @@ def walk_stats(roots: list) -> tuple[GraphStats, dict]:
         if root is not None and root not in indeg:
             indeg[root] = 0
             stack.append(root)
+    pop, push, seen_count, count_of = stack.pop, stack.append, indeg.get, by_class.get
     while stack:
-        node = stack.pop()
+        node = pop()
         cls = type(node)
-        entry = by_class.get(cls)
-        if entry is None:
-            by_class[cls] = [1, node]
+        count = count_of(cls)
+        if count is None:
+            by_class[cls] = 1
+            examples[cls] = node
         else:
-            entry[0] += 1
+            by_class[cls] = count + 1
         if cls is FunctionCtx:
             custom.append(node)
         for nxt in node.next_nodes:
             if nxt is None:
                 continue
             edges += 1
-            count = indeg.get(nxt)
+            count = seen_count(nxt)
             if count is None:
                 indeg[nxt] = 1
-                stack.append(nxt)
+                push(nxt)
             else:
                 indeg[nxt] = count + 1
     by_type: dict = {}
-    for cls, (count, example) in by_class.items():
+    for cls, count in by_class.items():
         if cls is not FunctionCtx:
-            name = node_name(example)
+            name = node_name(examples[cls])
             by_type[name] = by_type.get(name, 0) + count
     for node in custom:
         name = node.name()
         by_type[name] = by_type.get(name, 0) + 1
     depth = _longest_path(roots, indeg)
     ranked = dict(sorted(by_type.items(), key=lambda item: (-item[1], item[0])))
-    return GraphStats(len(indeg), edges, depth, ranked,
-                      by_class.get(AccumulateGrad, [0])[0]), indeg
+    return GraphStats(len(indeg), edges, depth, ranked, by_class.get(AccumulateGrad, 0)), indeg
 
 
 def _longest_path(roots: list, indeg: dict) -> int:
     """Longest output-to-leaf path, in edges (Kahn's order: no recursion)."""
     remaining = dict(indeg)
-    level = {}
+    level: dict = {}
     ready = []
     for root in roots:
         if root is not None and remaining.get(root) == 0 and root not in level:
             level[root] = 0
             ready.append(root)
+    pop, push, level_of = ready.pop, ready.append, level.get
     deepest = 0
     while ready:
-        node = ready.pop()
-        here = level[node]
-        if here > deepest:
-            deepest = here
+        node = pop()
+        below = level[node] + 1
         for nxt in node.next_nodes:
             if nxt is None:
                 continue
-            if level.get(nxt, -1) < here + 1:
-                level[nxt] = here + 1
+            if level_of(nxt, -1) < below:
+                level[nxt] = below
             left = remaining[nxt] - 1
             remaining[nxt] = left
             if left == 0:
-                ready.append(nxt)
+                push(nxt)
+                if below > deepest:
+                    deepest = below
     return deepest
 
 
@@ -213,20 +236,27 @@ def _same_kind(a, b) -> bool:
 def _run_end(parent, pos: int, first, indeg: dict):
     """If ``first`` (input ``pos`` of ``parent``) starts a chain of nodes named like
     ``parent``, each with the same other inputs as ``parent``, return (count, last): the
-    ``count`` nodes from ``first`` on are collapsed, ``last`` is drawn after them."""
+    ``count`` nodes from ``first`` on are collapsed, ``last`` is drawn after them.
+    (The hot loop of million-node chains: plain comparisons, no helper calls.)"""
     sides = parent.next_nodes
     width = len(sides)
-    others = [i for i in range(width) if i != pos]
+    others = tuple(i for i in range(width) if i != pos)
+    cls = type(parent)
+    custom = cls is FunctionCtx          # one class shared by every custom Function
+    get = indeg.get
     count = 0
     node = first
-    while _same_kind(node, parent) and indeg.get(node, 0) == 1:
+    while type(node) is cls and get(node, 0) == 1 and \
+            (not custom or node._fn_cls is parent._fn_cls):
         nxt = node.next_nodes
         if len(nxt) != width:
             break
-        if any(nxt[i] is not sides[i] for i in others):
+        if any(nxt[i] is not sides[i] for i in others) if width > 2 else \
+                (width == 2 and nxt[others[0]] is not sides[others[0]]):
             break
         follow = nxt[pos]
-        if follow is None or not _same_kind(follow, parent) or indeg.get(follow, 0) != 1:
+        if follow is None or type(follow) is not cls or get(follow, 0) != 1 or \
+                (custom and follow._fn_cls is not parent._fn_cls):
             break
         count += 1
         node = follow
@@ -239,6 +269,11 @@ def build_view(outputs, names: dict | None = None, *, max_depth: int | None = DE
                indeg: dict | None = None) -> GraphView:
     """The view of the backward graph of ``outputs`` (Tensors); ``names`` maps ``id(leaf)``
     to the name shown on its ``AccumulateGrad``.  ``full`` draws every node."""
+    with _gc_paused():
+        return _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
+
+
+def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg) -> GraphView:
     names = names or {}
     if full:
         max_depth = max_lines = None
