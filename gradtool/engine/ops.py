@@ -1136,56 +1136,111 @@ def mv(input, vec) -> Tensor:
 
 
 def matmul(input, other) -> Tensor:
-    """torch.matmul, decomposed as torch records it: dot / mv / mm for 1-2-D operands; a
-    >=3-D tensor times a matrix or vector is folded into one mm / mv (ViewBackward0,
-    MmBackward0, UnsafeViewBackward0); otherwise both sides are expanded to the broadcast
-    batch shape, reshaped to 3-D and multiplied with bmm."""
+    """torch.matmul, decomposed into the nodes torch records: dot / mv / mm for 1-2-D
+    operands; a >=3-D operand against a matrix or vector is folded into one mm or mv
+    (ViewBackward0, MmBackward0, UnsafeViewBackward0) when torch folds it; otherwise both
+    sides are expanded to the broadcast batch shape, reshaped to 3-D and multiplied with
+    bmm."""
     a, b = _t(input), _t(other)
     if a.ndim == 0 or b.ndim == 0:
         raise EngineError("both arguments to matmul need to be at least 1D, but they are "
                           f"{a.ndim}D and {b.ndim}D")
+    _check_matmul_sizes(a, b)
     if a.ndim == 1 and b.ndim == 1:
         return dot(a, b)
     if a.ndim == 2 and b.ndim == 1:
         return mv(a, b)
     if a.ndim == 1 and b.ndim == 2:
-        if a.shape[0] != b.shape[0]:
-            raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied (1x{a.shape[0]} and "
-                             f"{b.shape[0]}x{b.shape[1]})")
         return apply(S.matmul_squeeze, (mm(unsqueeze(a, 0), b),), {"dims": (0,)})
     if a.ndim == 2 and b.ndim == 2:
         return mm(a, b)
+    if a.ndim == 3 and b.ndim == 3:
+        # a batch of one matrix that requires grad is squeezed, so that its gradient is
+        # not expanded over the other operand's batch (torch does the same)
+        if a.shape[0] == 1 and a._rg and b.shape[0] != 1:
+            return matmul(squeeze(a, 0), b)
+        if b.shape[0] == 1 and b._rg and a.shape[0] != 1:
+            return matmul(a, squeeze(b, 0))
+    if _should_fold(a, b):
+        return _folded_matmul(a, b)
+    return _batched_matmul(a, b)
+
+
+def _check_matmul_sizes(a: Tensor, b: Tensor) -> None:
     k = a.shape[-1]
     kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
-    if k != kb:
-        if b.ndim <= 2:
-            rows = _int(np.prod(a.shape[:-1]))
-            raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and "
-                             f"{kb}x{b.shape[-1] if b.ndim == 2 else 1})")
-        raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
-                         f"[{_int(np.prod(b.shape[:-2]))}, {k}] but got: "
-                         f"[{_int(np.prod(b.shape[:-2]))}, {kb}].")
-    if a.ndim >= 3 and b.ndim <= 2:
-        folded = reshape(a, -1, k)
+    if k == kb:
+        return
+    if a.ndim <= 2 and b.ndim <= 2:
+        if a.ndim == 1 and b.ndim == 1:
+            return                       # dot reports it
         if b.ndim == 1:
-            return _unsafe_view(mv(folded, b), a.shape[:-1])
-        return _unsafe_view(mm(folded, b), a.shape[:-1] + (b.shape[-1],))
-    squeeze_at = None
-    if a.ndim == 1:
-        a, squeeze_at = unsqueeze(a, 0), -2
-    if b.ndim == 1:
-        b, squeeze_at = unsqueeze(b, -1), -1
+            raise ShapeError(f"size mismatch, got input ({a.shape[0]}), mat "
+                             f"({a.shape[0]}x{k}), vec ({kb})")
+        rows = 1 if a.ndim == 1 else a.shape[0]
+        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and "
+                         f"{kb}x{b.shape[-1]})")
+    if b.ndim <= 2:
+        rows = _int(np.prod(a.shape[:-1]))
+        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and "
+                         f"{kb}x{b.shape[-1] if b.ndim == 2 else 1})")
+    raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                     f"[{_int(np.prod(b.shape[:-2]))}, {k}] but got: "
+                     f"[{_int(np.prod(b.shape[:-2]))}, {kb}].")
+
+
+def _should_fold(a: Tensor, b: Tensor) -> bool:
+    """torch's rule for folding a >=3-D operand into a matrix (mm / mv instead of bmm)."""
+    larger = a.ndim >= b.ndim
+    t1 = a._data if larger else np.swapaxes(b._data, -1, -2)
+    dim_t2 = b.ndim if larger else a.ndim
+    if not (t1.ndim >= 3 and dim_t2 <= 2):
+        return False
+    if (b if larger else a)._rg:
+        return True        # else the small operand's gradient would be batch-sized
+    if a.ndim == 2:
+        return False       # folding would need a transposed copy of the result
+    if t1.size == 0:
+        return True
+    strides, shape = t1.strides, t1.shape
+    return all(strides[i] == strides[i + 1] * shape[i + 1] for i in range(t1.ndim - 2))
+
+
+def _folded_matmul(a: Tensor, b: Tensor) -> Tensor:
+    transpose_back = b.ndim > a.ndim
+    if transpose_back:       # (b.mT @ a.mT).mT
+        t1 = transpose(b, -2, -1)
+        t2 = t(a) if a.ndim == 2 else a
+    else:
+        t1, t2 = a, b
+    out_shape = t1.shape[:-1]
+    folded = reshape(t1, _int(np.prod(out_shape)), t1.shape[-1])
+    if t2.ndim == 1:
+        return _unsafe_view(mv(folded, t2), out_shape)
+    out = _unsafe_view(mm(folded, t2), out_shape + (t2.shape[1],))
+    return clone(transpose(out, -2, -1)) if transpose_back else out
+
+
+def _batched_matmul(a: Tensor, b: Tensor) -> Tensor:
+    n = a.shape[-2] if a.ndim > 1 else 1
+    k = a.shape[-1]
+    p = b.shape[-1] if b.ndim > 1 else 1
     try:
         batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     except ValueError:
         raise ShapeError(f"The size of tensor a ({a.shape[-3]}) must match the size of tensor b "
                          f"({b.shape[-3]}) at non-singleton dimension 0") from None
-    n, m = a.shape[-2], b.shape[-1]
     size = _int(np.prod(batch))
     a3 = reshape(broadcast_to(a, batch + (n, k)), size, n, k)
-    b3 = reshape(broadcast_to(b, batch + (k, m)), size, k, m)
-    out = _unsafe_view(bmm(a3, b3), batch + (n, m))
-    return out if squeeze_at is None else squeeze(out, squeeze_at)
+    if b.ndim == 1:
+        b3 = unsqueeze(reshape(broadcast_to(b, batch + (k,)), size, k), 2)
+    else:
+        b3 = reshape(broadcast_to(b, batch + (k, p)), size, k, p)
+    out_shape = batch + ((n,) if a.ndim > 1 else ()) + ((p,) if b.ndim > 1 else ())
+    product = bmm(a3, b3)
+    if b.ndim == 1:
+        product = squeeze(product, -1)
+    return _unsafe_view(product, out_shape)
 
 
 def outer(input, vec2) -> Tensor:

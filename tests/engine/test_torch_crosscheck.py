@@ -78,6 +78,12 @@ EXPRESSIONS = [
     ("matmul_2d", lambda m, F, x, w: ((x @ w) ** 2).sum() + m.mm(x, w).sum()),
     ("matmul_3d_2d", lambda m, F, b3, w: (b3 @ w).sum()),
     ("matmul_3d_3d", lambda m, F, b3, c3: ((b3 @ c3) ** 2).sum()),
+    ("matmul_folded_transposed", lambda m, F, x, c3, v: ((x @ c3) ** 2).sum()
+     + (v @ c3).sum()),
+    ("matmul_squeezed_batch", lambda m, F, b3, c3: ((b3 @ c3[:1]) ** 2).sum()
+     + ((b3[:1] @ c3) ** 2).sum()),
+    ("matmul_broadcast_4d", lambda m, F, b3, c3: ((b3[None] @ c3) ** 2).sum()
+     + (b3.transpose(0, 1) @ c3[0]).sum()),
     ("matmul_vectors", lambda m, F, x, v, w: (x @ v).sum() + (v @ w).sum() + (v @ v)),
     ("dot_outer", lambda m, F, v: m.dot(v, v) + (m.outer(v, v) ** 2).sum()),
     ("bmm", lambda m, F, b3, c3: m.bmm(b3, c3).sum()),
