@@ -371,6 +371,7 @@ def test_op_table_entry(name):
         check_reverse(case)
         check_second_order(case)
         check_forward(case)
+        check_adjoint(case)
         check_batched(case)
         if prim.analytic:
             check_complex_step(case)
@@ -443,19 +444,43 @@ def check_forward(case):
         _close(actual, expected, f"{case.prim.name}: forward-mode tangent of output {k}")
 
 
+def check_adjoint(case):
+    """vᵀ(J u) from forward mode equals (vᵀJ) u from reverse mode (no step-size noise)."""
+    outs, _ = case.outputs()
+    v = _cotangents(outs, 7)
+    u = [_rng(8).standard_normal(x.shape) for x in case.inputs]
+    reverse, _ = _vjp(case, case.inputs, v)
+    args = list(case.args)
+    with gt.autograd.forward_ad.dual_level():
+        for i, x, ui in zip(case.diff, case.inputs, u):
+            args[i] = gt.autograd.forward_ad.make_dual(gt.tensor(x), gt.tensor(ui))
+        tangents = [gt.autograd.forward_ad.unpack_dual(o).tangent
+                    for o in _call(case.prim, args, case.params)]
+    forward = sum(float(np.sum(vk * t.numpy())) for vk, t in zip(v, tangents) if t is not None)
+    backward = sum(float(np.sum(_numpy(g) * ui)) for g, ui in zip(reverse, u))
+    assert forward == pytest.approx(backward, rel=1e-10, abs=1e-12), \
+        f"{case.prim.name}: vᵀ(Ju) != (vᵀJ)u"
+
+
 def check_batched(case):
+    """One backward pass with a batch of cotangents equals the stacked single VJPs, plain
+    and under create_graph (where the rules run on Tensors with the batch axis)."""
     outs, _ = case.outputs()
     batch = [_cotangents(outs, seed) for seed in (4, 5, 6)]
     singles = [_vjp(case, case.inputs, v)[0] for v in batch]
-    stacked = [gt.tensor(np.stack([v[k] for v in batch])) for k in range(len(outs))]
-    outs, leaves = case.outputs()
-    grads = gt.autograd.grad(outs, leaves, stacked, is_grads_batched=True, allow_unused=True)
-    for i, g in enumerate(grads):
-        expected = np.stack([_numpy(s[i]) for s in singles])
-        actual = np.zeros_like(expected) if g is None else g.numpy()
-        assert actual.shape == expected.shape, f"{case.prim.name}: batched VJP shape"
-        np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-12,
-                                   err_msg=f"{case.prim.name}: batched VJP of input {i}")
+    for create_graph in (False, True):
+        stacked = [gt.tensor(np.stack([v[k] for v in batch])) for k in range(len(outs))]
+        outs, leaves = case.outputs()
+        grads = gt.autograd.grad(outs, leaves, stacked, is_grads_batched=True,
+                                 allow_unused=True, create_graph=create_graph)
+        for i, g in enumerate(grads):
+            expected = np.stack([_numpy(s[i]) for s in singles])
+            actual = np.zeros_like(expected) if g is None else _numpy(g)
+            assert actual.shape == expected.shape, f"{case.prim.name}: batched VJP shape"
+            np.testing.assert_allclose(
+                actual, expected, rtol=1e-10, atol=1e-12,
+                err_msg=f"{case.prim.name}: batched VJP of input {i} "
+                        f"(create_graph={create_graph})")
 
 
 def check_complex_step(case):
