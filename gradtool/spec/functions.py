@@ -111,6 +111,10 @@ def build_function(fdef: FunctionDef, registry: dict[str, type],
             raise SpecError(f"function '{fdef.name}': forward returned {len(out)} values; "
                             "Functions with several outputs are not supported",
                             fdef.forward.result_location())
+        if not isinstance(out, Tensor):
+            raise SpecError(f"function '{fdef.name}': forward returned "
+                            f"{type(out).__name__}, expected a tensor",
+                            fdef.forward.result_location())
         return out, names
 
     def forward(ctx, *args):

@@ -213,3 +213,20 @@ def test_tuple_forward_at_run_time_is_a_spec_error():
         built.fn(*built.inputs)
     assert "several outputs are not supported" in str(info.value)
     assert info.value.location.line == 6
+
+
+def test_forward_must_return_a_tensor():
+    spec = load_text("""
+        functions:
+          F:
+            args: [x]
+            forward: x.shape[0]
+            backward: {x: grad}
+        checks:
+          - {name: c, expr: F(x), inputs: {x: [1.0]}}
+        """)
+    built = spec.checks[0].build()
+    with pytest.raises(SpecError) as info:
+        built.fn(*built.inputs)
+    assert str(info.value) == "a.yaml:4:14: function 'F': forward returned int, expected a " \
+        "tensor"
