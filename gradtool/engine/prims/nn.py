@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .. import backend as B
 from ..primitive import REGISTRY, Primitive, apply
 from ..tensor import Tensor
+from ..vmap import register_batch_rule
 from . import shape as S
 
 
@@ -465,3 +466,4 @@ if "erf" not in REGISTRY:   # the engine's op table may come to define it
     erf.defjvp(_erf_vjp)
     erf.domain = None
     erf.sample = lambda: [((_sample_rng().standard_normal((3, 4)),), {})]
+    register_batch_rule("erf", "elementwise")
