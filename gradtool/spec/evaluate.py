@@ -21,6 +21,7 @@ import inspect
 import math
 import operator
 import re
+import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -194,17 +195,24 @@ def parse_program(source: str, origin=None, *, filename: str = "<expr>") -> Prog
     if not source.strip():
         raise SpecError("empty expression", origin.location(0))
     _check_brackets(source, origin)
+    program = Program(source, origin, [], ast.Constant(0), (), frozenset())
     try:
-        tree = ast.parse(source, mode="exec")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # SyntaxWarnings about the user's text
+            tree = ast.parse(source, mode="exec")
     except SyntaxError as exc:
-        program = Program(source, origin, [], ast.Constant(0), (), frozenset())
-        lineno = exc.lineno or 1
+        lineno = min(exc.lineno or 1, source.count("\n") + 1)
         offset = program.offset(lineno, 0) + max((exc.offset or 1) - 1, 0)
-        raise SpecError(f"invalid syntax: {exc.msg}", origin.location(offset)) from None
+        message = exc.msg if exc.msg.startswith("invalid syntax") else \
+            f"invalid syntax: {exc.msg}"
+        raise SpecError(message, origin.location(offset)) from None
+    except ValueError as exc:                    # e.g. null bytes
+        raise SpecError(f"invalid syntax: {exc}", origin.location(0)) from None
     except (RecursionError, MemoryError):
         raise LimitError(f"expression nested too deeply (the limit is {MAX_DEPTH} levels)",
                          origin.location(0)) from None
-    program = Program(source, origin, [], ast.Constant(0), (), frozenset())
+    if not tree.body:
+        raise SpecError("empty expression (only comments)", origin.location(0))
     validator = _Validator(program)
     validator.statements(tree.body)
     if validator.errors:
