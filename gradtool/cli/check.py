@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
 from ..check.gradcheck import METHODS, MODES
-from ..errors import UsageError
+from ..errors import Location, UsageError
 from ..render import report
 from . import console, options
 from .runner import Overrides, discover, load_all, run_check, select
@@ -80,7 +80,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     files, load_errors = discover(paths)
     checks, errors = load_all(files, allow_python=not no_python, debug=debug)
     load_errors += errors
-    report.print_load_errors(console.stderr(), load_errors)
+    _print_load_errors(load_errors)
     checks = select(checks, keyword, tags)
     if collect_only:
         _collect(checks, load_errors, fmt)
@@ -99,6 +99,18 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         except OSError as error:
             raise UsageError(f"cannot write {output}: {error.strerror}") from None
     raise click.exceptions.Exit(report.exit_code(outcomes, load_errors))
+
+
+def _print_load_errors(load_errors) -> None:
+    """On stderr: ``file:line:col: message``, the line with a ``^`` under the span, hint."""
+    err = console.stderr()
+    for error in load_errors:
+        err.print(Text(f"{error.where}: {error.message}", style="bold"))
+        location = Location(error.file, error.line, error.column, error.end_column)
+        for line in console.source_excerpt(location):
+            err.print(Text(line))
+        if error.hint:
+            err.print(Text(f"  hint: {error.hint}", style="dim"))
 
 
 def _run(checks, overrides, *, fail_fast, save_failures, debug, progress) -> list:

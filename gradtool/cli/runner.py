@@ -120,7 +120,8 @@ def load_error(file: str, error: BaseException) -> list[LoadError]:
     return [LoadError(
         getattr(location, "file", None) or file, getattr(error, "message", None) or str(error),
         getattr(location, "line", None), getattr(location, "column", None),
-        getattr(error, "hint", None), getattr(error, "exit_code", 2))]
+        getattr(error, "hint", None), getattr(error, "exit_code", 2),
+        getattr(location, "end_column", None))]
 
 
 def internal_load_error(file: str, error: BaseException, debug: bool) -> LoadError:

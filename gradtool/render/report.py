@@ -86,6 +86,7 @@ class LoadError:
     column: int | None = None
     hint: str | None = None
     exit_code: int = 2
+    end_column: int | None = None
 
     @property
     def where(self) -> str:
