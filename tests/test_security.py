@@ -255,3 +255,15 @@ def test_python_refs_can_be_refused():
     with pytest.raises(SpecError) as info:
         loads(text)
     assert "'os:system' is not a gradtool.autograd.Function subclass" in str(info.value)
+
+
+def test_functions_calling_functions_cannot_blow_up():
+    lines = ["functions:", "  F0: {args: [x], forward: x * 2, backward: {x: grad * 2}}"]
+    for i in range(1, 40):
+        lines.append(f"  F{i}: {{args: [x], forward: 'F{i - 1}(F{i - 1}(x))', "
+                     "backward: {x: grad}}")
+    lines.append("checks: [{name: a, expr: F39(x), inputs: {x: 1.0}}]")
+    with Quick(), pytest.raises(LimitError) as info:
+        loads("\n".join(lines) + "\n", "a.yaml")
+    assert str(info.value) == "a.yaml:19:3: function 'F17' expands to more than 1,000,000 " \
+        "expression nodes (functions calling functions)"

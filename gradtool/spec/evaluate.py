@@ -46,6 +46,9 @@ MAX_EXPONENT = 1024
 MAX_STRING = 64
 #: default cap on the number of elements of any tensor an expression creates
 DEFAULT_MAX_ELEMENTS = 10**8
+#: largest expression once spec Function calls are expanded (functions calling functions
+#: twice, 50 deep, would otherwise run 2**50 formulas)
+MAX_EXPANDED_NODES = 1_000_000
 
 #: names every expression can read (besides its inputs)
 CONSTANTS: dict[str, Any] = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan,
@@ -135,7 +138,8 @@ class Program:
     body: list[ast.stmt]
     result: ast.expr
     assigned: tuple[str, ...]
-    calls: frozenset[str]
+    calls: dict[str, int]       # called function name -> number of call sites
+    size: int = 0               # number of syntax-tree nodes
     _line_starts: list[int] = field(default_factory=list, repr=False)
 
     def offset(self, lineno: int, col_offset: int) -> int:
@@ -195,7 +199,7 @@ def parse_program(source: str, origin=None, *, filename: str = "<expr>") -> Prog
     if not source.strip():
         raise SpecError("empty expression", origin.location(0))
     _check_brackets(source, origin)
-    program = Program(source, origin, [], ast.Constant(0), (), frozenset())
+    program = Program(source, origin, [], ast.Constant(0), (), {})
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")      # SyntaxWarnings about the user's text
@@ -221,7 +225,8 @@ def parse_program(source: str, origin=None, *, filename: str = "<expr>") -> Prog
     program.body = tree.body[:-1]
     program.result = tree.body[-1].value
     program.assigned = tuple(dict.fromkeys(validator.assigned))
-    program.calls = frozenset(validator.calls)
+    program.calls = validator.calls
+    program.size = validator.size
     return program
 
 
@@ -245,7 +250,8 @@ class _Validator:
         self.program = program
         self.errors: list[SpecError] = []
         self.assigned: list[str] = []
-        self.calls: set[str] = set()
+        self.calls: dict[str, int] = {}
+        self.size = 0
 
     def error(self, message: str, node: ast.AST, cls=SpecError, hint: str | None = None):
         self.errors.append(cls(message, self.program.location(node), hint))
@@ -294,6 +300,7 @@ class _Validator:
         stack: list[tuple[ast.AST, int, str]] = [(root, 1, "value")]
         while stack:
             node, depth, role = stack.pop()
+            self.size += 1
             if depth > MAX_DEPTH:
                 self.error(f"expression nested more than {MAX_DEPTH} levels deep", node,
                            LimitError)
@@ -327,7 +334,7 @@ class _Validator:
             self.error(f"name '{node.id}' is not allowed (names may not start with '__')",
                        node)
         if role == "func":
-            self.calls.add(node.id)
+            self.calls[node.id] = self.calls.get(node.id, 0) + 1
         return ()
 
     def _attribute(self, node: ast.Attribute, role: str):

@@ -15,8 +15,8 @@ from typing import Any
 
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors
-from .evaluate import (DEFAULT_MAX_ELEMENTS, RESERVED, Program, check_names, parse_program,
-                       run_program)
+from .evaluate import (DEFAULT_MAX_ELEMENTS, MAX_EXPANDED_NODES, RESERVED, Program,
+                       check_names, parse_program, run_program)
 from .functions import FunctionDef, build_function, resolve_python
 from .inputs import InputSpec, input_from_item
 from .schema import CONFIG, SPEC, TOP_LEVEL, Context, Item, did_you_mean
@@ -106,6 +106,7 @@ class _SpecLoader:
         self.broken: set[str] = set()      # defined, but with errors: known names all the same
         self.functions: dict[str, type] = {}
         self.checks: list[CheckSpec] = []
+        self.costs: dict[str, int] = {}     # expanded size of each formula Function
 
     def program(self, item: Item) -> Program | None:
         try:
@@ -136,6 +137,7 @@ class _SpecLoader:
             if fdef.python is None:
                 self.function_names(fdef, signatures)
         self.refuse_recursion()
+        self.refuse_blowup()
         for name, fdef in self.definitions.items():
             if fdef.python is None and name not in self.functions:
                 self.functions[name] = build_function(fdef, self.functions, self.max_elements)
@@ -273,6 +275,46 @@ class _SpecLoader:
             self.definitions.pop(name, None)
             self.broken.add(name)
 
+    def expanded_size(self, programs) -> int:
+        """Syntax-tree nodes evaluated by ``programs``, spec Function calls expanded
+        (capped just above the limit); needs ``self.costs`` of the functions called."""
+        total = 0
+        for program in programs:
+            if program is None:
+                continue
+            total += program.size + sum(count * self.costs.get(name, 1)
+                                        for name, count in program.calls.items())
+        return min(total, MAX_EXPANDED_NODES + 1)
+
+    def refuse_blowup(self) -> None:
+        """Refuse Functions whose expansion is huge (each calling the next twice, ...)."""
+        pending = dict(self.definitions)
+        while pending:
+            ready = [name for name, fdef in pending.items()
+                     if all(c in self.costs or c not in self.definitions or c == name
+                            for c in fdef.calls())]
+            if not ready:
+                break
+            for name in ready:
+                fdef = pending.pop(name)
+                self.costs[name] = self.expanded_size(
+                    [fdef.forward, fdef.jvp, *fdef.backward.values()])
+        blown: set[str] = set()
+        for name, cost in list(self.costs.items()):
+            if cost > MAX_EXPANDED_NODES:
+                blown.add(name)
+                del self.costs[name]
+                if blown & self.definitions[name].calls():
+                    self.definitions.pop(name)
+                    self.broken.add(name)
+                    continue            # reported at the function that crossed the limit
+                self.ctx.errors.append(LimitError(
+                    f"function '{name}' expands to more than {MAX_EXPANDED_NODES:,} "
+                    "expression nodes (functions calling functions)",
+                    self.definitions[name].location))
+                self.definitions.pop(name)
+                self.broken.add(name)
+
     def load_checks(self, item: Item) -> None:
         if not item.value and item.complete:
             self.ctx.error("no checks: 'checks' is empty (a spec without checks would "
@@ -321,6 +363,12 @@ class _SpecLoader:
         if program is not None and "inputs" in fields:
             ctx.add(check_names(program, set(fields["inputs"].key_locations),
                                 self.signatures()))
+        if program is not None and \
+                self.expanded_size([program]) > MAX_EXPANDED_NODES:
+            ctx.errors.append(LimitError(f"expression expands to more than "
+                                         f"{MAX_EXPANDED_NODES:,} nodes (functions calling "
+                                         "functions)", fields["expr"].location))
+            ok = False
         wrt = self.wrt(fields, inputs, config["dtype"], inputs_ok)
         if wrt is None:
             return None
