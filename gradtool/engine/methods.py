@@ -17,6 +17,11 @@ def _rdiv(self, other):
     return ops.mul(ops.reciprocal(self), other)
 
 
+def _contiguous(self, memory_format=None):
+    """Itself when already contiguous, else a contiguous copy (CloneBackward0, as torch)."""
+    return self if self._data.flags.c_contiguous else ops.clone(self)
+
+
 def _rmatmul(self, other):
     return ops.matmul(other, self)
 
@@ -67,8 +72,10 @@ def _bind() -> None:
     T.int = lambda self: ops.to(self, "int32")
     T.bool = lambda self: ops.to(self, "bool")
     T.type_as = lambda self, other: ops.to(self, other.dtype)
-    T.contiguous = lambda self, memory_format=None: self
-    T.is_contiguous = lambda self: True
+    T.contiguous = _contiguous
+    T.is_contiguous = lambda self, memory_format=None: bool(self._data.flags.c_contiguous)
+    T.view_as = lambda self, other: ops.view(self, other.shape)
+    T.reshape_as = lambda self, other: ops.reshape(self, other.shape)
     T.expand = lambda self, *shape: ops.broadcast_to(self, *shape)
     T.cpu = lambda self: self
 

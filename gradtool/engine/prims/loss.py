@@ -102,6 +102,8 @@ mse_loss.domain = None
 # ---- binary_cross_entropy_with_logits ----------------------------------------------------
 # loss = (1 - y) x + l softplus(-x),  l = 1 + (pos_weight - 1) y,  times weight
 def _softplus_neg(x):
+    if np.iscomplexobj(x):     # the analytic continuation, for the complex-step method
+        return np.log1p(np.exp(-x))
     return np.logaddexp(0.0, -x)
 
 
@@ -150,7 +152,7 @@ def _bce_jvp(which):
 
 bce_with_logits = Primitive("binary_cross_entropy_with_logits",
                             "BinaryCrossEntropyWithLogitsBackward0", _bce_forward,
-                            broadcasts=True, input_names=("self", "target"), analytic=False)
+                            broadcasts=True, input_names=("self", "target"))
 bce_with_logits.defvjp(_bce_rule(0), _bce_rule(1))
 bce_with_logits.defjvp(_bce_jvp(0), _bce_jvp(1))
 bce_with_logits.domain = None
