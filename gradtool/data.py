@@ -54,7 +54,8 @@ class Subset(Dataset):
         return len(self.indices)
 
 
-def random_split(dataset: Dataset, lengths: Sequence, generator: Generator | None = None):
+def random_split(dataset: Dataset, lengths: Sequence,
+                 generator: Generator | None = None) -> list[Subset]:
     """Split into non-overlapping random subsets of the given lengths (or fractions)."""
     n = len(dataset)
     if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
@@ -73,7 +74,7 @@ def random_split(dataset: Dataset, lengths: Sequence, generator: Generator | Non
     return out
 
 
-def default_collate(batch: list):
+def default_collate(batch: list) -> Any:
     """Stack a list of samples into a batch, structure by structure: tensors are stacked
     (a new first dim), numbers and arrays become tensors, tuples/lists/dicts recurse."""
     first = batch[0]

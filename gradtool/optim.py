@@ -84,7 +84,7 @@ class Optimizer:
                     grad._data[...] = 0
                     bump_version(grad)
 
-    def step(self, closure: Callable[[], Any] | None = None):
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient; ``closure`` re-evaluates the
         loss (with grad enabled) and its value is returned."""
         loss = None

@@ -334,7 +334,8 @@ class Module:
                     out[dot + name] = b if keep_vars else b.detach()
         return out
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+    def load_state_dict(self, state_dict, strict: bool = True,
+                        assign: bool = False) -> "_IncompatibleKeys":
         """Copy values from ``state_dict`` into the parameters and buffers (in place, so
         optimizers keep working); torch's error report on missing/unexpected keys."""
         expected = {}

@@ -257,7 +257,7 @@ def _max_pool_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     return win.max(axis=-1)
 
 
-def pool_indices(x, kernel_size, stride, padding, dilation, ceil_mode):
+def pool_indices(x, kernel_size, stride, padding, dilation, ceil_mode) -> tuple:
     """Flat index (into the padded H*W plane) of each window's maximum (the first one on
     ties, as torch's kernel), and the padded plane's (Hp, Wp) and (top, left) offset."""
     win, pads = _pool_windows(x, kernel_size, stride, padding, dilation, ceil_mode)
