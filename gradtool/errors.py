@@ -108,4 +108,5 @@ class SpecErrors(SpecError):
                          first.location if first else None)
 
     def __str__(self) -> str:
-        return "\n".join(str(e) for e in self.errors)
+        return "\n".join(f"{e.location}: {e.message}" if e.location else e.message
+                         for e in self.errors)
