@@ -188,8 +188,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,
              bias: Tensor | None = None) -> Tensor:
-    """y_k = x1ᵀ W_k x2 + b_k."""
-    out = _ops.sum(_ops.unsqueeze(input1, -2) @ weight * _ops.unsqueeze(input2, -2), dim=-1)
+    """y_k = x1ᵀ W_k x2 + b_k for (..., in1) and (..., in2) inputs, W of shape
+    (out, in1, in2)."""
+    left = _ops.unsqueeze(_ops.unsqueeze(input1, -2), -3) @ weight      # (..., out, 1, in2)
+    out = _ops.sum(left * _ops.unsqueeze(_ops.unsqueeze(input2, -2), -3), dim=(-2, -1))
     return out if bias is None else out + bias
 
 

@@ -224,7 +224,11 @@ def test_functional_activations_match_torch():
                                                                             value=3.0)),
              (F.avg_pool2d(x.reshape(1, 1, 3, 5), 2),
               torch.nn.functional.avg_pool2d(xt.reshape(1, 1, 3, 5), 2)),
-             (F.normalize(x), torch.nn.functional.normalize(xt))]
+             (F.normalize(x), torch.nn.functional.normalize(xt)),
+             (F.bilinear(x, x[:, :2], x.reshape(5, 3)[:4, None, :2].expand(4, 5, 2), x[0, :4]),
+              torch.nn.functional.bilinear(xt, xt[:, :2],
+                                           xt.reshape(5, 3)[:4, None, :2].expand(4, 5, 2),
+                                           xt[0, :4]))]
     for ours, theirs in pairs:
         np.testing.assert_allclose(ours._data, theirs.detach().numpy(), rtol=1e-12,
                                    atol=1e-14)
