@@ -356,3 +356,14 @@ def _sum_to(g, shape):
     lead = g.ndim - len(shape)
     g = g.sum(axis=tuple(range(lead)))
     return g.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
+
+
+def test_prod_gradient_with_zeros_is_the_product_of_the_others():
+    data = np.array([[1.0, 0.0, 3.0], [2.0, 0.5, 2.0], [0.0, 0.0, 1.5]])
+    a = t(data, requires_grad=True)
+    (a.prod(1).sum()).backward()
+    expected = np.array([[0.0, 3.0, 0.0], [1.0, 4.0, 1.0], [0.0, 0.0, 0.0]])
+    close(a.grad, expected)
+    b = t(data[0], requires_grad=True)
+    b.prod().backward()
+    close(b.grad, [0.0, 3.0, 0.0])

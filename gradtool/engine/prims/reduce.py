@@ -142,21 +142,43 @@ amin = _amax_like("amin", "AminBackward0", np.min)
 
 
 # ---- prod ----------------------------------------------------------------------------------------
-# d prod(x) / dx_i = prod(x) / x_i  (inputs must be nonzero: torch's zero-aware rule is not
-# reproduced, the domain hint keeps generated inputs away from 0)
+def _prod_others(x, axis):
+    """Product of all the other elements along axis (None: all), without dividing: exclusive
+    running products from both ends (exact when x has zeros)."""
+    if axis is None:
+        return _prod_others(x.reshape(-1), 0).reshape(x.shape)
+    ones = np.ones_like(np.take(x, [0], axis=axis))
+    left = np.concatenate([ones, np.cumprod(np.take(x, range(x.shape[axis] - 1), axis=axis),
+                                            axis=axis)], axis=axis)
+    flipped = np.flip(x, axis=axis)
+    right = np.concatenate([ones, np.cumprod(np.take(flipped, range(x.shape[axis] - 1),
+                                                     axis=axis), axis=axis)], axis=axis)
+    return left * np.flip(right, axis=axis)
+
+
+def _prod_vjp(g, x, out, dim, keepdim):
+    # d prod(x) / dx_i = prod(x) / x_i; where x has zeros, the product of the others is
+    # computed directly (then constant under create_graph: exact to first order only)
+    dims = _all(x) if dim is None else (dim,)
+    expanded = _expand_back(g, x.shape, dims, keepdim)
+    data = B.data(x)
+    if np.any(data == 0):
+        return expanded * _prod_others(data, dim)
+    return _expand_back(g * out, x.shape, dims, keepdim) / x
+
+
 prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), save="both",
                      input_names=("self",))
-prod_all.defvjp(lambda g, x, out: _expand_back(g * out, x.shape, _all(x), False) / x)
-prod_all.defjvp(lambda t, x, out: np.sum(t * (out / x)))
+prod_all.defvjp(lambda g, x, out: _prod_vjp(g, x, out, None, False))
+prod_all.defjvp(lambda t, x, out: np.sum(t * _prod_others(x, None)))
 prod_all.domain = "nonzero"
 
 prod_dim = Primitive("prod_dim", "ProdBackward1",
                      lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
                      save="both", input_names=("self",))
-prod_dim.defvjp(lambda g, x, out, dim, keepdim:
-                _expand_back(g * out, x.shape, (dim,), keepdim) / x)
-prod_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(
-    t * (_expand_kept(out, x.ndim, (dim,), keepdim) / x), axis=dim, keepdims=keepdim))
+prod_dim.defvjp(_prod_vjp)
+prod_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(t * _prod_others(x, dim), axis=dim,
+                                                       keepdims=keepdim))
 prod_dim.domain = "nonzero"
 
 
