@@ -31,14 +31,17 @@ def pytest_addoption(parser) -> None:
 
 
 def _spec_roots(config) -> list[Path]:
-    given = config.getoption("gradtool")
+    """Command-line paths are relative to where pytest was started, ini paths to the ini
+    file's folder (as pytest's own ``testpaths``)."""
+    given = [p for p in (config.getoption("gradtool") or ()) if p]
+    if given:
+        base = Path(config.invocation_params.dir)
+        return [(base / p).resolve() for p in given]
     ini = list(config.getini("gradtool_specs"))
-    if given is None:
-        raw = ini
-    else:
-        raw = [p for p in given if p] or ini or ["specs"]
-    root = Path(str(config.rootpath))
-    return [(root / p if not Path(p).is_absolute() else Path(p)).resolve() for p in raw]
+    if config.getoption("gradtool") is None and not ini:
+        return []
+    base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+    return [(base / p).resolve() for p in (ini or ["specs"])]
 
 
 def pytest_configure(config) -> None:

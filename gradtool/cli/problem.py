@@ -39,7 +39,12 @@ class Problem:
         return outs
 
     def single_output_fn(self):
-        """``fn`` checked to return exactly one tensor (jvp, vjp, jacobian, hessian)."""
+        """``fn`` checked to return exactly one tensor (jvp, vjp, jacobian, hessian), for
+        at least one input to differentiate with respect to."""
+        if not self.inputs:
+            raise UsageError("no input requires grad: there is nothing to differentiate",
+                             hint="give a floating input, e.g. -i x=[1,2,3] (inputs with "
+                                  "'requires_grad: false' are constants)")
         def fn(*args):
             out = self.fn(*args)
             if isinstance(out, (tuple, list)):

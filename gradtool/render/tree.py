@@ -103,7 +103,8 @@ def summary_lines(view: GraphView) -> list[Text]:
     plural = "" if stats.nodes == 1 else "s"
     head = Text()
     head.append(f"{stats.nodes:,} node{plural}", style="bold")
-    head.append(f", {stats.edges:,} edges, depth {stats.depth:,}, "
+    head.append(f", {stats.edges:,} edge{'' if stats.edges == 1 else 's'}, "
+                f"depth {stats.depth:,}, "
                 f"{stats.leaves:,} {'leaf' if stats.leaves == 1 else 'leaves'}")
     if view.shown < stats.nodes:
         head.append(f" (tree shows {view.shown:,}", style="dim")
