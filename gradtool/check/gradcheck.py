@@ -92,25 +92,30 @@ def gt_vjp(out: Tensor, inputs: list):
     return vjp
 
 
-def _analytical_rows(vjp, out_shape: tuple, dtype, rows: np.ndarray) -> list:
-    """Rows ``rows`` of the Jacobian (one-hot cotangents, one batched backward)."""
+def _analytical_rows(vjp, out_shape: tuple, dtype, rows: np.ndarray, zero_row=False) -> list:
+    """Rows ``rows`` of the Jacobian (one-hot cotangents, one batched backward); with
+    ``zero_row`` one more cotangent, all zeros, comes last."""
     size = int(np.prod(out_shape, dtype=np.int64))
-    cot = np.zeros((len(rows), size), dtype=dtype)
+    n = len(rows) + (1 if zero_row else 0)
+    cot = np.zeros((n, size), dtype=dtype)
     cot[np.arange(len(rows)), rows] = 1
-    return vjp(cot.reshape((len(rows),) + tuple(out_shape)))
+    return vjp(cot.reshape((n,) + tuple(out_shape)))
 
 
 def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
-    """(per input: the (out size, in size) Jacobian or None if unreached, first chunk)"""
+    """(per input: the (out size, in size) Jacobian or None if unreached; the first chunk of
+    rows; per input the gradient for a zero cotangent (computed with the first chunk))"""
     size = int(np.prod(out_shape, dtype=np.int64))
     width = max(sum(in_sizes), size, 1)
     step = max(1, min(size, ANALYTICAL_CHUNK_BYTES // (8 * width)))
     jac = [None] * len(in_sizes)
-    first = None
+    first = zero = None
     for start in range(0, size, step):
         rows = np.arange(start, min(size, start + step))
-        part = _analytical_rows(vjp, out_shape, dtype, rows)
+        part = _analytical_rows(vjp, out_shape, dtype, rows, zero_row=first is None)
         if first is None:
+            zero = [None if p is None else p[-1:] for p in part]
+            part = [None if p is None else p[:-1] for p in part]
             first = (rows, part)
         for j, p in enumerate(part):
             if p is None:
@@ -118,7 +123,7 @@ def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
             if jac[j] is None:
                 jac[j] = np.zeros((size, in_sizes[j]), dtype=np.float64)
             jac[j][rows] = p
-    return jac, first
+    return jac, first, zero
 
 
 def _reentrancy(vjp, out_shape: tuple, dtype, first) -> float:
@@ -274,36 +279,47 @@ class _Checker:
     def _requires_grad(t) -> bool:
         return isinstance(t, Tensor) and t._rg
 
-    # -- forward with the graph, recording which primitives ran
+    # -- forward with the graph
     def forward(self):
-        rec = _Recorder()
-        P.INTERCEPTORS.append(rec)
-        try:
-            with enable_grad():
-                outs = _as_tuple(self.fn(*self.inputs))
-        finally:
-            P.INTERCEPTORS.remove(rec)
+        with enable_grad():
+            outs = _as_tuple(self.fn(*self.inputs))
         for o in outs:
             if not isinstance(o, Tensor):
                 raise UserError(f"the function must return a Tensor or a tuple of Tensors, "
                                 f"not {type(o).__name__}")
-        return outs, rec.prims
+        return outs
+
+    def primitives(self) -> dict:
+        """The primitives the function runs (name -> Primitive), from one recorded forward
+        (only needed by the complex step and by the kink diagnosis)."""
+        if self._prims is None:
+            rec = _Recorder()
+            P.INTERCEPTORS.append(rec)
+            try:
+                with no_grad():
+                    self.fn(*self.inputs)
+            finally:
+                P.INTERCEPTORS.remove(rec)
+            self._prims = rec.prims
+        return self._prims
+
+    def kink_ops(self) -> list:
+        return [name for name, p in self.primitives().items()
+                if getattr(p, "domain", None) in KINK_DOMAINS or
+                (not p.analytic and name not in ("arctan2", "softplus"))]
 
     def run(self, mode, check_backward_ad, check_undefined_grad, forward_ad) -> CheckResult:
-        outs, prims = self.forward()
+        outs = self.forward()
         self.outs = outs
-        self.prims = prims
+        self._prims = None
         if self.method == "complex":
-            bad = [name for name, p in prims.items() if not p.analytic]
+            bad = [name for name, p in self.primitives().items() if not p.analytic]
             if bad:
                 raise ComplexStepError(
                     f"method='complex' needs a complex-analytic function, but it uses "
                     f"{', '.join(bad)}, which {'is' if len(bad) == 1 else 'are'} not "
                     "complex-analytic (complex-step derivatives would be wrong)",
                     hint="use method='central' or method='richardson'")
-        self.kink_ops = [name for name, p in prims.items()
-                         if getattr(p, "domain", None) in KINK_DOMAINS or
-                         (not p.analytic and name not in ("arctan2", "softplus"))]
         self.out_data = [self._array(t) for t in outs]
         self.in_data = [self._array(a) for a in self.inputs]
         self.out_sizes = [d.size if d is not None and d.dtype.kind in "fc" else None
@@ -342,7 +358,7 @@ class _Checker:
     def _undefined_grad_problems(self) -> list:
         return _undefined_grad_problems([self.outs[o] for o in self.diff_outs],
                                         [self.inputs[j] for j in self.diff],
-                                        zero_case=self.mode == "full")
+                                        zero_case=False)
 
     def _zero_rows(self, o: int, grads: list) -> None:
         for j, g in zip(self.diff, grads):
@@ -392,8 +408,10 @@ class _Checker:
             t0 = time.perf_counter()
             vjp = self._vjp(o, self.diff)
             shape, dtype = self.out_data[o].shape, self.out_data[o].dtype
-            jac, first = _analytical_full(vjp, shape, dtype, in_sizes)
+            jac, first, zero = _analytical_full(vjp, shape, dtype, in_sizes)
             nondet = _reentrancy(vjp, shape, dtype, first) if first is not None else 0.0
+            if zero is not None:
+                self._zero_rows(o, zero)
             an_time = time.perf_counter() - t0
             for jj, j in enumerate(self.diff):
                 t1 = time.perf_counter()
@@ -437,7 +455,7 @@ class _Checker:
             d = diagnose(A, N, cmp, self.atol, self.rtol, in_shape, out_shape, unused=unused,
                          kink_probe=lambda cols: self._kink_probe(o, j, cols),
                          stability_probe=lambda cols: self._stability_probe(o, j, cols, N),
-                         kink_ops=self.kink_ops)
+                         kink_ops=self.kink_ops())
             block.kind, block.diagnosis = d.kind, d.text
             block.factor, block.elements = d.factor, d.elements or []
             block.path = self.ev.path
@@ -521,8 +539,8 @@ class _Checker:
         if size <= AUTO_FULL_LIMIT:
             # as torch: recompute this block in full for a precise report
             N = self._numerical(j)[o]
-            A, _ = _analytical_full(self._vjp(o, [j]), self.out_data[o].shape,
-                                    self.out_data[o].dtype, [self.in_data[j].size])
+            A, _, _ = _analytical_full(self._vjp(o, [j]), self.out_data[o].shape,
+                                       self.out_data[o].dtype, [self.in_data[j].size])
             unused = A[0] is None
             A = np.zeros_like(N) if unused else A[0]
             full = self._block(o, j, A, N, unused)

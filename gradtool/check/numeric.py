@@ -102,7 +102,7 @@ class Evaluator:
         return list(outs)
 
     def _spot_check(self, j, batch, size, outs, args) -> None:
-        for k in sorted({size - 1, size // 2}):
+        for k in (size - 1,):     # the last example: where a leak of example 0 shows
             call = list(args)
             call[j] = _make(V.example(batch, k))
             with no_grad():

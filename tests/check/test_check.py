@@ -184,6 +184,22 @@ def test_undefined_grad_check():
     assert gt.gradcheck(NoUndefined.apply, (x,), check_undefined_grad=False)
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_backward_not_multiplied_by_grad_output(fast):
+    class AddsOne(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2 + 1e-9      # a constant added: invisible in the Jacobian's atol
+
+    result = gt.check(AddsOne.apply, (_x(3),), mode="fast" if fast else "full")
+    assert not result.passed
+    assert any("not multiplied by grad_output" in p for p in result.problems)
+
+
 def test_no_input_requires_grad():
     with pytest.raises(ValueError, match="at least one input"):
         gt.gradcheck(gt.sin, (gt.tensor([1.0]),))
