@@ -119,7 +119,3 @@ def debug_option(fn):
     return click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
                         callback=_set_debug,
                         help="Show tracebacks of internal errors (also GRADTOOL_DEBUG=1).")(fn)
-
-
-def flush() -> None:
-    sys.stdout.flush()

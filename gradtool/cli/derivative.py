@@ -62,7 +62,7 @@ def matrix_table(title: str, mat: np.ndarray, row_label: str, col_label: str) ->
     return table
 
 
-def parse_tangents(pairs, problem, *, what: str) -> dict:
+def parse_tangents(pairs, problem) -> dict:
     """``--v NAME=VALUE`` (or a bare ``--v VALUE`` when there is one input) -> arrays."""
     from .problem import input_value
     names = list(problem.input_names)

@@ -32,7 +32,7 @@ def command(expr, inputs, tangents, verify, fmt, seed) -> None:
       gradtool jvp "(a * b).sum()" -i a=[1,2] -i b=[3,4] --v a=[1,1] --check
     """
     problem = from_args(expr, inputs, seed=seed)
-    given = parse_tangents(tangents, problem, what="tangent")
+    given = parse_tangents(tangents, problem)
     v = tuple(_make(given[name]) if name in given else _make(t._data * 0)
               for name, t in zip(problem.input_names, problem.inputs))
     output, jv = functional.jvp(problem.single_output_fn(), problem.inputs, v)

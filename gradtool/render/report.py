@@ -32,8 +32,6 @@ STATUSES = {
     "skipped": ("SKIPPED", "yellow"),
     "xfailed": ("XFAIL", "yellow"),
 }
-# what makes the run fail, by status
-STATUS_EXIT = {"passed": 0, "skipped": 0, "xfailed": 0, "failed": 1, "xpassed": 1}
 
 
 @dataclass
