@@ -583,7 +583,10 @@ class _Checker:
                 if not block.passed and block.kind not in ("nan",):
                     block.diagnosis = "forward-mode AD (JVP) " + block.diagnosis
                 self.res.blocks.append(block)
-                if not full:
+                if full:    # project the forward-mode Jacobian on random directions
+                    u = self._random(self.in_data[j].shape)
+                    self._fw_rev_consistency(o, j, u, A @ u.reshape(k, -1).T)
+                else:
                     self._fw_rev_consistency(o, j, dirs, A)
 
     def _jvp(self, j, direction):

@@ -288,6 +288,7 @@ def test_forward_ad_check():
     result = gt.check(BadJvp.apply, (x,), forward_ad=True)
     fwd = [b for b in result.blocks if b.stage == "forward AD"]
     assert fwd and not fwd[0].passed and "forward-mode" in fwd[0].diagnosis
+    assert any("forward/reverse inconsistency" in p for p in result.problems)
     fast = gt.check(BadJvp.apply, (x,), forward_ad=True, mode="fast")
     assert any("forward/reverse inconsistency" in p for p in fast.problems)
 
