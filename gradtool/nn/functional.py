@@ -356,6 +356,52 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 pad = _ops.pad
 
 
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalize over every dim but the channels (dim 1): with the batch's statistics while
+    training (updating the running ones in place: biased variance to normalize, unbiased
+    in the running average, as torch), with the running statistics otherwise."""
+    dims = (0,) + tuple(range(2, input.ndim))
+    shape = (1, -1) + (1,) * (input.ndim - 2)
+    if training:
+        n = input.numel() // input.shape[1]
+        if n <= 1:
+            raise ValueError("Expected more than 1 value per channel when training, got "
+                             f"input size {list(input.shape)}")
+        mean = _ops.mean(input, dim=dims, keepdim=True)
+        var = _ops.var(input, dim=dims, keepdim=True, correction=0)
+        if running_mean is not None:
+            m = momentum
+            running_mean._data[...] = (1 - m) * running_mean._data + m * mean._data.reshape(-1)
+            unbiased = var._data.reshape(-1) * (n / (n - 1))
+            running_var._data[...] = (1 - m) * running_var._data + m * unbiased
+    else:
+        mean = _ops.reshape(running_mean, shape)
+        var = _ops.reshape(running_var, shape)
+    out = (input - mean) / _ops.sqrt(var + eps)
+    if weight is not None:
+        out = out * _ops.reshape(weight, shape)
+    if bias is not None:
+        out = out + _ops.reshape(bias, shape)
+    return out
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the last ``len(normalized_shape)`` dims (biased variance)."""
+    k = 1 if isinstance(normalized_shape, int) else len(normalized_shape)
+    dims = tuple(range(input.ndim - k, input.ndim))
+    mean = _ops.mean(input, dim=dims, keepdim=True)
+    var = _ops.var(input, dim=dims, keepdim=True, correction=0)
+    out = (input - mean) / _ops.sqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """x / max(||x||_p, eps) along ``dim``."""
     norm = _ops.sum(_ops.abs(input) ** p, dim=dim, keepdim=True) ** (1.0 / p)

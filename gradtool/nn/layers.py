@@ -448,6 +448,92 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
+# ---- normalization ----------------------------------------------------------------------------
+class _BatchNorm(Module):
+    """Per-channel normalization with learnable scale/shift and running statistics
+    (buffers ``running_mean``, ``running_var``, ``num_batches_tracked``)."""
+
+    _expected_ndim: tuple = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = Parameter(_ops.ones(num_features, dtype=dtype))
+            self.bias = Parameter(_ops.zeros(num_features, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", _ops.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", _ops.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", _ops.zeros((), dtype="int64"))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in self._expected_ndim:
+            raise ValueError(f"expected {' or '.join(f'{n}D' for n in self._expected_ndim)} "
+                             f"input (got {input.ndim}D input)")
+        momentum = 0.0 if self.momentum is None else self.momentum
+        use_batch = self.training or self.running_mean is None
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked._data += 1
+            if self.momentum is None:   # cumulative moving average
+                momentum = 1.0 / float(self.num_batches_tracked._data)
+        return F.batch_norm(input, self.running_mean, self.running_var, self.weight,
+                            self.bias, use_batch, momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    _expected_ndim = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    _expected_ndim = (4,)
+
+
+class LayerNorm(Module):
+    """Normalization over the trailing ``normalized_shape`` dims of each sample."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) \
+            else tuple(normalized_shape)
+        self.normalized_shape = shape
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(_ops.ones(*shape, dtype=dtype))
+            if bias:
+                self.bias = Parameter(_ops.zeros(*shape, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
 # ---- embedding -------------------------------------------------------------------------------
 class Embedding(Module):
     """A lookup table of ``num_embeddings`` vectors, initialised N(0, 1) (the padding row
@@ -496,4 +582,4 @@ class Embedding(Module):
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "Identity", "Linear", "Flatten",
            "Unflatten", "ReLU", "ReLU6", "Tanh", "Sigmoid", "SiLU", "LeakyReLU", "ELU", "GELU",
            "Softplus", "Softmax", "LogSoftmax", "Dropout", "Conv2d", "MaxPool2d", "AvgPool2d",
-           "AdaptiveAvgPool2d", "Embedding"]
+           "AdaptiveAvgPool2d", "Embedding", "BatchNorm1d", "BatchNorm2d", "LayerNorm"]
