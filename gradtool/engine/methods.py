@@ -59,8 +59,8 @@ def _bind() -> None:
     T.__imul__ = ops.mul_
     T.__itruediv__ = ops.div_
     T.__floordiv__ = lambda self, other: ops.div(self, other, rounding_mode="floor")
-    T.__mod__ = lambda self, other: ops.sub(self, ops.mul(
-        ops.div(self, other, rounding_mode="floor"), other))
+    T.__mod__ = ops.remainder
+    T.__rmod__ = lambda self, other: ops.remainder(other, self)
     T.T = property(ops._T)
     T.mT = property(ops._mT)
     for name in METHOD_NAMES:

@@ -168,12 +168,13 @@ atan2 = arctan2
 rsqrt = _unary(E.rsqrt)
 
 
-def log2(input) -> Tensor:
-    return div(log(input), _float(np.log(2.0)))
+log2 = _unary(E.log2)
+log10 = _unary(E.log10)
 
 
-def log10(input) -> Tensor:
-    return div(log(input), _float(np.log(10.0)))
+def remainder(input, other) -> Tensor:
+    """input - floor(input / other) * other: the sign of the divisor (python's %)."""
+    return apply(E.remainder, (input, other))
 
 
 def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
@@ -194,13 +195,13 @@ clip = clamp
 
 def clamp_min(input, min) -> Tensor:
     if isinstance(min, Tensor):
-        return apply(E.clamp_tensor, (input, min, None))
+        return apply(E.clamp_min_tensor, (input, min))
     return apply(E.REGISTRY["clamp_min"], (input,), {"min": min, "max": None})
 
 
 def clamp_max(input, max) -> Tensor:
     if isinstance(max, Tensor):
-        return apply(E.clamp_tensor, (input, None, max))
+        return apply(E.clamp_max_tensor, (input, max))
     return apply(E.REGISTRY["clamp_max"], (input,), {"min": None, "max": max})
 
 
@@ -1608,7 +1609,7 @@ METHOD_NAMES = (
     "arccos", "arctan", "atan2", "arctan2", "sigmoid", "relu", "abs", "absolute", "sign",
     "reciprocal", "softplus", "clamp", "clip", "clamp_min", "clamp_max", "maximum", "minimum",
     "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
-    "masked_fill", "rsub",
+    "masked_fill", "rsub", "remainder",
     "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod", "var", "std",
     "norm", "logsumexp", "softmax", "log_softmax", "cumsum",
     "reshape", "view", "flatten", "ravel", "transpose", "swapaxes", "swapdims",

@@ -385,7 +385,8 @@ ELEMENTWISE = (
     "arctan", "arctan2", "sigmoid", "reciprocal", "abs", "sign", "relu", "softplus", "clamp",
     "clamp_min", "clamp_max", "maximum", "minimum", "where", "eq", "ne", "lt", "le", "gt", "ge",
     "logical_not", "logical_and", "logical_or", "clone", "to_dtype", "native_dropout", "rsqrt",
-    "clamp_tensor", "masked_fill", "masked_fill_tensor",
+    "clamp_tensor", "masked_fill", "masked_fill_tensor", "log2", "log10", "remainder",
+    "clamp_min_tensor", "clamp_max_tensor",
 )
 VIEW_LIKE = ("reshape", "unsafe_view", "squeeze", "squeeze_dim", "unsqueeze", "alias",
              "reshape_alias", "squeeze_dims", "matmul_squeeze")

@@ -103,11 +103,24 @@ rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), save
 rpow.defvjp(lambda g, x, out, base: g * out * float(np.log(base)))
 rpow.defjvp(lambda t, x, out, base: t * out * float(np.log(base)))
 
+# a % b (python's sign convention, torch.remainder): d/da = 1, d/db = -floor(a / b)
+remainder = _binary("remainder", "RemainderBackward0", np.remainder,
+                    (lambda g, a, b, out: g,
+                     lambda g, a, b, out: -g * np.floor_divide(B.data(a), B.data(b))),
+                    (lambda t, a, b, out: t,
+                     lambda t, a, b, out: -t * np.floor_divide(a, b)),
+                    analytic=False, domain="away_from_zero")
+
 # ---- transcendental -----------------------------------------------------------------------
 exp = _unary("exp", "ExpBackward0", np.exp, lambda g, x, out: g * out,
              lambda t, x, out: t * out, save="out")
 log = _unary("log", "LogBackward0", np.log, lambda g, x, out: g / x,
              lambda t, x, out: t / x, domain="positive")
+# d log2(x) = dx / (x ln 2),  d log10(x) = dx / (x ln 10)
+log2 = _unary("log2", "Log2Backward0", np.log2, lambda g, x, out: g / (x * np.log(2.0)),
+              lambda t, x, out: t / (x * np.log(2.0)), domain="positive")
+log10 = _unary("log10", "Log10Backward0", np.log10, lambda g, x, out: g / (x * np.log(10.0)),
+               lambda t, x, out: t / (x * np.log(10.0)), domain="positive")
 log1p = _unary("log1p", "Log1PBackward0", np.log1p, lambda g, x, out: g / (x + 1),
                lambda t, x, out: t / (x + 1), domain="positive")
 expm1 = _unary("expm1", "Expm1Backward0", np.expm1, lambda g, x, out: g * (out + 1),
@@ -223,6 +236,21 @@ for _name, _node in (("clamp", "ClampBackward1"), ("clamp_min", "ClampMinBackwar
     _p.defjvp(lambda t, x, out, min=None, max=None: _clamp_vjp(t, x, out, min, max))
     _p.domain = "away_from_clamp"
 clamp = REGISTRY["clamp"]
+
+
+# clamp_min(x, t) / clamp_max(x, t) with a tensor bound: their own nodes in torch
+clamp_min_tensor = _binary("clamp_min_tensor", "ClampMinBackward1", np.maximum,
+                           (lambda g, x, lo, out: B.where(B.data(x) >= B.data(lo), g, 0.0),
+                            lambda g, x, lo, out: B.where(B.data(x) < B.data(lo), g, 0.0)),
+                           (lambda t, x, lo, out: np.where(x >= lo, t, 0.0),
+                            lambda t, x, lo, out: np.where(x < lo, t, 0.0)),
+                           analytic=False, domain="distinct")
+clamp_max_tensor = _binary("clamp_max_tensor", "ClampMaxBackward1", np.minimum,
+                           (lambda g, x, hi, out: B.where(B.data(x) <= B.data(hi), g, 0.0),
+                            lambda g, x, hi, out: B.where(B.data(x) > B.data(hi), g, 0.0)),
+                           (lambda t, x, hi, out: np.where(x <= hi, t, 0.0),
+                            lambda t, x, hi, out: np.where(x > hi, t, 0.0)),
+                           analytic=False, domain="distinct")
 
 
 def _tensor_clamp(x, lo, hi):
