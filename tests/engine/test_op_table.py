@@ -56,6 +56,11 @@ def distinct(*shape, seed=0):
     return _rng(seed).permutation(values).reshape(shape)
 
 
+def shifted(*shape, seed=0):
+    """distinct(...) moved by 0.1: never equal to distinct(...) of the same shape."""
+    return distinct(*shape, seed=seed) + 0.1
+
+
 def matrix(n=3, seed=0, batch=()):
     """Well-conditioned square matrices."""
     return normal(*batch, n, n, seed=seed) * 0.5 + 2 * np.eye(n)
@@ -99,8 +104,9 @@ SAMPLES = {
     "log10": unary(positive),
     "remainder": lambda: [one(np.array([-2.3, -0.4, 0.7, 1.9]), np.array([0.9, 0.9, -0.6, 0.8])),
                           one(np.array([[3.1], [-1.3]]), 0.7)],
-    "clamp_min_tensor": binary(distinct, lambda *s, seed=0: distinct(*s, seed=seed) + 0.1),
-    "clamp_max_tensor": binary(distinct, lambda *s, seed=0: distinct(*s, seed=seed) + 0.1), "log1p": unary(positive),
+    "clamp_min_tensor": binary(distinct, shifted),
+    "clamp_max_tensor": binary(distinct, shifted),
+    "log1p": unary(positive),
     "expm1": unary(), "sqrt": unary(positive), "rsqrt": unary(positive), "sin": unary(),
     "cos": unary(), "tan": unary(unit), "tanh": unary(), "sinh": unary(), "cosh": unary(),
     "arcsin": unary(unit), "arccos": unary(unit), "arctan": unary(),
@@ -117,8 +123,8 @@ SAMPLES = {
             np.array([0.5, 1.5, 0.9, 1.0])),
         one(np.array([[-1.0, 0.3], [2.0, 0.1]]), np.array([0.0, 0.2]), None),
         one(np.array([-1.0, 0.3, 2.0]), None, np.array(0.5))],
-    "maximum": binary(distinct, lambda *s, seed=0: distinct(*s, seed=seed) + 0.1),
-    "minimum": binary(distinct, lambda *s, seed=0: distinct(*s, seed=seed) + 0.1),
+    "maximum": binary(distinct, shifted),
+    "minimum": binary(distinct, shifted),
     "where": lambda: [one(mask(2, 3), normal(2, 3), normal(2, 3, seed=1)),
                       one(mask(3, 1), normal(4), 0.5)],
     "masked_fill": lambda: [one(normal(2, 3), mask(2, 3), value=0.5),
