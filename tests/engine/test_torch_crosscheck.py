@@ -40,6 +40,8 @@ EXPRESSIONS = [
     ("pow_tensor", lambda m, F, p, y, x: (p ** y + 2 ** x + p ** 0.5 + x.square()).sum()),
     ("neg_abs_sign", lambda m, F, x: ((-x).abs() * x.sign() + x.reciprocal()).sum()),
     ("exp_log", lambda m, F, x, p: (m.exp(x) + m.log(p) + p.log1p() + x.expm1()).sum()),
+    ("log2_log10_remainder", lambda m, F, p, x: (p.log2() + m.log10(p) + x % 0.7
+                                                 + m.remainder(x, p)).sum()),
     ("sqrt_rsqrt", lambda m, F, p: (p.sqrt() * p.rsqrt() + m.sqrt(p)).sum()),
     ("trig", lambda m, F, x, y: (m.sin(x) * m.cos(y) + m.tan(x * 0.5)).sum()),
     ("hyperbolic", lambda m, F, x, y: (m.tanh(x) + m.sinh(y) * m.cosh(x)).sum()),
@@ -48,7 +50,8 @@ EXPRESSIONS = [
     ("activations", lambda m, F, x: (m.sigmoid(x) + m.relu(x) + F.softplus(x)).sum()),
     ("clamp", lambda m, F, x: (x.clamp(-0.5, 0.5) + x.clamp(min=0.1) + m.clamp(x, max=0.2)
                                + x.clamp_min(0.2) + x.clamp_max(0.3)).sum()),
-    ("clamp_tensor", lambda m, F, x, y, p: (x.clamp(min=y) + x.clamp(y, y + p)).sum()),
+    ("clamp_tensor", lambda m, F, x, y, p: (x.clamp(min=y) + x.clamp(y, y + p)
+                                            + x.clamp_min(y) + x.clamp_max(y)).sum()),
     ("maximum_minimum", lambda m, F, x, y: (m.maximum(x, y) * m.minimum(x, y)).sum()),
     ("where", lambda m, F, x, y: (m.where(x > y, x, y * 2) + m.where(x <= 0, 0.0, x)).sum()),
     ("masked_fill", lambda m, F, x: x.masked_fill(x > 0.5, 1.0).sum()),
