@@ -12,6 +12,7 @@ from rich.text import Text
 
 from ..engine.tensor import Tensor
 from ..errors import UsageError
+from ..render.report import result_metrics
 from . import console
 
 JSON_VERSION = 1
@@ -91,12 +92,11 @@ def finite_difference_check(problem, *, gradgrad: bool = False, forward_ad: bool
 
 
 def check_summary(result) -> dict:
-    data = result.to_dict() if hasattr(result, "to_dict") else {}
-    return {"passed": bool(result.passed),
-            "max_abs_error": data.get("max_abs_error"),
-            "max_rel_error": data.get("max_rel_error"),
-            "report": None if result.passed else str(getattr(result, "report", "") or
-                                                     data.get("report", ""))}
+    """What ``--check`` adds to the output: verdict, largest errors, the report if failed."""
+    metrics = result_metrics(result)
+    return {"passed": bool(result.passed), "max_abs_error": metrics["max_abs_error"],
+            "max_rel_error": metrics["max_rel_error"], "evaluations": metrics["evaluations"],
+            "report": None if result.passed else result.report()}
 
 
 def emit(fmt: str, payload: dict, renderables: list, check) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GradcheckError, GradtoolError, UsageError
-from ..render.report import LoadError, Outcome
+from ..render.report import LoadError, Outcome, result_metrics
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 DEFAULT_PATH = "specs"
@@ -237,12 +237,7 @@ def finish(outcome: Outcome, result, save_failures: str | None = None) -> Outcom
     """Fill an outcome from a CheckResult, with ``expect: fail`` semantics."""
     outcome.result = result
     outcome.details = result.to_dict()
-    blocks = list(getattr(result, "blocks", ()) or ())
-    abs_errors = [b.max_abs_error for b in blocks if b.max_abs_error is not None]
-    rel_errors = [b.max_rel_error for b in blocks if b.max_rel_error is not None]
-    outcome.details.update(
-        max_abs_error=max(abs_errors, default=None), max_rel_error=max(rel_errors, default=None),
-        evaluations=getattr(result, "n_evals", None))
+    outcome.details.update(result_metrics(result))
     if result.passed:
         if outcome.expect == "fail":
             outcome.status, outcome.exit_code = "xpassed", 1

@@ -96,6 +96,16 @@ class LoadError:
         return ":".join(parts)
 
 
+def result_metrics(result) -> dict:
+    """The largest errors over a CheckResult's blocks, and its function evaluations."""
+    blocks = list(getattr(result, "blocks", ()) or ())
+    abs_errors = [b.max_abs_error for b in blocks if b.max_abs_error is not None]
+    rel_errors = [b.max_rel_error for b in blocks if b.max_rel_error is not None]
+    return {"max_abs_error": max(abs_errors, default=None),
+            "max_rel_error": max(rel_errors, default=None),
+            "evaluations": getattr(result, "n_evals", None)}
+
+
 def counts(outcomes) -> dict:
     out = {status: 0 for status in STATUSES}
     for item in outcomes:
