@@ -85,6 +85,8 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     if collect_only:
         _collect(checks, load_errors, fmt)
         raise click.exceptions.Exit(report.exit_code([], load_errors))
+    if fail_fast and load_errors:
+        checks = []        # as pytest -x: errors while collecting stop the run before it starts
     overrides = Overrides(eps, atol, rtol, mode, method, seed)
     start = time.perf_counter()
     outcomes = _run(checks, overrides, fail_fast=fail_fast, save_failures=save_failures,
@@ -117,7 +119,8 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress) -> lis
     outcomes = []
     err = console.stderr()
     show = progress and err.is_terminal and len(checks) > PROGRESS_AFTER
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                   MofNCompleteColumn(),
                    console=err, transient=True, disable=not show)
     with bar:
         task = bar.add_task("checking", total=len(checks))
