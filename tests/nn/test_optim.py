@@ -143,3 +143,35 @@ def test_optimizer_argument_errors():
         optim.SGD([{"params": params}, {"params": params[:1]}], lr=0.1)
     with pytest.raises(ValueError, match="non-leaf"):
         optim.SGD([params[0] * 2], lr=0.1)
+
+
+SCHEDULES = [
+    ("StepLR", {"step_size": 3, "gamma": 0.5}),
+    ("MultiStepLR", {"milestones": [2, 5, 5], "gamma": 0.3}),
+    ("ExponentialLR", {"gamma": 0.9}),
+    ("CosineAnnealingLR", {"T_max": 4, "eta_min": 0.001}),
+    ("LambdaLR", {"lr_lambda": lambda epoch: 1 / (1 + epoch)}),
+]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=[s[0] for s in SCHEDULES])
+def test_lr_schedulers_follow_torch(schedule):
+    torch = import_torch()
+    name, kwargs = schedule
+    params = list(nn.Linear(2, 1).parameters())
+    opt = optim.SGD([{"params": params[:1]}, {"params": params[1:], "lr": 0.5}], lr=0.1)
+    sched = getattr(optim.lr_scheduler, name)(opt, **kwargs)
+    ref_params = [torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)]
+    ref_opt = torch.optim.SGD([{"params": ref_params[:1]}, {"params": ref_params[1:],
+                                                             "lr": 0.5}], lr=0.1)
+    ref_sched = getattr(torch.optim.lr_scheduler, name)(ref_opt, **kwargs)
+    ours, theirs = [sched.get_last_lr()], [ref_sched.get_last_lr()]
+    for _ in range(12):
+        opt.step()
+        sched.step()
+        ref_opt.step()
+        ref_sched.step()
+        ours.append(sched.get_last_lr())
+        theirs.append(ref_sched.get_last_lr())
+    np.testing.assert_allclose(ours, theirs, rtol=1e-15)
+    assert opt.param_groups[1]["lr"] == ours[-1][1]

@@ -1,4 +1,4 @@
-"""``gt.optim``: SGD, Adam and AdamW with PyTorch's exact single-tensor update rules.
+"""SGD, Adam and AdamW with PyTorch's exact single-tensor update rules.
 
 Updates run on the parameters' arrays in place (no graph is recorded, as torch's
 ``@torch.no_grad`` step) and bump their version counters, so a graph that saved a parameter
@@ -15,8 +15,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .engine.grad_mode import enable_grad
-from .engine.tensor import Tensor, _make, bump_version
+from ..engine.grad_mode import enable_grad
+from ..engine.tensor import Tensor, _make, bump_version
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 

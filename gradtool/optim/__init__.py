@@ -1,0 +1,7 @@
+"""``gt.optim``: optimizers with PyTorch's exact update rules, and learning-rate schedulers
+(``gt.optim.lr_scheduler``)."""
+
+from . import lr_scheduler
+from .optimizers import SGD, Adam, AdamW, Optimizer
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
