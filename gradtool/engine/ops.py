@@ -174,6 +174,8 @@ log10 = _unary(E.log10)
 
 def remainder(input, other) -> Tensor:
     """input - floor(input / other) * other: the sign of the divisor (python's %)."""
+    if isinstance(input, Tensor) and not isinstance(other, Tensor):
+        return apply(E.remainder_scalar, (input,), {"other": other})
     return apply(E.remainder, (input, other))
 
 

@@ -386,7 +386,7 @@ ELEMENTWISE = (
     "clamp_min", "clamp_max", "maximum", "minimum", "where", "eq", "ne", "lt", "le", "gt", "ge",
     "logical_not", "logical_and", "logical_or", "clone", "to_dtype", "native_dropout", "rsqrt",
     "clamp_tensor", "masked_fill", "masked_fill_tensor", "log2", "log10", "remainder",
-    "clamp_min_tensor", "clamp_max_tensor",
+    "clamp_min_tensor", "clamp_max_tensor", "remainder_scalar",
 )
 VIEW_LIKE = ("reshape", "unsafe_view", "squeeze", "squeeze_dim", "unsqueeze", "alias",
              "reshape_alias", "squeeze_dims", "matmul_squeeze")

@@ -103,8 +103,15 @@ rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), save
 rpow.defvjp(lambda g, x, out, base: g * out * float(np.log(base)))
 rpow.defjvp(lambda t, x, out, base: t * out * float(np.log(base)))
 
-# a % b (python's sign convention, torch.remainder): d/da = 1, d/db = -floor(a / b)
-remainder = _binary("remainder", "RemainderBackward0", np.remainder,
+# a % b (python's sign convention, torch.remainder): d/da = 1, d/db = -floor(a / b);
+# torch names the tensor-divisor form RemainderBackward1, the scalar one RemainderBackward0
+remainder_scalar = Primitive("remainder_scalar", "RemainderBackward0",
+                             lambda x, other: np.remainder(x, other), save="none",
+                             analytic=False)
+remainder_scalar.defvjp(lambda g, x, out, other: g)
+remainder_scalar.defjvp(lambda t, x, out, other: t)
+remainder_scalar.domain = None
+remainder = _binary("remainder", "RemainderBackward1", np.remainder,
                     (lambda g, a, b, out: g,
                      lambda g, a, b, out: -g * np.floor_divide(B.data(a), B.data(b))),
                     (lambda t, a, b, out: t,
