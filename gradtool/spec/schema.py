@@ -60,7 +60,7 @@ class Context:
         self.errors: list[SpecError] = []
 
     def where(self, node: yaml.Node) -> Location:
-        return self.source.location(node.start_mark)
+        return self.source.location(node.start_mark, node.end_mark)
 
     def error(self, message: str, location: Location | None, hint: str | None = None) -> None:
         self.errors.append(SpecError(message, location, hint))

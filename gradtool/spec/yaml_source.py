@@ -104,8 +104,13 @@ class Source:
     filename: str
     text: str
 
-    def location(self, mark) -> Location:
-        return Location(self.filename, mark.line + 1, mark.column + 1)
+    def location(self, mark, end_mark=None) -> Location:
+        """Location of a yaml mark; with ``end_mark`` on the same line, the span's end."""
+        end_column = None
+        if end_mark is not None and end_mark.line == mark.line and \
+                end_mark.column > mark.column:
+            end_column = end_mark.column + 1
+        return Location(self.filename, mark.line + 1, mark.column + 1, end_column)
 
     def index_location(self, index: int, end_index: int | None = None) -> Location:
         """Location of a character index into ``text``."""
