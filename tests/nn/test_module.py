@@ -207,3 +207,27 @@ def test_sequential_container():
     assert len(list(mlist.parameters())) == 6 and len(mlist) == 3
     mdict = nn.ModuleDict({"a": nn.Linear(1, 1)})
     assert "a" in mdict and len(list(mdict.parameters())) == 2
+
+
+def test_clip_grad_and_vector_utils_match_torch():
+    torch = import_torch()
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    ref = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
+                              torch.nn.Linear(4, 2)).double()
+    ref.load_state_dict({k: torch.tensor(v._data.copy()) for k, v in
+                         model.state_dict().items()})
+    x = gt.randn(5, 3)
+    (model(x) ** 2).sum().backward()
+    (ref(torch.tensor(x._data)) ** 2).sum().backward()
+    for norm_type in (2.0, float("inf")):
+        total = nn.utils.clip_grad_norm_(model.parameters(), 0.5, norm_type=norm_type)
+        total_t = torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.5, norm_type=norm_type)
+        np.testing.assert_allclose(total.item(), total_t.item(), rtol=1e-12)
+    nn.utils.clip_grad_value_(model.parameters(), 0.01)
+    torch.nn.utils.clip_grad_value_(ref.parameters(), 0.01)
+    for p, pt in zip(model.parameters(), ref.parameters()):
+        np.testing.assert_allclose(p.grad._data, pt.grad.numpy(), rtol=1e-12)
+    flat = nn.utils.parameters_to_vector(model.parameters())
+    assert flat.shape == (3 * 4 + 4 + 4 * 2 + 2,)
+    nn.utils.vector_to_parameters(flat * 0 + 1, model.parameters())
+    assert all(np.all(p._data == 1) for p in model.parameters())
