@@ -34,7 +34,7 @@ from ..engine.ops import BUILTINS, TENSOR_METHODS
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors
 from .schema import MAX_INT, did_you_mean
-from .yaml_source import TextOrigin
+from .yaml_source import ScalarOrigin, TextOrigin
 
 #: deepest expression nesting (ast depth, brackets)
 MAX_DEPTH = 100
@@ -187,7 +187,8 @@ class Program:
         return found, found + len(symbol)
 
 
-def parse_program(source: str, origin=None, *, filename: str = "<expr>") -> Program:
+def parse_program(source: str, origin: ScalarOrigin | TextOrigin | None = None, *,
+                  filename: str = "<expr>") -> Program:
     """Parse and validate ``source`` (nothing runs).  ``origin`` maps offsets in ``source``
     to file locations (default: the text itself, named ``filename``).  Raises SpecError
     (SpecErrors for several) naming every construct outside the language."""
@@ -531,7 +532,7 @@ def _check_arguments(program: Program, call: ast.Call, name: str,
 
 # ---- limits ---------------------------------------------------------------------------------
 @contextlib.contextmanager
-def element_limit(max_elements: int):
+def element_limit(max_elements: int) -> Iterator[None]:
     """Make every engine primitive refuse to create a tensor of more than ``max_elements``
     elements (nested limits keep the smallest)."""
     try:

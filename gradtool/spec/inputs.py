@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.ops import tensor as make_tensor
+from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError
 from .schema import INPUT_VALUE, Context, Item
 from .yaml_source import Source, compose
@@ -67,7 +68,7 @@ class InputSpec:
         return math.prod(self.shape or ())
 
     def make(self, *, seed: int = 0, dtype: str = "float64", eps: float = 1e-6,
-             requires_grad: bool = False, max_elements: int = 10**8):
+             requires_grad: bool = False, max_elements: int = 10**8) -> Tensor:
         """The input as a gradtool tensor (checked against the element cap first)."""
         n = self.elements()
         if n > max_elements:

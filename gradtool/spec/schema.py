@@ -43,7 +43,7 @@ class Item:
     key_locations: dict[str, Location] = field(default_factory=dict)
     complete: bool = True     # False: a Record with an invalid or missing key
 
-    def plain(self):
+    def plain(self) -> Any:
         """The value with every nested Item unwrapped."""
         if isinstance(self.value, list):
             return [v.plain() if isinstance(v, Item) else v for v in self.value]

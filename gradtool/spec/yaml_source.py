@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -162,7 +163,7 @@ _SCALARS = {
 }
 
 
-def scalar_value(node: yaml.ScalarNode):
+def scalar_value(node: yaml.ScalarNode) -> Any:
     """The Python value of a scalar node (str, int, float, bool or None)."""
     return _SCALARS[node.tag](node)
 
@@ -178,7 +179,7 @@ def kind_name(node: yaml.Node) -> str:
                                                                             "a value")
 
 
-def to_data(node: yaml.Node | None):
+def to_data(node: yaml.Node | None) -> Any:
     """Plain Python data for a node tree (keys are their source text), e.g. to validate a
     file against the JSON Schema.  Iterative: deep trees do not recurse."""
     if node is None:
@@ -203,7 +204,7 @@ def to_data(node: yaml.Node | None):
     return root[0]
 
 
-def load_data(text: str, filename: str = "<string>"):
+def load_data(text: str, filename: str = "<string>") -> Any:
     """A YAML text as plain Python data, with the same limits and scalar rules as specs."""
     return to_data(compose(text, filename))
 
