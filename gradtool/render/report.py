@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from rich.columns import Columns
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -247,8 +248,9 @@ def jacobian_views(result) -> list:
             views.append(Text(f"  {title} (rows: output elements, columns: input elements)",
                               style="bold"))
             bad = diff > 1e-3 * (diff.max() or 1.0)
-            views.append(Columns([_number_table("numerical", num, bad),
-                                  _number_table("analytical", ana, bad)], padding=(0, 4)))
+            views.append(Padding(Columns([_number_table("numerical", num, bad),
+                                          _number_table("analytical", ana, bad)],
+                                         padding=(0, 4)), (0, 0, 0, 2), expand=False))
         else:
             views.append(Text(f"  {title}: |numerical - analytical|, {num.shape[0]} x "
                               f"{num.shape[1]}", style="bold"))
@@ -273,7 +275,7 @@ def _heatmap(diff) -> Group:
     top = rows.max() or 1.0
     lines = []
     for row in rows:
-        text = Text("  ")
+        text = Text("    ")
         for value in row:
             level = int(round((len(HEAT) - 1) * value / top))
             text.append(HEAT[level] * 2, style="red" if level else "")

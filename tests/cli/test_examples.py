@@ -28,9 +28,11 @@ def help_examples() -> list[str]:
 
 
 def doc_examples() -> list[str]:
-    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    """``gradtool ...`` lines of the shell blocks of docs/cli.md and README.md."""
+    text = "".join((ROOT / name).read_text(encoding="utf-8")
+                   for name in ("docs/cli.md", "README.md") if (ROOT / name).exists())
     out = []
-    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+    for block in re.findall(r"```(?:sh|bash)\n(.*?)```", text, flags=re.S):
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():
             if line.startswith("gradtool "):
                 out.append(line)
