@@ -14,7 +14,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import numpy as np
-from rich.columns import Columns
 from rich.console import Console, Group
 from rich.padding import Padding
 from rich.table import Table
@@ -248,9 +247,10 @@ def jacobian_views(result) -> list:
             views.append(Text(f"  {title} (rows: output elements, columns: input elements)",
                               style="bold"))
             bad = diff > 1e-3 * (diff.max() or 1.0)
-            views.append(Padding(Columns([_number_table("numerical", num, bad),
-                                          _number_table("analytical", ana, bad)],
-                                         padding=(0, 4)), (0, 0, 0, 2), expand=False))
+            pair = Table.grid(padding=(0, 4))
+            pair.add_row(_number_table("numerical", num, bad),
+                         _number_table("analytical", ana, bad))
+            views.append(Padding(pair, (0, 0, 0, 2), expand=False))
         else:
             views.append(Text(f"  {title}: |numerical - analytical|, {num.shape[0]} x "
                               f"{num.shape[1]}", style="bold"))
