@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.graph import grad
+from ..engine.ops import ones_like
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors
 from .evaluate import (DEFAULT_MAX_ELEMENTS, MAX_EXPANDED_NODES, RESERVED, Program,
@@ -79,7 +81,32 @@ class CheckSpec:
             return tuple(out) if isinstance(out, list) else out
 
         fn.__name__ = fn.__qualname__ = self.name
-        return BuiltCheck(fn, [all_inputs[n] for n in wrt], wrt, all_inputs)
+        built = BuiltCheck(fn, [all_inputs[n] for n in wrt], wrt, all_inputs)
+        if self._calls_formula_functions():
+            _dry_run(built)
+        return built
+
+    def _calls_formula_functions(self) -> bool:
+        return any(getattr(self.functions.get(name), "spec_definition", None) is not None
+                   for name in self.program.calls)
+
+
+def _dry_run(built: BuiltCheck) -> None:
+    """One forward and backward pass, so that a spec Function's backward formula returning
+    the wrong shape is reported when the check is built, at the formula.  Other errors of
+    the backward are left to the checker, which reports them in context."""
+    outputs = built.fn(*built.inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    outputs = [o for o in outputs if isinstance(o, Tensor) and o.requires_grad]
+    if not outputs:
+        return
+    try:
+        grad(outputs, built.inputs, grad_outputs=[ones_like(o) for o in outputs],
+             allow_unused=True)
+    except SpecError:
+        raise
+    except Exception:  # noqa: BLE001  (not a spec error: the checker reports it)
+        return
 
 
 @dataclass

@@ -175,10 +175,8 @@ def test_errors_inside_function_formulas_point_into_the_function():
         checks:
           - {name: c, expr: "Lin(x, w).sum()", inputs: {x: {shape: [2, 3]}, w: {shape: [3]}}}
         """)
-    built = spec.checks[0].build()
-    out = built.fn(*built.inputs)
     with pytest.raises(SpecError) as info:
-        gt.autograd.grad(out, built.inputs)
+        spec.checks[0].build()                  # the dry run of the backward finds it
     assert str(info.value).startswith("a.yaml:6:15: operator '@' on shapes [2] and [3]")
 
 
