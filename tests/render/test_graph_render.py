@@ -161,3 +161,29 @@ def test_no_recursion_on_deep_graph_in_full_mode():
     assert view.stats.depth == 5000
     json.dumps(graph_dict(view))
     render_dot(view)
+
+
+def test_chain_with_a_shared_weight_collapses_and_keeps_the_weight():
+    x, names = leaf([1.0, 2.0], "x")
+    w, more = leaf([0.5, 0.5], "w")
+    names.update(more)
+    y = x
+    for _ in range(1000):
+        y = y * w
+    view = build_view([y], names)
+    text = render_text(view)
+    assert "MulBackward0 × 998" in text
+    assert "AccumulateGrad  w: float64[2]" in text and "AccumulateGrad  x: float64[2]" in text
+    assert len(text.splitlines()) < 15
+    data = graph_dict(view)
+    run = [n for n in data["nodes"] if n["kind"] == "run"][0]
+    assert run["count"] == 998 and data["stats"]["nodes"] == 1002
+
+
+def test_different_side_inputs_do_not_collapse():
+    x, names = leaf([1.0], "x")
+    y = x
+    for i in range(6):
+        y = y * gt.tensor([float(i + 1)], requires_grad=True)
+    text = render_text(build_view([y], names))
+    assert "collapsed" not in text and text.count("MulBackward0") == 6 + 1
