@@ -222,6 +222,12 @@ SAMPLES = {
                       _index_sample(normal(3, 4), (mask(3, 4),)),
                       _index_sample(normal(3, 4), (slice(None), np.array([[1, 1], [3, 0]]))),
                       _index_sample(normal(3, 4), (np.array([0, 2]), np.array([1, 1])))],
+    "select_backward": lambda: [one(normal(2, 4), key=(slice(None), 1), shape=(2, 3, 4),
+                                    out_ndim=2)],
+    "slice_backward": lambda: [one(normal(2, 4), key=(slice(1, 5, 2),), shape=(5, 4),
+                                   out_ndim=2)],
+    "index_select_backward": lambda: [one(normal(3, 3), key=(slice(None), np.array([0, 2, 2])),
+                                          shape=(3, 4), out_ndim=2)],
     "index_backward": lambda: [
         one(normal(4, 4), key=(np.array([0, 2, 0, 0]),), shape=(3, 4), out_ndim=2),
         one(normal(2), key=(slice(None), 1), shape=(2, 3), out_ndim=1)],

@@ -196,3 +196,33 @@ def test_forward_mode(fn, compare_names):
                  for a, t in zip(arrays, tangents)]
         t_tangent = fwAD.unpack_dual(fn(torch, tF, *duals)).tangent
     np.testing.assert_allclose(g_tangent.numpy(), t_tangent.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# The backward of these ops is itself one node in torch; under create_graph the gradient's
+# grad_fn carries torch's name for it.
+BACKWARD_NODES = [
+    ("index", lambda m, x: x[m.tensor([0, 0, 2])], (3, 4)),
+    ("select", lambda m, x: x[0], (4,)),
+    ("slice", lambda m, x: x[1:3], (2, 4)),
+    ("diagonal", lambda m, x: x.diagonal(), (3,)),
+    ("gather", lambda m, x: x.gather(1, m.tensor([[0], [1], [2]])), (3, 1)),
+    ("index_select", lambda m, x: x.index_select(1, m.tensor([0, 2])), (3, 2)),
+]
+
+
+@pytest.mark.parametrize("fn, cotangent_shape", [pytest.param(f, s, id=n)
+                                                 for n, f, s in BACKWARD_NODES])
+def test_backward_of_backward_node_names(fn, cotangent_shape):
+    rng = np.random.default_rng(3)
+    x, v = rng.standard_normal((3, 4)), rng.standard_normal(cotangent_shape)
+    results = []
+    for m in (gt, torch):
+        xt = m.tensor(x, requires_grad=True)
+        vt = m.tensor(v, requires_grad=True)
+        g, = m.autograd.grad(fn(m, xt), xt, vt, create_graph=True)
+        gg, = m.autograd.grad((g * g).sum(), vt)
+        results.append((g.grad_fn.name(), g.detach().numpy(), gg.detach().numpy()))
+    (g_name, g_val, g_gg), (t_name, t_val, t_gg) = results
+    assert g_name == t_name
+    np.testing.assert_allclose(g_val, t_val)
+    np.testing.assert_allclose(g_gg, t_gg)

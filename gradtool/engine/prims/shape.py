@@ -119,14 +119,42 @@ def _batched_key(g, out_ndim, key):
     return (slice(None),) * prefix + key
 
 
-def _index_vjp(g, x, out, key, out_ndim):
-    # Scatter-add the gradient into zeros of x's shape (repeated indices accumulate).
-    if isinstance(g, Tensor):
-        return index_add_zeros(g, key=key, shape=tuple(x.shape), out_ndim=out_ndim)
-    full = tuple(g.shape[:len(g.shape) - out_ndim]) + tuple(x.shape)
+def _index_add_zeros_forward(g, key, shape, out_ndim):
+    """Scatter-add g into zeros of ``shape`` at ``key`` (repeated indices accumulate); a
+    leading batch axis of g (beyond out_ndim) is kept."""
+    full = tuple(g.shape[:g.ndim - out_ndim]) + tuple(shape)
     z = np.zeros(full, dtype=g.dtype)
     np.add.at(z, _batched_key(g, out_ndim, key), g)
     return z
+
+
+def _index_backward_prim(name, node):
+    """The backward of an indexing primitive, itself differentiable (its VJP indexes)."""
+    prim = Primitive(name, node, _index_add_zeros_forward, save="shapes",
+                     input_names=("grad",),
+                     out_shape=lambda gs, key, shape, out_ndim:
+                     tuple(gs[:len(gs) - out_ndim]) + tuple(shape))
+    prim.defvjp(lambda gg, g, out, key, shape, out_ndim:
+                gg[(slice(None),) * (len(gg.shape) - len(shape)) + key])
+    prim.defjvp(lambda t, g, out, key, shape, out_ndim:
+                _index_add_zeros_forward(t, key, shape, out_ndim))
+    return prim
+
+
+# torch's names for the backward of each indexing op (seen under create_graph)
+select_backward = _index_backward_prim("select_backward", "SelectBackwardBackward0")
+slice_backward = _index_backward_prim("slice_backward", "SliceBackwardBackward0")
+index_backward = _index_backward_prim("index_backward", "IndexPutImplBackward0")
+index_select_backward = _index_backward_prim("index_select_backward", "IndexAddBackward0")
+
+
+def _index_vjp(backward_prim):
+    def vjp(g, x, out, key, out_ndim):
+        # scatter-add the gradient into zeros of x's shape (repeated indices accumulate)
+        if isinstance(g, Tensor):
+            return backward_prim(g, key=key, shape=tuple(x.shape), out_ndim=out_ndim)
+        return _index_add_zeros_forward(g, key, tuple(x.shape), out_ndim)
+    return vjp
 
 
 def _index_forward(x, key, out_ndim):
@@ -138,41 +166,22 @@ def _indexed_shape(shape, key) -> tuple:
     return np.empty(shape, dtype="V0")[key].shape
 
 
-def _index_prim(name, node):
+def _index_prim(name, node, backward_prim):
     prim = Primitive(name, node, _index_forward, save="shapes", input_names=("self",),
                      out_shape=lambda xs, key, out_ndim: _indexed_shape(xs, key))
-    prim.defvjp(_index_vjp)
+    prim.defvjp(_index_vjp(backward_prim))
     prim.defjvp(lambda t, x, out, key, out_ndim: t[key])
     return prim
 
 
-select = _index_prim("select", "SelectBackward0")
-slice_ = _index_prim("slice", "SliceBackward0")
-index = _index_prim("index", "IndexBackward0")
-
-
-def _index_add_zeros_forward(g, key, shape, out_ndim):
-    full = tuple(g.shape[:g.ndim - out_ndim]) + tuple(shape)
-    z = np.zeros(full, dtype=g.dtype)
-    np.add.at(z, _batched_key(g, out_ndim, key), g)
-    return z
-
-
-# The backward of indexing, itself differentiable (its VJP is indexing again).
-index_add_zeros_prim = Primitive("index_backward", "IndexBackwardBackward0",
-                                 _index_add_zeros_forward, save="shapes",
-                                 input_names=("grad",),
-                                 out_shape=lambda gs, key, shape, out_ndim:
-                                 tuple(gs[:len(gs) - out_ndim]) + tuple(shape))
-index_add_zeros_prim.defvjp(
-    lambda gg, g, out, key, shape, out_ndim:
-    gg[(slice(None),) * (len(gg.shape) - len(shape)) + key])
-index_add_zeros_prim.defjvp(
-    lambda t, g, out, key, shape, out_ndim: _index_add_zeros_forward(t, key, shape, out_ndim))
+select = _index_prim("select", "SelectBackward0", select_backward)
+slice_ = _index_prim("slice", "SliceBackward0", slice_backward)
+index = _index_prim("index", "IndexBackward0", index_backward)
 
 
 def index_add_zeros(g, *, key, shape, out_ndim):
-    return index_add_zeros_prim(g, key=key, shape=shape, out_ndim=out_ndim)
+    """Differentiable scatter-add of g into zeros (the backward of indexing)."""
+    return index_backward(g, key=key, shape=shape, out_ndim=out_ndim)
 
 
 # ---- concatenation --------------------------------------------------------------------------
@@ -404,19 +413,12 @@ scatter_add.defjvp(lambda t, x, index, src, out, dim: t, None,
                    _scatter_add_forward(np.zeros(x.shape, t.dtype), index, t, dim))
 
 
-def _index_select_key(ndim_prefix, dim, index):
-    return (slice(None),) * (ndim_prefix + dim) + (index,)
-
-
 def _index_select_vjp(g, x, index, out, dim):
     # scatter-add (repeated indices accumulate), through the differentiable index backward
-    prefix = len(g.shape) - x.ndim
     key = (slice(None),) * dim + (index,)
     if isinstance(g, Tensor):
-        return index_add_zeros(g, key=key, shape=tuple(x.shape), out_ndim=x.ndim)
-    z = np.zeros(tuple(g.shape[:prefix]) + tuple(x.shape), dtype=g.dtype)
-    np.add.at(z, (slice(None),) * prefix + key, g)
-    return z
+        return index_select_backward(g, key=key, shape=tuple(x.shape), out_ndim=x.ndim)
+    return _index_add_zeros_forward(g, key, tuple(x.shape), x.ndim)
 
 
 index_select = Primitive("index_select", "IndexSelectBackward0",
