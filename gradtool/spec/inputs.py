@@ -110,14 +110,14 @@ class InputSpec:
     def _draw(self, rng: np.random.Generator, np_dtype: np.dtype) -> np.ndarray:
         shape = self.shape or ()
         init = self.init
-        if np_dtype.kind == "b":
-            return rng.random(shape) < 0.5
         if init == "zeros":
             return np.zeros(shape)
         if init == "ones":
             return np.ones(shape)
         if init == "arange":
             return np.arange(math.prod(shape), dtype=np.float64).reshape(shape)
+        if np_dtype.kind == "b":
+            return rng.random(shape) < 0.5
         if np_dtype.kind in "iu":
             low = INT_RANGE[0] if self.low is None else self.low
             high = INT_RANGE[1] if self.high is None else self.high
