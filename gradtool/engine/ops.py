@@ -850,6 +850,12 @@ def _slice(input: Tensor, dim: int, k: slice) -> Tensor:
                           input)
 
 
+def _full_slice(k: slice, n: int) -> bool:
+    """Whether torch skips this slice in a tuple index: start 0 or None, step 1 or None and
+    a stop past the end, as written (x[-3:] on a 3-long dim is still recorded)."""
+    return k.start in (None, 0) and k.step in (None, 1) and (k.stop is None or k.stop >= n)
+
+
 def getitem(input, key) -> Tensor:
     """Indexing as torch records it: ints select, slices slice, None unsqueezes (one node per
     step, views), then one IndexBackward0 for integer-array and boolean-mask indices."""
@@ -876,7 +882,7 @@ def getitem(input, key) -> Tensor:
         elif _is_int(k):
             out = _select(out, dim, _int(k))
         elif isinstance(k, slice):
-            if k != slice(None):
+            if not _full_slice(k, out.shape[dim]):
                 out = _slice(out, dim, k)
             advanced.append(slice(None))
             dim += 1

@@ -226,3 +226,61 @@ def test_backward_of_backward_node_names(fn, cotangent_shape):
     assert g_name == t_name
     np.testing.assert_allclose(g_val, t_val)
     np.testing.assert_allclose(g_gg, t_gg)
+
+
+def _random_key(rng: np.random.Generator, shape: tuple):
+    """A random index mixing ints, slices (negative, stepped, full), None, Ellipsis, integer
+    lists and boolean masks."""
+    parts, dim = [], 0
+    for _ in range(int(rng.integers(1, 4))):
+        if dim >= len(shape):
+            break
+        n = shape[dim]
+        kind = rng.random()
+        if kind < 0.25:
+            part = int(rng.integers(-n, n))
+        elif kind < 0.5:
+            part = slice(*(rng.choice([None, int(rng.integers(-n - 1, n + 1))]) for _ in range(2)),
+                         rng.choice([None, 1, 2, 3]))
+        elif kind < 0.65:
+            part = None
+        elif kind < 0.85:
+            part = [int(i) for i in rng.integers(-n, n, int(rng.integers(1, 4)))]
+        else:
+            part = rng.random(n) > 0.5
+        parts.append(part)
+        dim += part is not None
+    if rng.random() < 0.2:
+        parts.insert(int(rng.integers(len(parts) + 1)), Ellipsis)
+    return tuple(parts) if len(parts) != 1 or rng.random() < 0.5 else parts[0]
+
+
+def _converted(m, key):
+    if isinstance(key, tuple):
+        return tuple(_converted(m, k) for k in key)
+    return m.tensor(key) if isinstance(key, np.ndarray) else key
+
+
+def test_random_indexing_matches_torch():
+    """Values, node names and gradients of x[key] for 300 random keys."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 5))
+    for _ in range(300):
+        key = _random_key(rng, x.shape)
+        results = []
+        for m in (gt, torch):
+            leaf = m.tensor(x, requires_grad=True)
+            try:
+                out = leaf[_converted(m, key)]
+            except (IndexError, RuntimeError, ValueError, TypeError):
+                results.append(None)
+                continue
+            v = np.random.default_rng(1).standard_normal(tuple(out.shape))
+            grad, = m.autograd.grad(out, leaf, m.tensor(v))
+            results.append((out.detach().numpy(), _names(out), grad.numpy()))
+        mine, theirs = results
+        assert (mine is None) == (theirs is None), key
+        if mine is not None:
+            np.testing.assert_array_equal(mine[0], theirs[0], err_msg=str(key))
+            assert mine[1] == theirs[1], key
+            np.testing.assert_allclose(mine[2], theirs[2], err_msg=str(key))
