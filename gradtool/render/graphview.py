@@ -213,7 +213,10 @@ def describe_array(value, values: int = 6) -> str:
             return f"{head} {body}" if value.ndim else f"{head} {value.item():.6g}"
         finite = value[np.isfinite(value)] if value.dtype.kind in "fc" else value
         if finite.size and value.dtype.kind in "fiu":
-            return f"{head} min {finite.min():.4g} max {finite.max():.4g}"
+            low, high = finite.min(), finite.max()
+            if low == high:
+                return f"{head} all {low:.4g}"
+            return f"{head} min {low:.4g} max {high:.4g}"
         return head
     if hasattr(value, "shape") and hasattr(value, "dtype"):      # ShapeOnly
         return f"{value.dtype}[{', '.join(map(str, value.shape))}] (shape only)"
