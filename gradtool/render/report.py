@@ -128,8 +128,9 @@ def summary_text(outcomes, load_errors=(), elapsed: float | None = None) -> Text
             parts.append((f"{count} {status}" if status != "error" else
                           f"{count} error{'s' if count > 1 else ''}", STATUSES[status][1]))
     if load_errors:
-        n = len(load_errors)
-        parts.append((f"{n} file error{'s' if n > 1 else ''}", "bold red"))
+        n, files = len(load_errors), len({e.file for e in load_errors})
+        parts.append((f"{n} error{'s' if n > 1 else ''} loading {files} "
+                      f"file{'s' if files > 1 else ''}", "bold red"))
     if not parts:
         parts.append(("no checks ran", "yellow"))
     for i, (chunk, style) in enumerate(parts):

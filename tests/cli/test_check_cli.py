@@ -126,7 +126,7 @@ def test_spec_error_is_2_with_location(run, spec_dir):
     result = run("check", ".")
     assert result.exit_code == 2
     assert result.stderr.startswith("typo.yaml:4:11: ") and "sigmoid" in result.stderr
-    assert "1 passed, 1 skipped, 1 file error" in result.stdout
+    assert "1 passed, 1 skipped, 1 error loading 1 file" in result.stdout
 
 
 def test_highest_exit_code_wins(run, spec_dir):

@@ -63,7 +63,7 @@ def test_exit_code_is_the_highest():
 def test_summary_line():
     text = report.summary_text(outcomes(), LOAD_ERRORS, 0.5).plain
     assert text == ("1 passed, 1 failed, 1 xpassed, 1 error, 1 skipped, 1 xfailed, "
-                    "1 file error in 0.50s")
+                    "1 error loading 1 file in 0.50s")
 
 
 def test_json_validates_against_schema():
@@ -116,7 +116,7 @@ def test_table_expands_failures_and_verbose_jacobians():
     assert "numerical" in text and "analytical" in text
     assert "marked 'expect: fail' but the check passed" in text
     assert "hint: did you mean 'x'?" in text
-    assert text.rstrip().endswith("1 file error in 0.10s")
+    assert text.rstrip().endswith("1 error loading 1 file in 0.10s")
 
 
 def test_quiet_table_has_problems_and_summary_only():
