@@ -93,6 +93,7 @@ class TreeLine:
     depth: int
     ref: bool = False        # a reference to a node drawn above
     note: str | None = None  # text of a "…" line
+    output_nr: int = 0       # which output of the drawn node this edge takes
 
 
 @dataclass
@@ -311,7 +312,7 @@ def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
         if kind == "node" and payload in drawn:
             key = drawn[payload]
             nodes[key].shared = True
-            lines.append(TreeLine(key, guides, last, depth, ref=True))
+            lines.append(TreeLine(key, guides, last, depth, ref=True, output_nr=nr))
             if parent is not None:
                 nodes[parent].inputs.append((key, index, nr))
             continue
@@ -330,7 +331,7 @@ def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
         if depth == 0:
             root_keys[payload] = key
         nodes[key] = view
-        lines.append(TreeLine(key, guides, last, depth))
+        lines.append(TreeLine(key, guides, last, depth, output_nr=nr))
         if parent is not None:
             nodes[parent].inputs.append((key, index, nr))
         children = _children(kind, payload, indeg, full)

@@ -65,11 +65,15 @@ def render_lines(view: GraphView, *, summary: bool = True) -> list[Text]:
         if line.ref:
             text.append("↑ ", style="dim")
             text.append(node.name, style="dim")
+            if line.output_nr:
+                text.append(f" [output {line.output_nr}]", style="dim")
             text.append(f" {tag} (shared, shown above)" if tag else " (shown above)",
                         style="dim yellow")
             out.append(text)
             continue
         text.append_text(node_label(node, tag))
+        if line.output_nr:
+            text.append(f" [output {line.output_nr}]", style="dim")
         if line.key in output_of:
             data = output_of[line.key]._data
             text.append(f"  (output: {data.dtype}[{', '.join(map(str, data.shape))}])",
