@@ -7,16 +7,17 @@ Exit codes: 0 success, 1 a gradient check failed, 2 usage or spec error, 3 inter
 
 from __future__ import annotations
 
-import sys
 import traceback
 
 import click
+from rich.text import Text
 
 from .. import __version__
 from ..errors import GradtoolError
 from . import console
 
-REPORT_URL = "https://github.com/gradtool/gradtool/issues"
+#: exit code of a run stopped with Ctrl-C (128 + SIGINT, as shells report it)
+INTERRUPTED = 130
 
 
 class GradtoolGroup(click.Group):
@@ -30,6 +31,9 @@ class GradtoolGroup(click.Group):
         except GradtoolError as error:
             console.print_error(error)
             ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            console.stderr().print(Text("interrupted", style="bold red"))
+            ctx.exit(INTERRUPTED)
         except Exception as error:  # noqa: BLE001  (the boundary: everything else is a bug)
             internal_error(error, ctx)
             ctx.exit(3)
@@ -41,16 +45,13 @@ def internal_error(error: BaseException, ctx: click.Context | None = None) -> No
     debug = console.debug_enabled(ctx)
     if debug:
         err.file.write("".join(traceback.format_exception(error)))
-    from rich.text import Text
     line = Text("internal error: ", style="bold red")
     line.append(f"{type(error).__name__}: {error}")
     err.print(line)
-    err.print(Text(f"  this is a bug in gradtool {__version__}; please report it at "
-                   f"{REPORT_URL}" + ("" if debug else
-                                      " (rerun with --debug to see the traceback)"),
+    err.print(Text(f"  this is a bug in gradtool {__version__}; please report it, with the "
+                   "command line and the spec file" +
+                   ("" if debug else " (rerun with --debug to see the traceback)"),
                    style="dim"))
-
-
 
 
 @click.group(cls=GradtoolGroup, context_settings={"help_option_names": ["-h", "--help"],
@@ -79,7 +80,4 @@ _register()
 
 def main(argv=None) -> None:
     """Console-script entry point."""
-    try:
-        cli.main(args=argv, prog_name="gradtool", standalone_mode=True)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    cli.main(args=argv, prog_name="gradtool", standalone_mode=True)

@@ -84,10 +84,15 @@ def test_schema_is_json_schema(run):
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
 
 
-def test_main_maps_keyboard_interrupt(monkeypatch):
+def test_ctrl_c_is_130(run, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(app.cli, "main", interrupted)
+    monkeypatch.setattr(ops, "builtin_rows", interrupted)
+    result = run("ops")
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+
+
+def test_main_runs_the_group(monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
-        app.main([])
-    assert info.value.code == 130
+        app.main(["--version"])
+    assert info.value.code == 0 and "gradtool, version" in capsys.readouterr().out
