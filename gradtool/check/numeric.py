@@ -179,14 +179,15 @@ def _combine(jac, ks, out, moving, offsets, weights, h, complex_step, base_out) 
     if isinstance(out, V.Unbatched):
         return
     if isinstance(out, V.Delta) and _same_index(out.index, m, len(moving)):
+        # column k changes only at out.index[k] (one position, or a (K,) lane)
         pos = out.index[:m]
-        acc = np.zeros(m, dtype=out.value.dtype)
-        vals = out.value.reshape(len(moving), m)
+        vals = out.value.reshape((len(moving), m) + out.value.shape[1:])
         base_at = out.base.reshape(-1)[pos]
+        acc = 0.0
         for o, w in zip(offsets, weights):
             acc = acc + w * (base_at if o == 0.0 else vals[moving.index(o)])
         col = np.imag(acc) / h if complex_step else np.real(acc) / h
-        jac[pos, ks] = col
+        jac[pos, ks if pos.ndim == 1 else ks[:, None]] = col
         return
     dense = V.as_dense(out, m * len(moving)).reshape(len(moving), m, -1)
     acc = 0.0

@@ -43,7 +43,9 @@ class VmapFallback(Exception):
 
 class Delta:
     """A batch of arrays equal to ``base`` except at one flat position each:
-    example b is ``base`` with ``base.flat[index[b]] = value[b]``."""
+    example b is ``base`` with ``base.flat[index[b]] = value[b]``.  ``index`` and ``value``
+    may also be (batch, K): K distinct positions per example (after a softmax-like op the
+    whole lane through the perturbed element changes)."""
 
     __slots__ = ("base", "index", "value")
 
@@ -63,7 +65,8 @@ class Delta:
         out = np.empty((n,) + self.base.shape, dtype=dtype)
         out[...] = self.base
         flat = out.reshape(n, -1)
-        flat[np.arange(n), self.index] = self.value
+        rows = np.arange(n) if self.index.ndim == 1 else np.arange(n)[:, None]
+        flat[rows, self.index] = self.value
         return out
 
 
@@ -472,6 +475,10 @@ def _delta_reduce(prim, args, params):
     (d,) = args
     base_out = np.asarray(prim.forward(d.base, **params))
     change = d.value - d.base.reshape(-1)[d.index]
+    if change.ndim == 2:
+        if prim.name not in ("sum", "mean"):
+            return None           # several positions may land on one output element
+        change = change.sum(axis=1)
     if prim.name in ("sum", "mean"):
         if prim.name == "mean":
             change = change / max(d.base.size, 1)
@@ -493,7 +500,44 @@ def _delta_reduce(prim, args, params):
     return Delta(base_out, out_index, value)
 
 
+def _delta_lane(prim, args, params):
+    """softmax / log_softmax along ``dim``: the lane through the perturbed element changes."""
+    (d,) = args
+    if d.index.ndim != 1:
+        return None
+    dim = params["dim"]
+    shape = d.base.shape
+    coords = list(np.unravel_index(d.index, shape))
+    at = coords[dim].copy()
+    lane = np.arange(shape[dim])
+    coords = [c[:, None] for c in coords]
+    coords[dim] = lane[None, :]
+    index = np.ravel_multi_index(tuple(np.broadcast_arrays(*coords)), shape)
+    rows = d.base.reshape(-1)[index].astype(np.result_type(d.base, d.value))
+    rows[np.arange(len(at)), at] = d.value
+    return Delta(np.asarray(prim.forward(d.base, **params)), index,
+                 np.asarray(prim.forward(rows, **dict(params, dim=1))))
+
+
+def _delta_nll(prim, args, params):
+    """nll_loss is linear in its input: the change of the loss is a weighted sum."""
+    from .prims import loss as L
+    d, target = args
+    if not isinstance(d, Delta) or isinstance(target, Delta) or params["reduction"] == "none":
+        return None
+    weights, picked = L._nll_weights(d.base, target, params["weight"], params["ignore_index"])
+    base_out = np.asarray(prim.forward(d.base, target, **params))
+    change = -(weights.reshape(-1)[d.index] * (d.value - d.base.reshape(-1)[d.index]))
+    if change.ndim == 2:
+        change = change.sum(axis=1)
+    if params["reduction"] == "mean":
+        change = change / np.sum(picked)
+    return (base_out + change).astype(base_out.dtype)
+
+
 DELTA_RULES: dict = {name: _delta_elementwise for name in ELEMENTWISE}
+DELTA_RULES.update({"softmax": _delta_lane, "log_softmax": _delta_lane,
+                    "nll_loss": _delta_nll})
 DELTA_RULES.update({name: _delta_view for name in VIEW_LIKE})
 DELTA_RULES.update({name: _delta_reduce for name in ("sum", "mean", "sum_dim", "mean_dim")})
 DELTA_RULES.pop("native_dropout")

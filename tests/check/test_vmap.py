@@ -49,9 +49,9 @@ def _batches(x, rng):
     return dense, delta
 
 
-def _loop(fn, args, batches):
+def _loop(fn, args, batches, size=SIZE):
     rows = []
-    for k in range(SIZE):
+    for k in range(size):
         call = list(args)
         for i, b in batches.items():
             call[i] = _make(np.ascontiguousarray(V.example(b, k)))
@@ -134,3 +134,31 @@ def test_custom_function_runs_batched():
     x = gt.randn(4, 3)
     np.testing.assert_allclose(gt.vmap(Cube.apply)(x).numpy(), x.numpy() ** 3)
     assert V.last_path() == "batched"
+
+
+@pytest.mark.parametrize("chain", ["nll", "sum", "exp_sum_dim", "mul_mean", "softmax_dim0"])
+def test_lane_deltas_match_a_loop(chain):
+    """softmax-like ops turn a one-element perturbation into a lane; what follows must agree
+    with one call per example."""
+    target = gt.tensor([0, 2, 1, 3])
+
+    def fn(x):
+        if chain == "nll":
+            return gt.cross_entropy(x, target)
+        if chain == "sum":
+            return gt.log_softmax(x, 1).sum()
+        if chain == "exp_sum_dim":
+            return gt.log_softmax(x, 1).exp().sum(1)
+        if chain == "mul_mean":
+            return (gt.softmax(x, 1) * x).mean()
+        return gt.softmax(x, 0) * 2
+
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((4, 5))
+    index = np.concatenate([np.arange(20), np.arange(20)])
+    value = base.reshape(-1)[index] + np.repeat([1e-3, -1e-3], 20)
+    delta = V.Delta(base, index, value)
+    with gt.no_grad():
+        outs, _ = V.call_batched(lambda x: (fn(x),), (_make(base),), {0: delta}, 40)
+    expected = _loop(lambda x: (fn(x),), [_make(base)], {0: delta}, 40)
+    np.testing.assert_allclose(V.as_dense(outs[0], 40), expected[0], rtol=1e-12, atol=1e-14)
