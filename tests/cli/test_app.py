@@ -96,3 +96,16 @@ def test_main_runs_the_group(monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         app.main(["--version"])
     assert info.value.code == 0 and "gradtool, version" in capsys.readouterr().out
+
+
+def test_pre_commit_hook():
+    import re
+
+    import yaml
+    hooks = yaml.safe_load((SPECS.parent / ".pre-commit-hooks.yaml").read_text())
+    hook = {h["id"]: h for h in hooks}["gradtool-check"]
+    assert hook["entry"] == "gradtool check" and hook["language"] == "python"
+    assert hook["pass_filenames"] is True
+    pattern = re.compile(hook["files"])
+    assert pattern.search("specs/a.yaml") and pattern.search("b.yml")
+    assert not pattern.search("c.json")
