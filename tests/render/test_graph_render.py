@@ -191,3 +191,11 @@ def test_different_side_inputs_do_not_collapse():
         y = y * gt.tensor([float(i + 1)], requires_grad=True)
     text = render_text(build_view([y], names))
     assert "collapsed" not in text and text.count("MulBackward0") == 6 + 1
+
+
+def test_dot_mermaid_json_golden(golden):
+    out, names = autograd_basics()
+    view = build_view([out], names, saved=True)
+    golden("autograd_basics.dot", render_dot(view))
+    golden("autograd_basics.mmd", render_mermaid(view))
+    golden("autograd_basics.json", json.dumps(graph_dict(view), indent=2) + "\n")
