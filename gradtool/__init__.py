@@ -1,8 +1,8 @@
 """gradtool: gradient checking and computational-graph inspection.
 
 ``import gradtool as gt`` gives a PyTorch-like autograd engine built on numpy (``gt.tensor``,
-``gt.no_grad``, ``gt.autograd.Function``, ...), plus the checker (``gt.gradcheck``,
-``gt.check``)."""
+``gt.no_grad``, ``gt.autograd.Function``, ``gt.nn``, ``gt.optim``, ...), and the checker
+(``gt.gradcheck``, ``gt.gradgradcheck``, ``gt.check``)."""
 
 __version__ = "0.1.0"
 
@@ -13,13 +13,15 @@ from .engine.dtypes import (bool, cdouble, complex64, complex128, double, dtype,
 from .engine.grad_mode import (enable_grad, inference_mode, is_grad_enabled, no_grad,
                                set_grad_enabled)
 from .engine.ops import *  # noqa: F401,F403
-from .engine.ops import __all__ as _ops_all
 from .engine.random import (Generator, manual_seed, rand, rand_like, randint, randn,
                             randn_like, randperm)
 from .engine.tensor import Size, Tensor
-from . import autograd
-from .autograd import functional
-
-is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731
-from .check import BlockResult, CheckResult, check, gradcheck, gradgradcheck
 from .engine.vmap import vmap
+from . import autograd, data, nn, optim, utils  # noqa: E402
+from .autograd import functional  # noqa: E402
+from .check import BlockResult, CheckResult, check, gradcheck, gradgradcheck  # noqa: E402
+
+
+def is_tensor(obj):
+    """True for gradtool tensors (as ``torch.is_tensor``)."""
+    return isinstance(obj, Tensor)
