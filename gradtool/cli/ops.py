@@ -13,9 +13,9 @@ from rich.text import Text
 
 from ..engine import ops as engine_ops
 from ..engine import primitive
+from ..engine.dtypes import float32
 from ..engine.primitive import INTERCEPTORS, REGISTRY
 from ..engine.tensor import _make
-from ..errors import EngineError
 from . import console, options
 
 JSON_VERSION = 1
@@ -43,11 +43,14 @@ def _samples(fn) -> list:
     square = _make(np.array([[0.7, 1.3], [1.9, 0.4]]))
     vector = _make(np.array([0.6, 1.1]))
     return [(square,), (square, square), (vector, vector), (square, vector), (square, 2.0),
-            (square, 0), (square, 0, 1), ([square, square],), (square > 1, square, square)]
+            (square, 0), (square, 0, 1), ([square, square],), (square > 1, square, square),
+            (square, (4,)), (square, (3, 2, 2)), (square, float32)]
 
 
-def traced_primitives(fn) -> list:
-    """The primitives ``fn`` applies on small sample inputs (first sample that works)."""
+def traced_primitives(fn) -> list | None:
+    """The primitives ``fn`` applies on small sample inputs (the first sample that records
+    any; ``[]`` when samples run but record none, None when no sample runs)."""
+    ran = False
     for args in _samples(fn):
         seen: list = []
 
@@ -60,12 +63,14 @@ def traced_primitives(fn) -> list:
         try:
             with np.errstate(all="ignore"):
                 fn(*args)
-        except (EngineError, TypeError, ValueError, IndexError):
+        except Exception:  # noqa: BLE001  (guessed arguments: any failure means "next sample")
             continue
         finally:
             INTERCEPTORS.remove(record)
-        return seen
-    return []
+        if seen:
+            return seen
+        ran = True
+    return [] if ran else None
 
 
 def builtin_rows() -> list[dict]:
@@ -87,11 +92,15 @@ def builtin_rows() -> list[dict]:
                          "second_order": None})
             continue
         prims = [name] if name in REGISTRY else traced_primitives(fn)
+        if prims == []:              # ran, recorded nothing: integer results, *_like
+            kind = "no derivative"
+        else:
+            kind = "primitive" if name in REGISTRY else "composite"
+        prims = prims or []
         entries = [REGISTRY[p] for p in prims if p in REGISTRY]
         modes = [primitive_modes(p) for p in entries]
         rows.append({
-            "name": name, "arity": arity_text,
-            "kind": "primitive" if name in REGISTRY else "composite",
+            "name": name, "arity": arity_text, "kind": kind,
             "primitives": prims,
             "nodes": sorted({p.node_name for p in entries if primitive_modes(p)["reverse"]}),
             **{mode: (all(m[mode] for m in modes) if modes else None)
