@@ -299,6 +299,7 @@ def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
     for i in range(len(roots) - 1, -1, -1):
         stack.append(("node", roots[i], 0, (), i == len(roots) - 1, None, 0, 0))
     root_keys: dict = {}
+    runs: list = []           # (view, first member, position of the chain's input)
     while stack:
         kind, payload, depth, guides, last, parent, index, nr = stack.pop()
         if max_lines is not None and len(lines) >= max_lines:
@@ -320,6 +321,7 @@ def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
         if kind == "run":
             first, count = payload[0], payload[1]
             view = ViewNode(key, node_name(first), kind="run", count=count, node=first)
+            runs.append((view, first, payload[3]))
             shown += count
         else:
             view = ViewNode(key, node_name(payload), node=payload,
@@ -348,6 +350,12 @@ def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
             ckind, cpayload, cindex, cnr = children[j]
             stack.append((ckind, cpayload, depth + 1, child_guides, j == len(children) - 1,
                           key, cindex, cnr))
+    for view, first, pos in runs:
+        # every member of a collapsed chain also takes the chain's other inputs
+        for i, side in enumerate(first.next_nodes):
+            if i != pos and side is not None and side in drawn:
+                view.inputs.append((drawn[side], i, _nr_of(first, i)))
+        view.inputs.sort(key=lambda edge: edge[1])
     for t, root in zip(outputs, roots):
         out_keys.append((root_keys.get(root) or drawn.get(root), t))
     labels = {}
