@@ -3,7 +3,8 @@
     python bench/gradcheck.py [--repeat N]
 
 One line per workload and mode: gradtool time, torch time, ratio (gradtool / torch; lower is
-better).  Times are the best of N runs (gradtool and torch alternating) after one warm-up run.
+better).  Times are the best of 3 x N runs (blocks of N gradtool runs and N torch runs, alternating)
+after one warm-up run.
 """
 
 from __future__ import annotations
@@ -107,23 +108,25 @@ def workloads():
     return out
 
 
-def best_times(first, second, repeat: int) -> tuple:
-    """Best-of-``repeat`` times of two callables, run alternately (so that load from other
-    processes hits both alike)."""
+def best_times(first, second, repeat: int, rounds: int = 3) -> tuple:
+    """Best times of two callables: ``rounds`` rounds of ``repeat`` runs of each, the two
+    alternating by blocks (load from other processes hits both alike, and torch's worker
+    threads spinning after a call do not land inside gradtool's timings)."""
     first()
     second()
     best = [float("inf"), float("inf")]
-    for _ in range(repeat):
+    for _ in range(rounds):
         for k, fn in enumerate((first, second)):
-            t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                fn()
+                best[k] = min(best[k], time.perf_counter() - t0)
     return tuple(best)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     print(f"{'workload':34s} {'mode':5s} {'gradtool':>11s} {'torch':>11s} {'ratio':>7s}")
     for name, gfn, gin, tfn, tin, modes in workloads():
