@@ -3,9 +3,10 @@
 The test is PyTorch's: ``|analytical - numerical| <= atol + rtol * |numerical|`` elementwise.
 When it fails, the diagnosis tries, in order: NaN/Inf on either side; failures only at
 non-differentiable points (the function uses an op with a kink and the one-sided differences
-disagree at every failing element); an unstable numerical derivative (the estimate moves with eps: then no comparison means anything);
-a gradient that is missing (analytical zero) or spurious (numerical zero); a sign error; a
-constant factor; a transposed block; else a plain mismatch with the worst element.
+disagree at every failing element); an unstable numerical derivative (the estimate moves
+with eps: then no comparison means anything); a gradient that is missing (analytical zero)
+or spurious (numerical zero); a sign error; a constant factor; a transposed block; else a
+plain mismatch with the worst element.
 """
 
 from __future__ import annotations

@@ -76,10 +76,6 @@ def _as_tuple(x) -> tuple:
     return (x,)
 
 
-def _is_float(t) -> bool:
-    return isinstance(t, Tensor) and t._data.dtype.kind in "fc"
-
-
 # ---- analytical side -------------------------------------------------------------------------
 def gt_vjp(out: Tensor, inputs: list):
     """``vjp(cotangents)``: one batched backward of ``out`` for a batch of cotangents

@@ -53,12 +53,11 @@ class Evaluator:
             return x.astype(np.float64)
         return x
 
-    def plain_args(self, j: int | None = None, value=None, cast=None) -> list:
+    def plain_args(self, cast=None) -> list:
+        """The inputs as fresh leaves (``cast``: dtype of the differentiable float ones)."""
         args = []
-        for i, a in enumerate(self.inputs):
-            if i == j:
-                args.append(_make(value))
-            elif isinstance(a, Tensor):
+        for a in self.inputs:
+            if isinstance(a, Tensor):
                 data = a._data
                 if cast is not None and data.dtype.kind == "f" and a._rg:
                     data = data.astype(cast)

@@ -61,7 +61,8 @@ class Noisy(gt.autograd.Function):
 CORRECT = [
     ("tanh*sin", lambda x: gt.tanh(x) * gt.sin(x), lambda: (_x(7),)),
     ("mean of 3(x+2)^2", lambda x: ((x + 2) * (x + 2) * 3).mean(), lambda: (_x(5),)),
-    ("matmul chain", lambda a, b: (a.mm(b).tanh() ** 2).sum(1), lambda: (_x(3, 4), _x(4, 2, seed=1))),
+    ("matmul chain", lambda a, b: (a.mm(b).tanh() ** 2).sum(1),
+     lambda: (_x(3, 4), _x(4, 2, seed=1))),
     ("log/sqrt positive", lambda x: gt.log(x) + gt.sqrt(x), lambda: (_x(6, low=0.5),)),
     ("two outputs", lambda x: (x.exp(), x.sum()), lambda: (_x(4),)),
     ("custom Function", SinRight.apply, lambda: (_x(5),)),
