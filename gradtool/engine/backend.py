@@ -134,12 +134,6 @@ def solve(a, b):
     return np.linalg.solve(a, b)
 
 
-def einsum(equation, *operands):
-    if _any_tensor(*operands):
-        return _ops().einsum(equation, *operands)
-    return np.einsum(equation, *operands)
-
-
 def diagonal(x, offset, axis1, axis2):
     if isinstance(x, Tensor):
         return _ops().diagonal(x, offset, axis1, axis2)

@@ -1261,7 +1261,7 @@ ger = outer
 
 def _einsum_equation(equation: str, shapes: list) -> str:
     """Normalize an einsum equation: no spaces, an explicit output, '...' spelled out as
-    letters."""
+    letters.  Returns the equation and the letters standing for the ellipsis."""
     equation = equation.replace(" ", "")
     if "->" in equation:
         lhs, rhs = equation.split("->")
@@ -1311,17 +1311,126 @@ def _einsum_equation(equation: str, shapes: list) -> str:
                 raise ShapeError(f"einsum(): operands do not broadcast with remapped shapes "
                                  f"(original->remapped): subscript '{c}' has size "
                                  f"{sizes[c]} and {size}")
-    return ",".join(expanded) + "->" + rhs
+    return ",".join(expanded) + "->" + rhs, ell
 
 
 def einsum(equation, *operands) -> Tensor:
-    """Einstein summation as one fused primitive (torch decomposes it into permute/bmm
-    nodes; gradtool records a single EinsumBackward0)."""
+    """Einstein summation, decomposed as torch decomposes it (so it records the same nodes):
+    diagonals for repeated labels, unsqueeze + permute to align every operand on one label
+    order (output labels first), then left-to-right pairwise contraction with sum / mul /
+    bmm, and a final view or sum."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     operands = tuple(_t(op) for op in operands)
-    eq = _einsum_equation(equation, [op.shape for op in operands])
-    return apply(L.einsum, operands, {"equation": eq})
+    if not operands:
+        raise EngineError("einsum(): must provide at least one operand")
+    eq, ellipsis = _einsum_equation(equation, [op.shape for op in operands])
+    lhs, output = eq.split("->")
+    subs = lhs.split(",")
+    # output labels first, then contracted ellipsis dims, then the other contracted labels in
+    # torch's label order (A-Z, then a-z)
+    order = {c: i for i, c in enumerate(output)}
+    for c in [c for c in ellipsis if c not in order] + sorted(set(lhs) - set(output)
+                                                             - set(ellipsis) - {","}):
+        order[c] = len(order)
+    n_out, n_all = len(output), len(order)
+    aligned = []
+    counts = [0] * n_all
+    for sub, op in zip(subs, operands):
+        label_dim: dict = {}
+        permutation = [-1] * n_all
+        dim = 0
+        for c in sub:
+            if c in label_dim:         # repeated label: its diagonal, moved to the first place
+                prev = label_dim[c]
+                op = diagonal(op, 0, prev, dim)
+                op = permute(op, _moved_last_to(op.ndim, prev))
+            else:
+                label_dim[c] = dim
+                permutation[order[c]] = dim
+                if op.shape[dim] != 1:
+                    counts[order[c]] += 1
+                dim += 1
+        for i, d in enumerate(permutation):
+            if d == -1:
+                op = unsqueeze(op, dim)
+                permutation[i] = dim
+                dim += 1
+        aligned.append(permute(op, tuple(permutation)))
+    while len(aligned) > 1:
+        a, b = aligned[0], aligned[1]
+        del aligned[:2]
+        sum_dims, a_only, b_only = [], [], []
+        for d in range(n_out, n_all):
+            if a.shape[d] != 1 and b.shape[d] != 1:
+                counts[d] -= 1
+                if counts[d] == 1:
+                    sum_dims.append(d)
+                    counts[d] = 0
+            elif counts[d] == 1:
+                if a.shape[d] != 1:
+                    a_only.append(d)
+                    counts[d] = 0
+                elif b.shape[d] != 1:
+                    b_only.append(d)
+                    counts[d] = 0
+        if a_only:
+            a = sum(a, tuple(a_only), keepdim=True)
+        if b_only:
+            b = sum(b, tuple(b_only), keepdim=True)
+        aligned.insert(0, _sumproduct_pair(a, b, sum_dims))
+    result = aligned[0]
+    if n_all > n_out:
+        if len(operands) > 1:
+            return view(result, result.shape[:n_out])
+        return sum(result, tuple(range(n_out, n_all)))
+    return result
+
+
+def _moved_last_to(ndim: int, position: int) -> tuple:
+    """The permutation of movedim(-1, position)."""
+    dims = list(range(ndim - 1))
+    dims.insert(position, ndim - 1)
+    return tuple(dims)
+
+
+def _pair_dims(left: Tensor, right: Tensor, sum_dims: list) -> tuple:
+    """The kept dims of a pair: in both operands, in the left only, in the right only."""
+    lro, lo, ro = [], [], []
+    for i in range(left.ndim):
+        if i in sum_dims:
+            continue
+        if left.shape[i] != 1 and right.shape[i] != 1:
+            lro.append(i)
+        elif left.shape[i] != 1:
+            lo.append(i)
+        else:
+            ro.append(i)
+    return lro, lo, ro
+
+
+def _sumproduct_pair(left: Tensor, right: Tensor, sum_dims: list) -> Tensor:
+    """Multiply two aligned operands and sum sum_dims (kept as size 1), as one bmm."""
+    if not sum_dims:
+        return mul(left, right)
+    lro, lo, ro = _pair_dims(left, right, sum_dims)
+    if lro + lo + ro != sorted(lro + lo + ro) and lro + ro + lo == sorted(lro + ro + lo):
+        # torch swaps the operands when that makes the product come out in order
+        left, right = right, left
+        lo, ro = ro, lo
+    lro_size = _int(np.prod([left.shape[d] for d in lro]))
+    lo_size = _int(np.prod([left.shape[d] for d in lo]))
+    ro_size = _int(np.prod([right.shape[d] for d in ro]))
+    sum_size = _int(np.prod([left.shape[d] for d in sum_dims]))
+    out_size = tuple([left.shape[d] for d in lro] + [left.shape[d] for d in lo]
+                     + [1] * len(sum_dims) + [right.shape[d] for d in ro])
+    left = reshape(permute(left, tuple(lro + lo + sum_dims + ro)), lro_size, lo_size, sum_size)
+    right = reshape(permute(right, tuple(lro + sum_dims + ro + lo)), lro_size, sum_size,
+                    ro_size)
+    inverse = [0] * len(out_size)
+    for position, d in enumerate(lro + lo + sum_dims + ro):
+        inverse[d] = position
+    return permute(view(bmm(left, right), out_size), tuple(inverse))
 
 
 def _square(name: str, A: Tensor) -> None:

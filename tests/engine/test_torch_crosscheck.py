@@ -120,9 +120,16 @@ EXPRESSIONS = [
      + (x.repeat(2, 1) ** 2).sum()),
     ("cumsum", lambda m, F, x, y: (x.cumsum(1) * y).sum()),
     ("clone", lambda m, F, x: (x.clone() * x).sum()),
-    # torch records einsum as permutes, views and a bmm; gradtool as one fused node
-    ("einsum", lambda m, F, x, w, A: m.einsum("ij,jk->ik", x, w).sum()
-     + m.einsum("ii->", A) + m.einsum("bij,bjk->bik", x[None], w[None]).sum(), False),
+    # einsum is decomposed as torch decomposes it (diagonal, unsqueeze, permute, bmm, ...)
+    ("einsum_matmul", lambda m, F, x, w: (m.einsum("ij,jk->ik", x, w) ** 2).sum()
+     + m.einsum("ij,jk->ki", x, w).sum()),
+    ("einsum_trace_diag", lambda m, F, A: m.einsum("ii->", A) + m.einsum("ii->i", A).sum()
+     + m.einsum("ii", A)),
+    ("einsum_batched", lambda m, F, b3, c3: (m.einsum("bij,bjk->bik", b3, c3) ** 2).sum()),
+    ("einsum_outer_dot", lambda m, F, v, x: m.einsum("i,j->ij", v, v).sum() + m.einsum("i,i", v, v)
+     + m.einsum("ij,j->i", x, v).sum() + m.einsum("ij->ji", x).sum()),
+    ("einsum_three", lambda m, F, x, w, v: m.einsum("ij,jk,j->ik", x, w, v).sum()
+     + m.einsum("...j,jk->...k", x, w).sum()),
 ]
 
 CASES = [pytest.param(e[1], e[2] if len(e) > 2 else True, id=e[0]) for e in EXPRESSIONS]

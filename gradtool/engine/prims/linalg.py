@@ -3,8 +3,6 @@ axis on the gradient broadcasts through them."""
 
 from __future__ import annotations
 
-import string
-
 import numpy as np
 
 from .. import backend as B
@@ -105,62 +103,3 @@ trace = Primitive("trace", "TraceBackward0", np.trace, save="shapes", input_name
 trace.defvjp(lambda g, a, out: B.expand_dims(B.expand_dims(g, -1), -1)
              * np.eye(a.shape[0], a.shape[1]))
 trace.defjvp(lambda t, a, out: np.trace(t))
-
-
-# ---- einsum (fused: torch decomposes it into permutes and bmm, see ops.einsum) -----------------
-def _einsum_parts(equation):
-    inputs, output = equation.split("->")
-    return inputs.split(","), output
-
-
-def _einsum_vjp(i, g, *operands, out, equation):
-    """Gradient for operand i: contract the gradient with the other operands.  A letter
-    repeated in operand i (a diagonal) becomes a fresh letter tied by an identity matrix;
-    a letter found nowhere else (summed inside operand i alone) is broadcast back."""
-    subs, output = _einsum_parts(equation)
-    used = set(equation)
-    free = iter(c for c in string.ascii_letters if c not in used)
-    batch = next(free) if len(g.shape) > len(output) else ""
-    terms = [batch + output] + [s for j, s in enumerate(subs) if j != i]
-    arrays = [g] + [op for j, op in enumerate(operands) if j != i]
-    target = []
-    for pos, c in enumerate(subs[i]):
-        if c in target:
-            fresh = next(free)
-            terms.append(c + fresh)
-            arrays.append(np.eye(operands[i].shape[pos]))
-            target.append(fresh)
-        else:
-            target.append(c)
-    available = set("".join(terms))
-    present = "".join(c for c in target if c in available)
-    grad = B.einsum(",".join(terms) + "->" + batch + present, *arrays)
-    if len(present) < len(target):
-        missing = tuple(pos - len(target) for pos, c in enumerate(target)
-                        if c not in available)
-        grad = B.expand_dims(grad, missing)
-        prefix = tuple(g.shape[:1]) if batch else ()
-        grad = B.broadcast_to(grad, prefix + tuple(operands[i].shape))
-    return grad
-
-
-def _einsum_jvp(i, t, *operands, out, equation):
-    # multilinear: the tangent of operand i takes its place
-    return np.einsum(equation, *(t if j == i else op for j, op in enumerate(operands)))
-
-
-def _einsum_shape(*shapes, equation):
-    subs, output = _einsum_parts(equation)
-    sizes = {}
-    for s, shape in zip(subs, shapes):
-        for c, n in zip(s, shape):
-            sizes[c] = max(sizes.get(c, 1), n)
-    return tuple(sizes[c] for c in output)
-
-
-einsum = Primitive("einsum", "EinsumBackward0",
-                   lambda *ops, equation: np.einsum(equation, *ops),
-                   input_names=("operands",), out_shape=_einsum_shape)
-einsum.defvjp_variadic(_einsum_vjp)
-einsum.defjvp_variadic(_einsum_jvp)
-einsum.domain = None

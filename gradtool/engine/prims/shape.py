@@ -481,7 +481,15 @@ repeat.defjvp(lambda t, x, out, repeats: np.tile(t, repeats))
 
 
 def _diagonal_forward(x, offset, dim1, dim2):
-    return np.diagonal(x, offset, dim1, dim2).copy()
+    # a writable strided view, as torch's (np.diagonal's own view is read-only)
+    view = np.diagonal(x, offset, dim1, dim2)
+    if not view.size:
+        return view.copy()
+    start = [slice(None)] * x.ndim
+    start[dim1] = slice(max(-offset, 0), None)
+    start[dim2] = slice(max(offset, 0), None)
+    return np.lib.stride_tricks.as_strided(x[tuple(start)], view.shape, view.strides,
+                                           writeable=x.flags.writeable)
 
 
 def _diagonal_backward_forward(g, shape, offset, dim1, dim2):
