@@ -22,7 +22,6 @@ import argparse
 import gc
 import os
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path

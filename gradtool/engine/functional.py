@@ -14,7 +14,7 @@ from ..errors import EngineError
 from . import forward_ad as fwAD
 from . import ops
 from .graph import grad as autograd_grad
-from .grad_mode import MODE, enable_grad
+from .grad_mode import enable_grad
 from .tensor import Tensor, _make
 
 

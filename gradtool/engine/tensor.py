@@ -22,7 +22,6 @@ import numpy as np
 
 from ..errors import EngineError
 from . import dtypes
-from .grad_mode import MODE
 
 _ndarray = np.ndarray
 
@@ -217,7 +216,7 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self._data.size != 1:
-            raise EngineError(f"Boolean value of Tensor with more than one value is ambiguous")
+            raise EngineError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._data.reshape(()).item())
 
     def __len__(self) -> int:
