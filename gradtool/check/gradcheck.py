@@ -36,6 +36,7 @@ ANALYTICAL_CHUNK_BYTES = 2 ** 20
 METHODS = tuple(numeric.STENCILS)
 MODES = ("full", "fast", "auto")
 KINK_DOMAINS = ("away_from_zero", "away_from_clamp", "distinct")
+COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
 
 
 class ComplexStepError(UserError):
@@ -300,8 +301,10 @@ class _Checker:
         return self._prims
 
     def kink_ops(self) -> list:
+        """Primitives with non-differentiable points: kinks (relu, abs, clamp, max, ...)
+        and comparisons (a branch on them is a jump or a kink)."""
         return [name for name, p in self.primitives().items()
-                if getattr(p, "domain", None) in KINK_DOMAINS or
+                if getattr(p, "domain", None) in KINK_DOMAINS or name in COMPARISONS or
                 (not p.analytic and name not in ("arctan2", "softplus"))]
 
     def run(self, mode, check_backward_ad, check_undefined_grad, forward_ad) -> CheckResult:

@@ -70,6 +70,38 @@ class Delta:
         return out
 
 
+class _Example(np.ndarray):
+    """The example-shaped ``_data`` of a BatchedTensor: code that reads only shape, dtype or
+    layout (ops normalizing their arguments) works; code reading values (a mask taken from
+    ``_data``, an argmax) would see one example only, so it raises :class:`VmapFallback`."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        raise VmapFallback(f"the function computes on tensor values outside the op table "
+                           f"({ufunc.__name__})")
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func in _SHAPE_FUNCTIONS:
+            plain = [a.view(np.ndarray) if isinstance(a, _Example) else a for a in args]
+            out = func(*plain, **kwargs)
+            return out.view(_Example) if isinstance(out, np.ndarray) else out
+        raise VmapFallback(f"the function computes on tensor values outside the op table "
+                           f"(numpy.{func.__name__})")
+
+    def _values(self, *args, **kwargs):
+        raise VmapFallback("the function reads tensor values outside the op table")
+
+    astype = copy = tolist = item = fill = __bool__ = __float__ = __int__ = _values
+    __getitem__ = __setitem__ = __iter__ = _values
+
+
+_SHAPE_FUNCTIONS = {np.shape, np.ndim, np.size, np.swapaxes, np.transpose, np.reshape,
+                    np.expand_dims, np.moveaxis, np.broadcast_to, np.squeeze}
+
+
+def _guard(arr: np.ndarray) -> np.ndarray:
+    return arr.view(_Example)
+
+
 class BatchedTensor(Tensor):
     """One example's view of a batch: ``_data`` is an example-shaped array (the base of a
     Delta, or example 0 of a dense batch) so shape logic in ops sees an example; the
@@ -105,7 +137,7 @@ def _wrap_like(t: BatchedTensor) -> BatchedTensor:
 
 def _batched(arr: np.ndarray) -> BatchedTensor:
     t = BatchedTensor.__new__(BatchedTensor)
-    _init(t, arr[0] if arr.shape[0] else np.empty(arr.shape[1:], arr.dtype))
+    _init(t, _guard(arr[0] if arr.shape[0] else np.empty(arr.shape[1:], arr.dtype)))
     t._bt = arr
     t._delta = None
     return t
@@ -113,7 +145,7 @@ def _batched(arr: np.ndarray) -> BatchedTensor:
 
 def _from_delta(d: Delta) -> BatchedTensor:
     t = BatchedTensor.__new__(BatchedTensor)
-    _init(t, d.base)
+    _init(t, _guard(d.base))
     t._bt = None
     t._delta = d
     return t

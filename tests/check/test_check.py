@@ -347,6 +347,16 @@ def test_fallback_to_loop_is_reported():
     assert result.path.startswith("looped")
 
 
+def test_value_reads_outside_the_op_table_fall_back():
+    # where() takes its mask's values outside the op table: batched, one mask would serve
+    # every perturbation and hide the kink at -1e-7
+    x = gt.tensor([0.5, -1e-7, 2.0], requires_grad=True)
+    result = gt.check(lambda x: gt.where(x > 0, x, -x), (x,))
+    assert result.path.startswith("looped")
+    assert not result.passed
+    assert result.failures[0].kind == "kink" and result.failures[0].elements == [(1,)]
+
+
 def test_chunking(monkeypatch):
     from gradtool.check import numeric
     monkeypatch.setattr(numeric, "CHUNK_BYTES", 64)
