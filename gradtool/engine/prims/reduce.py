@@ -29,8 +29,16 @@ sum_all = Primitive("sum", "SumBackward0", lambda x: np.sum(x), save="shapes",
 sum_all.defvjp(lambda g, x, out: _expand_back(g, x.shape, tuple(range(x.ndim)), False))
 sum_all.defjvp(lambda t, x, out: np.sum(t))
 
-sum_dim = Primitive("sum_dim", "SumBackward1",
-                    lambda x, dim, keepdim: np.sum(x, axis=dim, keepdims=keepdim),
+def _contiguous_result(np_reduce):
+    """A reduction whose result is C-contiguous, as torch's are (numpy lays the result out
+    like a strided input).  Memory layout decides which later reshapes are views."""
+    def forward(x, dim, keepdim):
+        out = np_reduce(x, axis=dim, keepdims=keepdim)
+        return out if out.flags.c_contiguous else np.ascontiguousarray(out)
+    return forward
+
+
+sum_dim = Primitive("sum_dim", "SumBackward1", _contiguous_result(np.sum),
                     save="shapes", input_names=("self",))
 sum_dim.defvjp(lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim))
 sum_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(t, axis=dim, keepdims=keepdim))
@@ -42,8 +50,7 @@ mean_all.defvjp(lambda g, x, out:
                 _expand_back(g, x.shape, tuple(range(x.ndim)), False) / max(x.size, 1))
 mean_all.defjvp(lambda t, x, out: np.mean(t))
 
-mean_dim = Primitive("mean_dim", "MeanBackward1",
-                     lambda x, dim, keepdim: np.mean(x, axis=dim, keepdims=keepdim),
+mean_dim = Primitive("mean_dim", "MeanBackward1", _contiguous_result(np.mean),
                      save="shapes", input_names=("self",))
 mean_dim.defvjp(lambda g, x, out, dim, keepdim:
                 _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim))
