@@ -291,3 +291,42 @@ def test_random_indexing_matches_torch():
             np.testing.assert_array_equal(mine[0], theirs[0], err_msg=str(key))
             assert mine[1] == theirs[1], key
             np.testing.assert_allclose(mine[2], theirs[2], err_msg=str(key))
+
+
+def _random_equation(rng: np.random.Generator, n_operands: int) -> str:
+    subs = ["".join(rng.choice(list("abcdeA"), int(rng.integers(1, 4))))
+            for _ in range(n_operands)]
+    letters = sorted(set("".join(subs)))
+    if rng.random() < 0.2:
+        return ",".join(subs)                     # implicit output
+    out = rng.permutation(letters)[:int(rng.integers(0, len(letters) + 1))]
+    return ",".join(subs) + "->" + "".join(out)
+
+
+def test_random_einsum_matches_torch():
+    """Values and gradients of random equations; node names too for one and two operands
+    (with three, torch's choice of memory layout for broadcast products can differ from
+    numpy's, which changes a view into a copy in a few equations)."""
+    size = {"a": 2, "b": 3, "c": 4, "d": 2, "e": 3, "A": 2}
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        n_operands = int(rng.choice([1, 2, 2, 3]))
+        equation = _random_equation(rng, n_operands)
+        lhs = equation.split("->")[0].split(",")
+        arrays = [rng.standard_normal([size[c] for c in sub]) for sub in lhs]
+        results = []
+        for m in (gt, torch):
+            leaves = [m.tensor(a, requires_grad=True) for a in arrays]
+            out = m.einsum(equation, *leaves)
+            v = np.random.default_rng(1).standard_normal(tuple(out.shape))
+            grads = m.autograd.grad(out, leaves, m.tensor(v), allow_unused=True)
+            results.append((out.detach().numpy(), _names(out),
+                            [None if g is None else g.numpy() for g in grads]))
+        mine, theirs = results
+        np.testing.assert_allclose(mine[0], theirs[0], err_msg=equation)
+        for g, t in zip(mine[2], theirs[2]):
+            assert (g is None) == (t is None), equation
+            if g is not None:
+                np.testing.assert_allclose(g, t, err_msg=equation)
+        if n_operands < 3:
+            assert mine[1] == theirs[1], equation
