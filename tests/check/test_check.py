@@ -362,3 +362,40 @@ def test_chunking(monkeypatch):
     monkeypatch.setattr(numeric, "CHUNK_BYTES", 64)
     result = gt.check(lambda x: (gt.tanh(x) * x).sum(0), (_x(6, 3),))
     assert result.passed
+
+
+# ---- properties ---------------------------------------------------------------------------------
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+UNARY = {"tanh": gt.tanh, "sin": gt.sin, "exp": gt.exp, "sigmoid": gt.sigmoid,
+         "square": lambda x: x * x, "softplus": gt.softplus}
+
+
+@hypothesis.settings(max_examples=25, deadline=None, derandomize=True)
+@hypothesis.given(ops=st.lists(st.sampled_from(sorted(UNARY)), min_size=1, max_size=4),
+                  shape=st.sampled_from([(3,), (2, 3), (4, 1)]),
+                  reduce=st.sampled_from(["none", "sum", "mean0", "mm"]),
+                  seed=st.integers(0, 2 ** 16))
+def test_numerical_and_analytical_jacobians_agree(ops, shape, reduce, seed):
+    rng = np.random.default_rng(seed)
+    x = gt.tensor(rng.uniform(-1.5, 1.5, shape), requires_grad=True)
+    w = gt.tensor(rng.standard_normal((shape[-1], 2)), requires_grad=True)
+
+    def fn(x, w):
+        y = x
+        for name in ops:
+            y = UNARY[name](y)
+        if reduce == "sum":
+            return y.sum()
+        if reduce == "mean0":
+            return y.mean(0)
+        if reduce == "mm":
+            return y.reshape(-1, shape[-1]).mm(w)
+        return y * w.sum()
+
+    result = gt.check(fn, (x, w))
+    assert result.passed, result.report()
+    assert result.path == "batched"
+    fast = gt.check(fn, (x, w), mode="fast", seed=seed)
+    assert fast.passed, fast.report()

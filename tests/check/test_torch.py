@@ -39,6 +39,10 @@ CASES = {
         "SinOff2", lambda x: x.sin(), lambda x, g: g * (x.cos() + 1e-2)),
     "square, gradient of x": _function_pair("SqWrong", lambda x: x * x, lambda x, g: g * x),
     "relu at a kink": (lambda x: x.relu(), lambda x: x.relu()),
+    "detached factor": (lambda x: x * x.detach(), lambda x: x * x.detach()),
+    "clamp inside the bounds": (lambda x: x.clamp(-5.0, 5.0) * 2,) * 2,
+    "exp, gradient of exp(x)/2": _function_pair("ExpHalf", lambda x: x.exp(),
+                                                lambda x, g: g * x.exp() / 2),
 }
 DATA = {"relu at a kink": np.array([0.5, -1.0, 0.0, 2.0, 1e-7, -0.3])}
 
