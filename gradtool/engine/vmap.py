@@ -23,7 +23,8 @@ base value in ONE element each (finite-difference perturbations) is kept as
 reshapes propagate it in O(batch) instead of O(batch x size); anything else densifies it.
 
 When a primitive has no rule, or the function needs a value (``.item()``, ``bool(x)``,
-``.numpy()``, autograd inside), :class:`VmapFallback` is raised inside and ``vmap`` runs
+``.numpy()``, autograd inside, or numpy run on a tensor's ``_data`` outside the op table,
+which :class:`_Example` guards), :class:`VmapFallback` is raised inside and ``vmap`` runs
 ``fn`` once per example instead (``last_path()`` says which path ran and why).
 """
 
