@@ -1,6 +1,12 @@
-"""Walk the whole op table: every primitive in REGISTRY is checked against finite differences
-in float64, in reverse mode (first and second order), forward mode and batched reverse mode,
-and analytic primitives are checked to run on complex inputs (the complex-step method).
+"""Walk the whole op table: every primitive in REGISTRY is checked, on each of its samples,
+against central finite differences in float64:
+
+* reverse mode (the backward's Jacobian), second order (gradients of a projection of the
+  create_graph gradient), forward mode (JVPs via forward_ad);
+* vᵀ(Ju) == (vᵀJ)u between forward and reverse mode;
+* batched VJPs (is_grads_batched, plain and under create_graph) equal stacked single VJPs;
+* analytic primitives run on complex inputs and their complex-step derivative is right;
+* out_shape predicts the output shape; the backward node carries the primitive's name.
 
 A primitive without sample inputs fails here, so an op cannot land without correct rules.
 Samples come from ``prim.sample`` when the primitive defines one, else from SAMPLES below.
