@@ -624,11 +624,15 @@ _QUALNAME = re.compile(r"^[\w.<>]+\(\) ")
 
 
 class _Evaluator:
+    handlers: dict[type, Callable] = {}     # filled in below the class
+
     def __init__(self, program: Program, env: Mapping[str, Any],
-                 functions: Mapping[str, Any], max_elements: int) -> None:
+                 functions: Mapping[str, Any], max_elements: int,
+                 modules: Mapping[str, Callable] | None = None) -> None:
         self.program = program
         self.env = env
         self.functions = functions
+        self.modules = modules or {}
         self.max_elements = max_elements
         self.names: dict[str, Any] = {}
 
@@ -645,7 +649,7 @@ class _Evaluator:
         return self.visit(self.program.result)
 
     def visit(self, node: ast.AST):
-        return _HANDLERS[type(node)](self, node)
+        return self.handlers[type(node)](self, node)
 
     def fail(self, node: ast.AST, message: str, cls=SpecError, hint: str | None = None):
         return cls(message, self.program.location(node), hint)
@@ -742,6 +746,9 @@ class _Evaluator:
             method = METHODS[func.attr]
             return self.guarded(node, f".{func.attr}()", lambda: method(obj, *args, **kwargs))
         name = func.id
+        module = self.modules.get(name)
+        if module is not None:
+            return self.guarded(node, f"{name}()", lambda: module(*args, **kwargs))
         spec_function = self.functions.get(name)
         if spec_function is not None:
             return self.guarded(node, f"{name}()",
@@ -827,6 +834,7 @@ _HANDLERS: dict[type, Callable] = {
     ast.UnaryOp: _Evaluator._unaryop, ast.Compare: _Evaluator._compare,
     ast.Subscript: _Evaluator._subscript,
 }
+_Evaluator.handlers = _HANDLERS
 
 
 def _apply_function(function, args: list, kwargs: dict):
@@ -839,12 +847,122 @@ def _apply_function(function, args: list, kwargs: dict):
     return function.apply(*args, **kwargs)
 
 
+# ---- checks of torch objects ----------------------------------------------------------------
+#: tensor methods of checks of torch objects: names torch and gradtool share, with the same
+#: meaning (the expression runs on torch tensors, end to end)
+TORCH_METHODS = ("abs", "clamp", "cos", "exp", "flatten", "log", "log_softmax", "matmul",
+                 "mean", "mm", "norm", "permute", "pow", "prod", "relu", "reshape", "sigmoid",
+                 "sin", "softmax", "sqrt", "squeeze", "sum", "t", "tanh", "transpose",
+                 "unsqueeze", "view")
+#: tensor attributes of checks of torch objects
+TORCH_PROPERTIES = ("T", "mT", "ndim", "shape")
+TORCH_LANGUAGE = ("operators, indexing, the spec's torch Functions and modules, and the "
+                  "methods " + " ".join(TORCH_METHODS))
+
+
+def torch_program_errors(program: Program, callables: Collection[str]) -> list[SpecError]:
+    """What a check of torch objects may not use: its expression runs on torch tensors, so
+    only operators, indexing, the torch Functions/modules ``callables`` and the methods of
+    ``TORCH_METHODS`` are available (no built-in functions, no gradtool Functions)."""
+    errors = []
+    for root in [stmt.value for stmt in program.body] + [program.result]:
+        for node, role in _walk_roles(root):
+            if role == "func" and isinstance(node, ast.Name) and node.id not in callables:
+                errors.append(SpecError(
+                    f"'{node.id}' cannot be called in a check of torch Functions or modules: "
+                    "its expression runs on torch tensors", program.location(node),
+                    hint="available: " + TORCH_LANGUAGE))
+            elif isinstance(node, ast.Attribute) and \
+                    node.attr not in TORCH_METHODS + TORCH_PROPERTIES:
+                errors.append(SpecError(
+                    f"'.{node.attr}' is not available in a check of torch Functions or "
+                    "modules", program.location(node), hint="available: " + TORCH_LANGUAGE))
+    return errors
+
+
+_TORCH_TABLES: dict[str, dict] = {}
+
+
+def _torch_tables() -> dict[str, dict]:
+    """torch's Tensor methods and attributes of the allow-lists above, looked up once from
+    those fixed names (torch is imported by then: a user's module imported it)."""
+    if not _TORCH_TABLES:
+        import torch
+        _TORCH_TABLES["methods"] = {name: getattr(torch.Tensor, name) for name in TORCH_METHODS}
+        _TORCH_TABLES["properties"] = {name: operator.attrgetter(name)
+                                       for name in TORCH_PROPERTIES}
+        _TORCH_TABLES["tensor"] = {"type": torch.Tensor}
+    return _TORCH_TABLES
+
+
+class _TorchEvaluator(_Evaluator):
+    """Evaluates a check of torch objects on torch tensors."""
+
+    def _is_tensor(self, value) -> bool:
+        return isinstance(value, _torch_tables()["tensor"]["type"])
+
+    def _attribute(self, node: ast.Attribute):
+        obj = self.visit(node.value)
+        if not self._is_tensor(obj):
+            raise self.fail(node, f"'.{node.attr}' needs a tensor, got {_kind(obj)}")
+        getter = _torch_tables()["properties"][node.attr]
+        return self.guarded(node, f".{node.attr}", lambda: getter(obj))
+
+    def _call(self, node: ast.Call):
+        args = [self.visit(a) for a in node.args]
+        kwargs = {kw.arg: self.visit(kw.value) for kw in node.keywords}
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            obj = self.visit(func.value)
+            if not self._is_tensor(obj):
+                raise self.fail(func, f"'.{func.attr}()' needs a tensor, got {_kind(obj)}")
+            method = _torch_tables()["methods"][func.attr]
+            return self.guarded(node, f".{func.attr}()", lambda: method(obj, *args, **kwargs))
+        module = self.modules.get(func.id)
+        if module is not None:
+            return self.guarded(node, f"{func.id}()", lambda: module(*args, **kwargs))
+        function = self.functions[func.id]
+        return self.guarded(node, f"{func.id}()", lambda: function.apply(*args, **kwargs))
+
+    def _operate(self, node: ast.AST, op: tuple[str, Callable], left, right):
+        symbol, function = op
+        for operand in (left, right):
+            if not (self._is_tensor(operand) or isinstance(operand, _SCALARS)):
+                raise self.fail(node, f"operator '{symbol}' needs tensors or numbers, got "
+                                f"{_kind(operand)}")
+        return self.guarded(node, f"operator '{symbol}'", lambda: function(left, right))
+
+    def _unaryop(self, node: ast.UnaryOp):
+        symbol, function = UNARYOPS[type(node.op)]
+        operand = self.visit(node.operand)
+        return self.guarded(node, f"operator '{symbol}'", lambda: function(operand))
+
+    def _subscript(self, node: ast.Subscript):
+        obj = self.visit(node.value)
+        key = self.visit(node.slice)
+        if not (self._is_tensor(obj) or isinstance(obj, tuple)):
+            raise self.fail(node, f"only tensors and tuples can be indexed, got {_kind(obj)}")
+        return self.guarded(node, "indexing", lambda: obj[key])
+
+
+_TorchEvaluator.handlers = {
+    **_HANDLERS, ast.Attribute: _TorchEvaluator._attribute, ast.Call: _TorchEvaluator._call,
+    ast.BinOp: _TorchEvaluator._binop, ast.UnaryOp: _TorchEvaluator._unaryop,
+    ast.Compare: _TorchEvaluator._compare, ast.Subscript: _TorchEvaluator._subscript,
+}
+
+
 def run_program(program: Program, env: Mapping[str, Any],
                 functions: Mapping[str, Any] | None = None, *,
-                max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[Any, dict[str, Any]]:
+                max_elements: int = DEFAULT_MAX_ELEMENTS,
+                modules: Mapping[str, Callable] | None = None,
+                torch: bool = False) -> tuple[Any, dict[str, Any]]:
     """Evaluate a validated program; returns its output and the names it assigned.
+    ``modules``: name -> callable module (``net(x)``); ``torch``: the values are torch
+    tensors (a check of torch objects, validated by :func:`torch_program_errors`).
     Every error becomes a SpecError located at the offending node."""
-    evaluator = _Evaluator(program, env, functions or {}, max_elements)
+    cls = _TorchEvaluator if torch else _Evaluator
+    evaluator = cls(program, env, functions or {}, max_elements, modules)
     with element_limit(max_elements):
         result = evaluator.run()
     return result, evaluator.names

@@ -23,6 +23,7 @@ from ..engine.grad_mode import MODE
 from ..engine.ops import full_like, zeros_like
 from ..engine.tensor import Tensor
 from ..errors import Location, SpecError
+from ..nn.module import Module
 from .evaluate import DEFAULT_MAX_ELEMENTS, Program, run_program
 from .schema import did_you_mean, is_identifier
 
@@ -52,11 +53,14 @@ class FunctionDef:
 
 
 def resolve_python(ref: str, location: Location | None, *,
-                   search_path: str | None = None) -> type:
-    """Import ``pkg.module:Name`` and return it if it is a ``gt.autograd.Function``
-    subclass.  This runs the module's code: only load specs you trust (or pass
-    ``allow_python=False``).  ``search_path`` (the spec file's directory) is tried after
-    ``sys.path``.  The single place where Python references are resolved."""
+                   search_path: str | None = None, kind: str = "function") -> type:
+    """Import ``pkg.module:Name`` and return it if it is a class of the ``kind`` asked for:
+    a ``gt.autograd.Function`` or ``torch.autograd.Function`` subclass (``function``), a
+    ``gt.nn.Module`` or ``torch.nn.Module`` subclass (``module``).  This runs the module's
+    code: only load specs you trust (or pass ``allow_python=False``).  ``search_path`` (the
+    spec file's directory) is tried after ``sys.path``.  The single place where Python
+    references are resolved; torch is never imported here (a torch class was imported by
+    the user's module)."""
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr or \
             not all(is_identifier(p) for p in module_name.split(".") + attr.split(".")):
@@ -67,6 +71,13 @@ def resolve_python(ref: str, location: Location | None, *,
         sys.path.append(search_path)
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] == "torch":
+            raise SpecError(f"'{ref}' needs PyTorch, which is not installed", location,
+                            hint="install it (pip install torch) to check torch Functions "
+                            "and Modules") from None
+        raise SpecError(f"cannot import module '{module_name}': {type(exc).__name__}: {exc}",
+                        location) from None
     except Exception as exc:  # ImportError, or anything the user's module raises
         raise SpecError(f"cannot import module '{module_name}': {type(exc).__name__}: {exc}",
                         location) from None
@@ -81,11 +92,37 @@ def resolve_python(ref: str, location: Location | None, *,
                             + did_you_mean(part, [n for n in namespace
                                                   if not n.startswith("_")]), location)
         obj = namespace[part]
-    if not (isinstance(obj, type) and issubclass(obj, Function)):
+    if kind == "module":
+        if not (is_torch_module(obj) or (isinstance(obj, type) and issubclass(obj, Module))):
+            raise SpecError(f"'{ref}' is not a gradtool.nn.Module or torch.nn.Module "
+                            "subclass", location)
+        return obj
+    if not (is_torch_function(obj) or (isinstance(obj, type) and issubclass(obj, Function))):
         raise SpecError(f"'{ref}' is not a gradtool.autograd.Function subclass", location,
-                        hint="subclass gradtool.autograd.Function with static forward and "
-                        "backward methods")
+                        hint="subclass gradtool.autograd.Function (or "
+                        "torch.autograd.Function) with static forward and backward methods")
     return obj
+
+
+def _torch():
+    """torch if it is already imported (a user's module imported it), else None."""
+    return sys.modules.get("torch")
+
+
+def is_torch_function(obj) -> bool:
+    """A ``torch.autograd.Function`` subclass."""
+    torch = _torch()
+    return torch is not None and isinstance(obj, type) and \
+        issubclass(obj, torch.autograd.Function)
+
+
+def is_torch_module(obj) -> bool:
+    """A ``torch.nn.Module`` subclass or instance."""
+    torch = _torch()
+    if torch is None:
+        return False
+    cls = obj if isinstance(obj, type) else type(obj)
+    return issubclass(cls, torch.nn.Module)
 
 
 class _Slot:

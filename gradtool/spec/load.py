@@ -18,8 +18,9 @@ from ..engine.ops import ones_like
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors
 from .evaluate import (DEFAULT_MAX_ELEMENTS, MAX_EXPANDED_NODES, RESERVED, Program,
-                       check_names, parse_program, run_program)
-from .functions import FunctionDef, build_function, resolve_python
+                       check_names, parse_program, run_program, torch_program_errors)
+from .functions import FunctionDef, build_function, is_torch_function, resolve_python
+from .modules import ModuleDef, define
 from .inputs import InputSpec, input_from_item
 from .schema import CONFIG, SPEC, TOP_LEVEL, Context, Item, did_you_mean
 from .yaml_source import MAX_FILE_BYTES, ScalarOrigin, Source, compose
@@ -28,7 +29,10 @@ from .yaml_source import MAX_FILE_BYTES, ScalarOrigin, Source, compose
 @dataclass
 class BuiltCheck:
     """A check ready to run: ``fn(*inputs)`` evaluates the expression with the ``wrt``
-    tensors passed positionally (the other inputs are bound as constants)."""
+    tensors passed positionally (the other inputs are bound as constants); module
+    parameters in ``wrt`` are passed the same way and stand for the module's parameters
+    during the call.  ``all_inputs`` holds every input and parameter by name.  A check of
+    torch objects has torch tensors throughout."""
 
     fn: Callable
     inputs: list[Tensor]
@@ -61,27 +65,54 @@ class CheckSpec:
     program: Program | None = field(default=None, repr=False)
     functions: dict[str, type] = field(default_factory=dict, repr=False)
     max_elements: int = field(default=DEFAULT_MAX_ELEMENTS, repr=False)
+    modules: dict[str, ModuleDef] = field(default_factory=dict, repr=False)  # those called
+    torch: bool = False         # calls torch Functions or modules: runs on torch tensors
 
     def build(self) -> BuiltCheck:
-        """Generate the inputs (same seed, same values) and bind the expression."""
+        """Generate the inputs and the modules' parameters (same seed, same values) and bind
+        the expression."""
         all_inputs = {
             name: spec.make(seed=self.seed, dtype=self.dtype, eps=self.eps,
                             requires_grad=name in self.wrt, max_elements=self.max_elements)
             for name, spec in self.inputs.items()}
+        if self.torch:
+            all_inputs = {name: _to_torch(t) for name, t in all_inputs.items()}
+        instances = {name: mdef.build(self.seed, self.dtype, self.max_elements)
+                     for name, mdef in self.modules.items()}
+        parameters = {}
+        for instance in instances.values():
+            for name, parameter in instance.parameters().items():
+                parameter.requires_grad_(name in self.wrt)
+                parameters[name] = parameter
         wrt = list(self.wrt)
         constants = {name: t for name, t in all_inputs.items() if name not in self.wrt}
+        owners = {name: (instance, name[len(instance.name) + 1:])
+                  for instance in instances.values() for name in instance.parameters()}
         program, functions, cap = self.program, self.functions, self.max_elements
+        torch = self.torch
 
         def fn(*tensors):
             if len(tensors) != len(wrt):
                 raise TypeError(f"check '{self.name}' takes {len(wrt)} inputs ({', '.join(wrt)})"
                                 f", got {len(tensors)}")
-            env = {**constants, **dict(zip(wrt, tensors))}
-            out = run_program(program, env, functions, max_elements=cap)[0]
+            env = dict(constants)
+            for name, tensor in zip(wrt, tensors):
+                if name in owners:
+                    instance, local = owners[name]
+                    instance.current[local] = tensor
+                else:
+                    env[name] = tensor
+            try:
+                out = run_program(program, env, functions, max_elements=cap,
+                                  modules=instances, torch=torch)[0]
+            finally:
+                for instance in instances.values():
+                    instance.current = {}
             return tuple(out) if isinstance(out, list) else out
 
         fn.__name__ = fn.__qualname__ = self.name
-        built = BuiltCheck(fn, [all_inputs[n] for n in wrt], wrt, all_inputs)
+        everything = {**all_inputs, **parameters}
+        built = BuiltCheck(fn, [everything[n] for n in wrt], wrt, everything)
         if self._calls_formula_functions():
             _dry_run(built)
         return built
@@ -89,6 +120,13 @@ class CheckSpec:
     def _calls_formula_functions(self) -> bool:
         return any(getattr(self.functions.get(name), "spec_definition", None) is not None
                    for name in self.program.calls)
+
+
+def _to_torch(tensor: Tensor):
+    """A generated input as a torch tensor (torch is imported: a user's module did)."""
+    import torch
+    out = torch.from_numpy(tensor.detach().numpy().copy())
+    return out.requires_grad_(True) if tensor.requires_grad else out
 
 
 def _dry_run(built: BuiltCheck) -> None:
@@ -117,6 +155,7 @@ class Spec:
     functions: dict[str, type]
     checks: list[CheckSpec]
     version: int = 1
+    modules: dict[str, ModuleDef] = field(default_factory=dict)
 
 
 class _SpecLoader:
@@ -134,6 +173,8 @@ class _SpecLoader:
         self.functions: dict[str, type] = {}
         self.checks: list[CheckSpec] = []
         self.costs: dict[str, int] = {}     # expanded size of each formula Function
+        self.modules: dict[str, ModuleDef] = {}
+        self.broken_modules: set[str] = set()
 
     def program(self, item: Item) -> Program | None:
         try:
@@ -179,6 +220,32 @@ class _SpecLoader:
         """Argument names of every function (None: unknown, e.g. Python or broken ones)."""
         known = {name: None for name in self.broken}
         known.update((name, fdef.signature) for name, fdef in self.definitions.items())
+        return known
+
+    def load_modules(self, item: Item) -> None:
+        self.broken_modules.update(item.key_locations)
+        for name, sub in item.value.items():
+            where = item.key_locations[name]
+            if name in self.functions or name in self.broken:
+                self.ctx.error(f"module '{name}' has the name of a function", where,
+                               hint="functions and modules share one namespace")
+                continue
+            if name in RESERVED:
+                self.ctx.error(f"'{name}' is reserved and cannot be a module name", where)
+                continue
+            mdef, errors = define(name, sub.value, where, allow_python=self.allow_python,
+                                  search_path=self.search_path,
+                                  max_elements=self.max_elements)
+            self.ctx.add(errors)
+            if mdef is not None:
+                self.modules[name] = mdef
+        self.broken_modules.difference_update(self.modules)
+
+    def callables(self) -> dict[str, tuple[str, ...] | None]:
+        """signatures() plus the modules (whose arguments are not known)."""
+        known = self.signatures()
+        known.update((name, None) for name in self.modules)
+        known.update((name, None) for name in self.broken_modules)
         return known
 
     def function(self, name: str, item: Item, location: Location) -> FunctionDef | None:
@@ -387,16 +454,26 @@ class _SpecLoader:
         config["tags"] = tuple(dict.fromkeys([*self.defaults.get("tags", ()),
                                               *(fields["tags"].plain() if "tags" in fields
                                                 else ())]))
+        if "inputs" in fields:
+            for name, where in fields["inputs"].key_locations.items():
+                if name in self.modules or name in self.broken_modules:
+                    ctx.error(f"input '{name}' has the name of a module", where)
+                    ok = inputs_ok = False
         if program is not None and "inputs" in fields:
             ctx.add(check_names(program, set(fields["inputs"].key_locations),
-                                self.signatures()))
+                                self.callables()))
+        used = {name: self.modules[name] for name in (program.calls if program else ())
+                if name in self.modules}
+        if any(name in self.broken_modules for name in (program.calls if program else ())):
+            ok = False
+        torch = self.torch_check(program, used, config, fields, item) if program else False
         if program is not None and \
                 self.expanded_size([program]) > MAX_EXPANDED_NODES:
             ctx.errors.append(LimitError(f"expression expands to more than "
                                          f"{MAX_EXPANDED_NODES:,} nodes (functions calling "
                                          "functions)", fields["expr"].location))
             ok = False
-        wrt = self.wrt(fields, inputs, config["dtype"], inputs_ok)
+        wrt = self.wrt(fields, inputs, config["dtype"], inputs_ok, used)
         if wrt is None:
             return None
         if config["forward_ad"] and program is not None:
@@ -409,7 +486,30 @@ class _SpecLoader:
             **config, expect=fields["expect"].value if "expect" in fields else "pass",
             skip=fields["skip"].value if "skip" in fields else None,
             location=item.location, program=program, functions=self.functions,
-            max_elements=self.max_elements)
+            max_elements=self.max_elements, modules=used, torch=torch)
+
+    def torch_check(self, program: Program, used: dict[str, ModuleDef], config: dict,
+                    fields: dict, item: Item) -> bool:
+        """True if the check calls torch Functions or modules; then its expression must run
+        on torch tensors, and the checker's torch bridge has no second order or forward
+        mode (errors otherwise)."""
+        torch_names = {name for name in program.calls
+                       if is_torch_function(self.functions.get(name))
+                       or (name in used and used[name].torch)}
+        if not torch_names:
+            return False
+        self.ctx.add(torch_program_errors(program, torch_names))
+        for key, bad, why in (("gradgrad", True, "second-order checks"),
+                              ("forward_ad", True, "forward-mode checks"),
+                              ("method", "complex", "method: complex"),
+                              ("dtype", "complex128", "dtype: complex128")):
+            if config[key] == bad:
+                where = fields[key].location if key in fields else item.location
+                self.ctx.error(f"{why} are not available for torch Functions and modules",
+                               where, hint="torch.autograd.gradgradcheck / gradcheck("
+                               "check_forward_ad=True) do those" if key in (
+                                   "gradgrad", "forward_ad") else None)
+        return True
 
     def input_ok(self, spec: InputSpec) -> bool:
         n = spec.elements()
@@ -421,9 +521,12 @@ class _SpecLoader:
             return False
         return True
 
-    def wrt(self, fields: dict, inputs: dict[str, InputSpec], dtype: str, inputs_ok: bool):
+    def wrt(self, fields: dict, inputs: dict[str, InputSpec], dtype: str, inputs_ok: bool,
+            used: dict[str, ModuleDef]):
+        parameters = [p for mdef in used.values() for p in mdef.parameter_names]
         if "wrt" not in fields:
-            wrt = tuple(n for n, s in inputs.items() if s.wants_grad(dtype))
+            wrt = tuple(n for n, s in inputs.items() if s.wants_grad(dtype)) + \
+                tuple(parameters)
             if not wrt and inputs_ok:
                 self.ctx.error("nothing to check: no input requires grad",
                                fields["inputs"].location,
@@ -434,6 +537,12 @@ class _SpecLoader:
         names = []
         for item in fields["wrt"].value:
             spec = inputs.get(item.value)
+            if spec is None and ("." in item.value or item.value in self.modules or
+                                 (item.value == "params" and "params" not in inputs)):
+                found = self.wrt_parameters(item, used, parameters)
+                ok = ok and found is not None
+                names.extend(found or ())
+                continue
             if spec is None:
                 if "inputs" in fields and item.value not in fields["inputs"].key_locations:
                     self.ctx.error(f"wrt names unknown input '{item.value}'"
@@ -453,6 +562,40 @@ class _SpecLoader:
             self.ctx.error("wrt is empty: nothing to check", fields["wrt"].location)
             ok = False
         return tuple(dict.fromkeys(names)) if ok else None
+
+    def wrt_parameters(self, item: Item, used: dict[str, ModuleDef],
+                       parameters: list[str]) -> list[str] | None:
+        """The parameters a wrt entry names: ``params`` (all of the modules called), a
+        module name (its parameters) or one parameter (``net.0.weight``)."""
+        name = item.value
+        if name == "params":
+            if not used:
+                self.ctx.error("wrt 'params' means the parameters of the modules the "
+                               "expression calls, and it calls none", item.location)
+                return None
+            return parameters
+        module = name.split(".")[0]
+        if module not in self.modules:
+            if module not in self.broken_modules:
+                self.ctx.error(f"wrt names unknown module '{module}'"
+                               + did_you_mean(module, self.modules), item.location)
+            return None
+        if module not in used:
+            self.ctx.error(f"wrt names module '{module}', which the expression does not "
+                           "call", item.location)
+            return None
+        owned = used[module].parameter_names
+        if name == module:
+            if not owned:
+                self.ctx.error(f"module '{module}' has no parameters", item.location)
+                return None
+            return list(owned)
+        if name not in owned:
+            self.ctx.error(f"module '{module}' has no parameter '{name[len(module) + 1:]}'"
+                           + did_you_mean(name, owned), item.location,
+                           hint="its parameters: " + (", ".join(owned) or "none"))
+            return None
+        return [name]
 
     def require_jvp(self, program: Program, location: Location) -> None:
         """forward_ad needs a jvp in every formula Function the expression reaches."""
@@ -474,6 +617,7 @@ SECTION_LOADERS: dict[str, Callable[[_SpecLoader, Item], None]] = {
     "version": _SpecLoader.version,
     "defaults": _SpecLoader.load_defaults,
     "functions": _SpecLoader.load_functions,
+    "modules": _SpecLoader.load_modules,
     "checks": _SpecLoader.load_checks,
 }
 
@@ -497,7 +641,8 @@ def loads(text: str, filename: str = "<string>", *, allow_python: bool = True,
         errors = sorted(ctx.errors, key=_position)
         raise errors[0] if len(errors) == 1 else SpecErrors(errors)
     return Spec(filename, dict(loader.functions), loader.checks,
-                top.value["version"].value if "version" in top.value else 1)
+                top.value["version"].value if "version" in top.value else 1,
+                dict(loader.modules))
 
 
 def _position(error: SpecError) -> tuple:

@@ -209,6 +209,27 @@ def is_identifier(name: str) -> bool:
     return bool(IDENTIFIER.match(name)) and not keyword.iskeyword(name)
 
 
+#: a name in ``wrt``: an input, ``params``, a module, or a parameter (``net.0.weight``)
+DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+
+
+class WrtName(String):
+    """An input name, or a dotted parameter name (``net.0.weight``)."""
+
+    expected = "a name"
+
+    def convert(self, node, ctx):
+        item = super().convert(node, ctx)
+        if item is not None and not DOTTED.match(item.value):
+            ctx.error(f"'{item.value}' is not an input or parameter name (names, or "
+                      "dotted parameter names such as net.0.weight)", item.location)
+            return None
+        return item
+
+    def json(self, defs):
+        return {"type": "string", "pattern": DOTTED.pattern}
+
+
 class Expression(String):
     """An expression or program, kept as source text with its node (for positions)."""
 
@@ -445,6 +466,153 @@ class ByKind(Type):
         return {"anyOf": options}
 
 
+class ArgValue(Type):
+    """A literal argument of a layer: a number, string, boolean, null, or (nested) lists of
+    them (``kernel_size: [3, 3]``)."""
+
+    expected = "a number, string, boolean, null or a list of them"
+
+    def convert(self, node, ctx):
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, yaml.SequenceNode):
+                stack.extend(current.value)
+            elif isinstance(current, yaml.MappingNode):
+                self.mismatch(current, ctx)
+                return None
+            elif isinstance(scalar_value(current), int) and \
+                    not isinstance(scalar_value(current), bool) and \
+                    abs(scalar_value(current)) >= MAX_INT:
+                ctx.error("integer is too large (the limit is 2**63)", ctx.where(current))
+                return None
+        from .yaml_source import to_data
+        return Item(to_data(node), ctx.where(node), node)
+
+    def json(self, defs):
+        defs["arg"] = {"anyOf": [{"type": ["number", "boolean", "string", "null"]},
+                                 {"type": "array", "items": {"$ref": "#/$defs/arg"}}]}
+        return {"$ref": "#/$defs/arg"}
+
+
+@dataclass
+class ModuleCall:
+    """A module as written: a layer ``name`` with its arguments, a container (``children``)
+    or a ``python`` reference; locations for errors."""
+
+    name: str | None
+    location: Location
+    name_location: Location
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    args_location: Location | None = None
+    children: list | None = None          # Sequential: list[ModuleCall]
+    python: str | None = None
+
+
+#: layers whose value is a list of modules rather than a list of arguments
+CONTAINERS = ("Sequential",)
+
+PYTHON_MODULE = Record({
+    "python": Field(String(), "pkg.module:Name of a gradtool.nn.Module or torch.nn.Module "
+                    "subclass (imports and runs that code)", required=True),
+    "args": Field(ListOf(ArgValue()), "positional arguments of the constructor"),
+    "kwargs": Field(MapOf(ArgValue(), "argument"), "keyword arguments of the constructor"),
+}, what="a python module")
+
+
+def _arguments(value) -> tuple:
+    """YAML lists become tuples (``kernel_size: [3, 3]``), as torch's signatures expect."""
+    if isinstance(value, list):
+        return tuple(_arguments(v) for v in value)
+    return value
+
+
+class ModuleValue(Type):
+    """``Name``, ``{Name: [args]}``, ``{Name: {kwargs}}``, ``{Sequential: [modules]}`` or
+    ``{python: pkg.mod:Name, args: [...], kwargs: {...}}``.  Names are resolved by the
+    loader (against the allow-list of gt.nn layers)."""
+
+    expected = "a layer name, {Layer: [args]}, {Layer: {kwargs}} or {python: pkg.mod:Name}"
+
+    def convert(self, node, ctx):
+        where = ctx.where(node)
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":str"):
+            if not is_identifier(node.value):
+                ctx.error(f"'{node.value}' is not a layer name", where)
+                return None
+            return Item(ModuleCall(node.value, where, where), where, node)
+        if not isinstance(node, yaml.MappingNode):
+            self.mismatch(node, ctx)
+            return None
+        keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+        if "python" in keys:
+            record = PYTHON_MODULE.convert(node, ctx)
+            if record is None or not record.complete:
+                return None
+            fields = record.value
+            args = fields.get("args")
+            kwargs = fields.get("kwargs")
+            call = ModuleCall(None, where, fields["python"].location,
+                              _arguments(args.plain()) if args else (),
+                              _arguments(kwargs.plain()) if kwargs else {},
+                              (args or kwargs or fields["python"]).location,
+                              python=fields["python"].value)
+            return Item(call, where, node)
+        pairs = list(_mapping_pairs(node, ctx))
+        if len(pairs) != 1:
+            ctx.error(f"a layer is a mapping with one key, the layer's name ({{Linear: [20, "
+                      f"10]}}), got {len(pairs)} keys", where)
+            return None
+        name, key, value = pairs[0]
+        name_at = ctx.where(key)
+        if not is_identifier(name):
+            ctx.error(f"'{name}' is not a layer name", name_at)
+            return None
+        if name in CONTAINERS:
+            if not isinstance(value, yaml.SequenceNode):
+                ctx.error(f"{name} takes a list of modules, got {kind_name(value)}",
+                          ctx.where(value))
+                return None
+            children = [self.convert(child, ctx) for child in value.value]
+            if any(c is None for c in children):
+                return None
+            return Item(ModuleCall(name, where, name_at, args_location=ctx.where(value),
+                                   children=[c.value for c in children]), where, node)
+        if isinstance(value, yaml.SequenceNode):
+            args = ListOf(ArgValue()).convert(value, ctx)
+            if args is None or not args.complete:
+                return None
+            return Item(ModuleCall(name, where, name_at, _arguments(args.plain()),
+                                   args_location=args.location), where, node)
+        if isinstance(value, yaml.MappingNode):
+            kwargs = MapOf(ArgValue(), "argument").convert(value, ctx)
+            if kwargs is None or not kwargs.complete:
+                return None
+            return Item(ModuleCall(name, where, name_at, (), _arguments(kwargs.plain()),
+                                   args_location=kwargs.location), where, node)
+        ctx.error(f"the arguments of {name} are a list ({{{name}: [...]}}) or a mapping "
+                  f"({{{name}: {{...}}}}), got {kind_name(value)}", ctx.where(value),
+                  hint=f"for one argument write {{{name}: [value]}}")
+        return None
+
+    def json(self, defs):
+        arg = ArgValue().json(defs)
+        defs["module"] = {"anyOf": [
+            {"type": "string", "pattern": IDENTIFIER.pattern},
+            PYTHON_MODULE.json(defs),
+            {"type": "object", "minProperties": 1, "maxProperties": 1,
+             "propertyNames": {"pattern": IDENTIFIER.pattern, "not": {"const": "python"}},
+             "properties": {c: {"type": "array", "items": {"$ref": "#/$defs/module"}}
+                            for c in CONTAINERS},
+             "additionalProperties": {"anyOf": [
+                 {"type": "array", "items": arg},
+                 {"type": "object", "propertyNames": {"pattern": IDENTIFIER.pattern},
+                  "additionalProperties": arg}]}},
+        ]}
+        return {"$ref": "#/$defs/module"}
+
+
 # ---- the format -----------------------------------------------------------------------------
 DTYPES = ("float64", "float32", "complex128")
 INPUT_DTYPES = ("float64", "float32", "complex128", "int64", "bool")
@@ -500,8 +668,10 @@ CHECK = Record({
                   "expression", required=True),
     "inputs": Field(MapOf(INPUT_VALUE, "input"), "the expression's inputs by name",
                     required=True),
-    "wrt": Field(ListOf(Name()), "inputs to differentiate with respect to (default: those "
-                 "that require grad)"),
+    "wrt": Field(ListOf(WrtName()), "inputs to differentiate with respect to (default: "
+                 "those that require grad, plus the parameters of the modules called); "
+                 "params: every parameter; net: the parameters of module net; net.0.weight: "
+                 "one parameter"),
     **CONFIG,
     "expect": Field(Enum("pass", "fail"), "fail: the check passes only if gradtool finds a "
                     "gradient mismatch", default="pass"),
@@ -516,8 +686,8 @@ FUNCTION = Record({
     "jvp": Field(Expression(), "optional forward-mode rule; sees the args, out, and the "
                  "tangents <arg>_dot"),
     "nondiff": Field(ListOf(Name()), "args that get no gradient"),
-    "python": Field(String(), "pkg.module:Name of a gradtool.autograd.Function subclass "
-                    "(imports and runs that code)"),
+    "python": Field(String(), "pkg.module:Name of a gradtool.autograd.Function or "
+                    "torch.autograd.Function subclass (imports and runs that code)"),
 }, what="a function")
 
 #: the top-level sections, in the order they are loaded (functions before the checks that
@@ -526,6 +696,8 @@ TOP_LEVEL = {
     "version": Field(Integer(), "format version; only 1 exists"),
     "defaults": Field(Record(CONFIG, what="defaults"), "settings for every check"),
     "functions": Field(MapOf(FUNCTION, "function"), "custom autograd Functions by name"),
+    "modules": Field(MapOf(ModuleValue(), "module"), "modules (gt.nn layers, or python "
+                     "gradtool.nn / torch.nn Modules) by name, callable in expressions"),
     "checks": Field(ListOf(CHECK), "the gradient checks", required=True),
 }
 
