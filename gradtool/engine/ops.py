@@ -524,10 +524,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") ->
     """Negative log likelihood of class-index targets (NllLossBackward0)."""
     input = _t(input)
     target = _target_array(target)
-    if input.ndim == 0 or input.ndim > 1 and target.shape != input.shape[:1] + input.shape[2:] \
-            or input.ndim == 1 and target.ndim != 0:
-        if input.ndim >= 1 and target.ndim >= 1 and target.shape[0] != input.shape[0] \
-                and input.ndim >= 2:
+    expected = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
+    if input.ndim == 0 or target.shape != expected:
+        if input.ndim >= 2 and target.ndim >= 1 and target.shape[0] != input.shape[0]:
             raise ShapeError(f"Expected input batch_size ({input.shape[0]}) to match target "
                              f"batch_size ({target.shape[0]}).")
         raise ShapeError(f"nll_loss: target shape {list(target.shape)} does not match input "
@@ -556,7 +555,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         terms = logp * target if weight is None else logp * target * _shape_weight(
             _t(weight), input.ndim)
         loss = neg(sum(terms, 1 if input.ndim >= 2 else 0))
-        return _apply_reduction(loss, reduction, input.shape[0] if input.ndim >= 2 else 1)
+        return _apply_reduction(loss, reduction)
     nll = nll_loss(logp, target, weight, ignore_index, reduction)
     if not label_smoothing:
         return nll
@@ -569,7 +568,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if reduction == "mean":
         smooth = sum(smooth) / _float(np.sum(keep._data))
     else:
-        smooth = _apply_reduction(smooth, reduction, 1)
+        smooth = _apply_reduction(smooth, reduction)
     return nll * (1 - label_smoothing) + smooth * label_smoothing
 
 
@@ -577,7 +576,7 @@ def _shape_weight(weight: Tensor, ndim: int) -> Tensor:
     return reshape(weight, (-1,) + (1,) * (ndim - 2)) if ndim >= 2 else weight
 
 
-def _apply_reduction(loss: Tensor, reduction: str, batch: int) -> Tensor:
+def _apply_reduction(loss: Tensor, reduction: str) -> Tensor:
     reduction = _reduction(reduction)
     if reduction == "none":
         return loss
@@ -586,7 +585,7 @@ def _apply_reduction(loss: Tensor, reduction: str, batch: int) -> Tensor:
     return mean(loss)
 
 
-def _loss_operands(name, input, target):
+def _loss_operands(input, target):
     input, target = _t(input), _t(target)
     if input.shape != target.shape:
         import warnings
@@ -599,20 +598,20 @@ def _loss_operands(name, input, target):
 
 def mse_loss(input, target, reduction="mean") -> Tensor:
     """Mean squared error (fused: MseLossBackward0)."""
-    input, target = _loss_operands("mse_loss", input, target)
+    input, target = _loss_operands(input, target)
     return apply(LS.mse_loss, (input, target), {"reduction": _reduction(reduction)})
 
 
 def l1_loss(input, target, reduction="mean") -> Tensor:
     """Mean absolute error: abs(input - target), reduced (composite, as torch records it)."""
-    input, target = _loss_operands("l1_loss", input, target)
-    return _apply_reduction(abs(sub(input, target)), reduction, 1)
+    input, target = _loss_operands(input, target)
+    return _apply_reduction(abs(sub(input, target)), reduction)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
                                      pos_weight=None) -> Tensor:
     """Sigmoid + binary cross entropy in one stable primitive."""
-    input, target = _loss_operands("binary_cross_entropy_with_logits", input, target)
+    input, target = _loss_operands(input, target)
     w = None if weight is None else _t(weight)._data
     pw = None if pos_weight is None else _t(pos_weight)._data
     return apply(LS.bce_with_logits, (input, target),
