@@ -8,8 +8,9 @@ rows).  Fast mode compares random projections ``vᵀJu`` computed both ways (``J
 differences along ``u``, ``vᵀJ`` by one backward).  ``mode="auto"`` checks in full while
 the Jacobian has at most ``AUTO_FULL_LIMIT`` entries, else in fast mode.
 
-Other checks, as torch's: backward twice gives the same result within ``nondet_tol`` (the
-first chunk of rows is recomputed); backward with undefined (None) or zero output gradients
+Other checks, as torch's: backward twice gives the same result within ``nondet_tol`` (up to
+``REENTRANCY_ROWS`` rows spread over the output are computed twice, in batches of the same
+composition, so a deterministic backward agrees bit for bit); backward with undefined (None) or zero output gradients
 gives zero (``check_undefined_grad``); forward-mode AD against the numerical derivative and
 against reverse mode (``vᵀ(Ju) == (vᵀJ)u``); second order through ``create_graph``.
 """
@@ -32,7 +33,8 @@ from .diagnose import compare, diagnose, diagnose_scalars
 from .result import BlockResult, CheckResult
 
 AUTO_FULL_LIMIT = 4_000_000        # Jacobian entries checked in full by mode="auto"
-ANALYTICAL_CHUNK_BYTES = 2 ** 20
+ANALYTICAL_CHUNK_BYTES = 2 ** 20   # rows per batched backward: cache-sized (measured)
+REENTRANCY_ROWS = 64               # rows computed twice by the nondeterminism check
 METHODS = tuple(numeric.STENCILS)
 MODES = ("full", "fast", "auto")
 KINK_DOMAINS = ("away_from_zero", "away_from_clamp", "distinct")
@@ -101,14 +103,22 @@ def _analytical_rows(vjp, out_shape: tuple, dtype, rows: np.ndarray, zero_row=Fa
 
 def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
     """(per input: the (out size, in size) Jacobian or None if unreached; the first chunk of
-    rows; per input the gradient for a zero cotangent (computed with the first chunk))"""
+    rows; per input the gradient for a zero cotangent (computed with the first chunk)).
+
+    The first chunk is up to ``REENTRANCY_ROWS`` rows spread over the output (the rows the
+    reentrancy check recomputes, in a batch of the same composition); the other rows follow
+    in cache-sized chunks."""
     size = int(np.prod(out_shape, dtype=np.int64))
     width = max(sum(in_sizes), size, 1)
     step = max(1, min(size, ANALYTICAL_CHUNK_BYTES // (8 * width)))
+    sample = np.unique(np.linspace(0, size - 1, min(size, REENTRANCY_ROWS)).astype(np.int64))
+    rest = np.setdiff1d(np.arange(size), sample) if len(sample) < size else sample[:0]
+    chunks = [sample] + [rest[i:i + step] for i in range(0, len(rest), step)]
     jac = [None] * len(in_sizes)
     first = zero = None
-    for start in range(0, size, step):
-        rows = np.arange(start, min(size, start + step))
+    for rows in chunks:
+        if not len(rows):
+            continue
         part = _analytical_rows(vjp, out_shape, dtype, rows, zero_row=first is None)
         if first is None:
             zero = [None if p is None else p[-1:] for p in part]
