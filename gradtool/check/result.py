@@ -66,7 +66,8 @@ class BlockResult:
         text = f"{head}: FAILED ({self.kind}): {self.diagnosis}"
         if self.worst_index is not None and self.numerical_value is not None:
             o, i = self.worst_index
-            text += (f"\n    worst element: output{_idx(o)} wrt input{_idx(i)}: numerical "
+            text += (f"\n    worst element: {self.output_name}{_idx(o)} wrt "
+                     f"{self.input_name}{_idx(i)}: numerical "
                      f"{self.numerical_value:.6g}, analytical {self.analytical_value:.6g} "
                      f"(abs error {self.max_abs_error:.3g}, rel error "
                      f"{self.max_rel_error:.3g})")
