@@ -646,7 +646,10 @@ def call_batched(fn, args: tuple, batched: dict, size: int):
         out = fn(*call_args)
     except VmapFallback:
         raise
-    except (EngineError, ValueError, IndexError, TypeError) as exc:
+    # Anything else raised while running batched (user code meeting a BatchedTensor, a rule
+    # meeting an unforeseen argument) means: run example by example.  A genuine error of
+    # the function is raised again there, by a plain call.
+    except Exception as exc:  # noqa: BLE001
         raise VmapFallback(f"{type(exc).__name__}: {exc}") from None
     finally:
         P.INTERCEPTORS.remove(hook)
