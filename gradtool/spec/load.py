@@ -499,16 +499,16 @@ class _SpecLoader:
         if not torch_names:
             return False
         self.ctx.add(torch_program_errors(program, torch_names))
-        for key, bad, why in (("gradgrad", True, "second-order checks"),
-                              ("forward_ad", True, "forward-mode checks"),
-                              ("method", "complex", "method: complex"),
-                              ("dtype", "complex128", "dtype: complex128")):
+        for key, bad, what in (("gradgrad", True, "second-order checks (gradgrad: true) are"),
+                               ("forward_ad", True, "forward-mode checks (forward_ad: true) "
+                                "are"),
+                               ("method", "complex", "method: complex is"),
+                               ("dtype", "complex128", "dtype: complex128 is")):
             if config[key] == bad:
                 where = fields[key].location if key in fields else item.location
-                self.ctx.error(f"{why} are not available for torch Functions and modules",
-                               where, hint="torch.autograd.gradgradcheck / gradcheck("
-                               "check_forward_ad=True) do those" if key in (
-                                   "gradgrad", "forward_ad") else None)
+                self.ctx.error(f"{what} not available for torch Functions and modules", where,
+                               hint="use torch.autograd.gradgradcheck or gradcheck("
+                               "check_forward_ad=True)" if isinstance(bad, bool) else None)
         return True
 
     def input_ok(self, spec: InputSpec) -> bool:
@@ -558,7 +558,7 @@ class _SpecLoader:
                                item.location)
                 ok = False
             names.append(item.value)
-        if ok and not names:
+        if ok and not names and fields["wrt"].complete:
             self.ctx.error("wrt is empty: nothing to check", fields["wrt"].location)
             ok = False
         return tuple(dict.fromkeys(names)) if ok else None
@@ -585,11 +585,12 @@ class _SpecLoader:
                            "call", item.location)
             return None
         owned = used[module].parameter_names
-        if name == module:
-            if not owned:
-                self.ctx.error(f"module '{module}' has no parameters", item.location)
-                return None
-            return list(owned)
+        below = [p for p in owned if p.startswith(name + ".")]     # net, net.0: a submodule
+        if name == module and not owned:
+            self.ctx.error(f"module '{module}' has no parameters", item.location)
+            return None
+        if below:
+            return below
         if name not in owned:
             self.ctx.error(f"module '{module}' has no parameter '{name[len(module) + 1:]}'"
                            + did_you_mean(name, owned), item.location,

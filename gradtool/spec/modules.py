@@ -82,11 +82,23 @@ class ModuleDef:
         built: dict[int, Any] = {}
         for call in reversed(order):
             cls = self.classes[id(call)]
-            if call.children is not None:
-                built[id(call)] = cls(*(built[id(c)] for c in call.children))
-            else:
-                built[id(call)] = cls(*call.args, **call.kwargs)
+            try:
+                if call.children is not None:
+                    built[id(call)] = cls(*(built[id(c)] for c in call.children))
+                else:
+                    built[id(call)] = cls(*call.args, **call.kwargs)
+            except Exception as exc:  # noqa: BLE001  (any error of a layer's constructor)
+                raise _BuildError(call, exc) from exc
         return built[id(root)]
+
+
+class _BuildError(Exception):
+    """A layer's constructor failed: which layer, and why."""
+
+    def __init__(self, call: ModuleCall, error: Exception) -> None:
+        super().__init__(str(error))
+        self.call = call
+        self.error = error
 
 
 class ModuleInstance:
@@ -203,15 +215,12 @@ def define(name: str, root: ModuleCall, location: Location, *, allow_python: boo
             stack.extend((c, False) for c in call.children)
             continue
         label = call.name or call.python
-        try:
-            inspect.signature(cls).bind(*call.args, **call.kwargs)
-        except TypeError as exc:
-            errors.append(SpecError(f"module '{name}': {label}: {exc}", call.args_location
-                                    or call.name_location))
+        problem = _signature_problem(cls, call)
+        if problem:
+            errors.append(SpecError(f"module '{name}': {label}: {problem}",
+                                    call.args_location or call.name_location))
             del mdef.classes[id(call)]
             continue
-        except ValueError:          # no signature to inspect: the trial build reports it
-            pass
         if _count_ints((call.args, call.kwargs)) > max_elements:
             errors.append(LimitError(f"module '{name}': {label} would allocate more than "
                                      f"{max_elements:,} elements", call.args_location,
@@ -221,14 +230,42 @@ def define(name: str, root: ModuleCall, location: Location, *, allow_python: boo
         return None, errors
     try:
         instance = mdef.build(0, "float64", max_elements)
-    except SpecError as exc:
-        return None, [SpecError(f"module '{name}': {exc.message}", location, exc.hint)]
-    except Exception as exc:  # noqa: BLE001  (any error of a layer's constructor)
+    except _BuildError as exc:
+        call, error = exc.call, exc.error
+        where = call.args_location or call.name_location
+        label = call.name or call.python
+        if isinstance(error, SpecError):
+            return None, [type(error)(f"module '{name}': {label}: {error.message}", where,
+                                      error.hint)]
+        message = str(error).strip() or type(error).__name__
+        return None, [SpecError(f"module '{name}': {label} cannot be built: "
+                                f"{type(error).__name__}: {message}", where)]
+    except Exception as exc:  # noqa: BLE001  (a torch module's constructor)
         message = str(exc).strip() or type(exc).__name__
         return None, [SpecError(f"module '{name}' cannot be built: {type(exc).__name__}: "
                                 f"{message}", location)]
     mdef.parameter_names = tuple(instance.parameters())
     return mdef, []
+
+
+def _signature_problem(cls: type, call: ModuleCall) -> str | None:
+    """Why the constructor cannot take the arguments (unknown keywords first, with a
+    suggestion), or None."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):     # no signature to inspect: the trial build reports it
+        return None
+    parameters = signature.parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if not takes_any:
+        for key in call.kwargs:
+            if key not in parameters:
+                return f"no argument '{key}'" + did_you_mean(key, parameters)
+    try:
+        signature.bind(*call.args, **call.kwargs)
+    except TypeError as exc:
+        return str(exc)
+    return None
 
 
 def _resolve(name: str, call: ModuleCall, top: bool, allow_python: bool,
@@ -255,7 +292,10 @@ def _resolve(name: str, call: ModuleCall, top: bool, allow_python: bool,
     if call.name in CONTAINERS:
         return LAYERS[call.name]
     cls = LAYERS.get(call.name)
-    if cls is None:
+    if cls is None and call.name in nn.__all__:
+        errors.append(SpecError(f"module '{name}': '{call.name}' cannot be used in a spec (it "
+                                "is not a callable layer)", call.name_location))
+    elif cls is None:
         errors.append(SpecError(f"module '{name}': unknown layer '{call.name}'"
                                 + did_you_mean(call.name, LAYERS), call.name_location,
                                 hint="layers are the Module classes of gradtool.nn "
