@@ -820,7 +820,7 @@ def _consumed(k) -> int:
     if k is None or k is Ellipsis:
         return 0
     if isinstance(k, np.ndarray) and k.dtype == np.bool_:
-        return _builtins_max(k.ndim, 1)
+        return k.ndim
     if isinstance(k, (_bool, np.bool_)):
         return 0
     return 1
@@ -885,7 +885,9 @@ def getitem(input, key) -> Tensor:
                 out = _slice(out, dim, k)
             advanced.append(slice(None))
             dim += 1
-        elif isinstance(k, (_bool, np.bool_)):
+        elif isinstance(k, (_bool, np.bool_)) or (isinstance(k, np.ndarray)
+                                                  and k.dtype == np.bool_ and k.ndim == 0):
+            k = _bool(k)
             out = unsqueeze(out, dim)
             advanced.append(np.array([0]) if k else np.zeros(0, dtype=np.int64))
             has_advanced = True

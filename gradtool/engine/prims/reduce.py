@@ -311,8 +311,10 @@ logsumexp.defjvp(lambda t, x, out, dim, keepdim: np.sum(
 logsumexp.domain = None
 
 
+# softmax and log_softmax write contiguous results, as torch's kernels do (numpy lays out
+# elementwise results like strided inputs; the layout decides which later reshapes are views)
 def _softmax_forward(x, dim):
-    return np.exp(x - _logsumexp_forward(x, (dim,), True))
+    return np.ascontiguousarray(np.exp(x - _logsumexp_forward(x, (dim,), True)))
 
 
 def _softmax_vjp(g, x, out, dim):
@@ -329,7 +331,7 @@ softmax.domain = None
 
 
 def _log_softmax_forward(x, dim):
-    return x - _logsumexp_forward(x, (dim,), True)
+    return np.ascontiguousarray(x - _logsumexp_forward(x, (dim,), True))
 
 
 # d log_softmax(x) = dx - <softmax(x), dx>:  vᵀJ = v - softmax(x) sum(v)

@@ -193,7 +193,8 @@ def _cat_vjp(i, g, *inputs, out, dim):
     return g[key]
 
 
-cat = Primitive("cat", "CatBackward0", lambda *xs, dim: np.concatenate(xs, axis=dim),
+cat = Primitive("cat", "CatBackward0",
+                lambda *xs, dim: np.ascontiguousarray(np.concatenate(xs, axis=dim)),
                 save="shapes", input_names=("tensors",),
                 out_shape=lambda *shapes, dim: tuple(
                     sum(s[dim] for s in shapes) if i == dim else n
@@ -216,7 +217,8 @@ def _stack_vjp(i, g, *inputs, out, dim):
     return g[key]
 
 
-stack = Primitive("stack", "StackBackward0", lambda *xs, dim: np.stack(xs, axis=dim),
+stack = Primitive("stack", "StackBackward0",
+                  lambda *xs, dim: np.ascontiguousarray(np.stack(xs, axis=dim)),
                   save="shapes", input_names=("tensors",),
                   out_shape=lambda *shapes, dim: shapes[0][:dim] + (len(shapes),)
                   + shapes[0][dim:])
@@ -312,7 +314,7 @@ def _section_shape(shape, dim, size):
 
 
 def _unbind_forward(x, dim, sections):
-    return tuple(np.take(x, i, axis=dim) for i in range(x.shape[dim]))
+    return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))   # views
 
 
 def _unbind_vjp(gs, x, out, dim, sections):
@@ -456,7 +458,11 @@ constant_pad = Primitive("constant_pad", "ConstantPadNdBackward0", _pad_forward,
 constant_pad.defvjp(_pad_vjp)
 constant_pad.defjvp(lambda t, x, out, pad, value: _pad_forward(t, pad, 0))
 
-flip = Primitive("flip", "FlipBackward0", lambda x, dims: np.flip(x, axis=dims),
+# Memory layouts follow torch's, as they decide whether later reshapes are views: flip
+# writes a new tensor laid out like its input (numpy: a negative-stride view), cat and stack
+# write contiguous tensors (numpy: laid out like strided inputs)
+flip = Primitive("flip", "FlipBackward0",
+                 lambda x, dims: np.flip(x, axis=dims).copy(order="K"),
                  save="shapes", input_names=("self",))
 flip.defvjp(lambda g, x, out, dims: B.flip(g, tuple(d - x.ndim for d in dims)))
 flip.defjvp(lambda t, x, out, dims: np.flip(t, axis=dims))
