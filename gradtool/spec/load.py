@@ -464,8 +464,6 @@ class _SpecLoader:
                                 self.callables()))
         used = {name: self.modules[name] for name in (program.calls if program else ())
                 if name in self.modules}
-        if any(name in self.broken_modules for name in (program.calls if program else ())):
-            ok = False
         torch = self.torch_check(program, used, config, fields, item) if program else False
         if program is not None and \
                 self.expanded_size([program]) > MAX_EXPANDED_NODES:
@@ -473,7 +471,9 @@ class _SpecLoader:
                                          f"{MAX_EXPANDED_NODES:,} nodes (functions calling "
                                          "functions)", fields["expr"].location))
             ok = False
-        wrt = self.wrt(fields, inputs, config["dtype"], inputs_ok, used)
+        broken = any(name in self.broken_modules for name in (program.calls if program
+                                                               else ()))
+        wrt = self.wrt(fields, inputs, config["dtype"], inputs_ok, used, broken)
         if wrt is None:
             return None
         if config["forward_ad"] and program is not None:
@@ -522,7 +522,11 @@ class _SpecLoader:
         return True
 
     def wrt(self, fields: dict, inputs: dict[str, InputSpec], dtype: str, inputs_ok: bool,
-            used: dict[str, ModuleDef]):
+            used: dict[str, ModuleDef], calls_broken: bool):
+        """The names to differentiate (inputs and parameters), or None after errors;
+        ``calls_broken``: the expression calls a module with errors (already reported)."""
+        if calls_broken:
+            return None
         parameters = [p for mdef in used.values() for p in mdef.parameter_names]
         if "wrt" not in fields:
             wrt = tuple(n for n, s in inputs.items() if s.wants_grad(dtype)) + \

@@ -208,9 +208,6 @@ def define(name: str, root: ModuleCall, location: Location, *, allow_python: boo
         if cls is None:
             continue
         mdef.classes[id(call)] = cls
-        if is_torch_module(cls):
-            mdef.torch = True
-            continue
         if call.children is not None:
             stack.extend((c, False) for c in call.children)
             continue
@@ -220,6 +217,9 @@ def define(name: str, root: ModuleCall, location: Location, *, allow_python: boo
             errors.append(SpecError(f"module '{name}': {label}: {problem}",
                                     call.args_location or call.name_location))
             del mdef.classes[id(call)]
+            continue
+        if is_torch_module(cls):
+            mdef.torch = True
             continue
         if _count_ints((call.args, call.kwargs)) > max_elements:
             errors.append(LimitError(f"module '{name}': {label} would allocate more than "
