@@ -330,3 +330,50 @@ def test_random_einsum_matches_torch():
                 np.testing.assert_allclose(g, t, err_msg=equation)
         if n_operands < 3:
             assert mine[1] == theirs[1], equation
+
+
+def _pad(m, t, widths):
+    return (tF if m is torch else gF).pad(t, widths)
+
+
+# One step of a random chain: (op, applies to tensors of ndim >= this).  Strided, permuted,
+# expanded and copied intermediates decide which reshapes are views: these chains check
+# that the same nodes come out as in torch.
+CHAIN_STEPS = [
+    (lambda m, t: t.exp(), 0), (lambda m, t: t * 2, 0), (lambda m, t: 1 - t, 0),
+    (lambda m, t: t / 3, 0), (lambda m, t: t ** 2, 0), (lambda m, t: t + t, 0),
+    (lambda m, t: t.sum(0, keepdim=True), 1), (lambda m, t: t.mean(-1), 1),
+    (lambda m, t: t.transpose(0, -1), 2), (lambda m, t: t.permute(*reversed(range(t.ndim))), 1),
+    (lambda m, t: t.reshape(-1), 0), (lambda m, t: t.unsqueeze(0), 0),
+    (lambda m, t: t.squeeze(), 0), (lambda m, t: t[0], 1), (lambda m, t: t[..., ::2], 1),
+    (lambda m, t: t.relu(), 0), (lambda m, t: t.clamp(-0.5, 0.5), 0),
+    (lambda m, t: t.max(-1).values, 1), (lambda m, t: t.softmax(-1), 1),
+    (lambda m, t: t.flatten(), 0), (lambda m, t: t.expand(2, *t.shape), 0),
+    (lambda m, t: m.stack([t, t]), 0), (lambda m, t: m.cat([t, t]), 1),
+    (lambda m, t: t @ t.transpose(-1, -2), 2), (lambda m, t: t.var(-1), 1),
+    (lambda m, t: t.cumsum(0), 1), (lambda m, t: t.flip(0), 1), (lambda m, t: t.contiguous(), 0),
+    (lambda m, t: t.logsumexp(0), 1), (lambda m, t: t.split(1)[0], 1),
+    (lambda m, t: t.unbind(0)[-1], 1), (lambda m, t: m.where(t > 0, t, t * 0.5), 0),
+    (lambda m, t: t.index_select(0, m.tensor([0, 0])), 1), (lambda m, t: _pad(m, t, (1, 1)), 1),
+    (lambda m, t: m.ones(t.shape[-2], dtype=m.float64) @ t, 2),
+    (lambda m, t: t @ m.ones(t.shape[-1], dtype=m.float64), 2), (lambda m, t: t.diagonal(), 2),
+    (lambda m, t: t[:, None], 1), (lambda m, t: t[[0, 0]], 1), (lambda m, t: t.log_softmax(0), 1),
+]
+
+
+def test_random_op_chains_match_torch():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3))
+    for _ in range(300):
+        steps = rng.integers(len(CHAIN_STEPS), size=int(rng.integers(1, 5)))
+        results = []
+        for m in (gt, torch):
+            t = m.tensor(x, requires_grad=True)
+            for k in steps:
+                step, min_ndim = CHAIN_STEPS[k]
+                if t.ndim >= min_ndim and all(n > 0 for n in t.shape):
+                    t = step(m, t)
+            results.append((t.detach().numpy(), _names(t)))
+        (mine, my_names), (theirs, their_names) = results
+        np.testing.assert_allclose(mine, theirs, err_msg=str(steps))
+        assert my_names == their_names, steps
