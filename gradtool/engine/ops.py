@@ -4,6 +4,14 @@ Each function normalizes its arguments (dims, shapes, scalars) and calls a primi
 the op table; composite operations are written in terms of primitives and get their
 derivatives for free.  ``BUILTINS`` and ``TENSOR_METHODS`` are what the spec language may
 call.
+
+Composites are decomposed the way torch decomposes them, so a graph has the same backward
+nodes as torch's (``tests/engine/test_torch_crosscheck.py`` compares them): indexing is one
+node per basic step then one IndexBackward0, matmul folds or batches as torch's
+``_matmul_impl`` does, einsum follows torch's contraction (diagonal, permute, bmm), and
+reshape is a view, an alias or a copy depending on the memory layout, which the primitives
+keep as torch's kernels do (where numpy's differs and it matters: reductions, softmax,
+cat/stack, flip).
 """
 
 from __future__ import annotations
