@@ -235,7 +235,7 @@ def masked_fill(input, mask, value) -> Tensor:
     mask = _t(mask)._data
     if mask.dtype != np.bool_:
         raise EngineError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                          f"{dtypes.from_np(mask.dtype).name}")
+                          f"{_C_TYPE.get(mask.dtype.name, mask.dtype.name)}")
     if isinstance(value, Tensor):
         if value.ndim != 0:
             raise EngineError("masked_fill_ only supports a 0-dimensional value tensor, but "
@@ -288,7 +288,8 @@ def mean(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None
         input = input.to(dtype)
     if input._data.dtype.kind not in "fc":
         raise EngineError("mean(): could not infer output dtype. Input dtype must be either "
-                          f"a floating point or complex dtype. Got: {input.dtype.name}")
+                          f"a floating point or complex dtype. Got: "
+                          f"{_SCALAR_TYPE.get(input.dtype.name, input.dtype.name)}")
     dim = axis if dim is None else dim
     keepdim = _keepdim(keepdim, keepdims)
     if dim is None:
@@ -297,6 +298,13 @@ def mean(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None
                                                 "keepdim": True})
         return apply(R.mean_all, (input,))
     return apply(R.mean_dim, (input,), {"dim": _dims(dim, input.ndim), "keepdim": keepdim})
+
+
+#: torch's names for dtypes in error messages (ScalarType names, C type names)
+_SCALAR_TYPE = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
+                "uint8": "Byte", "bool": "Bool", "float64": "Double", "float32": "Float"}
+_C_TYPE = {"int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+           "uint8": "unsigned char", "float64": "double", "float32": "float"}
 
 
 def _reduce_dims(input: Tensor, dim) -> tuple:
@@ -1313,13 +1321,15 @@ def _einsum_equation(equation: str, shapes: list) -> str:
         rhs = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
     else:
         rhs = rhs.replace("...", ell)
-    sizes = {}
-    for sub, shape in zip(expanded, shapes):
+    sizes: dict = {}
+    for i, (sub, shape) in enumerate(zip(expanded, shapes)):
         for c, size in zip(sub, shape):
-            if sizes.setdefault(c, size) != size:
-                raise ShapeError(f"einsum(): operands do not broadcast with remapped shapes "
-                                 f"(original->remapped): subscript '{c}' has size "
-                                 f"{sizes[c]} and {size}")
+            seen = sizes.get(c, 1)
+            if size != 1 and seen != 1 and size != seen:
+                raise ShapeError(f"einsum(): subscript {c} has size {size} for operand {i} "
+                                 f"which does not broadcast with previously seen size {seen}")
+            if size != 1:
+                sizes[c] = size
     return ",".join(expanded) + "->" + rhs, ell
 
 
@@ -1443,11 +1453,11 @@ def _sumproduct_pair(left: Tensor, right: Tensor, sum_dims: list) -> Tensor:
 
 
 def _square(name: str, A: Tensor) -> None:
-    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+    if A.ndim < 2:
+        raise EngineError(f"linalg.{name}: The input tensor A must have at least 2 dimensions.")
+    if A.shape[-1] != A.shape[-2]:
         raise EngineError(f"linalg.{name}: A must be batches of square matrices, but they are "
-                          f"{A.shape[-2] if A.ndim >= 2 else A.shape[-1]} by {A.shape[-1]} "
-                          "matrices" if A.ndim else f"linalg.{name}: The input tensor A must "
-                          "have at least 2 dimensions.")
+                          f"{A.shape[-2]} by {A.shape[-1]} matrices")
 
 
 def inverse(input) -> Tensor:
