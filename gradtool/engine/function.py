@@ -111,9 +111,37 @@ class FunctionCtx(Node):
                 if t is not None}
 
     def apply(self, grads: list, create_graph: bool, batched: bool):
+        if batched and not getattr(self._fn_cls, "batched_backward", False):
+            result = self._try_batched(grads, create_graph)
+            return result if result is not None else self._apply_looped(grads, create_graph)
+        return self._call(grads, create_graph, batched)
+
+    def _try_batched(self, grads: list, create_graph: bool):
+        """Batched cotangents through a backward not declared batch-polymorphic: many are
+        (elementwise formulas broadcast over a leading axis), so call it once with the whole
+        batch and accept the result only if its first and last rows equal unbatched calls;
+        anything else (an error, a wrong shape, other values) falls back to the loop."""
+        if create_graph or any(g is None for g in grads):
+            return None
+        n = grads[0].shape[0]
+        if n < 4:
+            return None
+        try:
+            with np.errstate(all="ignore"):
+                batched = self._call(grads, False, True)
+                for k in (0, n - 1):
+                    row = self._call([g[k] for g in grads], False, False)
+                    for got, want in zip(batched, row):
+                        if (got is None) != (want is None):
+                            return None
+                        if want is not None and not _same(got[k], want):
+                            return None
+        except Exception:  # noqa: BLE001  any failure of the trial means: use the loop
+            return None
+        return batched
+
+    def _call(self, grads: list, create_graph: bool, batched: bool):
         fn = self._fn_cls
-        if batched and not getattr(fn, "batched_backward", False):
-            return self._apply_looped(grads, create_graph)
         wrapped = []
         for g, (shape, dtype) in zip(grads, self._output_meta):
             if g is None:
@@ -175,7 +203,7 @@ class FunctionCtx(Node):
         n = next(g.shape[0] for g in grads if g is not None)
         rows = []
         for k in range(n):
-            rows.append(self.apply([None if g is None else g[k] for g in grads],
+            rows.append(self._call([None if g is None else g[k] for g in grads],
                                    create_graph, False))
         out = []
         for i in range(len(self.next_nodes)):
@@ -187,6 +215,15 @@ class FunctionCtx(Node):
             else:
                 out.append(np.stack(column))
         return out
+
+
+def _same(got: np.ndarray, want: np.ndarray) -> bool:
+    """Equal up to rounding (a batched matmul may sum in another order than a single one)."""
+    if got.shape != want.shape:
+        return False
+    scale = float(np.max(np.abs(want))) if want.size else 0.0
+    return bool(np.allclose(got, want, rtol=1e-10, atol=1e-12 * max(scale, 1e-300),
+                            equal_nan=True))
 
 
 class _FunctionMeta(type):
