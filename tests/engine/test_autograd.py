@@ -383,3 +383,29 @@ def test_numpy_on_requires_grad_tensor():
     x = gt.ones(2, requires_grad=True)
     with pytest.raises(RuntimeError, match=r"Can't call numpy\(\) on Tensor that requires grad"):
         x.numpy()
+
+
+class Coupled(gt.autograd.Function):
+    """A backward that mixes rows when handed a batch (grad.sum() over everything)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x.sum()
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * x.sum() + (g * x).sum()
+
+
+@pytest.mark.parametrize("fn", [None, Coupled], ids=["elementwise", "coupled"])
+def test_batched_cotangents_through_python_backward(fn):
+    from tests.engine.test_seeds import LegendrePolynomial3
+    fn = fn or LegendrePolynomial3
+    x = gt.tensor([0.3, -0.5, 1.2, 2.0, 0.7], requires_grad=True)
+    out = fn.apply(x)
+    eye = gt.tensor(np.eye(5))
+    (batched,) = gt.autograd.grad(out, x, eye, retain_graph=True, is_grads_batched=True)
+    rows = [gt.autograd.grad(out, x, eye[k], retain_graph=True)[0].numpy() for k in range(5)]
+    np.testing.assert_allclose(batched.numpy(), np.stack(rows), rtol=1e-12)
