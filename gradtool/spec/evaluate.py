@@ -880,32 +880,40 @@ def torch_program_errors(program: Program, callables: Collection[str]) -> list[S
     return errors
 
 
-_TORCH_TABLES: dict[str, dict] = {}
+@dataclass
+class _TorchTables:
+    """torch's Tensor class, and its methods and attributes of the allow-lists above, looked
+    up once from those fixed names (statically, as ``METHODS``)."""
+
+    tensor: type
+    methods: dict[str, Callable]
+    properties: dict[str, Callable]
 
 
-def _torch_tables() -> dict[str, dict]:
-    """torch's Tensor methods and attributes of the allow-lists above, looked up once from
-    those fixed names (torch is imported by then: a user's module imported it)."""
-    if not _TORCH_TABLES:
-        import torch
-        _TORCH_TABLES["methods"] = {name: getattr(torch.Tensor, name) for name in TORCH_METHODS}
-        _TORCH_TABLES["properties"] = {name: operator.attrgetter(name)
-                                       for name in TORCH_PROPERTIES}
-        _TORCH_TABLES["tensor"] = {"type": torch.Tensor}
-    return _TORCH_TABLES
+_TORCH: list[_TorchTables] = []
+
+
+def _torch_tables() -> _TorchTables:
+    if not _TORCH:
+        import torch            # imported already: a user's module subclassed torch's classes
+        _TORCH.append(_TorchTables(
+            torch.Tensor,
+            {name: inspect.getattr_static(torch.Tensor, name) for name in TORCH_METHODS},
+            {name: operator.attrgetter(name) for name in TORCH_PROPERTIES}))
+    return _TORCH[0]
 
 
 class _TorchEvaluator(_Evaluator):
     """Evaluates a check of torch objects on torch tensors."""
 
     def _is_tensor(self, value) -> bool:
-        return isinstance(value, _torch_tables()["tensor"]["type"])
+        return isinstance(value, _torch_tables().tensor)
 
     def _attribute(self, node: ast.Attribute):
         obj = self.visit(node.value)
         if not self._is_tensor(obj):
             raise self.fail(node, f"'.{node.attr}' needs a tensor, got {_kind(obj)}")
-        getter = _torch_tables()["properties"][node.attr]
+        getter = _torch_tables().properties[node.attr]
         return self.guarded(node, f".{node.attr}", lambda: getter(obj))
 
     def _call(self, node: ast.Call):
@@ -916,7 +924,7 @@ class _TorchEvaluator(_Evaluator):
             obj = self.visit(func.value)
             if not self._is_tensor(obj):
                 raise self.fail(func, f"'.{func.attr}()' needs a tensor, got {_kind(obj)}")
-            method = _torch_tables()["methods"][func.attr]
+            method = _torch_tables().methods[func.attr]
             return self.guarded(node, f".{func.attr}()", lambda: method(obj, *args, **kwargs))
         module = self.modules.get(func.id)
         if module is not None:

@@ -77,7 +77,9 @@ class CheckSpec:
             for name, spec in self.inputs.items()}
         if self.torch:
             all_inputs = {name: _to_torch(t) for name, t in all_inputs.items()}
-        instances = {name: mdef.build(self.seed, self.dtype, self.max_elements)
+        # the torch bridge checks in float64 whatever the inputs were: so are torch modules
+        module_dtype = "float64" if self.torch else self.dtype
+        instances = {name: mdef.build(self.seed, module_dtype, self.max_elements)
                      for name, mdef in self.modules.items()}
         parameters = {}
         for instance in instances.values():

@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,8 @@ from .schema import CONTAINERS, ModuleCall, did_you_mean
 #: from ``gt.nn.__all__``, never a lookup of a user's string); containers of modules other
 #: than Sequential are left out (they are not callable)
 LAYERS: dict[str, type] = {
-    name: getattr(nn, name) for name in nn.__all__
-    if isinstance(getattr(nn, name), type) and issubclass(getattr(nn, name), nn.Module)
+    name: cls for name, cls in ((name, vars(nn)[name]) for name in nn.__all__)
+    if isinstance(cls, type) and issubclass(cls, nn.Module)
     and name not in ("Module", "ModuleList", "ModuleDict")}
 
 
@@ -148,24 +149,24 @@ class _CappedRng:
         self._rng = rng
         self._max = max_elements
 
-    def _draw(self, method: str, args: tuple, size):
+    def _draw(self, method: Callable, args: tuple, size):
         n = math.prod(int(s) for s in (size if isinstance(size, tuple) else (size,)))
         if n > self._max:
             raise LimitError(f"a parameter would have {n:,} elements, over the limit of "
                              f"{self._max:,}")
-        return getattr(self._rng, method)(*args, size)
+        return method(*args, size)
 
     def uniform(self, low=0.0, high=1.0, size=()):
-        return self._draw("uniform", (low, high), size)
+        return self._draw(self._rng.uniform, (low, high), size)
 
     def normal(self, loc=0.0, scale=1.0, size=()):
-        return self._draw("normal", (loc, scale), size)
+        return self._draw(self._rng.normal, (loc, scale), size)
 
     def standard_normal(self, size=()):
-        return self._draw("standard_normal", (), size)
+        return self._draw(self._rng.standard_normal, (), size)
 
     def random(self, size=()):
-        return self._draw("random", (), size)
+        return self._draw(self._rng.random, (), size)
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 
 The loader validates YAML nodes with these definitions (``Type.convert``) and
 :func:`json_schema` turns the very same definitions into a JSON Schema, so the two cannot
-drift apart.  Adding a top-level section (``modules:``) is one entry in ``TOP_LEVEL`` plus a
-loader for it in ``load.py``.
+drift apart.  Adding a top-level section is one entry in ``TOP_LEVEL`` plus a loader for it
+in ``load.py`` (``modules:`` was added so).
 """
 
 from __future__ import annotations

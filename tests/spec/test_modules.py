@@ -305,3 +305,10 @@ def test_errors_inside_a_module_point_at_the_call():
         b.fn(*b.inputs)
     assert str(info.value.location) == "a.yaml:4:21"
     assert info.value.message.startswith("fc(): ")
+
+
+def test_second_order_and_forward_mode_through_modules():
+    _, b = built(NET)
+    result = check(b.fn, b.inputs, input_names=b.input_names, gradgrad=True, forward_ad=True)
+    assert result.passed
+    assert {block.stage for block in result.blocks} >= {"first order", "second order"}

@@ -44,6 +44,7 @@ def test_all_keys_fixture_uses_every_key():
     input_keys = set().union(*(set(i) for i in data["checks"][0]["inputs"].values()))
     assert input_keys == set(schema.INPUT.fields)
     assert set(data["functions"]["Scale"]) | {"python"} == set(schema.FUNCTION.fields)
+    assert set(data["modules"]["scale"]) == set(schema.PYTHON_MODULE.fields)
 
 
 @pytest.mark.parametrize("text", [
@@ -55,6 +56,15 @@ def test_all_keys_fixture_uses_every_key():
     "defaults: {gradgrad: 3}\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]",
     "functions: {F: {argz: [x]}}\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]",
     "checks: [{name: a, expr: x, inputs: {1x: 1.0}}]",
+    "modules: {m: {Linear: 3}}\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]",
+    "modules: {m: {Linear: [1, 2], ReLU: []}}\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]",
+    "modules: {m: 3}\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]",
+    "modules: {m: {Sequential: ReLU}}\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]",
+    "modules: {m: {Sequential: [{Linear: [{a: 1}]}]}}\n"
+    "checks: [{name: a, expr: x, inputs: {x: 1.0}}]",
+    "modules: {m: {python: 'a:B', argz: []}}\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]",
+    "modules: {m: {python: 'a:B', args: 3}}\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]",
+    "checks: [{name: a, expr: x, inputs: {x: 1.0}, wrt: ['net..w']}]",
 ])
 def test_schema_and_loader_both_refuse(validator, text):
     from gradtool.errors import SpecError
@@ -62,6 +72,16 @@ def test_schema_and_loader_both_refuse(validator, text):
     assert list(validator.iter_errors(load_data(text)))
     with pytest.raises(SpecError):
         loads(text)
+
+
+@pytest.mark.parametrize("module", [
+    "ReLU", "{Linear: [2, 3]}", "{Conv2d: {in_channels: 1, out_channels: 2, kernel_size: [3, "
+    "3]}}", "{Sequential: [{Linear: [2, 3]}, Tanh, {Sequential: [ReLU]}]}",
+    "{python: 'mypkg.ops:Scale', args: [2], kwargs: {shift: 0.5}}",
+])
+def test_schema_accepts_every_module_form(validator, module):
+    text = f"modules: {{m: {module}}}\nchecks: [{{name: a, expr: m(x), inputs: {{x: 1.0}}}}]"
+    assert [e.message for e in validator.iter_errors(load_data(text))] == []
 
 
 def test_descriptions_come_from_the_table():
