@@ -20,8 +20,8 @@ from ..errors import LimitError, Location, SpecError, SpecErrors
 from .evaluate import (DEFAULT_MAX_ELEMENTS, MAX_EXPANDED_NODES, RESERVED, Program,
                        check_names, parse_program, run_program, torch_program_errors)
 from .functions import FunctionDef, build_function, is_torch_function, resolve_python
-from .modules import ModuleDef, define
 from .inputs import InputSpec, input_from_item
+from .modules import ModuleDef, define
 from .schema import CONFIG, SPEC, TOP_LEVEL, Context, Item, did_you_mean
 from .yaml_source import MAX_FILE_BYTES, ScalarOrigin, Source, compose
 

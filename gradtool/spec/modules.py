@@ -20,7 +20,6 @@ import contextlib
 import inspect
 import math
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,32 +140,37 @@ class ModuleInstance:
                 owner._parameters[attr] = parameter
 
 
-class _CappedRng:
+class _CappedRng(np.random.Generator):
     """A numpy Generator that refuses to draw more than ``max_elements`` numbers at once
     (layers draw their initial parameters: a Linear(10**6, 10**6) stops here)."""
 
     def __init__(self, rng: np.random.Generator, max_elements: int) -> None:
-        self._rng = rng
-        self._max = max_elements
+        super().__init__(rng.bit_generator)
+        self.max_elements = max_elements
 
-    def _draw(self, method: Callable, args: tuple, size):
+    def _refuse(self, size) -> None:
+        if size is None:
+            return
         n = math.prod(int(s) for s in (size if isinstance(size, tuple) else (size,)))
-        if n > self._max:
+        if n > self.max_elements:
             raise LimitError(f"a parameter would have {n:,} elements, over the limit of "
-                             f"{self._max:,}")
-        return method(*args, size)
+                             f"{self.max_elements:,}")
 
-    def uniform(self, low=0.0, high=1.0, size=()):
-        return self._draw(self._rng.uniform, (low, high), size)
+    def uniform(self, low=0.0, high=1.0, size=None):
+        self._refuse(size)
+        return super().uniform(low, high, size)
 
-    def normal(self, loc=0.0, scale=1.0, size=()):
-        return self._draw(self._rng.normal, (loc, scale), size)
+    def normal(self, loc=0.0, scale=1.0, size=None):
+        self._refuse(size)
+        return super().normal(loc, scale, size)
 
-    def standard_normal(self, size=()):
-        return self._draw(self._rng.standard_normal, (), size)
+    def standard_normal(self, size=None, dtype=np.float64, out=None):
+        self._refuse(size)
+        return super().standard_normal(size, dtype, out)
 
-    def random(self, size=()):
-        return self._draw(self._rng.random, (), size)
+    def random(self, size=None, dtype=np.float64, out=None):
+        self._refuse(size)
+        return super().random(size, dtype, out)
 
 
 @contextlib.contextmanager

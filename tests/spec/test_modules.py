@@ -312,3 +312,14 @@ def test_second_order_and_forward_mode_through_modules():
     result = check(b.fn, b.inputs, input_names=b.input_names, gradgrad=True, forward_ad=True)
     assert result.passed
     assert {block.stage for block in result.blocks} >= {"first order", "second order"}
+
+
+def test_parameter_draws_respect_the_element_cap():
+    error = one_error("""
+        modules:
+          conv: {Conv2d: [1, 1, 20]}
+        checks:
+          - {name: a, expr: x.sum(), inputs: {x: {shape: [2]}}}
+        """, max_elements=100)
+    assert error == ("a.yaml:2:18: module 'conv': Conv2d: a parameter would have 400 elements, "
+                     "over the limit of 100")
