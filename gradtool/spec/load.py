@@ -467,6 +467,9 @@ class _SpecLoader:
         used = {name: self.modules[name] for name in (program.calls if program else ())
                 if name in self.modules}
         torch = self.torch_check(program, used, config, fields, item) if program else False
+        if used and not torch and config["dtype"] == "complex128":
+            self.ctx.error("modules are built in float64 or float32, not complex128",
+                           fields["dtype"].location if "dtype" in fields else item.location)
         if program is not None and \
                 self.expanded_size([program]) > MAX_EXPANDED_NODES:
             ctx.errors.append(LimitError(f"expression expands to more than "

@@ -222,6 +222,11 @@ def test_module_errors(text, expected):
     assert one_error(text) == expected
 
 
+def test_modules_refuse_complex_dtype():
+    error = one_error(NET.replace("wrt:", "dtype: complex128\n    wrt:"))
+    assert error == "a.yaml:7:12: modules are built in float64 or float32, not complex128"
+
+
 def test_unknown_layer_hint_names_python():
     from gradtool.errors import SpecError
     with pytest.raises(SpecError) as info:
