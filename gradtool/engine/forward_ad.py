@@ -13,8 +13,6 @@ from .tensor import Tensor, _make, version_counter
 
 UnpackedDualTensor = namedtuple("UnpackedDualTensor", ["primal", "tangent"])
 
-_levels = [0]   # ids handed out; the innermost live level is MODE.fw_level
-
 
 class dual_level:
     """Context in which dual tensors live; tangents are dropped when it exits."""
@@ -22,8 +20,8 @@ class dual_level:
     def __enter__(self) -> int:
         if MODE.fw_level:
             raise EngineError("Nested forward mode AD is not supported at the moment")
-        _levels[0] += 1
-        MODE.fw_level = _levels[0]
+        MODE.fw_level = MODE.fw_next_level
+        MODE.fw_next_level += 1
         return 0
 
     def __exit__(self, *exc) -> None:

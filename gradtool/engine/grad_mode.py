@@ -1,4 +1,5 @@
-"""Grad mode, forward-AD levels and anomaly mode: the engine's only global switches.
+"""Grad mode, forward-AD levels, anomaly mode, the element cap and apply interceptors: the
+engine's only global switches.
 
 PyTorch keeps these per thread; gradtool keeps one set per process, in one object, so that
 the hot path reads a single attribute (``MODE.grad_enabled``).
@@ -11,14 +12,17 @@ import functools
 
 
 class _Mode:
-    __slots__ = ("grad_enabled", "fw_level", "anomaly", "anomaly_check_nan", "max_elements")
+    __slots__ = ("grad_enabled", "fw_level", "fw_next_level", "anomaly", "anomaly_check_nan",
+                 "max_elements", "interceptors")
 
     def __init__(self) -> None:
         self.grad_enabled = True
         self.fw_level = 0          # id of the innermost live dual level; 0 = none
         self.anomaly = False
         self.anomaly_check_nan = True
+        self.fw_next_level = 1     # id the next dual level gets
         self.max_elements = 0      # 0 = no element cap (see gradtool.engine.limits)
+        self.interceptors = []     # hooks taking over primitive.apply (gt.vmap, recorders)
 
 
 MODE = _Mode()

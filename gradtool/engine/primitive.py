@@ -129,7 +129,7 @@ class Variadic:
 #: Empty in ordinary use, so the hot path pays one truth test.  A hook is called as
 #: ``hook(prim, args, params)`` and is removed from the list while it runs, so calling
 #: ``apply`` from inside it reaches the next hook, or the plain path.
-INTERCEPTORS: list = []
+INTERCEPTORS: list = MODE.interceptors
 
 
 def _intercepted(prim: Primitive, args: tuple, params: dict):

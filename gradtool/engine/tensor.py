@@ -319,11 +319,8 @@ def _rebuild(data, rg):
 class RemovableHandle:
     """Handle returned by ``register_hook``: ``handle.remove()`` unregisters the hook."""
 
-    _next_id = [0]
-
     def __init__(self, store: dict, hook) -> None:
-        RemovableHandle._next_id[0] += 1
-        self.id = RemovableHandle._next_id[0]
+        self.id = object()    # a unique key; the store keeps registration order
         self._store = store
         store[self.id] = hook
 

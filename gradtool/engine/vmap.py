@@ -25,7 +25,7 @@ reshapes propagate it in O(batch) instead of O(batch x size); anything else dens
 When a primitive has no rule, or the function needs a value (``.item()``, ``bool(x)``,
 ``.numpy()``, autograd inside, or numpy run on a tensor's ``_data`` outside the op table,
 which :class:`_Example` guards), :class:`VmapFallback` is raised inside and ``vmap`` runs
-``fn`` once per example instead (``last_path()`` says which path ran and why).
+``fn`` once per example instead (the returned function's ``path`` attribute says which path its last call took and why).
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ from .grad_mode import MODE, no_grad
 from .tensor import Tensor, _make
 
 
-class VmapFallback(Exception):
-    """Raised inside a batched call when the batch must be run example by example."""
+class VmapFallback(BaseException):
+    """Raised inside a batched call when the batch must be run example by example.
+
+    A BaseException, like KeyboardInterrupt: control flow that user code and evaluators
+    catching ``Exception`` (to report their own errors) must let through."""
 
 
 class Delta:
@@ -624,14 +627,6 @@ def _raw(a):
     return a._data if isinstance(a, Tensor) else a
 
 
-_LAST_PATH = ["batched"]
-
-
-def last_path() -> str:
-    """"batched", or "looped (<reason>)": how the last vmap call ran."""
-    return _LAST_PATH[0]
-
-
 def call_batched(fn, args: tuple, batched: dict, size: int):
     """Run ``fn(*args)`` with ``args[i]`` replaced by the batch ``batched[i]`` (a dense
     array with the batch axis first, or a :class:`Delta`).  Returns a tuple of outputs, each
@@ -709,15 +704,16 @@ def vmap(fn, in_dims=0, out_dims=0):
             with no_grad():
                 outs, single = call_batched(fn, args, batches, size)
             outs = tuple(as_dense(o, size) for o in outs)
-            _LAST_PATH[0] = "batched"
+            batched_fn.path = "batched"
         except VmapFallback as exc:
             outs, single = loop_batched(fn, args, batches, size)
-            _LAST_PATH[0] = f"looped ({exc})"
+            batched_fn.path = f"looped ({exc})"
         odims = out_dims if isinstance(out_dims, (tuple, list)) else (out_dims,) * len(outs)
         res = tuple(_make(np.ascontiguousarray(np.moveaxis(o, 0, d)))
                     for o, d in zip(outs, odims))
         return res[0] if single else res
 
+    batched_fn.path = None
     return batched_fn
 
 

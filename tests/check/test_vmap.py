@@ -102,10 +102,11 @@ def test_public_vmap():
     def f(x):
         return (gt.tanh(x) * gt.sin(x)).sum(1) + x.mm(w).relu().mean()
 
-    out = gt.vmap(f)(x)
+    batched = gt.vmap(f)
+    out = batched(x)
     expected = np.stack([f(x[i]).numpy() for i in range(7)])
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
-    assert V.last_path() == "batched"
+    assert batched.path == "batched"
     moved = gt.vmap(lambda a, b: a * b, in_dims=(1, None), out_dims=1)(x.transpose(0, 1),
                                                                      gt.tensor(2.0))
     np.testing.assert_allclose(moved.numpy(), 2 * x.numpy().transpose(1, 0, 2))
@@ -116,9 +117,10 @@ def test_vmap_falls_back_on_value_reads():
         return x * 2 if float(x.sum()) > 0 else x * 3
 
     x = gt.tensor([[1.0, 2.0], [-5.0, 1.0]])
-    out = gt.vmap(f)(x)
+    batched = gt.vmap(f)
+    out = batched(x)
     np.testing.assert_allclose(out.numpy(), [[2.0, 4.0], [-15.0, 3.0]])
-    assert V.last_path().startswith("looped")
+    assert batched.path.startswith("looped")
 
 
 def test_custom_function_runs_batched():
@@ -132,8 +134,9 @@ def test_custom_function_runs_batched():
             raise AssertionError("not called")
 
     x = gt.randn(4, 3)
-    np.testing.assert_allclose(gt.vmap(Cube.apply)(x).numpy(), x.numpy() ** 3)
-    assert V.last_path() == "batched"
+    batched = gt.vmap(Cube.apply)
+    np.testing.assert_allclose(batched(x).numpy(), x.numpy() ** 3)
+    assert batched.path == "batched"
 
 
 @pytest.mark.parametrize("chain", ["nll", "sum", "exp_sum_dim", "mul_mean", "softmax_dim0"])
