@@ -29,6 +29,7 @@ from .. import nn
 from ..engine import dtypes
 from ..engine.random import default_generator
 from ..errors import LimitError, Location, SpecError
+from .evaluate import DEFAULT_MAX_ELEMENTS
 from .functions import is_torch_module, resolve_python
 from .schema import CONTAINERS, ModuleCall, did_you_mean
 
@@ -53,7 +54,7 @@ class ModuleDef:
     parameter_names: tuple[str, ...] = ()     # qualified: net.0.weight
 
     def build(self, seed: int = 0, dtype: str = "float64",
-              max_elements: int = 10**8) -> "ModuleInstance":
+              max_elements: int = DEFAULT_MAX_ELEMENTS) -> "ModuleInstance":
         """A new instance with parameters drawn from ``seed``, in ``dtype``."""
         rng = np.random.default_rng([seed, zlib.crc32(self.name.encode())])
         if self.torch:
