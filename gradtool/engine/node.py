@@ -67,15 +67,15 @@ class Node:
     # ---- hooks ---------------------------------------------------------------------------
     def register_hook(self, fn):
         """``fn(grad_inputs, grad_outputs)`` after the node ran; may return new grad_inputs."""
-        return RemovableHandle(self._meta("post_hooks", dict), fn)
+        return RemovableHandle.add(self._meta("post_hooks", dict), fn)
 
     def register_prehook(self, fn):
         """``fn(grad_outputs)`` before the node runs; may return new grad_outputs."""
-        return RemovableHandle(self._meta("pre_hooks", dict), fn)
+        return RemovableHandle.add(self._meta("pre_hooks", dict), fn)
 
     def _add_tensor_pre_hook(self, nr: int, fn):
         per_output = self._meta("tensor_pre_hooks", dict)
-        return RemovableHandle(per_output.setdefault(nr, {}), fn)
+        return RemovableHandle.add(per_output.setdefault(nr, {}), fn)
 
     def _retain(self, nr: int, tensor: Tensor) -> None:
         self._meta("retain", dict)[nr] = weakref.ref(tensor)

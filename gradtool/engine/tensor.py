@@ -276,7 +276,7 @@ class Tensor:
         if hooks is None:
             hooks = {}
             self._set("hooks", hooks)
-        return RemovableHandle(hooks, hook)
+        return RemovableHandle.add(hooks, hook)
 
     def _leaf_hooks(self):
         hooks = self._get("hooks")
@@ -317,17 +317,26 @@ def _rebuild(data, rg):
 
 
 class RemovableHandle:
-    """Handle returned by ``register_hook``: ``handle.remove()`` unregisters the hook."""
+    """Returned by every ``register_*hook``: ``handle.remove()`` unregisters the hook (and
+    its entries in any side tables).  ``RemovableHandle.add(store, hook)`` registers."""
 
-    def __init__(self, store: dict, hook) -> None:
-        self.id = object()    # a unique key; the store keeps registration order
-        self._store = store
-        store[self.id] = hook
+    def __init__(self, hooks: dict, *extra: dict) -> None:
+        self.id = object()    # a unique key; the dict keeps registration order
+        self._hooks = hooks
+        self._extra = extra
+
+    @classmethod
+    def add(cls, hooks: dict, hook) -> "RemovableHandle":
+        handle = cls(hooks)
+        hooks[handle.id] = hook
+        return handle
 
     def remove(self) -> None:
-        self._store.pop(self.id, None)
+        self._hooks.pop(self.id, None)
+        for table in self._extra:
+            table.pop(self.id, None)
 
-    def __enter__(self):
+    def __enter__(self) -> "RemovableHandle":
         return self
 
     def __exit__(self, *exc) -> None:

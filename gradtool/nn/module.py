@@ -9,7 +9,6 @@ gradients w.r.t. the inputs (``grad_input``) and may replace them.
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Iterator
@@ -19,33 +18,10 @@ import numpy as np
 from ..engine import dtypes
 from ..engine.function import Function
 from ..engine.grad_mode import MODE, no_grad
-from ..engine.tensor import Tensor, bump_version
+from ..engine.tensor import RemovableHandle, Tensor, bump_version
 from .parameter import Buffer, Parameter
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
-
-
-class RemovableHandle:
-    """Returned by every ``register_*_hook``: ``handle.remove()`` unregisters the hook (and
-    its entry in any side table such as the with-kwargs set)."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict, *extra: dict) -> None:
-        self.id = next(RemovableHandle._ids)
-        self._hooks = hooks
-        self._extra = extra
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-        for table in self._extra:
-            table.pop(self.id, None)
-
-    def __enter__(self) -> "RemovableHandle":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
 
 
 def _typename(value) -> str:
