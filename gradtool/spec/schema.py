@@ -481,11 +481,12 @@ class ArgValue(Type):
             elif isinstance(current, yaml.MappingNode):
                 self.mismatch(current, ctx)
                 return None
-            elif isinstance(scalar_value(current), int) and \
-                    not isinstance(scalar_value(current), bool) and \
-                    abs(scalar_value(current)) >= MAX_INT:
-                ctx.error("integer is too large (the limit is 2**63)", ctx.where(current))
-                return None
+            else:
+                value = scalar_value(current)
+                if isinstance(value, int) and not isinstance(value, bool) and \
+                        abs(value) >= MAX_INT:
+                    ctx.error("integer is too large (the limit is 2**63)", ctx.where(current))
+                    return None
         from .yaml_source import to_data
         return Item(to_data(node), ctx.where(node), node)
 
