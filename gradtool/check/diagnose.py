@@ -192,6 +192,17 @@ def diagnose(analytical: np.ndarray, numerical: np.ndarray, cmp: Comparison, ato
         if _close(A, c * N, atol, rtol) and not np.isclose(c, 1.0, rtol=rtol):
             return Diagnosis("scale", f"constant factor: analytical = {c:.6g} x numerical",
                              factor=c)
+    if len(in_shape) >= 2 and in_shape[-1] == in_shape[-2] and in_shape[-1] > 1:
+        # each row of the block, seen as a gradient of the input's shape, transposed: the
+        # backward returned grad.T @ x where x.T @ grad was due (a square weight)
+        rows = A.shape[0]
+        A_in = A.reshape((rows,) + tuple(in_shape))
+        N_t = np.swapaxes(N.reshape((rows,) + tuple(in_shape)), -1, -2)
+        if _close(A_in, N_t, atol, rtol) and not _close(N_t, N.reshape(A_in.shape), atol,
+                                                         rtol):
+            return Diagnosis("transposed", "transposed gradient: the analytical gradient "
+                             f"of this {list(in_shape)} input is the numerical one transposed "
+                             "(the backward returns e.g. grad.T @ x where x.T @ grad is due)")
     if A.shape[0] == A.shape[1] and A.shape[0] > 1 and _close(A, N.T, atol, rtol) \
             and not _close(N, N.T, atol, rtol):
         return Diagnosis("transposed", "transposed Jacobian block: analytical = numerical"

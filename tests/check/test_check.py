@@ -130,6 +130,27 @@ def test_transposed_block():
     assert block.kind == "transposed"
 
 
+class WeightTransposed(gt.autograd.Function):
+    """x @ w with the weight's gradient returned transposed (grad.T @ x, not x.T @ grad)."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x.mm(w)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        return g.mm(w.t()), g.t().mm(x)
+
+
+def test_transposed_weight_gradient():
+    x = gt.tensor(np.random.default_rng(0).normal(size=(4, 4)), requires_grad=False)
+    w = gt.tensor(np.random.default_rng(1).normal(size=(4, 4)), requires_grad=True)
+    block = _failing(WeightTransposed.apply, (x, w))
+    assert block.kind == "transposed" and "[4, 4] input" in block.diagnosis
+
+
 def test_kink_names_the_elements():
     x = gt.tensor([0.5, -1.0, 0.0, 2.0, 1e-7], requires_grad=True)
     block = _failing(gt.relu, (x,))
