@@ -5,6 +5,7 @@ Nothing is skipped silently: a check that cannot run is an ``error`` outcome."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -28,6 +29,13 @@ class Overrides:
     mode: str | None = None
     method: str | None = None
     seed: int | None = None
+
+    def applied_to(self, spec):
+        """The check spec with the overrides that shape its inputs (the seed draws them, eps
+        sets the margin kept from kinks) put in, so that ``--seed`` changes what is built."""
+        changes = {key: getattr(self, key) for key in ("seed", "eps")
+                   if getattr(self, key) is not None}
+        return dataclasses.replace(spec, **changes) if changes else spec
 
     def apply(self, settings: dict) -> dict:
         for key in ("eps", "atol", "rtol", "mode", "method", "seed"):
@@ -195,7 +203,7 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
         return outcome
     start = time.perf_counter()
     try:
-        built = item.spec.build()
+        built = overrides.applied_to(item.spec).build()
         result = check(built.fn, tuple(built.inputs), input_names=list(built.input_names),
                        **check_settings(item.spec, overrides))
     except GradcheckError as error:

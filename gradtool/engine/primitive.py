@@ -299,7 +299,8 @@ def apply_binary(prim: Primitive, a, b) -> Tensor:
         node.out_vc = None
         node.meta = (sa, sb)
         if prim.save == "inputs":
-            keep = prim._keep_binary[rga + 2 * rgb]
+            table = prim._keep_by_mask.get("binary") or prim._keep_binary
+            keep = table[rga + 2 * rgb]
             vca = vcb = va = vb = None
             if keep[0]:
                 if ta:

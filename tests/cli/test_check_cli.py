@@ -309,3 +309,14 @@ def test_user_strings_are_not_rich_markup(run, spec_dir, tmp_path):
     result = run("check", "m.yaml", "--output", "r.txt")
     assert "[red]sq[/red] :thumbs_up:" in result.stdout
     assert "[red]sq[/red] :thumbs_up:" in (tmp_path / "r.txt").read_text()
+
+
+def test_seed_override_draws_other_inputs():
+    from gradtool.cli.runner import Overrides
+    from gradtool.spec import loads
+    spec = loads("checks:\n  - name: c\n    expr: x.exp().sum()\n    inputs: {x: {shape: [3]}}\n")
+    [check] = spec.checks
+    same = check.build().inputs[0].detach().numpy()
+    other = Overrides(seed=check.seed + 1).applied_to(check).build().inputs[0]
+    assert not np.allclose(same, other.detach().numpy())
+    assert np.allclose(same, Overrides().applied_to(check).build().inputs[0].detach().numpy())
