@@ -56,6 +56,27 @@ def _tuple_postprocess(items, is_tuple):
     return items if is_tuple else items[0]
 
 
+def _check_v(v, refs: tuple, fn: str, side: str) -> tuple:
+    """``v`` as one tensor per output (``side="output"``) or input, each of its shape; None
+    means ones when there is a single one-element ``ref`` (torch's rule)."""
+    if v is None:
+        if len(refs) != 1 or refs[0].numel() != 1:
+            where = ("user-provided function returns" if side == "output"
+                     else "input to the user-provided function is")
+            raise EngineError(f"The vector v can only be None if the {where} a single Tensor "
+                              "with a single element.")
+        return (ops.ones_like(refs[0]),)
+    _, v = _as_tuple(v, "v", fn)
+    if len(v) != len(refs):
+        raise EngineError(f"The given v should contain a single Tensor for each {side}: got "
+                          f"{len(v)} for {len(refs)}")
+    for vi, ref in zip(v, refs):
+        if tuple(vi.shape) != tuple(ref.shape):
+            raise EngineError(f"Mismatch in shape: v has shape {list(vi.shape)} but the "
+                              f"{side} has shape {list(ref.shape)}")
+    return v
+
+
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), vᵀ J)."""
     with enable_grad():
@@ -64,20 +85,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
         outputs = func(*inputs)
         is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided "
                                               "function", "vjp")
-        if v is not None:
-            _, v = _as_tuple(v, "v", "vjp")
-            if len(v) != len(outputs):
-                raise EngineError(f"The given v should contain a single Tensor for each "
-                                  f"output: got {len(v)} for {len(outputs)}")
-            for vi, o in zip(v, outputs):
-                if tuple(vi.shape) != tuple(o.shape):
-                    raise EngineError(f"Mismatch in shape: v has shape {list(vi.shape)} but "
-                                      f"the output has shape {list(o.shape)}")
-        else:
-            if len(outputs) != 1 or outputs[0].numel() != 1:
-                raise EngineError("The vector v can only be None if the user-provided "
-                                  "function returns a single Tensor with a single element.")
-            v = (ops.ones_like(outputs[0]),)
+        v = _check_v(v, outputs, "vjp", "output")
         diff_outputs = [(o, g) for o, g in zip(outputs, v) if o.requires_grad]
         if diff_outputs:
             grads = autograd_grad([o for o, _ in diff_outputs], inputs,
@@ -98,21 +106,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), J v) by forward-mode AD: one forward pass carrying the tangents."""
     is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jvp")
-    if v is None:
-        if len(inputs) != 1 or inputs[0].numel() != 1:
-            raise EngineError("The vector v can only be None if the input to the "
-                              "user-provided function is a single Tensor with a single "
-                              "element.")
-        v = (ops.ones_like(inputs[0]),)
-    else:
-        _, v = _as_tuple(v, "v", "jvp")
-    if len(v) != len(inputs):
-        raise EngineError(f"The given v should contain a single Tensor for each input: got "
-                          f"{len(v)} for {len(inputs)}")
-    for vi, x in zip(v, inputs):
-        if tuple(vi.shape) != tuple(x.shape):
-            raise EngineError(f"Mismatch in shape: v has shape {list(vi.shape)} but the input "
-                              f"has shape {list(x.shape)}")
+    v = _check_v(v, inputs, "jvp", "input")
     with fwAD.dual_level():
         duals = tuple(fwAD.make_dual(x.detach(), vi) for x, vi in zip(inputs, v))
         outputs = func(*duals)
@@ -187,19 +181,12 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
     with enable_grad():
         is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "vhp")
         inputs = _prepare_inputs(inputs, create_graph)
-        if v is not None:
-            _, v = _as_tuple(v, "v", "vhp")
+        v = _check_v(v, inputs, "vhp", "input")
         outputs = func(*inputs)
         _, outs = _as_tuple(outputs, "outputs of the user-provided function", "vhp")
         if len(outs) != 1 or outs[0].numel() != 1:
             raise EngineError("The function given to vhp should return a single Tensor "
                               "with a single element.")
-        if v is None:
-            if len(inputs) != 1 or inputs[0].numel() != 1:
-                raise EngineError("The vector v can only be None if the input to the "
-                                  "user-provided function is a single Tensor with a single "
-                                  "element.")
-            v = (ops.ones_like(inputs[0]),)
         jac = autograd_grad(outs[0], inputs, create_graph=True, allow_unused=True)
         jac = _undef_to_zeros(jac, inputs)
         used = [(j, vi, x) for j, vi, x in zip(jac, v, inputs) if j.requires_grad]
