@@ -48,16 +48,7 @@ class Tensor:
     __array_ufunc__ = None     # make numpy defer to Tensor's reflected operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False) -> None:
-        arr = _to_array(data, dtype)
-        self._data = arr
-        self._rg = False
-        self._grad = None
-        self.grad_fn = None
-        self._nr = 0
-        self._vc = None
-        self._fw = None
-        self._acc = None
-        self._extra = None
+        _init(self, _to_array(data, dtype), None, False)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -343,9 +334,7 @@ class RemovableHandle:
         self.remove()
 
 
-def _make(data, grad_fn=None, rg: bool = False) -> Tensor:
-    """Fast constructor for the engine: ``data`` must already be an ndarray."""
-    t = Tensor.__new__(Tensor)
+def _init(t: Tensor, data, grad_fn, rg: bool) -> None:
     t._data = data
     t._rg = rg
     t._grad = None
@@ -355,6 +344,12 @@ def _make(data, grad_fn=None, rg: bool = False) -> Tensor:
     t._fw = None
     t._acc = None
     t._extra = None
+
+
+def _make(data, grad_fn=None, rg: bool = False) -> Tensor:
+    """Fast constructor for the engine: ``data`` must already be an ndarray."""
+    t = Tensor.__new__(Tensor)
+    _init(t, data, grad_fn, rg)
     return t
 
 
