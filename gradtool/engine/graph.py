@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import EngineError
 from .grad_mode import MODE
-from .node import AccumulateGrad, Node, grad_accumulator
+from .node import AccumulateGrad, Node, grad_accumulator, type_name
 from .tensor import Tensor, _make
 
 
@@ -58,6 +58,13 @@ def _make_root_grads(tensors, grad_tensors, create_graph, batched):
     return grads
 
 
+def _check_grad_types(grads) -> None:
+    for g in grads:   # arrays: internal callers (the checker)
+        if g is not None and not isinstance(g, (Tensor, np.ndarray)):
+            raise TypeError(f"gradients can be either Tensors or None, but got "
+                            f"{type(g).__name__}")
+
+
 def _size(shape) -> str:
     return f"torch.Size({list(shape)})"
 
@@ -69,9 +76,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
         tensors = (tensors,)
     tensors = tuple(tensors)
     if grad_tensors is not None:
-        if isinstance(grad_tensors, Tensor):
+        # torch: a Tensor is one gradient, anything else is iterated (a float is refused
+        # with "'float' object is not iterable", a list of floats element by element)
+        if isinstance(grad_tensors, (Tensor, np.ndarray)):
             grad_tensors = (grad_tensors,)
         grad_tensors = tuple(grad_tensors)
+        _check_grad_types(grad_tensors)
         if len(grad_tensors) != len(tensors):
             raise EngineError(f"got {len(grad_tensors)} gradients for {len(tensors)} "
                               "tensors")
@@ -89,7 +99,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
             inputs = (inputs,)
         inputs = tuple(inputs)
         if not inputs:
-            raise EngineError("'inputs' argument to backward() cannot be empty.")
+            raise EngineError("`inputs` argument to `backward()` cannot be empty.")
         targets = {}
         for t in inputs:
             edge = _root_edge(t)
@@ -113,9 +123,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if isinstance(grad_outputs, Tensor):
             grad_outputs = (grad_outputs,)
         grad_outputs = tuple(grad_outputs)
+        _check_grad_types(grad_outputs)
         if len(grad_outputs) != len(outputs):
             raise EngineError(f"grad requires one grad_output per output: got "
                               f"{len(grad_outputs)} for {len(outputs)}")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when "
+                         "materialize_grads=True, but got: allow_unused=False.")
     if allow_unused is None:
         allow_unused = materialize_grads
     if retain_graph is None:
@@ -137,7 +151,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     captured = run(roots, grads, retain_graph, create_graph, capture=targets,
                    batched=is_grads_batched)
     result = []
-    for t in inputs:
+    for index, t in enumerate(inputs):
         g = captured.get(_root_edge(t))
         if g is None:
             if materialize_grads:
@@ -145,9 +159,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 result.append(_make(np.zeros(shape, t._data.dtype)))
                 continue
             if not allow_unused:
-                raise EngineError("One of the differentiated Tensors appears to not have been "
-                                  "used in the graph. Set allow_unused=True if this is the "
-                                  "desired behavior.")
+                raise EngineError(f"The differentiated Tensor at index {index} appears to not "
+                                  "have been used in the graph. Set allow_unused=True if this "
+                                  "is the desired behavior.")
             result.append(None)
             continue
         if not isinstance(g, Tensor):
@@ -228,6 +242,8 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
                         key = (node, nr)
                         if key in capture and grads[nr] is not None:
                             captured[key] = grads[nr]
+                if accumulate_into is not None and type(node) is not AccumulateGrad:
+                    _accumulate_non_leaves(node, grads, accumulate_into, create_graph)
                 if type(node) is AccumulateGrad:
                     if capture is None and (accumulate_into is None
                                             or (node, 0) in accumulate_into) \
@@ -266,6 +282,20 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
     return captured
 
 
+def _accumulate_non_leaves(node: Node, grads, targets: dict, create_graph: bool) -> None:
+    """``backward(inputs=[y])`` with a non-leaf ``y``: its gradient goes into ``y.grad``."""
+    for nr, g in enumerate(grads):
+        t = targets.get((node, nr))
+        if t is not None and g is not None:
+            _add_grad(t, g, create_graph)
+
+
+def _add_grad(t: Tensor, g, create_graph: bool) -> None:
+    value = g if create_graph and isinstance(g, Tensor) else _make(
+        np.array(g._data if isinstance(g, Tensor) else g, copy=True))
+    t._grad = value if t._grad is None else t._grad + value
+
+
 def _as_tensor(g, create_graph):
     return g if isinstance(g, Tensor) else _make(g)
 
@@ -276,6 +306,20 @@ def _from_tensor(value, create_graph):
     if create_graph:
         return value if isinstance(value, Tensor) else _make(np.asarray(value))
     return value._data if isinstance(value, Tensor) else np.asarray(value)
+
+
+def _tensor_hook_result(hook, res, old, create_graph: bool):
+    """A tensor hook's replacement gradient, checked as torch checks it."""
+    if not isinstance(res, Tensor):
+        raise TypeError(f"expected Variable, but hook returned '{type(res).__name__}'")
+    name = getattr(hook, "__name__", type(hook).__name__)
+    old_arr = old._data if isinstance(old, Tensor) else old
+    if res._data.shape != old_arr.shape:
+        raise EngineError(f"hook '{name}' has changed the size of value")
+    if res._data.dtype != old_arr.dtype:
+        raise EngineError(f"hook '{name}' has changed the type of value (was "
+                          f"torch.{type_name(old_arr)} got torch.{type_name(res._data)})")
+    return _from_tensor(res, create_graph)
 
 
 def _pre_hooks(node: Node, grads: list, create_graph: bool) -> list:
@@ -289,7 +333,7 @@ def _pre_hooks(node: Node, grads: list, create_graph: bool) -> list:
                     continue
                 res = hook(_as_tensor(grads[nr], create_graph))
                 if res is not None:
-                    grads[nr] = _from_tensor(res, create_graph)
+                    grads[nr] = _tensor_hook_result(hook, res, grads[nr], create_graph)
     pre = extra.get("pre_hooks")
     if pre:
         for hook in list(pre.values()):
@@ -302,10 +346,7 @@ def _pre_hooks(node: Node, grads: list, create_graph: bool) -> list:
         for nr, ref in retain.items():
             t = ref()
             if t is not None and grads[nr] is not None:
-                g = grads[nr]
-                value = g if create_graph and isinstance(g, Tensor) else _make(
-                    np.array(g._data if isinstance(g, Tensor) else g, copy=True))
-                t._grad = value if t._grad is None else t._grad + value
+                _add_grad(t, grads[nr], create_graph)
     if type(node) is AccumulateGrad:
         hooks = node.variable._leaf_hooks()
         if hooks:
@@ -313,7 +354,7 @@ def _pre_hooks(node: Node, grads: list, create_graph: bool) -> list:
             for hook in hooks:
                 res = hook(_as_tensor(grads[0], create_graph))
                 if res is not None:
-                    grads[0] = _from_tensor(res, create_graph)
+                    grads[0] = _tensor_hook_result(hook, res, grads[0], create_graph)
     return grads
 
 

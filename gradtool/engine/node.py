@@ -123,10 +123,15 @@ class AccumulateGrad(Node):
         old = var._grad
         if old is None:
             var._grad = grad if create_graph else _make(np.array(grad._data, copy=True))
-        elif create_graph or old._rg:
+        elif create_graph:
             var._grad = old + grad
         else:
-            old._data += grad._data   # in place, as torch does with grad mode off
+            # in place, as torch does with grad mode off (even into a grad that has a graph,
+            # from an earlier backward(create_graph=True): x.grad stays the same object)
+            if old._data.flags.writeable:
+                old._data += grad._data
+            else:
+                old._data = old._data + grad._data
             bump_version(old)
 
 

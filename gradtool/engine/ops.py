@@ -32,7 +32,8 @@ from .prims import loss as LS
 from .prims import reduce as R
 from .prims import shape as S
 from .primitive import apply
-from .tensor import Tensor, _make, _norm_dim, _to_array, bump_version, version_counter
+from .tensor import (FACTORY_REQUIRES_GRAD, Tensor, _make, _norm_dim, _to_array, bump_version,
+                     version_counter)
 
 _bool = builtins.bool
 _int = builtins.int
@@ -1540,7 +1541,7 @@ def _factory_dtype(dtype, default=dtypes.DEFAULT_FLOAT):
 def _leaf(arr, requires_grad) -> Tensor:
     out = _make(arr)
     if requires_grad:
-        out.requires_grad_(True)
+        out._set_requires_grad(True, FACTORY_REQUIRES_GRAD)
     return out
 
 

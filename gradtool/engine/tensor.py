@@ -41,6 +41,10 @@ class Size(tuple):
         return n
 
 
+FACTORY_REQUIRES_GRAD = ("Only Tensors of floating point and complex dtype can require "
+                         "gradients")
+
+
 class Tensor:
     __slots__ = ("_data", "_rg", "_grad", "grad_fn", "_nr", "_vc", "_fw", "_acc", "_extra",
                  "__weakref__")
@@ -50,7 +54,7 @@ class Tensor:
     def __init__(self, data, dtype=None, requires_grad: bool = False) -> None:
         _init(self, _to_array(data, dtype), None, False)
         if requires_grad:
-            self.requires_grad_(True)
+            self._set_requires_grad(True, FACTORY_REQUIRES_GRAD)
 
     # ------------------------------------------------------------------ basic state
     @property
@@ -104,9 +108,16 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        self.requires_grad_(value)
+        self._set_requires_grad(value, "only Tensors of floating point and complex dtype can "
+                                       "require gradients")
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        # torch words the three ways differently: requires_grad_(), the setter, and
+        # constructors/factories ("Only Tensors of floating point and complex dtype ...")
+        return self._set_requires_grad(requires_grad, "only Tensors of floating point dtype "
+                                                      "can require gradients")
+
+    def _set_requires_grad(self, requires_grad, message: str) -> "Tensor":
         if self.grad_fn is not None:
             if not requires_grad:
                 raise EngineError(
@@ -115,14 +126,14 @@ class Tensor:
                     "differentiation use var_no_grad = var.detach().")
             return self
         if requires_grad and not dtypes.is_differentiable(self._data.dtype):
-            raise EngineError("only Tensors of floating point and complex dtype can require "
-                              "gradients")
+            raise EngineError(message)
         self._rg = bool(requires_grad)
         return self
 
     @property
     def grad(self):
-        if self.grad_fn is not None and not self._get("retains_grad") and self._rg:
+        if self._grad is None and self.grad_fn is not None and not self._get("retains_grad") \
+                and self._rg:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
                 "Its .grad attribute won't be populated during autograd.backward(). If you "
@@ -227,7 +238,7 @@ class Tensor:
                  inputs=None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (``gradient`` gives vᵀJ)."""
         from .graph import backward
-        backward((self,), None if gradient is None else (gradient,), retain_graph,
+        backward((self,), gradient, retain_graph,
                  create_graph, inputs=inputs)
 
     def detach(self) -> "Tensor":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.tensor import Tensor, _to_array
+from ..engine.tensor import FACTORY_REQUIRES_GRAD, Tensor, _to_array
 
 
 class Parameter(Tensor):
@@ -25,7 +25,7 @@ class Parameter(Tensor):
         if isinstance(data, Tensor):
             self._vc = data._vc
         if requires_grad:
-            self.requires_grad_(True)
+            self._set_requires_grad(True, FACTORY_REQUIRES_GRAD)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
