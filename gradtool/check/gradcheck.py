@@ -17,6 +17,7 @@ against reverse mode (``vᵀ(Ju) == (vᵀJ)u``); second order through ``create_g
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 
@@ -212,6 +213,7 @@ def check(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
     projections vᵀJu) or auto; ``upcast``: evaluate the numerical side of float32 inputs in
     float64.  Inputs that do not require grad are constants."""
     from . import torch_bridge
+    _check_tolerances(eps=eps, atol=atol, rtol=rtol, nondet_tol=nondet_tol)
     if torch_bridge.is_torch_call(fn, inputs):
         return torch_bridge.check(fn, inputs, eps=eps, atol=atol, rtol=rtol, method=method,
                                   mode=mode, nondet_tol=nondet_tol, seed=seed,
@@ -239,6 +241,18 @@ def check(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
         result.passed = result.passed and second.passed
     result.wall_time = time.perf_counter() - start
     return result
+
+
+def _check_tolerances(**values: float) -> None:
+    """eps finite and > 0, tolerances finite and >= 0: a NaN step or tolerance would make
+    every comparison fail (or pass) silently, and a NaN step costs minutes in auto mode."""
+    for name, value in values.items():
+        ok = isinstance(value, (int, float, np.floating, np.integer)) and \
+            not isinstance(value, bool) and math.isfinite(value) and \
+            (value > 0 if name == "eps" else value >= 0)
+        if not ok:
+            raise UserError(f"{name} must be a finite number {'> 0' if name == 'eps' else '>= 0'}"
+                            f", got {value!r}")
 
 
 class _Checker:

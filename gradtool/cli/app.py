@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 a gradient check failed, 2 usage or spec error, 3 inter
 from __future__ import annotations
 
 import traceback
+import warnings
 
 import click
 from rich.text import Text
@@ -25,7 +26,10 @@ class GradtoolGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                # warnings as one plain line, not Python's "file.py:123: UserWarning" form
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except GradtoolError as error:
@@ -37,6 +41,10 @@ class GradtoolGroup(click.Group):
         except Exception as error:  # noqa: BLE001  (the boundary: everything else is a bug)
             internal_error(error, ctx)
             ctx.exit(3)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    console.stderr().print(Text(f"warning: {str(message).strip()}", style="yellow"))
 
 
 def internal_error(error: BaseException, ctx: click.Context | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -27,14 +28,14 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
 @click.option("-m", "tags", multiple=True, metavar="TAG",
               help="Only checks with this tag (repeatable: any of them).")
 @click.option("-x", "--fail-fast", is_flag=True, help="Stop at the first failure or error.")
-@click.option("--eps", type=float, help="Finite-difference step for every check.")
-@click.option("--atol", type=float, help="Absolute tolerance for every check.")
-@click.option("--rtol", type=float, help="Relative tolerance for every check.")
+@click.option("--eps", type=options.POSITIVE, help="Finite-difference step for every check.")
+@click.option("--atol", type=options.NON_NEGATIVE, help="Absolute tolerance for every check.")
+@click.option("--rtol", type=options.NON_NEGATIVE, help="Relative tolerance for every check.")
 @click.option("--mode", type=click.Choice(MODES),
               help="Checker mode for every check: full Jacobians, fast projections, auto.")
 @click.option("--method", type=click.Choice(METHODS),
               help="Finite-difference method for every check.")
-@click.option("--seed", type=int, help="Seed for every check's generated inputs.")
+@click.option("--seed", type=options.SEED, help="Seed for every check's generated inputs.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Show the Jacobian blocks of failures (numbers, or a heatmap when large).")
 @click.option("-q", "--quiet", is_flag=True, help="Only problems and the summary line.")
@@ -126,8 +127,16 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress) -> lis
         task = bar.add_task("checking", total=len(checks))
         for item in checks:
             bar.update(task, description=f"checking {item.name}")
-            outcome = run_check(item, overrides, save_failures=save_failures, debug=debug)
+            # warnings (float32 inputs, ...) are shown at the check, once each, not as
+            # Python's "gradtool/cli/check.py:129: UserWarning" lines
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                outcome = run_check(item, overrides, save_failures=save_failures,
+                                    debug=debug)
             outcomes.append(outcome)
+            for message in dict.fromkeys(str(w.message).strip() for w in caught):
+                err.print(Text(f"{outcome.where}: warning: {outcome.name}: {message}",
+                               style="yellow"))
             bar.advance(task)
             if fail_fast and outcome.problem:
                 break

@@ -2,9 +2,44 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from . import console
+
+
+class FiniteFloat(click.ParamType):
+    """A finite number above a bound (``> low`` or ``>= low``): what the spec's settings
+    accept, so ``--eps -1``, ``--eps nan`` or ``--atol inf`` is a usage error, as it would
+    be in a spec file."""
+
+    name = "number"
+
+    def __init__(self, low: float = 0.0, *, strict: bool) -> None:
+        self.low, self.strict = low, strict
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a finite number, got {value}", param, ctx)
+        if number < self.low or (self.strict and number == self.low):
+            self.fail(f"expected a number {'>' if self.strict else '>='} {self.low:g}, "
+                      f"got {value}", param, ctx)
+        return number
+
+
+#: --eps (> 0) and --atol/--rtol (>= 0)
+POSITIVE = FiniteFloat(strict=True)
+NON_NEGATIVE = FiniteFloat(strict=False)
+#: --seed: an integer >= 0, as a spec's ``seed:``
+SEED = click.IntRange(min=0)
 
 
 def inputs_option(fn):
@@ -15,7 +50,7 @@ def inputs_option(fn):
 
 
 def seed_option(fn):
-    return click.option("--seed", type=int, default=None,
+    return click.option("--seed", type=SEED, default=None,
                         help="Seed for generated inputs (default: the spec's, else 0).")(fn)
 
 

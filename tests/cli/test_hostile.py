@@ -1,0 +1,65 @@
+"""Hostile and odd input to the command line: every one ends in a clear message and the
+documented exit code, never a traceback or silently wrong numbers."""
+
+import pytest
+
+F32 = """\
+defaults: {dtype: float32}
+checks:
+  - name: square
+    expr: (x * x).sum()
+    inputs: {x: {shape: [3]}}
+"""
+
+TWO = """\
+checks:
+  - name: square
+    expr: (x * x).sum()
+    inputs: {x: {shape: [3]}}
+"""
+
+
+def no_traceback(result):
+    assert "Traceback" not in result.output
+    assert "Traceback" not in (result.stderr or "")
+
+
+def test_float32_warning_is_one_line_at_the_check(run, spec_dir):
+    spec_dir("f32.yaml", F32)
+    result = run("check", "f32.yaml")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("f32.yaml:3:5: warning: square: Input #0 requires gradient")
+    assert "UserWarning" not in result.stderr and "check.py" not in result.stderr
+
+
+def test_warning_of_other_commands_is_plain(run):
+    result = run("jacobian", "x * x", "-i", "x={value: [1, 2], dtype: float32}", "--check")
+    assert result.exit_code == 0, result.output
+    assert "warning: Input #0 requires gradient" in result.stderr
+    assert "UserWarning" not in result.stderr
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--eps", "-1", "expected a number > 0"),
+    ("--eps", "0", "expected a number > 0"),
+    ("--eps", "nan", "expected a finite number"),
+    ("--atol", "inf", "expected a finite number"),
+    ("--rtol", "-0.1", "expected a number >= 0"),
+    ("--seed", "-3", "x>=0"),
+    ("--eps", "abc", "is not a number"),
+])
+def test_check_overrides_are_validated_like_spec_settings(run, spec_dir, option, value,
+                                                          words):
+    spec_dir("two.yaml", TWO)
+    result = run("check", "two.yaml", option, value)
+    assert result.exit_code == 2
+    assert words in result.stderr
+    no_traceback(result)
+
+
+def test_negative_seed_of_derivative_commands_is_a_usage_error(run):
+    result = run("vjp", "x * 2", "-i", "x={shape: [2]}", "--seed", "-1", "--v", "[1, 1]")
+    assert result.exit_code == 2
+    assert "--seed" in result.stderr
