@@ -149,12 +149,20 @@ def _max_gap(first: list, again: list) -> float:
         if a is not None and a.size:
             with np.errstate(invalid="ignore"):
                 gap = float(np.max(np.abs(a - b)))
-                if gap != gap:        # NaN: equal where both sides are NaN
-                    same_nan = np.isnan(a) & np.isnan(b)
-                    d = np.abs(np.where(same_nan, 0.0, a) - np.where(same_nan, 0.0, b))
+                if gap != gap:        # NaN: equal where both sides are NaN or the same inf
+                    same = (a == b) | (np.isnan(a) & np.isnan(b))
+                    d = np.where(same, 0.0, np.abs(a - b))
                     gap = float("inf") if np.isnan(d).any() else float(d.max())
             worst = max(worst, gap)
     return worst
+
+
+def _nonzero_finite(grad) -> bool:
+    """A finite nonzero entry: a gradient that ignores a zero grad_output.  NaN where the
+    function is not finite is 0 * inf (sqrt'(0) times a zero gradient), not that mistake,
+    and the Jacobian blocks already report it."""
+    data = np.asarray(grad)
+    return bool(data.size) and bool(np.any(np.isfinite(data) & (data != 0)))
 
 
 def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True) -> list:
@@ -182,7 +190,7 @@ def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True
             continue
         for edge, g in captured.items():
             data = g._data if isinstance(g, Tensor) else np.asarray(g)
-            if data.size and not np.all(data == 0):
+            if _nonzero_finite(data):
                 what = "backward not multiplied by grad_output" if label.startswith("zero") \
                     else "expected all input grads to be undefined or zero"
                 problems.append(f"undefined gradient: {what} ({label}): input "
@@ -385,7 +393,7 @@ class _Checker:
 
     def _zero_rows(self, o: int, grads: list) -> None:
         for j, g in zip(self.diff, grads):
-            if g is not None and np.any(g != 0):
+            if g is not None and _nonzero_finite(g):
                 self.res.problems.append(
                     f"undefined gradient: backward not multiplied by grad_output (zero output "
                     f"gradients): {self.names[j]} got a nonzero gradient for output {o} "

@@ -35,7 +35,7 @@ class Problem:
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
         for item in outs:
             if not isinstance(item, Tensor):
-                raise UsageError(f"the expression gives a {type(item).__name__}, not a tensor")
+                raise _not_a_tensor(item)
         return outs
 
     def single_output_fn(self):
@@ -53,7 +53,7 @@ class Problem:
                                      "commands take an expression with one tensor result")
                 out = out[0]
             if not isinstance(out, Tensor):
-                raise UsageError(f"the expression gives a {type(out).__name__}, not a tensor")
+                raise _not_a_tensor(out)
             return out
         return fn
 
@@ -154,3 +154,15 @@ def from_expression(expr: str, inputs, *, seed: int | None = None) -> Problem:
         return evaluate_program(program, env)
 
     return Problem(fn, tuple(tensors[n] for n in wrt), tuple(wrt), tensors)
+
+
+def _not_a_tensor(value) -> UsageError:
+    """``the expression gives an int (3), not a tensor``, with an article that fits."""
+    kind = "None" if value is None else type(value).__name__
+    article = "" if value is None else ("an " if kind[0] in "aeiou" else "a ")
+    shown = repr(value)
+    shown = f" ({shown})" if value is not None and len(shown) <= 40 else ""
+    return UsageError(f"the expression gives {article}{kind}{shown}, not a tensor",
+                      hint="the result must be a tensor computed from the inputs, "
+                           "e.g. \"x * 2\" with -i x=[1,2,3]")
+

@@ -692,7 +692,9 @@ class _Evaluator:
             message = str(exc).strip() or type(exc).__name__
             if isinstance(exc, TypeError):      # "_unary.<locals>.op() takes ..." -> "takes"
                 message = _QUALNAME.sub("", message, count=1)
-            raise self.fail(node, f"{what}: {message}") from None
+            if not message.startswith(what.lstrip(".")):   # "einsum(): einsum(): ..."
+                message = f"{what}: {message}"
+            raise self.fail(node, message) from None
 
     def check_elements(self, node: ast.AST, n: int, what: str) -> None:
         if n > self.max_elements:

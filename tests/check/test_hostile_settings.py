@@ -21,3 +21,30 @@ def test_bad_step_or_tolerance_is_a_user_error(settings):
 def test_good_settings_still_pass():
     x = gt.randn(3, requires_grad=True)
     assert gt.check(lambda a: a * 2, (x,), eps=1e-3, atol=1e-8, rtol=0).passed
+
+
+def test_non_finite_point_is_not_misdiagnosed():
+    """At log(0) the Jacobian is inf: no "not multiplied by grad_output" (0 * inf is NaN)
+    and no "nondeterministic backward" (inf == inf) on top of the NaN/Inf report."""
+    x = gt.tensor([0.0, 1.0], requires_grad=True)
+    result = gt.check(gt.log, (x,))
+    assert not result.passed
+    text = result.report()
+    assert "in the analytical Jacobian" in text
+    assert "grad_output" not in text
+    assert "nondeterministic" not in text
+
+
+def test_backward_ignoring_a_zero_grad_output_is_still_found():
+    class Leaky(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2 + 1e-3
+
+    x = gt.randn(3, requires_grad=True)
+    result = gt.check(Leaky.apply, (x,), atol=1e-2)
+    assert "backward not multiplied by grad_output" in result.report()

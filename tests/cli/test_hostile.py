@@ -63,3 +63,21 @@ def test_negative_seed_of_derivative_commands_is_a_usage_error(run):
     result = run("vjp", "x * 2", "-i", "x={shape: [2]}", "--seed", "-1", "--v", "[1, 1]")
     assert result.exit_code == 2
     assert "--seed" in result.stderr
+
+
+@pytest.mark.parametrize("expr, words", [
+    ("1 + 2", "the expression gives an int (3), not a tensor"),
+    ("None", "the expression gives None, not a tensor"),
+])
+def test_graph_of_a_non_tensor_names_it(run, expr, words):
+    result = run("graph", expr, "-i", "x=[1,2,3]")
+    assert result.exit_code == 2
+    assert words in result.stderr
+    no_traceback(result)
+
+
+def test_engine_message_is_not_prefixed_twice(run):
+    result = run("graph", "einsum('ii', x, x)", "-i", "x=[1,2,3]")
+    assert result.exit_code == 2
+    assert "<expr>:1:1: einsum(): more operands" in result.stderr
+    assert "einsum(): einsum()" not in result.stderr
