@@ -9,6 +9,7 @@ back (count, shapes) with torch's error messages.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 
@@ -62,10 +63,10 @@ class FunctionCtx(Node):
         return self._n_outputs
 
     def save_for_backward(self, *tensors) -> None:
-        for t in tensors:
+        for i, t in enumerate(tensors):
             if t is not None and not isinstance(t, Tensor):
                 raise TypeError("save_for_backward can only save variables, but argument "
-                                f"{tensors.index(t)} is of type {type(t).__name__}")
+                                f"{i} is of type {type(t).__name__}")
         self._saved = tensors
         self._saved_versions = tuple(None if t is None else version_counter(t)[0]
                                      for t in tensors)
@@ -165,15 +166,18 @@ class FunctionCtx(Node):
                                   f"gradients (expected {n_inputs}, got {len(result)})")
         out = []
         for i, (g, node) in enumerate(zip(result, self.next_nodes)):
-            if g is None or node is None:
+            if g is None:
                 out.append(None)
                 continue
             if not isinstance(g, Tensor):
-                if isinstance(g, (int, float, np.ndarray)):
-                    g = _make(np.asarray(g, dtype=self._input_meta[i][1]))
-                else:
-                    raise TypeError(f"function {self.name()} returned a gradient of type "
-                                    f"{type(g).__name__} at index {i}; expected a Tensor")
+                raise EngineError(f"expected Variable or None (got {_type_name(g)})")
+            if self._input_meta[i] is None:
+                raise EngineError(f"function {self.name()} returned a gradient different than "
+                                  f"None at position {i + 1}, but the corresponding forward "
+                                  "input was not a Variable")
+            if node is None:
+                out.append(None)
+                continue
             g = self._fit(i, g, batched)
             out.append(g if create_graph else g._data)
         return out
@@ -217,6 +221,11 @@ class FunctionCtx(Node):
         return out
 
 
+def _type_name(value) -> str:
+    cls = type(value)
+    return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__name__}"
+
+
 def _same(got: np.ndarray, want: np.ndarray) -> bool:
     """Equal up to rounding (a batched matmul may sum in another order than a single one)."""
     if got.shape != want.shape:
@@ -238,9 +247,17 @@ class Function(metaclass=_FunctionMeta):
     batched_backward = False   # True: backward broadcasts over a leading batch axis of grads
 
     def __init__(self, *args, **kwargs) -> None:
+        warnings.warn(f"{type(self)} should not be instantiated. Methods on autograd functions "
+                      "are all static, so you should invoke them on the class itself. "
+                      "Instantiating an autograd function will raise an error in a future "
+                      "version of PyTorch.", DeprecationWarning, stacklevel=2)
+
+    def __call__(self, *args, **kwargs):
         raise RuntimeError("Legacy autograd function with non-static forward method is "
                            "deprecated. Please use new-style autograd function with static "
-                           "forward method.")
+                           "forward method. (Example: "
+                           "https://pytorch.org/docs/stable/autograd.html"
+                           "#torch.autograd.Function)")
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -289,6 +306,11 @@ def _apply_function(cls, args, kwargs):
         MODE.grad_enabled = prev
     single = not isinstance(outputs, tuple)
     outs = (outputs,) if single else outputs
+    if record:
+        for t in ctx._dirty:
+            if isinstance(t, Tensor) and t.grad_fn is None and t._rg:
+                raise EngineError("a leaf Variable that requires grad has been used in an "
+                                  "in-place operation.")
     result = []
     non_diff = {id(t) for t in ctx._non_differentiable}
     for o in outs:
@@ -312,7 +334,7 @@ def _apply_function(cls, args, kwargs):
         ctx.next_nodes = tuple(nodes)
         ctx.next_nrs = tuple(nrs) if any(nrs) else None
         ctx._input_meta = tuple((a._data.shape, a._data.dtype) if isinstance(a, Tensor)
-                                else ((), np.dtype(np.float64)) for a in args)
+                                else None for a in args)
         ctx._n_outputs = len(result)
         ctx._output_meta = tuple((o._data.shape, o._data.dtype) if isinstance(o, Tensor)
                                  else ((), np.dtype(np.float64)) for o in result)

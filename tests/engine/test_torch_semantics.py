@@ -141,3 +141,59 @@ def test_integer_tensors_cannot_require_grad(how):
         else:
             lib.nn.Parameter(x)
     same(fn)
+
+
+# ---- custom Functions ---------------------------------------------------------------------
+def _function(lib, forward, backward):
+    return type("Fn", (lib.autograd.Function,), {"forward": staticmethod(forward),
+                                                 "backward": staticmethod(backward)})
+
+
+@pytest.mark.parametrize("returned", ["float", "array"])
+def test_function_backward_returning_a_non_tensor(returned):
+    def fn(lib):
+        value = (lambda g: 3.0) if returned == "float" else (lambda g: g.detach().numpy())
+        f = _function(lib, lambda ctx, x: x * 2, lambda ctx, g: value(g))
+        x = tensor(lib, [1., 2.], requires_grad=True)
+        f.apply(x).sum().backward()
+    same(fn)
+
+
+def test_function_gradient_for_a_non_tensor_input():
+    def fn(lib):
+        f = _function(lib, lambda ctx, x, k: x * k, lambda ctx, g: (g, g))
+        x = tensor(lib, [1., 2.], requires_grad=True)
+        f.apply(x, 3).sum().backward()
+    same(fn)
+
+
+def test_function_saving_a_non_tensor():
+    def forward(ctx, x):
+        ctx.save_for_backward(x, 3)
+        return x * 2
+
+    def fn(lib):
+        f = _function(lib, forward, lambda ctx, g: g)
+        f.apply(tensor(lib, [1., 2.], requires_grad=True))
+    same(fn)
+
+
+def test_function_mark_dirty_on_a_leaf():
+    def forward(ctx, x):
+        x.mul_(2)
+        ctx.mark_dirty(x)
+        return x
+
+    def fn(lib):
+        f = _function(lib, forward, lambda ctx, g: g * 2)
+        f.apply(tensor(lib, [1., 2.], requires_grad=True))
+    same(fn)
+
+
+def test_function_legacy_instantiation_message():
+    def fn(lib):
+        cls = type("Legacy", (lib.autograd.Function,), {"forward": lambda self, x: x})
+        cls()(tensor(lib, [1.]))
+    got, expected = _outcome(fn, gt), _outcome(fn, torch)
+    assert got[0] == expected[0]
+    assert [w.split(">")[1] for w in got[1]] == [w.split(">")[1] for w in expected[1]]
