@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -387,7 +388,14 @@ def render_junit(outcomes, load_errors=(), *, elapsed: float = 0.0) -> str:
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+    text = ET.tostring(root, "unicode")
+    # characters XML 1.0 cannot hold at all (control characters in a check's name or an
+    # error message) are written as \xNN, so the file stays well-formed
+    text = _XML_INVALID.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n"
+
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _classname(path: str) -> str:

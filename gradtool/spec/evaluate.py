@@ -199,6 +199,11 @@ def parse_program(source: str, origin: ScalarOrigin | TextOrigin | None = None, 
                          f"{MAX_SOURCE:,})", origin.location(0))
     if not source.strip():
         raise SpecError("empty expression", origin.location(0))
+    bad = next((i for i, ch in enumerate(source)
+                if "\ud800" <= ch <= "\udfff" or ch == "\x00"), None)
+    if bad is not None:       # undecodable bytes of a command line, a NUL: no parse error
+        raise SpecError(f"invalid character U+{ord(source[bad]):04X} in the expression "
+                        "(not valid text)", origin.location(bad))
     _check_brackets(source, origin)
     program = Program(source, origin, [], ast.Constant(0), (), {})
     try:

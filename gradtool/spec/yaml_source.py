@@ -76,8 +76,23 @@ class _Loader(yaml.SafeLoader):
             raise SpecError(f"unsupported YAML tag '{node.tag}'",
                             self._location(node.start_mark),
                             hint="spec files are plain data: only standard YAML types")
+        if isinstance(node, yaml.ScalarNode):
+            self._check_scalar(node)
         self._count(node)
         return node
+
+    def _check_scalar(self, node: yaml.ScalarNode) -> None:
+        """A scalar whose value cannot be built (``!!float abc``, ``!!bool maybe``) or is
+        not valid Unicode (a lone surrogate, ``"\\ud800"``) is an error at the node."""
+        if _SURROGATE.search(node.value):
+            raise SpecError("invalid Unicode: the text holds a lone surrogate "
+                            "(an escape such as \\ud800)", self._location(node.start_mark))
+        try:
+            scalar_value(node)
+        except (ValueError, KeyError, IndexError, TypeError):
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise SpecError(f"{node.value!r} is not a valid !!{kind} value",
+                            self._location(node.start_mark)) from None
 
     def _count(self, node) -> None:
         """Record the node's expanded size (itself plus everything under it, aliases
@@ -94,6 +109,8 @@ class _Loader(yaml.SafeLoader):
                              "expanded)", self._location(node.start_mark))
         self.sizes[id(node)] = size
 
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _Loader.add_implicit_resolver(_TAG + "float", _FLOAT_NO_DOT, list("-+0123456789"))
 
@@ -132,8 +149,9 @@ def compose(text: str, filename: str) -> yaml.Node | None:
     if len(text) > MAX_FILE_BYTES:
         raise LimitError(f"spec file too large ({len(text):,} characters; the limit is "
                          f"{MAX_FILE_BYTES:,})", Location(filename))
-    loader = _Loader(text, filename)
+    loader = None
     try:
+        loader = _Loader(text, filename)     # its reader refuses control characters already
         return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -144,13 +162,20 @@ def compose(text: str, filename: str) -> yaml.Node | None:
             problem = f"{problem} ({exc.context})"
         raise SpecError(f"YAML syntax error: {problem}", where) from None
     except yaml.reader.ReaderError as exc:
-        raise SpecError(f"YAML syntax error: {exc.reason}", Location(filename)) from None
+        where = Source(filename, text).index_location(exc.position) \
+            if isinstance(exc.position, int) and 0 <= exc.position <= len(text) \
+            else Location(filename)
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        what = f"character U+{code:04X}" if isinstance(code, int) else "a character"
+        raise SpecError(f"YAML syntax error: {what} is not allowed (control characters "
+                        "and invalid Unicode cannot appear in YAML)", where) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", Location(filename)) from None
     except RecursionError:
         raise LimitError("YAML nested too deeply", Location(filename)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()

@@ -81,3 +81,25 @@ def test_engine_message_is_not_prefixed_twice(run):
     assert result.exit_code == 2
     assert "<expr>:1:1: einsum(): more operands" in result.stderr
     assert "einsum(): einsum()" not in result.stderr
+
+
+def test_junit_stays_well_formed_with_control_characters(run, spec_dir):
+    import xml.etree.ElementTree as ET
+    spec_dir("ctl.yaml", 'checks:\n  - name: "a\\u0001b"\n    expr: x * 2\n'
+                         '    inputs: {x: 1.0}\n    expect: fail\n')
+    result = run("check", "ctl.yaml", "--format", "junit")
+    assert result.exit_code == 1
+    root = ET.fromstring(result.stdout.split("\n", 1)[1])
+    assert [c.get("name") for c in root.iter("testcase")] == ["a\\x01b"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["graph", "x * 2", "-i", "x=[1\udcff]"], "<input x>:1:3: YAML syntax error: character "
+                                              "U+DCFF is not allowed"),
+    (["graph", "x\udcff", "-i", "x=[1]"], "<expr>:1:2: invalid character U+DCFF"),
+])
+def test_undecodable_command_line_bytes(run, args, words):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert words in result.stderr
+    no_traceback(result)

@@ -439,3 +439,31 @@ def test_element_cap_on_inputs_at_load():
         load_text("checks: [{name: a, expr: x, inputs: {x: {shape: [1000]}}}]",
                   max_elements=100)
     assert "input 'x' would have 1,000 elements, over the limit of 100" in str(info.value)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("!!float abc", "a.yaml:5:11: 'abc' is not a valid !!float value"),
+    ("!!int abc", "a.yaml:5:11: 'abc' is not a valid !!int value"),
+    ("!!bool maybe", "a.yaml:5:11: 'maybe' is not a valid !!bool value"),
+    ("!!float ''", "a.yaml:5:11: '' is not a valid !!float value"),
+    ('"\\ud800"', "a.yaml:5:11: invalid Unicode: the text holds a lone surrogate"),
+])
+def test_scalar_that_cannot_be_built_is_an_error_at_it(value, message):
+    text = f"""\
+    checks:
+      - name: a
+        expr: x
+        inputs: {{x: 1.0}}
+        seed: {value}
+    """
+    assert one_error(text).startswith(message)
+
+
+def test_control_character_is_an_error_at_it():
+    error = one_error("checks:\n  - name: a\x01b\n    expr: x\n    inputs: {x: 1.0}\n")
+    assert error.startswith("a.yaml:2:12: YAML syntax error: character U+0001 is not allowed")
+
+
+def test_undecodable_or_nul_character_in_an_expression():
+    error = one_error('checks:\n  - name: a\n    expr: "x\\0"\n    inputs: {x: 1.0}\n')
+    assert error == "a.yaml:3:13: invalid character U+0000 in the expression (not valid text)"
