@@ -171,10 +171,18 @@ class _TorchEvaluator(numeric.Evaluator):
                 # any failure of torch.func.vmap on foreign code means: run it plainly
                 except Exception as exc:  # noqa: BLE001
                     self.batched_ok = False
-                    self.path = f"looped ({type(exc).__name__}: {str(exc)[:80]})"
+                    self.path = f"looped (torch.func.vmap failed: {_reason(exc)})"
             elif self.path == "batched":
                 self.path = "looped (small batch)"
             rows = [[o.detach().numpy() for o in self._call(j, dense_t[k])]
                     for k in range(size)]
         self.n_evals += size
         return [np.stack(col) for col in zip(*rows)]
+
+
+def _reason(exc: BaseException, width: int = 100) -> str:
+    """One line saying why vmap failed: the message without its location, cut short."""
+    text = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip()
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
+

@@ -14,8 +14,11 @@ import click
 from rich.text import Text
 
 from .. import __version__
-from ..errors import GradtoolError
+from ..errors import GradtoolError, UsageError
 from . import console
+
+#: ``ctx.meta`` key: packages of the spec's ``python:`` code (set by ``--spec`` loading)
+USER_PACKAGES = "gradtool.user_packages"
 
 #: exit code of a run stopped with Ctrl-C (128 + SIGINT, as shells report it)
 INTERRUPTED = 130
@@ -39,8 +42,17 @@ class GradtoolGroup(click.Group):
             console.stderr().print(Text("interrupted", style="bold red"))
             ctx.exit(INTERRUPTED)
         except Exception as error:  # noqa: BLE001  (the boundary: everything else is a bug)
-            internal_error(error, ctx)
-            ctx.exit(3)
+            from .runner import USER_CODE_HINT, user_code_frame, user_code_message
+            frame = user_code_frame(error, ctx.meta.get(USER_PACKAGES, frozenset()))
+            if frame is None:
+                internal_error(error, ctx)
+                ctx.exit(3)
+            # raised in the code of a spec's python: reference: the spec's error, not ours
+            if console.debug_enabled(ctx):
+                console.stderr().file.write("".join(traceback.format_exception(error)))
+            console.print_error(UsageError(user_code_message(error, frame),
+                                           hint=USER_CODE_HINT))
+            ctx.exit(2)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

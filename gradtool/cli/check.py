@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import time
 import warnings
 
@@ -79,7 +81,9 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
             fmt = None
     fmt = fmt or "table"
     files, load_errors = discover(paths)
-    checks, errors = load_all(files, allow_python=not no_python, debug=debug)
+    # what imported user code prints goes to stderr: stdout holds only the report (JSON...)
+    with contextlib.redirect_stdout(sys.stderr):
+        checks, errors = load_all(files, allow_python=not no_python, debug=debug)
     load_errors += errors
     _print_load_errors(load_errors)
     checks = select(checks, keyword, tags)
@@ -90,8 +94,9 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         checks = []        # as pytest -x: errors while collecting stop the run before it starts
     overrides = Overrides(eps, atol, rtol, mode, method, seed)
     start = time.perf_counter()
-    outcomes = _run(checks, overrides, fail_fast=fail_fast, save_failures=save_failures,
-                    debug=debug, progress=fmt == "table" and not quiet)
+    with contextlib.redirect_stdout(sys.stderr):
+        outcomes = _run(checks, overrides, fail_fast=fail_fast, save_failures=save_failures,
+                        debug=debug, progress=fmt == "table" and not quiet)
     elapsed = time.perf_counter() - start
     _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet)
     if output:

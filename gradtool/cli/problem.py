@@ -5,6 +5,8 @@ exactly what a spec's ``inputs:`` takes."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,7 +111,9 @@ def from_args(expr: str | None, inputs, spec_file: str | None = None,
 
 def from_spec(path: str, check_name: str | None, *, allow_python: bool = True) -> Problem:
     from .. import spec as spec_package
-    spec = spec_package.load(path, allow_python=allow_python)
+    # what imported user code prints goes to stderr: stdout holds only the result
+    with contextlib.redirect_stdout(sys.stderr):
+        spec = spec_package.load(path, allow_python=allow_python)
     names = [c.name for c in spec.checks]
     if not check_name:
         if len(names) == 1:
@@ -124,6 +128,7 @@ def from_spec(path: str, check_name: str | None, *, allow_python: bool = True) -
         raise UsageError(f"{path} has no check named {check_name!r}",
                          hint=f"did you mean {near[0]!r}?" if near else
                          f"checks: {', '.join(names)}")
+    _remember_user_packages(matches[0])
     built = matches[0].build()
     return Problem(built.fn, tuple(built.inputs), tuple(built.input_names),
                    dict(built.all_inputs))
@@ -165,4 +170,15 @@ def _not_a_tensor(value) -> UsageError:
     return UsageError(f"the expression gives {article}{kind}{shown}, not a tensor",
                       hint="the result must be a tensor computed from the inputs, "
                            "e.g. \"x * 2\" with -i x=[1,2,3]")
+
+
+def _remember_user_packages(check) -> None:
+    """Tell the CLI's error boundary which code is the user's (errors raised there are the
+    spec's, exit code 2)."""
+    import click
+    from .app import USER_PACKAGES
+    from .runner import user_packages
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[USER_PACKAGES] = user_packages(check)
 

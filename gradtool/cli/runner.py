@@ -224,6 +224,15 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
     except Exception as error:  # noqa: BLE001  (a bug: reported as exit 3, the run goes on)
         outcome.time = time.perf_counter() - start
         outcome.status, outcome.exit_code = "error", 3
+        frame = user_code_frame(error, user_packages(item.spec))
+        if frame is not None:        # raised in the Python code of a 'python:' reference
+            outcome.exit_code = 2
+            outcome.message = user_code_message(error, frame)
+            outcome.hint = USER_CODE_HINT + ("" if debug else
+                                             " (rerun with --debug to see the traceback)")
+            if debug:
+                outcome.message += "\n" + "".join(traceback.format_exception(error))
+            return outcome
         outcome.message = f"internal error: {type(error).__name__}: {error}"
         outcome.hint = "this is a bug in gradtool; please report it" + (
             "" if debug else " (rerun with --debug to see the traceback)")
@@ -232,6 +241,44 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
         return outcome
     outcome.time = time.perf_counter() - start
     return finish(outcome, result, save_failures)
+
+
+#: top-level packages that are never the user's code, even when a spec names them
+_NOT_USER_CODE = frozenset(("gradtool", "numpy", "torch", "functorch", "click", "rich",
+                            "yaml", "builtins"))
+USER_CODE_HINT = "the error is in the Python code a 'python:' reference of the spec imports"
+
+
+def user_packages(spec) -> frozenset[str]:
+    """Top-level packages of the classes a check's ``python:`` references name (its
+    Functions and modules): the user's code."""
+    classes = list(getattr(spec, "functions", {}).values())
+    for mdef in getattr(spec, "modules", {}).values():
+        classes.extend(getattr(mdef, "classes", {}).values())
+    packages = {str(getattr(cls, "__module__", "") or "").split(".")[0] for cls in classes}
+    return frozenset(packages - _NOT_USER_CODE - {""})
+
+
+def user_code_frame(error: BaseException,
+                    packages: frozenset[str]) -> tuple[str, int, str] | None:
+    """``(file, line, function)`` of the innermost frame of ``error``'s traceback in one of
+    ``packages`` (the user's code, see :func:`user_packages`): a Function's backward that
+    raises is the spec's error (exit code 2), not a bug in gradtool.  None otherwise."""
+    found = None
+    tb = error.__traceback__
+    while tb is not None and packages:
+        frame = tb.tb_frame
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] in packages:
+            found = (frame.f_code.co_filename, tb.tb_lineno, frame.f_code.co_qualname)
+        tb = tb.tb_next
+    return found
+
+
+def user_code_message(error: BaseException, frame: tuple[str, int, str]) -> str:
+    filename, line, function = frame
+    return (f"{function} ({display_path(Path(filename))}:{line}) raised "
+            f"{type(error).__name__}: {str(error).strip() or '(no message)'}")
 
 
 def _failed_without_result(outcome: Outcome, error) -> Outcome:

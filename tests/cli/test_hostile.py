@@ -103,3 +103,76 @@ def test_undecodable_command_line_bytes(run, args, words):
     assert result.exit_code == 2
     assert words in result.stderr
     no_traceback(result)
+
+
+USER_MODULE = '''\
+import gradtool as gt
+print("imported userops")
+
+
+class Raises(gt.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("boom in backward")
+
+
+class Square(gt.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 2 * x
+'''
+
+USER_SPEC = """\
+functions:
+  Raises: {python: "userops_hostile:Raises"}
+  Square: {python: "userops_hostile:Square"}
+checks:
+  - {name: raises, expr: Raises(x), inputs: {x: {shape: [3]}}}
+  - {name: raises_xfail, expr: Raises(x), inputs: {x: {shape: [3]}}, expect: fail}
+  - {name: square, expr: Square(x), inputs: {x: {shape: [3]}}}
+"""
+
+
+@pytest.fixture
+def user_spec(spec_dir, monkeypatch):
+    spec_dir("userops_hostile.py", USER_MODULE)
+    path = spec_dir("user.yaml", USER_SPEC)
+    monkeypatch.syspath_prepend(str(path.parent))
+    yield path
+    import sys
+    sys.modules.pop("userops_hostile", None)
+
+
+def test_python_function_that_raises_is_a_spec_error_not_a_bug(run, user_spec):
+    result = run("check", "user.yaml", "-k", "raises")
+    assert result.exit_code == 2, result.output
+    assert "Raises.backward (userops_hostile.py:12) raised RuntimeError: boom in backward" \
+        in result.stdout
+    assert "bug in gradtool" not in result.stdout
+    assert result.stdout.count("ERROR user.yaml") == 2       # expect: fail is not met
+    no_traceback(result)
+
+
+def test_python_function_that_raises_under_graph(run, user_spec):
+    result = run("graph", "--spec", "user.yaml", "--check", "raises", "--grads")
+    assert result.exit_code == 2
+    assert "raised RuntimeError: boom in backward" in result.stderr
+    assert "internal error" not in result.stderr
+
+
+def test_prints_of_imported_code_stay_off_machine_stdout(run, user_spec):
+    import json
+    result = run("check", "user.yaml", "-k", "square", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["passed"] == 1
+    assert "imported userops" in result.stderr
