@@ -12,6 +12,39 @@ import numpy as np
 from .tensor import Tensor
 
 
+def _quiet_state():
+    """numpy's error state with every floating-point warning off, as a context variable
+    value (entering ``np.errstate`` costs about 1.5 us; setting the variable 0.1 us)."""
+    try:
+        from numpy._core._ufunc_config import _extobj_contextvar
+    except ImportError:   # another numpy layout: the public (slower) context manager
+        return None, None
+    with np.errstate(all="ignore"):
+        return _extobj_contextvar, _extobj_contextvar.get()
+
+
+_ERRSTATE_VAR, _IGNORE_ALL = _quiet_state()
+
+
+def quiet(forward):
+    """``forward`` without numpy's RuntimeWarnings (divide by zero, invalid value, overflow):
+    torch returns inf and NaN silently."""
+    if _ERRSTATE_VAR is None:
+        def silenced(*args, **kwargs):
+            with np.errstate(all="ignore"):
+                return forward(*args, **kwargs)
+    else:
+        def silenced(*args, **kwargs):
+            token = _ERRSTATE_VAR.set(_IGNORE_ALL)
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                _ERRSTATE_VAR.reset(token)
+    silenced.__name__ = getattr(forward, "__name__", "forward")
+    silenced.__wrapped__ = forward
+    return silenced
+
+
 def _ops():
     from . import ops
     return ops

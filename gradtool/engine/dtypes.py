@@ -80,3 +80,45 @@ def to_np(d) -> np.dtype | None:
 def is_differentiable(np_dtype) -> bool:
     """Only floating and complex tensors can require gradients (torch's rule)."""
     return np_dtype.kind in "fc"
+
+
+def _category(np_dtype) -> int:
+    return {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}.get(np_dtype.kind, 2)
+
+
+def _promote_same_rank(dtypes_) -> np.dtype:
+    """torch.promote_types over tensors of one rank: the highest category wins outright
+    (int64 + float32 -> float32, where numpy says float64)."""
+    top = max(_category(d) for d in dtypes_)
+    winners = [d for d in dtypes_ if _category(d) == top]
+    result = winners[0]
+    for d in winners[1:]:
+        result = np.promote_types(result, d)
+    if top == 3 and any(d == np.float64 for d in dtypes_):
+        result = np.promote_types(result, np.complex128)
+    return result
+
+
+def torch_result_dtype(arrays) -> np.dtype:
+    """The dtype torch gives an elementwise op of these arrays: dimensioned tensors decide,
+    unless a 0-d tensor is of a higher category (float32 * tensor(2.0, float64) is float32;
+    numpy, treating 0-d arrays as strong, says float64)."""
+    dims = [a.dtype for a in arrays if a.ndim]
+    zeros = [a.dtype for a in arrays if not a.ndim]
+    if not dims or not zeros:
+        return _promote_same_rank(dims or zeros)
+    result = _promote_same_rank(dims)
+    zero = _promote_same_rank(zeros)
+    return zero if _category(zero) > _category(result) else result
+
+
+def promoted(out: np.ndarray, arrays) -> np.ndarray:
+    """``out`` of an elementwise op on arrays of different dtypes, cast to torch's result
+    dtype where numpy's promotion differs (within a kind: comparisons stay bool, true
+    division of integers stays floating)."""
+    if out.dtype.kind not in "fciu":
+        return out
+    target = torch_result_dtype(arrays)
+    if target != out.dtype and (_category(target) == _category(out.dtype)):
+        return out.astype(target)
+    return out

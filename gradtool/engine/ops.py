@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import string
+import warnings
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..errors import EngineError, ShapeError
 from . import dtypes
+from .dtypes import promoted
 from .grad_mode import MODE, no_grad
 from .prims import elementwise as E
 from .prims import linalg as L
@@ -100,9 +102,21 @@ def mul(input, other) -> Tensor:
 
 def div(input, other, *, rounding_mode=None) -> Tensor:
     if rounding_mode is not None:
-        with no_grad():
-            data = np.true_divide(_t(input)._data, _t(other)._data)
-            return _make(np.floor(data) if rounding_mode == "floor" else np.trunc(data))
+        if rounding_mode not in ("trunc", "floor"):
+            raise EngineError("div expected rounding_mode to be one of None, 'trunc', or "
+                              f"'floor' but found '{rounding_mode}'")
+        a, b = _t(input)._data, _t(other)._data
+        if a.dtype.kind in "iub" and b.dtype.kind in "iub":
+            # integer division stays integral (torch), and dividing by zero is an error
+            if not np.all(b):
+                raise EngineError("ZeroDivisionError")
+            quotient = np.floor_divide(a, b)
+            if rounding_mode == "trunc":
+                quotient = quotient + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
+            return _make(promoted(np.asarray(quotient), (a, b)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            data = np.true_divide(a, b)
+        return _make(np.floor(data) if rounding_mode == "floor" else np.trunc(data))
     if not isinstance(input, Tensor):
         return mul(reciprocal(other), input)
     return apply(E.div, (input, other))
@@ -183,6 +197,10 @@ log10 = _unary(E.log10)
 
 def remainder(input, other) -> Tensor:
     """input - floor(input / other) * other: the sign of the divisor (python's %)."""
+    divisor = other._data if isinstance(other, Tensor) else np.asarray(other)
+    if divisor.dtype.kind in "iub" and _t(input)._data.dtype.kind in "iub" \
+            and not np.all(divisor):
+        raise EngineError("ZeroDivisionError")
     if isinstance(input, Tensor) and not isinstance(other, Tensor):
         return apply(E.remainder_scalar, (input,), {"other": other})
     return apply(E.remainder, (input, other))
@@ -441,9 +459,14 @@ def _var_args(name, input, dim, unbiased, keepdim, correction, keepdims, axis, d
     if isinstance(dim, _bool):        # legacy var(x, unbiased)
         dim, unbiased = None, dim
     dim = axis if dim is None else dim
-    return input, {"dim": _reduce_dims(input, dim),
-                   "correction": _correction(unbiased, correction, ddof),
-                   "keepdim": _keepdim(keepdim, keepdims)}
+    params = {"dim": _reduce_dims(input, dim),
+              "correction": _correction(unbiased, correction, ddof),
+              "keepdim": _keepdim(keepdim, keepdims)}
+    if R.degrees_of_freedom(input.shape, params["dim"], params["correction"]) <= 0:
+        warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly "
+                      "less than the reduction factor (input numel divided by output numel).",
+                      UserWarning, stacklevel=3)
+    return input, params
 
 
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None,

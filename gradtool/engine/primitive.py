@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EngineError, LimitError, ShapeError
+from .dtypes import promoted
 from .grad_mode import MODE
 from .node import OpNode, grad_accumulator
 from .tensor import Tensor, _make, new_version_counter
@@ -164,6 +165,10 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
         raise op_error(prim, exc, datas) from None
     if type(out_data) is not _ndarray:
         out_data = np.asarray(out_data)
+    if prim.broadcasts:
+        arrays = [d for d in datas if type(d) is _ndarray]
+        if len(arrays) > 1 and len({d.dtype for d in arrays}) > 1:
+            out_data = promoted(out_data, arrays)
     out = _make(out_data)
     if need and MODE.grad_enabled and prim.differentiable and out_data.dtype.kind in "fc":
         node = prim.node_cls.__new__(prim.node_cls)
@@ -257,6 +262,8 @@ def apply_binary(prim: Primitive, a, b) -> Tensor:
         raise op_error(prim, exc, [da, db]) from None
     if type(out_data) is not _ndarray:
         out_data = np.asarray(out_data)
+    if ta and tb and da.dtype is not db.dtype:
+        out_data = promoted(out_data, (da, db))
     out = Tensor.__new__(Tensor)
     out._data = out_data
     out._grad = None

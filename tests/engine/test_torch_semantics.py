@@ -11,6 +11,16 @@ import gradtool as gt
 torch = pytest.importorskip("torch")
 
 
+@pytest.fixture(autouse=True)
+def torch_default_float64():
+    """gradtool's default floating dtype is float64 (a gradient checker's); compare with
+    torch under the same default."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
 def _outcome(fn, lib, warnings_too=True):
     """What ``fn(lib)`` gives: a nested structure of arrays/values, or (error type, message)."""
     with warnings.catch_warnings(record=True) as caught:
@@ -25,7 +35,7 @@ def _outcome(fn, lib, warnings_too=True):
 
 def _plain(value):
     if isinstance(value, (torch.Tensor, gt.Tensor)):
-        return ("tensor", value.detach().numpy().tolist(), value.requires_grad)
+        return ("tensor", str(value.detach().numpy().tolist()), value.requires_grad)  # nan == nan
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
@@ -197,3 +207,74 @@ def test_function_legacy_instantiation_message():
     got, expected = _outcome(fn, gt), _outcome(fn, torch)
     assert got[0] == expected[0]
     assert [w.split(">")[1] for w in got[1]] == [w.split(">")[1] for w in expected[1]]
+
+
+# ---- dtype promotion and integer division ------------------------------------------------
+def test_promotion_follows_torch_categories():
+    def fn(lib):
+        f32 = lib.ones(2, dtype=lib.float32)
+        f64 = lib.ones(2, dtype=lib.float64)
+        i64 = lib.tensor([1, 2])
+        i32 = lib.tensor([1, 2], dtype=lib.int32)
+        pairs = [f32 + f64, f32 + i64, i64 * f32, f32 * lib.tensor(2.0, dtype=lib.float64),
+                 i64 + lib.tensor(1.5), i32 + lib.tensor(3), lib.where(i64 > 1, f32, i64),
+                 lib.maximum(f32, f64), f32 * 2.5, i64 * 2.5, i64 / 2, i32 + True,
+                 i64 == f32]
+        return [str(t.dtype).split(".")[1] for t in pairs]
+    same(fn)
+
+
+def test_promoted_values_and_gradients():
+    def fn(lib):
+        a = lib.tensor([1.5, 2.5], dtype=lib.float32, requires_grad=True)
+        i = lib.tensor([2, 3])
+        y = a * i + a / i
+        y.sum().backward()
+        return y, str(y.dtype).split(".")[1], a.grad, str(a.grad.dtype).split(".")[1]
+    same(fn)
+
+
+@pytest.mark.parametrize("op", ["floordiv", "trunc", "floor", "float_floordiv", "int32"])
+def test_integer_division_stays_integral(op):
+    def fn(lib):
+        a = lib.tensor([7, -7, 6, -6, 0])
+        b = lib.tensor([2, 2, -4, 4, 3])
+        out = {"floordiv": lambda: a // b, "trunc": lambda: lib.div(a, b, rounding_mode="trunc"),
+               "floor": lambda: lib.div(a, 2, rounding_mode="floor"),
+               "float_floordiv": lambda: a // 2.0,
+               "int32": lambda: a.int() // lib.tensor(2)}[op]()
+        return out, str(out.dtype).split(".")[1]
+    same(fn)
+
+
+@pytest.mark.parametrize("op", ["floordiv", "trunc", "remainder", "remainder_tensor",
+                                "bad_mode"])
+def test_integer_division_by_zero_is_an_error(op):
+    def fn(lib):
+        a = lib.tensor([7, -7])
+        return {"floordiv": lambda: a // 0,
+                "trunc": lambda: lib.div(a, 0, rounding_mode="trunc"),
+                "remainder": lambda: a % 0,
+                "remainder_tensor": lambda: a % lib.tensor([1, 0]),
+                "bad_mode": lambda: lib.div(a, 2, rounding_mode="bad")}[op]()
+    same(fn)
+
+
+# ---- inf and NaN come silently, as in torch -------------------------------------------------
+@pytest.mark.parametrize("op", ["log", "sqrt", "rsqrt", "reciprocal", "div", "pow", "exp",
+                                "log2", "asin", "remainder", "empty_mean", "empty_var",
+                                "empty_mean_dim", "std_of_one"])
+def test_domain_errors_give_inf_or_nan_without_warnings(op):
+    def fn(lib):
+        x = lib.tensor([0.0, -1.0, 1000.0, float("nan")], requires_grad=True)
+        y = {"log": lambda: x.log(), "sqrt": lambda: x.sqrt(), "rsqrt": lambda: x.rsqrt(),
+             "reciprocal": lambda: x.reciprocal(), "div": lambda: x / 0,
+             "pow": lambda: x ** 0.5, "exp": lambda: x.exp(), "log2": lambda: x.log2(),
+             "asin": lambda: x.asin(), "remainder": lambda: x % 0.0,
+             "empty_mean": lambda: lib.zeros(0, requires_grad=True).mean(),
+             "empty_var": lambda: lib.zeros(0, requires_grad=True).var(),
+             "empty_mean_dim": lambda: lib.zeros(0, 3, requires_grad=True).mean(0),
+             "std_of_one": lambda: lib.ones(1, requires_grad=True).std()}[op]()
+        y.sum().backward()
+        return y
+    same(fn)

@@ -43,14 +43,22 @@ sum_dim = Primitive("sum_dim", "SumBackward1", _contiguous_result(np.sum),
 sum_dim.defvjp(lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim))
 sum_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(t, axis=dim, keepdims=keepdim))
 
+def _mean(x, axis=None, keepdims=False):
+    """np.mean, with torch's silent NaN for an empty reduction (numpy warns)."""
+    if np.size(x) == 0:
+        total = np.sum(x, axis=axis, keepdims=keepdims)
+        return np.full_like(total, np.nan, dtype=np.result_type(total.dtype, np.float16))
+    return np.mean(x, axis=axis, keepdims=keepdims)
+
+
 # mean(x) = sum(x) / n
-mean_all = Primitive("mean", "MeanBackward0", lambda x: np.mean(x), save="shapes",
+mean_all = Primitive("mean", "MeanBackward0", lambda x: _mean(x), save="shapes",
                      input_names=("self",))
 mean_all.defvjp(lambda g, x, out:
                 _expand_back(g, x.shape, tuple(range(x.ndim)), False) / max(x.size, 1))
 mean_all.defjvp(lambda t, x, out: np.mean(t))
 
-mean_dim = Primitive("mean_dim", "MeanBackward1", _contiguous_result(np.mean),
+mean_dim = Primitive("mean_dim", "MeanBackward1", _contiguous_result(_mean),
                      save="shapes", input_names=("self",))
 mean_dim.defvjp(lambda g, x, out, dim, keepdim:
                 _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim))
@@ -190,26 +198,39 @@ prod_dim.domain = "nonzero"
 
 
 # ---- var / std (correction = 1: unbiased, torch's default) -------------------------------
+def degrees_of_freedom(shape, dim, correction) -> float:
+    """N - correction, at least 0 (a python float: it keeps float32 results float32)."""
+    return float(max(_count(shape, dim) - correction, 0))
+
+
+def _per_dof(n: float) -> float:
+    """1 / n, inf without degrees of freedom (NaN/inf results as in torch, no exception)."""
+    return 1.0 / n if n else np.inf
+
+
 def _centered(x, dim):
+    if 0 in x.shape:   # nothing to center (and numpy would warn about an empty mean)
+        return x
     return x - B.mean(x, axis=tuple(d - x.ndim for d in dim), keepdims=True)
 
 
 def _var_forward(x, dim, correction, keepdim):
     # sum (x - mean)^2 / (N - correction), without conjugation: the same as np.var on real
     # input, and complex-analytic (the complex-step method can differentiate it)
-    d = x - np.mean(x, axis=dim, keepdims=True)
-    return np.sum(d * d, axis=dim, keepdims=keepdim) / (_count(np.shape(x), dim) - correction)
+    d = x - _mean(x, axis=dim, keepdims=True)
+    return np.sum(d * d, axis=dim, keepdims=keepdim) / degrees_of_freedom(np.shape(x), dim,
+                                                                          correction)
 
 
 def _var_vjp(g, x, out, dim, correction, keepdim):
     # d var = 2 (x - mean) dx / (N - correction)
-    n = _count(x.shape, dim) - correction
-    return _expand_back(g, x.shape, dim, keepdim) * _centered(x, dim) * (2.0 / n)
+    n = degrees_of_freedom(x.shape, dim, correction)
+    return _expand_back(g, x.shape, dim, keepdim) * _centered(x, dim) * (2.0 * _per_dof(n))
 
 
 def _var_jvp(t, x, out, dim, correction, keepdim):
-    n = _count(x.shape, dim) - correction
-    return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) * (2.0 / n)
+    n = degrees_of_freedom(x.shape, dim, correction)
+    return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) * (2.0 * _per_dof(n))
 
 
 var = Primitive("var", "VarBackward0", _var_forward, input_names=("self",))
@@ -226,13 +247,14 @@ def _nonzero(out):
 
 def _std_vjp(g, x, out, dim, correction, keepdim):
     # d std = (x - mean) dx / ((N - correction) std)
-    n = _count(x.shape, dim) - correction
-    return _expand_back(g / _nonzero(out), x.shape, dim, keepdim) * _centered(x, dim) * (1.0 / n)
+    n = degrees_of_freedom(x.shape, dim, correction)
+    return _expand_back(g / _nonzero(out), x.shape, dim, keepdim) * _centered(x, dim) * _per_dof(n)
 
 
 def _std_jvp(t, x, out, dim, correction, keepdim):
-    n = _count(x.shape, dim) - correction
-    return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) / (_nonzero(out) * n)
+    n = degrees_of_freedom(x.shape, dim, correction)
+    return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) / _nonzero(out) \
+        * _per_dof(n)
 
 
 std = Primitive("std", "StdBackward0",
