@@ -7,6 +7,7 @@ from rich.text import Text
 
 from ..engine import functional
 from ..engine.tensor import _make
+from ..errors import UsageError
 from . import options
 from .derivative import (array_json, array_text, emit, finite_difference_check, input_rows,
                          parse_tangents)
@@ -33,6 +34,15 @@ def command(expr, inputs, tangents, verify, fmt, seed) -> None:
     """
     problem = from_args(expr, inputs, seed=seed)
     given = parse_tangents(tangents, problem)
+    if not given:
+        # as torch.autograd.functional.jvp: v may be left out only for one one-element input
+        if len(problem.inputs) == 1 and problem.inputs[0]._data.size == 1:
+            given = {problem.input_names[0]: problem.inputs[0]._data * 0 + 1}
+        else:
+            first, shape = problem.input_names[0], list(problem.inputs[0].shape)
+            raise UsageError("give a tangent with --v (J·v with v = 0 is all zeros)",
+                             hint=f"--v NAME=VALUE, each shaped like its input (--v {first}="
+                                  f"... of shape {shape}); inputs without one get zeros")
     v = tuple(_make(given[name]) if name in given else _make(t._data * 0)
               for name, t in zip(problem.input_names, problem.inputs))
     output, jv = functional.jvp(problem.single_output_fn(), problem.inputs, v)

@@ -83,9 +83,16 @@ class Type:
 
     def mismatch(self, node: yaml.Node, ctx: Context) -> None:
         got = kind_name(node)
+        hint = None
         if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":str"):
             got = f"'{node.value}'" if len(node.value) < 40 else got
-        ctx.error(f"expected {self.expected}, got {got}", ctx.where(node))
+            if node.value.strip().lower().lstrip("+-") in _NON_FINITE_SPELLINGS:
+                hint = "YAML spells infinity .inf, -.inf and not-a-number .nan"
+        ctx.error(f"expected {self.expected}, got {got}", ctx.where(node), hint)
+
+
+#: how people write non-finite numbers that YAML reads as strings (``-inf``, ``NaN``)
+_NON_FINITE_SPELLINGS = frozenset(("inf", "infinity", "nan"))
 
 
 class _Scalar(Type):

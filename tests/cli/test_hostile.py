@@ -176,3 +176,23 @@ def test_prints_of_imported_code_stay_off_machine_stdout(run, user_spec):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["summary"]["passed"] == 1
     assert "imported userops" in result.stderr
+
+
+def test_jvp_without_a_tangent_is_a_usage_error_not_zeros(run):
+    result = run("jvp", "x * x", "-i", "x=[1,2,3]")
+    assert result.exit_code == 2
+    assert "give a tangent with --v" in result.stderr
+
+
+def test_jvp_of_one_scalar_input_defaults_to_one_as_torch(run):
+    result = run("jvp", "x * x", "-i", "x=3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    import json
+    assert json.loads(result.stdout)["jvp"]["value"] == 6
+
+
+def test_inf_written_as_python_gets_a_yaml_hint(run):
+    result = run("jacobian", "x.logsumexp(0)", "-i", "x=[-inf, 0.0]")
+    assert result.exit_code == 2
+    assert "got '-inf'" in result.stderr
+    assert "hint: YAML spells infinity .inf, -.inf and not-a-number .nan" in result.stderr
