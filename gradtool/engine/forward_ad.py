@@ -39,8 +39,8 @@ def exit_dual_level(*, level=None) -> None:
 def make_dual(tensor: Tensor, tangent, *, level=None) -> Tensor:
     """A view of ``tensor`` carrying ``tangent`` (same shape) for forward-mode AD."""
     if not MODE.fw_level:
-        raise EngineError("To create a dual Tensor, you need to be within a dual_level "
-                          "context. Use `with forward_ad.dual_level():`")
+        raise EngineError("Trying to create a dual Tensor for forward AD but no level "
+                          "exists, make sure to enter_dual_level() first.")
     tan = tangent._data if isinstance(tangent, Tensor) else np.asarray(tangent)
     if tan.shape != tensor._data.shape:
         raise EngineError(f"Trying to set a forward gradient that has a different size than "

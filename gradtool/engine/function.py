@@ -368,10 +368,15 @@ def _function_jvp(cls, ctx, args, result) -> None:
             tangents.append(None)
     prev = MODE.grad_enabled
     MODE.grad_enabled = False
+    # in jvp, ctx.saved_tensors are the tensors given to save_for_forward (torch)
+    backward_saved = ctx._saved, ctx._saved_versions
+    if ctx._forward_saved is not None:
+        ctx.save_for_backward(*ctx._forward_saved)
     try:
         out_tangents = cls.jvp(ctx, *tangents)
     finally:
         MODE.grad_enabled = prev
+        ctx._saved, ctx._saved_versions = backward_saved
     if not isinstance(out_tangents, tuple):
         out_tangents = (out_tangents,)
     for o, t in zip(result, out_tangents):

@@ -131,7 +131,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
         is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided "
                                               "function", "jacobian")
         blocks = []
-        for out in outputs:
+        for i, out in enumerate(outputs):
             n = out.numel()
             row = []
             if n == 0 or not out.requires_grad:
@@ -143,17 +143,25 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
                 grads = autograd_grad(out, inputs, eye, retain_graph=True,
                                       create_graph=create_graph, allow_unused=True,
                                       is_grads_batched=True)
-                for g, x in zip(grads, inputs):
+                for j, (g, x) in enumerate(zip(grads, inputs)):
                     if g is None:
                         if strict:
-                            raise EngineError("Output 0 of the user-provided function is "
-                                              "independent of input 0. This is not allowed "
-                                              "in strict mode.")
+                            raise EngineError(f"Output {i} of the user-provided function is "
+                                              f"independent of input {j}. This is not "
+                                              "allowed in strict mode.")
                         g = ops.zeros(*((n,) + tuple(x.shape)), dtype=x.dtype)
                     row.append(ops.reshape(g, tuple(out.shape) + tuple(x.shape)))
             row = _grad_postprocess(tuple(row), create_graph)
             blocks.append(row if is_inputs_tuple else row[0])
     return tuple(blocks) if is_outputs_tuple else blocks[0]
+
+
+def _single_element(outs, name: str) -> None:
+    if len(outs) != 1:
+        raise EngineError(f"The function given to {name} should return a single Tensor")
+    if outs[0].numel() != 1:
+        raise EngineError(f"The Tensor returned by the function given to {name} should "
+                          "contain a single element")
 
 
 def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
@@ -164,9 +172,7 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
     def gradient(*xs):
         out = func(*xs)
         _, outs = _as_tuple(out, "outputs of the user-provided function", "hessian")
-        if len(outs) != 1 or outs[0].numel() != 1:
-            raise EngineError("The function given to hessian should return a single Tensor "
-                              "with a single element.")
+        _single_element(outs, "hessian")
         grads = autograd_grad(outs[0], xs, create_graph=True, allow_unused=True)
         return tuple(g if g is not None else ops.zeros_like(x) for g, x in zip(grads, xs))
 
@@ -178,15 +184,17 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
 
 def vhp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), vᵀ H)."""
+    return _vhp(func, inputs, v, create_graph, "vhp")
+
+
+def _vhp(func, inputs, v, create_graph, name):
     with enable_grad():
-        is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "vhp")
+        is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", name)
         inputs = _prepare_inputs(inputs, create_graph)
-        v = _check_v(v, inputs, "vhp", "input")
+        v = _check_v(v, inputs, name, "input")
         outputs = func(*inputs)
-        _, outs = _as_tuple(outputs, "outputs of the user-provided function", "vhp")
-        if len(outs) != 1 or outs[0].numel() != 1:
-            raise EngineError("The function given to vhp should return a single Tensor "
-                              "with a single element.")
+        _, outs = _as_tuple(outputs, "outputs of the user-provided function", name)
+        _single_element(outs, name)
         jac = autograd_grad(outs[0], inputs, create_graph=True, allow_unused=True)
         jac = _undef_to_zeros(jac, inputs)
         used = [(j, vi, x) for j, vi, x in zip(jac, v, inputs) if j.requires_grad]
@@ -203,4 +211,4 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
 
 def hvp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), H v); H is symmetric for twice-differentiable functions."""
-    return vhp(func, inputs, v, create_graph=create_graph, strict=strict)
+    return _vhp(func, inputs, v, create_graph, "hvp")

@@ -8,6 +8,7 @@ the hot path reads a single attribute (``MODE.grad_enabled``).
 from __future__ import annotations
 
 import contextlib
+import warnings
 import functools
 
 
@@ -101,6 +102,9 @@ class detect_anomaly:
 
     def __init__(self, check_nan: bool = True) -> None:
         self.check_nan = check_nan
+        warnings.warn("Anomaly Detection has been enabled. This mode will increase the "
+                      "runtime and should only be enabled for debugging.", UserWarning,
+                      stacklevel=2)
 
     def __enter__(self) -> None:
         self._prev = (MODE.anomaly, MODE.anomaly_check_nan)

@@ -128,6 +128,10 @@ subtract = sub
 
 
 def neg(input) -> Tensor:
+    if isinstance(input, Tensor) and input._data.dtype == np.bool_:
+        raise EngineError("Negation, the `-` operator, on a bool tensor is not supported. If "
+                          "you are trying to invert a mask, use the `~` or `logical_not()` "
+                          "operator instead.")
     return apply(E.neg, (input,))
 
 
@@ -352,8 +356,9 @@ def _nonempty(name: str, input: Tensor, dims: tuple) -> None:
         if input.shape[d] == 0:
             raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
     if not dims and input._data.size == 0:
-        raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() "
-                         "== 0. Specify the reduction dim with the 'dim' argument.")
+        raise EngineError(f"{name}(): Expected reduction dim to be specified for "
+                          "input.numel() == 0. Specify the reduction dim with the 'dim' "
+                          "argument.")
 
 
 #: what max(dim) / min(dim) return, as torch.return_types.max
@@ -372,9 +377,9 @@ def _extreme(name, full, per_dim, binary, arg_fn, result, input, dim, keepdim, k
     keepdim = _keepdim(keepdim, keepdims)
     if dim is None:
         if input._data.size == 0:
-            raise IndexError(f"{name}(): Expected reduction dim to be specified for "
-                             "input.numel() == 0. Specify the reduction dim with the 'dim' "
-                             "argument.")
+            raise EngineError(f"{name}(): Expected reduction dim to be specified for "
+                              "input.numel() == 0. Specify the reduction dim with the 'dim' "
+                              "argument.")
         return apply(full, (input,))
     d = _one_dim(dim, input.ndim)
     _nonempty(name, input, (d,))
@@ -416,6 +421,9 @@ def _arg(np_fn, input, dim, keepdim, keepdims, axis):
     dim = axis if dim is None else dim
     keepdim = _keepdim(keepdim, keepdims)
     data = input._data
+    if dim is None and data.size == 0:
+        raise IndexError(f"{np_fn.__name__}(): Expected reduction dim to be specified for "
+                         "input.numel() == 0.")
     if dim is None:
         out = np_fn(data.reshape(-1))
         if keepdim:
@@ -899,6 +907,14 @@ def getitem(input, key) -> Tensor:
     """Indexing as torch records it: ints select, slices slice, None unsqueezes (one node per
     step, views), then one IndexBackward0 for integer-array and boolean-mask indices."""
     input = _t(input)
+    if input._data.ndim == 0 and isinstance(key, (slice, _int, Tensor)) \
+            and not isinstance(key, _bool):
+        if isinstance(key, slice):
+            raise IndexError("slice() cannot be applied to a 0-dim tensor.")
+        if not isinstance(key, Tensor) or key._data.dtype != np.bool_:
+            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python "
+                             "or `tensor.item<T>()` in C++ to convert a 0-dim tensor to a "
+                             "number")
     if isinstance(key, slice):
         return _slice(input, 0, key)          # torch records even x[:]
     key = _index_key(key)

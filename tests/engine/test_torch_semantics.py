@@ -30,7 +30,9 @@ def _outcome(fn, lib, warnings_too=True):
         except (RuntimeError, TypeError, ValueError, IndexError) as err:
             kind = next(c for c in type(err).__mro__ if c.__module__ == "builtins")
             result = ("error", kind.__name__, str(err).split("\n")[0])
-    return result, [str(w.message)[:60] for w in caught] if warnings_too else []
+    messages = [str(w.message)[:60] for w in caught
+                if not str(w.message).startswith("`torch.jit")]   # torch's import noise
+    return result, messages if warnings_too else []
 
 
 def _plain(value):
@@ -277,4 +279,81 @@ def test_domain_errors_give_inf_or_nan_without_warnings(op):
              "std_of_one": lambda: lib.ones(1, requires_grad=True).std()}[op]()
         y.sum().backward()
         return y
+    same(fn)
+
+
+# ---- error types and wording of small corner cases ----------------------------------------
+@pytest.mark.parametrize("op", ["neg_bool", "index_0d", "slice_0d", "max_empty", "min_empty",
+                                "argmax_empty", "max_dim_empty", "index_0d_none"])
+def test_corner_case_errors(op):
+    def fn(lib):
+        return {"neg_bool": lambda: -lib.tensor([True, False]),
+                "index_0d": lambda: lib.tensor(3.0)[0],
+                "slice_0d": lambda: lib.tensor(3.0)[0:1],
+                "max_empty": lambda: lib.zeros(0).max(),
+                "min_empty": lambda: lib.zeros(0).min(),
+                "argmax_empty": lambda: lib.zeros(0).argmax(),
+                "max_dim_empty": lambda: lib.zeros(0, 3).max(0),
+                "index_0d_none": lambda: lib.tensor(3.0)[None]}[op]()
+    same(fn)
+
+
+@pytest.mark.parametrize("op", ["hessian_vector", "hessian_tuple", "vhp_vector", "hvp_vector",
+                                "jacobian_strict"])
+def test_functional_errors(op):
+    def fn(lib):
+        F = lib.autograd.functional
+        x = lib.ones(2)
+        return {"hessian_vector": lambda: F.hessian(lambda a: a * 2, x),
+                "hessian_tuple": lambda: F.hessian(lambda a: (a.sum(), a.sum()), x),
+                "vhp_vector": lambda: F.vhp(lambda a: a * 2, x, x),
+                "hvp_vector": lambda: F.hvp(lambda a: a * 2, x, x),
+                "jacobian_strict": lambda: F.jacobian(lambda a, b: a * 2, (x, x),
+                                                      strict=True)}[op]()
+    same(fn)
+
+
+def test_make_dual_without_a_level():
+    def fn(lib):
+        fw = lib.autograd.forward_ad
+        return fw.make_dual(lib.ones(2), lib.ones(2))
+    same(fn)
+
+
+def test_detect_anomaly_warns_when_entered():
+    def fn(lib):
+        x = tensor(lib, [0.0, 1.0], requires_grad=True)
+        with lib.autograd.detect_anomaly():
+            x.sqrt().sum().backward()
+        return x.grad
+    same(fn)
+
+
+def test_function_jvp_reads_save_for_forward():
+    def fn(lib):
+        class Square(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_forward(x)
+                ctx.save_for_backward(x * 0 + 7)
+                return x * x
+
+            @staticmethod
+            def jvp(ctx, t):
+                x, = ctx.saved_tensors
+                return 2 * x * t
+
+            @staticmethod
+            def backward(ctx, g):
+                seven, = ctx.saved_tensors
+                return g * seven
+
+        fw = lib.autograd.forward_ad
+        x = tensor(lib, [1.0, 2.0])
+        with fw.dual_level():
+            y = Square.apply(fw.make_dual(x, tensor(lib, [1.0, 0.5])))
+            tangent = fw.unpack_dual(y).tangent
+        x.requires_grad_()
+        Square.apply(x).sum().backward()
+        return tangent, x.grad
     same(fn)
