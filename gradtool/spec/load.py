@@ -544,7 +544,15 @@ class _SpecLoader:
             return wrt
         ok = True
         names = []
+        seen: dict[str, Location] = {}
         for item in fields["wrt"].value:
+            if item.value in seen:      # the same entry twice: a typo for another name?
+                first = seen[item.value]
+                self.ctx.error(f"wrt lists '{item.value}' twice (first at line {first.line}, "
+                               f"column {first.column})", item.location)
+                ok = False
+                continue
+            seen[item.value] = item.location
             spec = inputs.get(item.value)
             if spec is None and ("." in item.value or item.value in self.modules or
                                  (item.value == "params" and "params" not in inputs)):

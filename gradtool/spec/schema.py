@@ -195,6 +195,21 @@ class String(_Scalar):
         return {"type": "string"}
 
 
+class CheckName(String):
+    """A check's name: text that is not blank (reports and ``-k`` select checks by it)."""
+
+    def convert(self, node, ctx):
+        item = super().convert(node, ctx)
+        if item is not None and not item.value.strip():
+            ctx.error("a check name cannot be empty", item.location,
+                      hint="name the check: it is how reports and -k select it")
+            return None
+        return item
+
+    def json(self, defs):
+        return {"type": "string", "pattern": "\\S"}
+
+
 class Name(String):
     """An identifier usable in expressions."""
 
@@ -671,7 +686,7 @@ INPUT_VALUE = ByKind("a number, a list of numbers or an input mapping",
                      scalar=TensorValue(), sequence=TensorValue(), mapping=INPUT)
 
 CHECK = Record({
-    "name": Field(String(), "unique name of the check", required=True),
+    "name": Field(CheckName(), "unique name of the check", required=True),
     "expr": Field(Expression(), "the expression, or a program: assignments then the output "
                   "expression", required=True),
     "inputs": Field(MapOf(INPUT_VALUE, "input"), "the expression's inputs by name",

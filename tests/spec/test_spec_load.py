@@ -467,3 +467,25 @@ def test_control_character_is_an_error_at_it():
 def test_undecodable_or_nul_character_in_an_expression():
     error = one_error('checks:\n  - name: a\n    expr: "x\\0"\n    inputs: {x: 1.0}\n')
     assert error == "a.yaml:3:13: invalid character U+0000 in the expression (not valid text)"
+
+
+@pytest.mark.parametrize("name", ['""', '"   "'])
+def test_blank_check_name_is_an_error(name):
+    text = f"""\
+    checks:
+      - name: {name}
+        expr: x
+        inputs: {{x: 1.0}}
+    """
+    assert one_error(text) == "a.yaml:2:11: a check name cannot be empty"
+
+
+def test_wrt_entry_given_twice_is_an_error():
+    text = """\
+    checks:
+      - name: a
+        expr: x * y
+        inputs: {x: 1.0, y: 2.0}
+        wrt: [x, x]
+    """
+    assert one_error(text) == "a.yaml:5:14: wrt lists 'x' twice (first at line 5, column 11)"
