@@ -127,8 +127,11 @@ class Diagnosis:
 
 def diagnose(analytical: np.ndarray, numerical: np.ndarray, cmp: Comparison, atol: float,
              rtol: float, in_shape: tuple, out_shape: tuple, *, unused: bool = False,
-             kink_probe=None, stability_probe=None, kink_ops=()) -> Diagnosis:
-    """Why a failing block fails (see the module docstring for the order of the tests)."""
+             kink_probe=None, stability_probe=None, kink_ops=(),
+             determinism_probe=None) -> Diagnosis:
+    """Why a failing block fails (see the module docstring for the order of the tests).
+    ``determinism_probe()``: the largest difference between two calls of the function at
+    the same inputs (nonzero: a random function, which no finite difference can check)."""
     A, N = analytical, numerical
     bad_n = ~np.isfinite(N)
     bad_a = ~np.isfinite(A)
@@ -150,6 +153,13 @@ def diagnose(analytical: np.ndarray, numerical: np.ndarray, cmp: Comparison, ato
                          + ("function's value" if bad_n.any() else "backward") +
                          " is not finite there)")
     fail_cols = np.nonzero(cmp.failing.any(axis=0))[0]
+    if determinism_probe is not None:
+        gap = determinism_probe()
+        if gap > 0:
+            return Diagnosis("nondeterministic", "the function is not deterministic: two "
+                             "calls with the same inputs give outputs that differ by "
+                             f"{gap:.3g} (random ops, e.g. Dropout in training mode), so "
+                             "finite differences cannot check it; make it deterministic")
     if kink_probe is not None and kink_ops and len(fail_cols):
         fwd, bwd = kink_probe(fail_cols)
         scale = atol + rtol * np.maximum(np.abs(fwd), np.abs(bwd))

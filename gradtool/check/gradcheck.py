@@ -271,6 +271,7 @@ class _Checker:
         self.eps, self.atol, self.rtol = eps, atol, rtol
         self.method = method
         self.nondet_tol = nondet_tol
+        self._forward_gap = None      # see _determinism_probe
         self.seed = seed
         self.rng = _generator(seed)
         self.upcast = upcast
@@ -285,16 +286,21 @@ class _Checker:
             raise UserError(f"input_names has {len(names)} names for {len(inputs)} inputs")
         self.names = names
         self.warnings = []
+        low = [i for i in self.diff
+               if self._array(inputs[i]).dtype not in (np.float64, np.complex128)]
+        if low:
+            # torch's warning, once for all such inputs (one line per input is noise)
+            which = f"Input #{low[0]} requires" if len(low) == 1 else \
+                "Inputs " + ", ".join(f"#{i}" for i in low) + " require"
+            msg = (f"{which} gradient and {'is not a' if len(low) == 1 else 'are not'} "
+                   "double precision floating point or complex. This check will likely fail if all "
+                   "the inputs are not of double precision floating point or complex. ")
+            if upcast and all(self._array(inputs[i]).dtype.kind == "f" for i in low):
+                msg += "(gradtool evaluates the numerical side in float64.)"
+            warnings.warn(msg, UserWarning, stacklevel=4)
+            self.warnings.append(msg)
         for i in self.diff:
             dt = self._array(inputs[i]).dtype
-            if dt not in (np.float64, np.complex128):
-                msg = (f"Input #{i} requires gradient and is not a double precision floating "
-                       "point or complex. This check will likely fail if all the inputs are "
-                       "not of double precision floating point or complex. ")
-                if upcast and dt.kind == "f":
-                    msg += "(gradtool evaluates the numerical side in float64.)"
-                warnings.warn(msg, UserWarning, stacklevel=4)
-                self.warnings.append(msg)
             if dt.kind == "c":
                 raise UserError(f"input {i} is complex: gradtool's checker handles real "
                                 "inputs only", hint="check the real and imaginary parts as "
@@ -486,11 +492,20 @@ class _Checker:
             d = diagnose(A, N, cmp, self.atol, self.rtol, in_shape, out_shape, unused=unused,
                          kink_probe=lambda cols: self._kink_probe(o, j, cols),
                          stability_probe=lambda cols: self._stability_probe(o, j, cols, N),
-                         kink_ops=self.kink_ops())
+                         kink_ops=self.kink_ops(),
+                         determinism_probe=self._determinism_probe)
             block.kind, block.diagnosis = d.kind, d.text
             block.factor, block.elements = d.factor, d.elements or []
             block.path = self.ev.path
         return block
+
+    def _determinism_probe(self) -> float:
+        """Largest difference between two plain calls at the same inputs (computed once)."""
+        if self._forward_gap is None:
+            with np.errstate(all="ignore"):
+                first, again = self.ev.plain_outputs(), self.ev.plain_outputs()
+            self._forward_gap = _max_gap(first, again)
+        return self._forward_gap
 
     def _kink_probe(self, o, j, cols):
         if self.method == "complex":

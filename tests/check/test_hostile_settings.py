@@ -48,3 +48,25 @@ def test_backward_ignoring_a_zero_grad_output_is_still_found():
     x = gt.randn(3, requires_grad=True)
     result = gt.check(Leaky.apply, (x,), atol=1e-2)
     assert "backward not multiplied by grad_output" in result.report()
+
+
+def test_random_function_is_diagnosed_as_not_deterministic():
+
+    def noisy(a):
+        return a * gt.randn(*a.shape)
+
+    x = gt.randn(4, requires_grad=True)
+    result = gt.check(noisy, (x,))
+    assert not result.passed
+    assert result.blocks[0].kind == "nondeterministic"
+    assert "the function is not deterministic" in result.report()
+
+
+def test_one_warning_for_all_float32_inputs():
+    x = gt.randn(3, requires_grad=True).float()
+    y = gt.randn(3, requires_grad=True).float()
+    with pytest.warns(UserWarning) as caught:
+        gt.check(lambda a, b: a * b, (x.detach().requires_grad_(), y.detach().requires_grad_()))
+    messages = [str(w.message) for w in caught if "double precision" in str(w.message)]
+    assert len(messages) == 1
+    assert messages[0].startswith("Inputs #0, #1 require gradient and are not double precision")
