@@ -302,9 +302,11 @@ class _Checker:
         for i in self.diff:
             dt = self._array(inputs[i]).dtype
             if dt.kind == "c":
-                raise UserError(f"input {i} is complex: gradtool's checker handles real "
+                label = f"input '{names[i]}'" if input_names is not None else names[i]
+                raise UserError(f"{label} is {dt}: gradtool's checker differentiates real "
                                 "inputs only", hint="check the real and imaginary parts as "
-                                "two real inputs")
+                                "two real inputs, or make it a constant (requires_grad: "
+                                "false)")
 
     @staticmethod
     def _array(t):

@@ -80,6 +80,12 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         if fmt == file_fmt:
             fmt = None
     fmt = fmt or "table"
+    if save_failures:
+        try:        # before anything runs: a run should not end in "cannot save"
+            os.makedirs(save_failures, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--save-failures {save_failures}: cannot create the folder: "
+                             f"{error.strerror or error}") from None
     files, load_errors = discover(paths)
     # what imported user code prints goes to stderr: stdout holds only the report (JSON...)
     with contextlib.redirect_stdout(sys.stderr):

@@ -108,6 +108,9 @@ def discover(paths) -> tuple[list[Path], list[LoadError]]:
             files.extend(found)
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            errors.append(LoadError(display_path(path), "not a regular file (a spec file "
+                                    "or a folder of them)"))
         else:
             hint = "run from the folder that holds specs/, or give spec files" \
                 if raw == DEFAULT_PATH and not paths else None
@@ -306,11 +309,17 @@ def finish(outcome: Outcome, result, save_failures: str | None = None) -> Outcom
         return outcome
     outcome.status, outcome.exit_code = "failed", 1
     if save_failures:
-        os.makedirs(save_failures, exist_ok=True)
         stem = Path(outcome.file).stem
         target = os.path.join(save_failures, f"{stem}__{_safe(outcome.name)}.npz")
-        result.save_inputs(target)
-        outcome.message += f"\ninputs saved to {target}"
+        try:
+            os.makedirs(save_failures, exist_ok=True)
+            result.save_inputs(target)
+        except OSError as error:
+            outcome.message += f"\ncannot save the inputs to {target}: " \
+                               f"{error.strerror or error}"
+            outcome.exit_code = 2
+        else:
+            outcome.message += f"\ninputs saved to {target}"
     return outcome
 
 

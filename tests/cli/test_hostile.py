@@ -196,3 +196,27 @@ def test_inf_written_as_python_gets_a_yaml_hint(run):
     assert result.exit_code == 2
     assert "got '-inf'" in result.stderr
     assert "hint: YAML spells infinity .inf, -.inf and not-a-number .nan" in result.stderr
+
+
+def test_path_that_is_not_a_regular_file(run):
+    result = run("check", "/dev/null")
+    assert result.exit_code == 2
+    assert "/dev/null: not a regular file" in result.stderr
+
+
+def test_save_failures_to_an_impossible_folder_is_a_usage_error(run, spec_dir, tmp_path):
+    spec_dir("two.yaml", TWO)
+    blocker = spec_dir("blocker", "a file, not a folder")
+    result = run("check", "two.yaml", "--save-failures", str(blocker / "sub"))
+    assert result.exit_code == 2
+    assert "--save-failures" in result.stderr and "cannot create the folder" in result.stderr
+    no_traceback(result)
+
+
+def test_complex_input_to_differentiate_is_refused_by_name(run, spec_dir):
+    spec_dir("c.yaml", "checks:\n  - name: c\n    expr: x * x\n"
+                       "    inputs: {x: {shape: [3], dtype: complex128}}\n")
+    result = run("check", "c.yaml")
+    assert result.exit_code == 2
+    assert "input 'x' is complex128: gradtool's checker differentiates real inputs only" \
+        in result.stdout
