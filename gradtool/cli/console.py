@@ -22,14 +22,20 @@ def stdout() -> Console:
     return Console(file=sys.stdout, highlight=False,
                    soft_wrap=True, emoji=False, markup=False,
                    width=None if is_terminal(sys.stdout) else PIPE_WIDTH,
-                   no_color=bool(os.environ.get("NO_COLOR")) or None)
+                   **_plain_if_no_color())
 
 
 def stderr() -> Console:
     return Console(file=sys.stderr, highlight=False, soft_wrap=True,
                    emoji=False, markup=False,
                    width=None if is_terminal(sys.stderr) else PIPE_WIDTH,
-                   no_color=bool(os.environ.get("NO_COLOR")) or None)
+                   **_plain_if_no_color())
+
+
+def _plain_if_no_color() -> dict:
+    """NO_COLOR set (to anything but ""): no escape codes at all, bold and dim included
+    (rich's ``no_color`` alone keeps those)."""
+    return {"color_system": None} if os.environ.get("NO_COLOR") else {}
 
 
 def location_text(location: Location | None) -> str:

@@ -220,3 +220,13 @@ def test_complex_input_to_differentiate_is_refused_by_name(run, spec_dir):
     assert result.exit_code == 2
     assert "input 'x' is complex128: gradtool's checker differentiates real inputs only" \
         in result.stdout
+
+
+def test_no_color_means_no_escape_codes_at_all(run, spec_dir):
+    spec_dir("two.yaml", TWO)
+    styled = run("check", "two.yaml", "nope.yaml", env={"FORCE_COLOR": "1", "NO_COLOR": ""})
+    assert "\x1b[" in styled.stdout + styled.stderr          # a terminal: styles
+    plain = run("check", "two.yaml", "nope.yaml", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert plain.exit_code == 2
+    assert "\x1b[" not in plain.stdout + plain.stderr
+    assert "nope.yaml: no such file or folder" in plain.stderr
