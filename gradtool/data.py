@@ -98,8 +98,8 @@ def default_collate(batch: list) -> Any:
         size = len(first)
         if any(len(item) != size for item in batch):
             raise RuntimeError("each element in list of batch should be of equal size")
-        columns = [default_collate(list(column)) for column in zip(*batch)]
-        return columns if isinstance(first, list) else tuple(columns)
+        # a list for tuples too, as torch ("backwards compatibility" in default_collate)
+        return [default_collate(list(column)) for column in zip(*batch)]
     raise TypeError(f"default_collate: batch must contain tensors, numpy arrays, numbers, "
                     f"dicts or lists; found {type(first).__name__}")
 

@@ -1158,8 +1158,31 @@ def _mm_shapes_error(a: Tensor, b: Tensor) -> EngineError:
                       f"and {b.shape[0]}x{b.shape[1]})")
 
 
+#: C++ and ScalarType names of dtypes, as torch's matmul-family errors print them
+_CPP_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int",
+              "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+              "bool": "bool", "float16": "c10::Half", "complex64": "c10::complex<float>",
+              "complex128": "c10::complex<double>"}
+_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
+                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+                 "float16": "Half", "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+
+
+def scalar_type_name(t: Tensor) -> str:
+    return _SCALAR_NAMES.get(str(t._data.dtype), str(t._data.dtype))
+
+
+def _same_dtype_m1_m2(a: Tensor, b: Tensor) -> None:
+    """torch multiplies matrices of one dtype only (no promotion)."""
+    if a._data.dtype != b._data.dtype:
+        names = [_CPP_NAMES.get(str(t._data.dtype), str(t._data.dtype)) for t in (a, b)]
+        raise EngineError("expected m1 and m2 to have the same dtype, but got: "
+                          f"{names[0]} != {names[1]}")
+
+
 def mm(input, mat2) -> Tensor:
     a, b = _t(input), _t(mat2)
+    _same_dtype_m1_m2(a, b)
     if a.ndim != 2:
         raise EngineError("self must be a matrix")
     if b.ndim != 2:
@@ -1171,6 +1194,9 @@ def mm(input, mat2) -> Tensor:
 
 def bmm(input, mat2) -> Tensor:
     a, b = _t(input), _t(mat2)
+    if a._data.dtype != b._data.dtype:
+        raise EngineError(f"expected scalar type {scalar_type_name(a)} but found "
+                          f"{scalar_type_name(b)}")
     if a.ndim != 3:
         raise EngineError("batch1 must be a 3D tensor")
     if b.ndim != 3:
@@ -1185,6 +1211,9 @@ def dot(input, other) -> Tensor:
     a, b = _t(input), _t(other)
     if a.ndim != 1 or b.ndim != 1:
         raise EngineError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
+    if a._data.dtype != b._data.dtype:
+        raise EngineError("dot : expected both vectors to have same dtype, but found "
+                          f"{scalar_type_name(a)} and {scalar_type_name(b)}")
     if a.shape[0] != b.shape[0]:
         raise ShapeError("inconsistent tensor size, expected tensor [{}] and src [{}] to have "
                          "the same number of elements, but got {} and {} elements "
@@ -1211,6 +1240,7 @@ def matmul(input, other) -> Tensor:
     if a.ndim == 0 or b.ndim == 0:
         raise EngineError("both arguments to matmul need to be at least 1D, but they are "
                           f"{a.ndim}D and {b.ndim}D")
+    _same_dtype_m1_m2(a, b)
     _check_matmul_sizes(a, b)
     if a.ndim == 1 and b.ndim == 1:
         return dot(a, b)

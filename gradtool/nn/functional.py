@@ -16,6 +16,7 @@ from ..engine.prims import shape as _S
 from ..engine.primitive import REGISTRY, apply
 from ..engine.random import _rng
 from ..engine.tensor import Tensor, _make
+from ..errors import EngineError, ShapeError
 
 relu = _ops.relu
 sigmoid = _ops.sigmoid
@@ -174,6 +175,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x Wᵀ + b, recorded as torch records it: ``addmm`` (AddmmBackward0) with bias, the
     input viewed as 2-D around it (ViewBackward0) when it is not; ``mm`` without bias."""
     wt = _ops.t(weight)
+    if bias is not None and input.ndim >= 1:
+        _addmm_checks(bias, input, weight)
     if input.ndim == 2:
         return _ops.mm(input, wt) if bias is None else apply(_P.addmm, (bias, input, wt))
     out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
@@ -184,6 +187,22 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         flat = _ops.reshape(input, -1, input.shape[-1])
         return apply(_S.unsafe_view, (_ops.mm(flat, wt),), {"shape": out_shape})
     return _ops.matmul(input, wt)
+
+
+def _addmm_checks(bias: Tensor, input: Tensor, weight: Tensor) -> None:
+    """torch's addmm errors, in its order: dtypes of bias and weight, of input and weight,
+    then the shapes."""
+    name = _ops.scalar_type_name
+    if bias._data.dtype != weight._data.dtype:
+        raise EngineError(f"self and mat2 must have the same dtype, but got {name(bias)} and "
+                          f"{name(weight)}")
+    if input._data.dtype != weight._data.dtype:
+        raise EngineError(f"mat1 and mat2 must have the same dtype, but got {name(input)} and "
+                          f"{name(weight)}")
+    if weight.ndim == 2 and input.shape[-1] != weight.shape[1]:
+        rows = int(np.prod(input.shape[:-1]))
+        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} "
+                         f"and {weight.shape[1]}x{weight.shape[0]})")
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,

@@ -2,6 +2,6 @@
 (``gt.optim.lr_scheduler``)."""
 
 from . import lr_scheduler
-from .optimizers import SGD, Adam, AdamW, Optimizer
+from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]

@@ -1,4 +1,4 @@
-"""SGD, Adam and AdamW with PyTorch's exact single-tensor update rules.
+"""SGD, Adam, AdamW, RMSprop and Adagrad with PyTorch's exact single-tensor update rules.
 
 Updates run on the parameters' arrays in place (no graph is recorded, as torch's
 ``@torch.no_grad`` step) and bump their version counters, so a graph that saved a parameter
@@ -16,9 +16,10 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..engine.grad_mode import enable_grad
+from ..engine.node import type_name
 from ..engine.tensor import Tensor, _make, bump_version
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
 
 class _Required:
@@ -39,7 +40,7 @@ class Optimizer:
         self.param_groups: list[dict] = []
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
-                            "Tensors or dicts, but got gradtool.Tensor")
+                            f"Tensors or dicts, but got torch.{type_name(params._data)}")
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -266,3 +267,96 @@ class AdamW(Adam):
                  maximize: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
                          decoupled_weight_decay=True)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton): divide by a running RMS of the gradients; optional momentum,
+    centering (subtract the running mean first) and L2 decay, as torch's kernel."""
+
+    def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False, *, maximize: bool = False) -> None:
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if eps < 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if alpha < 0.0:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        super().__init__(params, {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps,
+                                  "centered": centered, "weight_decay": weight_decay,
+                                  "maximize": maximize})
+
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+        if not state:
+            state["step"] = _make(np.array(0.0))
+            state["square_avg"] = _make(np.zeros_like(p._data))
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = _make(np.zeros_like(p._data))
+            if group["centered"]:
+                state["grad_avg"] = _make(np.zeros_like(p._data))
+        g = -grad if group["maximize"] else grad
+        lr, alpha, eps, wd = group["lr"], group["alpha"], group["eps"], group["weight_decay"]
+        state["step"]._data += 1
+        if wd != 0:
+            g = g + wd * p._data                       # grad.add(param, alpha=wd)
+        square_avg = state["square_avg"]
+        # square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        square_avg._data[...] = square_avg._data * alpha + (1 - alpha) * (g * g)
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            grad_avg._data[...] = _lerp(grad_avg._data, g, 1 - alpha)
+            avg = np.sqrt(square_avg._data + (-1) * (grad_avg._data * grad_avg._data))
+        else:
+            avg = np.sqrt(square_avg._data)
+        avg = avg + eps
+        if group["momentum"] > 0:
+            buf = state["momentum_buffer"]
+            buf._data[...] = buf._data * group["momentum"] + g / avg
+            _apply(p, p._data + (-lr) * buf._data)     # param.add_(buf, alpha=-lr)
+        else:
+            _apply(p, p._data + (-lr) * (g / avg))     # param.addcdiv_(grad, avg, value=-lr)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.): per-coordinate steps shrinking with the summed squared
+    gradients; optional learning-rate decay and L2 decay, as torch's kernel."""
+
+    def __init__(self, params: Iterable, lr: float = 1e-2, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                 eps: float = 1e-10, *, maximize: bool = False) -> None:
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if lr_decay < 0.0:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if initial_accumulator_value < 0.0:
+            raise ValueError("Invalid initial_accumulator_value value: "
+                             f"{initial_accumulator_value}")
+        if eps < 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "eps": eps,
+                                  "weight_decay": weight_decay,
+                                  "initial_accumulator_value": initial_accumulator_value,
+                                  "maximize": maximize})
+        for group in self.param_groups:   # torch fills the state at construction
+            for p in group["params"]:
+                self.state[p]["step"] = _make(np.array(0.0))
+                self.state[p]["sum"] = _make(np.full_like(
+                    p._data, group["initial_accumulator_value"]))
+
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+        g = -grad if group["maximize"] else grad
+        state["step"]._data += 1
+        step = float(state["step"]._data)
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p._data
+        clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
+        total = state["sum"]
+        total._data[...] = total._data + g * g        # state_sum.addcmul_(grad, grad)
+        std = np.sqrt(total._data) + group["eps"]
+        _apply(p, p._data + (-clr) * (g / std))       # param.addcdiv_(grad, std, value=-clr)

@@ -357,3 +357,88 @@ def test_function_jvp_reads_save_for_forward():
         Square.apply(x).sum().backward()
         return tangent, x.grad
     same(fn)
+
+
+# ---- nn, optim, data ------------------------------------------------------------------------
+def _linear_with_weights(lib):
+    m = lib.nn.Linear(3, 2)
+    with lib.no_grad():
+        m.weight.copy_(lib.tensor(np.linspace(-0.5, 0.5, 6).reshape(2, 3)))
+        m.bias.copy_(lib.tensor([0.1, -0.2]))
+    return m
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("RMSprop", {"lr": 0.01}), ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True,
+                                            "weight_decay": 0.1}),
+    ("Adagrad", {"lr": 0.1}), ("Adagrad", {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.1,
+                                           "initial_accumulator_value": 0.2})])
+def test_more_optimizers_follow_torch(name, kwargs):
+    def fn(lib):
+        m = _linear_with_weights(lib)
+        opt = getattr(lib.optim, name)(m.parameters(), **kwargs)
+        x = lib.tensor(np.linspace(-1, 1, 12).reshape(4, 3))
+        y = lib.tensor(np.linspace(0, 1, 8).reshape(4, 2))
+        for _ in range(6):
+            opt.zero_grad()
+            loss = ((m(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+        return (m.weight.detach().numpy(), m.bias.detach().numpy(),
+                sorted(opt.state_dict()["state"][0]))
+    expected, got = fn(torch), fn(gt)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-12)
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-12)
+    assert got[2] == expected[2]
+
+
+@pytest.mark.parametrize("bad", [{"lr": -1}, {"eps": -1}, {"momentum": -1}, {"alpha": -1}])
+def test_rmsprop_refuses_bad_hyperparameters(bad):
+    def fn(lib):
+        lib.optim.RMSprop(lib.nn.Linear(2, 1).parameters(), **bad)
+    same(fn)
+
+
+def test_optimizer_refuses_a_tensor_as_params():
+    def fn(lib):
+        lib.optim.SGD(lib.ones(2, requires_grad=True), lr=0.1)
+    same(fn)
+
+
+def test_default_collate_makes_lists_of_tuples():
+    def fn(lib):
+        data = lib.utils.data
+        ds = data.TensorDataset(lib.arange(10.0).reshape(5, 2), lib.arange(5))
+        return [type(b).__name__ for b in data.DataLoader(ds, batch_size=2)]
+    same(fn)
+
+
+@pytest.mark.parametrize("case", ["mm", "matmul", "vec_mat", "batched", "bmm", "dot",
+                                  "linear", "linear_bias_dtype", "linear_int_input",
+                                  "linear_shapes_3d"])
+def test_matrix_products_refuse_mixed_dtypes_and_shapes(case):
+    def fn(lib):
+        a = lib.ones(4, 3, dtype=lib.float32)
+        b = lib.ones(3, 2, dtype=lib.float64)
+        F = lib.nn.functional
+        return {"mm": lambda: lib.mm(a, b), "matmul": lambda: a @ b,
+                "vec_mat": lambda: lib.ones(3, dtype=lib.float32) @ b,
+                "batched": lambda: lib.ones(2, 4, 3, dtype=lib.float32) @ b,
+                "bmm": lambda: lib.bmm(lib.ones(2, 4, 3, dtype=lib.float32),
+                                       lib.ones(2, 3, 2, dtype=lib.float64)),
+                "dot": lambda: lib.ones(3, dtype=lib.float32).dot(lib.ones(3)),
+                "linear": lambda: F.linear(a, b.T),
+                "linear_bias_dtype": lambda: F.linear(a, b.T, lib.ones(2, dtype=lib.float32)),
+                "linear_int_input": lambda: lib.nn.Linear(3, 2)(lib.ones(4, 3,
+                                                                         dtype=lib.int64)),
+                "linear_shapes_3d": lambda: F.linear(lib.ones(7, 4, 5), lib.ones(2, 3),
+                                                     lib.ones(2))}[case]()
+    same(fn)
+
+
+def test_norm_layer_reprs():
+    def fn(lib):
+        return [repr(m) for m in (lib.nn.BatchNorm1d(2), lib.nn.BatchNorm2d(3, affine=False),
+                                  lib.nn.LayerNorm(3), lib.nn.LayerNorm(3, bias=False),
+                                  lib.nn.LayerNorm(3, elementwise_affine=False))]
+    same(fn)
