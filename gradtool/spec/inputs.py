@@ -166,7 +166,7 @@ def input_from_item(name: str, item: Item, ctx: Context) -> InputSpec | None:
                  f"'{sources[0]}' (give one of value, linspace, shape)")
     if "value" in fields:
         for key in _GENERATOR_KEYS:
-            if key in fields:
+            if key in fields and key not in sources:     # 'shape' with 'value': said above
                 conflict(key, f"input '{name}': '{key}' applies to generated inputs, not to "
                          "a literal 'value'")
     if "linspace" in fields and "init" in fields:

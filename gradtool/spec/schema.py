@@ -313,9 +313,11 @@ class ListOf(Type):
 
 
 def _plural(expected: str) -> str:
+    """``an integer >= 0`` -> ``integers >= 0``, ``a string`` -> ``strings``."""
     for article in ("an ", "a "):
         if expected.startswith(article):
-            return expected[len(article):] + "s"
+            noun, sep, rest = expected[len(article):].partition(" ")
+            return f"{noun}s{sep}{rest}"
     return expected
 
 

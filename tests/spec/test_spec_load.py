@@ -137,7 +137,7 @@ def test_wrong_types():
         "a.yaml:4:9: expected an integer >= 0, got -1",
         "a.yaml:5:11: expected one of central, forward, richardson, complex, got 'centrl' "
         "(did you mean 'central'?)",
-        "a.yaml:9:25: expected a list of integer >= 0s, got an integer",
+        "a.yaml:9:25: expected a list of integers >= 0, got an integer",
         "a.yaml:10:11: expected a list of strings, got 'nope'",
     ]
 
@@ -368,7 +368,6 @@ def test_input_errors():
         "length)",
         "a.yaml:6:23: input 'y': 'shape' cannot be combined with 'value' (give one of value, "
         "linspace, shape)",
-        "a.yaml:6:23: input 'y': 'shape' applies to generated inputs, not to a literal 'value'",
         "a.yaml:7:37: input 'z': 'low' only applies to init: uniform",
         "a.yaml:8:25: input 'w': int64 inputs cannot require grad (only floating and complex "
         "inputs can)",
@@ -489,3 +488,14 @@ def test_wrt_entry_given_twice_is_an_error():
         wrt: [x, x]
     """
     assert one_error(text) == "a.yaml:5:14: wrt lists 'x' twice (first at line 5, column 11)"
+
+
+def test_shape_with_value_is_one_error_not_two():
+    text = """\
+    checks:
+      - name: a
+        expr: x
+        inputs: {x: {shape: [3], value: 1.0}}
+    """
+    assert one_error(text) == ("a.yaml:4:18: input 'x': 'shape' cannot be combined with "
+                               "'value' (give one of value, linspace, shape)")
