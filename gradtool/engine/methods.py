@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import ops
+from . import ops, torch_parity
 from .ops import METHOD_NAMES
 from .prims import elementwise as E
 from .primitive import apply, apply_binary
@@ -78,6 +78,11 @@ def _bind() -> None:
     T.reshape_as = lambda self, other: ops.reshape(self, other.shape)
     T.expand = lambda self, *shape: ops.broadcast_to(self, *shape)
     T.cpu = lambda self: self
+    for name in torch_parity.FUNCTIONS:
+        if not hasattr(T, name) and name not in ("numel", "get_default_dtype"):
+            setattr(T, name, getattr(torch_parity, name))
+    for name, method in torch_parity.METHODS.items():
+        setattr(T, name, method)
 
 
 OVERRIDE = frozenset()

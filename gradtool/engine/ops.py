@@ -1299,7 +1299,7 @@ def _should_fold(a: Tensor, b: Tensor) -> bool:
     if t1.size == 0:
         return True
     strides, shape = t1.strides, t1.shape
-    return all(strides[i] == strides[i + 1] * shape[i + 1] for i in range(t1.ndim - 2))
+    return builtins.all(strides[i] == strides[i + 1] * shape[i + 1] for i in range(t1.ndim - 2))
 
 
 def _folded_matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -1655,7 +1655,7 @@ def arange(start, end=None, step=1, *, dtype=None, requires_grad=False, device=N
         start, end = 0, start
     values = (start, end, step)
     if dtype is None:
-        is_int = all(isinstance(v, (_int, np.integer)) for v in values)
+        is_int = builtins.all(isinstance(v, (_int, np.integer)) for v in values)
         dtype = dtypes.int64 if is_int else dtypes.DEFAULT_FLOAT
     return _leaf(np.arange(start, end, step, dtype=dtypes.to_np(dtype)), requires_grad)
 
@@ -1679,7 +1679,7 @@ def _inplace(self: Tensor, compute, *others) -> Tensor:
     With grad mode on and something requiring grad, ``self`` is rebased onto the new node
     (the old value is snapshotted so the new node's saved inputs stay valid); the version
     counter is bumped so nodes that saved the old value refuse to backward."""
-    tracking = MODE.grad_enabled and (self._rg or any(
+    tracking = MODE.grad_enabled and (self._rg or builtins.any(
         isinstance(o, Tensor) and o._rg for o in others))
     if tracking:
         if self._rg and self.grad_fn is None:
@@ -1805,6 +1805,12 @@ __all__ = sorted(
 #: name -> function for the spec language's expressions (numpy and torch spellings)
 BUILTINS = {name: globals()[name] for name in __all__}
 __all__.append("linalg")
+
+# torch's helpers outside the spec language (predicates, rounding, sorting, ...)
+from . import torch_parity as _parity  # noqa: E402
+for _name in _parity.FUNCTIONS:
+    globals()[_name] = getattr(_parity, _name)
+    __all__.append(_name)
 
 
 

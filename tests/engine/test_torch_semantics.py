@@ -442,3 +442,38 @@ def test_norm_layer_reprs():
                                   lib.nn.LayerNorm(3), lib.nn.LayerNorm(3, bias=False),
                                   lib.nn.LayerNorm(3, elementwise_affine=False))]
     same(fn)
+
+
+# ---- torch helpers used by tests and tutorials ------------------------------------------------
+def test_predicates_and_comparisons():
+    def fn(lib):
+        x = tensor(lib, [[1.5, -2.5, float("nan")], [0.5, float("inf"), 1.0]])
+        return (lib.isnan(x), x.isinf(), lib.isfinite(x), x.isnan().any(), x.isfinite().all(),
+                x.isfinite().all(dim=1), lib.allclose(x, x), lib.allclose(x, x, equal_nan=True),
+                lib.equal(x[:, :1], x[:, :1]), lib.equal(x[:1], x), lib.isclose(x, x + 1e-9),
+                x.nonzero(), lib.numel(x), x.type(), str(x.type(lib.float32).dtype).split(".")[1])
+    same(fn)
+
+
+def test_rounding_sorting_and_triangles_with_gradients():
+    def fn(lib):
+        x = tensor(lib, [[1.5, -2.5, 0.25], [0.5, 3.0, 1.0]], requires_grad=True)
+        values, indices = x.sort(descending=True)
+        top, top_indices = x.topk(2)
+        parts = [x.floor(), x.ceil(), x.round(), x.trunc(), x.tril(), x.triu(1), values,
+                 top, x.narrow(1, 1, 2), lib.tril(x, -1), x.frac()]
+        weights = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0]
+        total = sum((p * w).sum() for p, w in zip(parts, weights))
+        total.backward()
+        return parts, indices, top_indices, x.argsort(), x.grad
+    same(fn)
+
+
+def test_new_factories_and_masked_fill_():
+    def fn(lib):
+        x = lib.tensor([1.0, 2.0, 3.0], dtype=lib.float32)
+        y = x.clone()
+        y.masked_fill_(y > 1.5, 0.0)
+        return (x.new_ones(2), x.new_zeros((2, 1)), x.new_full((2,), 7.0),
+                x.new_tensor([1, 2]), str(x.new_ones(2).dtype).split(".")[1], y, x.where(x > 1.5, x * 0))
+    same(fn)
