@@ -34,6 +34,7 @@ from .diagnose import compare, diagnose, diagnose_scalars
 from .result import BlockResult, CheckResult
 
 AUTO_FULL_LIMIT = 4_000_000        # Jacobian entries checked in full by mode="auto"
+FULL_LIMIT = 10**8                 # mode="full" refuses more (memory: the element cap's size)
 ANALYTICAL_CHUNK_BYTES = 2 ** 20   # rows per batched backward: cache-sized (measured)
 REENTRANCY_ROWS = 64               # rows computed twice by the nondeterminism check
 METHODS = tuple(numeric.STENCILS)
@@ -371,6 +372,10 @@ class _Checker:
             sum(self.in_data[j].size for j in self.diff)
         if mode == "auto":
             mode = "full" if total <= AUTO_FULL_LIMIT else "fast"
+        if mode == "full" and check_backward_ad and total > FULL_LIMIT:
+            raise UserError(f"mode='full' would build Jacobians of {total:,} entries, over "
+                            f"the limit of {FULL_LIMIT:,}", hint="use mode='auto' or "
+                            "mode='fast' (random projections vᵀJu)")
         self.mode = mode
         res = CheckResult(passed=True, method=self.method,
                           mode=mode if mode == "full" else f"fast ({self.k} projections)",

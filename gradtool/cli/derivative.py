@@ -36,6 +36,17 @@ def array_json(value) -> dict:
     return {"shape": list(arr.shape), "dtype": str(arr.dtype), "value": out}
 
 
+def check_matrix_size(what: str, label: str, rows: int, cols: int) -> None:
+    """A Jacobian or Hessian block over the element cap is a usage error before it is
+    computed (it would be a MemoryError, or minutes of work, otherwise)."""
+    from ..spec.evaluate import DEFAULT_MAX_ELEMENTS
+    if rows * cols > DEFAULT_MAX_ELEMENTS:
+        raise UsageError(f"the {what} block {label} would have {rows:,} x {cols:,} = "
+                         f"{rows * cols:,} elements, over the limit of "
+                         f"{DEFAULT_MAX_ELEMENTS:,}",
+                         hint="gradtool vjp and jvp give vᵀJ and J·v without the whole matrix")
+
+
 def matrix(block, out_shape, in_shape) -> np.ndarray:
     """A Jacobian block (out.shape + in.shape) as a 2-D matrix (outputs x inputs)."""
     arr = block._data if isinstance(block, Tensor) else np.asarray(block)
@@ -87,8 +98,9 @@ def parse_tangents(pairs, problem) -> dict:
 def finite_difference_check(problem, *, gradgrad: bool = False, forward_ad: bool = False):
     """The checker's verdict on the function's derivatives (``gradtool.check``)."""
     from ..check import check
+    # auto: every Jacobian entry when there are at most a few million, else projections
     return check(problem.fn, problem.inputs, input_names=problem.input_names,
-                 gradgrad=gradgrad, forward_ad=forward_ad)
+                 gradgrad=gradgrad, forward_ad=forward_ad, mode="auto")
 
 
 def check_summary(result) -> dict:

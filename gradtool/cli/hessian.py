@@ -8,8 +8,8 @@ from rich.text import Text
 from ..engine import functional
 from ..errors import UsageError
 from . import options
-from .derivative import (array_json, array_text, emit, finite_difference_check, input_rows,
-                         matrix, matrix_table)
+from .derivative import (array_json, array_text, check_matrix_size, emit,
+                         finite_difference_check, input_rows, matrix, matrix_table)
 from .problem import from_args
 
 
@@ -35,6 +35,9 @@ def command(expr, inputs, verify, fmt, seed) -> None:
     if output.numel() != 1:
         raise UsageError(f"hessian needs a scalar expression; this one has shape "
                          f"{list(output.shape)}", hint="reduce it, e.g. (...).sum()")
+    for a, ta in zip(problem.input_names, problem.inputs):
+        for b, tb in zip(problem.input_names, problem.inputs):
+            check_matrix_size("Hessian", f"d² output / d {a} d {b}", ta.numel(), tb.numel())
     result = functional.hessian(fn, problem.inputs)
     names = problem.input_names
     pairs = []

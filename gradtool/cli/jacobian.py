@@ -7,8 +7,8 @@ from rich.text import Text
 
 from ..engine import functional
 from . import options
-from .derivative import (array_json, array_text, emit, finite_difference_check, input_rows,
-                         matrix, matrix_table)
+from .derivative import (array_json, array_text, check_matrix_size, emit,
+                         finite_difference_check, input_rows, matrix, matrix_table)
 from .problem import from_args
 
 
@@ -31,6 +31,8 @@ def command(expr, inputs, verify, fmt, seed) -> None:
     problem = from_args(expr, inputs, seed=seed)
     fn = problem.single_output_fn()
     output = fn(*[t.detach() for t in problem.inputs])
+    for name, tensor in zip(problem.input_names, problem.inputs):
+        check_matrix_size("Jacobian", f"d output / d {name}", output.numel(), tensor.numel())
     blocks = functional.jacobian(fn, problem.inputs)
     check = finite_difference_check(problem) if verify else None
     payload = {"kind": "jacobian", "expr": expr,

@@ -230,3 +230,22 @@ def test_no_color_means_no_escape_codes_at_all(run, spec_dir):
     assert plain.exit_code == 2
     assert "\x1b[" not in plain.stdout + plain.stderr
     assert "nope.yaml: no such file or folder" in plain.stderr
+
+
+@pytest.mark.parametrize("command, expr, words", [
+    ("jacobian", "x * 2", "the Jacobian block d output / d x would have 20,000 x 20,000"),
+    ("hessian", "(x * x).sum()", "the Hessian block d² output / d x d x would have 20,000"),
+])
+def test_matrix_over_the_element_cap_is_refused_before_allocating(run, command, expr, words):
+    result = run(command, expr, "-i", "x={shape: [20000]}")
+    assert result.exit_code == 2
+    assert words in result.stderr
+    assert "MemoryError" not in result.stderr
+
+
+def test_full_mode_over_the_cap_is_a_check_error(run, spec_dir):
+    spec_dir("full.yaml", "checks:\n  - name: a\n    expr: x * 2\n"
+                          "    inputs: {x: {shape: [20000]}}\n    mode: full\n")
+    result = run("check", "full.yaml")
+    assert result.exit_code == 2
+    assert "mode='full' would build Jacobians of 400,000,000 entries" in result.stdout
