@@ -1691,6 +1691,7 @@ def _inplace(self: Tensor, compute, *others) -> Tensor:
                               "(e.g. y = y + 1) instead")
         old = _make(self._data.copy(), self.grad_fn, self._rg)
         old._nr = self._nr
+        old._fw = self._fw
         result = compute(old, *others)
     else:
         with no_grad():
@@ -1709,6 +1710,12 @@ def _inplace(self: Tensor, compute, *others) -> Tensor:
                               f"broadcast shape {list(data.shape)}") from None
     np.copyto(self._data, data, casting="unsafe")
     bump_version(self)
+    if MODE.fw_level and (self._fw is not None or result._fw is not None):
+        # forward AD: the tangent follows the in-place update (torch)
+        fw = result._fw
+        if fw is not None and fw[1].shape != self._data.shape:
+            fw = (fw[0], np.broadcast_to(fw[1], self._data.shape).astype(self._data.dtype))
+        self._fw = fw
     if tracking:
         self.grad_fn = result.grad_fn
         self._nr = result._nr
@@ -1767,7 +1774,9 @@ def setitem(self, key, value) -> None:
     """``x[key] = value``: in place; under grad tracking recorded as torch's CopySlices."""
     key = _index_key(key)
     tracking = MODE.grad_enabled and (self._rg or (isinstance(value, Tensor) and value._rg))
-    if not tracking:
+    dual = MODE.fw_level and (self._fw is not None or (isinstance(value, Tensor)
+                                                        and value._fw is not None))
+    if not tracking and not dual:
         self._data[key] = value._data if isinstance(value, Tensor) else value
         bump_version(self)
         return

@@ -477,3 +477,34 @@ def test_new_factories_and_masked_fill_():
         return (x.new_ones(2), x.new_zeros((2, 1)), x.new_full((2,), 7.0),
                 x.new_tensor([1, 2]), str(x.new_ones(2).dtype).split(".")[1], y, x.where(x > 1.5, x * 0))
     same(fn)
+
+
+# ---- forward AD through in-place updates ----------------------------------------------------
+@pytest.mark.parametrize("case", ["methods", "setitem", "setitem_into_plain", "into_plain",
+                                  "broadcast"])
+def test_forward_ad_tangents_follow_in_place_updates(case):
+    def fn(lib):
+        fw = lib.autograd.forward_ad
+        with fw.dual_level():
+            d = fw.make_dual(tensor(lib, [1.0, 2.0, 3.0]), tensor(lib, [1.0, 2.0, 3.0]))
+            if case == "methods":
+                e = d * 1
+                e.mul_(3)
+                e.add_(d)
+                e.pow_(2)
+            elif case == "setitem":
+                e = d * 1
+                e[0] = 5
+                e[1:] = d[:2] * 2
+            elif case == "setitem_into_plain":
+                e = lib.zeros(3)
+                e[1] = d[2]
+            elif case == "into_plain":
+                e = lib.ones(3)
+                e.add_(d)
+            else:
+                e = lib.ones(3)
+                e.mul_(d[:1])
+            primal, tangent = fw.unpack_dual(e)
+        return primal, tangent
+    same(fn)
