@@ -634,7 +634,9 @@ class _Checker:
                     block.mode = f"fast ({k} projections)"
                 block.wall_time = elapsed
                 if not block.passed and block.kind not in ("nan",):
-                    block.diagnosis = "forward-mode AD (JVP) " + block.diagnosis
+                    # the diagnosis speaks of "the backward"; here it is the JVP
+                    block.diagnosis = "forward-mode AD (JVP) " + block.diagnosis.replace(
+                        "the backward gives", "the JVP gives")
                 self.res.blocks.append(block)
                 if full:    # project the forward-mode Jacobian on random directions
                     u = self._random(self.in_data[j].shape)

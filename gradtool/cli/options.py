@@ -42,6 +42,23 @@ NON_NEGATIVE = FiniteFloat(strict=False)
 SEED = click.IntRange(min=0)
 
 
+class ExprCommand(click.Command):
+    """A command whose EXPR may start with '-' (``gradtool graph "-x * 2" -i x=[1]``):
+    a word click would take for an unknown short option is the expression instead, as if
+    written after ``--``.  Unknown long options (``--fromat``) stay errors."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, list(args))
+        except click.NoSuchOption as error:
+            word = next((a for a in args if a.startswith(error.option_name)), None)
+            if word is None or word.startswith("--") or "--" in args:
+                raise
+            rest = list(args)
+            rest.remove(word)
+            return super().parse_args(ctx, rest + ["--", word])
+
+
 def inputs_option(fn):
     return click.option(
         "-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE",

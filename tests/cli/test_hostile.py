@@ -249,3 +249,36 @@ def test_full_mode_over_the_cap_is_a_check_error(run, spec_dir):
     result = run("check", "full.yaml")
     assert result.exit_code == 2
     assert "mode='full' would build Jacobians of 400,000,000 entries" in result.stdout
+
+
+@pytest.mark.parametrize("expr, first", [("-x", "NegBackward0"), ("-(x * 2)", "NegBackward0"),
+                                         ("- x.sum()", "NegBackward0")])
+def test_expression_starting_with_minus(run, expr, first):
+    result = run("graph", expr, "-i", "x=[1, 2]")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(first)
+
+
+def test_unknown_long_option_is_still_a_usage_error(run):
+    result = run("graph", "x", "--fromat", "json", "-i", "x=[1]")
+    assert result.exit_code == 2
+    assert "No such option '--fromat'" in result.stderr
+
+
+def test_forward_ad_diagnosis_speaks_of_the_jvp(run, spec_dir):
+    spec_dir("fad.yaml", """\
+functions:
+  G:
+    args: [x, y]
+    forward: x * y
+    backward: {x: grad * y, y: grad * x}
+    jvp: x_dot * y
+checks:
+  - name: partial_jvp
+    expr: G(x, y)
+    inputs: {x: {shape: [3]}, y: {shape: [3]}}
+    forward_ad: true
+""")
+    result = run("check", "fad.yaml")
+    assert result.exit_code == 1
+    assert "forward-mode AD (JVP) gradient missing: the JVP gives zero" in result.stdout
