@@ -16,6 +16,7 @@ from ..engine import primitive
 from ..engine.dtypes import float32
 from ..engine.primitive import INTERCEPTORS, REGISTRY
 from ..engine.tensor import _make
+from ..errors import UsageError
 from . import console, options
 
 JSON_VERSION = 1
@@ -129,7 +130,14 @@ def command(fmt, pattern) -> None:
       gradtool ops -k clamp
       gradtool ops --format json
     """
-    rows = [r for r in builtin_rows() if not pattern or pattern in r["name"]]
+    every = builtin_rows()
+    rows = [r for r in every if not pattern or pattern.lower() in r["name"].lower()]
+    if pattern and not rows:        # as check's -k: a filter matching nothing is an error
+        import difflib
+        near = difflib.get_close_matches(pattern, [r["name"] for r in every], n=3)
+        raise UsageError(f"-k {pattern!r} matched none of the {len(every)} functions",
+                         hint=f"did you mean {', '.join(near)}?" if near else
+                         "gradtool ops lists them all")
     if fmt == "json":
         click.echo(json.dumps({"version": JSON_VERSION, "functions": rows}, indent=2))
         return
@@ -144,5 +152,5 @@ def command(fmt, pattern) -> None:
                       _mark(row["second_order"]))
     out = console.stdout()
     out.print(table)
-    out.print(Text(f"{len(rows)} functions; tensor methods (x.sum(), x.clamp(min=0), ...) "
+    out.print(Text(f"{len(rows)} function{'' if len(rows) == 1 else 's'}; tensor methods (x.sum(), x.clamp(min=0), ...) "
                    "follow the same rules", style="dim"))

@@ -282,3 +282,12 @@ checks:
     result = run("check", "fad.yaml")
     assert result.exit_code == 1
     assert "forward-mode AD (JVP) gradient missing: the JVP gives zero" in result.stdout
+
+
+def test_ops_filter_matching_nothing_is_a_usage_error(run):
+    result = run("ops", "-k", "sigmod")
+    assert result.exit_code == 2
+    assert "-k 'sigmod' matched none of the" in result.stderr
+    assert "did you mean sigmoid" in result.stderr
+    one = run("ops", "-k", "RELU")
+    assert one.exit_code == 0 and "1 function;" in one.stdout
