@@ -61,10 +61,21 @@ class Problem:
 
 
 def split_assignment(text: str, option: str = "-i") -> tuple[str, str]:
+    """``NAME=VALUE`` with NAME an input name a spec would accept (not a keyword such as
+    ``True``, not a reserved name such as ``pi`` or ``grad``)."""
+    from ..spec.evaluate import RESERVED
+    from ..spec.schema import is_identifier
     name, sep, value = text.partition("=")
     name = name.strip()
     if not sep or not name.isidentifier():
         raise UsageError(f"{option} {text!r}: expected NAME=VALUE, e.g. {option} x=[1,2,3]")
+    if name in RESERVED:
+        raise UsageError(f"{option} {text!r}: '{name}' is reserved and cannot be an input "
+                         "name", hint="choose another name, e.g. x")
+    if not is_identifier(name):
+        raise UsageError(f"{option} {text!r}: '{name}' is not a valid input name (ASCII "
+                         "letters, digits and _, not a Python keyword)",
+                         hint="choose another name, e.g. x")
     return name, value
 
 

@@ -291,3 +291,14 @@ def test_ops_filter_matching_nothing_is_a_usage_error(run):
     assert "did you mean sigmoid" in result.stderr
     one = run("ops", "-k", "RELU")
     assert one.exit_code == 0 and "1 function;" in one.stdout
+
+
+@pytest.mark.parametrize("given, words", [
+    ("grad=1", "'grad' is reserved and cannot be an input name"),
+    ("pi=1", "'pi' is reserved and cannot be an input name"),
+    ("True=1", "'True' is not a valid input name"),
+])
+def test_input_names_the_spec_refuses_are_refused_on_the_command_line(run, given, words):
+    result = run("jacobian", "x * 2", "-i", given)
+    assert result.exit_code == 2
+    assert words in result.stderr
