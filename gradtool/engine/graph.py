@@ -141,7 +141,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     targets = {}
     for t in inputs:
         if not isinstance(t, Tensor):
-            raise TypeError("grad() inputs must be Tensors")
+            raise EngineError("all inputs have to be Tensors or GradientEdges, but got "
+                              f"{type(t).__name__}")
         edge = _root_edge(t)
         if edge is None:
             raise EngineError("One of the differentiated Tensors does not require grad")

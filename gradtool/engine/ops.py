@@ -62,6 +62,24 @@ def _shape_arg(shape) -> tuple:
     return tuple(_int(s) for s in shape)
 
 
+def factory_shape(name: str, size) -> tuple:
+    """The size of a new tensor; a non-integer is refused with torch's TypeError (numpy
+    truncated 2.5 to 2)."""
+    if len(size) == 1 and isinstance(size[0], (list, tuple)):
+        size = size[0]
+    shape = []
+    for position, s in enumerate(size):
+        if isinstance(s, Tensor) and s._data.ndim == 0 and s._data.dtype.kind in "iu":
+            s = s._data.item()
+        if isinstance(s, _bool) or not isinstance(s, (_int, np.integer)):
+            raise TypeError(f"{name}(): argument 'size' failed to unpack the object at pos "
+                            f"{position + 1} with error \"type must be tuple of ints,but got "
+                            f"{type(s).__name__}\"")
+        shape.append(_int(s))
+    # a negative dimension stays numpy's ValueError: the spec language's messages show it
+    return tuple(shape)
+
+
 def _keepdim(keepdim, keepdims):
     return _bool(keepdim if keepdims is None else keepdims)
 
@@ -768,6 +786,8 @@ def permute(input, *dims) -> Tensor:
                           f"i.e. input.dim() = {input.ndim} is not equal to len(dims) = "
                           f"{len(dims)}")
     dims = tuple(_norm_dim(d, input.ndim) for d in dims)
+    if len(set(dims)) != len(dims):
+        raise EngineError("permute(): duplicate dims are not allowed.")
     return _share_version(apply(S.permute, (input,), {"dims": dims}), input)
 
 
@@ -978,7 +998,7 @@ def index_const(input, key) -> Tensor:
 def cat(tensors, dim=0, *, axis=None) -> Tensor:
     tensors = [_t(x) for x in tensors]
     if not tensors:
-        raise EngineError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     dim = _norm_dim(axis if axis is not None else dim, tensors[0].ndim)
     first = tensors[0].shape
     for k, x in enumerate(tensors[1:], 1):
@@ -1615,11 +1635,11 @@ def _leaf(arr, requires_grad) -> Tensor:
 
 
 def zeros(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return _leaf(np.zeros(_shape_arg(size), _factory_dtype(dtype)), requires_grad)
+    return _leaf(np.zeros(factory_shape("zeros", size), _factory_dtype(dtype)), requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return _leaf(np.ones(_shape_arg(size), _factory_dtype(dtype)), requires_grad)
+    return _leaf(np.ones(factory_shape("ones", size), _factory_dtype(dtype)), requires_grad)
 
 
 def empty(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
@@ -1631,8 +1651,9 @@ def full(size, fill_value, dtype=None, requires_grad=False, device=None) -> Tens
         dtype = dtypes.int64 if isinstance(fill_value, (_int, np.integer)) and \
             not isinstance(fill_value, _bool) else (dtypes.bool if isinstance(fill_value, _bool)
                                                     else dtypes.DEFAULT_FLOAT)
-    return _leaf(np.full(_shape_arg((size,)) if not isinstance(size, (_int, np.integer))
-                         else (_int(size),), fill_value, dtypes.to_np(dtype)), requires_grad)
+    return _leaf(np.full(factory_shape("full", (size,) if isinstance(size, (_int, np.integer))
+                                       else tuple(size)), fill_value, dtypes.to_np(dtype)),
+                 requires_grad)
 
 
 def zeros_like(input, dtype=None, requires_grad=False) -> Tensor:

@@ -247,11 +247,30 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     return out
 
 
+# what the arithmetic operators take besides Tensors (arrays: the rules' constants)
+_OPERAND_TYPES = frozenset({int, float, bool, complex, np.ndarray, np.float64, np.float32,
+                            np.int64, np.int32, np.bool_, np.complex128})
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def _check_operand(prim: Primitive, a, b, tensor_first: bool) -> None:
+    """torch's TypeError for ``tensor + [1, 2]``, ``tensor * None``, ``tensor - "a"``."""
+    other = b if tensor_first else a
+    if isinstance(other, (int, float, complex, np.number, np.bool_, np.ndarray)):
+        return
+    names = ("Tensor", type(other).__name__) if tensor_first else (type(other).__name__,
+                                                                   "Tensor")
+    raise TypeError(f"unsupported operand type(s) for {_SYMBOLS.get(prim.name, prim.name)}: "
+                    f"'{names[0]}' and '{names[1]}'")
+
+
 def apply_binary(prim: Primitive, a, b) -> Tensor:
     """``apply`` for the arithmetic operators (``+ - * /``): the same semantics with no
     loops or temporary lists; they dominate the per-op overhead of long graphs."""
     ta = isinstance(a, Tensor)
     tb = isinstance(b, Tensor)
+    if not (ta and tb) and type(b if ta else a) not in _OPERAND_TYPES:
+        _check_operand(prim, a, b, ta)
     if INTERCEPTORS or MODE.max_elements or MODE.fw_level:
         return apply(prim, (a, b))
     da = a._data if ta else a
@@ -413,6 +432,10 @@ def check_size(prim: Primitive, datas: list, params: dict) -> None:
             hint="use smaller shapes, or raise the element cap")
 
 
+class EngineIndexError(EngineError, IndexError):
+    """An index out of range or of the wrong type: an IndexError, as torch raises."""
+
+
 def op_error(prim: Primitive, exc: Exception, datas: list) -> EngineError:
     """Turn a numpy error inside a forward into an engine error naming the op and shapes."""
     shapes = [tuple(np.shape(d)) for d in datas if isinstance(d, _ndarray)]
@@ -430,7 +453,10 @@ def op_error(prim: Primitive, exc: Exception, datas: list) -> EngineError:
         return ShapeError(f"{prim.name}: shapes {' and '.join(map(str, map(list, shapes)))} "
                           "cannot be broadcast together")
     if isinstance(exc, IndexError):
-        return EngineError(f"{prim.name}: {text}")
+        if text.startswith("only integers, slices"):
+            text = ("only integers, slices (`:`), ellipsis (`...`), None and long or byte "
+                    "Variables are valid indices")
+        return EngineIndexError(text.replace(" for axis ", " for dimension "))
     shown = ", ".join(str(list(s)) for s in shapes)
     return ShapeError(f"{prim.name}: {text} (input shapes: {shown})") \
         if isinstance(exc, ValueError) else EngineError(f"{prim.name}: {text}")

@@ -40,10 +40,9 @@ def _rng(generator=None) -> np.random.Generator:
     return (generator or default_generator).rng
 
 
-def _shape(size) -> tuple:
-    if len(size) == 1 and isinstance(size[0], (list, tuple)):
-        size = size[0]
-    return tuple(int(s) for s in size)
+def _shape(size, name: str = "randn") -> tuple:
+    from .ops import factory_shape
+    return factory_shape(name, size)
 
 
 def _leaf(arr, dtype, requires_grad):

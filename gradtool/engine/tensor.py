@@ -150,7 +150,20 @@ class Tensor:
                 raise TypeError("assigned grad expected to be a Tensor or None but got grad "
                                 f"of type {type(value).__name__}")
             if value._data.shape != self._data.shape:
-                raise EngineError("assigned grad has data of a different size")
+                raise EngineError(f"attempting to assign a gradient of size "
+                                  f"'{list(value._data.shape)}' to a tensor of size "
+                                  f"'{list(self._data.shape)}'. Please ensure that the gradient "
+                                  "and the tensor are the same size")
+            if value._data.dtype != self._data.dtype:
+                from .ops import _CPP_NAMES, scalar_type_name
+                raise EngineError(
+                    "attempting to assign a gradient with dtype "
+                    f"'{_CPP_NAMES.get(str(value._data.dtype), str(value._data.dtype))}' to a "
+                    f"tensor with grad_dtype '{scalar_type_name(self)}'. The gradient must match "
+                    "the tensor's grad_dtype (defaults to the tensor's dtype). You can set the "
+                    "tensor's grad_dtype attribute with a specific dtype, or None to allow any "
+                    "dtype. Set grad_dtype with caution. Diverging the dtypes of a tensor and "
+                    "its gradient may break downstream systems that assume they match.")
         self._grad = value
 
     @property
@@ -405,7 +418,9 @@ def _to_array(data, dtype) -> np.ndarray:
             and not isinstance(data, np.ndarray):
         arr = arr.astype(np.float64)
     if arr.dtype.kind in "OUS":
-        raise TypeError(f"can't convert {type(data).__name__} to a tensor")
+        if isinstance(data, (str, bytes)):
+            raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+        raise EngineError(f"Could not infer dtype of {type(data).__name__}")
     return arr
 
 
