@@ -166,7 +166,8 @@ def _nonzero_finite(grad) -> bool:
     return bool(data.size) and bool(np.any(np.isfinite(data) & (data != 0)))
 
 
-def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True) -> list:
+def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True,
+                             names=None) -> list:
     """torch's undefined-gradient checks: backward with all output gradients undefined, with
     one at a time undefined, and with zero gradients, must give None or zeros."""
     roots = [graph._root_edge(o) for o in outputs]
@@ -195,16 +196,16 @@ def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True
                 what = "backward not multiplied by grad_output" if label.startswith("zero") \
                     else "expected all input grads to be undefined or zero"
                 problems.append(f"undefined gradient: {what} ({label}): input "
-                                f"{_input_label(edge, targets, inputs)} got a nonzero "
+                                f"{_input_label(edge, targets, inputs, names)} got a nonzero "
                                 f"gradient (max |grad| = {np.max(np.abs(data)):.3g})")
     return problems
 
 
-def _input_label(edge, targets, inputs) -> str:
+def _input_label(edge, targets, inputs, names=None) -> str:
     t = targets.get(edge)
     for i, x in enumerate(inputs):
         if x is t:
-            return str(i)
+            return str(i) if names is None else names[i]
     return "?"
 
 
@@ -239,7 +240,8 @@ def check(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
                        input_names, upcast, n_projections)
     result = checker.run(mode, check_backward_ad, check_undefined_grad, forward_ad)
     if gradgrad:
-        second = _gradgrad_result(fn, checker.inputs, None, eps=eps, atol=atol, rtol=rtol,
+        second = _gradgrad_result(fn, checker.inputs, None, input_names=input_names,
+                                  eps=eps, atol=atol, rtol=rtol,
                                   method=method, mode=mode, nondet_tol=nondet_tol, seed=seed,
                                   check_undefined_grad=check_undefined_grad)
         for b in second.blocks:
@@ -402,7 +404,8 @@ class _Checker:
     def _undefined_grad_problems(self) -> list:
         return _undefined_grad_problems([self.outs[o] for o in self.diff_outs],
                                         [self.inputs[j] for j in self.diff],
-                                        zero_case=False)
+                                        zero_case=False,
+                                        names=[self.names[j] for j in self.diff])
 
     def _zero_rows(self, o: int, grads: list) -> None:
         for j, g in zip(self.diff, grads):
@@ -732,15 +735,16 @@ def _random_grad_outputs(fn, inputs, seed):
     return tuple(result)
 
 
-def _gradgrad_result(fn, inputs, grad_outputs, **kw) -> CheckResult:
+def _gradgrad_result(fn, inputs, grad_outputs, input_names=None, **kw) -> CheckResult:
     inputs = _as_tuple(inputs)
     if grad_outputs is None:
         grad_outputs = _random_grad_outputs(fn, inputs, kw.get("seed", 0))
     else:
         grad_outputs = _as_tuple(grad_outputs)
     new_func = _gradgrad_function(fn, inputs, grad_outputs)
-    names = [f"input {i}" for i in range(len(inputs))] + \
-        [f"grad_output {i}" for i in range(len(grad_outputs))]
+    names = list(input_names) if input_names is not None and \
+        len(input_names) == len(inputs) else [f"input {i}" for i in range(len(inputs))]
+    names += [f"grad_output {i}" for i in range(len(grad_outputs))]
     return check(new_func, inputs + grad_outputs, input_names=names, **kw)
 
 

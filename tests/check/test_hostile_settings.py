@@ -70,3 +70,33 @@ def test_one_warning_for_all_float32_inputs():
     messages = [str(w.message) for w in caught if "double precision" in str(w.message)]
     assert len(messages) == 1
     assert messages[0].startswith("Inputs #0, #1 require gradient and are not double precision")
+
+
+def test_reports_name_inputs_everywhere():
+    class Ignores(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save_for_backward(a)
+            return (a * a).sum()
+
+        @staticmethod
+        def backward(ctx, grad):
+            (a,) = ctx.saved_tensors
+            return 2 * a           # not multiplied by grad
+
+    class Detached(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save_for_backward(a)
+            return a ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (a,) = ctx.saved_tensors
+            return grad * 3 * a.detach() ** 2
+
+    x = gt.randn(3, requires_grad=True)
+    text = gt.check(Ignores.apply, (x,), input_names=["x"]).report()
+    assert "input x got a nonzero gradient" in text and "input 0" not in text
+    text = gt.check(Detached.apply, (x,), input_names=["x"], gradgrad=True).report()
+    assert "second order: d output 0 / d x" in text
