@@ -139,6 +139,11 @@ def from_spec(path: str, check_name: str | None, *, allow_python: bool = True) -
         raise UsageError(f"{path} has no check named {check_name!r}",
                          hint=f"did you mean {near[0]!r}?" if near else
                          f"checks: {', '.join(names)}")
+    if getattr(matches[0], "torch", False):
+        raise UsageError(f"check {check_name!r} calls torch Functions or modules: it runs on "
+                         "torch tensors, and this command works on gradtool's",
+                         hint=f"gradtool check {path} -k {check_name!r} checks it through "
+                              "the torch bridge")
     _remember_user_packages(matches[0])
     built = matches[0].build()
     return Problem(built.fn, tuple(built.inputs), tuple(built.input_names),

@@ -302,3 +302,36 @@ def test_input_names_the_spec_refuses_are_refused_on_the_command_line(run, given
     result = run("jacobian", "x * 2", "-i", given)
     assert result.exit_code == 2
     assert words in result.stderr
+
+
+TORCH_MODULE = '''\
+import torch
+
+
+class Cube(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 3 * x ** 2
+'''
+
+
+def test_graph_of_a_torch_check_is_refused_clearly(run, spec_dir, monkeypatch):
+    pytest.importorskip("torch")
+    import sys
+    module = spec_dir("torchops_hostile.py", TORCH_MODULE)
+    monkeypatch.syspath_prepend(str(module.parent))
+    spec_dir("t.yaml", "functions:\n  Cube: {python: 'torchops_hostile:Cube'}\n"
+                       "checks:\n  - {name: cube, expr: Cube(x), inputs: {x: {shape: [3]}}}\n")
+    try:
+        result = run("graph", "--spec", "t.yaml", "--check", "cube")
+    finally:
+        sys.modules.pop("torchops_hostile", None)
+    assert result.exit_code == 2
+    assert "check 'cube' calls torch Functions or modules" in result.stderr
+    assert "not a tensor" not in result.stderr
