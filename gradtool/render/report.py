@@ -205,9 +205,13 @@ def render_problem(console: Console, item: Outcome, *, verbose: bool = False) ->
     head = Text(f"{label} ", style=style)
     head.append(f"{item.where}: {item.name}", style="bold")
     console.print(head)
+    lines = (item.message or "").splitlines()
     if item.status == "xpassed":
-        console.print(Text("  marked 'expect: fail' but the check passed", style="red"))
-    for line in (item.message or "").splitlines():
+        # the outcome's message says it already (runner.finish); said once, in red
+        console.print(Text("  " + (lines[0] if lines else
+                                   "marked 'expect: fail' but the check passed"), style="red"))
+        lines = lines[1:]
+    for line in lines:
         console.print(Text("  " + line))
     if item.hint:
         console.print(Text(f"  hint: {item.hint}", style="dim"))

@@ -335,3 +335,10 @@ def test_graph_of_a_torch_check_is_refused_clearly(run, spec_dir, monkeypatch):
     assert result.exit_code == 2
     assert "check 'cube' calls torch Functions or modules" in result.stderr
     assert "not a tensor" not in result.stderr
+
+
+def test_xpass_is_said_once(run, spec_dir):
+    spec_dir("x.yaml", "checks:\n  - {name: a, expr: x * 2, inputs: {x: 1.0}, expect: fail}\n")
+    result = run("check", "x.yaml")
+    assert result.exit_code == 1
+    assert result.stdout.count("marked 'expect: fail'") == 1
