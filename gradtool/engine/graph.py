@@ -250,6 +250,8 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
                                             or (node, 0) in accumulate_into) \
                             and grads[0] is not None:
                         node.accumulate(grads[0], create_graph)
+                        if node.variable._extra is not None:
+                            _post_accumulate_hooks(node.variable)
                     continue
                 in_grads = node.apply(grads, create_graph, batched)
                 if anomaly:
@@ -295,6 +297,13 @@ def _add_grad(t: Tensor, g, create_graph: bool) -> None:
     value = g if create_graph and isinstance(g, Tensor) else _make(
         np.array(g._data if isinstance(g, Tensor) else g, copy=True))
     t._grad = value if t._grad is None else t._grad + value
+
+
+def _post_accumulate_hooks(variable: Tensor) -> None:
+    hooks = variable._get("post_accumulate_hooks")
+    if hooks:
+        for hook in list(hooks.values()):
+            hook(variable)
 
 
 def _as_tensor(g, create_graph):

@@ -293,6 +293,23 @@ class Tensor:
             self._set("hooks", hooks)
         return RemovableHandle.add(hooks, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` after a gradient was accumulated into this leaf's ``.grad``
+        (optimizers stepping in backward use it)."""
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        if not self._rg:
+            raise EngineError("cannot register a hook on a tensor that doesn't require "
+                              "gradient")
+        if self.grad_fn is not None:
+            raise EngineError("post accumulate grad hooks cannot be registered on non-leaf "
+                              "tensors")
+        hooks = self._get("post_accumulate_hooks")
+        if hooks is None:
+            hooks = {}
+            self._set("post_accumulate_hooks", hooks)
+        return RemovableHandle.add(hooks, hook)
+
     def _leaf_hooks(self):
         hooks = self._get("hooks")
         return tuple(hooks.values()) if hooks else ()

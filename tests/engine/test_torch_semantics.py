@@ -508,3 +508,62 @@ def test_forward_ad_tangents_follow_in_place_updates(case):
             primal, tangent = fw.unpack_dual(e)
         return primal, tangent
     same(fn)
+
+
+# ---- which graphs allow a second backward; saved values; post-accumulate hooks --------------
+@pytest.mark.parametrize("op", ["sum", "add", "view", "mean", "mul_const", "rmul_const",
+                                "pow", "exp", "relu", "neg", "mul_t", "div_const", "index",
+                                "cat"])
+def test_second_backward_without_retain_graph(op):
+    def fn(lib):
+        x = tensor(lib, [1.0, 2.0], requires_grad=True)
+        y = {"sum": lambda: x.sum(), "add": lambda: (x + 1).sum(),
+             "view": lambda: x.view(2, 1).sum(), "mean": lambda: x.mean(),
+             "mul_const": lambda: (x * 2).sum(), "rmul_const": lambda: (2 * x).sum(),
+             "pow": lambda: (x ** 2).sum(), "exp": lambda: x.exp().sum(),
+             "relu": lambda: x.relu().sum(), "neg": lambda: (-x).sum(),
+             "mul_t": lambda: (x * x).sum(), "div_const": lambda: (x / 2).sum(),
+             "index": lambda: x[0], "cat": lambda: lib.cat([x, x]).sum()}[op]()
+        y.backward()
+        y.backward()
+        return x.grad
+    same(fn)
+
+
+def test_saved_values_on_nodes():
+    def fn(lib):
+        x = tensor(lib, [1.0, 2.0], requires_grad=True)
+        y = x.exp()
+        z = x * x
+        result = (y.grad_fn._saved_result, z.grad_fn._saved_self, z.grad_fn._saved_other)
+        (y.sum() + z.sum()).backward()
+        return result
+    same(fn)
+
+
+def test_saved_values_after_backward():
+    def fn(lib):
+        x = tensor(lib, [1.0, 2.0], requires_grad=True)
+        y = x.exp()
+        y.sum().backward()
+        return y.grad_fn._saved_result
+    same(fn)
+
+
+def test_post_accumulate_grad_hook():
+    def fn(lib):
+        x = tensor(lib, [1.0, 2.0], requires_grad=True)
+        seen = []
+        handle = x.register_post_accumulate_grad_hook(lambda p: seen.append(p.grad.tolist()))
+        (x * 2).sum().backward()
+        handle.remove()
+        (x * 3).sum().backward()
+        return seen, x.grad
+    same(fn)
+
+
+def test_post_accumulate_grad_hook_on_a_non_leaf():
+    def fn(lib):
+        x = tensor(lib, [1.0, 2.0], requires_grad=True)
+        (x * 2).register_post_accumulate_grad_hook(lambda p: None)
+    same(fn)
