@@ -270,3 +270,30 @@ def test_functions_calling_functions_cannot_blow_up():
         loads("\n".join(lines) + "\n", "a.yaml")
     assert str(info.value) == "a.yaml:19:3: function 'F17' expands to more than 1,000,000 " \
         "expression nodes (functions calling functions)"
+
+
+def test_function_call_depth_cap():
+    lines = ["functions:", "  F0: {args: [x], forward: x * 2, backward: {x: grad * 2}}"]
+    for i in range(1, 400):
+        lines.append(f"  F{i}: {{args: [x], forward: 'F{i - 1}(x) * 1.0', "
+                     "backward: {x: grad * 2}}")
+    lines.append("checks: [{name: a, expr: F399(x), inputs: {x: 1.0}}]")
+    with Quick(), pytest.raises(LimitError) as info:
+        loads("\n".join(lines) + "\n", "a.yaml")
+    assert str(info.value) == "a.yaml:34:3: function 'F32' nests Function calls 33 levels " \
+        "deep (the limit is 32)"
+
+
+def test_deep_expressions_in_deep_function_calls_are_a_limit_error():
+    nest = "-(" * 45, ")" * 45
+    lines = ["functions:", f"  F0: {{args: [x], forward: '{nest[0]}x{nest[1]}', "
+             "backward: {x: grad}}"]
+    for i in range(1, 32):
+        lines.append(f"  F{i}: {{args: [x], forward: '{nest[0]}F{i - 1}(x){nest[1]}', "
+                     "backward: {x: grad}}")
+    lines.append("checks: [{name: a, expr: F31(x), inputs: {x: 1.0}}]")
+    spec = loads("\n".join(lines) + "\n", "a.yaml")
+    with Quick(), pytest.raises(LimitError, match="expression nested too deeply while "
+                                                  "running"):
+        built = spec.checks[0].build()
+        built.fn(*built.inputs)

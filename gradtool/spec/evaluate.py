@@ -49,6 +49,8 @@ DEFAULT_MAX_ELEMENTS = 10**8
 #: largest expression once spec Function calls are expanded (functions calling functions
 #: twice, 50 deep, would otherwise run 2**50 formulas)
 MAX_EXPANDED_NODES = 1_000_000
+#: Functions calling Functions calling ...: at most this many levels
+MAX_CALL_DEPTH = 32
 
 #: names every expression can read (besides its inputs)
 CONSTANTS: dict[str, Any] = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan,
@@ -691,6 +693,10 @@ class _Evaluator:
             if exc.location is None:
                 raise type(exc)(exc.message, self.program.location(node), exc.hint) from None
             raise
+        except RecursionError:      # deep expressions inside deep Function calls
+            raise self.fail(node, "expression nested too deeply while running (Functions "
+                            "calling Functions with deep expressions)", LimitError,
+                            hint="flatten the expressions or the Function calls") from None
         except Exception as exc:  # any engine/numpy error in a user's formula
             if _batching():
                 raise       # under gt.vmap: the engine falls back to one call per example

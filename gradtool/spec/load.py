@@ -17,8 +17,9 @@ from ..engine.graph import grad
 from ..engine.ops import ones_like
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors
-from .evaluate import (DEFAULT_MAX_ELEMENTS, MAX_EXPANDED_NODES, RESERVED, Program,
-                       check_names, parse_program, run_program, torch_program_errors)
+from .evaluate import (DEFAULT_MAX_ELEMENTS, MAX_CALL_DEPTH, MAX_EXPANDED_NODES, RESERVED,
+                       Program, check_names, parse_program, run_program,
+                       torch_program_errors)
 from .functions import FunctionDef, build_function, is_torch_function, resolve_python
 from .inputs import InputSpec, input_from_item
 from .modules import ModuleDef, define
@@ -383,8 +384,10 @@ class _SpecLoader:
         return min(total, MAX_EXPANDED_NODES + 1)
 
     def refuse_blowup(self) -> None:
-        """Refuse Functions whose expansion is huge (each calling the next twice, ...)."""
+        """Refuse Functions whose expansion is huge (each calling the next twice, ...) or
+        whose calls nest deeper than MAX_CALL_DEPTH (Python's stack would run out)."""
         pending = dict(self.definitions)
+        depths: dict[str, int] = {}         # longest chain of Functions calling Functions
         while pending:
             ready = [name for name, fdef in pending.items()
                      if all(c in self.costs or c not in self.definitions or c == name
@@ -395,6 +398,8 @@ class _SpecLoader:
                 fdef = pending.pop(name)
                 self.costs[name] = self.expanded_size(
                     [fdef.forward, fdef.jvp, *fdef.backward.values()])
+                depths[name] = 1 + max((depths.get(c, 0) for c in fdef.calls()
+                                        if c != name), default=0)
         blown: set[str] = set()
         for name, cost in list(self.costs.items()):
             if cost > MAX_EXPANDED_NODES:
@@ -410,6 +415,18 @@ class _SpecLoader:
                     self.definitions[name].location))
                 self.definitions.pop(name)
                 self.broken.add(name)
+        depths = {n: d for n, d in depths.items() if n in self.definitions}
+        for name, depth in depths.items():
+            calls_deep = [c for c in self.definitions[name].calls()
+                          if depths.get(c, 0) > MAX_CALL_DEPTH]
+            if depth > MAX_CALL_DEPTH and not calls_deep:   # reported once, where it crosses
+                self.ctx.errors.append(LimitError(
+                    f"function '{name}' nests Function calls {depth} levels deep (the "
+                    f"limit is {MAX_CALL_DEPTH})", self.definitions[name].location))
+        for name in [n for n, d in depths.items() if d > MAX_CALL_DEPTH]:
+            self.definitions.pop(name)
+            self.broken.add(name)
+            self.costs.pop(name, None)
 
     def load_checks(self, item: Item) -> None:
         if not item.value and item.complete:
