@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import string
 import warnings
+import weakref
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -89,6 +90,16 @@ def _share_version(out: Tensor, base: Tensor) -> Tensor:
     if out._data.base is not None:
         out._vc = version_counter(base)
         out._set("base", base)
+        if base._rg:
+            # the root keeps its live views: an in-place op through one rebases them all
+            root = base
+            while root._get("base") is not None:
+                root = root._get("base")
+            views = root._get("views")
+            if views is None:
+                views = weakref.WeakSet()
+                root._set("views", views)
+            views.add(out)
     return out
 
 
@@ -1049,7 +1060,15 @@ def split(tensor, split_size_or_sections, dim=0) -> tuple:
                               f"dimension size of {n}")
         sections = tuple(_builtins_min(size, n - i) for i in range(0, n, size)) or (0,)
         prim = S.split
-    return S.apply_multi(prim, tensor, {"dim": d, "sections": sections})
+    return _multi_views("Split", S.apply_multi(prim, tensor, {"dim": d, "sections": sections}))
+
+
+def _multi_views(name: str, pieces: tuple) -> tuple:
+    """Mark views returned together (split, unbind): torch refuses in-place ops on them."""
+    for i, piece in enumerate(pieces):
+        if piece._rg:
+            piece._set("multi_view", (name, i))
+    return pieces
 
 
 def chunk(input, chunks, dim=0) -> tuple:
@@ -1065,7 +1084,8 @@ def unbind(input, dim=0) -> tuple:
     """The slices along dim, as a tuple (UnbindBackward0)."""
     input = _t(input)
     d = _norm_dim(_int(dim), input.ndim)
-    return S.apply_multi(S.unbind, input, {"dim": d, "sections": (1,) * input.shape[d]})
+    return _multi_views("Unbind", S.apply_multi(S.unbind, input,
+                                                {"dim": d, "sections": (1,) * input.shape[d]}))
 
 
 def _index_array(index, name: str) -> np.ndarray:
@@ -1694,6 +1714,60 @@ def eye(n, m=None, *, dtype=None, requires_grad=False, device=None) -> Tensor:
 LEAF_INPLACE = ("a leaf Variable that requires grad is being used in an in-place operation.")
 
 
+def _view_positions(view: Tensor, base: Tensor):
+    """For each element of ``view``, its flat position in ``base`` (whose memory it shares),
+    or None when that cannot be read off the strides (a non-contiguous base)."""
+    b, v = base._data, view._data
+    if not b.flags.c_contiguous or v.dtype != b.dtype:
+        return None
+    item = b.itemsize
+    offset = v.__array_interface__["data"][0] - b.__array_interface__["data"][0]
+    if offset % item or builtins.any(st % item for st in v.strides):
+        return None
+    start = offset // item
+    steps = [st // item for st in v.strides]
+    if v.size == 0:
+        return np.zeros(v.shape, dtype=np.int64)
+    low = start + _sum((n - 1) * st for n, st in zip(v.shape, steps) if st < 0)
+    high = start + _sum((n - 1) * st for n, st in zip(v.shape, steps) if st > 0)
+    if low < 0 or high >= b.size:
+        return None
+    grid = np.indices(v.shape, dtype=np.int64) if v.ndim else np.zeros((0,), np.int64)
+    return start + _sum(g * st for g, st in zip(grid, steps)) if v.ndim \
+        else np.asarray(start, dtype=np.int64)
+
+
+def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others) -> Tensor:
+    """An in-place op on a view of a tensor in a graph, as torch's CopySlices: the view's new
+    values are written into the base out of place (index_put on the flattened base), the
+    base is rebased onto that node and the view onto a gather of the new base."""
+    old = _make(view._data.copy(), view.grad_fn, view._rg)
+    old._nr = view._nr
+    values = compute(old, *others)
+    if values._data.dtype != view._data.dtype:
+        if not np.can_cast(values._data.dtype, view._data.dtype, "same_kind"):
+            raise EngineError(f"result type {values.dtype.name.capitalize()} can't be cast to "
+                              f"the desired output type {view.dtype.name.capitalize()}")
+        values = to(values, view.dtype)
+    if tuple(values.shape) != tuple(view.shape):
+        values = broadcast_to(values, view.shape)
+    base_old = _make(base._data.copy(), base.grad_fn, base._rg)
+    base_old._nr = base._nr
+    from .prims import shape as shape_prims
+    base_new = apply(shape_prims.index_put, (base_old, values),
+                     {"key": np.unravel_index(positions, base.shape)})
+    np.copyto(base._data, base_new._data)        # the views share this memory
+    bump_version(base)
+    base.grad_fn, base._nr, base._rg = base_new.grad_fn, base_new._nr, base_new._rg
+    views = set(base._get("views") or ()) | {view}
+    for other in views:                          # every live view now reads the new base
+        where = _view_positions(other, base)
+        if where is not None:
+            other_new = getitem(base_new, np.unravel_index(where, base.shape))
+            other.grad_fn, other._nr, other._rg = other_new.grad_fn, 0, other_new._rg
+    return view
+
+
 def _inplace(self: Tensor, compute, *others) -> Tensor:
     """Run ``compute(self, *others)`` out of place and write the result into ``self``.
 
@@ -1706,10 +1780,25 @@ def _inplace(self: Tensor, compute, *others) -> Tensor:
         if self._rg and self.grad_fn is None:
             raise EngineError(LEAF_INPLACE)
         base = self._get("base")
+        multi = self._get("multi_view")
+        if multi is not None and self.grad_fn is not None:
+            raise EngineError(f"Output {multi[1]} of {multi[0]} is a view and is being modified "
+                              "inplace. This view is the output of a function that returns "
+                              "multiple views. Such functions do not allow the output views to "
+                              "be modified inplace. You should replace the inplace operation "
+                              "by an out-of-place one.")
         if base is not None and (base._rg or self._rg):
-            raise EngineError("gradtool does not support in-place operations on a view of a "
-                              "tensor that requires grad; use the out-of-place operation "
-                              "(e.g. y = y + 1) instead")
+            while base._get("base") is not None:
+                base = base._get("base")
+            if base._rg and base.grad_fn is None:
+                raise EngineError("a view of a leaf Variable that requires grad is being used "
+                                  "in an in-place operation.")
+            positions = _view_positions(self, base)
+            if positions is None:
+                raise EngineError("gradtool does not support in-place operations on this view "
+                                  "of a tensor that requires grad; use the out-of-place "
+                                  "operation (e.g. y = y + 1) instead")
+            return _inplace_on_view(self, base, positions, compute, others)
         old = _make(self._data.copy(), self.grad_fn, self._rg)
         old._nr = self._nr
         old._fw = self._fw
