@@ -38,6 +38,8 @@ class GradtoolGroup(click.Group):
         except GradtoolError as error:
             console.print_error(error)
             ctx.exit(error.exit_code)
+        except BrokenPipeError:     # click.echo to a reader that went away
+            console.stop_on_broken_pipe()
         except KeyboardInterrupt:
             console.stderr().print(Text("interrupted", style="bold red"))
             ctx.exit(INTERRUPTED)

@@ -17,16 +17,39 @@ from ..errors import Location
 PIPE_WIDTH = 200
 
 
+#: exit code when the reader of stdout went away (``gradtool check | head``): 128 + SIGPIPE,
+#: as a shell reports a process killed by it; 1 would say that a check failed
+BROKEN_PIPE = 141
+
+
+def stop_on_broken_pipe() -> None:
+    """Send the rest of stdout nowhere (no second error at exit) and stop with 141."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):     # no real file descriptor (a test runner's buffer)
+        pass
+    raise SystemExit(BROKEN_PIPE)
+
+
+class _Console(Console):
+    """rich's Console, but a closed pipe stops with 141, not rich's exit code 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        stop_on_broken_pipe()
+
+
 def stdout() -> Console:
     """A console on the current stdout (looked up per call: click's test runner swaps it)."""
-    return Console(file=sys.stdout, highlight=False,
+    return _Console(file=sys.stdout, highlight=False,
                    soft_wrap=True, emoji=False, markup=False,
                    width=None if is_terminal(sys.stdout) else PIPE_WIDTH,
                    **_plain_if_no_color())
 
 
 def stderr() -> Console:
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True,
+    return _Console(file=sys.stderr, highlight=False, soft_wrap=True,
                    emoji=False, markup=False,
                    width=None if is_terminal(sys.stderr) else PIPE_WIDTH,
                    **_plain_if_no_color())

@@ -342,3 +342,18 @@ def test_xpass_is_said_once(run, spec_dir):
     result = run("check", "x.yaml")
     assert result.exit_code == 1
     assert result.stdout.count("marked 'expect: fail'") == 1
+
+
+def test_closed_pipe_is_not_a_failed_check(console_script, spec_dir):
+    import os
+    import subprocess
+    lines = ["checks:"] + [f"  - {{name: c{i}, expr: x * 2, inputs: {{x: 1.0}}}}"
+                           for i in range(1500)]
+    spec_dir("many.yaml", "\n".join(lines) + "\n")
+    proc = subprocess.Popen([*console_script, "check", "many.yaml"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
+    proc.stdout.readline()
+    proc.stdout.close()           # as `gradtool check | head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "internal error" not in err
