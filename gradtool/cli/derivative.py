@@ -12,7 +12,7 @@ from rich.text import Text
 
 from ..engine.tensor import Tensor
 from ..errors import UsageError
-from ..render.report import result_metrics
+from ..render.report import json_safe, result_metrics
 from . import console
 
 JSON_VERSION = 1
@@ -116,7 +116,8 @@ def emit(fmt: str, payload: dict, renderables: list, check) -> None:
     if check is not None:
         payload["check"] = check_summary(check)
     if fmt == "json":
-        click.echo(json.dumps({"version": JSON_VERSION, **payload}, indent=2))
+        click.echo(json.dumps(json_safe({"version": JSON_VERSION, **payload}), indent=2,
+                              allow_nan=False))
     else:
         out = console.stdout()
         for item in renderables:

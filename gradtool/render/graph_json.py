@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from .graphview import GraphView
+from .report import json_safe
 
 GRAPH_JSON_VERSION = 1
 
@@ -42,4 +43,4 @@ def graph_dict(view: GraphView) -> dict:
 
 
 def render_json(view: GraphView) -> str:
-    return json.dumps(graph_dict(view), indent=2) + "\n"
+    return json.dumps(json_safe(graph_dict(view)), indent=2, allow_nan=False) + "\n"

@@ -293,15 +293,17 @@ def _heatmap(diff) -> Group:
 
 
 # --------------------------------------------------------------------------- JSON
-def _json_safe(value):
+def json_safe(value):
+    """``value`` as strict JSON data: NaN and infinities as the strings "nan", "inf",
+    "-inf" (JSON has no such numbers), numpy values as Python ones."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
+        return json_safe(value.tolist())
     if isinstance(value, np.generic):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return str(value)
     if isinstance(value, complex):
@@ -331,12 +333,12 @@ def report_dict(outcomes, load_errors=(), *, elapsed: float = 0.0) -> dict:
             "expect": item.expect,
             "tags": list(item.tags),
             "time": round(item.time, 6),
-            "max_abs_error": _json_safe(item.metric("max_abs_error")),
-            "max_rel_error": _json_safe(item.metric("max_rel_error")),
+            "max_abs_error": json_safe(item.metric("max_abs_error")),
+            "max_rel_error": json_safe(item.metric("max_rel_error")),
             "evaluations": item.metric("evaluations"),
             "message": item.message or None,
             "hint": item.hint,
-            "result": _json_safe(item.details) if item.details else None,
+            "result": json_safe(item.details) if item.details else None,
         } for item in outcomes],
         "errors": [{"file": e.file, "line": e.line, "column": e.column,
                     "message": e.message, "hint": e.hint} for e in load_errors],

@@ -357,3 +357,24 @@ def test_closed_pipe_is_not_a_failed_check(console_script, spec_dir):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert "Traceback" not in err and "internal error" not in err
+
+
+def _strict_json(text: str):
+    import json
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("args", [
+    ["vjp", "x / 0", "-i", "x=[0, 1]", "--v", "[1, 1]"],
+    ["jacobian", "log(x)", "-i", "x=[0, 1]", "--check"],
+    ["graph", "x / 0", "-i", "x=[0, 1]", "--grads", "--saved"],
+])
+def test_json_output_is_strict_json_with_nan_and_inf(run, args):
+    result = run(*args, "--format", "json")
+    data = _strict_json(result.stdout)
+    assert data["version"] == 1
+    if args[0] == "vjp":
+        assert data["output"]["value"] == ["nan", "inf"]
