@@ -38,6 +38,14 @@ class GradtoolGroup(click.Group):
         except GradtoolError as error:
             console.print_error(error)
             ctx.exit(error.exit_code)
+        except SystemExit as error:     # sys.exit() in a spec's python: code is no verdict
+            from .runner import USER_CODE_HINT, user_code_frame
+            frame = user_code_frame(error, ctx.meta.get(USER_PACKAGES, frozenset()))
+            if frame is None:
+                raise
+            console.print_error(UsageError(f"{frame[2]} ({frame[0]}:{frame[1]}) called "
+                                           f"sys.exit({error.code!r})", hint=USER_CODE_HINT))
+            ctx.exit(2)
         except BrokenPipeError:     # click.echo to a reader that went away
             console.stop_on_broken_pipe()
         except KeyboardInterrupt:

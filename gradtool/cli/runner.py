@@ -224,6 +224,14 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
         outcome.hint = getattr(error, "hint", None)
         outcome.exit_code = max(error.exit_code, 2)
         return outcome
+    except SystemExit as error:     # sys.exit() in a python: reference's code: not a verdict
+        outcome.time = time.perf_counter() - start
+        outcome.status, outcome.exit_code = "error", 2
+        frame = user_code_frame(error, user_packages(item.spec))
+        where = f"{frame[2]} ({display_path(Path(frame[0]))}:{frame[1]}) " if frame else ""
+        outcome.message = f"{where}called sys.exit({error.code!r}) while the check ran"
+        outcome.hint = USER_CODE_HINT
+        return outcome
     except Exception as error:  # noqa: BLE001  (a bug: reported as exit 3, the run goes on)
         outcome.time = time.perf_counter() - start
         outcome.status, outcome.exit_code = "error", 3

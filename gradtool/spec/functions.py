@@ -81,6 +81,9 @@ def resolve_python(ref: str, location: Location | None, *,
     except Exception as exc:  # ImportError, or anything the user's module raises
         raise SpecError(f"cannot import module '{module_name}': {type(exc).__name__}: {exc}",
                         location) from None
+    except SystemExit as exc:  # sys.exit() at import would end gradtool with its code
+        raise SpecError(f"cannot import module '{module_name}': it called sys.exit"
+                        f"({exc.code!r})", location) from None
     finally:
         if added:
             sys.path.remove(search_path)

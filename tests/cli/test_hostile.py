@@ -378,3 +378,44 @@ def test_json_output_is_strict_json_with_nan_and_inf(run, args):
     assert data["version"] == 1
     if args[0] == "vjp":
         assert data["output"]["value"] == ["nan", "inf"]
+
+
+EXITING_MODULE = '''\
+import sys
+import gradtool as gt
+
+
+class Quits(gt.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        sys.exit(0)
+'''
+
+
+def test_sys_exit_in_user_code_is_not_a_verdict(run, spec_dir, monkeypatch):
+    import sys
+    module = spec_dir("exits_hostile.py", EXITING_MODULE)
+    spec_dir("at_import_hostile.py", "import sys\nsys.exit(0)\n")
+    monkeypatch.syspath_prepend(str(module.parent))
+    spec_dir("q.yaml", "functions:\n  Q: {python: 'exits_hostile:Quits'}\n"
+                       "checks:\n  - {name: q, expr: Q(x), inputs: {x: {shape: [3]}}}\n")
+    spec_dir("i.yaml", "functions:\n  A: {python: 'at_import_hostile:X'}\n"
+                       "checks:\n  - {name: a, expr: x, inputs: {x: 1.0}}\n")
+    try:
+        ran = run("check", "q.yaml")
+        imported = run("check", "i.yaml")
+        graphed = run("graph", "--spec", "q.yaml", "--check", "q", "--grads")
+    finally:
+        sys.modules.pop("exits_hostile", None)
+        sys.modules.pop("at_import_hostile", None)
+    assert ran.exit_code == 2
+    assert "Quits.backward (exits_hostile.py:12) called sys.exit(0) while the check ran" \
+        in ran.stdout
+    assert imported.exit_code == 2
+    assert "cannot import module 'at_import_hostile': it called sys.exit(0)" in \
+        imported.stderr
+    assert graphed.exit_code == 2 and "called sys.exit(0)" in graphed.stderr
