@@ -88,7 +88,8 @@ class ModuleDef:
                     built[id(call)] = cls(*(built[id(c)] for c in call.children))
                 else:
                     built[id(call)] = cls(*call.args, **call.kwargs)
-            except Exception as exc:  # noqa: BLE001  (any error of a layer's constructor)
+            # any error of a layer's constructor; sys.exit() in one would end gradtool
+            except (Exception, SystemExit) as exc:  # noqa: BLE001
                 raise _BuildError(call, exc) from exc
         return built[id(root)]
 
@@ -243,9 +244,13 @@ def define(name: str, root: ModuleCall, location: Location, *, allow_python: boo
         if isinstance(error, SpecError):
             return None, [type(error)(f"module '{name}': {label}: {error.message}", where,
                                       error.hint)]
-        message = str(error).strip() or type(error).__name__
-        return None, [SpecError(f"module '{name}': {label} cannot be built: "
-                                f"{type(error).__name__}: {message}", where)]
+        message = f"{type(error).__name__}: {str(error).strip() or type(error).__name__}" \
+            if not isinstance(error, SystemExit) else f"it called sys.exit({error.code!r})"
+        return None, [SpecError(f"module '{name}': {label} cannot be built: {message}",
+                                where)]
+    except SystemExit as exc:   # a torch module's constructor calling sys.exit()
+        return None, [SpecError(f"module '{name}' cannot be built: it called "
+                                f"sys.exit({exc.code!r})", location)]
     except Exception as exc:  # noqa: BLE001  (a torch module's constructor)
         message = str(exc).strip() or type(exc).__name__
         return None, [SpecError(f"module '{name}' cannot be built: {type(exc).__name__}: "

@@ -419,3 +419,20 @@ def test_sys_exit_in_user_code_is_not_a_verdict(run, spec_dir, monkeypatch):
     assert "cannot import module 'at_import_hostile': it called sys.exit(0)" in \
         imported.stderr
     assert graphed.exit_code == 2 and "called sys.exit(0)" in graphed.stderr
+
+
+def test_sys_exit_in_a_module_constructor_is_a_spec_error(run, spec_dir, monkeypatch):
+    import sys
+    module = spec_dir("ctor_exits_hostile.py", "import sys\nimport gradtool as gt\n\n\n"
+                      "class M(gt.nn.Module):\n    def __init__(self):\n"
+                      "        super().__init__()\n        sys.exit(0)\n")
+    monkeypatch.syspath_prepend(str(module.parent))
+    spec_dir("m.yaml", "modules:\n  m: {python: 'ctor_exits_hostile:M'}\n"
+                       "checks:\n  - {name: a, expr: m(x), inputs: {x: 1.0}}\n")
+    try:
+        result = run("check", "m.yaml")
+    finally:
+        sys.modules.pop("ctor_exits_hostile", None)
+    assert result.exit_code == 2
+    assert "module 'm': ctor_exits_hostile:M cannot be built: it called sys.exit(0)" \
+        in result.stderr
