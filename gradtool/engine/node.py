@@ -260,28 +260,35 @@ class OpNode(Node):
         # Shape-only records stay (torch keeps sizes too: a second backward through
         # SumBackward0 works); saved tensors are freed and the node refuses to run again.
         # A saved python number counts (torch wraps it: x * 2 saves 2 in MulBackward0).
-        if self.vcs is not None or self.out_data is not None or (
-                self.saved is not None and self.prim.save in ("inputs", "both")
-                and any(v is not None for v in self.saved)):
-            self.released = True
-            self.saved = None
-            self.out_data = None
+        if self.vcs is None and self.out_data is None:
+            saved = self.saved
+            if saved is None or self.prim.save == "shapes":
+                return
+            for value in saved:
+                if value is not None:
+                    break
+            else:
+                return
+        self.released = True
+        self.saved = None
+        self.out_data = None
 
-    def __getattr__(self, name: str):
-        # torch's node attributes for what was saved: y.grad_fn._saved_self, ._saved_result
-        if name.startswith("_saved_"):
-            if self.released:
-                raise EngineError(SECOND_BACKWARD)
-            shown = self._saved_repr()
-            if name == "_saved_result" and self.out_data is not None:
-                return _make(self.out_data, self, True)   # the output, on this node
-            names = self.prim.input_names
-            if name in shown and name[7:] in names and self.saved is not None:
-                value = self._saved_input(names.index(name[7:]))   # the input, attached
-                return _make(value) if isinstance(value, np.ndarray) else value
-            if name in shown:
-                value = shown[name]
-                return _make(value) if isinstance(value, np.ndarray) else value
+    def _saved_value(self, name: str):
+        """torch's node attributes for what was saved (``y.grad_fn._saved_self``,
+        ``._saved_result``); properties of each primitive's node class call this (not a
+        ``__getattr__``: that would slow every attribute read of every node)."""
+        if self.released:
+            raise EngineError(SECOND_BACKWARD)
+        shown = self._saved_repr()
+        if name == "_saved_result" and self.out_data is not None:
+            return _make(self.out_data, self, True)   # the output, on this node
+        names = self.prim.input_names
+        if name in shown and name[7:] in names and self.saved is not None:
+            value = self._saved_input(names.index(name[7:]))   # the input, attached
+            return _make(value) if isinstance(value, np.ndarray) else value
+        if name in shown:
+            value = shown[name]
+            return _make(value) if isinstance(value, np.ndarray) else value
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def _saved_repr(self) -> dict:
@@ -318,3 +325,10 @@ def grad_accumulator(t: Tensor) -> AccumulateGrad:
         t._acc = weakref.ref(acc)
     return acc
 
+
+
+def saved_properties(input_names) -> dict:
+    """``_saved_<input>`` and ``_saved_result`` properties for a primitive's node class."""
+    names = ["_saved_" + n for n in input_names] + ["_saved_result"]
+    return {name: property(lambda self, name=name: self._saved_value(name)) for name in names
+            if not hasattr(OpNode, name)}   # _saved_input is OpNode's own method

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import EngineError, LimitError, ShapeError
 from .dtypes import promoted
 from .grad_mode import MODE
-from .node import OpNode, grad_accumulator
+from .node import OpNode, grad_accumulator, saved_properties
 from .tensor import Tensor, _make, new_version_counter
 
 _ndarray = np.ndarray
@@ -70,7 +70,8 @@ class Primitive:
         # reads are not saved (x * 2.0 keeps no reference to x), as torch does.
         self.needs: tuple | None = None
         self._keep_by_mask: dict = {}
-        self.node_cls = type(node_name, (OpNode,), {"__slots__": (), "_name": node_name})
+        self.node_cls = type(node_name, (OpNode,), {"__slots__": (), "_name": node_name,
+                                                    **saved_properties(input_names or ())})
         REGISTRY[name] = self
 
     @property
