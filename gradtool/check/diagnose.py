@@ -149,9 +149,18 @@ def diagnose(analytical: np.ndarray, numerical: np.ndarray, cmp: Comparison, ato
                     shown += f"; and {len(pairs) - MAX_NAMED} more"
                 parts.append(f"{what} in the {side} Jacobian at {len(pairs)} element(s): "
                              f"{shown}")
-        return Diagnosis("nan", "; ".join(parts) + " (not a mismatch: the "
-                         + ("function's value" if bad_n.any() else "backward") +
-                         " is not finite there)")
+        nan_text = "; ".join(parts) + " (not a mismatch: the " + \
+            ("function's value" if bad_n.any() else "backward") + " is not finite there)"
+        # the elements where both sides are finite may still disagree: say so first (a
+        # wrong backward must not hide behind a NaN at another element)
+        finite = ~(bad_n | bad_a)
+        A0, N0 = np.where(finite, A, 0.0), np.where(finite, N, 0.0)
+        finite_cmp = compare(A0, N0, atol, rtol)
+        if not finite_cmp.passed:
+            sub = diagnose(A0, N0, finite_cmp, atol, rtol, in_shape, out_shape, unused=unused)
+            return Diagnosis(sub.kind, f"where both sides are finite: {sub.text}; also "
+                             f"{nan_text}", factor=sub.factor, elements=sub.elements)
+        return Diagnosis("nan", nan_text)
     fail_cols = np.nonzero(cmp.failing.any(axis=0))[0]
     if determinism_probe is not None:
         gap = determinism_probe()

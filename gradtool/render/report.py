@@ -222,6 +222,7 @@ def render_problem(console: Console, item: Outcome, *, verbose: bool = False) ->
 
 # --------------------------------------------------------------------------- -v: Jacobians
 HEAT = " ░▒▓█"
+NOT_FINITE = "!"    # heatmap cells where the error is NaN or Inf
 MAX_TABLE = 8       # blocks up to 8 x 8 are shown as numbers, larger ones as a heatmap
 MAX_HEAT = 48
 
@@ -252,7 +253,9 @@ def jacobian_views(result) -> list:
         if num.shape[0] <= MAX_TABLE and num.shape[1] <= MAX_TABLE:
             views.append(Text(f"  {title} (rows: output elements, columns: input elements)",
                               style="bold"))
-            bad = diff > 1e-3 * (diff.max() or 1.0)
+            finite = np.isfinite(diff)
+            scale = float(diff[finite].max()) if finite.any() else 0.0
+            bad = ~finite | (diff > 1e-3 * (scale or 1.0))     # NaN/Inf: marked too
             pair = Table.grid(padding=(0, 4))
             pair.add_row(_number_table("numerical", num, bad),
                          _number_table("analytical", ana, bad))
@@ -278,17 +281,24 @@ def _number_table(title: str, values, bad) -> Table:
 
 def _heatmap(diff) -> Group:
     rows = diff[:MAX_HEAT, :MAX_HEAT]
-    top = rows.max() or 1.0
+    finite = np.isfinite(rows)
+    top = (float(rows[finite].max()) if finite.any() else 0.0) or 1.0
     lines = []
     for row in rows:
         text = Text("    ")
         for value in row:
+            if not np.isfinite(value):      # NaN or Inf on either side
+                text.append(NOT_FINITE * 2, style="bold red")
+                continue
             level = int(round((len(HEAT) - 1) * value / top))
             text.append(HEAT[level] * 2, style="red" if level else "")
         lines.append(text)
     if diff.shape[0] > MAX_HEAT or diff.shape[1] > MAX_HEAT:
         lines.append(Text(f"  (first {MAX_HEAT} x {MAX_HEAT} shown)", style="dim"))
-    lines.append(Text(f"  scale: █ = {top:.3g}", style="dim"))
+    legend = f"  scale: █ = {top:.3g}"
+    if not finite.all():
+        legend += f"; {NOT_FINITE * 2} = NaN or Inf"
+    lines.append(Text(legend, style="dim"))
     return Group(*lines)
 
 

@@ -100,3 +100,22 @@ def test_reports_name_inputs_everywhere():
     assert "input x got a nonzero gradient" in text and "input 0" not in text
     text = gt.check(Detached.apply, (x,), input_names=["x"], gradgrad=True).report()
     assert "second order: d output 0 / d x" in text
+
+
+def test_wrong_backward_does_not_hide_behind_a_nan_elsewhere():
+    class LogTimesOneAndAHalf(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save_for_backward(a)
+            return a.log()
+
+        @staticmethod
+        def backward(ctx, grad):
+            (a,) = ctx.saved_tensors
+            return grad / a * 1.5
+
+    x = gt.tensor([-1.0, 2.0, 3.0], requires_grad=True)     # log(-1) is NaN
+    block = gt.check(LogTimesOneAndAHalf.apply, (x,)).blocks[0]
+    assert block.kind == "scale"
+    assert block.diagnosis.startswith("where both sides are finite: constant factor: "
+                                      "analytical = 1.5 x numerical; also NaN in")

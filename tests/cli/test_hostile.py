@@ -436,3 +436,20 @@ def test_sys_exit_in_a_module_constructor_is_a_spec_error(run, spec_dir, monkeyp
     assert result.exit_code == 2
     assert "module 'm': ctor_exits_hostile:M cannot be built: it called sys.exit(0)" \
         in result.stderr
+
+
+def test_verbose_heatmap_with_nan_does_not_crash(run, spec_dir):
+    spec_dir("heat.yaml", """\
+functions:
+  B:
+    args: [x]
+    forward: x.log()
+    backward: {x: grad / x * 1.5}
+checks:
+  - {name: big, expr: B(x), inputs: {x: {shape: [20]}}}
+  - {name: small, expr: B(x), inputs: {x: {value: [0.0, -1.0, 2.0]}}}
+""")
+    result = run("check", "heat.yaml", "-v")
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.stdout + result.stderr
+    assert "!! = NaN or Inf" in result.stdout
