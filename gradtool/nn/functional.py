@@ -8,6 +8,8 @@ soon as ``gt.nn`` is.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..engine import ops as _ops
@@ -74,8 +76,21 @@ def _erf(input: Tensor) -> Tensor:
     return apply(REGISTRY["erf"], (input,))
 
 
-softmax = _ops.softmax
-log_softmax = _ops.log_softmax
+def _implicit_dim_warning(name: str, dim) -> None:
+    if dim is None:
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the "
+                      "call to include dim=X as an argument.", UserWarning, stacklevel=3)
+
+
+def softmax(input: Tensor, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """F.softmax; without ``dim``, torch's legacy implicit choice, with its warning."""
+    _implicit_dim_warning("softmax", dim)
+    return _ops.softmax(input, dim, dtype)
+
+
+def log_softmax(input: Tensor, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    _implicit_dim_warning("log_softmax", dim)
+    return _ops.log_softmax(input, dim, dtype)
 
 
 # ---- losses ---------------------------------------------------------------------------------

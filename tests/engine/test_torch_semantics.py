@@ -632,3 +632,12 @@ def test_in_place_on_views_errors(case):
         assert got[0][:2] == expected[0][:2]
     else:
         assert got[0] == expected[0]
+
+
+def test_functional_softmax_without_dim_warns_as_torch():
+    def fn(lib):
+        x = tensor(lib, [[1.0, 2.0, 3.0], [1.0, 0.0, -1.0]])
+        F = lib.nn.functional
+        outs = F.softmax(x), F.log_softmax(x), F.softmax(x, dim=0), lib.nn.Softmax(dim=1)(x)
+        return [np.round(t.numpy(), 12).tolist() for t in outs]
+    same(fn)
