@@ -419,3 +419,11 @@ def test_batched_cotangents_through_python_backward(fn):
     (batched,) = gt.autograd.grad(out, x, eye, retain_graph=True, is_grads_batched=True)
     rows = [gt.autograd.grad(out, x, eye[k], retain_graph=True)[0].numpy() for k in range(5)]
     np.testing.assert_allclose(batched.numpy(), np.stack(rows), rtol=1e-12)
+
+
+def test_torch_import_paths_of_gradcheck_and_once_differentiable():
+    from gradtool.autograd.function import once_differentiable
+    assert once_differentiable is gt.autograd.once_differentiable
+    x = gt.randn(4, requires_grad=True)
+    assert gt.autograd.gradcheck(gt.tanh, (x,))
+    assert gt.autograd.gradgradcheck(gt.tanh, (x,))
