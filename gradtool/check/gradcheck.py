@@ -36,6 +36,7 @@ from .result import BlockResult, CheckResult
 AUTO_FULL_LIMIT = 4_000_000        # Jacobian entries checked in full by mode="auto"
 FULL_LIMIT = 10**8                 # mode="full" refuses more (memory: the element cap's size)
 ANALYTICAL_CHUNK_BYTES = 2 ** 20   # rows per batched backward: cache-sized (measured)
+ANALYTICAL_CHUNK_ROWS = None       # force a number of rows per batched backward (tests)
 REENTRANCY_ROWS = 64               # rows computed twice by the nondeterminism check
 METHODS = tuple(numeric.STENCILS)
 MODES = ("full", "fast", "auto")
@@ -107,25 +108,24 @@ def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
     """(per input: the (out size, in size) Jacobian or None if unreached; the first chunk of
     rows; per input the gradient for a zero cotangent (computed with the first chunk)).
 
-    The first chunk is up to ``REENTRANCY_ROWS`` rows spread over the output (the rows the
-    reentrancy check recomputes, in a batch of the same composition); the other rows follow
-    in cache-sized chunks."""
+    The first chunk holds rows spread over the output (those the reentrancy check computes
+    again, in a batch of the very same composition: the same rows plus the zero cotangent);
+    the other rows follow in cache-sized chunks (``ANALYTICAL_CHUNK_ROWS`` forces a size)."""
     size = int(np.prod(out_shape, dtype=np.int64))
     width = max(sum(in_sizes), size, 1)
-    step = max(1, min(size, ANALYTICAL_CHUNK_BYTES // (8 * width)))
+    step = ANALYTICAL_CHUNK_ROWS or max(1, min(size, ANALYTICAL_CHUNK_BYTES // (8 * width)))
     sample = np.unique(np.linspace(0, size - 1, min(size, REENTRANCY_ROWS)).astype(np.int64))
     rest = np.setdiff1d(np.arange(size), sample) if len(sample) < size else sample[:0]
-    chunks = [sample] + [rest[i:i + step] for i in range(0, len(rest), step)]
+    chunks = [sample[i:i + step] for i in range(0, len(sample), step)] + \
+        [rest[i:i + step] for i in range(0, len(rest), step)]
     jac = [None] * len(in_sizes)
     first = zero = None
     for rows in chunks:
-        if not len(rows):
-            continue
         part = _analytical_rows(vjp, out_shape, dtype, rows, zero_row=first is None)
         if first is None:
+            first = (rows, part)
             zero = [None if p is None else p[-1:] for p in part]
             part = [None if p is None else p[:-1] for p in part]
-            first = (rows, part)
         for j, p in enumerate(part):
             if p is None:
                 continue
@@ -135,11 +135,19 @@ def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
     return jac, first, zero
 
 
-def _reentrancy(vjp, out_shape: tuple, dtype, first) -> float:
-    """Largest difference between the first chunk of rows and a recomputation of it."""
+def _reentrancy(vjp, out_shape: tuple, dtype, first) -> list:
+    """Per input, the largest difference between the first chunk of rows and the same batch
+    (the same rows, the same trailing zero cotangent) computed again: two runs of one
+    computation, so a deterministic backward agrees bit for bit on any CPU."""
     rows, part = first
-    again = _analytical_rows(vjp, out_shape, dtype, rows)
-    return _max_gap(part, again)
+    again = _analytical_rows(vjp, out_shape, dtype, rows, zero_row=True)
+    return _gaps(part, again)
+
+
+def _gaps(first: list, again: list) -> list:
+    """Per input, the largest difference between two results of the same computation (inf
+    when only one of them reaches the input)."""
+    return [_max_gap([a], [b]) for a, b in zip(first, again)]
 
 
 def _max_gap(first: list, again: list) -> float:
@@ -456,7 +464,8 @@ class _Checker:
             vjp = self._vjp(o, self.diff)
             shape, dtype = self.out_data[o].shape, self.out_data[o].dtype
             jac, first, zero = _analytical_full(vjp, shape, dtype, in_sizes)
-            nondet = _reentrancy(vjp, shape, dtype, first) if first is not None else 0.0
+            nondet = _reentrancy(vjp, shape, dtype, first) if first is not None else \
+                [0.0] * len(self.diff)
             if zero is not None:
                 self._zero_rows(o, zero)
             an_time = time.perf_counter() - t0
@@ -470,19 +479,25 @@ class _Checker:
                 block.n_evals = num_evals[j]
                 block.wall_time = num_time[j] / len(self.diff_outs) + \
                     an_time / len(self.diff) + time.perf_counter() - t1
-                if nondet > self.nondet_tol and not unused:
-                    self._mark_nondet(block, nondet)
+                if nondet[jj] > self.nondet_tol and not unused:
+                    self._mark_nondet(block, nondet[jj])
                 self.res.blocks.append(block)
 
-    def _mark_nondet(self, block, nondet):
-        text = (f"nondeterministic backward: two backward passes with the same grad_output "
-                f"differ by {nondet:.3g} (nondet_tol = {self.nondet_tol:g})")
+    def _mark_nondet(self, block, gap):
+        """torch's "Backward is not reentrant": the same batch of cotangents through the
+        backward twice gave different gradients.  Then the analytical Jacobian depends on how
+        often the backward ran, so this is the cause to report, before any mismatch."""
+        text = (f"backward is not reentrant: running backward twice with the same input and "
+                f"grad_output gives values that differ by {gap:.3g} (nondet_tol = "
+                f"{self.nondet_tol:g}); a backward that changes what it saved (e.g. an "
+                "in-place update of a tensor kept on ctx) or draws random numbers")
         if block.passed:
-            block.passed = False
-            block.kind = "nondeterministic"
-            block.diagnosis = text + "; the analytical gradient matches the numerical one"
+            text += "; the analytical gradient matches the numerical one"
         else:
-            block.diagnosis += "; also " + text
+            text += f"; the Jacobian it gives also disagrees: {block.diagnosis}"
+        block.passed = False
+        block.kind = "nondeterministic"
+        block.diagnosis = text
 
     def _block(self, o, j, A, N, unused, stage="first order") -> BlockResult:
         cmp = compare(A, N, self.atol, self.rtol)
@@ -552,13 +567,15 @@ class _Checker:
         for o in self.diff_outs:
             t0 = time.perf_counter()
             vjp = self._vjp(o, self.diff)
-            # one batched backward: the k projections plus a zero cotangent (whose gradient
-            # must be zero: "backward not multiplied by grad_output"), then the k again
+            # one batched backward: the k projections plus a zero cotangent (whose gradient: "backward not multiplied by grad_output"), then the k again
+            # must be zero: "backward not multiplied by grad_output"); the reentrancy check
+            # runs the very same batch again
             zero = np.zeros((1,) + self.out_data[o].shape, dtype=vs[o].dtype)
-            both = vjp(np.concatenate([vs[o], zero]))
+            cot = np.concatenate([vs[o], zero])
+            both = vjp(cot)
             g1 = [None if g is None else g[:self.k] for g in both]
             self._zero_rows(o, [None if g is None else g[self.k:] for g in both])
-            g2 = vjp(vs[o])
+            nondet = _gaps(both, vjp(cot))
             an_time = time.perf_counter() - t0
             vflat = vs[o].reshape(self.k, -1).astype(np.float64)
             for jj, j in enumerate(self.diff):
@@ -571,9 +588,8 @@ class _Checker:
                 block = self._fast_block(o, j, a_s, n_s, atol, unused)
                 block.n_evals = evals
                 block.wall_time = ntime / len(self.diff_outs) + an_time / len(self.diff)
-                nondet = _max_gap([g1[jj]], [g2[jj]])
-                if not unused and nondet > self.nondet_tol:
-                    self._mark_nondet(block, nondet)
+                if not unused and nondet[jj] > self.nondet_tol:
+                    self._mark_nondet(block, nondet[jj])
                 self.res.blocks.append(block)
 
     def _fast_block(self, o, j, a_s, n_s, atol, unused) -> BlockResult:
