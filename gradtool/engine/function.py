@@ -112,34 +112,48 @@ class FunctionCtx(Node):
                 if t is not None}
 
     def apply(self, grads: list, create_graph: bool, batched: bool):
-        if batched and not getattr(self._fn_cls, "batched_backward", False):
-            result = self._try_batched(grads, create_graph)
+        if batched and not self._fn_cls._batch_polymorphic:
+            result = None if create_graph else self._apply_vmapped(grads)
             return result if result is not None else self._apply_looped(grads, create_graph)
         return self._call(grads, create_graph, batched)
 
-    def _try_batched(self, grads: list, create_graph: bool):
-        """Batched cotangents through a backward not declared batch-polymorphic: many are
-        (elementwise formulas broadcast over a leading axis), so call it once with the whole
-        batch and accept the result only if its first and last rows equal unbatched calls;
-        anything else (an error, a wrong shape, other values) falls back to the loop."""
-        if create_graph or any(g is None for g in grads):
-            return None
-        n = grads[0].shape[0]
-        if n < 4:
-            return None
+    def _apply_vmapped(self, grads: list):
+        """A batch of cotangents through the user's backward under :func:`vmap`: the
+        backward sees one example's cotangents (as under ``torch.func.vmap``), so the dims it
+        names (``sum(1)``, ``softmax(-1)``, ``t()``, ``reshape``) are those of the unbatched
+        tensors, while every primitive computes on the whole batch.  None when it cannot run
+        so (it reads values, uses numpy, updates a tensor in place...): then one call per
+        cotangent, which also raises any genuine error of the backward."""
+        from . import vmap
+        size = next(g.shape[0] for g in grads if g is not None)
+        args, batches = [], {}
+        for i, (g, (shape, dtype)) in enumerate(zip(grads, self._output_meta)):
+            if g is None:     # the same zeros (or None) for every example
+                args.append(_make(np.zeros(shape, dtype)) if self._materialize else None)
+            else:
+                args.append(None)
+                batches[i] = g._data if isinstance(g, Tensor) else g
+        is_none = []
+
+        def backward(*example_grads):
+            result = self._fn_cls.backward(self, *example_grads)
+            result = result if isinstance(result, tuple) else (result,)
+            is_none[:] = [r is None for r in result]
+            return tuple(r for r in result if r is not None)
+
+        prev = MODE.grad_enabled
+        MODE.grad_enabled = False
         try:
-            with np.errstate(all="ignore"):
-                batched = self._call(grads, False, True)
-                for k in (0, n - 1):
-                    row = self._call([g[k] for g in grads], False, False)
-                    for got, want in zip(batched, row):
-                        if (got is None) != (want is None):
-                            return None
-                        if want is not None and not _same(got[k], want):
-                            return None
-        except Exception:  # noqa: BLE001  any failure of the trial means: use the loop
+            outs, _ = vmap.call_batched(backward, tuple(args), batches, size)
+        except vmap.VmapFallback:
             return None
-        return batched
+        finally:
+            MODE.grad_enabled = prev
+        batched = iter(outs)
+        result = tuple(None if none else
+                       _make(np.ascontiguousarray(vmap.as_dense(next(batched), size)))
+                       for none in is_none)
+        return self._check_result(result, False, True)
 
     def _call(self, grads: list, create_graph: bool, batched: bool):
         fn = self._fn_cls
@@ -155,6 +169,12 @@ class FunctionCtx(Node):
             result = fn.backward(self, *wrapped)
         finally:
             MODE.grad_enabled = prev
+        return self._check_result(result, create_graph, batched)
+
+    def _check_result(self, result, create_graph: bool, batched: bool) -> list:
+        """What backward returned, checked as torch checks it (count, types, shapes) and
+        summed down to the inputs' shapes: per input an array, a Tensor (create_graph) or
+        None."""
         if not isinstance(result, tuple):
             result = (result,)
         n_inputs = len(self.next_nodes)
@@ -226,15 +246,6 @@ def _type_name(value) -> str:
     return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__name__}"
 
 
-def _same(got: np.ndarray, want: np.ndarray) -> bool:
-    """Equal up to rounding (a batched matmul may sum in another order than a single one)."""
-    if got.shape != want.shape:
-        return False
-    scale = float(np.max(np.abs(want))) if want.size else 0.0
-    return bool(np.allclose(got, want, rtol=1e-10, atol=1e-12 * max(scale, 1e-300),
-                            equal_nan=True))
-
-
 class _FunctionMeta(type):
     def __init__(cls, name, bases, namespace) -> None:
         super().__init__(name, bases, namespace)
@@ -244,7 +255,9 @@ class _FunctionMeta(type):
 class Function(metaclass=_FunctionMeta):
     """Base class of custom autograd Functions (``forward``/``backward`` staticmethods)."""
 
-    batched_backward = False   # True: backward broadcasts over a leading batch axis of grads
+    # gradtool's own identity-like Functions set this: their backward is written for a leading
+    # batch axis of cotangents.  Every other backward runs under vmap (see FunctionCtx.apply).
+    _batch_polymorphic = False
 
     def __init__(self, *args, **kwargs) -> None:
         warnings.warn(f"{type(self)} should not be instantiated. Methods on autograd functions "

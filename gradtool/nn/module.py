@@ -519,7 +519,7 @@ class BackwardHookFunction(Function):
     """Identity on the module's tensors; its node is where the module's gradients are
     observed (torch's ``BackwardHookFunctionBackward``)."""
 
-    batched_backward = True
+    _batch_polymorphic = True
 
     @staticmethod
     def forward(ctx, *tensors):
