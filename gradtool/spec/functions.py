@@ -12,7 +12,9 @@ them are right too.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,20 +59,17 @@ def resolve_python(ref: str, location: Location | None, *,
     """Import ``pkg.module:Name`` and return it if it is a class of the ``kind`` asked for:
     a ``gt.autograd.Function`` or ``torch.autograd.Function`` subclass (``function``), a
     ``gt.nn.Module`` or ``torch.nn.Module`` subclass (``module``).  This runs the module's
-    code: only load specs you trust (or pass ``allow_python=False``).  ``search_path`` (the
-    spec file's directory) is tried after ``sys.path``.  The single place where Python
-    references are resolved; torch is never imported here (a torch class was imported by
-    the user's module)."""
+    code: only load specs you trust (or pass ``--no-python``).  ``search_path`` is the spec
+    file's directory: a module there wins over ``sys.path`` and is private to that file.
+    The single place where Python references are resolved; torch is never imported here (a
+    torch class was imported by the user's module)."""
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr or \
             not all(is_identifier(p) for p in module_name.split(".") + attr.split(".")):
         raise SpecError(f"python reference '{ref}' must look like 'package.module:Name'",
                         location)
-    added = search_path is not None and search_path not in sys.path
-    if added:
-        sys.path.append(search_path)
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name, search_path)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] == "torch":
             raise SpecError(f"'{ref}' needs PyTorch, which is not installed", location,
@@ -84,9 +83,6 @@ def resolve_python(ref: str, location: Location | None, *,
     except SystemExit as exc:  # sys.exit() at import would end gradtool with its code
         raise SpecError(f"cannot import module '{module_name}': it called sys.exit"
                         f"({exc.code!r})", location) from None
-    finally:
-        if added:
-            sys.path.remove(search_path)
     obj: Any = module
     for part in attr.split("."):
         namespace = vars(obj) if hasattr(obj, "__dict__") else {}
@@ -105,6 +101,51 @@ def resolve_python(ref: str, location: Location | None, *,
                         hint="subclass gradtool.autograd.Function (or "
                         "torch.autograd.Function) with static forward and backward methods")
     return obj
+
+
+def _local_root(module_name: str, search_path: str | None) -> Path | None:
+    """The file or package of ``module_name``'s top-level name next to the spec file, if any."""
+    if search_path is None:
+        return None
+    top = Path(search_path) / module_name.split(".")[0]
+    for candidate in (top.with_suffix(".py"), top):
+        if candidate.is_file() or candidate.is_dir():
+            return candidate
+    return None
+
+
+def _import(module_name: str, search_path: str | None):
+    """Import ``module_name`` for one spec file.  A module next to the spec file wins, and is
+    imported afresh, isolated: same-named modules loaded for other files are set aside while
+    it imports, and everything it loaded from the spec's folder is taken out of
+    ``sys.modules`` again (and the folder out of ``sys.path``), so nothing leaks from one
+    spec file, run or pytest item to the next.  Other modules import as usual."""
+    if _local_root(module_name, search_path) is None:
+        return importlib.import_module(module_name)
+    folder = str(Path(search_path).resolve())
+    inside = folder.rstrip(os.sep) + os.sep
+    top = module_name.split(".")[0]
+
+    def ours(name: str, module) -> bool:
+        if name == top or name.startswith(top + "."):
+            return True
+        origin = getattr(module, "__file__", None)
+        return isinstance(origin, str) and origin.startswith(inside)
+
+    set_aside = {name: m for name, m in sys.modules.items() if ours(name, m)}
+    for name in set_aside:
+        del sys.modules[name]
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(folder)
+        for name in set(sys.modules) - before:
+            if ours(name, sys.modules[name]):
+                del sys.modules[name]
+        sys.modules.update(set_aside)
 
 
 def _torch():
