@@ -13,11 +13,12 @@ already imported).
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import Location, UserError
 from . import numeric
 from .gradcheck import _as_tuple, _Checker
 
@@ -116,8 +117,11 @@ class _TorchChecker(_Checker):
                     return as_rows(grads, k)
                 except RuntimeError:   # a Function without a vmap rule: one row at a time
                     state["batched"] = False
-            rows = [torch.autograd.grad(out, inputs, cot_t[i], retain_graph=True,
-                                        allow_unused=True) for i in range(k)]
+            try:
+                rows = [torch.autograd.grad(out, inputs, cot_t[i], retain_graph=True,
+                                            allow_unused=True) for i in range(k)]
+            except Exception as exc:  # noqa: BLE001  the user's backward failed, not gradtool
+                raise _backward_error(out, exc) from None
             return [None if rows[0][i] is None else
                     np.stack([r[i].detach().numpy().reshape(-1) for r in rows])
                     for i in range(len(inputs))]
@@ -178,6 +182,49 @@ class _TorchEvaluator(numeric.Evaluator):
                     for k in range(size)]
         self.n_evals += size
         return [np.stack(col) for col in zip(*rows)]
+
+
+def _backward_error(out, exc: BaseException) -> UserError:
+    """The user's torch backward raised (a gradient of the wrong shape, a type error): a
+    user error naming the custom Function whose node the message names, at its backward."""
+    text = _reason(exc, width=300)
+    cls = _custom_function(out.grad_fn, text)
+    if cls is None:
+        return UserError(f"the torch backward raised {type(exc).__name__}: {text}",
+                         hint="the function's backward is at fault, not the check")
+    return UserError(f"the backward of torch Function '{cls.__name__}' raised "
+                     f"{type(exc).__name__}: {text}", _def_location(cls.backward),
+                     hint="the Function's backward is at fault, not the check: it must "
+                     "return one gradient (or None) per forward input, of that input's shape")
+
+
+def _def_location(fn) -> Location | None:
+    """Where ``fn``'s ``def`` line is (past its decorators)."""
+    try:
+        fn = inspect.unwrap(fn)
+        lines, start = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        return None if code is None else Location(code.co_filename, code.co_firstlineno)
+    offset = next((i for i, line in enumerate(lines)
+                   if line.lstrip().startswith(("def ", "async def "))), 0)
+    return Location(inspect.getsourcefile(fn) or fn.__code__.co_filename, start + offset)
+
+
+def _custom_function(root, text: str):
+    """The ``torch.autograd.Function`` subclass whose backward node ``text`` names, found by
+    walking the graph from ``root`` (iteratively)."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        cls = getattr(node, "_forward_cls", None)
+        if cls is not None and f"{cls.__name__}Backward" in text:
+            return cls
+        stack.extend(fn for fn, _ in getattr(node, "next_functions", ()))
+    return None
 
 
 def _reason(exc: BaseException, width: int = 100) -> str:

@@ -217,10 +217,14 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
     except GradtoolError as error:
         outcome.time = time.perf_counter() - start
         location = getattr(error, "location", None)
-        if location is not None and location.line is not None:
-            outcome.line, outcome.column = location.line, location.column
         outcome.status = "error"
         outcome.message = getattr(error, "message", None) or str(error)
+        if location is not None and location.line is not None:
+            if _same_file(location.file, item.file):
+                outcome.line, outcome.column = location.line, location.column
+            else:       # in the user's Python code (a torch Function's backward)
+                where = f"{display_path(Path(location.file))}:{location.line}"
+                outcome.message = f"{where}: {outcome.message}"
         outcome.hint = getattr(error, "hint", None)
         outcome.exit_code = max(error.exit_code, 2)
         return outcome
@@ -252,6 +256,15 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
         return outcome
     outcome.time = time.perf_counter() - start
     return finish(outcome, result, save_failures)
+
+
+def _same_file(a, b) -> bool:
+    if a is None:
+        return True
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 #: top-level packages that are never the user's code, even when a spec names them

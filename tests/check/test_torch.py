@@ -85,3 +85,64 @@ def test_bridge_refuses_complex_step():
     with pytest.raises(UserError, match="complex"):
         gt.check(torch.sin, (torch.randn(3, dtype=torch.float64, requires_grad=True),),
                  method="complex")
+
+
+# ---- the bridge blames the right party --------------------------------------------------------
+class WrongShape(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * 2).sum(0)
+
+
+class NotReentrant(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.acc = torch.ones_like(x)
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.acc *= grad + 1
+        return grad * ctx.acc
+
+
+def test_wrong_gradient_shape_is_the_users_error_at_the_function():
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(UserError) as info:
+        gt.check(WrongShape.apply, (x,))
+    error = info.value
+    assert "'WrongShape'" in error.message and "invalid gradient" in error.message
+    assert error.location.file == __file__
+    assert error.location.line == WrongShape.backward.__code__.co_firstlineno + 1  # the def
+
+
+def test_not_reentrant_through_the_bridge():
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    result = gt.check(NotReentrant.apply, (x,))
+    assert not result.passed
+    assert result.blocks[0].kind == "nondeterministic"
+    assert "not reentrant" in result.blocks[0].diagnosis
+    with pytest.raises(Exception, match="not reentrant"):
+        torch.autograd.gradcheck(NotReentrant.apply, (x,))
+
+
+def test_cli_exit_2_for_a_torch_function_with_a_wrong_gradient_shape(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from gradtool.cli.app import cli
+    (tmp_path / "tops.py").write_text(
+        "import torch\n\n\nclass WrongShape(torch.autograd.Function):\n"
+        "    @staticmethod\n    def forward(ctx, x):\n        return x * 2\n\n"
+        "    @staticmethod\n    def backward(ctx, grad):\n        return (grad * 2).sum(0)\n")
+    (tmp_path / "spec.yaml").write_text(
+        "version: 1\nfunctions:\n  W: {python: 'tops:WrongShape'}\nchecks:\n"
+        "  - name: w\n    expr: W(x)\n    inputs: {x: {shape: [3, 4]}}\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["check", "spec.yaml"])
+    assert result.exit_code == 2, result.output
+    assert "WrongShape" in result.output and "internal error" not in result.output
+    assert "tops.py:10" in result.output
