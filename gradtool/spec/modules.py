@@ -94,13 +94,21 @@ class ModuleDef:
         return built[id(root)]
 
 
-class _BuildError(Exception):
-    """A layer's constructor failed: which layer, and why."""
+class _BuildError(SpecError):
+    """A layer's constructor failed: which layer, and why (a spec error at the layer, also
+    when a check builds the module again)."""
 
-    def __init__(self, call: ModuleCall, error: Exception) -> None:
-        super().__init__(str(error))
+    def __init__(self, call: ModuleCall, error: BaseException) -> None:
         self.call = call
         self.error = error
+        label = call.name or call.python
+        if isinstance(error, SpecError):
+            message, hint = f"{label}: {error.message}", error.hint
+        else:
+            why = f"it called sys.exit({error.code!r})" if isinstance(error, SystemExit) \
+                else f"{type(error).__name__}: {str(error).strip() or type(error).__name__}"
+            message, hint = f"{label} cannot be built: {why}", None
+        super().__init__(message, call.args_location or call.name_location, hint)
 
 
 class ModuleInstance:
@@ -238,16 +246,8 @@ def define(name: str, root: ModuleCall, location: Location, *, allow_python: boo
     try:
         instance = mdef.build(0, "float64", max_elements)
     except _BuildError as exc:
-        call, error = exc.call, exc.error
-        where = call.args_location or call.name_location
-        label = call.name or call.python
-        if isinstance(error, SpecError):
-            return None, [type(error)(f"module '{name}': {label}: {error.message}", where,
-                                      error.hint)]
-        message = f"{type(error).__name__}: {str(error).strip() or type(error).__name__}" \
-            if not isinstance(error, SystemExit) else f"it called sys.exit({error.code!r})"
-        return None, [SpecError(f"module '{name}': {label} cannot be built: {message}",
-                                where)]
+        kind = type(exc.error) if isinstance(exc.error, SpecError) else SpecError
+        return None, [kind(f"module '{name}': {exc.message}", exc.location, exc.hint)]
     except SystemExit as exc:   # a torch module's constructor calling sys.exit()
         return None, [SpecError(f"module '{name}' cannot be built: it called "
                                 f"sys.exit({exc.code!r})", location)]
