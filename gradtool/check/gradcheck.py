@@ -34,6 +34,8 @@ from .diagnose import compare, diagnose, diagnose_scalars
 from .result import BlockResult, CheckResult
 
 AUTO_FULL_LIMIT = 4_000_000        # Jacobian entries checked in full by mode="auto"
+AUTO_FULL_SECONDS = 5.0            # estimated seconds of a full check mode="auto" accepts
+AUTO_SAMPLE = 16                   # columns/rows timed to estimate a full check's cost
 FULL_LIMIT = 10**8                 # mode="full" refuses more (memory: the element cap's size)
 ANALYTICAL_CHUNK_BYTES = 2 ** 20   # rows per batched backward: cache-sized (measured)
 ANALYTICAL_CHUNK_ROWS = None       # force a number of rows per batched backward (tests)
@@ -359,7 +361,11 @@ class _Checker:
                 (not p.analytic and name not in ("arctan2", "softplus"))]
 
     def run(self, mode, check_backward_ad, check_undefined_grad, forward_ad) -> CheckResult:
+        start = time.perf_counter()
         outs = self.forward()
+        self.forward_time = time.perf_counter() - start
+        self.auto_note = ""
+        self._rates = {}
         self.outs = outs
         self._prims = None
         if self.method == "complex":
@@ -381,14 +387,16 @@ class _Checker:
         total = sum(self.out_data[o].size for o in self.diff_outs) * \
             sum(self.in_data[j].size for j in self.diff)
         if mode == "auto":
-            mode = "full" if total <= AUTO_FULL_LIMIT else "fast"
+            mode, self.auto_note = self._auto_mode(total)
         if mode == "full" and check_backward_ad and total > FULL_LIMIT:
             raise UserError(f"mode='full' would build Jacobians of {total:,} entries, over "
                             f"the limit of {FULL_LIMIT:,}", hint="use mode='auto' or "
                             "mode='fast' (random projections vᵀJu)")
         self.mode = mode
-        res = CheckResult(passed=True, method=self.method,
-                          mode=mode if mode == "full" else f"fast ({self.k} projections)",
+        label = mode if mode == "full" else f"fast ({self.k} projections)"
+        if self.auto_note:
+            label += f"; auto: {self.auto_note}"
+        res = CheckResult(passed=True, method=self.method, mode=label,
                           eps=self.eps, atol=self.atol, rtol=self.rtol, seed=self.seed,
                           input_names=self.names, warnings=list(self.warnings),
                           inputs=[None if d is None else d.copy() for d in self.in_data])
@@ -408,6 +416,52 @@ class _Checker:
         res.path = self.ev.path
         res.passed = not res.problems and all(b.passed for b in res.blocks)
         return res
+
+    # -- mode="auto": by estimated cost
+    def _auto_mode(self, total: int) -> tuple:
+        """Full mode when its Jacobians fit in memory and its estimated time is within
+        ``AUTO_FULL_SECONDS``, else fast mode; with the reason, for the report."""
+        if total > AUTO_FULL_LIMIT:
+            return "fast", f"{total:,} Jacobian entries are over {AUTO_FULL_LIMIT:,}"
+        cost = self._full_cost()
+        if cost <= AUTO_FULL_SECONDS:
+            return "full", f"estimated {_seconds(cost)}"
+        return "fast", f"full mode estimated at {_seconds(cost)}, over {AUTO_FULL_SECONDS:g} s"
+
+    def _full_cost(self, outputs=None, inputs=None) -> float:
+        """Estimated seconds of a full check of ``outputs`` x ``inputs`` (all by default):
+        first a bound from the time of one forward (every perturbation and every backward row
+        as dear as a forward), and when that is over budget, a measurement: a few columns of
+        each input's numerical Jacobian and a few rows of each output's analytical one, in
+        batches as the full check runs them, extrapolated."""
+        outputs = self.diff_outs if outputs is None else outputs
+        inputs = self.diff if inputs is None else inputs
+        per_column = len([o for o in numeric.STENCILS[self.method][0] if o != 0.0])
+        columns = sum(self.in_data[j].size for j in inputs)
+        rows = sum(self.out_sizes[o] for o in outputs)
+        bound = self.forward_time * (per_column * columns + rows)
+        if bound <= AUTO_FULL_SECONDS / 4:
+            return bound
+        if self.forward_time * per_column * AUTO_SAMPLE > AUTO_FULL_SECONDS:
+            return bound             # even the measurement would be too dear
+        return sum(self._rate("column", j) * self.in_data[j].size for j in inputs) + \
+            sum(self._rate("row", o) * self.out_sizes[o] for o in outputs)
+
+    def _rate(self, what: str, index: int) -> float:
+        """Measured seconds per numerical column of input ``index`` ("column") or per
+        analytical row of output ``index`` ("row")."""
+        key = (what, index)
+        if key not in self._rates:
+            size = self.in_data[index].size if what == "column" else self.out_sizes[index]
+            sample = np.unique(np.linspace(0, size - 1, min(size, AUTO_SAMPLE)).astype(int))
+            start = time.perf_counter()
+            if what == "column":
+                self._numerical(index, sample)
+            else:
+                out = self.out_data[index]
+                _analytical_rows(self._vjp(index, self.diff), out.shape, out.dtype, sample)
+            self._rates[key] = (time.perf_counter() - start) / len(sample)
+        return self._rates[key]
 
     def _undefined_grad_problems(self) -> list:
         return _undefined_grad_problems([self.outs[o] for o in self.diff_outs],
@@ -554,6 +608,14 @@ class _Checker:
         return (v / norms.reshape((self.k,) + (1,) * len(shape))).astype(dtype)
 
     def _fast(self):
+        thresholds = []
+        self._fast_pairs(thresholds)
+        if thresholds:
+            self.res.mode += (f"; sees errors spread over the Jacobian, and a single wrong "
+                              f"entry over ~{max(thresholds):.2g}: mode='full' compares every "
+                              "entry")
+
+    def _fast_pairs(self, thresholds: list):
         us = {j: self._random(self.in_data[j].shape) for j in self.diff}
         vs = {o: self._random(self.out_data[o].shape, self.out_data[o].dtype)
               for o in self.diff_outs}
@@ -585,6 +647,8 @@ class _Checker:
                 unused = g1[jj] is None
                 a_s = np.zeros(self.k) if unused else np.einsum("ki,ki->k", g1[jj], uflat)
                 atol = self.atol * uflat.sum(axis=1) * vflat.sum(axis=1)
+                thresholds.append(_single_entry_threshold(uflat, vflat, atol + self.rtol *
+                                                          np.abs(n_s)))
                 block = self._fast_block(o, j, a_s, n_s, atol, unused)
                 block.n_evals = evals
                 block.wall_time = ntime / len(self.diff_outs) + an_time / len(self.diff)
@@ -608,7 +672,7 @@ class _Checker:
         if block.passed:
             return block
         size = self.out_sizes[o] * self.in_data[j].size
-        if size <= AUTO_FULL_LIMIT:
+        if size <= AUTO_FULL_LIMIT and self._full_cost([o], [j]) <= AUTO_FULL_SECONDS:
             # as torch: recompute this block in full for a precise report
             N = self._numerical(j)[o]
             A, _, _ = _analytical_full(self._vjp(o, [j]), self.out_data[o].shape,
@@ -711,6 +775,20 @@ class _Checker:
                 f"forward/reverse inconsistency for d output {o} / d {self.names[j]}: "
                 f"vᵀ(Ju) = {fwd[0]:.6g} (forward mode) but (vᵀJ)u = {rev[0]:.6g} "
                 "(reverse mode)")
+
+
+def _single_entry_threshold(u: np.ndarray, v: np.ndarray, tolerance: np.ndarray) -> float:
+    """How large a wrong Jacobian entry must be for fast mode to see it: an error e at entry
+    (r, c) moves projection p by v_r e u_c, which fails it when over its tolerance; at a
+    typical entry (u, v at their means) the smallest such |e| over the k projections."""
+    typical = u.mean(axis=1) * v.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        needed = np.where(typical > 0, tolerance / typical, np.inf)
+    return float(np.min(needed)) if needed.size else float("inf")
+
+
+def _seconds(t: float) -> str:
+    return f"{t * 1000:.3g} ms" if t < 1 else f"{t:.3g} s"
 
 
 def _unravel(i, shape) -> tuple:

@@ -263,7 +263,7 @@ def test_auto_mode_switches_to_fast(monkeypatch):
     monkeypatch.setattr(module, "AUTO_FULL_LIMIT", 10)
     result = gt.check(lambda x: gt.sin(x), (_x(20),), mode="auto")
     assert result.passed and result.mode.startswith("fast")
-    assert gt.check(lambda x: gt.sin(x), (_x(3),), mode="auto").mode == "full"
+    assert gt.check(lambda x: gt.sin(x), (_x(3),), mode="auto").mode.startswith("full")
 
 
 def test_gradgradcheck():

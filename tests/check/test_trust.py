@@ -299,3 +299,39 @@ def test_formula_backwards_with_explicit_dims(monkeypatch, rows):
         verdicts[check.name] = gt.check(built.fn, built.inputs,
                                         input_names=built.input_names).passed
     assert verdicts == {"softmax": True, "softmax_wrong_axis": False, "sparsemax": True}
+
+
+# ---- auto mode chooses by cost ----------------------------------------------------------------
+def test_auto_mode_picks_fast_for_a_large_mlp_by_cost():
+    """64x1000 -> 1000 -> 10 tanh MLP against its ~10^6 weights: about 10^6 Jacobian entries
+    (under the entry cap) but ~2x10^6 perturbed forwards: fast mode, and the report says why
+    and what fast mode guarantees."""
+    rng = np.random.default_rng(0)
+    x = gt.tensor(rng.standard_normal((64, 1000)))
+    w1 = gt.tensor(rng.standard_normal((1000, 1000)) * 0.03, requires_grad=True)
+    w2 = gt.tensor(rng.standard_normal((1000, 10)) * 0.03, requires_grad=True)
+    result = gt.check(lambda w1, w2: ((x @ w1).tanh() @ w2).pow(2).mean(), (w1, w2),
+                      mode="auto")
+    assert result.passed
+    assert result.mode.startswith("fast (4 projections); auto: full mode estimated at")
+    assert "a single wrong entry over" in result.mode
+
+
+def test_auto_mode_keeps_cheap_checks_full(monkeypatch):
+    x = gt.randn(300, requires_grad=True)
+    result = gt.check(lambda x: (x.tanh() * x.sin()).sum(), (x,), mode="auto")
+    assert result.mode.startswith("full; auto: estimated")
+    monkeypatch.setattr(gradcheck_module, "AUTO_FULL_SECONDS", 0.0)
+    result = gt.check(lambda x: (x.tanh() * x.sin()).sum(), (x,), mode="auto")
+    assert result.mode.startswith("fast")
+
+
+def test_fast_mode_failure_is_not_recomputed_in_full_when_too_dear(monkeypatch):
+    monkeypatch.setattr(gradcheck_module, "AUTO_FULL_SECONDS", 0.0)
+    result = gt.check(SquareWrong.apply, (gt.randn(30, requires_grad=True),), mode="fast")
+    assert not result.passed
+    assert "recomputed in full" not in result.blocks[0].mode
+    monkeypatch.setattr(gradcheck_module, "AUTO_FULL_SECONDS", 5.0)
+    result = gt.check(SquareWrong.apply, (gt.randn(30, requires_grad=True),), mode="fast")
+    assert "recomputed in full" in result.blocks[0].mode
+    assert result.blocks[0].kind == "scale"
