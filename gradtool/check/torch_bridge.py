@@ -185,17 +185,34 @@ class _TorchEvaluator(numeric.Evaluator):
 
 
 def _backward_error(out, exc: BaseException) -> UserError:
-    """The user's torch backward raised (a gradient of the wrong shape, a type error): a
-    user error naming the custom Function whose node the message names, at its backward."""
+    """The user's torch backward raised (a gradient of the wrong shape, a broadcasting
+    error): a user error naming the custom Function at fault, at the line of its backward
+    that raised (or at its ``def`` when torch raised after it returned)."""
     text = _reason(exc, width=300)
-    cls = _custom_function(out.grad_fn, text)
+    classes = _custom_functions(out.grad_fn)
+    codes = {}
+    for cls in classes:
+        code = getattr(inspect.unwrap(cls.backward), "__code__", None)
+        if code is not None:
+            codes[code] = cls
+    cls = where = None
+    tb = exc.__traceback__
+    while tb is not None:           # the innermost frame of a Function's backward
+        if tb.tb_frame.f_code in codes:
+            cls = codes[tb.tb_frame.f_code]
+            where = Location(tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    hint = "the error is in the Function's backward, not in the check"
+    if cls is None:                 # torch raised after the backward returned
+        cls = next((c for c in classes if f"{c.__name__}Backward" in text), None)
+        where = None if cls is None else _def_location(cls.backward)
+        hint = ("the Function's backward is at fault, not the check: it must return one "
+                "gradient (or None) per forward input, of that input's shape")
     if cls is None:
         return UserError(f"the torch backward raised {type(exc).__name__}: {text}",
                          hint="the function's backward is at fault, not the check")
     return UserError(f"the backward of torch Function '{cls.__name__}' raised "
-                     f"{type(exc).__name__}: {text}", _def_location(cls.backward),
-                     hint="the Function's backward is at fault, not the check: it must "
-                     "return one gradient (or None) per forward input, of that input's shape")
+                     f"{type(exc).__name__}: {text}", where, hint=hint)
 
 
 def _def_location(fn) -> Location | None:
@@ -211,20 +228,20 @@ def _def_location(fn) -> Location | None:
     return Location(inspect.getsourcefile(fn) or fn.__code__.co_filename, start + offset)
 
 
-def _custom_function(root, text: str):
-    """The ``torch.autograd.Function`` subclass whose backward node ``text`` names, found by
-    walking the graph from ``root`` (iteratively)."""
-    stack, seen = [root], set()
+def _custom_functions(root) -> list:
+    """The ``torch.autograd.Function`` subclasses in the graph below ``root`` (walked
+    iteratively), in the order first met."""
+    stack, seen, found = [root], set(), []
     while stack:
         node = stack.pop()
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
         cls = getattr(node, "_forward_cls", None)
-        if cls is not None and f"{cls.__name__}Backward" in text:
-            return cls
+        if cls is not None and cls not in found:
+            found.append(cls)
         stack.extend(fn for fn, _ in getattr(node, "next_functions", ()))
-    return None
+    return found
 
 
 def _reason(exc: BaseException, width: int = 100) -> str:

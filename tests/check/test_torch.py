@@ -146,3 +146,25 @@ def test_cli_exit_2_for_a_torch_function_with_a_wrong_gradient_shape(tmp_path, m
     assert result.exit_code == 2, result.output
     assert "WrongShape" in result.output and "internal error" not in result.output
     assert "tops.py:10" in result.output
+
+
+class BroadcastBug(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.softmax(1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        y = x.softmax(1)
+        return y * (grad - (grad * y).sum(1))       # forgot keepdim: (4, 6) - (4,)
+
+
+def test_error_inside_a_torch_backward_points_at_its_line():
+    x = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(UserError) as info:
+        gt.check(BroadcastBug.apply, (x,))
+    error = info.value
+    assert "'BroadcastBug'" in error.message and "must match" in error.message
+    assert error.location.line == BroadcastBug.backward.__code__.co_firstlineno + 4
