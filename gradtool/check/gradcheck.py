@@ -280,7 +280,8 @@ class _Checker:
     def __init__(self, fn, inputs, eps, atol, rtol, method, nondet_tol, seed, input_names,
                  upcast, n_projections) -> None:
         self.fn = fn
-        self.inputs = inputs
+        self.inputs = _distinct(inputs)
+        inputs = self.inputs
         self.eps, self.atol, self.rtol = eps, atol, rtol
         self.method = method
         self.nondet_tol = nondet_tol
@@ -785,6 +786,19 @@ def _single_entry_threshold(u: np.ndarray, v: np.ndarray, tolerance: np.ndarray)
     with np.errstate(divide="ignore", invalid="ignore"):
         needed = np.where(typical > 0, tolerance / typical, np.inf)
     return float(np.min(needed)) if needed.size else float("inf")
+
+
+def _distinct(inputs: tuple) -> tuple:
+    """The same tensor given twice (``check(f, (x, x))``) becomes two leaves: each position
+    is an input of its own, perturbed and differentiated alone (otherwise the backward sums
+    both positions' gradients while a perturbation moves one)."""
+    seen, out = set(), []
+    for x in inputs:
+        if isinstance(x, Tensor) and id(x) in seen:
+            x = x.detach().clone().requires_grad_(x.requires_grad)
+        seen.add(id(x))
+        out.append(x)
+    return tuple(out)
 
 
 def _seconds(t: float) -> str:

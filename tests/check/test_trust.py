@@ -335,3 +335,13 @@ def test_fast_mode_failure_is_not_recomputed_in_full_when_too_dear(monkeypatch):
     result = gt.check(SquareWrong.apply, (gt.randn(30, requires_grad=True),), mode="fast")
     assert "recomputed in full" in result.blocks[0].mode
     assert result.blocks[0].kind == "scale"
+
+
+def test_the_same_tensor_twice_is_two_inputs():
+    torch = pytest.importorskip("torch")
+    x = gt.randn(3, requires_grad=True)
+    assert gt.check(lambda a, b: a * b, (x, x)).passed
+    assert gt.gradcheck(lambda a, b, c: (a * b).sum() + c.exp().sum(), (x, x, x))
+    assert not gt.check(lambda a, b: SquareWrong.apply(a) * b, (x, x)).passed
+    xt = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: a * b, (xt, xt))
