@@ -25,3 +25,12 @@ from .check import BlockResult, CheckResult, check, gradcheck, gradgradcheck  # 
 def is_tensor(obj):
     """True for gradtool tensors (as ``torch.is_tensor``)."""
     return isinstance(obj, Tensor)
+
+
+def __getattr__(name):
+    """``gt.spec`` (the spec loader: ``gt.spec.load(path)``) is imported on first use: a
+    plain ``import gradtool`` does not pay for YAML and the evaluator."""
+    if name == "spec":
+        import importlib
+        return importlib.import_module(".spec", __name__)
+    raise AttributeError(f"module 'gradtool' has no attribute {name!r}")

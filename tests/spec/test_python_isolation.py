@@ -101,3 +101,11 @@ def test_a_module_already_imported_elsewhere_does_not_win(tmp_path, monkeypatch)
     assert _verdicts([bad]) == {"bad": False}
     assert sys.modules["myops"].__file__.startswith(str(elsewhere))
     del sys.modules["myops"]
+
+
+def test_spec_loader_is_public_from_the_package():
+    import gradtool as gt
+    from pathlib import Path
+    spec = gt.spec.load(Path(__file__).resolve().parents[2] / "specs" / "legendre_p3.yaml")
+    built = spec.checks[0].build()
+    assert gt.check(built.fn, built.inputs, input_names=built.input_names).passed
