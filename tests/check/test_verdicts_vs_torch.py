@@ -1,0 +1,106 @@
+"""Verdicts on real custom Functions (forward and backward as people write them), right and
+with the bugs people make, agree with torch.autograd.gradcheck: in gradtool (gt Functions),
+through the torch bridge (torch Functions), in full and fast mode, on several input shapes."""
+
+import numpy as np
+import pytest
+
+import gradtool as gt
+
+torch = pytest.importorskip("torch")
+
+
+def _sig(t):
+    return 1 / (1 + (-t).exp())
+
+
+# name -> (forward(x), backward(x, out, grad) right, backward wrong)
+FUNCTIONS = {
+    "swish": (lambda x: x * _sig(x),
+              lambda x, y, g: g * (_sig(x) + x * _sig(x) * (1 - _sig(x))),
+              lambda x, y, g: g * (_sig(y) + x * _sig(y) * (1 - _sig(y)))),
+    "softmax_rows": (lambda x: x.softmax(1),
+                     lambda x, y, g: y * (g - (g * y).sum(1, keepdim=True)),
+                     lambda x, y, g: y * (g - (g * y).sum(0, keepdim=True))),
+    "softmax_last": (lambda x: x.softmax(-1),
+                     lambda x, y, g: y * (g - (g * y).sum(-1, keepdim=True)),
+                     lambda x, y, g: x.softmax(-1) * (g - (g * x).sum(-1, keepdim=True))),
+    "logsumexp": (lambda x: x.logsumexp(1),
+                  lambda x, y, g: g.unsqueeze(1) * (x - y.unsqueeze(1)).exp(),
+                  lambda x, y, g: g.unsqueeze(1) * (x - y.unsqueeze(1))),
+    "layer_norm": (lambda x: (x - x.mean(1, keepdim=True)) /
+                   (x.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt(),
+                   None, None),     # backward filled below (long)
+    "cumsum_exp": (lambda x: x.exp().cumsum(1),
+                   lambda x, y, g: g.flip(1).cumsum(1).flip(1) * x.exp(),
+                   lambda x, y, g: g.cumsum(1) * x.exp()),
+    "gram": (lambda x: x @ x.t(),
+             lambda x, y, g: (g + g.t()) @ x,
+             lambda x, y, g: g @ x),
+    "mish_like": (lambda x: x * (1 + x.exp()).log().tanh(),
+                  lambda x, y, g: g * ((1 + x.exp()).log().tanh() + x * _sig(x) *
+                                       (1 - (1 + x.exp()).log().tanh() ** 2)),
+                  lambda x, y, g: g * ((1 + x.exp()).log().tanh() + x * _sig(x) *
+                                       (1 + (1 + x.exp()).log().tanh() ** 2))),
+}
+
+
+def _layer_norm_backward(x, y, g, wrong=False):
+    n = x.shape[1]
+    std = (x.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+    mean_g = g.mean(1, keepdim=True)
+    mean_gy = (g * y).mean(1, keepdim=True)
+    if wrong:
+        return (g - mean_g - y * mean_gy) / std * (n / (n - 1))
+    return (g - mean_g - y * mean_gy) / std
+
+
+FUNCTIONS["layer_norm"] = (FUNCTIONS["layer_norm"][0], _layer_norm_backward,
+                           lambda x, y, g: _layer_norm_backward(x, y, g, wrong=True))
+
+
+def _pair(name, forward, backward):
+    def fwd(ctx, x):
+        y = forward(x)
+        ctx.save_for_backward(x, y)
+        return y
+
+    def bwd(ctx, g):
+        x, y = ctx.saved_tensors
+        return backward(x, y, g)
+
+    members = {"forward": staticmethod(fwd), "backward": staticmethod(bwd)}
+    return (type(name, (gt.autograd.Function,), dict(members)),
+            type(name, (torch.autograd.Function,), dict(members)))
+
+
+def _torch_verdict(fn, x, fast):
+    try:
+        return torch.autograd.gradcheck(fn, (x,), fast_mode=fast, raise_exception=False)
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+@pytest.mark.parametrize("which", ["right", "wrong"])
+@pytest.mark.parametrize("shape", [(3, 5), (1, 4), (6, 2)])
+def test_verdicts_agree_with_torch(name, which, shape):
+    forward, right, wrong = FUNCTIONS[name]
+    gt_cls, torch_cls = _pair(f"{name}_{which}", forward, right if which == "right" else wrong)
+    data = np.random.default_rng(hash((name, shape)) % 2**32).standard_normal(shape)
+    xt = torch.tensor(data, requires_grad=True)
+    xg = gt.tensor(data, requires_grad=True)
+    full = _torch_verdict(torch_cls.apply, xt, fast=False)
+    assert full is (which == "right"), "the case itself is off"
+    for mode in ("full", "fast"):
+        ours = gt.check(gt_cls.apply, (xg,), mode=mode)
+        bridged = gt.check(torch_cls.apply, (xt,), mode=mode)
+        if mode == "full" or full:
+            # full mode, and any right Function: exactly torch's verdict
+            assert ours.passed is full, (mode, ours.report())
+            assert bridged.passed is full, (mode, bridged.report())
+        elif ours.passed or bridged.passed:
+            # a wrong Function may pass fast mode (random projections) only where torch's
+            # fast mode lets it pass too
+            assert _torch_verdict(torch_cls.apply, xt, fast=True), (ours.report(),
+                                                                    bridged.report())
