@@ -836,6 +836,11 @@ def _verdict(result: CheckResult, raise_exception: bool) -> bool:
 
 
 def _gradgrad_function(fn, inputs, grad_outputs):
+    """``new_func(*inputs, *grad_outputs)``: the first-order gradients (with their graph),
+    the function gradgradcheck checks.  It is linear in the grad_outputs, and its
+    ``batched_call`` evaluates it for a batch of values of one grad_output in one batched
+    backward (the numerical side's perturbations of the grad_outputs), where a vmap of
+    ``new_func`` would have to run one call per perturbation (autograd inside)."""
     n_in = len(inputs)
     diff_in = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x._rg]
     diff_go = [i for i, g in enumerate(grad_outputs) if g._rg]
@@ -850,6 +855,24 @@ def _gradgrad_function(fn, inputs, grad_outputs):
                                allow_unused=True)
         return tuple(g for g in grads if g is not None)
 
+    def batched_call(args, j: int, batch: np.ndarray, size: int):
+        """``new_func`` at ``args`` with argument ``j`` (a grad_output) taking each value of
+        ``batch`` (batch axis first): per output a dense batch; None when ``j`` is an input."""
+        if j < n_in:
+            return None
+        with enable_grad():
+            xs = [x.requires_grad_() if i in diff_in else x for i, x in enumerate(args[:n_in])]
+            outs = [o for o in _as_tuple(fn(*xs)) if isinstance(o, Tensor) and o._rg]
+            gos = []
+            for i, g in enumerate(args[n_in:]):
+                data = batch if n_in + i == j else np.broadcast_to(g._data, (size,) + g.shape)
+                gos.append(_make(np.asarray(data, dtype=g._data.dtype)))
+        with no_grad():
+            grads = graph.grad(outs, [xs[i] for i in diff_in], gos, allow_unused=True,
+                               is_grads_batched=True)
+        return [g._data for g in grads if g is not None]
+
+    new_func.batched_call = batched_call
     return new_func
 
 

@@ -104,3 +104,32 @@ def test_verdicts_agree_with_torch(name, which, shape):
             # fast mode lets it pass too
             assert _torch_verdict(torch_cls.apply, xt, fast=True), (ours.report(),
                                                                     bridged.report())
+
+
+SECOND_ORDER = {
+    "right": (lambda x: 0.5 * (5 * x ** 3 - 3 * x), lambda x, y, g: g * 1.5 * (5 * x ** 2 - 1),
+              True),
+    "detached": (lambda x: 0.5 * (5 * x ** 3 - 3 * x),
+                 lambda x, y, g: g * 1.5 * (5 * x.detach() ** 2 - 1), False),
+    "grad_squared": (lambda x: x.sin(), lambda x, y, g: g * g * x.cos(), True),
+    "softmax": (lambda x: x.softmax(1),
+                lambda x, y, g: x.softmax(1) * (g - (g * x.softmax(1)).sum(1, keepdim=True)),
+                True),
+    "softmax_saved_out": (lambda x: x.softmax(1),
+                          lambda x, y, g: y.detach() * (g - (g * y.detach()).sum(1, keepdim=True)),
+                          False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_ORDER))
+def test_gradgradcheck_verdicts_agree_with_torch(name):
+    """gradgradcheck's numerical side evaluates the first-order gradient at perturbed
+    grad_outputs in one batched backward: the verdicts stay torch's."""
+    forward, backward, expected = SECOND_ORDER[name]
+    gt_cls, torch_cls = _pair(name, forward, backward)
+    data = np.random.default_rng(5).standard_normal((3, 4))
+    xt = torch.tensor(data, requires_grad=True)
+    assert torch.autograd.gradgradcheck(torch_cls.apply, (xt,),
+                                        raise_exception=False) is expected
+    xg = gt.tensor(data, requires_grad=True)
+    assert gt.gradgradcheck(gt_cls.apply, (xg,), raise_exception=False) is expected
