@@ -148,8 +148,13 @@ def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False
     if data.ndim == 0:
         return _make(np.zeros((), np.int64))
     axis = _norm_dim(dim, data.ndim)
-    order = np.argsort(-data if descending else data, axis=axis, kind="stable")
-    return _make(order.astype(np.int64))
+    if not descending:
+        return _make(np.argsort(data, axis=axis, kind="stable").astype(np.int64))
+    # descending without negating (uint8 wraps, bool refuses): a stable ascending sort of the
+    # reversed axis, read backwards, keeps ties in their order and puts NaN first, as torch
+    n = data.shape[axis]
+    order = np.argsort(np.flip(data, axis), axis=axis, kind="stable")
+    return _make((n - 1 - np.flip(order, axis)).astype(np.int64))
 
 
 def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
