@@ -597,7 +597,7 @@ class _Checker:
         if self._forward_gap is None:
             with np.errstate(all="ignore"):
                 first, again = self.ev.plain_outputs(), self.ev.plain_outputs()
-            self._forward_gap = _max_gap(first, again)
+            self._forward_gap = max(_gaps(first, again), default=0.0)
         return self._forward_gap
 
     def _kink_probe(self, o, j, cols):
