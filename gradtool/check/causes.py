@@ -1,0 +1,873 @@
+"""Round two of the diagnosis: name the cause of the backward bugs people actually write.
+
+:func:`diagnose <gradtool.check.diagnose.diagnose>` tries these when no simpler story
+(sign, constant factor, transposed, ...) fits a failing block, cheapest first, and stops at
+the first that is *verified*; each states its evidence:
+
+* **factor along an axis**: analytical / numerical is constant along every axis of the
+  block but one, along which it varies; named when the factors equal an input (or its
+  reciprocal): "a missing multiplication by gamma?";
+* **only the diagonal**: the analytical block is the diagonal of the numerical one (an
+  elementwise rule for a function that is not elementwise), or the reverse;
+* **a repaired backward** (custom Functions, gradtool's and torch's): the backward's op calls
+  are replayed with one change and must then give the numerical Jacobian: a tensor it reads
+  replaced by another the Function had ("the backward uses out where x is due, in
+  sigmoid(out)"), a reduction given ``keepdim=True`` or another dim;
+* **errors confined to a region**: the wrong input elements are exactly those where an
+  input or output is negative / zero / positive: "wrong only where out == 0";
+* **wrong evaluation point**: the analytical block equals the numerical Jacobian at another
+  tensor the function had (its output, another input): "the derivative at out, not at x";
+* **one term wrong**: the forward's ops are frozen one at a time (held at their value), which
+  splits the Jacobian into the part through that op and the rest; the analytical block is
+  the true one with one part missing, its sign flipped or scaled.  For spec formula
+  Functions, the parts are the additive terms of the formula, named by their source.
+
+Every hypothesis is screened on two random projections and then verified on the whole block
+with the checker's tolerances; when none is verified, the diagnosis stays "mismatch".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine import primitive as P
+from ..engine.function import FunctionCtx
+from ..engine.grad_mode import no_grad
+from ..engine.node import grad_accumulator
+from ..engine.tensor import Tensor, _make
+
+MAX_ENTRIES = 1 << 18     # blocks analysed by the pattern tests (entries)
+MAX_REPAIRS = 32          # backward rewrites tried
+MAX_FROZEN = 12           # forward ops frozen by the term test
+MAX_POINTS = 4            # other evaluation points tried
+MAX_ROWS = 256            # rows recomputed to verify a repaired backward
+SCREEN = 1e-4             # relative tolerance of the screening on projections
+REDUCTIONS = ("sum", "mean", "sum_dim", "mean_dim", "amax", "amin", "logsumexp")
+
+
+@dataclass
+class Cause:
+    kind: str
+    text: str
+    evidence: dict = field(default_factory=dict)
+    factor: float | None = None
+
+
+def _fmt(v: float) -> str:
+    return f"{float(v):.4g}"
+
+
+def _fmt_list(values, limit: int = 6) -> str:
+    shown = ", ".join(_fmt(v) for v in list(values)[:limit])
+    return "[" + shown + (", ..." if len(values) > limit else "") + "]"
+
+
+def _close(a, b, atol, rtol) -> bool:
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))
+
+
+def _max_err(a, b) -> float:
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+
+# ---- the entry point -------------------------------------------------------------------------
+def find_cause(A: np.ndarray, N: np.ndarray, atol: float, rtol: float, in_shape: tuple,
+               out_shape: tuple, probe) -> Cause | None:
+    """A verified cause of the failing block (A, N) or None (then: "mismatch")."""
+    if A.size == 0 or A.size > MAX_ENTRIES:
+        return None
+    for test in (_factor_pattern, _diagonal, _repaired_backward, _region,
+                 _evaluation_point, _terms):
+        cause = test(A, N, atol, rtol, tuple(in_shape), tuple(out_shape), probe)
+        if cause is not None:
+            return cause
+    return None
+
+
+# ---- factor along an axis --------------------------------------------------------------------
+def _factor_pattern(A, N, atol, rtol, in_shape, out_shape, probe):
+    shape = out_shape + in_shape
+    if len(shape) < 1:
+        return None
+    scale = float(np.max(np.abs(N)))
+    if scale == 0:
+        return None
+    significant = np.abs(N) > max(atol, 1e-6 * scale)
+    if not significant.any():
+        return None
+    ratio = np.where(significant, A / np.where(significant, N, 1.0), np.nan).reshape(shape)
+    An, Nn = A.reshape(shape), N.reshape(shape)
+    for axis, size in enumerate(shape):
+        if size < 2:
+            continue
+        moved = np.moveaxis(ratio, axis, 0).reshape(size, -1)
+        factors = np.full(size, np.nan)
+        for k in range(size):
+            row = moved[k][~np.isnan(moved[k])]
+            if row.size:
+                factors[k] = float(np.median(row))
+        known = ~np.isnan(factors)
+        if known.sum() < 2 or np.allclose(factors[known], factors[known][0], rtol=rtol,
+                                          atol=0):
+            continue
+        # a group of one entry is constant trivially (a diagonal block): then only a
+        # factor that equals a tensor of the function is worth saying
+        trivial = bool(np.all((~np.isnan(moved)).sum(axis=1)[known] < 2))
+        f = np.where(known, factors, 0.0)
+        expand = [1] * len(shape)
+        expand[axis] = size
+        predicted = f.reshape(expand) * Nn
+        if not _close(An, predicted, atol, rtol):
+            continue
+        side, dim = ("output", axis) if axis < len(out_shape) else \
+            ("input", axis - len(out_shape))
+        where = f"dimension {dim} of {probe.output_label() if side == 'output' else probe.input_label()}"
+        text = (f"factor varying along {where}: analytical = c[k] x numerical with c = "
+                f"{_fmt_list(factors[known])} (constant along every other axis)")
+        evidence = {"axis": side, "dim": dim, "factors": [float(v) for v in f]}
+        named = probe.name_vector(factors, known, rtol) if probe is not None else None
+        if trivial and named is None:
+            continue
+        if named is not None:
+            label, how = named
+            evidence["matches"] = f"{how}{label}" if how else label
+            if how == "1/":
+                text += f"; c = 1/{label}: a missing multiplication by {label}?"
+            elif how == "":
+                text += f"; c = {label}: a spurious multiplication by {label} (or a " \
+                    f"missing division)?"
+            else:
+                text += f"; c = {how}{label}"
+        return Cause("factor_pattern", text, evidence)
+    return None
+
+
+# ---- only the diagonal -----------------------------------------------------------------------
+def _diagonal(A, N, atol, rtol, in_shape, out_shape, probe):
+    if A.shape[0] != A.shape[1] or A.shape[0] < 2 or in_shape != out_shape:
+        return None
+    eye = np.eye(A.shape[0], dtype=bool)
+    zero = np.zeros_like(N)
+    n_off = np.where(eye, 0.0, N)
+    a_off = np.where(eye, 0.0, A)
+    diag_same = _close(np.diag(A), np.diag(N), atol, rtol)
+    if not diag_same:
+        return None
+    if _close(a_off, zero, atol, 0) and not _close(n_off, zero, atol, 0):
+        return Cause("diagonal", "only the diagonal: the analytical Jacobian is the diagonal "
+                     "of the numerical one (the diagonals agree, the analytical side is zero "
+                     f"off it where the numerical side reaches {_fmt(np.max(np.abs(n_off)))}"
+                     "): an elementwise rule for a function whose outputs depend on other "
+                     "elements", {"max_offdiag_numerical": float(np.max(np.abs(n_off)))})
+    if _close(n_off, zero, atol, 0) and not _close(a_off, zero, atol, 0):
+        return Cause("diagonal", "off-diagonal terms: the function is elementwise (the "
+                     "numerical Jacobian is diagonal) and the diagonals agree, but the "
+                     "backward mixes elements (off-diagonal analytical entries up to "
+                     f"{_fmt(np.max(np.abs(a_off)))}; e.g. a sum where an elementwise "
+                     "product is due)", {"max_offdiag_analytical":
+                                         float(np.max(np.abs(a_off)))})
+    return None
+
+
+# ---- errors confined to a region -------------------------------------------------------------
+CONDITIONS = (("< 0", lambda v: v < 0), ("> 0", lambda v: v > 0), ("== 0", lambda v: v == 0),
+              ("!= 0", lambda v: v != 0))
+
+
+def _region(A, N, atol, rtol, in_shape, out_shape, probe):
+    if probe is None:
+        return None
+    with np.errstate(invalid="ignore"):
+        failing = ~(np.abs(A - N) <= atol + rtol * np.abs(N))
+    for side, mask_of, shape in (("input", failing.any(axis=0), in_shape),
+                                 ("output", failing.any(axis=1), out_shape)):
+        n = mask_of.size
+        if n < 3 or mask_of.all() or not mask_of.any():
+            continue
+        for label, values in probe.tensors_of_shape(shape):
+            flat = values.reshape(-1)
+            for cond, test in CONDITIONS:
+                region = test(flat)
+                if not np.array_equal(region, mask_of):
+                    continue
+                k = int(region.sum())
+                idx = np.flatnonzero(region)
+                cols = (slice(None), idx) if side == "input" else (idx, slice(None))
+                a_in, n_in = A[cols], N[cols]
+                detail = ""
+                if _close(n_in, np.zeros_like(n_in), atol, 0):
+                    detail = "; there the function does not change (numerical 0) but the " \
+                        "backward gives up to " + _fmt(np.max(np.abs(a_in))) + \
+                        ": a mask not applied?"
+                elif _close(a_in, np.zeros_like(a_in), atol, 0):
+                    detail = "; there the backward gives 0 where the numerical derivative " \
+                        "reaches " + _fmt(np.max(np.abs(n_in))) + ": a mask applied " \
+                        "where it should not be?"
+                what = "input elements" if side == "input" else "output elements"
+                text = (f"wrong only where {label} {cond}: the failing {what} are exactly "
+                        f"the {k} of {n} where {label} {cond} (elsewhere analytical = "
+                        f"numerical){detail}")
+                return Cause("region", text, {"where": f"{label} {cond}", "side": side,
+                                              "count": k, "of": n})
+    return None
+
+
+# ---- a repaired backward ---------------------------------------------------------------------
+def _repaired_backward(A, N, atol, rtol, in_shape, out_shape, probe):
+    if probe is None:
+        return None
+    runner = probe.backward_runner()
+    if runner is None:
+        return None
+    calls = runner.record()
+    if calls is None:
+        return None
+    hypotheses = _repairs(calls, probe)
+    if not hypotheses:
+        return None
+    rng = np.random.default_rng(0)
+    vs = rng.standard_normal((2,) + tuple(out_shape))
+    want = [v.reshape(-1) @ N for v in vs]
+    for description, evidence, rewrite in hypotheses[:MAX_REPAIRS]:
+        got = [runner.vjp(v, rewrite) for v in vs]
+        if any(g is None for g in got):
+            continue
+        if not all(_near(g.reshape(-1), w, atol) for g, w in zip(got, want)):
+            continue
+        full = runner.jacobian(N.shape, rewrite)
+        if full is None or not _close(full, N, atol, rtol):
+            continue
+        evidence["max_error_repaired"] = _max_err(full, N)
+        return Cause(evidence.pop("kind"), description +
+                     f" (repaired, the backward matches the numerical Jacobian: max error "
+                     f"{_fmt(evidence['max_error_repaired'])})", evidence)
+    return None
+
+
+def _near(got, want, atol) -> bool:
+    if got.shape != want.shape or not np.all(np.isfinite(got)):
+        return False
+    scale = float(np.linalg.norm(want))
+    return float(np.linalg.norm(got - want)) <= SCREEN * scale + atol * np.sqrt(want.size)
+
+
+def _repairs(calls, probe) -> list:
+    """(description, evidence, rewrite) per hypothesis, in the order tried."""
+    tensors = probe.candidate_tensors()
+    out = []
+    # a tensor the backward reads, replaced by another of the same shape
+    uses: dict = {}
+    for index, call in enumerate(calls):
+        for pos, value in call.tensors:
+            for label, cand in tensors:
+                if value.shape == cand.shape and np.array_equal(value, cand):
+                    uses.setdefault(label, []).append((index, pos, call.name))
+                    break
+    for source, occurrences in uses.items():
+        source_value = dict(tensors)[source]
+        for target, cand in tensors:
+            if target == source or cand.shape != source_value.shape or \
+                    np.array_equal(cand, source_value):
+                continue
+            ops = sorted({name for _, _, name in occurrences})
+            where = ", ".join(f"{name}({source})" if name else source for name in ops)
+            choices = [(occurrences, where)]
+            if len(occurrences) > 1:
+                choices += [([occ], f"{occ[2]}({source}), call {occ[0] + 1} of the backward")
+                            for occ in occurrences]
+            for chosen, text in choices:
+                sites = {(i, p) for i, p, _ in chosen}
+                out.append((f"wrong tensor in the backward: it uses {source} where {target} "
+                            f"is due (in {text})",
+                            {"kind": "wrong_tensor", "uses": source, "due": target,
+                             "ops": sorted({n for _, _, n in chosen})},
+                            Rewrite(substitute={s: cand for s in sites})))
+    # reductions: keepdim, another dim
+    for index, call in enumerate(calls):
+        if call.reduction is None:
+            continue
+        dim, keepdim, ndim = call.reduction
+        if dim is None or ndim < 1:
+            continue
+        if not keepdim:
+            out.append((f"reduction without keepdim: the backward's {call.name}(dim={dim}) "
+                        "drops the reduced dimension, so its result broadcasts along the "
+                        "wrong axis (keepdim=True is due)",
+                        {"kind": "reduction", "op": call.name, "dim": dim, "fix":
+                         "keepdim=True"}, Rewrite(reduction={index: (dim, True)})))
+        if isinstance(dim, int) and ndim >= 2:
+            for other in range(ndim):
+                if other in (dim, dim + ndim):
+                    continue
+                out.append((f"wrong reduction axis: the backward's {call.name} reduces dim "
+                            f"{dim} where dim {other} is due",
+                            {"kind": "reduction", "op": call.name, "dim": dim,
+                             "fix": f"dim={other}"},
+                            Rewrite(reduction={index: (other, keepdim)})))
+    return out
+
+
+@dataclass
+class Call:
+    """One op call of a backward, as recorded: its name, its tensor arguments (position,
+    value) and, for a reduction, (dim, keepdim, ndim of the reduced tensor)."""
+    name: str
+    tensors: list
+    reduction: tuple | None = None
+
+
+@dataclass
+class Rewrite:
+    """Changes to a backward's op calls, by call index: tensor arguments replaced
+    ({(call, position): value}) and reductions given (dim, keepdim)."""
+    substitute: dict = field(default_factory=dict)
+    reduction: dict = field(default_factory=dict)
+
+
+# ---- wrong evaluation point ------------------------------------------------------------------
+def _evaluation_point(A, N, atol, rtol, in_shape, out_shape, probe):
+    if probe is None:
+        return None
+    x_label = probe.input_label()
+    x = probe.input_value()
+    if x is None:
+        return None
+    rng = np.random.default_rng(1)
+    us = rng.standard_normal((2,) + tuple(in_shape))
+    a_u = np.stack([A @ u.reshape(-1) for u in us])
+    tried = 0
+    for label, value in probe.candidate_tensors():
+        if value.shape != x.shape or np.array_equal(value, x) or label == x_label:
+            continue
+        if tried >= MAX_POINTS:
+            break
+        tried += 1
+        n_u = probe.directional_at(value, us)
+        if n_u is None or not all(_near(a, n, atol) for a, n in zip(a_u, n_u)):
+            continue
+        full = probe.jacobian_at(value)
+        if full is None or not _close(A, full, atol, rtol):
+            continue
+        return Cause("evaluation_point", f"wrong evaluation point: the backward evaluates "
+                     f"the derivative at {label}, not at {x_label} (analytical = the "
+                     f"numerical Jacobian with {x_label} := {label}, max error "
+                     f"{_fmt(_max_err(A, full))})", {"at": label, "due": x_label,
+                                                    "max_error": _max_err(A, full)})
+    return None
+
+
+# ---- one term wrong --------------------------------------------------------------------------
+def _terms(A, N, atol, rtol, in_shape, out_shape, probe):
+    if probe is None:
+        return None
+    parts = probe.term_parts()
+    if not parts:
+        return None
+    rng = np.random.default_rng(2)
+    us = rng.standard_normal((2,) + tuple(in_shape))
+    n_u = np.stack([N @ u.reshape(-1) for u in us]).reshape(-1)
+    err = np.stack([A @ u.reshape(-1) for u in us]).reshape(-1) - n_u
+    scale = float(np.linalg.norm(n_u))
+    for part in parts:
+        without = part.directional_without(us)       # J u with the part removed
+        if without is None:
+            continue
+        through = n_u - without.reshape(-1)          # the part's own J u
+        for piece, label in ((through, part.label), (n_u - through, part.rest_label)):
+            pp = float(np.vdot(piece, piece))
+            if pp <= (SCREEN * scale) ** 2 or label is None:
+                continue
+            c = float(np.vdot(err, piece)) / pp
+            if abs(c) < 1e-6 or np.linalg.norm(err - c * piece) > \
+                    SCREEN * max(scale, 1e-300) + atol * np.sqrt(err.size):
+                continue
+            full_without = part.jacobian_without()
+            if full_without is None:
+                continue
+            T = N - full_without if piece is through else full_without
+            if _close(T, np.zeros_like(T), atol, rtol) or \
+                    _close(T, N, atol, rtol):
+                continue
+            c_full = float(np.vdot(A - N, T) / np.vdot(T, T))
+            if not _close(A, N + c_full * T, atol, rtol):
+                continue
+            return _term_cause(label, 1.0 + c_full, part, A, N, T)
+    return None
+
+
+def _term_cause(label, s, part, A, N, T) -> Cause:
+    evidence = {"term": label, "scale": s, "max_term": float(np.max(np.abs(T)))}
+    if abs(s) < 1e-3:
+        what = "is missing from the backward (analytical = true - this term)"
+    elif abs(s + 1) < 1e-3:
+        what = "has its sign flipped (analytical = true - 2 x this term)"
+    else:
+        inv = 1.0 / s
+        near = round(inv) if abs(inv - round(inv)) < 1e-3 * abs(inv) else None
+        if near is not None and near not in (0, 1, -1) and abs(s) < 1:
+            what = f"is missing its factor {near} (analytical has {_fmt(s)} x this term)"
+        else:
+            what = f"is scaled by {_fmt(s)} (a factor {_fmt(s)} too many?)"
+    return Cause("term", f"one term wrong: {label} {what}; the rest agrees",
+                 evidence, factor=s)
+
+
+# ---- what the checker knows: the Probe -------------------------------------------------------
+class Probe:
+    """The function, its inputs and outputs, for one failing block (output o, input j):
+    evaluates it at other points, replays its backward with changes, freezes its ops.
+    Built by the checker (gradtool's or the torch bridge's) for the diagnosis only."""
+
+    def __init__(self, checker, o: int, j: int) -> None:
+        self.checker, self.o, self.j = checker, o, j
+        self.torch = getattr(checker, "torch", None)
+        self._candidates = None
+        self._parts = None
+
+    # -- names and values
+    def input_label(self) -> str:
+        return self.checker.names[self.j]
+
+    def output_label(self) -> str:
+        return "out" if len(self.checker.outs) == 1 else f"output {self.o}"
+
+    def input_value(self):
+        value = self.checker.in_data[self.j]
+        return None if value is None else np.asarray(value, dtype=np.float64)
+
+    def candidate_tensors(self) -> list:
+        """(label, float64 array) of the inputs and outputs: input j first, then the outputs,
+        then the other inputs (equal values are listed once)."""
+        if self._candidates is None:
+            c = self.checker
+            order = [(self.input_label(), c.in_data[self.j])]
+            order += [("out" if len(c.outs) == 1 else f"output {k}", c.out_data[k])
+                      for k in range(len(c.outs))]
+            order += [(c.names[i], c.in_data[i]) for i in range(len(c.inputs))
+                      if i != self.j]
+            found = []
+            for label, value in order:
+                if value is None or np.asarray(value).dtype.kind not in "fc":
+                    continue
+                value = np.asarray(value, dtype=np.float64)
+                if any(v.shape == value.shape and np.array_equal(v, value)
+                       for _, v in found):
+                    continue
+                found.append((label, value))
+            self._candidates = found
+        return self._candidates
+
+    def tensors_of_shape(self, shape) -> list:
+        return [(label, v) for label, v in self.candidate_tensors()
+                if v.shape == tuple(shape) or (v.size == int(np.prod(shape)) and v.ndim == 1
+                                               and len(shape) <= 1)]
+
+    def name_vector(self, factors, known, rtol):
+        """(label, how) when the factors equal a tensor ("") or its reciprocal ("1/")."""
+        values = factors[known]
+        for label, v in self.candidate_tensors():
+            flat = v.reshape(-1)
+            if flat.size != factors.size:
+                continue
+            target = flat[known]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for how, t in (("", target), ("1/", 1.0 / target), ("-", -target),
+                               ("-1/", -1.0 / target)):
+                    if np.all(np.isfinite(t)) and np.allclose(values, t, rtol=10 * rtol,
+                                                              atol=0):
+                        return label, how
+        return None
+
+    # -- the numerical Jacobian at other points
+    def _evaluator(self, fn=None, value=None):
+        c = self.checker
+        inputs = list(c.inputs)
+        if self.torch is not None:
+            from .torch_bridge import _TorchEvaluator
+            if value is not None:
+                t = self.torch.from_numpy(np.array(value, dtype=np.float64))
+                inputs[self.j] = t.requires_grad_(True)
+            ev = _TorchEvaluator(fn or c.fn, tuple(inputs), len(c.outs), self.torch)
+            if fn is not None:
+                ev.batched_ok = False     # a frozen op is a torch function mode: no vmap
+            return ev
+        from . import numeric
+        if value is not None:
+            x = c.inputs[self.j]
+            inputs[self.j] = _make(np.asarray(value, dtype=x._data.dtype)).requires_grad_(True)
+        return numeric.Evaluator(fn or c.fn, tuple(inputs), len(c.outs), c.upcast)
+
+    def directional_at(self, value, us, fn=None):
+        from . import numeric
+        ev = self._evaluator(fn, value)
+        out = numeric.directional(ev, self.j, us, self.checker.out_sizes, "central",
+                                  self.checker.eps, [None] * len(self.checker.outs))
+        self.checker.ev.n_evals += ev.n_evals
+        return out[self.o]
+
+    def jacobian_at(self, value, fn=None):
+        from . import numeric
+        ev = self._evaluator(fn, value)
+        out = numeric.numerical_jacobian(ev, self.j, self.checker.out_sizes, "central",
+                                         self.checker.eps, [None] * len(self.checker.outs))
+        self.checker.ev.n_evals += ev.n_evals
+        return out[self.o]
+
+    # -- the backward, replayed
+    def backward_runner(self):
+        """A runner of the backward of the custom Function that produced output o directly
+        from input j, or None (the repairs need the Function's own backward)."""
+        c = self.checker
+        out, x = c.outs[self.o], c.inputs[self.j]
+        if self.torch is not None:
+            node = out.grad_fn
+            if node is None or not hasattr(node, "_forward_cls"):
+                return None
+            for i, (nxt, _) in enumerate(node.next_functions):
+                if nxt is not None and getattr(nxt, "variable", None) is x:
+                    return _TorchRunner(self, node, i)
+            return None
+        node = out.grad_fn
+        if not isinstance(node, FunctionCtx) or not x._rg:
+            return None
+        acc = grad_accumulator(x)
+        for i, nxt in enumerate(node.next_nodes):
+            if nxt is acc:
+                return _GtRunner(self, node, i)
+        return None
+
+    # -- the forward, split
+    def term_parts(self) -> list:
+        if self._parts is None:
+            parts = []
+            try:
+                parts = _spec_parts(self) + _op_parts(self)
+            except Exception:  # noqa: BLE001  (user code meeting a probe: no parts)
+                parts = []
+            self._parts = parts
+        return self._parts
+
+
+class _Runner:
+    """Replays a custom Function's backward for one cotangent, with a :class:`Rewrite`."""
+
+    def __init__(self, probe: Probe, node, index: int) -> None:
+        self.probe, self.node, self.index = probe, node, index
+
+    def record(self):
+        calls = []
+        v = np.zeros(self.probe.checker.out_data[self.probe.o].shape)
+        v.reshape(-1)[0] = 1.0
+        if self._run(v, None, calls) is None:
+            return None
+        return calls
+
+    def vjp(self, v, rewrite):
+        return self._run(v, rewrite, None)
+
+    def jacobian(self, shape, rewrite):
+        rows, _ = shape
+        if rows > MAX_ROWS:
+            return None
+        out_shape = self.probe.checker.out_data[self.probe.o].shape
+        result = np.zeros(shape)
+        for r in range(rows):
+            v = np.zeros(rows)
+            v[r] = 1.0
+            g = self._run(v.reshape(out_shape), rewrite, None)
+            if g is None:
+                return None
+            result[r] = g.reshape(-1)
+        return result
+
+    def _run(self, v, rewrite, calls):
+        try:
+            with np.errstate(all="ignore"):
+                return self._backward(v, rewrite, calls)
+        except Exception:  # noqa: BLE001  (a rewrite can break the user's code: rejected)
+            return None
+
+
+def _rewritten(index, tensors, reduction, rewrite, calls, name, ndim):
+    """Record a call, and return (replacements {position: array}, new reduction or None)."""
+    if calls is not None:
+        calls.append(Call(name, tensors, None if reduction is None else
+                          (reduction[0], reduction[1], ndim)))
+    if rewrite is None:
+        return {}, None
+    subs = {pos: value for (i, pos), value in rewrite.substitute.items() if i == index}
+    return subs, rewrite.reduction.get(index)
+
+
+class _GtRunner(_Runner):
+    def _backward(self, v, rewrite, calls):
+        counter = [0]
+
+        def hook(prim, args, params):
+            index = counter[0]
+            counter[0] += 1
+            tensors = [(pos, np.asarray(a._data, dtype=np.float64)) for pos, a in
+                       enumerate(args) if isinstance(a, Tensor)]
+            reduction = None
+            if prim.name in ("sum_dim", "mean_dim"):
+                reduction = (params.get("dim"), bool(params.get("keepdim")))
+            ndim = args[0].ndim if args and isinstance(args[0], Tensor) else 0
+            subs, new_red = _rewritten(index, tensors, reduction, rewrite, calls,
+                                       prim.name.replace("_dim", ""), ndim)
+            if subs:
+                args = tuple(_make(subs[pos].astype(a._data.dtype)) if pos in subs else a
+                             for pos, a in enumerate(args))
+            if new_red is not None:
+                params = {**params, "dim": _dims(new_red[0]), "keepdim": new_red[1]}
+            return P.apply(prim, args, params)
+
+        grad = _make(np.asarray(v, dtype=self.probe.checker.out_data[self.probe.o].dtype))
+        P.INTERCEPTORS.append(hook)
+        try:
+            with no_grad():
+                grads = self.node._call([grad], False, False)
+        finally:
+            P.INTERCEPTORS.remove(hook)
+        g = grads[self.index]
+        return None if g is None else np.asarray(g, dtype=np.float64)
+
+
+def _dims(dim):
+    return dim if isinstance(dim, tuple) else (dim,)
+
+
+class _TorchRunner(_Runner):
+    def _backward(self, v, rewrite, calls):
+        torch = self.probe.torch
+        from torch.overrides import TorchFunctionMode
+
+        counter = [0]
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = dict(kwargs or {})
+                name = getattr(func, "__name__", "")
+                if not any(isinstance(a, torch.Tensor) for a in args):
+                    return func(*args, **kwargs)
+                index = counter[0]
+                counter[0] += 1
+                tensors = [(pos, a.detach().numpy().astype(np.float64))
+                           for pos, a in enumerate(args) if isinstance(a, torch.Tensor)]
+                reduction = None
+                if name in REDUCTIONS:
+                    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+                    keep = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+                    if dim is not None:
+                        reduction = (dim, bool(keep))
+                ndim = args[0].ndim if isinstance(args[0], torch.Tensor) else 0
+                subs, new_red = _rewritten(index, tensors, reduction, rewrite, calls, name,
+                                           ndim)
+                if subs:
+                    args = tuple(torch.from_numpy(subs[p].astype(np.float64)).to(a.dtype)
+                                 if p in subs else a for p, a in enumerate(args))
+                if new_red is not None:
+                    args = tuple(args[:1])
+                    kwargs = {**{k: w for k, w in kwargs.items()
+                                 if k not in ("dim", "keepdim")},
+                              "dim": new_red[0], "keepdim": new_red[1]}
+                return func(*args, **kwargs)
+
+        out = self.probe.checker.outs[self.probe.o]
+        grad = torch.from_numpy(np.array(v, dtype=np.float64)).to(out.dtype)
+        with torch.no_grad(), Mode():
+            grads = self.node.apply(grad)
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        g = grads[self.index] if self.index < len(grads) else None
+        return None if g is None else g.detach().numpy().astype(np.float64)
+
+
+# ---- the forward, split into parts -----------------------------------------------------------
+class _Part:
+    """A part of the Jacobian: the derivative through one op (or one term of a formula)."""
+
+    def __init__(self, probe: Probe, label: str, rest_label, fn) -> None:
+        self.probe, self.label, self.rest_label, self.fn = probe, label, rest_label, fn
+
+    def directional_without(self, us):
+        try:
+            return self.probe.directional_at(None, us, fn=self.fn)
+        except Exception:  # noqa: BLE001  (user code meeting the frozen op: no part)
+            return None
+
+    def jacobian_without(self):
+        try:
+            return self.probe.jacobian_at(None, fn=self.fn)
+        except Exception:  # noqa: BLE001
+            return None
+
+
+def _op_parts(probe: Probe) -> list:
+    """One part per forward op that depends on input j (frozen: held at its value)."""
+    c = probe.checker
+    ops = _record_forward(probe)
+    if not ops:
+        return []
+    out_value = np.asarray(c.out_data[probe.o], dtype=np.float64)
+    parts = []
+    for index, (name, value, depends) in enumerate(ops):
+        if not depends or (value.shape == out_value.shape and
+                           np.array_equal(value, out_value)):
+            continue
+        op = f"{name} (forward op {index + 1} of {len(ops)})"
+        parts.append(_Part(probe, f"the part of the derivative through {op}",
+                           f"the part of the derivative not through {op}",
+                           _frozen(probe, index, value)))
+        if len(parts) >= MAX_FROZEN:
+            break
+    return parts
+
+
+def _record_forward(probe: Probe) -> list:
+    """(op name, output value, depends on input j) for each op of one plain forward call."""
+    c = probe.checker
+    ops = []
+    if probe.torch is not None:
+        torch = probe.torch
+        from torch.overrides import TorchFunctionMode
+        args = [a.detach() if isinstance(a, torch.Tensor) else a for a in c.inputs]
+        live = [args[probe.j]]
+        dependent = {id(args[probe.j])}
+        names = {id(a): c.names[i] for i, a in enumerate(args) if isinstance(a, torch.Tensor)}
+
+        class Recorder(TorchFunctionMode):
+            def __torch_function__(self, func, types, fargs=(), kwargs=None):
+                result = func(*fargs, **(kwargs or {}))
+                if isinstance(result, torch.Tensor) and result.dtype.is_floating_point:
+                    dep = any(id(a) in dependent for a in fargs)
+                    if dep:
+                        dependent.add(id(result))
+                    live.append(result)
+                    ops.append((_describe(getattr(func, "__name__", "op"), fargs, names),
+                                result.detach().numpy().astype(np.float64), dep))
+                    names[id(result)] = f"op {len(ops)}"
+                return result
+
+        with torch.no_grad(), Recorder():
+            c.fn(*args)
+        return ops
+    ev = probe._evaluator()
+    args = ev.plain_args(cast=np.float64 if c.upcast else None)
+    live = [args[probe.j]]
+    dependent = {id(args[probe.j])}
+    names = {id(a): c.names[i] for i, a in enumerate(args) if isinstance(a, Tensor)}
+
+    def hook(prim, pargs, params):
+        result = P.apply(prim, pargs, params)
+        if isinstance(result, Tensor) and result._data.dtype.kind == "f":
+            dep = any(id(a) in dependent for a in pargs)
+            if dep:
+                dependent.add(id(result))
+            live.append(result)
+            ops.append((_describe(prim.name, pargs, names),
+                        np.asarray(result._data, dtype=np.float64), dep))
+            names[id(result)] = f"op {len(ops)}"
+        return result
+
+    P.INTERCEPTORS.append(hook)
+    try:
+        with no_grad():
+            c.fn(*args)
+    finally:
+        P.INTERCEPTORS.remove(hook)
+    return ops
+
+
+#: torch's reflected operator names, as the operation and its operands' order
+_REFLECTED = {"rmul": "mul", "radd": "add", "rsub": "sub", "rtruediv": "div", "rpow": "pow",
+              "truediv": "div"}
+
+
+def _describe(name: str, args, names: dict) -> str:
+    """``mul(0.5, x)``: an op call with its operands (inputs by name, earlier ops as
+    ``op k``, numbers as written)."""
+    name = name.strip("_")
+    shown = []
+    for a in args:
+        if id(a) in names:
+            shown.append(names[id(a)])
+        elif isinstance(a, (int, float, np.number)) and not isinstance(a, bool):
+            shown.append(f"{float(a):g}")
+        elif isinstance(a, (tuple, list)) or a is None:
+            continue
+        else:
+            shown.append("a tensor" if hasattr(a, "shape") else str(a)[:20])
+    if name.startswith("r") and name in _REFLECTED and name != "truediv":
+        shown.reverse()
+    name = _REFLECTED.get(name, name)
+    return f"{name}({', '.join(shown)})"
+
+
+def _frozen(probe: Probe, index: int, value: np.ndarray):
+    """fn with forward op ``index`` returning its recorded value (a constant)."""
+    c = probe.checker
+    if probe.torch is not None:
+        torch = probe.torch
+        from torch.overrides import TorchFunctionMode
+
+        def frozen_torch(*args):
+            counter = [0]
+
+            class Freeze(TorchFunctionMode):
+                def __torch_function__(self, func, types, fargs=(), kwargs=None):
+                    result = func(*fargs, **(kwargs or {}))
+                    if isinstance(result, torch.Tensor) and result.dtype.is_floating_point:
+                        k = counter[0]
+                        counter[0] += 1
+                        if k == index:
+                            return torch.from_numpy(value.copy()).to(result.dtype)
+                    return result
+
+            with Freeze():
+                return c.fn(*args)
+        return frozen_torch
+
+    def frozen(*args):
+        counter = [0]
+
+        def hook(prim, pargs, params):
+            result = P.apply(prim, pargs, params)
+            if isinstance(result, Tensor) and result._data.dtype.kind == "f":
+                k = counter[0]
+                counter[0] += 1
+                if k == index:
+                    return _make(value.astype(result._data.dtype))
+            return result
+
+        P.INTERCEPTORS.append(hook)
+        try:
+            return c.fn(*args)
+        finally:
+            P.INTERCEPTORS.remove(hook)
+    return frozen
+
+
+def _spec_parts(probe: Probe) -> list:
+    """One part per additive term of the forward of a spec formula Function that output o
+    comes from directly (the terms are named by their source)."""
+    if probe.torch is not None:
+        return []
+    from ..spec.functions import forward_terms, term_dropped
+    node = probe.checker.outs[probe.o].grad_fn
+    cls = getattr(node, "_fn_cls", None) if isinstance(node, FunctionCtx) else None
+    fdef = getattr(cls, "spec_definition", None)
+    if fdef is None or fdef.forward is None:
+        return []
+    terms = forward_terms(fdef)
+    if len(terms) < 2:
+        return []
+    parts = []
+    fn = probe.checker.fn
+    for i, text in enumerate(terms):
+        def without(*args, _i=i):
+            with term_dropped(fdef, _i):
+                return fn(*args)
+        parts.append(_Part(probe, f"the term `{text}`", None, without))
+    return parts
