@@ -79,8 +79,8 @@ def find_cause(A: np.ndarray, N: np.ndarray, atol: float, rtol: float, in_shape:
     """A verified cause of the failing block (A, N) or None (then: "mismatch")."""
     if A.size == 0 or A.size > MAX_ENTRIES:
         return None
-    for test in (_factor_pattern, _diagonal, _repaired_backward, _region,
-                 _evaluation_point, _terms):
+    for test in (_factor_pattern, _diagonal, _evaluation_point, _repaired_backward, _region,
+                 _terms):
         cause = test(A, N, atol, rtol, tuple(in_shape), tuple(out_shape), probe)
         if cause is not None:
             return cause
@@ -124,7 +124,11 @@ def _factor_pattern(A, N, atol, rtol, in_shape, out_shape, probe):
             continue
         side, dim = ("output", axis) if axis < len(out_shape) else \
             ("input", axis - len(out_shape))
-        where = f"dimension {dim} of {probe.output_label() if side == 'output' else probe.input_label()}"
+        if probe is None:
+            owner = "the output" if side == "output" else "the input"
+        else:
+            owner = probe.output_label() if side == "output" else probe.input_label()
+        where = f"dimension {dim} of {owner}"
         text = (f"factor varying along {where}: analytical = c[k] x numerical with c = "
                 f"{_fmt_list(factors[known])} (constant along every other axis)")
         evidence = {"axis": side, "dim": dim, "factors": [float(v) for v in f]}
@@ -613,7 +617,7 @@ class _GtRunner(_Runner):
                        enumerate(args) if isinstance(a, Tensor)]
             reduction = None
             if prim.name in ("sum_dim", "mean_dim"):
-                reduction = (params.get("dim"), bool(params.get("keepdim")))
+                reduction = (_one_dim(params.get("dim")), bool(params.get("keepdim")))
             ndim = args[0].ndim if args and isinstance(args[0], Tensor) else 0
             subs, new_red = _rewritten(index, tensors, reduction, rewrite, calls,
                                        prim.name.replace("_dim", ""), ndim)
@@ -639,6 +643,13 @@ def _dims(dim):
     return dim if isinstance(dim, tuple) else (dim,)
 
 
+def _one_dim(dim):
+    """A reduction's dim as an int when it is one axis (``(0,)`` -> 0)."""
+    if isinstance(dim, (tuple, list)) and len(dim) == 1:
+        dim = dim[0]
+    return int(dim) if isinstance(dim, (int, np.integer)) else dim
+
+
 class _TorchRunner(_Runner):
     def _backward(self, v, rewrite, calls):
         torch = self.probe.torch
@@ -661,7 +672,7 @@ class _TorchRunner(_Runner):
                     dim = args[1] if len(args) > 1 else kwargs.get("dim")
                     keep = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
                     if dim is not None:
-                        reduction = (dim, bool(keep))
+                        reduction = (_one_dim(dim), bool(keep))
                 ndim = args[0].ndim if isinstance(args[0], torch.Tensor) else 0
                 subs, new_red = _rewritten(index, tensors, reduction, rewrite, calls, name,
                                            ndim)
