@@ -43,6 +43,7 @@ MAX_REPAIRS = 32          # backward rewrites tried
 MAX_FROZEN = 12           # forward ops frozen by the term test
 MAX_POINTS = 4            # other evaluation points tried
 MAX_ROWS = 256            # rows recomputed to verify a repaired backward
+MAX_SINGLE = 3            # single uses of a tensor tried, per pair of tensors
 SCREEN = 1e-4             # relative tolerance of the screening on projections
 REDUCTIONS = ("sum", "mean", "sum_dim", "mean_dim", "amax", "amin", "logsumexp")
 
@@ -98,24 +99,29 @@ def _factor_pattern(A, N, atol, rtol, in_shape, out_shape, probe):
     significant = np.abs(N) > max(atol, 1e-6 * scale)
     if not significant.any():
         return None
-    ratio = np.where(significant, A / np.where(significant, N, 1.0), np.nan).reshape(shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(significant, A / np.where(significant, N, 1.0), np.nan).reshape(shape)
     An, Nn = A.reshape(shape), N.reshape(shape)
+    named_trivial = False
     for axis, size in enumerate(shape):
         if size < 2:
             continue
         moved = np.moveaxis(ratio, axis, 0).reshape(size, -1)
-        factors = np.full(size, np.nan)
-        for k in range(size):
-            row = moved[k][~np.isnan(moved[k])]
-            if row.size:
-                factors[k] = float(np.median(row))
-        known = ~np.isnan(factors)
-        if known.sum() < 2 or np.allclose(factors[known], factors[known][0], rtol=rtol,
-                                          atol=0):
+        present = ~np.isnan(moved)
+        counts = present.sum(axis=1)
+        known = counts > 0
+        if known.sum() < 2:
+            continue
+        # each group's factor: its first significant ratio (all are checked below)
+        factors = np.where(known, moved[np.arange(size), present.argmax(axis=1)], np.nan)
+        values = factors[known]
+        if np.all(np.abs(values - values[0]) <= rtol * abs(values[0])):
             continue
         # a group of one entry is constant trivially (a diagonal block): then only a
-        # factor that equals a tensor of the function is worth saying
-        trivial = bool(np.all((~np.isnan(moved)).sum(axis=1)[known] < 2))
+        # factor that equals a tensor of the function is worth saying (tried once)
+        trivial = bool(np.all(counts[known] < 2))
+        if trivial and named_trivial:
+            continue
         f = np.where(known, factors, 0.0)
         expand = [1] * len(shape)
         expand[axis] = size
@@ -134,6 +140,7 @@ def _factor_pattern(A, N, atol, rtol, in_shape, out_shape, probe):
         evidence = {"axis": side, "dim": dim, "factors": [float(v) for v in f]}
         named = probe.name_vector(factors, known, rtol) if probe is not None else None
         if trivial and named is None:
+            named_trivial = True
             continue
         if named is not None:
             label, how = named
@@ -232,8 +239,7 @@ def _repaired_backward(A, N, atol, rtol, in_shape, out_shape, probe):
     hypotheses = _repairs(calls, probe)
     if not hypotheses:
         return None
-    rng = np.random.default_rng(0)
-    vs = rng.standard_normal((2,) + tuple(out_shape))
+    vs = _directions(0, out_shape, A.shape[1])
     want = [v.reshape(-1) @ N for v in vs]
     for description, evidence, rewrite in hypotheses[:MAX_REPAIRS]:
         got = [runner.vjp(v, rewrite) for v in vs]
@@ -249,6 +255,13 @@ def _repaired_backward(A, N, atol, rtol, in_shape, out_shape, probe):
                      f" (repaired, the backward matches the numerical Jacobian: max error "
                      f"{_fmt(evidence['max_error_repaired'])})", evidence)
     return None
+
+
+def _directions(seed: int, shape: tuple, other: int) -> np.ndarray:
+    """Random directions for a screening: one, or two when the side they are compared on
+    (``other`` entries) is too small for one to say much."""
+    k = 1 if other >= 4 else 2
+    return np.random.default_rng(seed).standard_normal((k,) + tuple(shape))
 
 
 def _near(got, want, atol) -> bool:
@@ -279,9 +292,10 @@ def _repairs(calls, probe) -> list:
             ops = sorted({name for _, _, name in occurrences})
             where = ", ".join(f"{name}({source})" if name else source for name in ops)
             choices = [(occurrences, where)]
-            if len(occurrences) > 1:
+            if len(occurrences) > 1:     # one function call reading it (sigmoid(out))
                 choices += [([occ], f"{occ[2]}({source}), call {occ[0] + 1} of the backward")
-                            for occ in occurrences]
+                            for occ in occurrences if len(calls[occ[0]].tensors) == 1]
+                choices = choices[:1 + MAX_SINGLE]
             for chosen, text in choices:
                 sites = {(i, p) for i, p, _ in chosen}
                 out.append((f"wrong tensor in the backward: it uses {source} where {target} "
@@ -330,6 +344,10 @@ class Rewrite:
     substitute: dict = field(default_factory=dict)
     reduction: dict = field(default_factory=dict)
 
+    @property
+    def calls(self) -> set:
+        return {i for i, _ in self.substitute} | set(self.reduction)
+
 
 # ---- wrong evaluation point ------------------------------------------------------------------
 def _evaluation_point(A, N, atol, rtol, in_shape, out_shape, probe):
@@ -339,8 +357,7 @@ def _evaluation_point(A, N, atol, rtol, in_shape, out_shape, probe):
     x = probe.input_value()
     if x is None:
         return None
-    rng = np.random.default_rng(1)
-    us = rng.standard_normal((2,) + tuple(in_shape))
+    us = _directions(1, in_shape, A.shape[0])
     a_u = np.stack([A @ u.reshape(-1) for u in us])
     tried = 0
     for label, value in probe.candidate_tensors():
@@ -349,11 +366,17 @@ def _evaluation_point(A, N, atol, rtol, in_shape, out_shape, probe):
         if tried >= MAX_POINTS:
             break
         tried += 1
-        n_u = probe.directional_at(value, us)
-        if n_u is None or not all(_near(a, n, atol) for a, n in zip(a_u, n_u)):
+        try:
+            n_u = probe.directional_at(value, us)
+        except Exception:  # noqa: BLE001  (the function fails at that point: not it)
             continue
-        full = probe.jacobian_at(value)
-        if full is None or not _close(A, full, atol, rtol):
+        if not all(_near(a, n, atol) for a, n in zip(a_u, n_u)):
+            continue
+        try:
+            full = probe.jacobian_at(value)
+        except Exception:  # noqa: BLE001
+            continue
+        if not _close(A, full, atol, rtol):
             continue
         return Cause("evaluation_point", f"wrong evaluation point: the backward evaluates "
                      f"the derivative at {label}, not at {x_label} (analytical = the "
@@ -370,8 +393,7 @@ def _terms(A, N, atol, rtol, in_shape, out_shape, probe):
     parts = probe.term_parts()
     if not parts:
         return None
-    rng = np.random.default_rng(2)
-    us = rng.standard_normal((2,) + tuple(in_shape))
+    us = _directions(2, in_shape, A.shape[0])
     n_u = np.stack([N @ u.reshape(-1) for u in us]).reshape(-1)
     err = np.stack([A @ u.reshape(-1) for u in us]).reshape(-1) - n_u
     scale = float(np.linalg.norm(n_u))
@@ -477,11 +499,11 @@ class Probe:
             if flat.size != factors.size:
                 continue
             target = flat[known]
-            with np.errstate(divide="ignore", invalid="ignore"):
+            bound = 10 * rtol * np.abs(values)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 for how, t in (("", target), ("1/", 1.0 / target), ("-", -target),
                                ("-1/", -1.0 / target)):
-                    if np.all(np.isfinite(t)) and np.allclose(values, t, rtol=10 * rtol,
-                                                              atol=0):
+                    if np.all(np.abs(values - t) <= bound):     # NaN fails
                         return label, how
         return None
 
@@ -504,13 +526,36 @@ class Probe:
             inputs[self.j] = _make(np.asarray(value, dtype=x._data.dtype)).requires_grad_(True)
         return numeric.Evaluator(fn or c.fn, tuple(inputs), len(c.outs), c.upcast)
 
-    def directional_at(self, value, us, fn=None):
-        from . import numeric
-        ev = self._evaluator(fn, value)
-        out = numeric.directional(ev, self.j, us, self.checker.out_sizes, "central",
-                                  self.checker.eps, [None] * len(self.checker.outs))
-        self.checker.ev.n_evals += ev.n_evals
-        return out[self.o]
+    def call(self, value=None, fn=None) -> np.ndarray:
+        """Output o (float64, flat) of one plain call, input j replaced by ``value``."""
+        c = self.checker
+        self.checker.ev.n_evals += 1
+        if self.torch is not None:
+            torch = self.torch
+            args = [a.detach() if isinstance(a, torch.Tensor) else a for a in c.inputs]
+            if value is not None:
+                args[self.j] = torch.from_numpy(np.array(value, dtype=np.float64))
+            with torch.no_grad():
+                outs = (fn or c.fn)(*args)
+            outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+            return outs[self.o].detach().numpy().astype(np.float64).reshape(-1)
+        args = self._evaluator().plain_args(cast=np.float64 if c.upcast else None)
+        if value is not None:
+            args[self.j] = _make(np.array(value, dtype=np.float64))
+        with no_grad(), np.errstate(all="ignore"):
+            outs = (fn or c.fn)(*args)
+        outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+        return np.asarray(outs[self.o]._data, dtype=np.float64).reshape(-1)
+
+    def directional_at(self, value, us, fn=None, base=None):
+        """J u at input j = ``value`` (default: where it is), for each direction u, by
+        forward differences from ``base`` (the output there, computed when not given):
+        len(us) plain calls; a screening, the full check is :meth:`jacobian_at`'s."""
+        x = self.input_value() if value is None else np.asarray(value, dtype=np.float64)
+        if base is None:
+            base = self.call(value, fn)
+        h = np.sqrt(np.finfo(np.float64).eps) * max(1.0, float(np.max(np.abs(x))))
+        return np.stack([(self.call(x + h * u, fn) - base) / h for u in us])
 
     def jacobian_at(self, value, fn=None):
         from . import numeric
@@ -577,6 +622,20 @@ class _Runner:
         if rows > MAX_ROWS:
             return None
         out_shape = self.probe.checker.out_data[self.probe.o].shape
+        if rows >= 4:
+            # one call with every row as a batch (many backwards broadcast over a leading
+            # axis), accepted when its first and last rows equal plain calls
+            eye = np.eye(rows).reshape((rows,) + tuple(out_shape))
+            batch = self._run(eye, rewrite, None, batched=True)
+            if batch is not None and batch.size == rows * shape[1]:
+                batch = batch.reshape(rows, -1)
+                same = True
+                for r in (0, rows - 1):
+                    g = self._run(eye[r], rewrite, None)
+                    same = same and g is not None and g.size == shape[1] and \
+                        np.allclose(batch[r], g.reshape(-1), rtol=1e-12, atol=1e-300)
+                if same:
+                    return batch
         result = np.zeros(shape)
         for r in range(rows):
             v = np.zeros(rows)
@@ -587,10 +646,10 @@ class _Runner:
             result[r] = g.reshape(-1)
         return result
 
-    def _run(self, v, rewrite, calls):
+    def _run(self, v, rewrite, calls, batched=False):
         try:
             with np.errstate(all="ignore"):
-                return self._backward(v, rewrite, calls)
+                return self._backward(v, rewrite, calls, batched)
         except Exception:  # noqa: BLE001  (a rewrite can break the user's code: rejected)
             return None
 
@@ -607,14 +666,16 @@ def _rewritten(index, tensors, reduction, rewrite, calls, name, ndim):
 
 
 class _GtRunner(_Runner):
-    def _backward(self, v, rewrite, calls):
+    def _backward(self, v, rewrite, calls, batched):
         counter = [0]
 
         def hook(prim, args, params):
             index = counter[0]
             counter[0] += 1
+            if calls is None and (rewrite is None or index not in rewrite.calls):
+                return P.apply(prim, args, params)
             tensors = [(pos, np.asarray(a._data, dtype=np.float64)) for pos, a in
-                       enumerate(args) if isinstance(a, Tensor)]
+                       enumerate(args) if isinstance(a, Tensor)] if calls is not None else []
             reduction = None
             if prim.name in ("sum_dim", "mean_dim"):
                 reduction = (_one_dim(params.get("dim")), bool(params.get("keepdim")))
@@ -632,7 +693,7 @@ class _GtRunner(_Runner):
         P.INTERCEPTORS.append(hook)
         try:
             with no_grad():
-                grads = self.node._call([grad], False, False)
+                grads = self.node._call([grad], False, batched)
         finally:
             P.INTERCEPTORS.remove(hook)
         g = grads[self.index]
@@ -651,7 +712,7 @@ def _one_dim(dim):
 
 
 class _TorchRunner(_Runner):
-    def _backward(self, v, rewrite, calls):
+    def _backward(self, v, rewrite, calls, batched):
         torch = self.probe.torch
         from torch.overrides import TorchFunctionMode
 
@@ -665,8 +726,11 @@ class _TorchRunner(_Runner):
                     return func(*args, **kwargs)
                 index = counter[0]
                 counter[0] += 1
+                if calls is None and (rewrite is None or index not in rewrite.calls):
+                    return func(*args, **kwargs)
                 tensors = [(pos, a.detach().numpy().astype(np.float64))
-                           for pos, a in enumerate(args) if isinstance(a, torch.Tensor)]
+                           for pos, a in enumerate(args) if isinstance(a, torch.Tensor)] \
+                    if calls is not None else []
                 reduction = None
                 if name in REDUCTIONS:
                     dim = args[1] if len(args) > 1 else kwargs.get("dim")
@@ -689,7 +753,10 @@ class _TorchRunner(_Runner):
         out = self.probe.checker.outs[self.probe.o]
         grad = torch.from_numpy(np.array(v, dtype=np.float64)).to(out.dtype)
         with torch.no_grad(), Mode():
-            grads = self.node.apply(grad)
+            # the node is the ctx: a batch of cotangents goes to the Function's backward
+            # directly (the node's apply would refuse the batch's shape)
+            grads = self.node._forward_cls.backward(self.node, grad) if batched else \
+                self.node.apply(grad)
         grads = grads if isinstance(grads, tuple) else (grads,)
         g = grads[self.index] if self.index < len(grads) else None
         return None if g is None else g.detach().numpy().astype(np.float64)
@@ -699,12 +766,15 @@ class _TorchRunner(_Runner):
 class _Part:
     """A part of the Jacobian: the derivative through one op (or one term of a formula)."""
 
-    def __init__(self, probe: Probe, label: str, rest_label, fn) -> None:
+    def __init__(self, probe: Probe, label: str, rest_label, fn, frozen: bool) -> None:
         self.probe, self.label, self.rest_label, self.fn = probe, label, rest_label, fn
+        self.frozen = frozen     # an op held at its value: the output there is unchanged
 
     def directional_without(self, us):
-        try:
-            return self.probe.directional_at(None, us, fn=self.fn)
+        try:      # freezing an op does not change the value where it is frozen
+            base = np.asarray(self.probe.checker.out_data[self.probe.o],
+                              dtype=np.float64).reshape(-1) if self.frozen else None
+            return self.probe.directional_at(None, us, fn=self.fn, base=base)
         except Exception:  # noqa: BLE001  (user code meeting the frozen op: no part)
             return None
 
@@ -730,7 +800,7 @@ def _op_parts(probe: Probe) -> list:
         op = f"{name} (forward op {index + 1} of {len(ops)})"
         parts.append(_Part(probe, f"the part of the derivative through {op}",
                            f"the part of the derivative not through {op}",
-                           _frozen(probe, index, value)))
+                           _frozen(probe, index, value), True))
         if len(parts) >= MAX_FROZEN:
             break
     return parts
@@ -880,5 +950,5 @@ def _spec_parts(probe: Probe) -> list:
         def without(*args, _i=i):
             with term_dropped(fdef, _i):
                 return fn(*args)
-        parts.append(_Part(probe, f"the term `{text}`", None, without))
+        parts.append(_Part(probe, f"the term `{text}`", None, without, False))
     return parts
