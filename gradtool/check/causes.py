@@ -248,6 +248,8 @@ def _repaired_backward(A, N, atol, rtol, in_shape, out_shape, probe):
         if not all(_near(g.reshape(-1), w, atol) for g, w in zip(got, want)):
             continue
         full = runner.jacobian(N.shape, rewrite)
+        if full is not None and not _close(full, N, atol, rtol):
+            full = runner.jacobian(N.shape, rewrite, batched_first=False)   # row by row
         if full is None or not _close(full, N, atol, rtol):
             continue
         evidence["max_error_repaired"] = _max_err(full, N)
@@ -257,11 +259,21 @@ def _repaired_backward(A, N, atol, rtol, in_shape, out_shape, probe):
     return None
 
 
+_STREAMS: dict = {}
+
+
 def _directions(seed: int, shape: tuple, other: int) -> np.ndarray:
-    """Random directions for a screening: one, or two when the side they are compared on
-    (``other`` entries) is too small for one to say much."""
+    """Random directions for a screening (the same for the same arguments): one, or two
+    when the side they are compared on (``other`` entries) is too small for one to say
+    much.  Generators are cached and reset (creating one costs more than its use here)."""
     k = 1 if other >= 4 else 2
-    return np.random.default_rng(seed).standard_normal((k,) + tuple(shape))
+    cached = _STREAMS.get(seed)
+    if cached is None:
+        gen = np.random.default_rng(seed)
+        cached = _STREAMS[seed] = (gen, gen.bit_generator.state)
+    gen, state = cached
+    gen.bit_generator.state = state
+    return gen.standard_normal((k,) + tuple(shape))
 
 
 def _near(got, want, atol) -> bool:
@@ -343,10 +355,10 @@ class Rewrite:
     ({(call, position): value}) and reductions given (dim, keepdim)."""
     substitute: dict = field(default_factory=dict)
     reduction: dict = field(default_factory=dict)
+    calls: frozenset = frozenset()      # the call indices changed (filled in)
 
-    @property
-    def calls(self) -> set:
-        return {i for i, _ in self.substitute} | set(self.reduction)
+    def __post_init__(self) -> None:
+        self.calls = frozenset(i for i, _ in self.substitute) | frozenset(self.reduction)
 
 
 # ---- wrong evaluation point ------------------------------------------------------------------
@@ -617,25 +629,20 @@ class _Runner:
     def vjp(self, v, rewrite):
         return self._run(v, rewrite, None)
 
-    def jacobian(self, shape, rewrite):
+    def jacobian(self, shape, rewrite, batched_first=True):
         rows, _ = shape
         if rows > MAX_ROWS:
             return None
         out_shape = self.probe.checker.out_data[self.probe.o].shape
-        if rows >= 4:
+        if rows >= 4 and batched_first:
             # one call with every row as a batch (many backwards broadcast over a leading
-            # axis), accepted when its first and last rows equal plain calls
+            # axis); the caller compares it with the numerical Jacobian, and has compared
+            # a plain call already (the screening), so a batch that means something else
+            # cannot pass both
             eye = np.eye(rows).reshape((rows,) + tuple(out_shape))
             batch = self._run(eye, rewrite, None, batched=True)
             if batch is not None and batch.size == rows * shape[1]:
-                batch = batch.reshape(rows, -1)
-                same = True
-                for r in (0, rows - 1):
-                    g = self._run(eye[r], rewrite, None)
-                    same = same and g is not None and g.size == shape[1] and \
-                        np.allclose(batch[r], g.reshape(-1), rtol=1e-12, atol=1e-300)
-                if same:
-                    return batch
+                return batch.reshape(rows, -1)
         result = np.zeros(shape)
         for r in range(rows):
             v = np.zeros(rows)
