@@ -696,11 +696,16 @@ class _GtRunner(_Runner):
                 params = {**params, "dim": _dims(new_red[0]), "keepdim": new_red[1]}
             return P.apply(prim, args, params)
 
-        grad = _make(np.asarray(v, dtype=self.probe.checker.out_data[self.probe.o].dtype))
+        out = self.probe.checker.outs[self.probe.o]
+        grad = _make(np.asarray(v, dtype=out._data.dtype))
+        # the other outputs of the Function get no gradient (None: zeros for its backward)
+        grads_in = [grad if k == out._nr else None for k in range(self.node._n_outputs)]
+        if batched and len(grads_in) > 1:
+            return None
         P.INTERCEPTORS.append(hook)
         try:
             with no_grad():
-                grads = self.node._call([grad], False, batched)
+                grads = self.node._call(grads_in, False, batched)
         finally:
             P.INTERCEPTORS.remove(hook)
         g = grads[self.index]
@@ -759,11 +764,22 @@ class _TorchRunner(_Runner):
 
         out = self.probe.checker.outs[self.probe.o]
         grad = torch.from_numpy(np.array(v, dtype=np.float64)).to(out.dtype)
+        siblings = {t.output_nr: t for t in self.probe.checker.outs
+                    if isinstance(t, torch.Tensor) and t.grad_fn is self.node}
+        if max(siblings) + 1 != len(siblings):
+            return None        # an output of the Function the check does not return
+        if len(siblings) > 1:
+            if batched:
+                return None
+            grad = tuple(grad if k == out.output_nr else torch.zeros_like(siblings[k])
+                         for k in range(len(siblings)))
+        else:
+            grad = (grad,)
         with torch.no_grad(), Mode():
             # the node is the ctx: a batch of cotangents goes to the Function's backward
             # directly (the node's apply would refuse the batch's shape)
-            grads = self.node._forward_cls.backward(self.node, grad) if batched else \
-                self.node.apply(grad)
+            grads = self.node._forward_cls.backward(self.node, *grad) if batched else \
+                self.node.apply(*grad)
         grads = grads if isinstance(grads, tuple) else (grads,)
         g = grads[self.index] if self.index < len(grads) else None
         return None if g is None else g.detach().numpy().astype(np.float64)

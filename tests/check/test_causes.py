@@ -313,3 +313,90 @@ def test_torch_batchnorm_names_gamma():
     result = gt.check(TorchBN.apply, _batchnorm_inputs(), input_names=["x", "gamma", "beta"])
     [block] = [b for b in result.failures if b.input_name == "x"]
     assert block.kind == "factor_pattern" and "multiplication by gamma" in block.diagnosis
+
+
+# ---- hostile cases ---------------------------------------------------------------------------
+class TwoOutputs(gt.autograd.Function):
+    """(x sigmoid x, 2x); the first output's rule takes sigmoid of that output."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = x * gt.sigmoid(x)
+        ctx.save_for_backward(x, out)
+        return out, x * 2
+
+    @staticmethod
+    def backward(ctx, g1, g2):
+        x, out = ctx.saved_tensors
+        s = gt.sigmoid(out)
+        return g1 * (s + x * s * (1 - s)) + 2 * g2
+
+
+class Picky(gt.autograd.Function):
+    """Refuses inputs above 5 (the probes evaluate it elsewhere: they must not crash)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        if (x.detach().numpy() > 5).any():
+            raise ValueError("input above 5")
+        ctx.save_for_backward(x)
+        return gt.exp(x) + x
+
+    @staticmethod
+    def backward(ctx, g):
+        x, = ctx.saved_tensors
+        return g * gt.exp(x) * 1.5
+
+
+def test_several_outputs_name_the_output():
+    result = gt.check(TwoOutputs.apply, (_x(5),))
+    [block] = result.failures
+    assert block.output == 0 and block.kind == "wrong_tensor"
+    assert "uses output 0 where input 0 is due" in block.diagnosis
+
+
+def test_a_function_failing_elsewhere_keeps_a_plain_diagnosis():
+    [block] = gt.check(Picky.apply, (_x(5),)).failures
+    assert block.kind in ("mismatch", "term"), block.diagnosis
+    if block.kind == "term":       # exp(x) + x: the part through exp is 1.5 x too large
+        assert "scaled by 1.5" in block.diagnosis
+
+
+def test_float32_and_fast_mode_get_the_cause():
+    x32 = gt.tensor(np.random.default_rng(0).standard_normal(6).astype(np.float32),
+                    requires_grad=True)
+    with pytest.warns(UserWarning):
+        [block] = gt.check(SwishSigmoidOfOut.apply, (x32,)).failures
+    assert block.kind == "wrong_tensor"
+    [block] = gt.check(SwishSigmoidOfOut.apply, (_x(6),), mode="fast").failures
+    assert block.kind == "wrong_tensor" and "recomputed in full" in block.mode
+
+
+def test_a_function_inside_an_expression():
+    # the term test freezes the forward's ops wherever the Function sits
+    [block] = gt.check(lambda x: SwishSignInOneTerm.apply(x).sum() * 2, (_x(5),)).failures
+    assert block.kind == "term" and "sign flipped" in block.diagnosis
+    # the Function's input is not a checked input: no replay, and no wrong cause
+    [block] = gt.check(lambda x: SwishSigmoidOfOut.apply(x * 2), (_x(5),)).failures
+    assert block.kind in ("mismatch", "wrong_tensor")
+
+
+def test_torch_function_with_two_outputs():
+    torch = pytest.importorskip("torch")
+
+    class Two(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            out = x * torch.sigmoid(x)
+            ctx.save_for_backward(x, out)
+            return out, x * 2
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            x, out = ctx.saved_tensors
+            s = torch.sigmoid(out)
+            return g1 * (s + x * s * (1 - s)) + 2 * g2
+
+    x = torch.tensor(np.random.default_rng(0).standard_normal(5), requires_grad=True)
+    [block] = gt.check(Two.apply, (x,), input_names=["x"]).failures
+    assert block.kind == "wrong_tensor" and "uses output 0 where x is due" in block.diagnosis
