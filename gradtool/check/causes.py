@@ -315,6 +315,7 @@ def _repairs(calls, probe) -> list:
                             {"kind": "wrong_tensor", "uses": source, "due": target,
                              "ops": sorted({n for _, _, n in chosen})},
                             Rewrite(substitute={s: cand for s in sites})))
+    out += _factor_repairs(calls, tensors)
     # reductions: keepdim, another dim
     for index, call in enumerate(calls):
         if call.reduction is None:
@@ -340,6 +341,40 @@ def _repairs(calls, probe) -> list:
     return out
 
 
+SUMS = ("add", "sub", "radd", "rsub", "__add__", "__sub__", "__radd__", "__rsub__")
+
+
+def _factor_repairs(calls, tensors) -> list:
+    """A factor missing on one operand of a sum or difference in the backward (one term of
+    the backward formula): the operand times a value the backward computed from the saved
+    tensors alone (or an input or output)."""
+    factors = [(label, value) for label, value in tensors]
+    factors += [(c.desc, c.result) for c in calls
+                if c.grad_free and c.result is not None and c.result.ndim > 0]
+    out = []
+    for index, call in enumerate(calls):
+        if call.name not in SUMS or len(call.tensors) < 1:
+            continue
+        operands = call.desc[call.desc.index("(") + 1:-1].split(", ")
+        for k, (pos, value) in enumerate(call.tensors):
+            shown = operands[pos] if pos < len(operands) else "an operand"
+            for label, factor in factors:
+                try:       # the term keeps the shape of the sum
+                    fits = np.broadcast_shapes(value.shape, factor.shape) in \
+                        (value.shape, () if call.result is None else call.result.shape)
+                except ValueError:
+                    fits = False
+                if not fits or np.all(factor == 1) or label == shown:
+                    continue
+                out.append((f"a factor missing in one term of the backward: in "
+                            f"{call.desc} (backward op {index + 1}), {shown} needs the "
+                            f"factor {label}",
+                            {"kind": "missing_factor", "op": call.desc, "operand": shown,
+                             "factor": label},
+                            Rewrite(scale={(index, pos): factor})))
+    return out
+
+
 @dataclass
 class Call:
     """One op call of a backward, as recorded: its name, its tensor arguments (position,
@@ -347,6 +382,9 @@ class Call:
     name: str
     tensors: list
     reduction: tuple | None = None
+    result: np.ndarray | None = None    # its value (float64)
+    grad_free: bool = False             # computed without the cotangent (saved values only)
+    desc: str = ""                      # "sqrt(out)", "sub(op 2, op 5)"
 
 
 @dataclass
@@ -355,10 +393,12 @@ class Rewrite:
     ({(call, position): value}) and reductions given (dim, keepdim)."""
     substitute: dict = field(default_factory=dict)
     reduction: dict = field(default_factory=dict)
+    scale: dict = field(default_factory=dict)      # {(call, position): factor}
     calls: frozenset = frozenset()      # the call indices changed (filled in)
 
     def __post_init__(self) -> None:
-        self.calls = frozenset(i for i, _ in self.substitute) | frozenset(self.reduction)
+        self.calls = frozenset(i for i, _ in self.substitute) | frozenset(self.reduction) \
+            | frozenset(i for i, _ in self.scale)
 
 
 # ---- wrong evaluation point ------------------------------------------------------------------
@@ -662,14 +702,54 @@ class _Runner:
 
 
 def _rewritten(index, tensors, reduction, rewrite, calls, name, ndim):
-    """Record a call, and return (replacements {position: array}, new reduction or None)."""
+    """Record a call, and return (replacements {position: array}, factors {position:
+    array}, new reduction or None)."""
     if calls is not None:
         calls.append(Call(name, tensors, None if reduction is None else
                           (reduction[0], reduction[1], ndim)))
     if rewrite is None:
-        return {}, None
+        return {}, {}, None
     subs = {pos: value for (i, pos), value in rewrite.substitute.items() if i == index}
-    return subs, rewrite.reduction.get(index)
+    scale = {pos: value for (i, pos), value in rewrite.scale.items() if i == index}
+    return subs, scale, rewrite.reduction.get(index)
+
+
+class _Trace:
+    """What a recording replay learns about the values: which depend on the cotangent,
+    and how to call each (an input or output by its label, else ``op k``)."""
+
+    def __init__(self, probe: Probe, grad_ids) -> None:
+        self.candidates = probe.candidate_tensors()
+        self.grad_ids = set(grad_ids)
+        self.names: dict = {}
+        self.live: list = []
+
+    def name(self, obj, value) -> str:
+        if id(obj) in self.names:
+            return self.names[id(obj)]
+        if value is not None:
+            for label, cand in self.candidates:
+                if cand.shape == value.shape and np.array_equal(cand, value):
+                    return label
+        return "grad" if id(obj) in self.grad_ids else "a tensor"
+
+    def finish(self, call: Call, index: int, args, values: dict, result, value) -> None:
+        depends = any(id(a) in self.grad_ids for a in args)
+        shown = []
+        for pos, a in enumerate(args):
+            if pos in values:
+                shown.append(self.name(a, values[pos]))
+            elif isinstance(a, (int, float, np.number)) and not isinstance(a, bool):
+                shown.append(f"{float(a):g}")
+        name = _REFLECTED.get(call.name.strip("_"), call.name.strip("_"))
+        call.desc = f"{name}({', '.join(shown)})"
+        call.result, call.grad_free = value, not depends
+        self.live.append(result)
+        if depends:
+            self.grad_ids.add(id(result))
+            self.names[id(result)] = f"op {index + 1}"
+        else:                      # a value of the saved tensors: named by what it is
+            self.names[id(result)] = call.desc
 
 
 class _GtRunner(_Runner):
@@ -687,14 +767,21 @@ class _GtRunner(_Runner):
             if prim.name in ("sum_dim", "mean_dim"):
                 reduction = (_one_dim(params.get("dim")), bool(params.get("keepdim")))
             ndim = args[0].ndim if args and isinstance(args[0], Tensor) else 0
-            subs, new_red = _rewritten(index, tensors, reduction, rewrite, calls,
-                                       prim.name.replace("_dim", ""), ndim)
+            subs, scale, new_red = _rewritten(index, tensors, reduction, rewrite, calls,
+                                              prim.name.replace("_dim", ""), ndim)
             if subs:
                 args = tuple(_make(subs[pos].astype(a._data.dtype)) if pos in subs else a
                              for pos, a in enumerate(args))
+            if scale:
+                args = tuple(_make(a._data * scale[pos].astype(a._data.dtype))
+                             if pos in scale else a for pos, a in enumerate(args))
             if new_red is not None:
                 params = {**params, "dim": _dims(new_red[0]), "keepdim": new_red[1]}
-            return P.apply(prim, args, params)
+            result = P.apply(prim, args, params)
+            if trace is not None and isinstance(result, Tensor):
+                trace.finish(calls[-1], index, args, dict(tensors), result,
+                             np.asarray(result._data, dtype=np.float64))
+            return result
 
         out = self.probe.checker.outs[self.probe.o]
         grad = _make(np.asarray(v, dtype=out._data.dtype))
@@ -702,6 +789,7 @@ class _GtRunner(_Runner):
         grads_in = [grad if k == out._nr else None for k in range(self.node._n_outputs)]
         if batched and len(grads_in) > 1:
             return None
+        trace = None if calls is None else _Trace(self.probe, [id(grad)])
         P.INTERCEPTORS.append(hook)
         try:
             with no_grad():
@@ -750,17 +838,24 @@ class _TorchRunner(_Runner):
                     if dim is not None:
                         reduction = (_one_dim(dim), bool(keep))
                 ndim = args[0].ndim if isinstance(args[0], torch.Tensor) else 0
-                subs, new_red = _rewritten(index, tensors, reduction, rewrite, calls, name,
-                                           ndim)
+                subs, scale, new_red = _rewritten(index, tensors, reduction, rewrite, calls,
+                                                  name, ndim)
                 if subs:
                     args = tuple(torch.from_numpy(subs[p].astype(np.float64)).to(a.dtype)
                                  if p in subs else a for p, a in enumerate(args))
+                if scale:
+                    args = tuple(a * torch.from_numpy(scale[p].astype(np.float64)).to(a.dtype)
+                                 if p in scale else a for p, a in enumerate(args))
                 if new_red is not None:
                     args = tuple(args[:1])
                     kwargs = {**{k: w for k, w in kwargs.items()
                                  if k not in ("dim", "keepdim")},
                               "dim": new_red[0], "keepdim": new_red[1]}
-                return func(*args, **kwargs)
+                result = func(*args, **kwargs)
+                if trace is not None and isinstance(result, torch.Tensor):
+                    trace.finish(calls[-1], index, args, dict(tensors), result,
+                                 result.detach().numpy().astype(np.float64))
+                return result
 
         out = self.probe.checker.outs[self.probe.o]
         grad = torch.from_numpy(np.array(v, dtype=np.float64)).to(out.dtype)
@@ -775,6 +870,7 @@ class _TorchRunner(_Runner):
                          for k in range(len(siblings)))
         else:
             grad = (grad,)
+        trace = None if calls is None else _Trace(self.probe, [id(g) for g in grad])
         with torch.no_grad(), Mode():
             # the node is the ctx: a batch of cotangents goes to the Function's backward
             # directly (the node's apply would refuse the batch's shape)

@@ -117,6 +117,10 @@ GeluHalfDropped = _function(   # the tanh approximation; 0.5 dropped on the firs
                          K * (1 + 3 * 0.044715 * x ** 2)))
 XSinMissingTerm = _function("XSinMissingTerm", lambda x: x * gt.sin(x),
                             lambda x, y, g: g * x * gt.cos(x))
+SoftmaxTermFactor = _function("SoftmaxTermFactor", lambda x: _softmax(x),
+                              lambda x, y, g: y * g - (g * y).sum(-1, keepdim=True))
+XExpTermFactor = _function("XExpTermFactor", lambda x: x * gt.exp(x),
+                           lambda x, y, g: g * (gt.exp(x) + x))
 # wrong, but no verified story: must stay "mismatch"
 SinOffset = _function("SinOffset", gt.sin, lambda x, y, g: g * (gt.cos(x) + 0.1))
 TanhCubed = _function("TanhCubed", gt.tanh, lambda x, y, g: g * (1 - y ** 3))
@@ -169,6 +173,10 @@ CORPUS = [
     ("relu, mask not applied", ReluNoMask.apply,
      lambda: (gt.tensor([0.5, -1.0, 2.0, -0.3, 1.2], requires_grad=True),), "region",
      ["wrong only where input 0 < 0"]),
+    ("softmax, y missing on a term", SoftmaxTermFactor.apply, lambda: (_x(2, 5),),
+     "missing_factor", ["needs the factor out"]),
+    ("x exp x, exp missing on a term", XExpTermFactor.apply, lambda: (_x(5, seed=8),),
+     "missing_factor", ["add(exp(input 0), input 0)", "input 0 needs the factor exp(input 0)"]),
     ("swish, sign in one term", SwishSignInOneTerm.apply, lambda: (_x(6, seed=1),), "term",
      ["sigmoid(input 0)", "sign flipped"]),
     ("gelu, 0.5 dropped on one term", GeluHalfDropped.apply, lambda: (_x(6, seed=2),),
@@ -298,12 +306,11 @@ def test_realworld_bugs_through_torch():
         result = gt.check(function.apply, make())
         kinds = [b.kind for b in result.failures]
         assert kinds, name
-        if kind is not None:
-            assert kinds == [kind] if name != "batchnorm gamma dropped" else kind in kinds, \
-                (name, [b.diagnosis for b in result.failures])
+        assert kinds == [kind] if name != "batchnorm gamma dropped" else kind in kinds, \
+            (name, [b.diagnosis for b in result.failures])
         if all(k != "mismatch" for k in kinds):
             named += 1
-    assert named >= 14
+    assert named == len(REALWORLD) == 17
 
 
 def test_torch_batchnorm_names_gamma():
