@@ -44,6 +44,7 @@ MAX_FROZEN = 12           # forward ops frozen by the term test
 MAX_POINTS = 4            # other evaluation points tried
 MAX_ROWS = 256            # rows recomputed to verify a repaired backward
 MAX_SINGLE = 3            # single uses of a tensor tried, per pair of tensors
+MAX_FACTORS = 8           # missing factors tried in the backward's sums
 SCREEN = 1e-4             # relative tolerance of the screening on projections
 REDUCTIONS = ("sum", "mean", "sum_dim", "mean_dim", "amax", "amin", "logsumexp")
 
@@ -80,12 +81,24 @@ def find_cause(A: np.ndarray, N: np.ndarray, atol: float, rtol: float, in_shape:
     """A verified cause of the failing block (A, N) or None (then: "mismatch")."""
     if A.size == 0 or A.size > MAX_ENTRIES:
         return None
+    # a region that says nothing of what happens there ("where out > 0") is where the
+    # error sits, not why: the tests after it may still name the cause
+    where = None
     for test in (_factor_pattern, _diagonal, _evaluation_point, _repaired_backward, _region,
-                 _terms):
+                 _terms, _missing_factor):
+        if test is _region and where is not None:
+            continue
         cause = test(A, N, atol, rtol, tuple(in_shape), tuple(out_shape), probe)
-        if cause is not None:
-            return cause
-    return None
+        if cause is None:
+            continue
+        if test is _region and not cause.evidence.get("there"):
+            where = cause
+            continue
+        if where is not None:
+            cause.text += f"; the wrong elements are those where {where.evidence['where']}"
+            cause.evidence["region"] = where.evidence["where"]
+        return cause
+    return where
 
 
 # ---- factor along an axis --------------------------------------------------------------------
@@ -208,12 +221,17 @@ def _region(A, N, atol, rtol, in_shape, out_shape, probe):
                 idx = np.flatnonzero(region)
                 cols = (slice(None), idx) if side == "input" else (idx, slice(None))
                 a_in, n_in = A[cols], N[cols]
-                detail = ""
+                detail, there = "", None
                 if _close(n_in, np.zeros_like(n_in), atol, 0):
+                    there = "not zeroed"
                     detail = "; there the function does not change (numerical 0) but the " \
                         "backward gives up to " + _fmt(np.max(np.abs(a_in))) + \
                         ": a mask not applied?"
+                elif _close(a_in, -n_in, atol, rtol):
+                    there = "sign"
+                    detail = "; there analytical = -numerical: a sign lost there?"
                 elif _close(a_in, np.zeros_like(a_in), atol, 0):
+                    there = "zeroed"
                     detail = "; there the backward gives 0 where the numerical derivative " \
                         "reaches " + _fmt(np.max(np.abs(n_in))) + ": a mask applied " \
                         "where it should not be?"
@@ -221,22 +239,34 @@ def _region(A, N, atol, rtol, in_shape, out_shape, probe):
                 text = (f"wrong only where {label} {cond}: the failing {what} are exactly "
                         f"the {k} of {n} where {label} {cond} (elsewhere analytical = "
                         f"numerical){detail}")
-                return Cause("region", text, {"where": f"{label} {cond}", "side": side,
-                                              "count": k, "of": n})
+                evidence = {"where": f"{label} {cond}", "side": side, "count": k, "of": n}
+                if there:
+                    evidence["there"] = there
+                return Cause("region", text, evidence)
     return None
 
 
 # ---- a repaired backward ---------------------------------------------------------------------
 def _repaired_backward(A, N, atol, rtol, in_shape, out_shape, probe):
+    """A tensor replaced, or a reduction changed (cheap to try, and common)."""
+    return _replay(A, N, atol, rtol, out_shape, probe, _repairs)
+
+
+def _missing_factor(A, N, atol, rtol, in_shape, out_shape, probe):
+    """A factor missing on one term of the backward (tried last: the most hypotheses)."""
+    return _replay(A, N, atol, rtol, out_shape, probe, _factor_repairs)
+
+
+def _replay(A, N, atol, rtol, out_shape, probe, hypotheses_of):
     if probe is None:
         return None
     runner = probe.backward_runner()
     if runner is None:
         return None
-    calls = runner.record()
+    calls = runner.recorded()
     if calls is None:
         return None
-    hypotheses = _repairs(calls, probe)
+    hypotheses = hypotheses_of(calls, probe)
     if not hypotheses:
         return None
     vs = _directions(0, out_shape, A.shape[1])
@@ -315,7 +345,6 @@ def _repairs(calls, probe) -> list:
                             {"kind": "wrong_tensor", "uses": source, "due": target,
                              "ops": sorted({n for _, _, n in chosen})},
                             Rewrite(substitute={s: cand for s in sites})))
-    out += _factor_repairs(calls, tensors)
     # reductions: keepdim, another dim
     for index, call in enumerate(calls):
         if call.reduction is None:
@@ -344,17 +373,21 @@ def _repairs(calls, probe) -> list:
 SUMS = ("add", "sub", "radd", "rsub", "__add__", "__sub__", "__radd__", "__rsub__")
 
 
-def _factor_repairs(calls, tensors) -> list:
+def _factor_repairs(calls, probe) -> list:
     """A factor missing on one operand of a sum or difference in the backward (one term of
-    the backward formula): the operand times a value the backward computed from the saved
-    tensors alone (or an input or output)."""
-    factors = [(label, value) for label, value in tensors]
+    the backward formula): the operand times an input, an output, or a value the backward
+    computed from them alone.  Sums of gradient terms first (``dx - q``), then the others
+    (``cdf + x * pdf``); at most ``MAX_FACTORS``."""
+    factors = list(probe.candidate_tensors())
     factors += [(c.desc, c.result) for c in calls
-                if c.grad_free and c.result is not None and c.result.ndim > 0]
+                if c.grad_free and c.result is not None and c.result.ndim > 0 and
+                not any(np.array_equal(c.result, v) for _, v in factors
+                        if v.shape == c.result.shape)]
+    sums = [i for i, c in enumerate(calls) if c.name in SUMS and c.tensors]
+    sums.sort(key=lambda i: calls[i].grad_free)       # gradient terms first (stable)
     out = []
-    for index, call in enumerate(calls):
-        if call.name not in SUMS or len(call.tensors) < 1:
-            continue
+    for index in sums:
+        call = calls[index]
         operands = call.desc[call.desc.index("(") + 1:-1].split(", ")
         for k, (pos, value) in enumerate(call.tensors):
             shown = operands[pos] if pos < len(operands) else "an operand"
@@ -372,7 +405,7 @@ def _factor_repairs(calls, tensors) -> list:
                             {"kind": "missing_factor", "op": call.desc, "operand": shown,
                              "factor": label},
                             Rewrite(scale={(index, pos): factor})))
-    return out
+    return out[:MAX_FACTORS]
 
 
 @dataclass
@@ -621,6 +654,11 @@ class Probe:
     def backward_runner(self):
         """A runner of the backward of the custom Function that produced output o directly
         from input j, or None (the repairs need the Function's own backward)."""
+        if not hasattr(self, "_runner"):
+            self._runner = self._find_runner()
+        return self._runner
+
+    def _find_runner(self):
         c = self.checker
         out, x = c.outs[self.o], c.inputs[self.j]
         if self.torch is not None:
@@ -657,6 +695,12 @@ class _Runner:
 
     def __init__(self, probe: Probe, node, index: int) -> None:
         self.probe, self.node, self.index = probe, node, index
+
+    def recorded(self):
+        """The backward's calls, recorded once (None if the backward fails)."""
+        if not hasattr(self, "_calls"):
+            self._calls = self.record()
+        return self._calls
 
     def record(self):
         calls = []

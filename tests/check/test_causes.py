@@ -121,6 +121,7 @@ SoftmaxTermFactor = _function("SoftmaxTermFactor", lambda x: _softmax(x),
                               lambda x, y, g: y * g - (g * y).sum(-1, keepdim=True))
 XExpTermFactor = _function("XExpTermFactor", lambda x: x * gt.exp(x),
                            lambda x, y, g: g * (gt.exp(x) + x))
+XAbsSignLost = _function("XAbsSignLost", lambda x: x * gt.abs(x), lambda x, y, g: g * 2 * x)
 # wrong, but no verified story: must stay "mismatch"
 SinOffset = _function("SinOffset", gt.sin, lambda x, y, g: g * (gt.cos(x) + 0.1))
 TanhCubed = _function("TanhCubed", gt.tanh, lambda x, y, g: g * (1 - y ** 3))
@@ -177,6 +178,9 @@ CORPUS = [
      "missing_factor", ["needs the factor out"]),
     ("x exp x, exp missing on a term", XExpTermFactor.apply, lambda: (_x(5, seed=8),),
      "missing_factor", ["add(exp(input 0), input 0)", "input 0 needs the factor exp(input 0)"]),
+    ("x|x|, sign lost", XAbsSignLost.apply,
+     lambda: (gt.tensor([0.5, -1.0, 2.0, -0.3, 1.2], requires_grad=True),), "region",
+     ["wrong only where input 0 < 0", "a sign lost there?"]),
     ("swish, sign in one term", SwishSignInOneTerm.apply, lambda: (_x(6, seed=1),), "term",
      ["sigmoid(input 0)", "sign flipped"]),
     ("gelu, 0.5 dropped on one term", GeluHalfDropped.apply, lambda: (_x(6, seed=2),),
