@@ -115,6 +115,11 @@ def _factor_pattern(A, N, atol, rtol, in_shape, out_shape, probe):
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(significant, A / np.where(significant, N, 1.0), np.nan).reshape(shape)
     An, Nn = A.reshape(shape), N.reshape(shape)
+    if A.shape[0] == A.shape[1] and A.shape[0] > 1 and \
+            not (significant & ~np.eye(A.shape[0], dtype=bool)).any():
+        # a diagonal block (an elementwise function): every group is one entry, so only
+        # a factor equal to a tensor of the function is worth saying
+        return _diagonal_factor(A, N, significant, atol, rtol, out_shape, probe)
     named_trivial = False
     for axis, size in enumerate(shape):
         if size < 2:
@@ -151,7 +156,11 @@ def _factor_pattern(A, N, atol, rtol, in_shape, out_shape, probe):
         text = (f"factor varying along {where}: analytical = c[k] x numerical with c = "
                 f"{_fmt_list(factors[known])} (constant along every other axis)")
         evidence = {"axis": side, "dim": dim, "factors": [float(v) for v in f]}
-        named = probe.name_vector(factors, known, rtol) if probe is not None else None
+        owner_shape = out_shape if side == "output" else in_shape
+        layout = [1] * len(owner_shape)
+        layout[dim] = size
+        named = probe.name_vector(factors, known, rtol, tuple(layout)) \
+            if probe is not None else None
         if trivial and named is None:
             named_trivial = True
             continue
@@ -167,6 +176,36 @@ def _factor_pattern(A, N, atol, rtol, in_shape, out_shape, probe):
                 text += f"; c = {how}{label}"
         return Cause("factor_pattern", text, evidence)
     return None
+
+
+def _diagonal_factor(A, N, significant, atol, rtol, out_shape, probe):
+    if probe is None:
+        return None
+    diag = np.diagonal(significant)
+    factors = np.where(diag, np.diagonal(A) / np.where(diag, np.diagonal(N), 1.0), np.nan)
+    known = ~np.isnan(factors)
+    values = factors[known]
+    if values.size < 2 or np.all(np.abs(values - values[0]) <= rtol * abs(values[0])):
+        return None
+    if not _close(A, np.diag(np.where(known, factors, 0.0)) @ N, atol, rtol):
+        return None
+    named = probe.name_vector(factors, known, rtol, tuple(out_shape)) \
+        if A.shape[0] == int(np.prod(out_shape)) else None
+    if named is None:
+        return None
+    label, how = named
+    tensor = dict(probe.candidate_tensors())[label]
+    with np.errstate(divide="ignore"):
+        compact = {"": tensor, "1/": 1.0 / tensor, "-": -tensor,
+                   "-1/": -1.0 / tensor}[how].reshape(-1)
+    text = (f"elementwise factor: analytical = c x numerical elementwise, with c = {how}"
+            f"{label} = {_fmt_list(compact)}")
+    if how == "1/":
+        text += f": a missing multiplication by {label}?"
+    elif how == "":
+        text += f": a spurious multiplication by {label} (or a missing division)?"
+    return Cause("factor_pattern", text, {"axis": "elementwise", "factors": [
+        float(v) for v in compact], "matches": f"{how}{label}"})
 
 
 # ---- only the diagonal -----------------------------------------------------------------------
@@ -378,16 +417,18 @@ def _factor_repairs(calls, probe) -> list:
     the backward formula): the operand times an input, an output, or a value the backward
     computed from them alone.  Sums of gradient terms first (``dx - q``), then the others
     (``cdf + x * pdf``); at most ``MAX_FACTORS``."""
-    factors = list(probe.candidate_tensors())
-    factors += [(c.desc, c.result) for c in calls
+    known = list(probe.candidate_tensors())
+    computed = [(i, c.desc, c.result) for i, c in enumerate(calls)
                 if c.grad_free and c.result is not None and c.result.ndim > 0 and
-                not any(np.array_equal(c.result, v) for _, v in factors
+                not any(np.array_equal(c.result, v) for _, v in known
                         if v.shape == c.result.shape)]
     sums = [i for i, c in enumerate(calls) if c.name in SUMS and c.tensors]
     sums.sort(key=lambda i: calls[i].grad_free)       # gradient terms first (stable)
     out = []
     for index in sums:
         call = calls[index]
+        # the inputs and outputs, and what the backward computed from them before the sum
+        factors = known + [(desc, value) for i, desc, value in computed if i < index]
         operands = call.desc[call.desc.index("(") + 1:-1].split(", ")
         for k, (pos, value) in enumerate(call.tensors):
             shown = operands[pos] if pos < len(operands) else "an operand"
@@ -576,15 +617,19 @@ class Probe:
                 if v.shape == tuple(shape) or (v.size == int(np.prod(shape)) and v.ndim == 1
                                                and len(shape) <= 1)]
 
-    def name_vector(self, factors, known, rtol):
-        """(label, how) when the factors equal a tensor ("") or its reciprocal ("1/")."""
+    def name_vector(self, factors, known, rtol, shape):
+        """(label, how) when the factors (laid out in ``shape``) equal a tensor of the
+        function broadcast to that shape ("") or its reciprocal ("1/"), "-", "-1/"."""
+        factors, known = factors.reshape(shape), known.reshape(shape)
         values = factors[known]
+        bound = 10 * rtol * np.abs(values)
         for label, v in self.candidate_tensors():
-            flat = v.reshape(-1)
-            if flat.size != factors.size:
+            try:
+                if np.broadcast_shapes(v.shape, shape) != tuple(shape):
+                    continue
+            except ValueError:
                 continue
-            target = flat[known]
-            bound = 10 * rtol * np.abs(values)
+            target = np.broadcast_to(v, shape)[known]
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 for how, t in (("", target), ("1/", 1.0 / target), ("-", -target),
                                ("-1/", -1.0 / target)):
@@ -772,6 +817,9 @@ class _Trace:
         if id(obj) in self.names:
             return self.names[id(obj)]
         if value is not None:
+            for label, cand in self.candidates:       # the same array: no comparison
+                if cand is value:
+                    return label
             for label, cand in self.candidates:
                 if cand.shape == value.shape and np.array_equal(cand, value):
                     return label
