@@ -5,8 +5,10 @@ When it fails, the diagnosis tries, in order: NaN/Inf on either side; failures o
 non-differentiable points (the function uses an op with a kink and the one-sided differences
 disagree at every failing element); an unstable numerical derivative (the estimate moves
 with eps: then no comparison means anything); a gradient that is missing (analytical zero)
-or spurious (numerical zero); a sign error; a constant factor; a transposed block; else a
-plain mismatch with the worst element.
+or spurious (numerical zero); a sign error; a constant factor; a transposed block; then the
+causes of :mod:`.causes` (a factor along one axis, only the diagonal, a repaired backward, a
+region, a wrong evaluation point, one term wrong), each verified; else a plain mismatch with
+the worst element.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .causes import find_cause
 
 MAX_NAMED = 5   # elements named in a diagnosis
 
@@ -123,15 +127,18 @@ class Diagnosis:
     text: str
     factor: float | None = None
     elements: list | None = None
+    evidence: dict | None = None     # the numbers behind a cause of .causes
 
 
 def diagnose(analytical: np.ndarray, numerical: np.ndarray, cmp: Comparison, atol: float,
              rtol: float, in_shape: tuple, out_shape: tuple, *, unused: bool = False,
              kink_probe=None, stability_probe=None, kink_ops=(),
-             determinism_probe=None) -> Diagnosis:
+             determinism_probe=None, cause_probe=None) -> Diagnosis:
     """Why a failing block fails (see the module docstring for the order of the tests).
     ``determinism_probe()``: the largest difference between two calls of the function at
-    the same inputs (nonzero: a random function, which no finite difference can check)."""
+    the same inputs (nonzero: a random function, which no finite difference can check).
+    ``cause_probe``: a :class:`.causes.Probe` (the function, its inputs and outputs), for
+    the causes that need more than the two matrices."""
     A, N = analytical, numerical
     bad_n = ~np.isfinite(N)
     bad_a = ~np.isfinite(A)
@@ -229,6 +236,10 @@ def diagnose(analytical: np.ndarray, numerical: np.ndarray, cmp: Comparison, ato
                          "transposed shape)")
     n_fail = int(np.count_nonzero(cmp.failing))
     els = _elements(fail_cols, in_shape)
+    cause = find_cause(A, N, atol, rtol, in_shape, out_shape, cause_probe)
+    if cause is not None:
+        return Diagnosis(cause.kind, cause.text, factor=cause.factor, elements=els,
+                         evidence=cause.evidence)
     return Diagnosis("mismatch", f"analytical and numerical Jacobians disagree at {n_fail} "
                      f"of {cmp.failing.size} entries (input elements {_named(els)})",
                      elements=els)

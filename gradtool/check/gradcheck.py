@@ -30,6 +30,7 @@ from ..engine.grad_mode import enable_grad, no_grad
 from ..engine.tensor import Tensor, _make
 from ..errors import EngineError, GradcheckError, UserError
 from . import numeric
+from .causes import Probe
 from .diagnose import compare, diagnose, diagnose_scalars
 from .result import BlockResult, CheckResult
 
@@ -586,8 +587,10 @@ class _Checker:
                          kink_probe=lambda cols: self._kink_probe(o, j, cols),
                          stability_probe=lambda cols: self._stability_probe(o, j, cols, N),
                          kink_ops=self.kink_ops(),
-                         determinism_probe=self._determinism_probe)
+                         determinism_probe=self._determinism_probe,
+                         cause_probe=Probe(self, o, j) if stage == "first order" else None)
             block.kind, block.diagnosis = d.kind, d.text
+            block.evidence = d.evidence or {}
             block.factor, block.elements = d.factor, d.elements or []
             block.path = self.ev.path
         return block

@@ -18,7 +18,9 @@ class BlockResult:
     input_name: str
     passed: bool
     kind: str = "ok"               # ok, mismatch, sign, scale, transposed, missing, spurious,
-    #                                kink, unstable, nan, nondeterministic, forward_ad, gradgrad
+    #                                kink, unstable, nan, nondeterministic, forward_ad, gradgrad,
+    #                                and the causes: factor_pattern, diagonal, wrong_tensor,
+    #                                reduction, region, evaluation_point, term
     diagnosis: str = ""
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0
@@ -34,6 +36,7 @@ class BlockResult:
     analytical: np.ndarray | None = field(default=None, repr=False)
     factor: float | None = None    # the c of "analytical = c * numerical"
     elements: list = field(default_factory=list)   # input elements named by the diagnosis
+    evidence: dict = field(default_factory=dict)   # the numbers behind a named cause
 
     @property
     def name(self) -> str:
@@ -52,6 +55,7 @@ class BlockResult:
             "n_evals": self.n_evals, "wall_time": self.wall_time, "mode": self.mode,
             "path": self.path, "factor": _num(self.factor),
             "elements": [list(map(int, e)) for e in self.elements],
+            "evidence": _plain(self.evidence),
         }
         if jacobians:
             d["numerical"] = None if self.numerical is None else self.numerical.tolist()
@@ -76,6 +80,19 @@ class BlockResult:
 
 def _idx(index) -> str:
     return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def _plain(value):
+    """Evidence as JSON: numbers as floats (NaN/Inf as strings), lists and dicts walked."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return _num(value)
 
 
 def _num(x):

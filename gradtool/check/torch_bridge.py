@@ -56,6 +56,13 @@ def check(fn, inputs, *, method: str = "central", forward_ad: bool = False,
     return result
 
 
+#: torch functions with kinks or jumps (the kink diagnosis names them)
+TORCH_KINKS = ("abs", "relu", "relu6", "hardtanh", "leaky_relu", "clamp", "clamp_min",
+               "clamp_max", "clip", "maximum", "minimum", "max", "min", "amax", "amin",
+               "sign", "floor", "ceil", "round", "trunc", "where", "gt", "lt", "ge", "le",
+               "eq", "ne", "sort", "topk", "median", "abs_", "relu_")
+
+
 def _torch():
     import torch
     return torch
@@ -94,6 +101,29 @@ class _TorchChecker(_Checker):
 
     def primitives(self) -> dict:
         return {}     # torch ops do not run through gradtool's op table
+
+    def kink_ops(self) -> list:
+        """The torch functions with non-differentiable points the function calls (from one
+        forward under a torch function mode), for the kink diagnosis."""
+        if getattr(self, "_torch_kinks", None) is None:
+            from torch.overrides import TorchFunctionMode
+            seen: dict = {}
+
+            class Recorder(TorchFunctionMode):
+                def __torch_function__(self, func, types, args=(), kwargs=None):
+                    name = getattr(func, "__name__", "").strip("_")
+                    if name in TORCH_KINKS:
+                        seen.setdefault(name, None)
+                    return func(*args, **(kwargs or {}))
+
+            try:
+                with self.torch.no_grad(), Recorder():
+                    self.fn(*[a.detach() if isinstance(a, self.torch.Tensor) else a
+                              for a in self.inputs])
+            except Exception:  # noqa: BLE001  (a failing forward: no kink named)
+                seen = {}
+            self._torch_kinks = list(seen)
+        return self._torch_kinks
 
     def _evaluator(self):
         return _TorchEvaluator(self.fn, self.inputs, len(self.outs), self.torch)

@@ -11,9 +11,12 @@ them are right too.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import importlib
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,7 +190,8 @@ def build_function(fdef: FunctionDef, registry: dict[str, type],
         return run_program(program, env, registry, max_elements=max_elements)
 
     def run_forward(args: tuple) -> tuple[Any, dict]:
-        out, names = evaluate(fdef.forward, dict(zip(arg_names, args)))
+        program = _DROPPED.get(id(fdef), fdef.forward)
+        out, names = evaluate(program, dict(zip(arg_names, args)))
         if isinstance(out, (tuple, list)):
             raise SpecError(f"function '{fdef.name}': forward returned {len(out)} values; "
                             "Functions with several outputs are not supported",
@@ -294,3 +298,57 @@ def _fit_tangent(fdef: FunctionDef, value, out):
                             "the output)", where)
     return value
 
+
+
+# ---- the forward's additive terms (for the checker's diagnosis) ------------------------------
+#: forward programs with one term dropped, in use by :func:`term_dropped` (id(fdef) -> Program)
+_DROPPED: dict[int, Program] = {}
+
+
+def _split_terms(expr: ast.expr) -> list[tuple[int, ast.expr]]:
+    """(sign, term) of a sum ``a + b - c`` (an explicit stack: no recursion)."""
+    terms = []
+    stack = [(1, expr)]
+    while stack:
+        sign, node = stack.pop()
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            stack.append((sign if isinstance(node.op, ast.Add) else -sign, node.right))
+            stack.append((sign, node.left))
+        else:
+            terms.append((sign, node))
+    return terms
+
+
+def forward_terms(fdef: FunctionDef) -> list[str]:
+    """The additive terms of a formula Function's forward output expression, as written
+    (``-`` in front of a subtracted one)."""
+    program = fdef.forward
+    texts = []
+    for sign, node in _split_terms(program.result):
+        start, end = program.span(node)
+        text = program.source[start:end]
+        texts.append(text if sign > 0 else f"-{text}")
+    return texts
+
+
+@contextmanager
+def term_dropped(fdef: FunctionDef, index: int):
+    """While active, the Function's forward computes its output without term ``index``
+    (the checker's diagnosis differentiates what is left, to get that term's part)."""
+    program = fdef.forward
+    kept = [t for i, t in enumerate(_split_terms(program.result)) if i != index]
+    result = None
+    for sign, node in kept:
+        if result is None:
+            result = node if sign > 0 else ast.copy_location(
+                ast.UnaryOp(op=ast.USub(), operand=node), node)
+        else:
+            result = ast.copy_location(ast.BinOp(left=result, op=ast.Add() if sign > 0
+                                                 else ast.Sub(), right=node), node)
+    if result is None:
+        result = ast.copy_location(ast.Constant(0.0), program.result)
+    _DROPPED[id(fdef)] = dataclasses.replace(program, result=result)
+    try:
+        yield
+    finally:
+        _DROPPED.pop(id(fdef), None)
