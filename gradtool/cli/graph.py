@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import click
+from rich.text import Text
 
 from ..errors import UsageError
 from ..render import dot, graph_json, mermaid, tree
@@ -85,9 +86,10 @@ def command(expr, inputs, spec_file, check_name, saved, grads, fmt, output, dept
             out = console.stdout()
             if out.color_system is None:        # a file, a pipe or NO_COLOR: no styles
                 click.echo(tree.render_text(view), nl=False)
-            else:
-                for line in tree.render_lines(view):
-                    out.print(line)
+            else:                               # styled: 1,000 lines per print call
+                lines = tree.render_lines(view)
+                for start in range(0, len(lines), 1000):
+                    out.print(Text("\n").join(lines[start:start + 1000]))
         return
     text = {"dot": dot.render_dot, "mermaid": mermaid.render_mermaid,
             "json": graph_json.render_json}[fmt](view)
