@@ -117,7 +117,28 @@ def broadcast_to(x, shape):
 def expand_dims(x, axis):
     if isinstance(x, Tensor):
         return _ops().reshape(x, np.expand_dims(np.empty(x.shape, dtype=bool), axis).shape)
-    return np.expand_dims(x, axis)
+    shape = _expanded_shape(np.shape(x), axis)
+    if shape is None:
+        return np.expand_dims(x, axis)
+    return x.reshape(shape) if type(x) is np.ndarray else np.reshape(x, shape)
+
+
+def _expanded_shape(shape: tuple, axis):
+    """``np.expand_dims``'s result shape for in-range, distinct int axes (else None: numpy
+    raises its own error), without its Python-level argument normalization."""
+    axes = (axis,) if type(axis) is int else axis
+    if type(axes) is not tuple:
+        return None
+    ndim = len(shape) + len(axes)
+    placed = set()
+    for a in axes:
+        if type(a) is not int or not -ndim <= a < ndim:
+            return None
+        placed.add(a % ndim)
+    if len(placed) != len(axes):
+        return None
+    rest = iter(shape)
+    return tuple(1 if i in placed else next(rest) for i in range(ndim))
 
 
 def swapaxes(x, a, b):
