@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EngineError
+from .backend import errors_off, errors_restore
 from .grad_mode import MODE
 from .node import AccumulateGrad, Node, grad_accumulator, type_name
 from .tensor import Tensor, _make
@@ -228,8 +229,7 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
     anomaly = MODE.anomaly
     # NaN/Inf in gradients are results, not warnings (torch is silent; anomaly mode and the
     # checker's diagnosis report them)
-    errstate = np.errstate(divide="ignore", invalid="ignore", over="ignore")
-    errstate.__enter__()
+    errstate = errors_off()
     pop_ready, push_ready, pop_buffer = ready.pop, ready.append, buffers.pop
     try:
         while ready:
@@ -281,7 +281,7 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
                     push_ready(nxt)
     finally:
         MODE.grad_enabled = prev_mode
-        errstate.__exit__(None, None, None)
+        errors_restore(errstate)
     return captured
 
 
