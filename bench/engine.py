@@ -1,46 +1,55 @@
-"""Engine benchmarks against torch (CPU), measured in the same run on the same machine.
+"""Engine benchmarks against torch (CPU, one BLAS thread on both sides), same run, same machine.
 
     python bench/engine.py [--quick]
 
-Prints one line per workload: gradtool time, torch time, ratio (gradtool / torch; < 1 means
-gradtool is faster).  Workloads:
+One row per workload as it finishes: gradtool time, torch time, ratio (gradtool / torch;
+< 1 means gradtool is faster).  Workloads:
 
-* the seeds' 2-layer net training step (N=64, D_in=1000, H=100, D_out=10), 100 steps, float32
-  on both sides (``x.mm(w1).clamp(min=0).mm(w2)``, squared-error sum, SGD under no_grad);
+* tiny tensors: two 3-element leaves created from lists, one op, ``.sum()``, ``backward()``
+  (add, mul, exp, tanh, matmul, reshape; then their median ratio): the fixed per-call cost;
+* the seeds' 2-layer net training step (N=64, D_in=1000, H=100, D_out=10), float32 on both
+  sides (``x.mm(w1).clamp(min=0).mm(w2)``, squared-error sum, SGD in place under no_grad);
 * a chain of 100,000 ops ``y = y * 1.0001`` on a 3-element tensor, forward + backward
   (per-op overhead, in microseconds per op);
-* a chain of 1,000,000 ops (must complete; memory grows with the graph only).
-
-numpy's BLAS is OpenBLAS; torch uses its own. On machines that set OPENBLAS_CORETYPE (see
-the env notes), run with ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` for numpy's
-fastest kernels; the script prints which BLAS settings it ran with.
+* a chain of 1,000,000 ops (must complete), and the memory returned once it is dropped.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import os
-import resource
+import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import HEADER, best_times, need_torch, row  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 import gradtool as gt  # noqa: E402
 
+torch = need_torch("bench/engine.py")
 
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+TINY_OPS = {
+    "add": lambda a, b: a + b,
+    "mul": lambda a, b: a * b,
+    "exp": lambda a, b: a.exp(),
+    "tanh": lambda a, b: a.tanh(),
+    "matmul": lambda a, b: a @ b,
+    "reshape": lambda a, b: a.reshape(3, 1),
+}
+
+
+def tiny(lib, op, steps: int):
+    def run():
+        for _ in range(steps):
+            a = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+            b = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+            op(a, b).sum().backward()
+    return run
 
 
 def two_layer(lib, steps: int):
@@ -50,23 +59,15 @@ def two_layer(lib, steps: int):
             for s in ((n, d_in), (n, d_out), (d_in, h), (h, d_out))]
 
     def run():
-        if lib == "gradtool":
-            x, y = gt.from_numpy(data[0]), gt.from_numpy(data[1])
-            w1 = gt.tensor(data[2], requires_grad=True)
-            w2 = gt.tensor(data[3], requires_grad=True)
-            no_grad = gt.no_grad
-        else:
-            import torch
-            x, y = torch.from_numpy(data[0]), torch.from_numpy(data[1])
-            w1 = torch.tensor(data[2], requires_grad=True)
-            w2 = torch.tensor(data[3], requires_grad=True)
-            no_grad = torch.no_grad
+        x, y = lib.from_numpy(data[0]), lib.from_numpy(data[1])
+        w1 = lib.tensor(data[2], requires_grad=True)
+        w2 = lib.tensor(data[3], requires_grad=True)
         lr = 1e-6
         for _ in range(steps):
             y_pred = x.mm(w1).clamp(min=0).mm(w2)
             loss = (y_pred - y).pow(2).sum()
             loss.backward()
-            with no_grad():
+            with lib.no_grad():
                 w1 -= lr * w1.grad
                 w2 -= lr * w2.grad
                 w1.grad.zero_()
@@ -77,10 +78,9 @@ def two_layer(lib, steps: int):
 
 def chain(lib, n: int):
     def run():
-        if lib == "gradtool":
+        if lib is gt:
             x = gt.tensor([1.0, 2.0, 3.0], requires_grad=True)
         else:
-            import torch
             x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
         y = x
         for _ in range(n):
@@ -90,44 +90,57 @@ def chain(lib, n: int):
     return run
 
 
+def rss_mib() -> float:
+    """Resident memory now (not the peak), from /proc; 0 where there is none."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except OSError:
+        return 0.0
+    import resource
+    return pages * resource.getpagesize() / 2**20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, no 1M chain")
     args = parser.parse_args()
-    repeat = 2 if args.quick else 5
-    try:
-        import torch
-        torch.set_num_threads(os.cpu_count() or 1)
-    except ImportError:
-        torch = None
-    blas = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'absent'}, "
-          f"BLAS env {blas}")
-    print(f"{'workload':44s} {'gradtool':>10s} {'torch':>10s} {'ratio':>7s}")
+    repeat = 2 if args.quick else 4
+    print(f"numpy {np.__version__}, torch {torch.__version__}, one BLAS thread")
+    print(HEADER)
 
-    def report(name, ours, theirs, unit="s", scale=1.0):
-        ratio = f"{ours / theirs:7.2f}" if theirs else "    n/a"
-        theirs_s = f"{theirs * scale:9.3f}{unit}" if theirs else "       n/a"
-        print(f"{name:44s} {ours * scale:9.3f}{unit} {theirs_s} {ratio}")
+    ratios = []
+    steps = 200
+    for name, op in TINY_OPS.items():
+        ours, theirs = best_times(tiny(gt, op, steps), tiny(torch, op, steps), repeat)
+        ratios.append(row(f"tiny: two leaves, {name}, sum, backward (us/step)",
+                          ours / steps, theirs / steps, unit="us"))
+    print(f"{'tiny: median ratio of the six':52s} {'':>11s} {'':>11s} "
+          f"{statistics.median(ratios):7.2f}", flush=True)
 
-    ours = best_of(two_layer("gradtool", 100), repeat)
-    theirs = best_of(two_layer("torch", 100), repeat) if torch else None
-    report("2-layer net, 100 SGD steps, float32", ours, theirs)
+    steps = 20
+    ours, theirs = best_times(two_layer(gt, steps), two_layer(torch, steps), repeat)
+    row("2-layer net step, float32 (ms/step)", ours / steps, theirs / steps)
 
     n = 100_000
-    ours = best_of(chain("gradtool", n), repeat)
-    theirs = best_of(chain("torch", n), repeat) if torch else None
-    report(f"chain of {n:,} muls, fwd+bwd (us/op)", ours / n, theirs / n if theirs else None,
-           unit="us", scale=1e6)
+    ours, theirs = best_times(chain(gt, n), chain(torch, n), 1, rounds=2)
+    row(f"chain of {n:,} muls, fwd+bwd (us/op)", ours / n, theirs / n, unit="us")
 
+    if args.quick:
+        return
     n = 1_000_000
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    ours = best_of(chain("gradtool", n), 1)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    theirs = best_of(chain("torch", n), 1) if torch else None
-    report(f"chain of {n:,} muls, fwd+bwd", ours, theirs)
-    print(f"  peak RSS grew by {(after - before) / 1024:.0f} MiB during the gradtool 1M chain "
-          f"({(after - before) * 1024 / n:.0f} bytes per op)")
+    gc.collect()
+    before = rss_mib()
+    start = time.perf_counter()
+    chain(gt, n)()
+    ours = time.perf_counter() - start
+    gc.collect()
+    after = rss_mib()
+    start = time.perf_counter()
+    chain(torch, n)()
+    theirs = time.perf_counter() - start
+    row(f"chain of {n:,} muls, fwd+bwd (s)", ours, theirs, unit="s",
+        note=f"RSS {before:.0f} MiB before, {after:.0f} MiB after (graph freed)")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import click
+from rich.text import Text
 
 from ..errors import UsageError
 from ..render import dot, graph_json, mermaid, tree
@@ -75,7 +76,7 @@ def command(expr, inputs, spec_file, check_name, saved, grads, fmt, output, dept
     view = build_view(outputs, problem.names,
                       max_depth=DEFAULT_MAX_DEPTH if depth is None else depth,
                       max_lines=DEFAULT_MAX_LINES if max_lines is None else max_lines,
-                      full=full, saved=saved)
+                      full=full, saved=saved, layout=fmt == "tree")
     if grads:
         record_grads(view, outputs)
     if fmt == "tree":
@@ -83,8 +84,12 @@ def command(expr, inputs, spec_file, check_name, saved, grads, fmt, output, dept
             _write(output, tree.render_text(view))
         else:
             out = console.stdout()
-            for line in tree.render_lines(view):
-                out.print(line)
+            if out.color_system is None:        # a file, a pipe or NO_COLOR: no styles
+                click.echo(tree.render_text(view), nl=False)
+            else:                               # styled: 1,000 lines per print call
+                lines = tree.render_lines(view)
+                for start in range(0, len(lines), 1000):
+                    out.print(Text("\n").join(lines[start:start + 1000]))
         return
     text = {"dot": dot.render_dot, "mermaid": mermaid.render_mermaid,
             "json": graph_json.render_json}[fmt](view)

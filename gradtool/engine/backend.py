@@ -26,6 +26,24 @@ def _quiet_state():
 _ERRSTATE_VAR, _IGNORE_ALL = _quiet_state()
 
 
+def errors_off():
+    """Turn numpy's floating-point warnings off until ``errors_restore(token)``: a
+    ``np.errstate(all="ignore")`` without the cost of the context manager (the backward
+    pass enters it once per call)."""
+    if _ERRSTATE_VAR is None:
+        state = np.errstate(all="ignore")
+        state.__enter__()
+        return state
+    return _ERRSTATE_VAR.set(_IGNORE_ALL)
+
+
+def errors_restore(token) -> None:
+    if _ERRSTATE_VAR is None:
+        token.__exit__(None, None, None)
+    else:
+        _ERRSTATE_VAR.reset(token)
+
+
 def quiet(forward):
     """``forward`` without numpy's RuntimeWarnings (divide by zero, invalid value, overflow):
     torch returns inf and NaN silently."""
@@ -117,13 +135,40 @@ def broadcast_to(x, shape):
 def expand_dims(x, axis):
     if isinstance(x, Tensor):
         return _ops().reshape(x, np.expand_dims(np.empty(x.shape, dtype=bool), axis).shape)
-    return np.expand_dims(x, axis)
+    shape = _expanded_shape(np.shape(x), axis)
+    if shape is None:
+        return np.expand_dims(x, axis)
+    return x.reshape(shape) if type(x) is np.ndarray else np.reshape(x, shape)
+
+
+def _expanded_shape(shape: tuple, axis):
+    """``np.expand_dims``'s result shape for in-range, distinct int axes (else None: numpy
+    raises its own error), without its Python-level argument normalization."""
+    if type(axis) is int:
+        ndim = len(shape) + 1
+        if not -ndim <= axis < ndim:
+            return None
+        axis %= ndim
+        return shape[:axis] + (1,) + shape[axis:]
+    axes = axis
+    if type(axes) is not tuple:
+        return None
+    ndim = len(shape) + len(axes)
+    placed = set()
+    for a in axes:
+        if type(a) is not int or not -ndim <= a < ndim:
+            return None
+        placed.add(a % ndim)
+    if len(placed) != len(axes):
+        return None
+    rest = iter(shape)
+    return tuple(1 if i in placed else next(rest) for i in range(ndim))
 
 
 def swapaxes(x, a, b):
     if isinstance(x, Tensor):
         return _ops().transpose(x, a, b)
-    return np.swapaxes(x, a, b)
+    return x.swapaxes(a, b) if type(x) is np.ndarray else np.swapaxes(x, a, b)
 
 
 def permute(x, axes):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EngineError
+from .backend import errors_off, errors_restore
 from .grad_mode import MODE
 from .node import AccumulateGrad, Node, grad_accumulator, type_name
 from .tensor import Tensor, _make
@@ -36,7 +37,7 @@ def _make_root_grads(tensors, grad_tensors, create_graph, batched):
                 raise EngineError("grad can be implicitly created only for scalar outputs")
             if batched:
                 raise EngineError("is_grads_batched=True needs explicit grad_outputs")
-            g = np.ones_like(t._data)
+            g = np.ones(t._data.shape, t._data.dtype)
         elif isinstance(g, Tensor):
             expected = t._data.shape
             got = g._data.shape[1:] if batched else g._data.shape
@@ -228,24 +229,23 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
     anomaly = MODE.anomaly
     # NaN/Inf in gradients are results, not warnings (torch is silent; anomaly mode and the
     # checker's diagnosis report them)
-    errstate = np.errstate(divide="ignore", invalid="ignore", over="ignore")
-    errstate.__enter__()
+    errstate = errors_off()
+    pop_ready, push_ready, pop_buffer = ready.pop, ready.append, buffers.pop
     try:
         while ready:
-            node = ready.pop()
-            grads = buffers.pop(node, None)
-            skip = needed is not None and node not in needed
-            if grads is not None and not skip:
-                if node._extra is not None or type(node) is AccumulateGrad:
+            node = pop_ready()
+            grads = pop_buffer(node, None)
+            in_grads = None
+            if grads is not None and (needed is None or node in needed):
+                leaf = type(node) is AccumulateGrad
+                if node._extra is not None or (leaf and node.variable._extra is not None):
                     grads = _pre_hooks(node, grads, create_graph)
                 if capture is not None:
                     for nr in range(len(grads)):
                         key = (node, nr)
                         if key in capture and grads[nr] is not None:
                             captured[key] = grads[nr]
-                if accumulate_into is not None and type(node) is not AccumulateGrad:
-                    _accumulate_non_leaves(node, grads, accumulate_into, create_graph)
-                if type(node) is AccumulateGrad:
+                if leaf:
                     if capture is None and (accumulate_into is None
                                             or (node, 0) in accumulate_into) \
                             and grads[0] is not None:
@@ -253,6 +253,8 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
                         if node.variable._extra is not None:
                             _post_accumulate_hooks(node.variable)
                     continue
+                if accumulate_into is not None:
+                    _accumulate_non_leaves(node, grads, accumulate_into, create_graph)
                 in_grads = node.apply(grads, create_graph, batched)
                 if anomaly:
                     _anomaly_check(node, in_grads)
@@ -260,16 +262,14 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
                     in_grads = _post_hooks(node, in_grads, grads, create_graph)
                 if not retain_graph:
                     node.release()
-            else:
-                in_grads = None
             nrs = node.next_nrs
             for i, nxt in enumerate(node.next_nodes):
                 if nxt is None:
                     continue
-                nr = 0 if nrs is None else nrs[i]
                 if in_grads is not None:
                     g = in_grads[i]
                     if g is not None:
+                        nr = 0 if nrs is None else nrs[i]
                         buf = buffers.get(nxt)
                         if buf is None:
                             buf = buffers[nxt] = [None] * nxt.n_outputs
@@ -278,10 +278,10 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
                 count = deps[nxt] - 1
                 deps[nxt] = count
                 if count == 0:
-                    ready.append(nxt)
+                    push_ready(nxt)
     finally:
         MODE.grad_enabled = prev_mode
-        errstate.__exit__(None, None, None)
+        errors_restore(errstate)
     return captured
 
 

@@ -109,29 +109,36 @@ class AccumulateGrad(Node):
 
     def accumulate(self, grad, create_graph: bool) -> None:
         var = self.variable
-        if isinstance(grad, Tensor):
-            if not create_graph:
-                grad = _make(grad._data)
-        else:
+        if not create_graph:
+            self._accumulate_data(grad._data if isinstance(grad, Tensor) else grad)
+            return
+        if not isinstance(grad, Tensor):
             grad = _make(grad)
         if grad._data.shape != var._data.shape:
-            grad = _make(np.broadcast_to(grad._data, var._data.shape).copy()) \
-                if not create_graph else grad.expand(var.shape)
+            grad = grad.expand(var.shape)
         if grad._data.dtype != var._data.dtype:
-            grad = grad.to(var._data.dtype) if create_graph else _make(
-                grad._data.astype(var._data.dtype))
+            grad = grad.to(var._data.dtype)
+        old = var._grad
+        var._grad = grad if old is None else old + grad
+
+    def _accumulate_data(self, data) -> None:
+        """``accumulate`` of an array with grad mode off (every plain ``backward()``)."""
+        var = self.variable
+        target = var._data
+        if data.shape != target.shape:
+            data = np.broadcast_to(data, target.shape)
+        if data.dtype != target.dtype:
+            data = data.astype(target.dtype)
         old = var._grad
         if old is None:
-            var._grad = grad if create_graph else _make(np.array(grad._data, copy=True))
-        elif create_graph:
-            var._grad = old + grad
+            var._grad = _make(np.array(data, copy=True))
         else:
             # in place, as torch does with grad mode off (even into a grad that has a graph,
             # from an earlier backward(create_graph=True): x.grad stays the same object)
             if old._data.flags.writeable:
-                old._data += grad._data
+                old._data += data
             else:
-                old._data = old._data + grad._data
+                old._data = old._data + data
             bump_version(old)
 
 

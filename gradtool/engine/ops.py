@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import EngineError, ShapeError
 from . import dtypes
+from .backend import quiet
 from .dtypes import promoted
 from .grad_mode import MODE, no_grad
 from .prims import elementwise as E
@@ -1833,19 +1834,59 @@ def _inplace(self: Tensor, compute, *others) -> Tensor:
     return self
 
 
+def _numpy_inplace(self: Tensor, ufunc, other) -> bool:
+    """``self op= other`` straight into ``self``'s memory (numpy's ``out=``) when nothing is
+    recorded (no grad tracking, no forward-mode tangent) and the result has ``self``'s
+    dtype and shape anyway: a Tensor of the same floating dtype and shape (or 0-d), or a
+    Python number.  Returns False for everything else (``_inplace`` decides)."""
+    if MODE.grad_enabled and (self._rg or (isinstance(other, Tensor) and other._rg)):
+        return False
+    data = self._data
+    if data.dtype.kind not in "fc" or not data.flags.writeable:
+        return False
+    if isinstance(other, Tensor):
+        if other._fw is not None:
+            return False
+        value = other._data
+        if value.dtype is not data.dtype or (value.shape != data.shape and value.ndim):
+            return False
+    elif type(other) in (float, int):
+        value = other
+    else:
+        return False
+    if self._fw is not None and MODE.fw_level:
+        return False
+    _QUIET_UFUNCS[ufunc](data, value, out=data)
+    bump_version(self)
+    return True
+
+
+# inf and NaN silently, as the out-of-place operators give them (torch does not warn)
+_QUIET_UFUNCS = {ufunc: quiet(ufunc) for ufunc in (np.add, np.subtract, np.multiply,
+                                                   np.true_divide)}
+
+
 def add_(self, other, *, alpha=1):
+    if alpha == 1 and type(alpha) is int and _numpy_inplace(self, np.add, other):
+        return self
     return _inplace(self, lambda s, o: add(s, o, alpha=alpha), other)
 
 
 def sub_(self, other, *, alpha=1):
+    if alpha == 1 and type(alpha) is int and _numpy_inplace(self, np.subtract, other):
+        return self
     return _inplace(self, lambda s, o: sub(s, o, alpha=alpha), other)
 
 
 def mul_(self, other):
+    if _numpy_inplace(self, np.multiply, other):
+        return self
     return _inplace(self, mul, other)
 
 
 def div_(self, other):
+    if _numpy_inplace(self, np.true_divide, other):
+        return self
     return _inplace(self, div, other)
 
 

@@ -146,6 +146,10 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     """Run ``prim`` on ``args`` (Tensors or constants) and record the backward node."""
     if INTERCEPTORS:
         return _intercepted(prim, args, params)
+    if len(args) == 1 and not MODE.max_elements:
+        a = args[0]
+        if isinstance(a, Tensor) and a._fw is None:
+            return _apply_one(prim, a, params)
     datas = []
     need = False
     fw = False
@@ -245,6 +249,72 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
         out._rg = True
     if fw and MODE.fw_level:
         _forward_tangent(prim, args, datas, params, out)
+    return out
+
+
+def _apply_one(prim: Primitive, a: Tensor, params: dict) -> Tensor:
+    """``apply`` for one Tensor input without a forward-mode tangent (unary ops, views,
+    reductions): the same semantics with no loops or temporary lists."""
+    data = a._data
+    try:
+        out_data = prim.forward(data, **params) if params else prim.forward(data)
+    except (ValueError, IndexError, TypeError, np.linalg.LinAlgError) as exc:
+        raise op_error(prim, exc, [data]) from None
+    if type(out_data) is not _ndarray:
+        out_data = np.asarray(out_data)
+    out = _make(out_data)
+    if not (a._rg and MODE.grad_enabled and prim.differentiable
+            and out_data.dtype.kind in "fc"):
+        return out
+    node = prim.node_cls.__new__(prim.node_cls)
+    node._arity = 1
+    node._edge1 = None
+    node._edges = None
+    node.next_nrs = None
+    if prim.vjps[0] is not None:
+        edge = node._edge0 = a.grad_fn or grad_accumulator(a)
+        if a._nr:
+            node.next_nrs = (a._nr,)
+    else:
+        edge = node._edge0 = None
+    node._hooks = None
+    node._extra = None
+    node.prim = prim
+    node.params = params
+    node.released = False
+    save = prim.save
+    if save == "inputs" or save == "both":
+        keep = _kept_inputs(prim, [edge])
+        if keep is not None and not keep[0]:
+            node.saved = node.vcs = node.versions = (None,)
+        else:
+            vc = a._vc
+            if vc is None:
+                vc = a._vc = new_version_counter()
+            node.saved = (data,)
+            node.vcs = (vc,)
+            node.versions = (vc[0],)
+    elif save == "shapes":
+        node.saved = (ShapeOnly(data),)
+        node.vcs = None
+    else:
+        node.saved = None
+        node.vcs = None
+    if save == "out" or save == "both":
+        node.out_data = out_data
+        node.out_vc = out._vc = new_version_counter()
+        node.out_version = 0
+    else:
+        node.out_data = None
+        node.out_vc = None
+    if prim.broadcasts:
+        node.meta = (None if data.shape == out_data.shape else data.shape,)
+    else:
+        node.meta = None
+    if MODE.anomaly:
+        _record_trace(node)
+    out.grad_fn = node
+    out._rg = True
     return out
 
 

@@ -425,7 +425,8 @@ def _to_array(data, dtype) -> np.ndarray:
         arr = data._data
         return arr.astype(np_dtype) if np_dtype is not None and arr.dtype != np_dtype \
             else arr.copy()
-    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
+    if isinstance(data, (list, tuple)) and not _flat_numbers(data) and \
+            any(isinstance(x, Tensor) for x in _flat(data)):
         data = _untensor(data)
     try:
         arr = np.array(data, dtype=np_dtype)
@@ -439,6 +440,17 @@ def _to_array(data, dtype) -> np.ndarray:
             raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
         raise EngineError(f"Could not infer dtype of {type(data).__name__}")
     return arr
+
+
+_NUMBER_TYPES = frozenset({float, int, bool})
+
+
+def _flat_numbers(data) -> bool:
+    """A flat list of Python numbers (``tensor([1.0, 2.0, 3.0])``): nothing to unwrap."""
+    for x in data:
+        if type(x) not in _NUMBER_TYPES:
+            return False
+    return True
 
 
 def _ragged_message(data) -> str | None:

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 from ..errors import UsageError
-from .graphview import GraphView
+from .graphview import GraphView, gc_paused
 
 INSTALL_HINT = ("install Graphviz (apt install graphviz, brew install graphviz, or "
                 "https://graphviz.org/download/), or write --format dot and render it yourself")
@@ -47,6 +47,7 @@ def node_text(view: GraphView, key: str) -> tuple[str, dict]:
     return label, attrs
 
 
+@gc_paused()
 def render_dot(view: GraphView) -> str:
     lines = ["digraph backward {", '  graph [rankdir=TB, fontname="Helvetica"];',
              '  node [fontname="Helvetica", fontsize=11];', '  edge [arrowsize=0.7];']

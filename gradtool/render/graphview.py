@@ -13,6 +13,11 @@ Readability rules, all off with ``full=True``:
 * a chain of same-named nodes (``a = a * 2`` a million times) collapses into one
   ``MulBackward0 × 999,998`` line between its first and last node;
 * the tree stops at ``max_depth`` and after ``max_lines`` lines, saying what it left out.
+
+Always on: the tree's indentation stops at ``MAX_INDENT`` levels.  Deeper lines are drawn at
+that column with their depth written out (``[depth 1,234] MulBackward0``), so a deep chain
+prints flat and every line costs O(1), whatever the depth (a million-node chain with
+``--full`` is a million short lines, not a million lines of growing indentation).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..engine.tensor import Tensor
 DEFAULT_MAX_DEPTH = 24
 DEFAULT_MAX_LINES = 80
 MIN_RUN = 3   # shorter chains of same-named nodes are drawn node by node
+MAX_INDENT = 8    # tree levels drawn as indentation; deeper lines are flat, depth written out
 
 _NAME_CACHE: dict = {}
 
@@ -65,7 +71,7 @@ class Variable:
     dtype: str
 
 
-@dataclass
+@dataclass(slots=True)
 class ViewNode:
     """One drawn box: a graph node, or a collapsed run of ``count`` same-named nodes."""
 
@@ -82,10 +88,11 @@ class ViewNode:
     grad: list | None = None           # per output: short description, or None
 
 
-@dataclass
+@dataclass(slots=True)
 class TreeLine:
     """One line of the tree layout: ``guides`` says, per ancestor level, whether that
-    ancestor has siblings still to come (draw ``│``)."""
+    ancestor has siblings still to come (draw ``│``); it holds at most ``MAX_INDENT`` levels
+    (the ancestors a line deeper than that are not drawn as indentation)."""
 
     key: str | None          # the ViewNode drawn, None for a "…" line
     guides: tuple
@@ -110,7 +117,7 @@ class GraphView:
 
 
 @contextmanager
-def _gc_paused():
+def gc_paused():
     """Walking a big graph allocates little but sees many objects: Python's cyclic GC
     would rescan the whole graph again and again for nothing."""
     was_enabled = gc.isenabled()
@@ -124,7 +131,7 @@ def _gc_paused():
 
 def walk_stats(roots: list) -> tuple[GraphStats, dict]:
     """Totals and in-degrees (edge counts into each node) over the whole graph."""
-    with _gc_paused():
+    with gc_paused():
         return _walk_stats(roots)
 
 
@@ -270,14 +277,18 @@ def _run_end(parent, pos: int, first, indeg: dict):
 def build_view(outputs, names: dict | None = None, *, max_depth: int | None = DEFAULT_MAX_DEPTH,
                max_lines: int | None = DEFAULT_MAX_LINES, full: bool = False,
                saved: bool = False, stats: GraphStats | None = None,
-               indeg: dict | None = None) -> GraphView:
+               indeg: dict | None = None, layout: bool = True) -> GraphView:
     """The view of the backward graph of ``outputs`` (Tensors); ``names`` maps ``id(leaf)``
-    to the name shown on its ``AccumulateGrad``.  ``full`` draws every node."""
-    with _gc_paused():
-        return _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
+    to the name shown on its ``AccumulateGrad``.  ``full`` draws every node.  ``layout=False``
+    leaves ``lines`` empty: the formats other than the tree (dot, json, mermaid) draw nodes
+    and edges only (the line limit still counts the lines the tree would have)."""
+    with gc_paused():
+        return _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg,
+                           layout)
 
 
-def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg) -> GraphView:
+def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg,
+                layout) -> GraphView:
     names = names or {}
     if full:
         max_depth = max_lines = None
@@ -287,14 +298,14 @@ def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
     nodes: dict = {}
     drawn: dict = {}          # engine node -> key
     lines: list = []
+    add_line = lines.append if layout else _drop
+    line_count = 0
     shown = 0
     truncated = False
     out_keys = []
 
-    def new_key() -> str:
-        return f"n{len(nodes)}"
-
-    # stack items: (kind, payload, depth, guides, last, parent_key, input_index, output_nr)
+    # stack items: (kind, payload, depth, guides, last, parent_key, input_index, output_nr);
+    # ``guides`` stops growing at MAX_INDENT levels, and one tuple is shared by siblings
     stack = []
     for i in range(len(roots) - 1, -1, -1):
         stack.append(("node", roots[i], 0, (), i == len(roots) - 1, None, 0, 0))
@@ -302,22 +313,23 @@ def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
     runs: list = []           # (view, first member, position of the chain's input)
     while stack:
         kind, payload, depth, guides, last, parent, index, nr = stack.pop()
-        if max_lines is not None and len(lines) >= max_lines:
+        if max_lines is not None and line_count >= max_lines:
             truncated = True
-            lines.append(TreeLine(None, (), True, 0,
-                                  note=f"… stopped after {max_lines} lines "
-                                       "(use --full to see every node)"))
+            add_line(TreeLine(None, (), True, 0,
+                              note=f"… stopped after {max_lines} lines "
+                                   "(use --full to see every node)"))
             break
         if kind == "node" and payload is None:
             continue
+        line_count += 1
         if kind == "node" and payload in drawn:
             key = drawn[payload]
             nodes[key].shared = True
-            lines.append(TreeLine(key, guides, last, depth, ref=True, output_nr=nr))
+            add_line(TreeLine(key, guides, last, depth, ref=True, output_nr=nr))
             if parent is not None:
                 nodes[parent].inputs.append((key, index, nr))
             continue
-        key = new_key()
+        key = f"n{len(nodes)}"
         if kind == "run":
             first, count = payload[0], payload[1]
             view = ViewNode(key, node_name(first), kind="run", count=count, node=first)
@@ -333,19 +345,20 @@ def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
         if depth == 0:
             root_keys[payload] = key
         nodes[key] = view
-        lines.append(TreeLine(key, guides, last, depth, output_nr=nr))
+        add_line(TreeLine(key, guides, last, depth, output_nr=nr))
         if parent is not None:
             nodes[parent].inputs.append((key, index, nr))
         children = _children(kind, payload, indeg, full)
         if not children:
             continue
+        child_guides = guides + (not last,) if len(guides) < MAX_INDENT else guides
         if max_depth is not None and depth >= max_depth:
             view.truncated = True
             truncated = True
-            lines.append(TreeLine(None, guides + (not last,), True, depth + 1,
-                                  note=f"… inputs below depth {max_depth} not shown"))
+            line_count += 1
+            add_line(TreeLine(None, child_guides, True, depth + 1,
+                              note=f"… inputs below depth {max_depth} not shown"))
             continue
-        child_guides = guides + (not last,)
         for j in range(len(children) - 1, -1, -1):
             ckind, cpayload, cindex, cnr = children[j]
             stack.append((ckind, cpayload, depth + 1, child_guides, j == len(children) - 1,
@@ -364,6 +377,10 @@ def _build_view(outputs, names, max_depth, max_lines, full, saved, stats, indeg)
             labels[key] = f"#{len(labels) + 1}"
     return GraphView(out_keys, nodes, lines, stats, shown, truncated,
                      max_depth, full, labels)
+
+
+def _drop(_line) -> None:
+    """Where tree lines go when no tree is drawn."""
 
 
 def _nr_of(node, pos: int) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .dot import node_text, truncation_note
-from .graphview import GraphView
+from .graphview import GraphView, gc_paused
 
 
 def _label(text: str) -> str:
@@ -13,6 +13,7 @@ def _label(text: str) -> str:
     return '"' + escaped.replace("\n", "<br/>") + '"'
 
 
+@gc_paused()
 def render_mermaid(view: GraphView) -> str:
     lines = ["flowchart TD"]
     for key in view.nodes:

@@ -144,3 +144,42 @@ def test_no_graph(run):
 def test_user_strings_are_not_markup(run):
     result = run("graph", "(x * 2).sum()", "-i", "x=[1,2]", env={"NO_COLOR": "1"})
     assert "\x1b[" not in result.stdout
+
+
+CHAIN_MODULE = '''
+import gradtool as gt
+
+
+class Chain(gt.nn.Module):
+    """y = y * 1.0001, n times: a graph as deep as it is long."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x):
+        for _ in range(self.n):
+            x = x * 1.0001
+        return x
+'''
+
+
+@pytest.mark.parametrize("fmt", ["tree", "dot", "json", "mermaid"])
+def test_full_graph_of_a_deep_chain_in_every_format(run, tmp_path, fmt):
+    """``--full`` of a chain deeper than any indentation: every node drawn, < 200 bytes of
+    output per node, the tree's lines flat past the indentation limit."""
+    n = 5000
+    (tmp_path / "graph_chain_module.py").write_text(CHAIN_MODULE)
+    spec = tmp_path / "chain.yaml"
+    spec.write_text("version: 1\nmodules:\n  chain: {python: graph_chain_module:Chain, "
+                    f"args: [{n}]}}\nchecks:\n  - name: chain\n    expr: chain(x)\n"
+                    "    inputs:\n      x: [1.0, 2.0, 3.0]\n")
+    result = run("graph", "--spec", spec, "--check", "chain", "--full", "--format", fmt)
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.encode()) < 200 * n
+    assert result.stdout.count("MulBackward0") >= n
+    if fmt == "tree":
+        assert f"┆ [depth {n:,}] AccumulateGrad  x: float64[3]" in result.stdout
+        assert max(map(len, result.stdout.splitlines())) < 80
+    if fmt == "json":
+        assert json.loads(result.stdout)["stats"]["nodes"] == n + 1

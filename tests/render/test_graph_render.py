@@ -4,14 +4,14 @@ import json
 import time
 
 import numpy as np
-
+import pytest
 
 import gradtool as gt
 from gradtool.render.dot import render_dot
-from gradtool.render.graph_json import graph_dict
-from gradtool.render.graphview import build_view, record_grads
+from gradtool.render.graph_json import graph_dict, render_json
+from gradtool.render.graphview import MAX_INDENT, build_view, record_grads
 from gradtool.render.mermaid import render_mermaid
-from gradtool.render.tree import render_text
+from gradtool.render.tree import render_lines, render_text
 
 
 def leaf(values, name):
@@ -199,3 +199,100 @@ def test_dot_mermaid_json_golden(golden):
     golden("autograd_basics.dot", render_dot(view))
     golden("autograd_basics.mmd", render_mermaid(view))
     golden("autograd_basics.json", json.dumps(graph_dict(view), indent=2) + "\n")
+
+
+# ---- deep graphs with --full: linear time, bounded lines (issue 14) --------------------------
+RENDERERS = {"tree": render_text, "dot": render_dot, "mermaid": render_mermaid,
+             "json": render_json}
+
+
+def chain(n, side=None):
+    """``y = y * 1.0001`` (or ``y * side``) n times on a 3-element leaf."""
+    x, names = leaf([1.0, 2.0, 3.0], "x")
+    y = x
+    for _ in range(n):
+        y = y * (1.0001 if side is None else side)
+    return y, names
+
+
+@pytest.fixture(scope="module")
+def chains():
+    """Two chains, one twice as long, shared by the four formats."""
+    return {n: chain(n) for n in (15_000, 30_000)}
+
+
+@pytest.mark.parametrize("fmt", sorted(RENDERERS))
+def test_full_render_of_a_chain_is_linear_with_bounded_output(fmt, chains):
+    """2x the nodes costs < 3x the time (the old tree layout was quadratic in depth), and
+    every node costs < 200 bytes of output, whatever its depth."""
+    render = RENDERERS[fmt]
+    times, texts = {}, {}
+    for n, (out, names) in chains.items():
+        best = float("inf")
+        for _ in range(2):
+            start = time.perf_counter()
+            text = render(build_view([out], names, full=True, layout=fmt == "tree"))
+            best = min(best, time.perf_counter() - start)
+        times[n], texts[n] = best, text
+    assert times[30_000] < 3 * times[15_000], times
+    for n, text in texts.items():
+        assert len(text.encode()) < 200 * n, len(text.encode()) / n
+        assert text.count("MulBackward0") >= n
+    if fmt == "json":
+        data = json.loads(texts[15_000])
+        assert len(data["nodes"]) == 15_001 and data["stats"]["depth"] == 15_000
+
+
+def test_tree_indentation_stops_at_max_indent_and_names_the_depth():
+    out, names = chain(MAX_INDENT + 30)
+    lines = render_text(build_view([out], names, full=True)).splitlines()
+    widths = {len(line) - len(line.lstrip(" │├└─┆")) for line in lines[:MAX_INDENT + 31]}
+    assert max(widths) == 4 * MAX_INDENT
+    assert lines[MAX_INDENT].endswith("└── MulBackward0")
+    assert lines[MAX_INDENT + 1].strip() == f"┆ [depth {MAX_INDENT + 1}] MulBackward0"
+    assert lines[MAX_INDENT + 30].strip() == (f"┆ [depth {MAX_INDENT + 30}] AccumulateGrad  "
+                                             "x: float64[3]")
+
+
+def test_deep_chain_with_a_shared_side_input_keeps_every_edge_and_short_lines():
+    w, more = leaf([0.5, 0.5, 0.5], "w")
+    out, names = chain(3000, side=w)
+    names.update(more)
+    view = build_view([out], names, full=True)
+    text = render_text(view)
+    assert text.count("↑ AccumulateGrad #1 (shared, shown above)") == 2999
+    assert len(text.encode()) < 200 * 3002
+    assert "[depth 3,000] AccumulateGrad  x: float64[3]" in text
+    data = json.loads(render_json(build_view([out], names, full=True, layout=False)))
+    assert sum(len(n["inputs"]) for n in data["nodes"]) == data["stats"]["edges"] == 6000
+
+
+def test_views_without_layout_draw_the_same_nodes_and_edges():
+    out, names = autograd_basics()
+    with_lines = build_view([out], names, saved=True)
+    without = build_view([out], names, saved=True, layout=False)
+    assert without.lines == [] and with_lines.lines
+    assert render_dot(with_lines) == render_dot(without)
+    assert render_json(with_lines) == render_json(without)
+    # the line limit still counts the lines the tree would have drawn
+    x, more = leaf([1.0], "x")
+    deep = x
+    for i in range(300):
+        deep = deep * x if i % 2 else deep + x        # alternating: nothing collapses
+    limited = build_view([deep], more, max_depth=None, max_lines=50, layout=False)
+    assert limited.truncated and limited.nodes == build_view(
+        [deep], more, max_depth=None, max_lines=50).nodes
+
+
+def test_on_a_terminal_only_the_guides_are_dim():
+    out, names = autograd_basics()
+    lines = render_lines(build_view([out], names))
+    deep = lines[2]                  # "    └── MulBackward0"
+    assert deep.plain == "    └── MulBackward0"
+    assert "dim" not in str(deep.style)
+    styles = {deep.plain[span.start:span.end]: str(span.style) for span in deep.spans}
+    assert styles["    └── "] == "dim" and styles["MulBackward0"] == "bold cyan"
+    by_type = lines[-1]
+    assert "dim" not in str(by_type.style)
+    assert any(by_type.plain[s.start:s.end] == "by type: " and str(s.style) == "dim"
+               for s in by_type.spans)

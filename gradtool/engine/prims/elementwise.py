@@ -217,11 +217,14 @@ softplus.domain = None
 def _clamp_vjp(g, x, out, min=None, max=None):
     # The gradient passes where min <= x <= max (torch's convention at the bounds).
     data = B.data(x)
-    keep = np.ones(np.shape(data), dtype=bool)
-    if min is not None:
-        keep &= data >= min
-    if max is not None:
-        keep &= data <= max
+    if min is not None and max is not None:
+        keep = (data >= min) & (data <= max)
+    elif min is not None:
+        keep = data >= min          # one comparison, no all-True mask to combine it with
+    elif max is not None:
+        keep = data <= max
+    else:
+        keep = np.ones(np.shape(data), dtype=bool)
     return B.where(keep, g, 0.0)
 
 

@@ -11,6 +11,12 @@ from ..primitive import Primitive
 def _expand_back(g, shape, dims, keepdim):
     """Broadcast a reduced gradient back over the reduced dims of an input of ``shape``."""
     nd = len(shape)
+    if type(g) is np.ndarray and not g.ndim:
+        # a full reduction's gradient, one number: a read-only view of it with zero strides
+        # (np.broadcast_to's result, without its Python-level argument handling)
+        out = np.ndarray(shape, g.dtype, g, 0, (0,) * nd)
+        out.flags.writeable = False
+        return out
     if not keepdim:
         g = B.expand_dims(g, tuple(d - nd for d in dims))
     return B.broadcast_to(g, tuple(g.shape[:len(g.shape) - nd]) + tuple(shape))
@@ -24,7 +30,7 @@ def _count(shape, dims):
 
 
 # sum(x): every element gets the incoming gradient.
-sum_all = Primitive("sum", "SumBackward0", lambda x: np.sum(x), save="shapes",
+sum_all = Primitive("sum", "SumBackward0", lambda x: x.sum(), save="shapes",
                     input_names=("self",))
 sum_all.defvjp(lambda g, x, out: _expand_back(g, x.shape, tuple(range(x.ndim)), False))
 sum_all.defjvp(lambda t, x, out: np.sum(t))

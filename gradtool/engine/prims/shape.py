@@ -25,14 +25,14 @@ def _view_like(name, node, forward, out_ndim, jvp):
 # torch names a reshape by what it had to do: a view of contiguous memory (ViewBackward0),
 # an aliasing view of strided memory (ReshapeAliasBackward0), or a copy (CloneBackward0)
 # followed by UnsafeViewBackward0.  ops.reshape picks one the way torch does.
-reshape = _view_like("reshape", "ViewBackward0", lambda x, shape: np.reshape(x, shape),
+reshape = _view_like("reshape", "ViewBackward0", lambda x, shape: x.reshape(shape),
                      lambda x, shape: len(shape),
                      lambda t, x, out, shape: np.reshape(t, shape))
 reshape_alias = _view_like("reshape_alias", "ReshapeAliasBackward0",
-                           lambda x, shape: np.reshape(x, shape), lambda x, shape: len(shape),
+                           lambda x, shape: x.reshape(shape), lambda x, shape: len(shape),
                            lambda t, x, out, shape: np.reshape(t, shape))
 unsafe_view = _view_like("unsafe_view", "UnsafeViewBackward0",
-                         lambda x, shape: np.reshape(x, shape), lambda x, shape: len(shape),
+                         lambda x, shape: x.reshape(shape), lambda x, shape: len(shape),
                          lambda t, x, out, shape: np.reshape(t, shape))
 alias = _view_like("alias", "AliasBackward0", lambda x: x[...], lambda x: x.ndim,
                    lambda t, x, out: t)
