@@ -17,6 +17,7 @@ from ..check.gradcheck import METHODS, MODES
 from ..errors import Location, UsageError
 from ..render import report
 from . import console, options
+from .files import require_regular, write_atomic
 from .runner import Overrides, discover, load_all, run_check, select
 
 EXTENSION_FORMATS = {".xml": "junit", ".json": "json", ".txt": "table"}
@@ -52,8 +53,9 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
               help="Write each failing check's inputs to DIR/<file>__<check>.npz.")
 @click.option("--no-python", is_flag=True, help="Refuse specs with 'python:' references.")
 @options.common
+@options.limits_options
 def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed, verbose,
-            quiet, fmt, output, collect_only, save_failures, no_python) -> None:
+            quiet, fmt, output, collect_only, save_failures, no_python, limits) -> None:
     """Run the gradient checks of spec files (default: the specs/ folder).
 
     PATHS are spec files or folders (searched for *.yaml and *.yml).  Exit code: 0 all
@@ -79,6 +81,8 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
                              hint="add --format junit|json|github|table")
         if fmt == file_fmt:
             fmt = None
+        # before anything runs: a FIFO would block the end of the run, a device eat it
+        require_regular(os.path.realpath(output), "--output", may_be_missing=True)
     fmt = fmt or "table"
     if save_failures:
         try:        # before anything runs: a run should not end in "cannot save"
@@ -89,7 +93,8 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     files, load_errors = discover(paths)
     # what imported user code prints goes to stderr: stdout holds only the report (JSON...)
     with contextlib.redirect_stdout(sys.stderr):
-        checks, errors = load_all(files, allow_python=not no_python, debug=debug)
+        checks, errors = load_all(files, allow_python=not no_python, debug=debug,
+                                  limits=limits)
     load_errors += errors
     _print_load_errors(load_errors)
     checks = select(checks, keyword, tags)
@@ -106,12 +111,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     elapsed = time.perf_counter() - start
     _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet)
     if output:
-        text = _render(file_fmt, outcomes, load_errors, elapsed)
-        try:
-            with open(output, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as error:
-            raise UsageError(f"cannot write {output}: {error.strerror}") from None
+        write_atomic(output, _render(file_fmt, outcomes, load_errors, elapsed))
     raise click.exceptions.Exit(report.exit_code(outcomes, load_errors))
 
 

@@ -12,6 +12,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.limits import Limits, memory_budget, time_limit
 from ..errors import GradcheckError, GradtoolError, UsageError
 from ..render.report import LoadError, Outcome, result_metrics
 
@@ -144,16 +145,17 @@ def internal_load_error(file: str, error: BaseException, debug: bool) -> LoadErr
                           ("" if debug else " (rerun with --debug to see the traceback)"))
 
 
-def load_all(files, *, allow_python: bool = True,
-             debug: bool = False) -> tuple[list[Selected], list[LoadError]]:
-    """Load every file; a file that fails contributes load errors and no checks."""
+def load_all(files, *, allow_python: bool = True, debug: bool = False,
+             limits: Limits | None = None) -> tuple[list[Selected], list[LoadError]]:
+    """Load every file; a file that fails contributes load errors and no checks.
+    ``limits``: its non-None fields win over the specs' (the command line's)."""
     from .. import spec as spec_package
     selected: list[Selected] = []
     errors: list[LoadError] = []
     for path in files:
         shown = display_path(path)
         try:
-            spec = spec_package.load(shown, allow_python=allow_python)
+            spec = spec_package.load(shown, allow_python=allow_python, limits=limits)
         except GradtoolError as error:
             errors.extend(load_error(shown, error))
             continue
@@ -205,10 +207,15 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
         outcome.status, outcome.message = "skipped", item.skip
         return outcome
     start = time.perf_counter()
+    limits = getattr(item.spec, "limits", None) or Limits()
+    timer = time_limit(limits.timeout or 0, f"check '{item.name}'")
     try:
-        built = overrides.applied_to(item.spec).build()
-        result = check(built.fn, tuple(built.inputs), input_names=list(built.input_names),
-                       **check_settings(item.spec, overrides))
+        # the check's time and memory budgets cover building it, the checker and backward
+        with timer, memory_budget(limits.max_memory or 0):
+            built = overrides.applied_to(item.spec).build()
+            result = check(built.fn, tuple(built.inputs),
+                           input_names=list(built.input_names),
+                           **check_settings(item.spec, overrides))
     except GradcheckError as error:
         outcome.time = time.perf_counter() - start
         result = error.result
@@ -251,7 +258,16 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
             outcome.message += "\n" + "".join(traceback.format_exception(error))
         return outcome
     outcome.time = time.perf_counter() - start
+    if timer.expired:       # the time limit's error was caught (and ignored) by user code
+        return _errored(outcome, timer.error())
     return finish(outcome, result, save_failures)
+
+
+def _errored(outcome: Outcome, error: GradtoolError) -> Outcome:
+    outcome.status, outcome.exit_code = "error", max(error.exit_code, 2)
+    outcome.message = getattr(error, "message", None) or str(error)
+    outcome.hint = getattr(error, "hint", None)
+    return outcome
 
 
 #: top-level packages that are never the user's code, even when a spec names them

@@ -40,7 +40,7 @@ from .grad_mode import MODE
 
 DEFAULT_MAX_ELEMENTS = 10**8
 DEFAULT_MAX_MEMORY = 512 * 2**20        # 512 MiB
-DEFAULT_TIMEOUT = 60.0                  # seconds per check
+DEFAULT_TIMEOUT = 30.0                  # seconds per check
 NO_CAP = 2**63 - 1                      # max_elements: 0 means no cap, i.e. this one
 
 MEMORY_HINT = "raise the budget with 'limits: {max_memory: 2GiB}' (in the check or under " \
