@@ -191,7 +191,8 @@ def _collect(checks, load_errors, fmt) -> None:
             line.append(f"  [{', '.join(c.tags)}]", style="cyan")
         if c.expect == "fail":
             line.append("  expect: fail", style="yellow")
-        if c.skip:
-            line.append(f"  skip: {c.skip}", style="yellow")
+        if c.skip:      # one line per check, whatever the reason holds
+            line.append(f"  skip: {c.skip}".replace("\r", "\\r").replace("\n", "\\n"),
+                        style="yellow")
         out.print(line)
     out.print(Text(f"{len(checks)} check{'s' if len(checks) != 1 else ''} collected"))

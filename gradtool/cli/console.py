@@ -8,9 +8,11 @@ import sys
 
 import click
 from rich.console import Console
+from rich.segment import Segment
 from rich.text import Text
 
 from ..errors import Location
+from ..render.report import escape_control
 
 
 #: width of tables when output goes to a file or a pipe (no terminal to fit)
@@ -33,11 +35,19 @@ def stop_on_broken_pipe() -> None:
 
 
 class _Console(Console):
-    """rich's Console, but a closed pipe stops with 141, not rich's exit code 1."""
+    """rich's Console, but a closed pipe stops with 141, not rich's exit code 1, and the
+    control characters of printed text (a check name with ESC in it...) are escaped:
+    only rich's own styling reaches the terminal."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
         stop_on_broken_pipe()
+
+    def _render_buffer(self, buffer) -> str:
+        return super()._render_buffer(
+            segment if segment.control else
+            Segment(escape_control(segment.text), segment.style, segment.control)
+            for segment in buffer)
 
 
 def stdout() -> Console:
