@@ -4,6 +4,7 @@ NO_COLOR is set: rich honours both), and the one function that prints a user err
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 import click
@@ -79,21 +80,40 @@ def location_text(location: Location | None) -> str:
 SOURCES: dict[str, str] = {}
 
 
+#: the lines of the last file read for excerpts: (path, size, mtime) -> lines.  Errors come
+#: file by file, so one entry reads each file once (not once per error).
+_LINES_CACHE: dict[tuple, list[str]] = {}
+
+
+def _source_lines(file: str) -> list[str] | None:
+    text = SOURCES.get(file)
+    if text is not None:
+        return text.splitlines()
+    try:
+        info = os.stat(file)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(info.st_mode):      # never read a FIFO or a device for an excerpt
+        return None
+    key = (file, info.st_size, info.st_mtime_ns)
+    lines = _LINES_CACHE.get(key)
+    if lines is None:
+        try:
+            with open(file, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            return None
+        _LINES_CACHE.clear()
+        _LINES_CACHE[key] = lines
+    return lines
+
+
 def source_excerpt(location: Location | None) -> list[str]:
     """The offending line and a ``^`` under the span, when the source can be read."""
     if location is None or location.line is None or location.column is None:
         return []
-    text = SOURCES.get(location.file or "")
-    if text is None:
-        if not location.file or not os.path.isfile(location.file):
-            return []
-        try:
-            with open(location.file, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError):
-            return []
-    lines = text.splitlines()
-    if not 1 <= location.line <= len(lines):
+    lines = _source_lines(location.file or "")
+    if lines is None or not 1 <= location.line <= len(lines):
         return []
     line = lines[location.line - 1]
     start = max(location.column - 1, 0)
