@@ -6,6 +6,7 @@ Nothing is skipped silently: a check that cannot run is an ``error`` outcome."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 import traceback
@@ -333,8 +334,7 @@ def finish(outcome: Outcome, result, save_failures: str | None = None) -> Outcom
         return outcome
     outcome.status, outcome.exit_code = "failed", 1
     if save_failures:
-        stem = Path(outcome.file).stem
-        target = os.path.join(save_failures, f"{stem}__{_safe(outcome.name)}.npz")
+        target = failure_path(save_failures, outcome.file, outcome.name)
         try:
             os.makedirs(save_failures, exist_ok=True)
             result.save_inputs(target)
@@ -348,4 +348,28 @@ def finish(outcome: Outcome, result, save_failures: str | None = None) -> Outcom
 
 
 def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_"
+                   for ch in name)
+
+
+#: --save-failures files given out in this process: path -> the check id it holds
+_SAVED: dict[str, str] = {}
+
+
+def failure_path(folder: str, file: str, name: str) -> str:
+    """``folder/<file stem>__<check name>.npz``, readable and unique: a name that had to be
+    changed to be a file name (``a/b`` -> ``a_b``) gets a short hash of the check's id, as
+    does a check whose file name another check (of a same-named spec file in another
+    folder) already took in this run; no check overwrites another's file."""
+    check_id = f"{file}::{name}"
+    stem, safe_name = _safe(Path(file).stem), _safe(name)
+    base = f"{stem}__{safe_name}"
+    digest = hashlib.sha1(check_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    if stem != Path(file).stem or safe_name != name or len(base) > 120:
+        base = f"{base[:120]}-{digest}"
+    target = os.path.join(folder, base + ".npz")
+    key = os.path.abspath(target)
+    if _SAVED.setdefault(key, check_id) != check_id:
+        target = os.path.join(folder, f"{base[:120]}-{digest}.npz")
+        _SAVED[os.path.abspath(target)] = check_id
+    return target
