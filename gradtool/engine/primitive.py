@@ -440,17 +440,21 @@ def check_size(prim: Primitive, datas: list, params: dict) -> None:
             hint=ELEMENTS_HINT)
     budget = MODE.budget
     if budget is not None:
-        itemsize = max((d.dtype.itemsize for d in datas if type(d) is _ndarray), default=8)
-        budget.charge(size * itemsize, prim.name)
+        arrays = [d for d in datas if type(d) is _ndarray]
+        # an output larger than every input (broadcasting, outer products, repeat, cat) is
+        # refused before it exists; one no larger than an input may be a view of it (a
+        # reshape, a slice: no new memory), so it is counted once made (account())
+        if size > max((d.size for d in arrays), default=0):
+            itemsize = max((d.dtype.itemsize for d in arrays), default=8)
+            budget.charge(size * itemsize, prim.name)
 
 
 def account(prim: Primitive, out_data) -> None:
-    """Count a new output against the memory budget (an output whose size the primitive
-    could not tell beforehand is refused here, before anything uses it)."""
+    """Count a new output against the memory budget until it is freed, and refuse to go on
+    when the live tensors are over it (outputs not checked before: see check_size)."""
     budget = MODE.budget
     budget.track(out_data)
-    if prim.out_shape is None and not prim.broadcasts:
-        budget.over(prim.name)
+    budget.over(prim.name)
 
 
 class EngineIndexError(EngineError, IndexError):
