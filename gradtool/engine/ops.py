@@ -1694,8 +1694,10 @@ def full(size, fill_value, dtype=None, requires_grad=False, device=None) -> Tens
         dtype = dtypes.int64 if isinstance(fill_value, (_int, np.integer)) and \
             not isinstance(fill_value, _bool) else (dtypes.bool if isinstance(fill_value, _bool)
                                                     else dtypes.DEFAULT_FLOAT)
-    single = isinstance(size, (_int, np.integer)) or (isinstance(size, Tensor) and
-                                                      size.ndim == 0)
+    if isinstance(size, Tensor) and size.ndim > 0:
+        raise TypeError("full(): argument 'size' (position 1) must be tuple of ints, not "
+                        "Tensor")
+    single = isinstance(size, (_int, np.integer, Tensor))
     shape = factory_shape("full", (size,) if single else tuple(size))
     d = dtypes.to_np(dtype)
     return _leaf(np.full(_new("full", shape, d), fill_value, d), requires_grad)

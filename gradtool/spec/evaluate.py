@@ -557,8 +557,6 @@ def _count(shape) -> int:
     single = _dimension(shape)
     if single is not None:
         shape = (single,)
-    elif isinstance(shape, Tensor) and shape.ndim == 1:
-        shape = tuple(shape)
     if not isinstance(shape, (list, tuple)):
         return 0
     n = 1
