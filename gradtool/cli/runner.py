@@ -153,10 +153,17 @@ def load_all(files, *, allow_python: bool = True, debug: bool = False,
     from .. import spec as spec_package
     selected: list[Selected] = []
     errors: list[LoadError] = []
+    seconds = Limits().updated(limits).timeout or 0
     for path in files:
         shown = display_path(path)
+        # loading runs code too (python: imports, module constructors): the same time limit
+        timer = time_limit(seconds, f"loading {shown}",
+                           hint="raise it with --timeout 5m (0: no time limit)")
         try:
-            spec = spec_package.load(shown, allow_python=allow_python, limits=limits)
+            with timer:
+                spec = spec_package.load(shown, allow_python=allow_python, limits=limits)
+            if timer.expired:
+                raise timer.error()
         except GradtoolError as error:
             errors.extend(load_error(shown, error))
             continue

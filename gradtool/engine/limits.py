@@ -303,17 +303,20 @@ def check_deadline() -> None:
     deadline = MODE.deadline
     if deadline and time.monotonic() > deadline:
         timer = _TIMER[0]
-        raise TimeLimitError(timer.message() if timer is not None else
-                             "the time limit ran out", hint=TIMEOUT_HINT)
+        if timer is not None:
+            timer.expired = True
+            raise timer.error()
+        raise TimeLimitError("the time limit ran out", hint=TIMEOUT_HINT)
 
 
 class TimeLimit:
     """A time budget of ``seconds``: ``expired`` says whether it ran out (even if the
     error it raised was caught by the code it interrupted)."""
 
-    def __init__(self, seconds: float, what: str) -> None:
+    def __init__(self, seconds: float, what: str, hint: str = TIMEOUT_HINT) -> None:
         self.seconds = float(seconds)
         self.what = what
+        self.hint = hint
         self.expired = False
         self._previous = None
         self._signal = False
@@ -322,7 +325,7 @@ class TimeLimit:
         return f"{self.what} ran longer than the time limit of {format_seconds(self.seconds)}"
 
     def error(self) -> TimeLimitError:
-        return TimeLimitError(self.message(), hint=TIMEOUT_HINT)
+        return TimeLimitError(self.message(), hint=self.hint)
 
     def _alarm(self, signum, frame) -> None:
         self.expired = True
@@ -362,10 +365,11 @@ class TimeLimit:
         _TIMER[0] = None
 
 
-def time_limit(seconds: float, what: str = "the check") -> TimeLimit:
+def time_limit(seconds: float, what: str = "the check",
+               hint: str = TIMEOUT_HINT) -> TimeLimit:
     """``with time_limit(30, "check 'x'") as timer:``: raise :class:`TimeLimitError` in the
     block after ``seconds`` (0: no limit); ``timer.expired`` afterwards."""
-    return TimeLimit(seconds, what)
+    return TimeLimit(seconds, what, hint)
 
 
 @contextlib.contextmanager
