@@ -158,10 +158,8 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress) -> lis
 def _render(fmt, outcomes, load_errors, elapsed) -> str:
     if fmt == "table":
         from io import StringIO
-        from rich.console import Console
         buffer = StringIO()
-        plain = Console(file=buffer, no_color=True, width=120, soft_wrap=True,
-                        highlight=False, markup=False, emoji=False)
+        plain = console.plain(buffer)
         report.render_table(plain, outcomes, load_errors, elapsed=elapsed)
         return buffer.getvalue()
     return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed)

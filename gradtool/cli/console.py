@@ -65,6 +65,13 @@ def stdout() -> Console:
                    **_plain_if_no_color())
 
 
+def plain(file) -> Console:
+    """A console writing plain text (no colour, 120 columns) to ``file``: the table report
+    in a file, with control characters escaped as on a terminal."""
+    return _Console(file=file, no_color=True, width=120, soft_wrap=True, highlight=False,
+                    markup=False, emoji=False)
+
+
 def stderr() -> Console:
     return _Console(file=sys.stderr, highlight=False, soft_wrap=True,
                    emoji=False, markup=False,

@@ -144,6 +144,27 @@ def test_untrusted_text_is_escaped_in_human_formats(run, spec_dir, fmt):
     assert "skip: \\x1b[2J\\x1b]0;title" in listing.stdout
 
 
+def test_the_table_in_a_file_is_escaped_too(run, spec_dir, tmp_path):
+    spec_dir("esc.yaml", 'checks:\n  - name: m\n    expr: "x.reshape(\\"\\e[31m\\")"\n'
+                         '    inputs: {x: 1.0}\n')
+    run("check", "esc.yaml", "--output", "report.txt")
+    text = (tmp_path / "report.txt").read_text()
+    assert "\\x1b[31m" in text and "\x1b" not in text
+
+
+def test_loading_is_under_the_time_limit(run, spec_dir):
+    spec_dir("loopmod.py", "import gradtool as gt\nclass Net(gt.nn.Module):\n"
+                           "    def __init__(self):\n        super().__init__()\n"
+                           "        while True:\n            pass\n")
+    spec_dir("loop.yaml", "modules:\n  net: {python: loopmod:Net}\nchecks:\n"
+                          "  - name: a\n    expr: net(x)\n    inputs: {x: [1.0]}\n")
+    result = run("check", "loop.yaml", "--timeout", "0.5")
+    assert result.exit_code == 2
+    assert "loop.yaml:2:17: module 'net': loopmod:Net: loading loop.yaml ran longer than " \
+           "the time limit of 0.5 s" in result.stderr
+    assert "--timeout" in result.stderr
+
+
 def test_json_keeps_text_as_written(run, spec_dir):
     spec_dir("esc.yaml", 'checks:\n  - name: s\n    expr: x\n    inputs: {x: 1.0}\n'
                          '    skip: "a\\e[2Jb"\n')
