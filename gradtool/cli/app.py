@@ -7,6 +7,9 @@ Exit codes: 0 success, 1 a gradient check failed, 2 usage or spec error, 3 inter
 
 from __future__ import annotations
 
+import errno
+import io
+import sys
 import traceback
 import warnings
 
@@ -23,6 +26,11 @@ USER_PACKAGES = "gradtool.user_packages"
 #: exit code of a run stopped with Ctrl-C (128 + SIGINT, as shells report it)
 INTERRUPTED = 130
 
+#: errors of writing the output that are the machine's, not gradtool's (exit 2, one line)
+OUTPUT_ERRNOS = frozenset(getattr(errno, name) for name in
+                          ("ENOSPC", "EFBIG", "EIO", "EDQUOT", "EROFS", "ENXIO")
+                          if hasattr(errno, name))
+
 
 class GradtoolGroup(click.Group):
     """A click group whose ``invoke`` is the error boundary of every command."""
@@ -32,7 +40,10 @@ class GradtoolGroup(click.Group):
             with warnings.catch_warnings():
                 # warnings as one plain line, not Python's "file.py:123: UserWarning" form
                 warnings.showwarning = _show_warning
-                return super().invoke(ctx)
+                try:
+                    return super().invoke(ctx)
+                finally:        # a full disk shows here, not at exit
+                    _flush_stdout()
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except GradtoolError as error:
@@ -52,6 +63,13 @@ class GradtoolGroup(click.Group):
             console.stderr().print(Text("interrupted", style="bold red"))
             ctx.exit(INTERRUPTED)
         except Exception as error:  # noqa: BLE001  (the boundary: everything else is a bug)
+            if isinstance(error, OSError) and error.errno in OUTPUT_ERRNOS:
+                # the disk is full, the file too large, the device failing: not a bug
+                where = error.filename if error.filename is not None else "standard output"
+                console.print_error(UsageError(f"cannot write {where}: "
+                                               f"{error.strerror or error}"))
+                console.discard_stdout()
+                ctx.exit(2)
             from .runner import USER_CODE_HINT, user_code_frame, user_code_message
             frame = user_code_frame(error, ctx.meta.get(USER_PACKAGES, frozenset()))
             if frame is None:
@@ -63,6 +81,14 @@ class GradtoolGroup(click.Group):
             console.print_error(UsageError(user_code_message(error, frame),
                                            hint=USER_CODE_HINT))
             ctx.exit(2)
+
+
+def _flush_stdout() -> None:
+    """Flush stdout so that a write error (disk full, file too large) is raised here.  A
+    write cut short by the file size limit leaves the rest buffered without an error: the
+    second flush reports it."""
+    sys.stdout.flush()
+    sys.stdout.flush()
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -108,6 +134,23 @@ def _register() -> None:
 _register()
 
 
+#: the stdout replaced by :func:`_buffered_stdout` (kept: collecting it would close fd 1)
+_REPLACED_STDOUT: list = []
+
+
+def _buffered_stdout() -> None:
+    """Under PYTHONUNBUFFERED=1 stdout writes straight to its file descriptor, and a write
+    the file size limit cuts short loses the rest without an error.  A BufferedWriter
+    (flushed at every line, as before) writes everything or raises."""
+    raw = getattr(sys.stdout, "buffer", None)
+    if isinstance(raw, io.FileIO) and not _REPLACED_STDOUT:
+        _REPLACED_STDOUT.append(sys.stdout)
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=sys.stdout.encoding,
+                                      errors=sys.stdout.errors, line_buffering=True,
+                                      write_through=True)
+
+
 def main(argv=None) -> None:
     """Console-script entry point."""
+    _buffered_stdout()
     cli.main(args=argv, prog_name="gradtool", standalone_mode=True)

@@ -17,6 +17,7 @@ from ..check.gradcheck import METHODS, MODES
 from ..errors import Location, UsageError
 from ..render import report
 from . import console, options
+from .files import require_regular, write_atomic
 from .runner import Overrides, discover, load_all, run_check, select
 
 EXTENSION_FORMATS = {".xml": "junit", ".json": "json", ".txt": "table"}
@@ -52,8 +53,9 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
               help="Write each failing check's inputs to DIR/<file>__<check>.npz.")
 @click.option("--no-python", is_flag=True, help="Refuse specs with 'python:' references.")
 @options.common
+@options.limits_options
 def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed, verbose,
-            quiet, fmt, output, collect_only, save_failures, no_python) -> None:
+            quiet, fmt, output, collect_only, save_failures, no_python, limits) -> None:
     """Run the gradient checks of spec files (default: the specs/ folder).
 
     PATHS are spec files or folders (searched for *.yaml and *.yml).  Exit code: 0 all
@@ -66,6 +68,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
       gradtool check specs/my_relu.yaml -k relu -v
       gradtool check -m fast --format junit --output report.xml
       gradtool check --format github                 annotations for GitHub Actions
+      gradtool check --max-memory 2GiB --timeout 5m  raise the limits of every check
     """
     debug = console.debug_enabled()
     file_fmt = None
@@ -79,6 +82,8 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
                              hint="add --format junit|json|github|table")
         if fmt == file_fmt:
             fmt = None
+        # before anything runs: a FIFO would block the end of the run, a device eat it
+        require_regular(os.path.realpath(output), "--output", may_be_missing=True)
     fmt = fmt or "table"
     if save_failures:
         try:        # before anything runs: a run should not end in "cannot save"
@@ -89,7 +94,8 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     files, load_errors = discover(paths)
     # what imported user code prints goes to stderr: stdout holds only the report (JSON...)
     with contextlib.redirect_stdout(sys.stderr):
-        checks, errors = load_all(files, allow_python=not no_python, debug=debug)
+        checks, errors = load_all(files, allow_python=not no_python, debug=debug,
+                                  limits=limits)
     load_errors += errors
     _print_load_errors(load_errors)
     checks = select(checks, keyword, tags)
@@ -106,12 +112,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     elapsed = time.perf_counter() - start
     _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet)
     if output:
-        text = _render(file_fmt, outcomes, load_errors, elapsed)
-        try:
-            with open(output, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as error:
-            raise UsageError(f"cannot write {output}: {error.strerror}") from None
+        write_atomic(output, _render(file_fmt, outcomes, load_errors, elapsed))
     raise click.exceptions.Exit(report.exit_code(outcomes, load_errors))
 
 
@@ -157,10 +158,8 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress) -> lis
 def _render(fmt, outcomes, load_errors, elapsed) -> str:
     if fmt == "table":
         from io import StringIO
-        from rich.console import Console
         buffer = StringIO()
-        plain = Console(file=buffer, no_color=True, width=120, soft_wrap=True,
-                        highlight=False, markup=False, emoji=False)
+        plain = console.plain(buffer)
         report.render_table(plain, outcomes, load_errors, elapsed=elapsed)
         return buffer.getvalue()
     return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed)
@@ -191,7 +190,8 @@ def _collect(checks, load_errors, fmt) -> None:
             line.append(f"  [{', '.join(c.tags)}]", style="cyan")
         if c.expect == "fail":
             line.append("  expect: fail", style="yellow")
-        if c.skip:
-            line.append(f"  skip: {c.skip}", style="yellow")
+        if c.skip:      # one line per check, whatever the reason holds
+            line.append(f"  skip: {c.skip}".replace("\r", "\\r").replace("\n", "\\n"),
+                        style="yellow")
         out.print(line)
     out.print(Text(f"{len(checks)} check{'s' if len(checks) != 1 else ''} collected"))

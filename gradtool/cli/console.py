@@ -4,13 +4,16 @@ NO_COLOR is set: rich honours both), and the one function that prints a user err
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 import click
 from rich.console import Console
+from rich.segment import Segment
 from rich.text import Text
 
 from ..errors import Location
+from ..render.report import escape_control
 
 
 #: width of tables when output goes to a file or a pipe (no terminal to fit)
@@ -22,22 +25,36 @@ PIPE_WIDTH = 200
 BROKEN_PIPE = 141
 
 
-def stop_on_broken_pipe() -> None:
-    """Send the rest of stdout nowhere (no second error at exit) and stop with 141."""
+def discard_stdout() -> None:
+    """Send the rest of stdout nowhere: after a closed pipe or a full disk, the flush at
+    exit must not fail a second time."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):     # no real file descriptor (a test runner's buffer)
+    except (OSError, ValueError, AttributeError):   # no real file descriptor (a test buffer)
         pass
+
+
+def stop_on_broken_pipe() -> None:
+    """Send the rest of stdout nowhere (no second error at exit) and stop with 141."""
+    discard_stdout()
     raise SystemExit(BROKEN_PIPE)
 
 
 class _Console(Console):
-    """rich's Console, but a closed pipe stops with 141, not rich's exit code 1."""
+    """rich's Console, but a closed pipe stops with 141, not rich's exit code 1, and the
+    control characters of printed text (a check name with ESC in it...) are escaped:
+    only rich's own styling reaches the terminal."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
         stop_on_broken_pipe()
+
+    def _render_buffer(self, buffer) -> str:
+        return super()._render_buffer(
+            segment if segment.control else
+            Segment(escape_control(segment.text), segment.style, segment.control)
+            for segment in buffer)
 
 
 def stdout() -> Console:
@@ -46,6 +63,13 @@ def stdout() -> Console:
                    soft_wrap=True, emoji=False, markup=False,
                    width=None if is_terminal(sys.stdout) else PIPE_WIDTH,
                    **_plain_if_no_color())
+
+
+def plain(file) -> Console:
+    """A console writing plain text (no colour, 120 columns) to ``file``: the table report
+    in a file, with control characters escaped as on a terminal."""
+    return _Console(file=file, no_color=True, width=120, soft_wrap=True, highlight=False,
+                    markup=False, emoji=False)
 
 
 def stderr() -> Console:
@@ -69,21 +93,40 @@ def location_text(location: Location | None) -> str:
 SOURCES: dict[str, str] = {}
 
 
+#: the lines of the last file read for excerpts: (path, size, mtime) -> lines.  Errors come
+#: file by file, so one entry reads each file once (not once per error).
+_LINES_CACHE: dict[tuple, list[str]] = {}
+
+
+def _source_lines(file: str) -> list[str] | None:
+    text = SOURCES.get(file)
+    if text is not None:
+        return text.splitlines()
+    try:
+        info = os.stat(file)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(info.st_mode):      # never read a FIFO or a device for an excerpt
+        return None
+    key = (file, info.st_size, info.st_mtime_ns)
+    lines = _LINES_CACHE.get(key)
+    if lines is None:
+        try:
+            with open(file, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            return None
+        _LINES_CACHE.clear()
+        _LINES_CACHE[key] = lines
+    return lines
+
+
 def source_excerpt(location: Location | None) -> list[str]:
     """The offending line and a ``^`` under the span, when the source can be read."""
     if location is None or location.line is None or location.column is None:
         return []
-    text = SOURCES.get(location.file or "")
-    if text is None:
-        if not location.file or not os.path.isfile(location.file):
-            return []
-        try:
-            with open(location.file, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError):
-            return []
-    lines = text.splitlines()
-    if not 1 <= location.line <= len(lines):
+    lines = _source_lines(location.file or "")
+    if lines is None or not 1 <= location.line <= len(lines):
         return []
     line = lines[location.line - 1]
     start = max(location.column - 1, 0)

@@ -11,6 +11,7 @@ from ..errors import UsageError
 from ..render import dot, graph_json, mermaid, tree
 from ..render.graphview import DEFAULT_MAX_DEPTH, DEFAULT_MAX_LINES, build_view, record_grads
 from . import console, options
+from .files import require_regular, write_atomic
 from .problem import from_args
 
 IMAGE_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
@@ -39,6 +40,7 @@ TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".json": "json",
 @click.option("--no-python", is_flag=True, help="Refuse 'python:' references in --spec.")
 @options.seed_option
 @options.common
+@options.limited_command
 def command(expr, inputs, spec_file, check_name, saved, grads, fmt, output, depth, max_lines,
             full, no_python, seed) -> None:
     """Print the backward graph of EXPR: from the output's grad_fn down to the
@@ -55,6 +57,10 @@ def command(expr, inputs, spec_file, check_name, saved, grads, fmt, output, dept
       gradtool graph --spec specs/autograd_basics.yaml --check mean_of_squares --grads
       gradtool graph "(x * 2).sum()" -i x=[1,2] -o graph.svg
     """
+    if spec_file:
+        require_regular(spec_file, "--spec")
+    if output:      # before any work: -o onto a FIFO or a device would block or never end
+        require_regular(os.path.realpath(output), "-o", may_be_missing=True)
     problem = from_args(expr, inputs, spec_file, check_name, seed=seed,
                         allow_python=not no_python)
     outputs = problem.run()
@@ -103,8 +109,4 @@ def command(expr, inputs, spec_file, check_name, saved, grads, fmt, output, dept
 
 
 def _write(path: str, text: str) -> None:
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+    write_atomic(path, text, option="-o")

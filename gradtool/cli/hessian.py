@@ -20,6 +20,7 @@ from .problem import from_args
 @options.format_option("table", "json", default="table")
 @options.seed_option
 @options.common
+@options.limited_command
 def command(expr, inputs, verify, fmt, seed) -> None:
     """The Hessian of a scalar EXPR (gt.autograd.functional.hessian): block [a, b] =
     d² output / d a d b for every pair of inputs; --check also checks second order.

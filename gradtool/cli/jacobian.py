@@ -19,6 +19,7 @@ from .problem import from_args
 @options.format_option("table", "json", default="table")
 @options.seed_option
 @options.common
+@options.limited_command
 def command(expr, inputs, verify, fmt, seed) -> None:
     """The Jacobian of EXPR w.r.t. each input (gt.autograd.functional.jacobian): block
     [i, j] = d output[i] / d input[j], elements flattened in row-major order.

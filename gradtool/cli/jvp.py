@@ -23,6 +23,7 @@ from .problem import from_args
 @options.format_option("table", "json", default="table")
 @options.seed_option
 @options.common
+@options.limited_command
 def command(expr, inputs, tangents, verify, fmt, seed) -> None:
     """Forward mode: the Jacobian-vector product J·v of EXPR at the inputs, for tangents v
     (one forward pass, gt.autograd.functional.jvp).

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import click
 
+from ..engine import limits as engine_limits
 from . import console
 
 
@@ -86,3 +88,65 @@ def check_flag(fn):
 def common(fn):
     """--debug on every command."""
     return console.debug_option(fn)
+
+
+class LimitValue(click.ParamType):
+    """A resource limit in the spelling a spec's ``limits:`` takes (``512MiB``, ``1e8``,
+    ``30s``); a bad value is a usage error naming the option."""
+
+    def __init__(self, name: str, parse) -> None:
+        self.name = name
+        self.parse = parse
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value, "value")
+        except ValueError as error:
+            self.fail(str(error).removeprefix("value: "), param, ctx)
+
+
+MEMORY = LimitValue("size", engine_limits.parse_bytes)
+COUNT = LimitValue("count", engine_limits.parse_count)
+SECONDS = LimitValue("duration", engine_limits.parse_seconds)
+
+
+def limits_options(fn):
+    """--max-memory, --max-elements, --timeout: ``limits`` (a gradtool Limits whose
+    None fields keep the specs' own values) is passed to the command."""
+    @functools.wraps(fn)
+    def wrapper(*args, max_memory, max_elements, timeout, **kwargs):
+        return fn(*args, limits=engine_limits.Limits(max_memory, max_elements, timeout),
+                  **kwargs)
+    options = [
+        click.option("--timeout", type=SECONDS, default=None, metavar="DURATION",
+                     help="Time budget of each check (or of the command): 30s, 5m, 1h; 0 "
+                          f"for none (default {engine_limits.DEFAULT_TIMEOUT:g}s, or the "
+                          "spec's limits:)."),
+        click.option("--max-elements", type=COUNT, default=None, metavar="COUNT",
+                     help="Most elements of one tensor: 1e8, 100M; 0 for no cap (default "
+                          f"{engine_limits.DEFAULT_MAX_ELEMENTS:.0e}, or the spec's)."),
+        click.option("--max-memory", type=MEMORY, default=None, metavar="SIZE",
+                     help="Budget of live tensor bytes of each check: 512MiB, 2GB; 0 for "
+                          "none (default 512MiB, or the spec's)."),
+    ]
+    for option in options:
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def limited_command(fn):
+    """--max-memory, --max-elements, --timeout for a command working on one expression:
+    the limits (defaults, or the options) hold for the whole command."""
+    @functools.wraps(fn)
+    def run(*args, limits, **kwargs):
+        active = engine_limits.Limits().updated(limits)
+        click.get_current_context().meta[LIMITS] = limits
+        with engine_limits.limits(active, "the command"):
+            return fn(*args, **kwargs)
+    return limits_options(run)
+
+
+#: ``ctx.meta`` key: the command line's limits (None fields: the spec's)
+LIMITS = "gradtool.limits"

@@ -124,7 +124,7 @@ def from_spec(path: str, check_name: str | None, *, allow_python: bool = True) -
     from .. import spec as spec_package
     # what imported user code prints goes to stderr: stdout holds only the result
     with contextlib.redirect_stdout(sys.stderr):
-        spec = spec_package.load(path, allow_python=allow_python)
+        spec = spec_package.load(path, allow_python=allow_python, limits=_limits())
     names = [c.name for c in spec.checks]
     if not check_name:
         if len(names) == 1:
@@ -186,6 +186,14 @@ def _not_a_tensor(value) -> UsageError:
     return UsageError(f"the expression gives {article}{kind}{shown}, not a tensor",
                       hint="the result must be a tensor computed from the inputs, "
                            "e.g. \"x * 2\" with -i x=[1,2,3]")
+
+
+def _limits():
+    """The command line's --max-memory/--max-elements/--timeout (None: not given)."""
+    import click
+    from .options import LIMITS
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get(LIMITS)
 
 
 def _remember_user_packages(check) -> None:

@@ -6,12 +6,14 @@ Nothing is skipped silently: a check that cannot run is an ``error`` outcome."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.limits import Limits, memory_budget, time_limit
 from ..errors import GradcheckError, GradtoolError, UsageError
 from ..render.report import LoadError, Outcome, result_metrics
 
@@ -144,16 +146,24 @@ def internal_load_error(file: str, error: BaseException, debug: bool) -> LoadErr
                           ("" if debug else " (rerun with --debug to see the traceback)"))
 
 
-def load_all(files, *, allow_python: bool = True,
-             debug: bool = False) -> tuple[list[Selected], list[LoadError]]:
-    """Load every file; a file that fails contributes load errors and no checks."""
+def load_all(files, *, allow_python: bool = True, debug: bool = False,
+             limits: Limits | None = None) -> tuple[list[Selected], list[LoadError]]:
+    """Load every file; a file that fails contributes load errors and no checks.
+    ``limits``: its non-None fields win over the specs' (the command line's)."""
     from .. import spec as spec_package
     selected: list[Selected] = []
     errors: list[LoadError] = []
+    seconds = Limits().updated(limits).timeout or 0
     for path in files:
         shown = display_path(path)
+        # loading runs code too (python: imports, module constructors): the same time limit
+        timer = time_limit(seconds, f"loading {shown}",
+                           hint="raise it with --timeout 5m (0: no time limit)")
         try:
-            spec = spec_package.load(shown, allow_python=allow_python)
+            with timer:
+                spec = spec_package.load(shown, allow_python=allow_python, limits=limits)
+            if timer.expired:
+                raise timer.error()
         except GradtoolError as error:
             errors.extend(load_error(shown, error))
             continue
@@ -205,10 +215,15 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
         outcome.status, outcome.message = "skipped", item.skip
         return outcome
     start = time.perf_counter()
+    limits = getattr(item.spec, "limits", None) or Limits()
+    timer = time_limit(limits.timeout or 0, f"check '{item.name}'")
     try:
-        built = overrides.applied_to(item.spec).build()
-        result = check(built.fn, tuple(built.inputs), input_names=list(built.input_names),
-                       **check_settings(item.spec, overrides))
+        # the check's time and memory budgets cover building it, the checker and backward
+        with timer, memory_budget(limits.max_memory or 0):
+            built = overrides.applied_to(item.spec).build()
+            result = check(built.fn, tuple(built.inputs),
+                           input_names=list(built.input_names),
+                           **check_settings(item.spec, overrides))
     except GradcheckError as error:
         outcome.time = time.perf_counter() - start
         result = error.result
@@ -255,6 +270,8 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
             outcome.message += "\n" + "".join(traceback.format_exception(error))
         return outcome
     outcome.time = time.perf_counter() - start
+    if timer.expired:       # the time limit's error was caught (and ignored) by user code
+        return _errored(outcome, timer.error())
     return finish(outcome, result, save_failures)
 
 
@@ -265,6 +282,13 @@ def _same_file(a, b) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except (OSError, TypeError, ValueError):
         return False
+
+
+def _errored(outcome: Outcome, error: GradtoolError) -> Outcome:
+    outcome.status, outcome.exit_code = "error", max(error.exit_code, 2)
+    outcome.message = getattr(error, "message", None) or str(error)
+    outcome.hint = getattr(error, "hint", None)
+    return outcome
 
 
 #: top-level packages that are never the user's code, even when a spec names them
@@ -330,8 +354,7 @@ def finish(outcome: Outcome, result, save_failures: str | None = None) -> Outcom
         return outcome
     outcome.status, outcome.exit_code = "failed", 1
     if save_failures:
-        stem = Path(outcome.file).stem
-        target = os.path.join(save_failures, f"{stem}__{_safe(outcome.name)}.npz")
+        target = failure_path(save_failures, outcome.file, outcome.name)
         try:
             os.makedirs(save_failures, exist_ok=True)
             result.save_inputs(target)
@@ -345,4 +368,28 @@ def finish(outcome: Outcome, result, save_failures: str | None = None) -> Outcom
 
 
 def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_"
+                   for ch in name)
+
+
+#: --save-failures files given out in this process: path -> the check id it holds
+_SAVED: dict[str, str] = {}
+
+
+def failure_path(folder: str, file: str, name: str) -> str:
+    """``folder/<file stem>__<check name>.npz``, readable and unique: a name that had to be
+    changed to be a file name (``a/b`` -> ``a_b``) gets a short hash of the check's id, as
+    does a check whose file name another check (of a same-named spec file in another
+    folder) already took in this run; no check overwrites another's file."""
+    check_id = f"{file}::{name}"
+    stem, safe_name = _safe(Path(file).stem), _safe(name)
+    base = f"{stem}__{safe_name}"
+    digest = hashlib.sha1(check_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    if stem != Path(file).stem or safe_name != name or len(base) > 120:
+        base = f"{base[:120]}-{digest}"
+    target = os.path.join(folder, base + ".npz")
+    key = os.path.abspath(target)
+    if _SAVED.setdefault(key, check_id) != check_id:
+        target = os.path.join(folder, f"{base[:120]}-{digest}.npz")
+        _SAVED[os.path.abspath(target)] = check_id
+    return target

@@ -22,6 +22,7 @@ from .problem import from_args, input_value
 @options.format_option("table", "json", default="table")
 @options.seed_option
 @options.common
+@options.limited_command
 def command(expr, inputs, cotangent, verify, fmt, seed) -> None:
     """Reverse mode: the vector-Jacobian product vᵀ·J of EXPR, one row per input: what
     y.backward(v) accumulates into x.grad.

@@ -14,7 +14,7 @@ import functools
 
 class _Mode:
     __slots__ = ("grad_enabled", "fw_level", "fw_next_level", "anomaly", "anomaly_check_nan",
-                 "max_elements", "interceptors")
+                 "max_elements", "interceptors", "budget", "deadline", "limited")
 
     def __init__(self) -> None:
         self.grad_enabled = True
@@ -23,6 +23,9 @@ class _Mode:
         self.anomaly_check_nan = True
         self.fw_next_level = 1     # id the next dual level gets
         self.max_elements = 0      # 0 = no element cap (see gradtool.engine.limits)
+        self.budget = None         # live-bytes budget (gradtool.engine.limits.MemoryBudget)
+        self.deadline = 0.0        # time.monotonic() deadline when no signal timer; 0 = none
+        self.limited = False       # any of the three: the engine checks before allocating
         self.interceptors = []     # hooks taking over primitive.apply (gt.vmap, recorders)
 
 

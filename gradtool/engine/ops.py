@@ -30,6 +30,7 @@ from . import dtypes
 from .backend import quiet
 from .dtypes import promoted
 from .grad_mode import MODE, no_grad
+from .limits import check_new, track
 from .prims import elementwise as E
 from .prims import linalg as L
 from .prims import loss as LS
@@ -1649,18 +1650,40 @@ def _factory_dtype(dtype, default=dtypes.DEFAULT_FLOAT):
 
 
 def _leaf(arr, requires_grad) -> Tensor:
+    if MODE.limited:
+        track(arr)
     out = _make(arr)
     if requires_grad:
         out._set_requires_grad(True, FACTORY_REQUIRES_GRAD)
     return out
 
 
+def _new(name: str, shape: tuple, dtype) -> tuple:
+    """``shape``, after the limits' checks of a new array of ``dtype`` (cap, budget)."""
+    if MODE.limited:
+        check_new(shape, np.dtype(dtype).itemsize, f"{name}()")
+    return shape
+
+
+def _size_int(value, name: str, arg: str, position: int) -> int:
+    """An integer size argument (a 0-d integer tensor, a numpy integer); bools and floats
+    are refused with torch's TypeError."""
+    if isinstance(value, Tensor) and value._data.ndim == 0 and value._data.dtype.kind in "iu":
+        value = value._data.item()
+    if isinstance(value, _bool) or not isinstance(value, (_int, np.integer)):
+        raise TypeError(f"{name}(): argument '{arg}' (position {position}) must be int, not "
+                        f"{type(value).__name__}")
+    return _int(value)
+
+
 def zeros(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return _leaf(np.zeros(factory_shape("zeros", size), _factory_dtype(dtype)), requires_grad)
+    d = _factory_dtype(dtype)
+    return _leaf(np.zeros(_new("zeros", factory_shape("zeros", size), d), d), requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return _leaf(np.ones(factory_shape("ones", size), _factory_dtype(dtype)), requires_grad)
+    d = _factory_dtype(dtype)
+    return _leaf(np.ones(_new("ones", factory_shape("ones", size), d), d), requires_grad)
 
 
 def empty(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
@@ -1672,43 +1695,68 @@ def full(size, fill_value, dtype=None, requires_grad=False, device=None) -> Tens
         dtype = dtypes.int64 if isinstance(fill_value, (_int, np.integer)) and \
             not isinstance(fill_value, _bool) else (dtypes.bool if isinstance(fill_value, _bool)
                                                     else dtypes.DEFAULT_FLOAT)
-    return _leaf(np.full(factory_shape("full", (size,) if isinstance(size, (_int, np.integer))
-                                       else tuple(size)), fill_value, dtypes.to_np(dtype)),
-                 requires_grad)
+    if isinstance(size, Tensor) and size.ndim > 0:
+        raise TypeError("full(): argument 'size' (position 1) must be tuple of ints, not "
+                        "Tensor")
+    single = isinstance(size, (_int, np.integer, Tensor))
+    shape = factory_shape("full", (size,) if single else tuple(size))
+    d = dtypes.to_np(dtype)
+    return _leaf(np.full(_new("full", shape, d), fill_value, d), requires_grad)
 
 
 def zeros_like(input, dtype=None, requires_grad=False) -> Tensor:
     d = dtypes.to_np(dtype) or input._data.dtype
-    return _leaf(np.zeros(input.shape, d), requires_grad)
+    return _leaf(np.zeros(_new("zeros_like", input.shape, d), d), requires_grad)
 
 
 def ones_like(input, dtype=None, requires_grad=False) -> Tensor:
     d = dtypes.to_np(dtype) or input._data.dtype
-    return _leaf(np.ones(input.shape, d), requires_grad)
+    return _leaf(np.ones(_new("ones_like", input.shape, d), d), requires_grad)
 
 
 def full_like(input, fill_value, dtype=None, requires_grad=False) -> Tensor:
     d = dtypes.to_np(dtype) or input._data.dtype
-    return _leaf(np.full(input.shape, fill_value, d), requires_grad)
+    return _leaf(np.full(_new("full_like", input.shape, d), fill_value, d), requires_grad)
+
+
+def _number(value):
+    """A 0-d tensor bound of arange/linspace as a Python number."""
+    if isinstance(value, Tensor) and value._data.ndim == 0:
+        return value._data.item()
+    return value
 
 
 def arange(start, end=None, step=1, *, dtype=None, requires_grad=False, device=None) -> Tensor:
     if end is None:
         start, end = 0, start
+    start, end, step = _number(start), _number(end), _number(step)
     values = (start, end, step)
     if dtype is None:
         is_int = builtins.all(isinstance(v, (_int, np.integer)) for v in values)
         dtype = dtypes.int64 if is_int else dtypes.DEFAULT_FLOAT
-    return _leaf(np.arange(start, end, step, dtype=dtypes.to_np(dtype)), requires_grad)
+    d = dtypes.to_np(dtype)
+    if MODE.limited:
+        try:
+            count = builtins.max(_int(np.ceil((float(end) - float(start)) / float(step))), 0)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            count = 0       # numpy reports the bad bounds
+        _new("arange", (count,), d)
+    return _leaf(np.arange(start, end, step, dtype=d), requires_grad)
 
 
 def linspace(start, end, steps, *, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return _leaf(np.linspace(start, end, _int(steps), dtype=_factory_dtype(dtype)),
-                 requires_grad)
+    n = _size_int(steps, "linspace", "steps", 3)
+    d = _factory_dtype(dtype)
+    _new("linspace", (n,), d)
+    return _leaf(np.linspace(_number(start), _number(end), n, dtype=d), requires_grad)
 
 
 def eye(n, m=None, *, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return _leaf(np.eye(n, m, dtype=_factory_dtype(dtype)), requires_grad)
+    n = _size_int(n, "eye", "n", 1)
+    m = n if m is None else _size_int(m, "eye", "m", 2)
+    d = _factory_dtype(dtype)
+    _new("eye", (n, m), d)
+    return _leaf(np.eye(n, m, dtype=d), requires_grad)
 
 
 # ---- in-place -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import EngineError, LimitError, ShapeError
 from .dtypes import promoted
 from .grad_mode import MODE
+from .limits import ELEMENTS_HINT, check_deadline
 from .node import OpNode, grad_accumulator, saved_properties
 from .tensor import Tensor, _make, new_version_counter
 
@@ -162,7 +163,8 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
                 fw = True
         else:
             datas.append(a)
-    if MODE.max_elements:
+    limited = MODE.limited
+    if limited:
         check_size(prim, datas, params)
     try:
         out_data = prim.forward(*datas, **params) if params else prim.forward(*datas)
@@ -175,6 +177,8 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
         if len(arrays) > 1 and len({d.dtype for d in arrays}) > 1:
             out_data = promoted(out_data, arrays)
     out = _make(out_data)
+    if limited and MODE.budget is not None:
+        account(prim, out_data)
     if need and MODE.grad_enabled and prim.differentiable and out_data.dtype.kind in "fc":
         node = prim.node_cls.__new__(prim.node_cls)
         nodes = []
@@ -342,7 +346,7 @@ def apply_binary(prim: Primitive, a, b) -> Tensor:
     tb = isinstance(b, Tensor)
     if not (ta and tb) and type(b if ta else a) not in _OPERAND_TYPES:
         _check_operand(prim, a, b, ta)
-    if INTERCEPTORS or MODE.max_elements or MODE.fw_level:
+    if INTERCEPTORS or MODE.limited or MODE.fw_level:
         return apply(prim, (a, b))
     da = a._data if ta else a
     db = b._data if tb else b
@@ -482,7 +486,10 @@ def _record_trace(node) -> None:
 
 
 def check_size(prim: Primitive, datas: list, params: dict) -> None:
-    """Refuse an output larger than the element cap before allocating it."""
+    """Refuse an output over the element cap or the memory budget before allocating it,
+    and stop past the deadline (see gradtool.engine.limits)."""
+    if MODE.deadline:
+        check_deadline()
     shapes = [np.shape(d) for d in datas]
     try:
         if prim.out_shape is not None:
@@ -490,17 +497,34 @@ def check_size(prim: Primitive, datas: list, params: dict) -> None:
         elif prim.broadcasts:
             shape = np.broadcast_shapes(*shapes)
         else:
-            return
+            return      # known after the forward: see account()
     except ValueError:
         return   # the forward raises the real shape error
     size = 1
     for n in shape:
         size *= int(n)
-    if size > MODE.max_elements:
+    if MODE.max_elements and size > MODE.max_elements:
         raise LimitError(
             f"{prim.name} would create a tensor of shape {tuple(int(n) for n in shape)} "
             f"({size:,} elements), over the limit of {MODE.max_elements:,} elements",
-            hint="use smaller shapes, or raise the element cap")
+            hint=ELEMENTS_HINT)
+    budget = MODE.budget
+    if budget is not None:
+        arrays = [d for d in datas if type(d) is _ndarray]
+        # an output larger than every input (broadcasting, outer products, repeat, cat) is
+        # refused before it exists; one no larger than an input may be a view of it (a
+        # reshape, a slice: no new memory), so it is counted once made (account())
+        if size > max((d.size for d in arrays), default=0):
+            itemsize = max((d.dtype.itemsize for d in arrays), default=8)
+            budget.charge(size * itemsize, prim.name)
+
+
+def account(prim: Primitive, out_data) -> None:
+    """Count a new output against the memory budget until it is freed, and refuse to go on
+    when the live tensors are over it (outputs not checked before: see check_size)."""
+    budget = MODE.budget
+    budget.track(out_data)
+    budget.over(prim.name)
 
 
 class EngineIndexError(EngineError, IndexError):

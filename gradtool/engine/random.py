@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import dtypes
+from .grad_mode import MODE
+from .limits import check_new, track
 from .tensor import _make
 
 
@@ -45,8 +47,18 @@ def _shape(size, name: str = "randn") -> tuple:
     return factory_shape(name, size)
 
 
+def _checked(size, name: str) -> tuple:
+    """The shape of a new random tensor, after the limits' checks (cap, memory budget)."""
+    shape = _shape(size, name)
+    if MODE.limited:
+        check_new(shape, 8, f"{name}()")
+    return shape
+
+
 def _leaf(arr, dtype, requires_grad):
     arr = arr.astype(dtypes.to_np(dtype) if dtype is not None else np.float64, copy=False)
+    if MODE.limited:
+        track(arr)
     out = _make(arr)
     if requires_grad:
         out.requires_grad_(True)
@@ -54,22 +66,24 @@ def _leaf(arr, dtype, requires_grad):
 
 
 def randn(*size, dtype=None, requires_grad=False, generator=None, device=None):
-    return _leaf(_rng(generator).standard_normal(_shape(size)), dtype, requires_grad)
+    return _leaf(_rng(generator).standard_normal(_checked(size, "randn")), dtype, requires_grad)
 
 
 def rand(*size, dtype=None, requires_grad=False, generator=None, device=None):
-    return _leaf(_rng(generator).random(_shape(size)), dtype, requires_grad)
+    return _leaf(_rng(generator).random(_checked(size, "rand")), dtype, requires_grad)
 
 
 def randint(low, high=None, size=(), *, dtype=None, generator=None, device=None):
     if high is None:
         low, high = 0, low
-    arr = _rng(generator).integers(low, high, size=tuple(size))
+    shape = _checked(tuple(size) if isinstance(size, (list, tuple)) else (size,), "randint")
+    arr = _rng(generator).integers(low, high, size=shape)
     return _make(arr.astype(dtypes.to_np(dtype) if dtype is not None else np.int64))
 
 
 def randperm(n, *, generator=None, dtype=None, device=None):
-    return _make(_rng(generator).permutation(int(n)).astype(np.int64))
+    (n,) = _checked((n,), "randperm")
+    return _make(_rng(generator).permutation(n).astype(np.int64))
 
 
 def randn_like(input, dtype=None, requires_grad=False):

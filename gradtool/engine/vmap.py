@@ -140,6 +140,9 @@ def _wrap_like(t: BatchedTensor) -> BatchedTensor:
 
 
 def _batched(arr: np.ndarray) -> BatchedTensor:
+    if MODE.budget is not None:      # a batch counts against the memory budget as it lives
+        MODE.budget.track(arr)
+        MODE.budget.over("a batched operation")
     t = BatchedTensor.__new__(BatchedTensor)
     _init(t, _guard(arr[0] if arr.shape[0] else np.empty(arr.shape[1:], arr.dtype)))
     t._bt = arr

@@ -420,7 +420,22 @@ def _classname(path: str) -> str:
 
 
 # --------------------------------------------------------------------------- GitHub
+#: characters a terminal acts on (C0 controls but newline and tab, DEL, C1 controls): text a
+#: user wrote (check names, messages, skip reasons, expressions) shows them escaped, \x1b
+_TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_control(text: str) -> str:
+    """``text`` with the control characters a terminal would act on (ESC starting an escape
+    sequence, BEL, carriage return, backspace, ...) written as ``\\xNN``, as pytest shows
+    ids; newlines and tabs are kept."""
+    if not _TERMINAL_CONTROLS.search(text):
+        return text
+    return _TERMINAL_CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _gh_data(text: str) -> str:
+    text = escape_control(text)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 

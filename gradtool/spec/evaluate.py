@@ -16,7 +16,6 @@ factory calls here and for every primitive by the engine's element cap).
 from __future__ import annotations
 
 import ast
-import contextlib
 import inspect
 import math
 import operator
@@ -28,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import dtypes, primitive
-from ..engine.grad_mode import MODE
+from ..engine import dtypes, limits, primitive
+from ..engine.limits import element_limit
 from ..engine.ops import BUILTINS, TENSOR_METHODS
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors
@@ -45,7 +44,7 @@ MAX_EXPONENT = 1024
 #: longest string literal (strings are only allowed as call arguments)
 MAX_STRING = 64
 #: default cap on the number of elements of any tensor an expression creates
-DEFAULT_MAX_ELEMENTS = 10**8
+DEFAULT_MAX_ELEMENTS = limits.DEFAULT_MAX_ELEMENTS
 #: largest expression once spec Function calls are expanded (functions calling functions
 #: twice, 50 deep, would otherwise run 2**50 formulas)
 MAX_EXPANDED_NODES = 1_000_000
@@ -538,40 +537,34 @@ def _check_arguments(program: Program, call: ast.Call, name: str,
 
 
 # ---- limits ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def element_limit(max_elements: int) -> Iterator[None]:
-    """Make every engine primitive refuse to create a tensor of more than ``max_elements``
-    elements (nested limits keep the smallest)."""
-    try:
-        from ..engine.limits import element_limit as engine_limit
-    except ImportError:
-        engine_limit = None
-    if engine_limit is not None:
-        with engine_limit(max_elements):
-            yield
-        return
-    previous = MODE.max_elements
-    MODE.max_elements = max_elements if not previous else min(previous, max_elements)
-    try:
-        yield
-    finally:
-        MODE.max_elements = previous
+def _dimension(value) -> int | None:
+    """A size argument as an int: Python and numpy integers, 0-d integer tensors; None for
+    anything else (the call itself then reports it)."""
+    if isinstance(value, Tensor):
+        data = value._data
+        if data.ndim == 0 and data.dtype.kind in "iu":
+            return int(data.item())
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    return None
 
 
 def _count(shape) -> int:
-    """Elements of a tensor of shape ``shape`` (an int or a sequence of ints); 0 when the
-    shape is malformed (the call itself then reports it)."""
-    if isinstance(shape, Tensor):
-        return 0
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape,)
+    """Elements of a tensor of shape ``shape`` (a size or a sequence of sizes, each an int,
+    a numpy integer or a 0-d integer tensor); 0 when the shape is malformed (the call
+    itself then reports it)."""
+    single = _dimension(shape)
+    if single is not None:
+        shape = (single,)
     if not isinstance(shape, (list, tuple)):
         return 0
     n = 1
     for s in shape:
-        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+        d = _dimension(s)
+        if d is None:
             return 0
-        n *= abs(int(s))
+        n *= abs(d)
     return n
 
 
@@ -711,7 +704,7 @@ class _Evaluator:
         if n > self.max_elements:
             raise self.fail(node, f"{what} would create a tensor of {n:,} elements, over the "
                             f"limit of {self.max_elements:,}", LimitError,
-                            hint="use smaller shapes, or raise the element cap")
+                            hint=limits.ELEMENTS_HINT)
 
     # -- handlers
     def _constant(self, node: ast.Constant):

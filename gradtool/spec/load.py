@@ -8,12 +8,17 @@ Sections are loaded in the order of ``schema.TOP_LEVEL`` by the loaders in
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..engine import limits as engine_limits
 from ..engine.graph import grad
+from ..engine.limits import Limits, MemoryBudget, memory_budget
 from ..engine.ops import ones_like
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors
@@ -68,20 +73,28 @@ class CheckSpec:
     max_elements: int = field(default=DEFAULT_MAX_ELEMENTS, repr=False)
     modules: dict[str, ModuleDef] = field(default_factory=dict, repr=False)  # those called
     torch: bool = False         # calls torch Functions or modules: runs on torch tensors
+    limits: Limits = field(default_factory=Limits)   # max_memory, max_elements, timeout
 
     def build(self) -> BuiltCheck:
         """Generate the inputs and the modules' parameters (same seed, same values) and bind
-        the expression."""
-        all_inputs = {
-            name: spec.make(seed=self.seed, dtype=self.dtype, eps=self.eps,
-                            requires_grad=name in self.wrt, max_elements=self.max_elements)
-            for name, spec in self.inputs.items()}
-        if self.torch:
-            all_inputs = {name: _to_torch(t) for name, t in all_inputs.items()}
-        # the torch bridge checks in float64 whatever the inputs were: so are torch modules
-        module_dtype = "float64" if self.torch else self.dtype
-        instances = {name: mdef.build(self.seed, module_dtype, self.max_elements)
-                     for name, mdef in self.modules.items()}
+        the expression.  They and every tensor the expression makes count against the
+        check's memory budget (``limits.max_memory``) for as long as they live."""
+        budget = MemoryBudget(self.limits.max_memory) if self.limits.max_memory else None
+        with memory_budget(0, budget) as active:
+            if active is not None:
+                self._charge(active)
+            all_inputs = {
+                name: spec.make(seed=self.seed, dtype=self.dtype, eps=self.eps,
+                                requires_grad=name in self.wrt,
+                                max_elements=self.max_elements)
+                for name, spec in self.inputs.items()}
+            if self.torch:
+                all_inputs = {name: _to_torch(t) for name, t in all_inputs.items()}
+            # the torch bridge checks in float64 whatever the inputs were: so are torch
+            # modules
+            module_dtype = "float64" if self.torch else self.dtype
+            instances = {name: mdef.build(self.seed, module_dtype, self.max_elements)
+                         for name, mdef in self.modules.items()}
         parameters = {}
         for instance in instances.values():
             for name, parameter in instance.parameters().items():
@@ -106,8 +119,9 @@ class CheckSpec:
                 else:
                     env[name] = tensor
             try:
-                out = run_program(program, env, functions, max_elements=cap,
-                                  modules=instances, torch=torch)[0]
+                with memory_budget(0, budget):
+                    out = run_program(program, env, functions, max_elements=cap,
+                                      modules=instances, torch=torch)[0]
             finally:
                 for instance in instances.values():
                     instance.current = {}
@@ -117,8 +131,23 @@ class CheckSpec:
         everything = {**all_inputs, **parameters}
         built = BuiltCheck(fn, [everything[n] for n in wrt], wrt, everything)
         if self._calls_formula_functions():
-            _dry_run(built)
+            with memory_budget(0, budget):
+                _dry_run(built)
         return built
+
+    def _charge(self, budget: MemoryBudget) -> None:
+        """Refuse, before building any, inputs and parameters that would not fit together
+        in the memory budget."""
+        total = self.planned_bytes()
+        budget.charge(total, f"check '{self.name}': its inputs and parameters")
+
+    def planned_bytes(self) -> int:
+        """Bytes of the check's inputs and of the parameters of the modules it calls."""
+        itemsize = 4 if self.dtype == "float32" and not self.torch else 8
+        total = sum(spec.elements() * np.dtype(spec.resolved_dtype(self.dtype)).itemsize
+                    for spec in self.inputs.values())
+        return total + sum(mdef.parameter_elements * itemsize
+                           for mdef in self.modules.values())
 
     def _calls_formula_functions(self) -> bool:
         return any(getattr(self.functions.get(name), "spec_definition", None) is not None
@@ -164,13 +193,15 @@ class Spec:
 class _SpecLoader:
     """Turns validated items into a Spec, adding cross-key errors to the context."""
 
-    def __init__(self, ctx: Context, allow_python: bool, max_elements: int,
+    def __init__(self, ctx: Context, allow_python: bool, overrides: Limits,
                  search_path: str | None) -> None:
         self.ctx = ctx
         self.allow_python = allow_python
-        self.max_elements = max_elements
+        self.overrides = overrides
         self.search_path = search_path
         self.defaults: dict[str, Any] = {}
+        self.limits = Limits().updated(overrides)       # the file's: defaults', overridden
+        self.max_elements = _cap(self.limits)
         self.definitions: dict[str, FunctionDef] = {}
         self.broken: set[str] = set()      # defined, but with errors: known names all the same
         self.functions: dict[str, type] = {}
@@ -196,6 +227,16 @@ class _SpecLoader:
 
     def load_defaults(self, item: Item) -> None:
         self.defaults = {key: sub.plain() for key, sub in item.value.items()}
+        self.limits = Limits(**self.defaults.get("limits", {})).updated(self.overrides)
+        self.max_elements = _cap(self.limits)
+
+    def check_limits(self, fields: dict) -> Limits:
+        """Built-in limits < the spec's defaults < the check's own < the overrides (the
+        command line), limit by limit."""
+        given = dict(self.defaults.get("limits", {}))
+        if "limits" in fields:
+            given.update(fields["limits"].plain())
+        return Limits(**given).updated(self.overrides)
 
     def load_functions(self, item: Item) -> None:
         self.broken.update(item.key_locations)
@@ -238,7 +279,8 @@ class _SpecLoader:
                 continue
             mdef, errors = define(name, sub.value, where, allow_python=self.allow_python,
                                   search_path=self.search_path,
-                                  max_elements=self.max_elements)
+                                  max_elements=self.max_elements,
+                                  max_memory=self.limits.max_memory or 0)
             self.ctx.add(errors)
             if mdef is not None:
                 self.modules[name] = mdef
@@ -463,13 +505,14 @@ class _SpecLoader:
                     ok = inputs_ok = False
                     continue
                 spec = input_from_item(name, sub, ctx)
-                if spec is None or not self.input_ok(spec):
+                if spec is None or not self.input_ok(spec, _cap(self.check_limits(fields))):
                     ok = inputs_ok = False
                     continue
                 inputs[name] = spec
         config = {key: spec.default for key, spec in CONFIG.items()}
         config.update(self.defaults)
         config.update({key: fields[key].plain() for key in CONFIG if key in fields})
+        config["limits"] = self.check_limits(fields)
         config["tags"] = tuple(dict.fromkeys([*self.defaults.get("tags", ()),
                                               *(fields["tags"].plain() if "tags" in fields
                                                 else ())]))
@@ -503,12 +546,27 @@ class _SpecLoader:
                              else item.location)
         if not ok:
             return None
-        return CheckSpec(
+        spec = CheckSpec(
             name=fields["name"].value, expr=fields["expr"].value, inputs=inputs, wrt=wrt,
             **config, expect=fields["expect"].value if "expect" in fields else "pass",
             skip=fields["skip"].value if "skip" in fields else None,
             location=item.location, program=program, functions=self.functions,
-            max_elements=self.max_elements, modules=used, torch=torch)
+            max_elements=_cap(config["limits"]), modules=used, torch=torch)
+        return spec if self.fits(spec, fields, item) else None
+
+    def fits(self, spec: CheckSpec, fields: dict, item: Item) -> bool:
+        """Refuse, when loading, a check whose inputs and module parameters alone would
+        take more than its memory budget."""
+        budget = spec.limits.max_memory
+        planned = spec.planned_bytes()
+        if not budget or planned <= budget:
+            return True
+        where = fields["inputs"].location if "inputs" in fields else item.location
+        self.ctx.errors.append(LimitError(
+            f"check '{spec.name}': its inputs and module parameters take "
+            f"{engine_limits.format_bytes(planned)}, over the memory budget of "
+            f"{engine_limits.format_bytes(budget)}", where, hint=engine_limits.MEMORY_HINT))
+        return False
 
     def torch_check(self, program: Program, used: dict[str, ModuleDef], config: dict,
                     fields: dict, item: Item) -> bool:
@@ -533,13 +591,12 @@ class _SpecLoader:
                                "check_forward_ad=True)" if isinstance(bad, bool) else None)
         return True
 
-    def input_ok(self, spec: InputSpec) -> bool:
+    def input_ok(self, spec: InputSpec, cap: int) -> bool:
         n = spec.elements()
-        if n > self.max_elements:
+        if n > cap:
             self.ctx.errors.append(LimitError(
                 f"input '{spec.name}' would have {n:,} elements, over the limit of "
-                f"{self.max_elements:,}", spec.location,
-                hint="use a smaller shape, or raise the element cap"))
+                f"{cap:,}", spec.location, hint=engine_limits.ELEMENTS_HINT))
             return False
         return True
 
@@ -657,27 +714,61 @@ SECTION_LOADERS: dict[str, Callable[[_SpecLoader, Item], None]] = {
 }
 
 
+def _cap(limits: Limits) -> int:
+    """The element cap as a number to compare with (0, no cap, is the largest integer)."""
+    return limits.max_elements or engine_limits.NO_CAP
+
+
+def _overrides(limits: Limits | None, max_elements: int | None) -> Limits:
+    overrides = limits or Limits(None, None, None)
+    if max_elements is not None:
+        overrides = overrides.updated(Limits(None, max_elements, None))
+    return overrides
+
+
 def loads(text: str, filename: str = "<string>", *, allow_python: bool = True,
-          max_elements: int = DEFAULT_MAX_ELEMENTS, search_path: str | None = None) -> Spec:
+          max_elements: int | None = None, search_path: str | None = None,
+          limits: Limits | None = None) -> Spec:
     """Load a spec from its text.  Raises SpecError (SpecErrors when there are several)
-    with every error found without running anything."""
+    with every error found without running anything.  ``limits`` (its non-None fields) and
+    ``max_elements`` win over the spec's own limits (as the command line's do)."""
     root = compose(text, filename)
     if root is None or (root.tag.endswith(":null") and not root.value):
         raise SpecError("empty spec file: expected a mapping with a 'checks:' list",
                         Location(filename, 1, 1))
     ctx = Context(Source(filename, text))
     top = SPEC.convert(root, ctx)
-    loader = _SpecLoader(ctx, allow_python, max_elements, search_path)
+    loader = _SpecLoader(ctx, allow_python, _overrides(limits, max_elements), search_path)
     if top is not None:
         for key in TOP_LEVEL:
             if key in top.value:
                 SECTION_LOADERS[key](loader, top.value[key])
     if ctx.errors:
         errors = sorted(ctx.errors, key=_position)
+        if len(errors) > MAX_ERRORS:
+            more = len(errors) - MAX_ERRORS
+            errors = errors[:MAX_ERRORS] + [SpecError(
+                f"... and {more:,} more error{'s' if more != 1 else ''} in this file",
+                Location(filename), hint="fix the first ones: later errors often follow "
+                "from them")]
         raise errors[0] if len(errors) == 1 else SpecErrors(errors)
     return Spec(filename, dict(loader.functions), loader.checks,
                 top.value["version"].value if "version" in top.value else 1,
                 dict(loader.modules))
+
+
+#: errors reported per spec file; the rest are counted ("... and N more")
+MAX_ERRORS = 50
+
+
+def _file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, in words."""
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file"
 
 
 def _position(error: SpecError) -> tuple:
@@ -688,12 +779,16 @@ def _position(error: SpecError) -> tuple:
 
 
 def load(path: str | os.PathLike, *, allow_python: bool = True,
-         max_elements: int = DEFAULT_MAX_ELEMENTS) -> Spec:
+         max_elements: int | None = None, limits: Limits | None = None) -> Spec:
     """Load a spec file.  ``python:`` references may import modules next to the file.
     The file size is checked before reading."""
     name = str(path)
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):     # a FIFO would block, /dev/zero never end
+            raise SpecError(f"not a regular file ({_file_kind(info.st_mode)}): a spec is a "
+                            "YAML file", Location(name))
+        size = info.st_size
         if size > MAX_FILE_BYTES:
             raise LimitError(f"spec file too large ({size:,} bytes; the limit is "
                              f"{MAX_FILE_BYTES:,})", Location(name))
@@ -705,4 +800,4 @@ def load(path: str | os.PathLike, *, allow_python: bool = True,
         raise SpecError(f"spec file is not UTF-8 text ({exc.reason} at byte {exc.start})",
                         Location(name)) from None
     return loads(text, name, allow_python=allow_python, max_elements=max_elements,
-                 search_path=str(Path(path).resolve().parent))
+                 search_path=str(Path(path).resolve().parent), limits=limits)

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from .. import nn
-from ..engine import dtypes
+from ..engine import dtypes, limits
+from ..engine.grad_mode import MODE
 from ..engine.random import default_generator
 from ..errors import LimitError, Location, SpecError
 from .evaluate import DEFAULT_MAX_ELEMENTS
@@ -52,6 +53,7 @@ class ModuleDef:
     classes: dict[int, type] = field(default_factory=dict, repr=False)   # id(call) -> class
     torch: bool = False
     parameter_names: tuple[str, ...] = ()     # qualified: net.0.weight
+    parameter_elements: int = 0               # of all its parameters (known once built)
 
     def build(self, seed: int = 0, dtype: str = "float64",
               max_elements: int = DEFAULT_MAX_ELEMENTS) -> "ModuleInstance":
@@ -164,23 +166,30 @@ class _CappedRng(np.random.Generator):
         n = math.prod(int(s) for s in (size if isinstance(size, tuple) else (size,)))
         if n > self.max_elements:
             raise LimitError(f"a parameter would have {n:,} elements, over the limit of "
-                             f"{self.max_elements:,}")
+                             f"{self.max_elements:,}", hint=limits.ELEMENTS_HINT)
+        if MODE.budget is not None:
+            MODE.budget.charge(n * 8, "a parameter")
 
     def uniform(self, low=0.0, high=1.0, size=None):
         self._refuse(size)
-        return super().uniform(low, high, size)
+        return _tracked(super().uniform(low, high, size))
 
     def normal(self, loc=0.0, scale=1.0, size=None):
         self._refuse(size)
-        return super().normal(loc, scale, size)
+        return _tracked(super().normal(loc, scale, size))
 
     def standard_normal(self, size=None, dtype=np.float64, out=None):
         self._refuse(size)
-        return super().standard_normal(size, dtype, out)
+        return _tracked(super().standard_normal(size, dtype, out))
 
     def random(self, size=None, dtype=np.float64, out=None):
         self._refuse(size)
-        return super().random(size, dtype, out)
+        return _tracked(super().random(size, dtype, out))
+
+
+def _tracked(values):
+    limits.track(values)
+    return values
 
 
 @contextlib.contextmanager
@@ -211,7 +220,8 @@ def _count_ints(value) -> int:
 
 
 def define(name: str, root: ModuleCall, location: Location, *, allow_python: bool,
-           search_path: str | None, max_elements: int) -> tuple[ModuleDef | None, list]:
+           search_path: str | None, max_elements: int,
+           max_memory: int = limits.DEFAULT_MAX_MEMORY) -> tuple[ModuleDef | None, list]:
     """Resolve every layer of a module and build it once; returns (definition or None,
     errors)."""
     errors: list[SpecError] = []
@@ -244,7 +254,8 @@ def define(name: str, root: ModuleCall, location: Location, *, allow_python: boo
     if errors:
         return None, errors
     try:
-        instance = mdef.build(0, "float64", max_elements)
+        with limits.memory_budget(max_memory):
+            instance = mdef.build(0, "float64", max_elements)
     except _BuildError as exc:
         kind = type(exc.error) if isinstance(exc.error, SpecError) else SpecError
         return None, [kind(f"module '{name}': {exc.message}", exc.location, exc.hint)]
@@ -256,6 +267,8 @@ def define(name: str, root: ModuleCall, location: Location, *, allow_python: boo
         return None, [SpecError(f"module '{name}' cannot be built: {type(exc).__name__}: "
                                 f"{message}", location)]
     mdef.parameter_names = tuple(instance.parameters())
+    mdef.parameter_elements = sum(int(np.prod(p.shape)) for p in
+                                  instance.parameters().values())
     return mdef, []
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ..engine import limits as engine_limits
 from ..errors import Location, SpecError
 from .yaml_source import Source, kind_name, scalar_value
 
@@ -195,8 +196,13 @@ class String(_Scalar):
         return {"type": "string"}
 
 
+#: control characters (C0, DEL, C1): in a name they would reach terminals raw
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 class CheckName(String):
-    """A check's name: text that is not blank (reports and ``-k`` select checks by it)."""
+    """A check's name: text that is not blank and has no control characters (reports and
+    ``-k`` select checks by it; terminals show it)."""
 
     def convert(self, node, ctx):
         item = super().convert(node, ctx)
@@ -204,10 +210,49 @@ class CheckName(String):
             ctx.error("a check name cannot be empty", item.location,
                       hint="name the check: it is how reports and -k select it")
             return None
+        bad = CONTROL_CHARACTERS.search(item.value) if item is not None else None
+        if bad is not None:
+            ctx.error(f"a check name cannot contain control characters (found "
+                      f"{bad.group()!r} at position {bad.start() + 1})", item.location,
+                      hint="names are shown on terminals and in CI logs: use printable "
+                      "text")
+            return None
         return item
 
     def json(self, defs):
-        return {"type": "string", "pattern": "\\S"}
+        return {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S"
+                "[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+
+
+class Limit(_Scalar):
+    """One resource limit: a number, or a string with a unit (``512MiB``, ``30s``),
+    read by ``parse`` (one of gradtool.engine.limits' parsers)."""
+
+    def __init__(self, parse, expected: str, pattern: str) -> None:
+        self.parse = parse
+        self.expected = expected
+        self.pattern = pattern
+
+    def convert(self, node, ctx):
+        value, ok = self._value(node, ctx)
+        if not ok:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            self.mismatch(node, ctx)
+            return None
+        try:
+            parsed = self.parse(value, "limit")
+        except ValueError as exc:
+            ctx.error(str(exc).removeprefix("limit: "), ctx.where(node),
+                      hint=f"expected {self.expected}")
+            return None
+        return Item(parsed, ctx.where(node), node)
+
+    def json(self, defs):
+        return {"anyOf": [{"type": "number", "minimum": 0},
+                          {"type": "string", "pattern": self.pattern}]}
+
+
 
 
 class Name(String):
@@ -645,6 +690,23 @@ METHODS = ("central", "forward", "richardson", "complex")
 MODES = ("auto", "full", "fast")
 INITS = ("normal", "uniform", "zeros", "ones", "arange")
 
+_UNIT_PATTERN = r"^\s*[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?\s*{units}\s*$"
+
+LIMITS = {
+    "max_memory": Field(Limit(engine_limits.parse_bytes, "bytes, e.g. 512MiB, 2GB or 1e9",
+                              _UNIT_PATTERN.format(units="([kKmMgGtT]i?[bB]|[kKmMgGtTbB])?")),
+                        "budget of live tensor bytes of a check (512MiB, 2GB; 0: none)",
+                        default=engine_limits.DEFAULT_MAX_MEMORY),
+    "max_elements": Field(Limit(engine_limits.parse_count, "a count, e.g. 100000000 or 1e8",
+                                _UNIT_PATTERN.format(units="[kKmMgG]?")),
+                          "largest number of elements of one tensor (0: no cap)",
+                          default=engine_limits.DEFAULT_MAX_ELEMENTS),
+    "timeout": Field(Limit(engine_limits.parse_seconds, "seconds, e.g. 30, 30s, 5m or 1h",
+                           _UNIT_PATTERN.format(units="(ms|s|sec|m|min|h)?")),
+                     "time budget of a check (30s, 5m; 0: none)",
+                     default=engine_limits.DEFAULT_TIMEOUT),
+}
+
 #: settings a check takes from ``defaults:`` when it does not set them itself
 CONFIG = {
     "dtype": Field(Enum(*DTYPES), "floating dtype of the inputs", default="float64"),
@@ -662,6 +724,9 @@ CONFIG = {
                         default=0.0),
     "tags": Field(ListOf(String()), "labels to select checks by; in defaults, added to "
                   "every check's tags", default=()),
+    "limits": Field(Record(LIMITS, what="limits"), "resource limits: {max_memory, "
+                    "max_elements, timeout}; in a check, each one given wins over defaults'",
+                    default={}),
 }
 
 INPUT = Record({

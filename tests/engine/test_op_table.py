@@ -525,12 +525,11 @@ def test_every_entry_has_rules():
 
 def test_element_cap_is_checked_before_allocating():
     from gradtool.engine.grad_mode import MODE
+    from gradtool.engine.limits import element_limit
     from gradtool.errors import LimitError
 
     x = gt.ones(1000)
-    old = MODE.max_elements
-    MODE.max_elements = 10_000
-    try:
+    with element_limit(10_000):
         for make in (lambda: x[gt.zeros(100, 1000, dtype=gt.int64)],
                      lambda: x.index_select(0, gt.zeros(20_000, dtype=gt.int64)),
                      lambda: x.repeat(11), lambda: gt.outer(x, x),
@@ -539,5 +538,4 @@ def test_element_cap_is_checked_before_allocating():
                      lambda: gt.pad(x, (0, 9001)), lambda: gt.cat([x] * 11)):
             with pytest.raises(LimitError):
                 make()
-    finally:
-        MODE.max_elements = old
+    assert not MODE.limited
