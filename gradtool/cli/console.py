@@ -20,6 +20,8 @@ PIPE_WIDTH = 200
 #: exit code when the reader of stdout went away (``gradtool check | head``): 128 + SIGPIPE,
 #: as a shell reports a process killed by it; 1 would say that a check failed
 BROKEN_PIPE = 141
+#: exit code of a run stopped with Ctrl-C (128 + SIGINT, as shells report it)
+INTERRUPTED = 130
 
 
 def stop_on_broken_pipe() -> None:

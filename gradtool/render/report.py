@@ -12,6 +12,7 @@ import math
 import re
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,7 @@ class Outcome:
     exit_code: int = 0          # what this outcome contributes to the run's exit code
     result: object = None       # the checker's CheckResult (None when it did not run)
     details: dict = field(default_factory=dict)   # result.to_dict(), JSON-safe
+    end_column: int | None = None   # end of the offending span of an error (for the ^^^)
 
     @property
     def id(self) -> str:
@@ -120,8 +122,10 @@ def exit_code(outcomes, load_errors=()) -> int:
     return max(codes, default=0)
 
 
-def summary_text(outcomes, load_errors=(), elapsed: float | None = None) -> Text:
-    """``3 passed, 1 failed, 2 xfailed in 0.41s`` (pytest's wording)."""
+def summary_text(outcomes, load_errors=(), elapsed: float | None = None, *,
+                 not_run: int = 0, interrupted: bool = False) -> Text:
+    """``3 passed, 1 failed, 2 xfailed in 0.41s`` (pytest's wording); ``not_run``: checks
+    left after ``-x`` stopped the run or Ctrl-C interrupted it."""
     text = Text()
     parts = []
     for status, count in counts(outcomes).items():
@@ -132,6 +136,11 @@ def summary_text(outcomes, load_errors=(), elapsed: float | None = None) -> Text
         n, files = len(load_errors), len({e.file for e in load_errors})
         parts.append((f"{n} error{'s' if n > 1 else ''} loading {files} "
                       f"file{'s' if files > 1 else ''}", "bold red"))
+    if not_run:
+        parts.append((f"{not_run} not run ({'interrupted' if interrupted else '-x'})",
+                      "yellow"))
+    elif interrupted:
+        parts.append(("interrupted", "yellow"))
     if not parts:
         parts.append(("no checks ran", "yellow"))
     for i, (chunk, style) in enumerate(parts):
@@ -156,36 +165,77 @@ def fmt_time(seconds: float) -> str:
 
 
 # --------------------------------------------------------------------------- table
+#: the numeric columns of the table: (header, width, justify), in the order they are dropped
+#: from the right when the ids need the room (an id is never broken)
+COLUMNS = (("max abs err", 11), ("max rel err", 11), ("evals", 9), ("time", 8))
+#: columns dropped first when the line is too narrow: evals, then rel err, time, abs err
+DROP_ORDER = ("evals", "max rel err", "time", "max abs err")
+STATUS_WIDTH = 7
+
+
+@dataclass
+class TableLayout:
+    """Widths of the check table: the id column fits the longest id, numeric columns are
+    dropped (never the id folded) when the line would be wider than the console."""
+
+    id_width: int
+    columns: tuple
+
+    @classmethod
+    def fit(cls, ids, width: int | None) -> "TableLayout":
+        id_width = max([len("check"), *(len(i) for i in ids)])
+        columns = list(COLUMNS)
+        for name in DROP_ORDER:
+            total = id_width + 2 + STATUS_WIDTH + sum(2 + w for _, w in columns)
+            if width is None or total <= width:
+                break
+            columns = [c for c in columns if c[0] != name]
+        return cls(id_width, tuple(columns))
+
+    def header(self) -> Text:
+        text = Text("check".ljust(self.id_width) + "  " + "status".ljust(STATUS_WIDTH),
+                    style="bold")
+        for name, width in self.columns:
+            text.append("  " + name.rjust(width), style="bold")
+        return text
+
+    def row(self, item: "Outcome") -> Text:
+        label, style = STATUSES[item.status]
+        text = Text(item.id.ljust(self.id_width) + "  ")
+        text.append(label.ljust(STATUS_WIDTH) if self.columns else label, style=style)
+        evals = item.metric("evaluations")
+        values = {"max abs err": fmt_error(item.metric("max_abs_error")),
+                  "max rel err": fmt_error(item.metric("max_rel_error")),
+                  "evals": "–" if evals is None else f"{evals:,}",
+                  "time": fmt_time(item.time)}
+        for name, width in self.columns:
+            text.append("  " + values[name].rjust(width))
+        return text
+
+
 def render_table(console: Console, outcomes, load_errors=(), *, elapsed=None,
                  verbose: bool = False, quiet: bool = False,
-                 show_load_errors: bool = True) -> None:
+                 show_load_errors: bool = True, rows: bool = True,
+                 not_run: int = 0, interrupted: bool = False,
+                 excerpt: Callable | None = None) -> None:
     """The human report: one row per check, then every problem expanded, then the summary
-    (which counts the load errors; ``show_load_errors=False`` when they went to stderr)."""
+    (which counts the load errors; ``show_load_errors=False`` when they went to stderr;
+    ``rows=False`` when the rows were printed as the checks finished)."""
     if show_load_errors:
         print_load_errors(console, load_errors)
-    if not quiet and outcomes:
-        table = Table(show_edge=False, pad_edge=False, header_style="bold", box=None)
-        table.add_column("check", overflow="fold")
-        table.add_column("status")
-        table.add_column("max abs err", justify="right")
-        table.add_column("max rel err", justify="right")
-        table.add_column("evals", justify="right")
-        table.add_column("time", justify="right")
+    if rows and not quiet and outcomes:
+        layout = TableLayout.fit([item.id for item in outcomes], console.width)
+        console.print(layout.header())
         for item in outcomes:
-            label, style = STATUSES[item.status]
-            evals = item.metric("evaluations")
-            table.add_row(Text(f"{item.file}::{item.name}"), Text(label, style=style),
-                          fmt_error(item.metric("max_abs_error")),
-                          fmt_error(item.metric("max_rel_error")),
-                          "–" if evals is None else f"{evals:,}", fmt_time(item.time))
-        console.print(table)
+            console.print(layout.row(item))
     for item in outcomes:
         # with -v, expected failures show their diagnosis too (what gradtool found)
         if item.problem or (verbose and item.status == "xfailed"):
-            render_problem(console, item, verbose=verbose)
+            render_problem(console, item, verbose=verbose, excerpt=excerpt)
     if outcomes and not quiet:
         console.print()
-    console.print(summary_text(outcomes, load_errors, elapsed))
+    console.print(summary_text(outcomes, load_errors, elapsed, not_run=not_run,
+                               interrupted=interrupted))
 
 
 def print_load_errors(console: Console, load_errors) -> None:
@@ -198,14 +248,27 @@ def print_load_errors(console: Console, load_errors) -> None:
             console.print(Text(f"  hint: {error.hint}", style="dim"))
 
 
-def render_problem(console: Console, item: Outcome, *, verbose: bool = False) -> None:
-    """A failure expanded: where, what, the checker's report and diagnosis."""
+def render_problem(console: Console, item: Outcome, *, verbose: bool = False,
+                   excerpt: Callable | None = None) -> None:
+    """A failure expanded: where, what, the checker's report and diagnosis.  An error is
+    ``file:line:col: message`` on one line, then the source line with a ``^`` under the
+    span (``excerpt(outcome)`` gives those lines), as load errors are printed, so that
+    editors' and CI's problem matchers find it."""
     label, style = STATUSES[item.status]
     console.print()
-    head = Text(f"{label} ", style=style)
-    head.append(f"{item.where}: {item.name}", style="bold")
-    console.print(head)
     lines = (item.message or "").splitlines()
+    if item.status == "error":
+        console.print(Text(f"{label} {item.id}", style=style))
+        head = Text(f"{item.where}: ", style="bold")
+        head.append(lines[0] if lines else "error", style="bold")
+        console.print(head)
+        for line in (excerpt(item) if excerpt else ()):
+            console.print(Text(line))
+        lines = lines[1:]
+    else:
+        head = Text(f"{label} ", style=style)
+        head.append(f"{item.where}: {item.name}", style="bold")
+        console.print(head)
     if item.status == "xpassed":
         # the outcome's message says it already (runner.finish); said once, in red
         console.print(Text("  " + (lines[0] if lines else

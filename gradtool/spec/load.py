@@ -261,9 +261,9 @@ class _SpecLoader:
             ref = fields["python"]
             if not self.allow_python:
                 ctx.error(f"function '{name}': python functions are disabled "
-                          "(allow_python=False)", ref.location,
-                          hint="python: imports and runs code; enable it only for trusted "
-                          "specs")
+                          "(--no-python)", ref.location,
+                          hint="python: imports and runs code; drop --no-python (or "
+                          "allow_python=False) only for trusted specs")
                 return None
             try:
                 self.functions[name] = resolve_python(ref.value, ref.location,
