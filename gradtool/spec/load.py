@@ -24,7 +24,8 @@ from .functions import FunctionDef, build_function, is_torch_function, resolve_p
 from .inputs import InputSpec, input_from_item
 from .modules import ModuleDef, define
 from .schema import CONFIG, SPEC, TOP_LEVEL, Context, Item, did_you_mean
-from .yaml_source import MAX_FILE_BYTES, ScalarOrigin, Source, compose
+from .yaml_source import (MAX_FILE_BYTES, ScalarOrigin, Source, compose,
+                          flow_split_errors)
 
 
 @dataclass
@@ -665,6 +666,9 @@ def loads(text: str, filename: str = "<string>", *, allow_python: bool = True,
     if root is None or (root.tag.endswith(":null") and not root.value):
         raise SpecError("empty spec file: expected a mapping with a 'checks:' list",
                         Location(filename, 1, 1))
+    split = flow_split_errors(root, filename)
+    if split:       # the other errors would be the pieces of the cut formulas
+        raise split[0] if len(split) == 1 else SpecErrors(split)
     ctx = Context(Source(filename, text))
     top = SPEC.convert(root, ctx)
     loader = _SpecLoader(ctx, allow_python, max_elements, search_path)

@@ -203,6 +203,34 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, filename: str) -> SpecEr
     return SpecError(f"YAML syntax error: {problem}", where, hint)
 
 
+def flow_split_errors(root: yaml.Node | None, filename: str) -> list[SpecError]:
+    """Formulas cut by YAML's flow syntax: in ``{x: where(a, b, 0.0)}`` the commas end the
+    value, so YAML reads ``where(a`` and two more keys.  A plain scalar inside ``{...}`` or
+    ``[...]`` with an unclosed ``(`` is such a cut formula: one error at it, with the fix."""
+    errors = []
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            continue
+        for child in reversed(children):
+            if node.flow_style and isinstance(child, yaml.ScalarNode) and \
+                    child.style is None and child.value.count("(") > child.value.count(")"):
+                mark = child.start_mark
+                errors.append(SpecError(
+                    f"YAML's flow syntax split this formula at its commas ('{child.value}' "
+                    "is only its start)", Location(filename, mark.line + 1, mark.column + 1,
+                                                   mark.column + 1 + len(child.value)),
+                    hint="quote the formula (x: \"where(a, b, 0.0)\") or use the block form "
+                         "(one 'key: value' per line)"))
+            stack.append(child)
+    return errors
+
+
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _SCALARS = {
     _TAG + "str": lambda node: node.value,
