@@ -120,15 +120,6 @@ class SpecFile(pytest.File):
             yield item
 
 
-def _diagnosis(report: str) -> str:
-    """The line of a checker report that says what is wrong (its first failing block)."""
-    lines = [line.strip() for line in report.splitlines() if line.strip()]
-    for line in lines[1:]:
-        if "FAILED" in line or "missing" in line:
-            return line
-    return lines[0] if lines else "expect: fail"
-
-
 class CheckFailed(Exception):
     """Raised by a failing check; its text is the checker's report."""
 
@@ -148,7 +139,8 @@ class SpecItem(pytest.Item):
             # reported at the check in the spec file, not at this line
             raise pytest.skip.Exception(outcome.message, _use_item_location=True)
         if status == "xfailed":
-            pytest.xfail(_diagnosis(outcome.message))
+            from .render.report import worst_diagnosis
+            pytest.xfail(worst_diagnosis(outcome))
         if status == "passed":
             return
         text = outcome.message

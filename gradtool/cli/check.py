@@ -110,7 +110,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     # off a terminal (CI logs, a pipe) each row is printed as its check finishes
     stream = console.stdout() if fmt == "table" and not quiet and \
         not console.is_terminal(sys.stdout) else None
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     with contextlib.redirect_stdout(sys.stderr):
         outcomes, interrupted = _run(checks, overrides, fail_fast=fail_fast,
                                      save_failures=save_failures, debug=debug,
@@ -118,9 +118,9 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     elapsed = time.perf_counter() - start
     not_run = len(checks) - len(outcomes)
     _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet,
-          rows=stream is None, not_run=not_run, interrupted=interrupted)
+          rows=stream is None, not_run=not_run, interrupted=interrupted, started=started)
     if output:
-        text = _render(file_fmt, outcomes, load_errors, elapsed)
+        text = _render(file_fmt, outcomes, load_errors, elapsed, started)
         try:
             with open(output, "w", encoding="utf-8") as handle:
                 handle.write(text)
@@ -185,7 +185,7 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress,
     return outcomes, False
 
 
-def _render(fmt, outcomes, load_errors, elapsed) -> str:
+def _render(fmt, outcomes, load_errors, elapsed, started=None) -> str:
     if fmt == "table":
         from io import StringIO
         from rich.console import Console
@@ -194,17 +194,17 @@ def _render(fmt, outcomes, load_errors, elapsed) -> str:
                         highlight=False, markup=False, emoji=False)
         report.render_table(plain, outcomes, load_errors, elapsed=elapsed)
         return buffer.getvalue()
-    return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed)
+    return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed, started=started)
 
 
 def _emit(fmt, outcomes, load_errors, elapsed, *, verbose, quiet, rows=True, not_run=0,
-          interrupted=False) -> None:
+          interrupted=False, started=None) -> None:
     if fmt == "table":
         report.render_table(console.stdout(), outcomes, load_errors, elapsed=elapsed,
                             verbose=verbose, quiet=quiet, show_load_errors=False, rows=rows,
                             not_run=not_run, interrupted=interrupted, excerpt=_excerpt)
     else:
-        click.echo(_render(fmt, outcomes, load_errors, elapsed), nl=False)
+        click.echo(_render(fmt, outcomes, load_errors, elapsed, started), nl=False)
 
 
 def _excerpt(outcome) -> list[str]:

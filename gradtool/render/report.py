@@ -7,6 +7,7 @@ The JSON format is versioned (``version``) and documented in docs/cli.md.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import re
@@ -418,23 +419,53 @@ def report_dict(outcomes, load_errors=(), *, elapsed: float = 0.0) -> dict:
     }
 
 
-def render_json(outcomes, load_errors=(), *, elapsed: float = 0.0) -> str:
+def render_json(outcomes, load_errors=(), *, elapsed: float = 0.0,
+                started: float | None = None) -> str:
     return json.dumps(report_dict(outcomes, load_errors, elapsed=elapsed), indent=2) + "\n"
 
 
 # --------------------------------------------------------------------------- JUnit
-def render_junit(outcomes, load_errors=(), *, elapsed: float = 0.0) -> str:
+def worst_diagnosis(item: Outcome) -> str:
+    """One line saying what is wrong with a check: the diagnosis of its worst failing
+    Jacobian block (largest error; NaN counts as the largest), else its message's first
+    line.  What CI list views show of a failure."""
+    blocks = [b for b in getattr(item.result, "blocks", None) or ()
+              if not getattr(b, "passed", True)]
+    if blocks:
+        def badness(block) -> float:
+            value = getattr(block, "max_abs_error", 0.0)
+            value = 0.0 if value is None else float(value)
+            return math.inf if math.isnan(value) else value
+        worst = max(blocks, key=badness)
+        return f"{worst.stage}: {worst.name}: FAILED ({worst.kind}): {worst.diagnosis}"
+    lines = (item.message or "").strip().splitlines()
+    return lines[0] if lines else item.status
+
+
+def _timestamp(started: float | None, elapsed: float) -> str:
+    """The run's start, ISO 8601 with the time zone (UTC)."""
+    start = time.time() - elapsed if started is None else started
+    return datetime.datetime.fromtimestamp(start, datetime.timezone.utc) \
+        .isoformat(timespec="seconds")
+
+
+def render_junit(outcomes, load_errors=(), *, elapsed: float = 0.0,
+                 started: float | None = None) -> str:
     """JUnit XML: one ``testcase`` per check (pytest's conventions for skip and xfail);
-    a file that failed to load is one ``testcase`` with an ``error``."""
+    a file that failed to load is one ``testcase`` named ``(load)`` with an ``error``
+    holding all its errors.  ``started``: the run's start (``time.time()``)."""
     c = counts(outcomes)
+    by_file: dict[str, list[LoadError]] = {}
+    for error in load_errors:
+        by_file.setdefault(error.file, []).append(error)
     suite = ET.Element("testsuite", {
         "name": "gradtool",
-        "tests": str(len(outcomes) + len(load_errors)),
+        "tests": str(len(outcomes) + len(by_file)),
         "failures": str(c["failed"] + c["xpassed"]),
-        "errors": str(c["error"] + len(load_errors)),
+        "errors": str(c["error"] + len(by_file)),
         "skipped": str(c["skipped"] + c["xfailed"]),
         "time": f"{elapsed:.3f}",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+        "timestamp": _timestamp(started, elapsed),
     })
     for item in outcomes:
         case = ET.SubElement(suite, "testcase", {
@@ -443,27 +474,32 @@ def render_junit(outcomes, load_errors=(), *, elapsed: float = 0.0) -> str:
         first = (item.message or "").strip().splitlines()
         summary = first[0] if first else item.status
         if item.status == "failed":
-            node = ET.SubElement(case, "failure", {"message": summary, "type": "GradcheckError"})
+            node = ET.SubElement(case, "failure", {"message": worst_diagnosis(item),
+                                                   "type": "GradcheckError"})
             node.text = item.message
         elif item.status == "xpassed":
             node = ET.SubElement(case, "failure", {
                 "message": "[XPASS(strict)] marked 'expect: fail' but the check passed",
                 "type": "XPASS"})
         elif item.status == "error":
-            node = ET.SubElement(case, "error", {"message": summary})
+            node = ET.SubElement(case, "error", {"message": f"{item.where}: {summary}"})
             node.text = item.message + (f"\nhint: {item.hint}" if item.hint else "")
         elif item.status == "skipped":
             ET.SubElement(case, "skipped", {"message": item.message or "skipped",
                                             "type": "pytest.skip"})
         elif item.status == "xfailed":
-            ET.SubElement(case, "skipped", {"message": f"expected failure: {summary}",
-                                            "type": "pytest.xfail"})
-    for error in load_errors:
+            ET.SubElement(case, "skipped", {"message": "expected failure: "
+                                            + worst_diagnosis(item), "type": "pytest.xfail"})
+    for file, errors in by_file.items():
+        first = errors[0]
         case = ET.SubElement(suite, "testcase", {
-            "classname": _classname(error.file), "name": "(load)", "file": error.file,
-            "line": str(error.line or 0), "time": "0"})
-        node = ET.SubElement(case, "error", {"message": f"{error.where}: {error.message}"})
-        node.text = error.message + (f"\nhint: {error.hint}" if error.hint else "")
+            "classname": _classname(file), "name": "(load)", "file": file,
+            "line": str(first.line or 0), "time": "0"})
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        node = ET.SubElement(case, "error", {"message": f"{first.where}: {first.message}"
+                                                        f"{more}"})
+        node.text = "\n".join(f"{e.where}: {e.message}" + (f"\n  hint: {e.hint}" if e.hint
+                                                            else "") for e in errors)
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
@@ -491,7 +527,8 @@ def _gh_property(text: str) -> str:
     return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(outcomes, load_errors=(), *, elapsed: float | None = None) -> str:
+def render_github(outcomes, load_errors=(), *, elapsed: float | None = None,
+                  started: float | None = None) -> str:
     """One ``::error file=F,line=L,title=T::message`` workflow command per problem,
     then the plain summary line."""
     lines = []

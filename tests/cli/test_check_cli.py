@@ -8,9 +8,10 @@ from pathlib import Path
 
 import jsonschema
 import numpy as np
+from gradtool.render import report_schema
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = json.loads((Path(__file__).parent / "report_schema.json").read_text())
+SCHEMA = report_schema.REPORT_SCHEMA
 
 GOOD = """\
 version: 1
