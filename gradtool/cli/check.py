@@ -54,9 +54,14 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
 @click.option("--save-failures", type=click.Path(file_okay=False), metavar="DIR",
               help="Write each failing check's inputs to DIR/<file>__<check>.npz.")
 @click.option("--no-python", is_flag=True, help="Refuse specs with 'python:' references.")
+@click.option("--skip-non-specs", is_flag=True,
+              help="Skip files named on the command line that are not spec files (YAML "
+                   "without checks:, functions: or version:), as in folders; for "
+                   "pre-commit, which passes every changed YAML file.")
 @options.common
 def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed, verbose,
-            quiet, fmt, output, collect_only, save_failures, no_python) -> None:
+            quiet, fmt, output, collect_only, save_failures, no_python,
+            skip_non_specs) -> None:
     """Run the gradient checks of spec files (default: the specs/ folder).
 
     PATHS are spec files, check ids (file.yaml::name, as printed) or folders, searched
@@ -94,7 +99,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         except OSError as error:
             raise UsageError(f"--save-failures {save_failures}: cannot create the folder: "
                              f"{error.strerror or error}") from None
-    files, load_errors = discover(paths)
+    files, load_errors = discover(paths, sniff_named=skip_non_specs)
     # what imported user code prints goes to stderr: stdout holds only the report (JSON...)
     with contextlib.redirect_stdout(sys.stderr):
         checks, errors = load_all(files, allow_python=not no_python, debug=debug)

@@ -197,9 +197,9 @@ def split_target(raw: str) -> tuple[str, str | None]:
     return str(raw), None
 
 
-def discover(paths) -> tuple[list[Path], list[LoadError]]:
-    """Spec files under ``paths``, sorted, no repeats.  A file named is always a spec; a
-    folder is searched for *.yaml/*.yml that look like specs (:func:`looks_like_spec`),
+def discover(paths, *, sniff_named: bool = False) -> tuple[list[Path], list[LoadError]]:
+    """Spec files under ``paths``, sorted, no repeats.  A file named is always a spec
+    (``sniff_named``: only if it looks like one, as in folders); a folder is searched for *.yaml/*.yml that look like specs (:func:`looks_like_spec`),
     skipping hidden folders, virtualenvs, node_modules, build, dist and __pycache__.
     ``file::name`` ids are accepted (the name is chosen by :func:`select_named`)."""
     files: list[Path] = []
@@ -213,7 +213,8 @@ def discover(paths) -> tuple[list[Path], list[LoadError]]:
                                         "with checks:) in this folder"))
             files.extend(found)
         elif path.is_file():
-            files.append(path)
+            if not sniff_named or looks_like_spec(path):
+                files.append(path)
         elif path.is_symlink() or path.exists():
             errors.append(LoadError(display_path(path), _not_a_file(path) or
                                     "not a regular file (a spec file or a folder of them)"))
