@@ -41,6 +41,9 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
 @click.option("--method", type=click.Choice(METHODS),
               help="Finite-difference method for every check.")
 @click.option("--seed", type=options.SEED, help="Seed for every check's generated inputs.")
+@click.option("--nondet-tol", type=options.NON_NEGATIVE, metavar="TOL",
+              help="Tolerance for nondeterministic backward passes, for every check (as a "
+                   "spec's nondet_tol: two backward passes may differ by this much).")
 @click.option("-v", "--verbose", is_flag=True,
               help="Show the Jacobian blocks of failures (numbers, or a heatmap when large).")
 @click.option("-q", "--quiet", is_flag=True, help="Only problems and the summary line.")
@@ -59,8 +62,8 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
                    "without checks:, functions: or version:), as in folders; for "
                    "pre-commit, which passes every changed YAML file.")
 @options.common
-def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed, verbose,
-            quiet, fmt, output, collect_only, save_failures, no_python,
+def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed, nondet_tol,
+            verbose, quiet, fmt, output, collect_only, save_failures, no_python,
             skip_non_specs) -> None:
     """Run the gradient checks of spec files (default: the specs/ folder).
 
@@ -111,7 +114,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         raise click.exceptions.Exit(report.exit_code([], load_errors))
     if fail_fast and load_errors:
         checks = []        # as pytest -x: errors while collecting stop the run before it starts
-    overrides = Overrides(eps, atol, rtol, mode, method, seed)
+    overrides = Overrides(eps, atol, rtol, mode, method, seed, nondet_tol)
     # off a terminal (CI logs, a pipe) each row is printed as its check finishes
     stream = console.stdout() if fmt == "table" and not quiet and \
         not console.is_terminal(sys.stdout) else None

@@ -31,6 +31,7 @@ class Overrides:
     mode: str | None = None
     method: str | None = None
     seed: int | None = None
+    nondet_tol: float | None = None
 
     def applied_to(self, spec):
         """The check spec with the overrides that shape its inputs (the seed draws them, eps
@@ -40,7 +41,7 @@ class Overrides:
         return dataclasses.replace(spec, **changes) if changes else spec
 
     def apply(self, settings: dict) -> dict:
-        for key in ("eps", "atol", "rtol", "mode", "method", "seed"):
+        for key in ("eps", "atol", "rtol", "mode", "method", "seed", "nondet_tol"):
             value = getattr(self, key)
             if value is not None:
                 settings[key] = value

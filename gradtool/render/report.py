@@ -7,6 +7,7 @@ The JSON format is versioned (``version``) and documented in docs/cli.md.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -229,14 +230,38 @@ def render_table(console: Console, outcomes, load_errors=(), *, elapsed=None,
         console.print(layout.header())
         for item in outcomes:
             console.print(layout.row(item))
+    notes: list[str] = []
     for item in outcomes:
         # with -v, expected failures show their diagnosis too (what gradtool found)
         if item.problem or (verbose and item.status == "xfailed"):
+            message, note = _vmap_note(item.message)
+            if note:
+                notes.append(note)
+                item = dataclasses.replace(item, message=message)
             render_problem(console, item, verbose=verbose, excerpt=excerpt)
+    for note in dict.fromkeys(notes):     # once per run, not once per check
+        console.print()
+        console.print(Text(f"note: torch.func.vmap failed: {note}; the checks marked "
+                           "'looped' called the function once per perturbed input",
+                           style="dim"))
     if outcomes and not quiet:
         console.print()
     console.print(summary_text(outcomes, load_errors, elapsed, not_run=not_run,
                                interrupted=interrupted))
+
+
+_VMAP_FAILED = re.compile(r"looped \(torch\.func\.vmap failed: (.*)\)\)$", re.MULTILINE)
+
+
+def _vmap_note(message: str) -> tuple[str, str | None]:
+    """A checker report without the reason torch.func.vmap failed (said once per run by
+    the table), and that reason."""
+    found = _VMAP_FAILED.search(message or "")
+    if found is None:
+        return message, None
+    start, end = found.span(1)
+    return message[:start - len(" failed: ") + 1] + "failed, see the note)" + \
+        message[end + 1:], found.group(1)
 
 
 def print_load_errors(console: Console, load_errors) -> None:
