@@ -232,13 +232,15 @@ def _collect(checks, load_errors, fmt) -> None:
         return
     out = console.stdout()
     for c in checks:
-        line = Text(f"{c.file}:{c.line}: " if c.line else f"{c.file}: ", style="dim")
-        line.append(c.name, style="bold")
+        # the id first: what PATHS accept (gradtool check file.yaml::name), as pytest's
+        line = Text(c.id, style="bold")
         if c.tags:
             line.append(f"  [{', '.join(c.tags)}]", style="cyan")
         if c.expect == "fail":
             line.append("  expect: fail", style="yellow")
         if c.skip:
             line.append(f"  skip: {c.skip}", style="yellow")
+        if c.line:
+            line.append(f"  ({c.file}:{c.line})", style="dim")
         out.print(line)
     out.print(Text(f"{len(checks)} check{'s' if len(checks) != 1 else ''} collected"))

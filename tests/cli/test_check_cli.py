@@ -195,7 +195,7 @@ def test_collect_only(run, spec_dir):
     spec_dir("bad.yaml", BAD)
     result = run("check", ".", "--collect-only")
     assert result.exit_code == 0
-    assert "good.yaml:3: square  [fast]" in result.stdout
+    assert "good.yaml::square  [fast]  (good.yaml:3)" in result.stdout
     assert "skip: not written yet" in result.stdout and "5 checks collected" in result.stdout
     data = json.loads(run("check", ".", "--collect-only", "--format", "json").stdout)
     assert [c["name"] for c in data["checks"]][:3] == [

@@ -304,3 +304,41 @@ def test_the_table_drops_numeric_columns_before_breaking_an_id():
         header, row = capture.get().splitlines()
         assert row.startswith(ids[0] + "  PASSED")
         assert len(row) <= max(width, len(ids[0]) + 8)
+
+
+def test_every_id_collect_only_prints_runs_that_check(run, spec_dir):
+    spec_dir("specs/a.yaml", TWO)
+    listed = run("check", "specs", "--collect-only").stdout.splitlines()[:-1]
+    ids = [line.split()[0] for line in listed]
+    assert ids == ["specs/a.yaml::relu_one", "specs/a.yaml::relu_two", "specs/a.yaml::tanh"]
+    for ident in ids:
+        assert _ran(run("check", ident).stdout) == [ident]
+
+
+def test_long_source_lines_are_cut_around_the_caret():
+    from gradtool.cli.console import EXCERPT_WIDTH, cut_around
+    line = "x + " * 200 + "sigmod(x)" + " + x" * 200
+    start = line.index("sigmod")
+    cut, begin, end = cut_around(line, start, start + 6)
+    assert len(cut) <= EXCERPT_WIDTH + 2 and cut.startswith("…") and cut.endswith("…")
+    assert cut[begin:end] == "sigmod"
+    short, begin, end = cut_around("expr: sigmod(x)", 6, 12)
+    assert (short, begin, end) == ("expr: sigmod(x)", 6, 12)
+    head, begin, end = cut_around("sigmod(x)" + " + x" * 100, 0, 6)
+    assert head[begin:end] == "sigmod" and not head.startswith("…") and head.endswith("…")
+    tail_line = "x + " * 100 + "sigmod(x)"
+    tail, begin, end = cut_around(tail_line, len(tail_line) - 9, len(tail_line) - 3)
+    assert tail[begin:end] == "sigmod" and tail.startswith("…") and not tail.endswith("…")
+
+
+def test_the_progress_bar_shows_counts_and_elapsed_time(run, spec_dir):
+    spec_dir("a.yaml", "checks:\n" + "".join(
+        f"  - name: c{i}\n    expr: x.sum()\n    inputs:\n      x: [1.0]\n" for i in range(6))
+        + "  - name: bad\n    expr: (x * ones(2)).sum()\n    inputs:\n      x: [1.0, 2.0, 3.0]\n")
+    result = run("check", "a.yaml", env={"FORCE_COLOR": "1", "TTY_COMPATIBLE": "1",
+                                         "TTY_INTERACTIVE": "1"})
+    assert result.exit_code == 2
+    import re
+    plain = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", result.stderr)
+    assert re.search(r"\d passed, \d failed", plain), plain
+    assert re.search(r"\d:\d\d:\d\d", plain), plain
