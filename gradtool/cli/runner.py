@@ -114,10 +114,15 @@ def _skipped_dir(path: Path) -> bool:
 
 def looks_like_spec(path: Path) -> bool:
     """True if the YAML file is a mapping with a ``checks:``, ``functions:`` or
-    ``version:`` key, or cannot be read or parsed (then loading it reports the error):
-    other YAML in a spec folder (a workflow, mkdocs.yml) is not a spec."""
+    ``version:`` key, or cannot be read or parsed, or is over the size limit (then loading
+    it reports the error): other YAML in a spec folder (a workflow, mkdocs.yml) is not a
+    spec.  Reads YAML events only as far as the first top-level key that decides."""
     import yaml
+
+    from ..spec.yaml_source import MAX_FILE_BYTES
     try:
+        if os.path.getsize(path) > MAX_FILE_BYTES:
+            return True         # loading it says it is too large: never skipped unread
         with open(path, encoding="utf-8") as handle:
             depth, expect_key = 0, False
             for event in yaml.parse(handle, Loader=yaml.SafeLoader):
@@ -208,8 +213,9 @@ def discover(paths, *, sniff_named: bool = False) -> tuple[list[Path], list[Load
     for raw in paths or (DEFAULT_PATH,):
         path = Path(split_target(raw)[0])
         if path.is_dir():
+            known = len(errors)
             found = _walk(path, errors)
-            if not found and not any(e.file.startswith(display_path(path)) for e in errors):
+            if not found and len(errors) == known:
                 errors.append(LoadError(display_path(path), "no spec files (*.yaml, *.yml "
                                         "with checks:) in this folder"))
             files.extend(found)

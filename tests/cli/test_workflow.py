@@ -342,3 +342,22 @@ def test_the_progress_bar_shows_counts_and_elapsed_time(run, spec_dir):
     plain = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", result.stderr)
     assert re.search(r"\d passed, \d failed", plain), plain
     assert re.search(r"\d:\d\d:\d\d", plain), plain
+
+
+def test_a_huge_yaml_in_a_folder_is_reported_not_read(run, spec_dir, monkeypatch):
+    from gradtool.spec import yaml_source
+    monkeypatch.setattr(yaml_source, "MAX_FILE_BYTES", 1000)
+    spec_dir("specs/a.yaml", TWO)
+    spec_dir("specs/data.yaml", "rows:\n" + "  - 1\n" * 500)
+    result = run("check", "specs")
+    assert result.exit_code == 2 and "specs/data.yaml" in result.stderr
+    assert "too large" in result.stderr
+
+
+def test_a_folder_with_only_a_broken_link_says_so_once(run, spec_dir, tmp_path):
+    os.makedirs(tmp_path / "specs")
+    os.symlink(tmp_path / "gone.yaml", tmp_path / "specs" / "x.yaml")
+    result = run("check", ".")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0].startswith("specs/x.yaml: broken symbolic link")
+    assert "no spec files" not in result.stderr
