@@ -207,7 +207,8 @@ def discover(paths, *, sniff_named: bool = False) -> tuple[list[Path], list[Load
     """Spec files under ``paths``, sorted, no repeats.  A file named is always a spec
     (``sniff_named``: only if it looks like one, as in folders); a folder is searched for
     *.yaml/*.yml that look like specs (:func:`looks_like_spec`), skipping hidden folders,
-    virtualenvs, node_modules, build, dist and __pycache__.  ``file::name`` ids are accepted (the name is chosen by :func:`select_named`)."""
+    virtualenvs, node_modules, build, dist and __pycache__.  ``file::name`` ids are
+    accepted (the name is chosen by :func:`select_named`)."""
     files: list[Path] = []
     errors: list[LoadError] = []
     for raw in paths or (DEFAULT_PATH,):
