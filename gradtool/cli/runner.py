@@ -154,8 +154,13 @@ def _walk(root: Path, errors: list[LoadError]) -> list[Path]:
     is not a regular file (a dangling symlink, a device) is an error, never skipped."""
     found: list[Path] = []
     pending = [root]
+    seen: set[Path] = set()         # symbolic links to folders are followed, once each
     while pending:
         folder = pending.pop()
+        real = folder.resolve()
+        if real in seen:
+            continue
+        seen.add(real)
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as error:
@@ -165,7 +170,7 @@ def _walk(root: Path, errors: list[LoadError]) -> list[Path]:
         subfolders = []
         for entry in entries:
             path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
+            if _is_folder(entry):
                 if not _skipped_dir(path):
                     subfolders.append(path)
                 continue
@@ -178,6 +183,13 @@ def _walk(root: Path, errors: list[LoadError]) -> list[Path]:
                 found.append(path)
         pending.extend(reversed(subfolders))
     return sorted(found)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:         # a link loop: not a folder (reported as a file if it is YAML)
+        return False
 
 
 def _not_a_file(path: Path) -> str | None:

@@ -361,3 +361,18 @@ def test_a_folder_with_only_a_broken_link_says_so_once(run, spec_dir, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0].startswith("specs/x.yaml: broken symbolic link")
     assert "no spec files" not in result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks")
+def test_linked_folders_are_followed_once(run, spec_dir, tmp_path):
+    spec_dir("shared/a.yaml", TWO)
+    os.makedirs(tmp_path / "specs")
+    os.symlink(tmp_path / "shared", tmp_path / "specs" / "linked")
+    os.symlink(tmp_path / "specs", tmp_path / "specs" / "loop")      # a cycle
+    result = run("check", "specs")
+    assert result.exit_code == 0, result.output
+    # shown by the real path (each file once, however many links lead to it)
+    assert _ran(result.stdout) == ["shared/a.yaml::relu_one", "shared/a.yaml::relu_two",
+                                   "shared/a.yaml::tanh"]
+    one = run("check", "specs/linked/a.yaml::tanh")
+    assert _ran(one.stdout) == ["shared/a.yaml::tanh"]
