@@ -148,7 +148,10 @@ def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False
     if data.ndim == 0:
         return _make(np.zeros((), np.int64))
     axis = _norm_dim(dim, data.ndim)
-    order = np.argsort(-data if descending else data, axis=axis, kind="stable")
+    if descending:      # NaN first, as torch (NaN sorts as the largest value); stable
+        order = np.lexsort((-data, ~np.isnan(data)), axis=axis)
+    else:
+        order = np.argsort(data, axis=axis, kind="stable")      # NaN last
     return _make(order.astype(np.int64))
 
 

@@ -149,3 +149,18 @@ def test_quoted_and_block_formulas_with_commas_load():
                  '{x: [1.0]}}\n  - name: b\n    expr: where(x > 0, x, 0.0).sum()\n'
                  '    inputs: {x: [1.0, 2.0]}\n', "f.yaml")
     assert [c.name for c in spec.checks] == ["a", "b"]
+
+
+def test_nan_sorts_as_the_largest_value_as_in_torch():
+    torch = pytest.importorskip("torch")
+    import gradtool as gt
+    values = np.array([[1.0, np.nan, 3.0, 2.0], [np.nan, 0.5, -1.0, 4.0]])
+    for descending in (False, True):
+        for dim in (0, 1):
+            got = evaluate_program(f"argsort(x, dim={dim}, descending={descending})",
+                                   {"x": gt.tensor(values)})
+            expected = torch.argsort(torch.tensor(values), dim=dim, descending=descending,
+                                     stable=True)
+            np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    top = evaluate_program("topk(x, 2)[1]", {"x": gt.tensor(values)})
+    np.testing.assert_array_equal(top.numpy(), torch.topk(torch.tensor(values), 2)[1].numpy())
