@@ -11,7 +11,6 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from ..engine import ops as engine_ops
 from ..engine import primitive
 from ..engine.dtypes import float32
 from ..engine.primitive import INTERCEPTORS, REGISTRY
