@@ -1,12 +1,22 @@
 """pytest plugin (entry point ``pytest11``): every check of every spec file as a test item.
 
-    pytest --gradtool specs/          # or, in the ini file: gradtool_specs = specs
+    pytest --gradtool specs/                 # the checks of the spec files under specs/
+    pytest --gradtool specs/relu.yaml::relu  # one check, by its id
+    pytest --gradtool                        # gradtool_specs of the ini file, else specs/
+
+``--gradtool`` is a flag: paths are pytest's own arguments (so ``pytest --gradtool specs/``
+runs the spec checks only, not the test suite too).  With the ini value ``gradtool_specs``
+the spec files under those paths are collected in every run, beside the tests.  In a folder
+pytest walks, a YAML file is a spec if it is a mapping with ``checks:``, ``functions:`` or
+``version:`` (workflows and mkdocs.yml are left alone); a YAML file named on the command
+line always is.
 
 Each check is one item (``specs/basics.yaml::mean_of_squares``) whose failure report is
 the checker's report; ``expect: fail`` checks are xfail (strict: an unexpected pass fails),
 ``skip: reason`` checks are skipped, spec tags become markers (``-m tag``).  A spec file
-that cannot be loaded is a collection error.  Without the option or the ini value the plugin
-does nothing, so ordinary pytest runs are untouched.
+that cannot be loaded is a collection error.  Items share nothing: each builds its inputs
+and modules from the spec when it runs, so any subset, in any order, gives the same
+results.  Without the flag or the ini value the plugin does nothing.
 """
 
 from __future__ import annotations
@@ -20,53 +30,72 @@ SUFFIXES = (".yaml", ".yml")
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("gradtool", "gradtool spec files")
-    group.addoption("--gradtool", action="append", nargs="?", const="", default=None,
-                    metavar="PATH",
-                    help="collect the checks of gradtool spec files under PATH (repeatable; "
-                         "without PATH: the gradtool_specs ini value, else specs/)")
+    group.addoption("--gradtool", action="store_true", default=False,
+                    help="collect the checks of gradtool spec files (*.yaml, *.yml with "
+                         "checks:) among pytest's paths; without paths: the gradtool_specs "
+                         "ini value, else specs/")
     group.addoption("--gradtool-no-python", action="store_true", default=False,
                     help="refuse 'python:' references in spec files")
     parser.addini("gradtool_specs", "spec files or folders whose checks pytest collects",
                   type="args", default=[])
 
 
-def _spec_roots(config) -> list[Path]:
-    """Command-line paths are relative to where pytest was started, ini paths to the ini
-    file's folder (as pytest's own ``testpaths``)."""
-    given = [p for p in (config.getoption("gradtool") or ()) if p]
-    if given:
-        base = Path(config.invocation_params.dir)
-        return [(base / p).resolve() for p in given]
-    ini = list(config.getini("gradtool_specs"))
-    if config.getoption("gradtool") is None and not ini:
-        return []
+def _ini_roots(config) -> list[Path]:
+    """The ini value's paths, relative to the ini file's folder (as ``testpaths``)."""
     base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
-    return [(base / p).resolve() for p in (ini or ["specs"])]
+    return [(base / p).resolve() for p in config.getini("gradtool_specs")]
+
+
+def _paths_given(config) -> bool:
+    """True when the command line named paths (or node ids) for pytest to collect."""
+    source = getattr(config, "args_source", None)
+    return source is not None and source == pytest.Config.ArgsSource.ARGS
 
 
 def pytest_configure(config) -> None:
-    roots = _spec_roots(config)
-    config._gradtool_roots = roots
-    if not roots:
+    flag = config.getoption("gradtool")
+    ini = _ini_roots(config)
+    config._gradtool = None
+    if not flag and not ini:
         return
-    known = {str(Path(a).resolve()) for a in config.args}
-    for path in roots:
-        if str(path) not in known:
-            config.args.append(str(path))
+    named = {Path(str(a).split("::")[0]).resolve() for a in config.args} \
+        if _paths_given(config) else set()
+    # the flag alone: paths are pytest's arguments; without any, the ini value or specs/;
+    # the ini value alone: its paths are collected beside the tests (as testpaths)
+    roots = [] if flag else ini
+    if not _paths_given(config):
+        defaults = ini or [Path(config.invocation_params.dir, "specs").resolve()]
+        if flag:
+            config.args[:] = [str(p) for p in defaults]
+        else:
+            known = {str(Path(a).resolve()) for a in config.args}
+            config.args.extend(str(p) for p in defaults if str(p) not in known)
+    config._gradtool = _Collection(flag, roots, named)
 
 
-def _under_roots(path: Path, roots) -> bool:
-    for root in roots:
-        if path == root or root in path.parents:
+class _Collection:
+    """Which YAML files are spec files: with the flag, any YAML pytest reaches that is
+    named or looks like a spec; with the ini value only, those under its paths."""
+
+    def __init__(self, flag: bool, roots: list[Path], named: set[Path]) -> None:
+        self.flag, self.roots, self.named = flag, roots, named
+
+    def wants(self, path: Path) -> bool:
+        from .cli.runner import looks_like_spec
+        resolved = path.resolve()
+        if resolved in self.named:
             return True
-    return False
+        if not self.flag and not any(resolved == root or root in resolved.parents
+                                     for root in self.roots):
+            return False
+        return looks_like_spec(path)
 
 
 def pytest_collect_file(file_path: Path, parent):
-    roots = getattr(parent.config, "_gradtool_roots", None)
-    if not roots or file_path.suffix not in SUFFIXES:
+    collection = getattr(parent.config, "_gradtool", None)
+    if collection is None or file_path.suffix not in SUFFIXES:
         return None
-    if not _under_roots(file_path.resolve(), roots):
+    if not collection.wants(file_path):
         return None
     return SpecFile.from_parent(parent, path=file_path)
 
@@ -91,15 +120,6 @@ class SpecFile(pytest.File):
             yield item
 
 
-def _diagnosis(report: str) -> str:
-    """The line of a checker report that says what is wrong (its first failing block)."""
-    lines = [line.strip() for line in report.splitlines() if line.strip()]
-    for line in lines[1:]:
-        if "FAILED" in line or "missing" in line:
-            return line
-    return lines[0] if lines else "expect: fail"
-
-
 class CheckFailed(Exception):
     """Raised by a failing check; its text is the checker's report."""
 
@@ -119,7 +139,8 @@ class SpecItem(pytest.Item):
             # reported at the check in the spec file, not at this line
             raise pytest.skip.Exception(outcome.message, _use_item_location=True)
         if status == "xfailed":
-            pytest.xfail(_diagnosis(outcome.message))
+            from .render.report import worst_diagnosis
+            pytest.xfail(worst_diagnosis(outcome))
         if status == "passed":
             return
         text = outcome.message

@@ -408,10 +408,10 @@ class _Checker:
                             f"the limit of {FULL_LIMIT:,}", hint="use mode='auto' or "
                             "mode='fast' (random projections vᵀJu)")
         self.mode = mode
-        label = mode if mode == "full" else f"fast ({self.k} projections)"
+        self.mode_notes = [] if mode == "full" else [f"{self.k} projections"]
         if self.auto_note:
-            label += f"; auto: {self.auto_note}"
-        res = CheckResult(passed=True, method=self.method, mode=label,
+            self.mode_notes.append(f"auto: {self.auto_note}")
+        res = CheckResult(passed=True, method=self.method, mode=self._mode_label(),
                           eps=self.eps, atol=self.atol, rtol=self.rtol, seed=self.seed,
                           input_names=self.names, warnings=list(self.warnings),
                           inputs=[None if d is None else d.copy() for d in self.in_data])
@@ -628,9 +628,15 @@ class _Checker:
         thresholds = []
         self._fast_pairs(thresholds)
         if thresholds:
-            self.res.mode += (f"; sees errors spread over the Jacobian, and a single wrong "
-                              f"entry over ~{max(thresholds):.2g}: mode='full' compares every "
-                              "entry")
+            self.mode_notes.append(f"it sees errors spread over the Jacobian, and a single "
+                                   f"wrong entry over ~{max(thresholds):.2g}; mode='full' "
+                                   "compares every entry")
+            self.res.mode = self._mode_label()
+
+    def _mode_label(self) -> str:
+        """``full``, ``full (auto: estimated 3 ms)``, ``fast (4 projections; auto: ...)``."""
+        notes = "; ".join(self.mode_notes)
+        return f"{self.mode} ({notes})" if notes else self.mode
 
     def _fast_pairs(self, thresholds: list):
         us = {j: self._random(self.in_data[j].shape) for j in self.diff}

@@ -23,8 +23,7 @@ from . import console
 #: ``ctx.meta`` key: packages of the spec's ``python:`` code (set by ``--spec`` loading)
 USER_PACKAGES = "gradtool.user_packages"
 
-#: exit code of a run stopped with Ctrl-C (128 + SIGINT, as shells report it)
-INTERRUPTED = 130
+INTERRUPTED = console.INTERRUPTED
 
 #: errors of writing the output that are the machine's, not gradtool's (exit 2, one line)
 OUTPUT_ERRNOS = frozenset(getattr(errno, name) for name in

@@ -10,7 +10,8 @@ import time
 import warnings
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn)
 from rich.text import Text
 
 from ..check.gradcheck import METHODS, MODES
@@ -18,7 +19,7 @@ from ..errors import Location, UsageError
 from ..render import report
 from . import console, options
 from .files import require_regular, write_atomic
-from .runner import Overrides, discover, load_all, run_check, select
+from .runner import Overrides, discover, load_all, run_check, select, select_named
 
 EXTENSION_FORMATS = {".xml": "junit", ".json": "json", ".txt": "table"}
 PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a terminal)
@@ -26,8 +27,10 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
 
 @click.command("check", short_help="Run the gradient checks of spec files.")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("-k", "keyword", metavar="TEXT",
-              help="Only checks whose 'file::name' contains TEXT (case-insensitive).")
+@click.option("-k", "keyword", metavar="EXPR",
+              help="Only checks matching EXPR, as pytest's -k: words matched against "
+                   "'file::name' and the tags (case-insensitive), with and/or/not and "
+                   "parentheses: -k 'relu and not slow'.")
 @click.option("-m", "tags", multiple=True, metavar="TAG",
               help="Only checks with this tag (repeatable: any of them).")
 @click.option("-x", "--fail-fast", is_flag=True, help="Stop at the first failure or error.")
@@ -39,6 +42,9 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
 @click.option("--method", type=click.Choice(METHODS),
               help="Finite-difference method for every check.")
 @click.option("--seed", type=options.SEED, help="Seed for every check's generated inputs.")
+@click.option("--nondet-tol", type=options.NON_NEGATIVE, metavar="TOL",
+              help="Tolerance for nondeterministic backward passes, for every check (as a "
+                   "spec's nondet_tol: two backward passes may differ by this much).")
 @click.option("-v", "--verbose", is_flag=True,
               help="Show the Jacobian blocks of failures (numbers, or a heatmap when large).")
 @click.option("-q", "--quiet", is_flag=True, help="Only problems and the summary line.")
@@ -52,20 +58,30 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
 @click.option("--save-failures", type=click.Path(file_okay=False), metavar="DIR",
               help="Write each failing check's inputs to DIR/<file>__<check>.npz.")
 @click.option("--no-python", is_flag=True, help="Refuse specs with 'python:' references.")
+@click.option("--skip-non-specs", is_flag=True,
+              help="Skip files named on the command line that are not spec files (YAML "
+                   "without checks:, functions: or version:), as in folders; for "
+                   "pre-commit, which passes every changed YAML file.")
 @options.common
 @options.limits_options
-def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed, verbose,
-            quiet, fmt, output, collect_only, save_failures, no_python, limits) -> None:
+def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed, nondet_tol,
+            verbose, quiet, fmt, output, collect_only, save_failures, no_python,
+            skip_non_specs, limits) -> None:
     """Run the gradient checks of spec files (default: the specs/ folder).
 
-    PATHS are spec files or folders (searched for *.yaml and *.yml).  Exit code: 0 all
-    passed, 1 a check failed (or an 'expect: fail' check passed), 2 a usage or spec error,
-    3 an internal error; the highest wins.
+    PATHS are spec files, check ids (file.yaml::name, as printed) or folders, searched
+    for *.yaml and *.yml files holding a mapping with checks:, functions: or version:
+    (other YAML is skipped; hidden folders, virtualenvs, node_modules, build, dist and
+    __pycache__ are not searched).  Exit code: 0 all passed, 1 a check failed (or an
+    'expect: fail' check passed), 2 a usage or spec error, 3 an internal error, 130
+    interrupted (Ctrl-C: the checks that finished are reported); the highest wins.
 
     \b
     Examples:
       gradtool check                                 every spec under specs/
       gradtool check specs/my_relu.yaml -k relu -v
+      gradtool check specs/my_relu.yaml::my_relu     one check, by its id
+      gradtool check -k "relu and not fail"          pytest's -k expressions
       gradtool check -m fast --format junit --output report.xml
       gradtool check --format github                 annotations for GitHub Actions
       gradtool check --max-memory 2GiB --timeout 5m   raise every check's limits
@@ -91,28 +107,36 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         except OSError as error:
             raise UsageError(f"--save-failures {save_failures}: cannot create the folder: "
                              f"{error.strerror or error}") from None
-    files, load_errors = discover(paths)
+    files, load_errors = discover(paths, sniff_named=skip_non_specs)
     # what imported user code prints goes to stderr: stdout holds only the report (JSON...)
     with contextlib.redirect_stdout(sys.stderr):
         checks, errors = load_all(files, allow_python=not no_python, debug=debug,
                                   limits=limits)
     load_errors += errors
     _print_load_errors(load_errors)
-    checks = select(checks, keyword, tags)
+    checks = select(select_named(checks, paths), keyword, tags)
     if collect_only:
         _collect(checks, load_errors, fmt)
         raise click.exceptions.Exit(report.exit_code([], load_errors))
     if fail_fast and load_errors:
         checks = []        # as pytest -x: errors while collecting stop the run before it starts
-    overrides = Overrides(eps, atol, rtol, mode, method, seed)
-    start = time.perf_counter()
+    overrides = Overrides(eps, atol, rtol, mode, method, seed, nondet_tol)
+    # off a terminal (CI logs, a pipe) each row is printed as its check finishes
+    stream = console.stdout() if fmt == "table" and not quiet and \
+        not console.is_terminal(sys.stdout) else None
+    start, started = time.perf_counter(), time.time()
     with contextlib.redirect_stdout(sys.stderr):
-        outcomes = _run(checks, overrides, fail_fast=fail_fast, save_failures=save_failures,
-                        debug=debug, progress=fmt == "table" and not quiet)
+        outcomes, interrupted = _run(checks, overrides, fail_fast=fail_fast,
+                                     save_failures=save_failures, debug=debug,
+                                     progress=fmt == "table" and not quiet, stream=stream)
     elapsed = time.perf_counter() - start
-    _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet)
+    not_run = len(checks) - len(outcomes)
+    _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet,
+          rows=stream is None, not_run=not_run, interrupted=interrupted, started=started)
     if output:
-        write_atomic(output, _render(file_fmt, outcomes, load_errors, elapsed))
+        write_atomic(output, _render(file_fmt, outcomes, load_errors, elapsed, started))
+    if interrupted:
+        raise click.exceptions.Exit(console.INTERRUPTED)
     raise click.exceptions.Exit(report.exit_code(outcomes, load_errors))
 
 
@@ -128,49 +152,72 @@ def _print_load_errors(load_errors) -> None:
             err.print(Text(f"  hint: {error.hint}", style="dim"))
 
 
-def _run(checks, overrides, *, fail_fast, save_failures, debug, progress) -> list:
+def _run(checks, overrides, *, fail_fast, save_failures, debug, progress,
+         stream=None) -> tuple[list, bool]:
+    """Run the checks; returns their outcomes and whether Ctrl-C stopped the run (then the
+    outcomes are those of the checks that finished).  ``stream``: a console to print each
+    check's table row on as it finishes."""
     outcomes = []
     err = console.stderr()
     show = progress and err.is_terminal and len(checks) > PROGRESS_AFTER
     bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
-                   MofNCompleteColumn(),
-                   console=err, transient=True, disable=not show)
-    with bar:
-        task = bar.add_task("checking", total=len(checks))
-        for item in checks:
-            bar.update(task, description=f"checking {item.name}")
-            # warnings (float32 inputs, ...) are shown at the check, once each, not as
-            # Python's "gradtool/cli/check.py:129: UserWarning" lines
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                outcome = run_check(item, overrides, save_failures=save_failures,
-                                    debug=debug)
-            outcomes.append(outcome)
-            for message in dict.fromkeys(str(w.message).strip() for w in caught):
-                err.print(Text(f"{outcome.where}: warning: {outcome.name}: {message}",
-                               style="yellow"))
-            bar.advance(task)
-            if fail_fast and outcome.problem:
-                break
-    return outcomes
+                   MofNCompleteColumn(), TextColumn("{task.fields[tally]}", markup=False),
+                   TimeElapsedColumn(), console=err, transient=True, disable=not show)
+    layout = report.TableLayout.fit([c.id for c in checks], stream.width) \
+        if stream is not None and checks else None
+    try:
+        with bar:
+            task = bar.add_task("checking", total=len(checks), tally="")
+            for item in checks:
+                bar.update(task, description=f"checking {item.name}")
+                # warnings (float32 inputs, ...) are shown at the check, once each, not as
+                # Python's "gradtool/cli/check.py:129: UserWarning" lines
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    outcome = run_check(item, overrides, save_failures=save_failures,
+                                        debug=debug)
+                outcomes.append(outcome)
+                for message in dict.fromkeys(str(w.message).strip() for w in caught):
+                    err.print(Text(f"{outcome.where}: warning: {outcome.name}: {message}",
+                                   style="yellow"))
+                if layout is not None:
+                    if len(outcomes) == 1:
+                        stream.print(layout.header())
+                    stream.print(layout.row(outcome))
+                tally = report.counts(outcomes)
+                bar.update(task, advance=1, tally=f"{tally['passed']} passed, "
+                           f"{tally['failed'] + tally['xpassed'] + tally['error']} failed")
+                if fail_fast and outcome.problem:
+                    break
+    except KeyboardInterrupt:       # report what finished, then exit 130
+        return outcomes, True
+    return outcomes, False
 
 
-def _render(fmt, outcomes, load_errors, elapsed) -> str:
+def _render(fmt, outcomes, load_errors, elapsed, started=None) -> str:
     if fmt == "table":
         from io import StringIO
         buffer = StringIO()
         plain = console.plain(buffer)
         report.render_table(plain, outcomes, load_errors, elapsed=elapsed)
         return buffer.getvalue()
-    return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed)
+    return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed, started=started)
 
 
-def _emit(fmt, outcomes, load_errors, elapsed, *, verbose, quiet) -> None:
+def _emit(fmt, outcomes, load_errors, elapsed, *, verbose, quiet, rows=True, not_run=0,
+          interrupted=False, started=None) -> None:
     if fmt == "table":
         report.render_table(console.stdout(), outcomes, load_errors, elapsed=elapsed,
-                            verbose=verbose, quiet=quiet, show_load_errors=False)
+                            verbose=verbose, quiet=quiet, show_load_errors=False, rows=rows,
+                            not_run=not_run, interrupted=interrupted, excerpt=_excerpt)
     else:
-        click.echo(_render(fmt, outcomes, load_errors, elapsed), nl=False)
+        click.echo(_render(fmt, outcomes, load_errors, elapsed, started), nl=False)
+
+
+def _excerpt(outcome) -> list[str]:
+    """The spec line of an error outcome with a ``^`` under its span."""
+    return console.source_excerpt(Location(outcome.file, outcome.line, outcome.column,
+                                           outcome.end_column))
 
 
 def _collect(checks, load_errors, fmt) -> None:
@@ -184,8 +231,8 @@ def _collect(checks, load_errors, fmt) -> None:
         return
     out = console.stdout()
     for c in checks:
-        line = Text(f"{c.file}:{c.line}: " if c.line else f"{c.file}: ", style="dim")
-        line.append(c.name, style="bold")
+        # the id first: what PATHS accept (gradtool check file.yaml::name), as pytest's
+        line = Text(c.id, style="bold")
         if c.tags:
             line.append(f"  [{', '.join(c.tags)}]", style="cyan")
         if c.expect == "fail":
@@ -193,5 +240,7 @@ def _collect(checks, load_errors, fmt) -> None:
         if c.skip:      # one line per check, whatever the reason holds
             line.append(f"  skip: {c.skip}".replace("\r", "\\r").replace("\n", "\\n"),
                         style="yellow")
+        if c.line:
+            line.append(f"  ({c.file}:{c.line})", style="dim")
         out.print(line)
     out.print(Text(f"{len(checks)} check{'s' if len(checks) != 1 else ''} collected"))

@@ -23,6 +23,8 @@ PIPE_WIDTH = 200
 #: exit code when the reader of stdout went away (``gradtool check | head``): 128 + SIGPIPE,
 #: as a shell reports a process killed by it; 1 would say that a check failed
 BROKEN_PIPE = 141
+#: exit code of a run stopped with Ctrl-C (128 + SIGINT, as shells report it)
+INTERRUPTED = 130
 
 
 def discard_stdout() -> None:
@@ -132,7 +134,27 @@ def source_excerpt(location: Location | None) -> list[str]:
     start = max(location.column - 1, 0)
     end = location.end_column - 1 if location.end_column and \
         location.end_column > location.column else start + 1
+    line, start, end = cut_around(line, start, end)
     return ["    " + line, "    " + " " * start + "^" * max(end - start, 1)]
+
+
+#: longest source line an excerpt shows whole; longer ones are cut around the caret
+EXCERPT_WIDTH = 100
+
+
+def cut_around(line: str, start: int, end: int,
+               width: int = EXCERPT_WIDTH) -> tuple[str, int, int]:
+    """``line`` cut to about ``width`` characters around ``[start, end)`` (the span the
+    caret marks), with ``…`` where text was left out; the span moved to match."""
+    if len(line) <= width:
+        return line, start, end
+    end = min(max(end, start + 1), start + width // 2)      # a long span: its start
+    left = max(0, min(start - width // 4, len(line) - width))
+    right = min(len(line), left + width)
+    head = "…" if left > 0 else ""
+    tail = "…" if right < len(line) else ""
+    shift = left - len(head)
+    return head + line[left:right] + tail, start - shift, end - shift
 
 
 def error_lines(error: BaseException) -> list[str]:

@@ -38,7 +38,7 @@ TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".json": "json",
               help=f"Stop the tree after this many nodes (default {DEFAULT_MAX_LINES}).")
 @click.option("--full", is_flag=True, help="Draw every node: no depth, line or chain limits.")
 @click.option("--no-python", is_flag=True, help="Refuse 'python:' references in --spec.")
-@options.seed_option
+@options.graph_seed_option
 @options.common
 @options.limited_command
 def command(expr, inputs, spec_file, check_name, saved, grads, fmt, output, depth, max_lines,

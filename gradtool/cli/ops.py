@@ -11,7 +11,6 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from ..engine import ops as engine_ops
 from ..engine import primitive
 from ..engine.dtypes import float32
 from ..engine.primitive import INTERCEPTORS, REGISTRY
@@ -76,8 +75,9 @@ def traced_primitives(fn) -> list | None:
 
 def builtin_rows() -> list[dict]:
     rows = []
-    for name in sorted(engine_ops.BUILTINS):
-        fn = engine_ops.BUILTINS[name]
+    from ..spec.evaluate import BUILTINS     # what a spec may call: the engine's and sorting
+    for name in sorted(BUILTINS):
+        fn = BUILTINS[name]
         params = list(inspect.signature(fn).parameters.values())
         required = [p for p in params if p.default is inspect.Parameter.empty
                     and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

@@ -70,7 +70,14 @@ def inputs_option(fn):
 
 def seed_option(fn):
     return click.option("--seed", type=SEED, default=None,
-                        help="Seed for generated inputs (default: the spec's, else 0).")(fn)
+                        help="Seed for the inputs -i generates, e.g. -i 'x={shape: [3]}' "
+                             "(default 0).")(fn)
+
+
+def graph_seed_option(fn):
+    return click.option("--seed", type=SEED, default=None,
+                        help="Seed for the inputs -i generates (default 0); a --spec check "
+                             "draws its inputs with its own seed.")(fn)
 
 
 def format_option(*choices: str, default: str):

@@ -6,6 +6,7 @@ exactly what a spec's ``inputs:`` takes."""
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -169,12 +170,32 @@ def from_expression(expr: str, inputs, *, seed: int | None = None) -> Problem:
         if wants:
             wrt.append(name)
 
+    _require_inputs(program, tensors)
+
     def fn(*args):
         env = dict(tensors)
         env.update(zip(wrt, args))
         return evaluate_program(program, env)
 
     return Problem(fn, tuple(tensors[n] for n in wrt), tuple(wrt), tensors)
+
+
+_UNKNOWN_NAME = re.compile(r"^unknown name '([^']+)'")
+
+
+def _require_inputs(program, tensors: dict) -> None:
+    """Names the expression reads that no ``-i`` gives: one error naming all of them, at
+    the first, with the ``-i`` to add (not one error per occurrence)."""
+    from ..spec.evaluate import check_names
+    unknown = [e for e in check_names(program, tensors) if _UNKNOWN_NAME.match(e.message)]
+    if not unknown:
+        return
+    names = list(dict.fromkeys(_UNKNOWN_NAME.match(e.message).group(1) for e in unknown))
+    quoted = ", ".join(f"'{n}'" for n in names)
+    message = unknown[0].message if len(names) == 1 else f"unknown names {quoted}"
+    given = " -i ".join(f"{n}=..." for n in names)
+    raise UsageError(message, unknown[0].location,
+                     hint=f"give {'it' if len(names) == 1 else 'them'} with -i {given}")
 
 
 def _not_a_tensor(value) -> UsageError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import time
 import traceback
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ..engine.limits import Limits, memory_budget, time_limit
 from ..errors import GradcheckError, GradtoolError, UsageError
+from ..spec.schema import did_you_mean
 from ..render.report import LoadError, Outcome, result_metrics
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -31,6 +33,7 @@ class Overrides:
     mode: str | None = None
     method: str | None = None
     seed: int | None = None
+    nondet_tol: float | None = None
 
     def applied_to(self, spec):
         """The check spec with the overrides that shape its inputs (the seed draws them, eps
@@ -40,7 +43,7 @@ class Overrides:
         return dataclasses.replace(spec, **changes) if changes else spec
 
     def apply(self, settings: dict) -> dict:
-        for key in ("eps", "atol", "rtol", "mode", "method", "seed"):
+        for key in ("eps", "atol", "rtol", "mode", "method", "seed", "nondet_tol"):
             value = getattr(self, key)
             if value is not None:
                 settings[key] = value
@@ -95,30 +98,182 @@ def display_path(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel.replace(os.sep, "/")
 
 
-def discover(paths) -> tuple[list[Path], list[LoadError]]:
-    """Spec files under ``paths`` (folders recurse into *.yaml/*.yml), sorted, no repeats."""
+#: folders never searched for spec files (pytest's ``norecursedirs`` and then some):
+#: hidden folders (``.venv``, ``.git``, ``.tox``...) are skipped by their leading dot
+SKIPPED_DIRS = frozenset(("node_modules", "build", "dist", "__pycache__", "venv", "env",
+                          "site-packages", "_darcs", "CVS", "{arch}"))
+#: top-level keys that make a YAML mapping found in a folder a spec file
+SPEC_KEYS = frozenset(("checks", "functions", "version"))
+
+
+def _skipped_dir(path: Path) -> bool:
+    """True for folders pytest would not recurse into: hidden ones, ``*.egg``, the names
+    of SKIPPED_DIRS, and virtualenvs (a ``pyvenv.cfg`` or a ``conda-meta`` folder)."""
+    name = path.name
+    return (name.startswith(".") or name.endswith(".egg") or name in SKIPPED_DIRS
+            or (path / "pyvenv.cfg").is_file() or (path / "conda-meta").is_dir())
+
+
+def looks_like_spec(path: Path) -> bool:
+    """True if the YAML file is a mapping with a ``checks:``, ``functions:`` or
+    ``version:`` key, or cannot be read or parsed, or is over the size limit (then loading
+    it reports the error): other YAML in a spec folder (a workflow, mkdocs.yml) is not a
+    spec.  Reads YAML events only as far as the first top-level key that decides."""
+    import yaml
+
+    from ..spec.yaml_source import MAX_FILE_BYTES
+    try:
+        if os.path.getsize(path) > MAX_FILE_BYTES:
+            return True         # loading it says it is too large: never skipped unread
+        with open(path, encoding="utf-8") as handle:
+            depth, expect_key = 0, False
+            for event in yaml.parse(handle, Loader=yaml.SafeLoader):
+                if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                    if depth == 0 and not isinstance(event, yaml.MappingStartEvent):
+                        return False        # a list document
+                    depth += 1
+                    expect_key = expect_key or depth == 1
+                elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                    depth -= 1
+                    if depth == 0:
+                        return False        # the top mapping ended without a spec key
+                    if depth == 1:          # a nested value (or complex key) ended
+                        expect_key = not expect_key
+                elif isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+                    if depth == 0:
+                        return False        # a scalar document
+                    if depth == 1:
+                        if expect_key and getattr(event, "value", None) in SPEC_KEYS:
+                            return True
+                        expect_key = not expect_key
+            return False
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return True
+
+
+def _walk(root: Path, errors: list[LoadError]) -> list[Path]:
+    """Spec files under a folder, without recursion, skipping what pytest skips; YAML that
+    is not a regular file (a dangling symlink, a device) is an error, never skipped."""
+    found: list[Path] = []
+    pending = [root]
+    seen: set[Path] = set()         # symbolic links to folders are followed, once each
+    while pending:
+        folder = pending.pop()
+        real = folder.resolve()
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as error:
+            errors.append(LoadError(display_path(folder), f"cannot read the folder: "
+                                    f"{error.strerror or error}"))
+            continue
+        subfolders = []
+        for entry in entries:
+            path = Path(entry.path)
+            if _is_folder(entry):
+                if not _skipped_dir(path):
+                    subfolders.append(path)
+                continue
+            if path.suffix not in SPEC_SUFFIXES:
+                continue
+            problem = _not_a_file(path)
+            if problem:
+                errors.append(LoadError(display_path(path), problem))
+            elif looks_like_spec(path):
+                found.append(path)
+        pending.extend(reversed(subfolders))
+    return sorted(found)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:         # a link loop: not a folder (reported as a file if it is YAML)
+        return False
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be a spec file (a dangling link, a device, a FIFO), or None."""
+    try:
+        if path.is_file():
+            return None
+    except OSError as error:
+        return f"cannot read: {error.strerror or error}"
+    if path.is_symlink() and not path.exists():
+        return f"broken symbolic link (to {os.readlink(path)})"
+    if path.is_dir():
+        return "a folder named like a spec file: not a spec file"
+    return "not a regular file (a device, a FIFO or a socket): not a spec file"
+
+
+def split_target(raw: str) -> tuple[str, str | None]:
+    """``specs/a.yaml::name`` -> (``specs/a.yaml``, ``name``): the ids ``check`` prints
+    select one check, as pytest's node ids do."""
+    path, sep, name = str(raw).partition("::")
+    if sep and not Path(raw).exists():
+        return path, name
+    return str(raw), None
+
+
+def discover(paths, *, sniff_named: bool = False) -> tuple[list[Path], list[LoadError]]:
+    """Spec files under ``paths``, sorted, no repeats.  A file named is always a spec
+    (``sniff_named``: only if it looks like one, as in folders); a folder is searched for
+    *.yaml/*.yml that look like specs (:func:`looks_like_spec`), skipping hidden folders,
+    virtualenvs, node_modules, build, dist and __pycache__.  ``file::name`` ids are
+    accepted (the name is chosen by :func:`select_named`)."""
     files: list[Path] = []
     errors: list[LoadError] = []
     for raw in paths or (DEFAULT_PATH,):
-        path = Path(raw)
+        path = Path(split_target(raw)[0])
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES
-                           and p.is_file())
-            if not found:
-                errors.append(LoadError(display_path(path), "no spec files (*.yaml, *.yml) "
-                                        "in this folder"))
+            known = len(errors)
+            found = _walk(path, errors)
+            if not found and len(errors) == known:
+                errors.append(LoadError(display_path(path), "no spec files (*.yaml, *.yml "
+                                        "with checks:) in this folder"))
             files.extend(found)
         elif path.is_file():
-            files.append(path)
-        elif path.exists():
-            errors.append(LoadError(display_path(path), "not a regular file (a spec file "
-                                    "or a folder of them)"))
+            if not sniff_named or looks_like_spec(path):
+                files.append(path)
+        elif path.is_symlink() or path.exists():
+            errors.append(LoadError(display_path(path), _not_a_file(path) or
+                                    "not a regular file (a spec file or a folder of them)"))
         else:
             hint = "run from the folder that holds specs/, or give spec files" \
                 if raw == DEFAULT_PATH and not paths else None
             errors.append(LoadError(display_path(path), "no such file or folder", hint=hint))
     unique = list(dict.fromkeys(p.resolve() for p in files))
     return unique, errors
+
+
+def select_named(checks: list[Selected], paths) -> list[Selected]:
+    """Keep, of the files named with ``file::name``, only the named checks (the other
+    files keep all theirs).  An unknown name is a usage error, as in pytest."""
+    wanted: dict[Path, list[str]] = {}
+    whole: set[Path] = set()
+    for raw in paths or ():
+        path, name = split_target(raw)
+        resolved = Path(path).resolve()
+        if name is None:
+            whole.add(resolved)
+        else:
+            wanted.setdefault(resolved, []).append(name)
+    if not wanted:
+        return checks
+    by_file: dict[Path, list[Selected]] = {}
+    for item in checks:
+        by_file.setdefault(Path(item.file).resolve(), []).append(item)
+    for path, names in wanted.items():
+        present = {c.name for c in by_file.get(path, ())}
+        for name in names:
+            if path in by_file and name not in present:
+                raise UsageError(f"{display_path(path)}::{name}: no check named '{name}' in "
+                                 f"{display_path(path)}" + did_you_mean(name, present),
+                                 hint="see the ids with --collect-only")
+    return [c for c in checks if Path(c.file).resolve() in whole or
+            c.name in wanted.get(Path(c.file).resolve(), (c.name,))]
 
 
 def load_error(file: str, error: BaseException) -> list[LoadError]:
@@ -177,12 +332,108 @@ def load_all(files, *, allow_python: bool = True, debug: bool = False,
     return selected, errors
 
 
+class KeywordExpression:
+    """``-k``: pytest's expression language.  ``relu and not (two or slow)``: each word
+    matches a check whose ``file::name`` or one of whose tags contains it (case-
+    insensitive); ``and``, ``or``, ``not`` and parentheses combine them.  Parsed once,
+    by recursive descent over a flat token list (no eval)."""
+
+    TOKEN = re.compile(r"\s*(?:(?P<paren>[()])|(?P<word>[^\s()]+))")
+    OPERATORS = ("and", "or", "not")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens: list[tuple[str, int]] = []      # (token, column)
+        position = 0
+        while position < len(text):
+            match = self.TOKEN.match(text, position)
+            if match is None:       # only trailing blanks are left
+                break
+            token = match.group("paren") or match.group("word")
+            self.tokens.append((token, match.start(match.lastgroup) + 1))
+            position = match.end()
+        self.position = 0
+        self.depth = 0
+        # the tree: ("word", w) | ("not", t) | ("and"|"or", [terms]) | ("all",)
+        self.tree = self._expression() if self.tokens else ("all",)
+        if self.position < len(self.tokens):
+            token, column = self.tokens[self.position]
+            self._fail(f"unexpected '{token}'", column)
+
+    def _fail(self, message: str, column: int | None = None):
+        at = f" at column {column}" if column else " at the end"
+        raise UsageError(f"-k {self.text!r}: {message}{at}",
+                         hint="words, and/or/not and parentheses, as pytest's -k: "
+                              "-k 'relu and not (two or slow)'")
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.position][0] if self.position < len(self.tokens) else None
+
+    def _expression(self):
+        terms = [self._conjunction()]
+        while self._peek() == "or":
+            self.position += 1
+            terms.append(self._conjunction())
+        return terms[0] if len(terms) == 1 else ("or", terms)
+
+    def _conjunction(self):
+        terms = [self._negation()]
+        while self._peek() == "and":
+            self.position += 1
+            terms.append(self._negation())
+        return terms[0] if len(terms) == 1 else ("and", terms)
+
+    def _negation(self):
+        count = 0
+        while self._peek() == "not":
+            self.position += 1
+            count += 1
+        term = self._atom()
+        return ("not", term) if count % 2 else term
+
+    def _atom(self):
+        if self.position >= len(self.tokens):
+            self._fail("expected a word or '('")
+        token, column = self.tokens[self.position]
+        self.position += 1
+        if token == "(":
+            self.depth += 1
+            if self.depth > 100:
+                self._fail("parentheses nested more than 100 deep", column)
+            inner = self._expression()
+            if self._peek() != ")":
+                self._fail("expected ')'", self.tokens[self.position][1]
+                           if self.position < len(self.tokens) else None)
+            self.position += 1
+            self.depth -= 1
+            return inner
+        if token == ")" or token in self.OPERATORS:
+            self._fail(f"expected a word or '(', got '{token}'", column)
+        return ("word", token.lower())
+
+    def matches(self, item: Selected) -> bool:
+        haystacks = [item.id.lower(), *(str(tag).lower() for tag in item.tags)]
+        return self._evaluate(self.tree, haystacks)
+
+    def _evaluate(self, node, haystacks: list[str]) -> bool:
+        kind = node[0]
+        if kind == "all":
+            return True
+        if kind == "word":
+            return any(node[1] in text for text in haystacks)
+        if kind == "not":
+            return not self._evaluate(node[1], haystacks)
+        results = (self._evaluate(term, haystacks) for term in node[1])
+        return all(results) if kind == "and" else any(results)
+
+
 def select(checks: list[Selected], keyword: str | None = None, tags=()) -> list[Selected]:
-    """``-k``: substring of ``file::name`` (case-insensitive); ``-m``: any of the tags."""
+    """``-k``: a pytest keyword expression (:class:`KeywordExpression`); ``-m``: any of
+    the tags."""
     out = checks
     if keyword:
-        needle = keyword.lower()
-        out = [c for c in out if needle in c.id.lower()]
+        expression = KeywordExpression(keyword)
+        out = [c for c in out if expression.matches(c)]
     if tags:
         wanted = set(tags)
         out = [c for c in out if wanted & set(c.tags)]
@@ -237,6 +488,7 @@ def run_check(item: Selected, overrides: Overrides = Overrides(), *,
         if location is not None and location.line is not None:
             if _same_file(location.file, item.file):
                 outcome.line, outcome.column = location.line, location.column
+                outcome.end_column = getattr(location, "end_column", None)
             else:       # in the user's Python code (a torch Function's backward)
                 where = f"{display_path(Path(location.file))}:{location.line}"
                 outcome.message = f"{where}: {outcome.message}"

@@ -35,12 +35,13 @@ def command(expr, inputs, cotangent, verify, fmt, seed) -> None:
     problem = from_args(expr, inputs, seed=seed)
     fn = problem.single_output_fn()
     v = None
+    out_like = fn(*[t.detach() for t in problem.inputs])
     if cotangent is not None:
-        out_like = fn(*[t.detach() for t in problem.inputs])
         v = _make(input_value(cotangent, "--v", like=out_like))
-    elif not _is_scalar(problem, fn):
-        raise UsageError("the output is not a scalar: give --v, shaped like the output",
-                         hint='e.g. --v "[1, 0, 0]"')
+    elif out_like.numel() != 1:
+        shape = list(out_like.shape)
+        raise UsageError(f"the output is not a scalar (shape {shape}): give --v, shaped like "
+                         "the output", hint=f"e.g. --v \"{example_vector(shape)}\"")
     output, grads = functional.vjp(fn, problem.inputs, v)
     check = finite_difference_check(problem) if verify else None
     payload = {"kind": "vjp", "expr": expr,
@@ -54,5 +55,15 @@ def command(expr, inputs, cotangent, verify, fmt, seed) -> None:
     emit(fmt, payload, rows, check)
 
 
-def _is_scalar(problem, fn) -> bool:
-    return fn(*[t.detach() for t in problem.inputs]).numel() == 1
+def example_vector(shape: list[int]) -> str:
+    """A v of the output's shape for the hint: a one-hot nested list (picks the first
+    element's gradient) when short, else a generated one."""
+    size = 1
+    for n in shape:
+        size *= n
+    if size > 12:
+        return f"{{shape: {shape}, init: ones}}"
+    flat = ["1" if i == 0 else "0" for i in range(size)]
+    for n in reversed(shape[1:]):
+        flat = ["[" + ", ".join(flat[i:i + n]) + "]" for i in range(0, len(flat), n)]
+    return "[" + ", ".join(flat) + "]"

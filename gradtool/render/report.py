@@ -7,11 +7,14 @@ The JSON format is versioned (``version``) and documented in docs/cli.md.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 import math
 import re
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +55,7 @@ class Outcome:
     exit_code: int = 0          # what this outcome contributes to the run's exit code
     result: object = None       # the checker's CheckResult (None when it did not run)
     details: dict = field(default_factory=dict)   # result.to_dict(), JSON-safe
+    end_column: int | None = None   # end of the offending span of an error (for the ^^^)
 
     @property
     def id(self) -> str:
@@ -120,8 +124,10 @@ def exit_code(outcomes, load_errors=()) -> int:
     return max(codes, default=0)
 
 
-def summary_text(outcomes, load_errors=(), elapsed: float | None = None) -> Text:
-    """``3 passed, 1 failed, 2 xfailed in 0.41s`` (pytest's wording)."""
+def summary_text(outcomes, load_errors=(), elapsed: float | None = None, *,
+                 not_run: int = 0, interrupted: bool = False) -> Text:
+    """``3 passed, 1 failed, 2 xfailed in 0.41s`` (pytest's wording); ``not_run``: checks
+    left after ``-x`` stopped the run or Ctrl-C interrupted it."""
     text = Text()
     parts = []
     for status, count in counts(outcomes).items():
@@ -132,6 +138,11 @@ def summary_text(outcomes, load_errors=(), elapsed: float | None = None) -> Text
         n, files = len(load_errors), len({e.file for e in load_errors})
         parts.append((f"{n} error{'s' if n > 1 else ''} loading {files} "
                       f"file{'s' if files > 1 else ''}", "bold red"))
+    if not_run:
+        parts.append((f"{not_run} not run ({'interrupted' if interrupted else '-x'})",
+                      "yellow"))
+    elif interrupted:
+        parts.append(("interrupted", "yellow"))
     if not parts:
         parts.append(("no checks ran", "yellow"))
     for i, (chunk, style) in enumerate(parts):
@@ -156,36 +167,101 @@ def fmt_time(seconds: float) -> str:
 
 
 # --------------------------------------------------------------------------- table
+#: the numeric columns of the table: (header, width, justify), in the order they are dropped
+#: from the right when the ids need the room (an id is never broken)
+COLUMNS = (("max abs err", 11), ("max rel err", 11), ("evals", 7), ("time", 7))
+#: columns dropped first when the line is too narrow: evals, then rel err, time, abs err
+DROP_ORDER = ("evals", "max rel err", "time", "max abs err")
+STATUS_WIDTH = 7
+
+
+@dataclass
+class TableLayout:
+    """Widths of the check table: the id column fits the longest id, numeric columns are
+    dropped (never the id folded) when the line would be wider than the console."""
+
+    id_width: int
+    columns: tuple
+
+    @classmethod
+    def fit(cls, ids, width: int | None) -> "TableLayout":
+        id_width = max([len("check"), *(len(i) for i in ids)])
+        columns = list(COLUMNS)
+        for name in DROP_ORDER:
+            total = id_width + 2 + STATUS_WIDTH + sum(2 + w for _, w in columns)
+            if width is None or total <= width:
+                break
+            columns = [c for c in columns if c[0] != name]
+        return cls(id_width, tuple(columns))
+
+    def header(self) -> Text:
+        text = Text("check".ljust(self.id_width) + "  " + "status".ljust(STATUS_WIDTH),
+                    style="bold")
+        for name, width in self.columns:
+            text.append("  " + name.rjust(width), style="bold")
+        return text
+
+    def row(self, item: "Outcome") -> Text:
+        label, style = STATUSES[item.status]
+        text = Text(item.id.ljust(self.id_width) + "  ")
+        text.append(label.ljust(STATUS_WIDTH) if self.columns else label, style=style)
+        evals = item.metric("evaluations")
+        values = {"max abs err": fmt_error(item.metric("max_abs_error")),
+                  "max rel err": fmt_error(item.metric("max_rel_error")),
+                  "evals": "–" if evals is None else f"{evals:,}",
+                  "time": fmt_time(item.time)}
+        for name, width in self.columns:
+            text.append("  " + values[name].rjust(width))
+        return text
+
+
 def render_table(console: Console, outcomes, load_errors=(), *, elapsed=None,
                  verbose: bool = False, quiet: bool = False,
-                 show_load_errors: bool = True) -> None:
+                 show_load_errors: bool = True, rows: bool = True,
+                 not_run: int = 0, interrupted: bool = False,
+                 excerpt: Callable | None = None) -> None:
     """The human report: one row per check, then every problem expanded, then the summary
-    (which counts the load errors; ``show_load_errors=False`` when they went to stderr)."""
+    (which counts the load errors; ``show_load_errors=False`` when they went to stderr;
+    ``rows=False`` when the rows were printed as the checks finished)."""
     if show_load_errors:
         print_load_errors(console, load_errors)
-    if not quiet and outcomes:
-        table = Table(show_edge=False, pad_edge=False, header_style="bold", box=None)
-        table.add_column("check", overflow="fold")
-        table.add_column("status")
-        table.add_column("max abs err", justify="right")
-        table.add_column("max rel err", justify="right")
-        table.add_column("evals", justify="right")
-        table.add_column("time", justify="right")
+    if rows and not quiet and outcomes:
+        layout = TableLayout.fit([item.id for item in outcomes], console.width)
+        console.print(layout.header())
         for item in outcomes:
-            label, style = STATUSES[item.status]
-            evals = item.metric("evaluations")
-            table.add_row(Text(f"{item.file}::{item.name}"), Text(label, style=style),
-                          fmt_error(item.metric("max_abs_error")),
-                          fmt_error(item.metric("max_rel_error")),
-                          "–" if evals is None else f"{evals:,}", fmt_time(item.time))
-        console.print(table)
+            console.print(layout.row(item))
+    notes: list[str] = []
     for item in outcomes:
         # with -v, expected failures show their diagnosis too (what gradtool found)
         if item.problem or (verbose and item.status == "xfailed"):
-            render_problem(console, item, verbose=verbose)
+            message, note = _vmap_note(item.message)
+            if note:
+                notes.append(note)
+                item = dataclasses.replace(item, message=message)
+            render_problem(console, item, verbose=verbose, excerpt=excerpt)
+    for note in dict.fromkeys(notes):     # once per run, not once per check
+        console.print()
+        console.print(Text(f"note: torch.func.vmap failed: {note}; the checks marked "
+                           "'looped' called the function once per perturbed input",
+                           style="dim"))
     if outcomes and not quiet:
         console.print()
-    console.print(summary_text(outcomes, load_errors, elapsed))
+    console.print(summary_text(outcomes, load_errors, elapsed, not_run=not_run,
+                               interrupted=interrupted))
+
+
+_VMAP_FAILED = re.compile(r"looped \(torch\.func\.vmap failed: (.*)\)\)$", re.MULTILINE)
+
+
+def _vmap_note(message: str) -> tuple[str, str | None]:
+    """A checker report without the reason torch.func.vmap failed (said once per run by
+    the table), and that reason."""
+    found = _VMAP_FAILED.search(message or "")
+    if found is None:
+        return message, None
+    start, end = found.span(1)
+    return message[:start - len(" failed: ") + 1] + "failed, see the note)" + \
+        message[end + 1:], found.group(1)
 
 
 def print_load_errors(console: Console, load_errors) -> None:
@@ -198,14 +274,27 @@ def print_load_errors(console: Console, load_errors) -> None:
             console.print(Text(f"  hint: {error.hint}", style="dim"))
 
 
-def render_problem(console: Console, item: Outcome, *, verbose: bool = False) -> None:
-    """A failure expanded: where, what, the checker's report and diagnosis."""
+def render_problem(console: Console, item: Outcome, *, verbose: bool = False,
+                   excerpt: Callable | None = None) -> None:
+    """A failure expanded: where, what, the checker's report and diagnosis.  An error is
+    ``file:line:col: message`` on one line, then the source line with a ``^`` under the
+    span (``excerpt(outcome)`` gives those lines), as load errors are printed, so that
+    editors' and CI's problem matchers find it."""
     label, style = STATUSES[item.status]
     console.print()
-    head = Text(f"{label} ", style=style)
-    head.append(f"{item.where}: {item.name}", style="bold")
-    console.print(head)
     lines = (item.message or "").splitlines()
+    if item.status == "error":
+        console.print(Text(f"{label} {item.id}", style=style))
+        head = Text(f"{item.where}: ", style="bold")
+        head.append(lines[0] if lines else "error", style="bold")
+        console.print(head)
+        for line in (excerpt(item) if excerpt else ()):
+            console.print(Text(line))
+        lines = lines[1:]
+    else:
+        head = Text(f"{label} ", style=style)
+        head.append(f"{item.where}: {item.name}", style="bold")
+        console.print(head)
     if item.status == "xpassed":
         # the outcome's message says it already (runner.finish); said once, in red
         console.print(Text("  " + (lines[0] if lines else
@@ -355,23 +444,53 @@ def report_dict(outcomes, load_errors=(), *, elapsed: float = 0.0) -> dict:
     }
 
 
-def render_json(outcomes, load_errors=(), *, elapsed: float = 0.0) -> str:
+def render_json(outcomes, load_errors=(), *, elapsed: float = 0.0,
+                started: float | None = None) -> str:
     return json.dumps(report_dict(outcomes, load_errors, elapsed=elapsed), indent=2) + "\n"
 
 
 # --------------------------------------------------------------------------- JUnit
-def render_junit(outcomes, load_errors=(), *, elapsed: float = 0.0) -> str:
+def worst_diagnosis(item: Outcome) -> str:
+    """One line saying what is wrong with a check: the diagnosis of its worst failing
+    Jacobian block (largest error; NaN counts as the largest), else its message's first
+    line.  What CI list views show of a failure."""
+    blocks = [b for b in getattr(item.result, "blocks", None) or ()
+              if not getattr(b, "passed", True)]
+    if blocks:
+        def badness(block) -> float:
+            value = getattr(block, "max_abs_error", 0.0)
+            value = 0.0 if value is None else float(value)
+            return math.inf if math.isnan(value) else value
+        worst = max(blocks, key=badness)
+        return f"{worst.stage}: {worst.name}: FAILED ({worst.kind}): {worst.diagnosis}"
+    lines = (item.message or "").strip().splitlines()
+    return lines[0] if lines else item.status
+
+
+def _timestamp(started: float | None, elapsed: float) -> str:
+    """The run's start, ISO 8601 with the time zone (UTC)."""
+    start = time.time() - elapsed if started is None else started
+    return datetime.datetime.fromtimestamp(start, datetime.timezone.utc) \
+        .isoformat(timespec="seconds")
+
+
+def render_junit(outcomes, load_errors=(), *, elapsed: float = 0.0,
+                 started: float | None = None) -> str:
     """JUnit XML: one ``testcase`` per check (pytest's conventions for skip and xfail);
-    a file that failed to load is one ``testcase`` with an ``error``."""
+    a file that failed to load is one ``testcase`` named ``(load)`` with an ``error``
+    holding all its errors.  ``started``: the run's start (``time.time()``)."""
     c = counts(outcomes)
+    by_file: dict[str, list[LoadError]] = {}
+    for error in load_errors:
+        by_file.setdefault(error.file, []).append(error)
     suite = ET.Element("testsuite", {
         "name": "gradtool",
-        "tests": str(len(outcomes) + len(load_errors)),
+        "tests": str(len(outcomes) + len(by_file)),
         "failures": str(c["failed"] + c["xpassed"]),
-        "errors": str(c["error"] + len(load_errors)),
+        "errors": str(c["error"] + len(by_file)),
         "skipped": str(c["skipped"] + c["xfailed"]),
         "time": f"{elapsed:.3f}",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+        "timestamp": _timestamp(started, elapsed),
     })
     for item in outcomes:
         case = ET.SubElement(suite, "testcase", {
@@ -380,27 +499,32 @@ def render_junit(outcomes, load_errors=(), *, elapsed: float = 0.0) -> str:
         first = (item.message or "").strip().splitlines()
         summary = first[0] if first else item.status
         if item.status == "failed":
-            node = ET.SubElement(case, "failure", {"message": summary, "type": "GradcheckError"})
+            node = ET.SubElement(case, "failure", {"message": worst_diagnosis(item),
+                                                   "type": "GradcheckError"})
             node.text = item.message
         elif item.status == "xpassed":
             node = ET.SubElement(case, "failure", {
                 "message": "[XPASS(strict)] marked 'expect: fail' but the check passed",
                 "type": "XPASS"})
         elif item.status == "error":
-            node = ET.SubElement(case, "error", {"message": summary})
+            node = ET.SubElement(case, "error", {"message": f"{item.where}: {summary}"})
             node.text = item.message + (f"\nhint: {item.hint}" if item.hint else "")
         elif item.status == "skipped":
             ET.SubElement(case, "skipped", {"message": item.message or "skipped",
                                             "type": "pytest.skip"})
         elif item.status == "xfailed":
-            ET.SubElement(case, "skipped", {"message": f"expected failure: {summary}",
-                                            "type": "pytest.xfail"})
-    for error in load_errors:
+            ET.SubElement(case, "skipped", {"message": "expected failure: "
+                                            + worst_diagnosis(item), "type": "pytest.xfail"})
+    for file, errors in by_file.items():
+        first = errors[0]
         case = ET.SubElement(suite, "testcase", {
-            "classname": _classname(error.file), "name": "(load)", "file": error.file,
-            "line": str(error.line or 0), "time": "0"})
-        node = ET.SubElement(case, "error", {"message": f"{error.where}: {error.message}"})
-        node.text = error.message + (f"\nhint: {error.hint}" if error.hint else "")
+            "classname": _classname(file), "name": "(load)", "file": file,
+            "line": str(first.line or 0), "time": "0"})
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        node = ET.SubElement(case, "error", {"message": f"{first.where}: {first.message}"
+                                                        f"{more}"})
+        node.text = "\n".join(f"{e.where}: {e.message}" + (f"\n  hint: {e.hint}" if e.hint
+                                                            else "") for e in errors)
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
@@ -443,7 +567,8 @@ def _gh_property(text: str) -> str:
     return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(outcomes, load_errors=(), *, elapsed: float | None = None) -> str:
+def render_github(outcomes, load_errors=(), *, elapsed: float | None = None,
+                  started: float | None = None) -> str:
     """One ``::error file=F,line=L,title=T::message`` workflow command per problem,
     then the plain summary line."""
     lines = []

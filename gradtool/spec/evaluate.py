@@ -5,8 +5,8 @@ type to checker) *before* anything runs: every construct not in the table (lambd
 comprehensions, f-strings, imports, dunder attributes, ...) is refused with its location.
 Evaluation walks the same tree with a second table from node type to handler.  There is no
 ``eval``/``exec``/``compile``, and no ``getattr`` with a user-given name: functions come from
-``gradtool.engine.ops.BUILTINS`` and the spec's own Functions, tensor methods from a dict
-built once from ``gradtool.engine.ops.TENSOR_METHODS``.
+``gradtool.engine.ops.BUILTINS`` plus ``SORTING`` and the spec's own Functions, tensor
+methods from a dict built once from ``gradtool.engine.ops.TENSOR_METHODS`` plus ``SORTING``.
 
 Limits (each tested in ``tests/test_security.py``): nesting depth, source size, integer
 size, literal exponent size, and the number of elements any tensor may have (checked for
@@ -27,9 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import dtypes, limits, primitive
+from ..engine import dtypes, limits, primitive, torch_parity
+from ..engine.grad_mode import MODE
 from ..engine.limits import element_limit
-from ..engine.ops import BUILTINS, TENSOR_METHODS
+from ..engine.ops import BUILTINS as ENGINE_BUILTINS
+from ..engine.ops import TENSOR_METHODS as ENGINE_TENSOR_METHODS
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors
 from .schema import MAX_INT, did_you_mean
@@ -56,6 +58,17 @@ CONSTANTS: dict[str, Any] = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan":
                              **dtypes.BY_NAME}
 #: names that may not be used for inputs, args or assignments
 RESERVED = frozenset({"grad", "out"}) | frozenset(CONSTANTS)
+
+
+#: sorting, as torch's functions and tensor methods (differentiable: the values are a
+#: gather of the input, whose gradient torch scatters back the same way); the results are
+#: (values, indices) tuples: ``v, i = sort(x)`` or ``topk(x, 2)[0]``
+SORTING: dict[str, Callable] = {"sort": torch_parity.sort, "argsort": torch_parity.argsort,
+                                "topk": torch_parity.topk}
+#: functions an expression may call (besides the spec's Functions and modules)
+BUILTINS: dict[str, Callable] = {**ENGINE_BUILTINS, **SORTING}
+#: tensor methods and attributes an expression may use
+TENSOR_METHODS = ENGINE_TENSOR_METHODS | frozenset(SORTING)
 
 
 def _is_property(name: str) -> bool:
@@ -220,8 +233,11 @@ def parse_program(source: str, origin: ScalarOrigin | TextOrigin | None = None, 
     except ValueError as exc:                    # e.g. null bytes
         raise SpecError(f"invalid syntax: {exc}", origin.location(0)) from None
     except (RecursionError, MemoryError):
-        raise LimitError(f"expression nested too deeply (the limit is {MAX_DEPTH} levels)",
-                         origin.location(0)) from None
+        raise LimitError(f"expression nested too deeply (the limit is {MAX_DEPTH} levels) or "
+                         "an operator chain too long for Python's parser (about 2,000 "
+                         "terms)", origin.location(0),
+                         hint="split the chain with intermediate names: s1 = a + b + ...; "
+                         "s2 = ...; s1 + s2") from None
     if not tree.body:
         raise SpecError("empty expression (only comments)", origin.location(0))
     validator = _Validator(program)
@@ -318,7 +334,12 @@ class _Validator:
                                          "in expressions"), node)
                 continue
             for child, child_role in check(self, node, role):
-                stack.append((child, depth + 1, child_role))
+                # a + b + c + ... is a chain, not nesting: Python's tree of it is left-deep,
+                # so the left operand of an operator continues the chain at the same depth
+                # (evaluated without recursion, see _Evaluator._binop)
+                chained = isinstance(node, ast.BinOp) and child is node.left and \
+                    isinstance(child, ast.BinOp)
+                stack.append((child, depth if chained else depth + 1, child_role))
 
     # -- one checker per allowed node type; each returns the children to visit
     def _constant(self, node: ast.Constant, role: str):
@@ -769,9 +790,15 @@ class _Evaluator:
         return self.guarded(node, f"{name}()", lambda: builtin(*args, **kwargs))
 
     def _binop(self, node: ast.BinOp):
-        left = self.visit(node.left)
-        right = self.visit(node.right)
-        return self._operate(node, BINOPS[type(node.op)], left, right)
+        # the left spine of a chain (a + b + c + ...) iteratively: its length is not
+        # nesting depth, and must not become Python recursion
+        chain = [node]
+        while isinstance(chain[-1].left, ast.BinOp):
+            chain.append(chain[-1].left)
+        value = self.visit(chain[-1].left)
+        for link in reversed(chain):
+            value = self._operate(link, BINOPS[type(link.op)], value, self.visit(link.right))
+        return value
 
     def _operate(self, node: ast.AST, op: tuple[str, Callable], left, right):
         symbol, function = op

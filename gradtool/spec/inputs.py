@@ -16,7 +16,7 @@ import numpy as np
 from ..engine.ops import tensor as make_tensor
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError
-from .schema import INPUT_VALUE, Context, Item
+from .schema import INPUT, INPUT_VALUE, Context, Item
 from .yaml_source import Source, compose
 
 FLOAT_DTYPES = ("float64", "float32", "complex128")
@@ -24,9 +24,6 @@ FLOAT_DTYPES = ("float64", "float32", "complex128")
 DEFAULT_MARGIN = 0.1
 #: default [low, high) of uniform integers
 INT_RANGE = (0, 10)
-
-_GENERATOR_KEYS = ("shape", "init", "low", "high", "mean", "std", "avoid", "positive",
-                   "margin")
 
 
 @dataclass(frozen=True)
@@ -160,32 +157,9 @@ def input_from_item(name: str, item: Item, ctx: Context) -> InputSpec | None:
         ok = False
         ctx.error(message, where[key])
 
-    sources = [k for k in ("value", "linspace", "shape") if k in fields]
-    if len(sources) > 1:
-        conflict(sources[1], f"input '{name}': '{sources[1]}' cannot be combined with "
-                 f"'{sources[0]}' (give one of value, linspace, shape)")
-    if "value" in fields:
-        for key in _GENERATOR_KEYS:
-            if key in fields and key not in sources:     # 'shape' with 'value': said above
-                conflict(key, f"input '{name}': '{key}' applies to generated inputs, not to "
-                         "a literal 'value'")
-    if "linspace" in fields and "init" in fields:
-        conflict("init", f"input '{name}': 'init' cannot be combined with 'linspace'")
+    for key, message in INPUT.broken_rules(fields):
+        conflict(key, message.format(name=name, key=key, dtype=fields.get("dtype")))
     init = fields.get("init", "normal")
-    for key, needs in (("low", "uniform"), ("high", "uniform"), ("mean", "normal"),
-                       ("std", "normal")):
-        if key in fields and init != needs and fields.get("dtype") not in ("int64",):
-            conflict(key, f"input '{name}': '{key}' only applies to init: {needs}")
-    dtype = fields.get("dtype")
-    if dtype in ("int64", "bool"):
-        if fields.get("requires_grad"):
-            conflict("requires_grad", f"input '{name}': {dtype} inputs cannot require grad "
-                     "(only floating and complex inputs can)")
-        for key in ("avoid", "positive", "margin"):
-            if key in fields:
-                conflict(key, f"input '{name}': '{key}' applies to floating inputs only")
-    if dtype == "complex128" and fields.get("positive"):
-        conflict("positive", f"input '{name}': complex inputs cannot be 'positive'")
     if "value" in fields and not _rectangular(fields["value"]):
         conflict("value", RAGGED.format(name=name))
     if "linspace" in fields and (fields["linspace"][2] != int(fields["linspace"][2])
@@ -204,7 +178,7 @@ def input_from_item(name: str, item: Item, ctx: Context) -> InputSpec | None:
         init=init, low=fields.get("low"), high=fields.get("high"),
         mean=fields.get("mean", 0.0), std=fields.get("std", 1.0),
         linspace=(linspace[0], linspace[1], int(linspace[2])) if linspace else None,
-        dtype=dtype, requires_grad=fields.get("requires_grad"),
+        dtype=fields.get("dtype"), requires_grad=fields.get("requires_grad"),
         avoid=tuple(fields.get("avoid", ())), margin=fields.get("margin"),
         positive=bool(fields.get("positive", False)), location=item.location)
 

@@ -29,7 +29,8 @@ from .functions import FunctionDef, build_function, is_torch_function, resolve_p
 from .inputs import InputSpec, input_from_item
 from .modules import ModuleDef, define
 from .schema import CONFIG, SPEC, TOP_LEVEL, Context, Item, did_you_mean
-from .yaml_source import MAX_FILE_BYTES, ScalarOrigin, Source, compose
+from .yaml_source import (MAX_FILE_BYTES, ScalarOrigin, Source, compose,
+                          flow_split_errors)
 
 
 @dataclass
@@ -65,7 +66,7 @@ class CheckSpec:
     forward_ad: bool = False
     nondet_tol: float = 0.0
     expect: str = "pass"
-    skip: str | None = None
+    skip: str | bool | None = None     # true: skipped without a reason
     tags: tuple[str, ...] = ()
     location: Location | None = None
     program: Program | None = field(default=None, repr=False)
@@ -219,12 +220,7 @@ class _SpecLoader:
             self.ctx.add([exc])
         return None
 
-    # -- sections
-    def version(self, item: Item) -> None:
-        if item.value != 1:
-            self.ctx.error(f"unsupported spec version {item.value} (the only version is 1)",
-                           item.location)
-
+    # -- sections (``version:`` needs no loader: its type admits only 1)
     def load_defaults(self, item: Item) -> None:
         self.defaults = {key: sub.plain() for key, sub in item.value.items()}
         self.limits = Limits(**self.defaults.get("limits", {})).updated(self.overrides)
@@ -303,9 +299,9 @@ class _SpecLoader:
             ref = fields["python"]
             if not self.allow_python:
                 ctx.error(f"function '{name}': python functions are disabled "
-                          "(allow_python=False)", ref.location,
-                          hint="python: imports and runs code; enable it only for trusted "
-                          "specs")
+                          "(--no-python)", ref.location,
+                          hint="python: imports and runs code; drop --no-python (or "
+                          "allow_python=False) only for trusted specs")
                 return None
             try:
                 self.functions[name] = resolve_python(ref.value, ref.location,
@@ -471,9 +467,6 @@ class _SpecLoader:
             self.costs.pop(name, None)
 
     def load_checks(self, item: Item) -> None:
-        if not item.value and item.complete:
-            self.ctx.error("no checks: 'checks' is empty (a spec without checks would "
-                           "silently pass)", item.location)
         first_seen: dict[str, Location] = {}
         for check in item.value:
             if not isinstance(check.value, dict):
@@ -706,7 +699,7 @@ class _SpecLoader:
 
 #: one loader per top-level key of schema.TOP_LEVEL, run in that order
 SECTION_LOADERS: dict[str, Callable[[_SpecLoader, Item], None]] = {
-    "version": _SpecLoader.version,
+    "version": lambda loader, item: None,
     "defaults": _SpecLoader.load_defaults,
     "functions": _SpecLoader.load_functions,
     "modules": _SpecLoader.load_modules,
@@ -736,6 +729,9 @@ def loads(text: str, filename: str = "<string>", *, allow_python: bool = True,
     if root is None or (root.tag.endswith(":null") and not root.value):
         raise SpecError("empty spec file: expected a mapping with a 'checks:' list",
                         Location(filename, 1, 1))
+    split = flow_split_errors(root, filename)
+    if split:       # the other errors would be the pieces of the cut formulas
+        raise split[0] if len(split) == 1 else SpecErrors(split)
     ctx = Context(Source(filename, text))
     top = SPEC.convert(root, ctx)
     loader = _SpecLoader(ctx, allow_python, _overrides(limits, max_elements), search_path)

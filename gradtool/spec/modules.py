@@ -297,9 +297,9 @@ def _resolve(name: str, call: ModuleCall, top: bool, allow_python: bool,
     if call.python is not None:
         if not allow_python:
             errors.append(SpecError(f"module '{name}': python modules are disabled "
-                                    "(allow_python=False)", call.name_location,
-                                    hint="python: imports and runs code; enable it only for "
-                                    "trusted specs"))
+                                    "(--no-python)", call.name_location,
+                                    hint="python: imports and runs code; drop --no-python "
+                                    "(or allow_python=False) only for trusted specs"))
             return None
         try:
             cls = resolve_python(call.python, call.name_location, search_path=search_path,

@@ -140,6 +140,8 @@ class Number(_Scalar):
 
 
 class Integer(_Scalar):
+    """An integer; ``2.0`` counts as 2, as in JSON Schema (whose integers include it)."""
+
     def __init__(self, minimum: int | None = None) -> None:
         self.minimum = minimum
         self.expected = "an integer" if minimum is None else f"an integer >= {minimum}"
@@ -148,6 +150,8 @@ class Integer(_Scalar):
         value, ok = self._value(node, ctx)
         if not ok:
             return None
+        if isinstance(value, float) and value.is_integer() and abs(value) < MAX_INT:
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             self.mismatch(node, ctx)
             return None
@@ -181,6 +185,42 @@ class Boolean(_Scalar):
         return {"type": "boolean"}
 
 
+class Const(Integer):
+    """An integer that must be ``value`` (``version: 1``); ``message`` says why not."""
+
+    def __init__(self, value: int, message: str) -> None:
+        super().__init__()
+        self.value, self.message = value, message
+
+    def convert(self, node, ctx):
+        item = super().convert(node, ctx)
+        if item is not None and item.value != self.value:
+            ctx.error(self.message.format(value=item.value), item.location)
+            return None
+        return item
+
+    def json(self, defs):
+        return {"const": self.value}
+
+
+class Skip(_Scalar):
+    """``skip: reason`` (any scalar but null, as its text), or ``skip: true``/``false``."""
+
+    expected = "a reason (text) or true/false"
+
+    def convert(self, node, ctx):
+        value, ok = self._value(node, ctx)
+        if not ok:
+            return None
+        if value is None:
+            self.mismatch(node, ctx)
+            return None
+        return Item(value if isinstance(value, bool) else node.value, ctx.where(node), node)
+
+    def json(self, defs):
+        return {"type": ["string", "number", "boolean"]}
+
+
 class String(_Scalar):
     """Any scalar written as text (the raw text of a plain scalar: ``skip: yes`` is 'yes')."""
 
@@ -193,7 +233,8 @@ class String(_Scalar):
         return Item(node.value, ctx.where(node), node)
 
     def json(self, defs):
-        return {"type": "string"}
+        # what the loader takes: any scalar but null, as its text (``skip: 2024`` is '2024')
+        return {"type": ["string", "number", "boolean"]}
 
 
 #: control characters (C0, DEL, C1): in a name they would reach terminals raw
@@ -220,8 +261,9 @@ class CheckName(String):
         return item
 
     def json(self, defs):
-        return {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S"
-                "[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+        return {"anyOf": [{"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*"
+                           "\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$"},
+                          {"type": ["number", "boolean"]}]}
 
 
 class Limit(_Scalar):
@@ -326,10 +368,12 @@ class Enum(_Scalar):
 
 
 class ListOf(Type):
-    def __init__(self, item: Type, min_items: int = 0, max_items: int | None = None) -> None:
+    def __init__(self, item: Type, min_items: int = 0, max_items: int | None = None,
+                 too_few: str | None = None) -> None:
         self.item = item
         self.min_items = min_items
         self.max_items = max_items
+        self.too_few = too_few      # the message when there are fewer than min_items
         self.expected = f"a list of {_plural(item.expected)}"
 
     def convert(self, node, ctx):
@@ -337,6 +381,9 @@ class ListOf(Type):
             self.mismatch(node, ctx)
             return None
         n = len(node.value)
+        if n < self.min_items and self.too_few:
+            ctx.error(self.too_few, ctx.where(node))
+            return None
         if n < self.min_items or (self.max_items is not None and n > self.max_items):
             count = str(self.min_items) if self.min_items == self.max_items else \
                 f"at least {self.min_items}" if self.max_items is None else \
@@ -402,9 +449,16 @@ class Record(Type):
 
     expected = "a mapping"
 
-    def __init__(self, fields: dict[str, Field], what: str = "") -> None:
+    def __init__(self, fields: dict[str, Field], what: str = "", rules: tuple = ()) -> None:
         self.fields = fields
         self.what = what
+        self.rules = rules
+
+    def broken_rules(self, fields: dict) -> list[tuple[str, str]]:
+        """``(key, message)`` of each rule the plain ``fields`` break (see :class:`Rule`)."""
+        defaults = {name: spec.default for name, spec in self.fields.items()}
+        return [(rule.at, rule.message) for rule in self.rules
+                if rule.broken(fields, defaults)]
 
     def convert(self, node, ctx):
         if not isinstance(node, yaml.MappingNode):
@@ -435,13 +489,17 @@ class Record(Type):
         return Item(values, ctx.where(node), node, keys, complete=ok)
 
     def json(self, defs):
-        return {
+        schema = {
             "type": "object",
             "properties": {name: {**spec.type.json(defs), "description": spec.description}
                            for name, spec in self.fields.items()},
             "required": [name for name, spec in self.fields.items() if spec.required],
             "additionalProperties": False,
         }
+        if self.rules:
+            defaults = {name: spec.default for name, spec in self.fields.items()}
+            schema["allOf"] = [rule.json(defaults) for rule in self.rules]
+        return schema
 
 
 class MapOf(Type):
@@ -683,6 +741,70 @@ class ModuleValue(Type):
         return {"$ref": "#/$defs/module"}
 
 
+
+# ---- rules between the keys of a mapping (one definition: the loader checks them, the
+# JSON Schema states them as if/then) ------------------------------------------------------
+@dataclass(frozen=True)
+class In:
+    """The key's value (or its default when absent) is one of ``values``."""
+
+    values: tuple
+
+    def holds(self, fields: dict, key: str, default) -> bool:
+        return fields.get(key, default) in self.values
+
+    def json(self, key: str, default) -> dict:
+        condition = {"properties": {key: {"enum": list(self.values)}}}
+        return condition if default in self.values else \
+            {**condition, "required": [key]}
+
+
+@dataclass(frozen=True)
+class NotIn(In):
+    """The key's value (or its default when absent) is not one of ``values``."""
+
+    def holds(self, fields: dict, key: str, default) -> bool:
+        return not super().holds(fields, key, default)
+
+    def json(self, key: str, default) -> dict:
+        condition = {"properties": {key: {"not": {"enum": list(self.values)}}}}
+        return condition if default not in self.values else \
+            {**condition, "required": [key]}
+
+
+PRESENT = None      # a rule's condition on a key: only that it is given
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Key ``at`` is refused when it is given and every condition of ``when`` holds
+    (``PRESENT``: that key is given too; ``In``/``NotIn``: its value, defaults counted).
+    ``message`` is formatted with ``name`` (the mapping's name) and ``key``."""
+
+    at: str
+    when: tuple      # ((key, PRESENT | In | NotIn), ...)
+    message: str
+
+    def broken(self, fields: dict, defaults: dict) -> bool:
+        if self.at not in fields:
+            return False
+        return all(key in fields if condition is PRESENT else
+                   condition.holds(fields, key, defaults.get(key))
+                   for key, condition in self.when)
+
+    def json(self, defaults: dict) -> dict:
+        condition: dict = {"required": [self.at]}
+        parts = []
+        for key, test in self.when:
+            if test is PRESENT:
+                condition["required"].append(key)
+            else:
+                parts.append(test.json(key, defaults.get(key)))
+        if parts:
+            condition = {"allOf": [condition, *parts]}
+        return {"if": condition, "then": False}
+
+
 # ---- the format -----------------------------------------------------------------------------
 DTYPES = ("float64", "float32", "complex128")
 INPUT_DTYPES = ("float64", "float32", "complex128", "int64", "bool")
@@ -729,6 +851,12 @@ CONFIG = {
                     default={}),
 }
 
+#: where an input's values come from: one of these
+INPUT_SOURCES = ("value", "linspace", "shape")
+#: keys that only apply to generated inputs
+GENERATOR_KEYS = ("shape", "init", "low", "high", "mean", "std", "avoid", "positive",
+                  "margin")
+
 INPUT = Record({
     "value": Field(TensorValue(), "literal value (a number or nested lists)"),
     "shape": Field(ListOf(Integer(0)), "shape of a generated input ([] for a scalar)"),
@@ -747,7 +875,28 @@ INPUT = Record({
     "margin": Field(Number(0, exclusive=True), "distance kept from 'avoid' points and from 0 "
                     "with 'positive' (default max(0.1, 1000 * eps))"),
     "positive": Field(Boolean(), "make generated values strictly positive (|v| + margin)"),
-}, what="an input")
+}, what="an input", rules=(
+    *(Rule(second, ((first, PRESENT),), f"input '{{name}}': '{{key}}' cannot be combined "
+           f"with '{first}' (give one of value, linspace, shape)")
+      for i, first in enumerate(INPUT_SOURCES) for second in INPUT_SOURCES[i + 1:]),
+    *(Rule(key, (("value", PRESENT),), "input '{name}': '{key}' applies to generated "
+           "inputs, not to a literal 'value'")
+      for key in GENERATOR_KEYS if key not in INPUT_SOURCES),
+    Rule("init", (("linspace", PRESENT),),
+         "input '{name}': 'init' cannot be combined with 'linspace'"),
+    *(Rule(key, (("init", NotIn((needs,))), ("dtype", NotIn(("int64",)))),
+           f"input '{{name}}': '{{key}}' only applies to init: {needs}")
+      for key, needs in (("low", "uniform"), ("high", "uniform"), ("mean", "normal"),
+                         ("std", "normal"))),
+    Rule("requires_grad", (("requires_grad", In((True,))), ("dtype", In(("int64", "bool")))),
+         "input '{name}': {dtype} inputs cannot require grad (only floating and complex "
+         "inputs can)"),
+    *(Rule(key, (("dtype", In(("int64", "bool"))),),
+           "input '{name}': '{key}' applies to floating inputs only")
+      for key in ("avoid", "positive", "margin")),
+    Rule("positive", (("positive", In((True,))), ("dtype", In(("complex128",)))),
+         "input '{name}': complex inputs cannot be 'positive'"),
+))
 
 INPUT_VALUE = ByKind("a number, a list of numbers or an input mapping",
                      scalar=TensorValue(), sequence=TensorValue(), mapping=INPUT)
@@ -765,7 +914,7 @@ CHECK = Record({
     **CONFIG,
     "expect": Field(Enum("pass", "fail"), "fail: the check passes only if gradtool finds a "
                     "gradient mismatch", default="pass"),
-    "skip": Field(String(), "skip the check, giving this reason"),
+    "skip": Field(Skip(), "skip the check, giving this reason (or true)"),
 }, what="a check")
 
 FUNCTION = Record({
@@ -783,12 +932,15 @@ FUNCTION = Record({
 #: the top-level sections, in the order they are loaded (functions before the checks that
 #: call them)
 TOP_LEVEL = {
-    "version": Field(Integer(), "format version; only 1 exists"),
+    "version": Field(Const(1, "unsupported spec version {value} (the only version is 1)"),
+                     "format version; only 1 exists"),
     "defaults": Field(Record(CONFIG, what="defaults"), "settings for every check"),
     "functions": Field(MapOf(FUNCTION, "function"), "custom autograd Functions by name"),
     "modules": Field(MapOf(ModuleValue(), "module"), "modules (gt.nn layers, or python "
                      "gradtool.nn / torch.nn Modules) by name, callable in expressions"),
-    "checks": Field(ListOf(CHECK), "the gradient checks", required=True),
+    "checks": Field(ListOf(CHECK, min_items=1, too_few="no checks: 'checks' is empty (a "
+                           "spec without checks would silently pass)"),
+                    "the gradient checks", required=True),
 }
 
 SPEC = Record(TOP_LEVEL, what="the spec")

@@ -207,13 +207,7 @@ def compose(text: str, filename: str) -> yaml.Node | None:
         loader = _Loader(text, filename)     # its reader refuses control characters already
         return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Location(filename, mark.line + 1, mark.column + 1) if mark else \
-            Location(filename)
-        problem = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.problem:
-            problem = f"{problem} ({exc.context})"
-        raise SpecError(f"YAML syntax error: {problem}", where) from None
+        raise _syntax_error(exc, text, filename) from None
     except yaml.reader.ReaderError as exc:
         where = Source(filename, text).index_location(exc.position) \
             if isinstance(exc.position, int) and 0 <= exc.position <= len(text) \
@@ -229,6 +223,65 @@ def compose(text: str, filename: str) -> yaml.Node | None:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+#: contexts whose start is where the mistake is (an unclosed bracket or quote): the error
+#: is reported there rather than where yaml gave up (often the end of the file)
+_OPENED = ("while parsing a flow", "while scanning a quoted scalar",
+           "while scanning a simple key", "while scanning a block scalar")
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, filename: str) -> SpecError:
+    """A yaml syntax error at the mark that helps: the unclosed ``{`` or quote (the
+    context mark) when yaml only noticed at the end of the file or in a later line, else
+    the problem mark."""
+    problem_mark, context_mark = exc.problem_mark, exc.context_mark
+    problem = exc.problem or exc.context or "invalid YAML"
+    mark = problem_mark or context_mark
+    hint = None
+    if context_mark is not None and exc.context and problem_mark is not None and \
+            exc.context.startswith(_OPENED) and \
+            (problem_mark.line, problem_mark.column) > (context_mark.line, context_mark.column):
+        mark = context_mark
+        where_found = "the end of the file" if not text[problem_mark.index:].strip() else \
+            f"line {problem_mark.line + 1}, column {problem_mark.column + 1}"
+        opened = exc.context.replace("while parsing a ", "").replace("while scanning a ", "")
+        problem = f"this {opened} is not closed ({exc.problem} at {where_found})"
+        if opened.startswith("flow"):
+            hint = "close the bracket, or quote a value that holds , [ ] { } or :"
+    elif exc.context and exc.problem:
+        problem = f"{problem} ({exc.context})"
+    where = Location(filename, mark.line + 1, mark.column + 1) if mark else \
+        Location(filename)
+    return SpecError(f"YAML syntax error: {problem}", where, hint)
+
+
+def flow_split_errors(root: yaml.Node | None, filename: str) -> list[SpecError]:
+    """Formulas cut by YAML's flow syntax: in ``{x: where(a, b, 0.0)}`` the commas end the
+    value, so YAML reads ``where(a`` and two more keys.  A plain scalar inside ``{...}`` or
+    ``[...]`` with an unclosed ``(`` is such a cut formula: one error at it, with the fix."""
+    errors = []
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            continue
+        for child in reversed(children):
+            if node.flow_style and isinstance(child, yaml.ScalarNode) and \
+                    child.style is None and child.value.count("(") > child.value.count(")"):
+                mark = child.start_mark
+                errors.append(SpecError(
+                    f"YAML's flow syntax split this formula at its commas ('{child.value}' "
+                    "is only its start)", Location(filename, mark.line + 1, mark.column + 1,
+                                                   mark.column + 1 + len(child.value)),
+                    hint="quote the formula (x: \"where(a, b, 0.0)\") or use the block form "
+                         "(one 'key: value' per line)"))
+            stack.append(child)
+    return errors
 
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()

@@ -1,4 +1,3 @@
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -7,10 +6,11 @@ import pytest
 from click.testing import CliRunner
 
 from gradtool.cli.app import cli
+from gradtool.render import report_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs"
-REPORT_SCHEMA = json.loads((Path(__file__).parent / "report_schema.json").read_text())
+REPORT_SCHEMA = report_schema.REPORT_SCHEMA
 
 
 @pytest.fixture

@@ -104,8 +104,9 @@ def test_pre_commit_hook():
     import yaml
     hooks = yaml.safe_load((SPECS.parent / ".pre-commit-hooks.yaml").read_text())
     hook = {h["id"]: h for h in hooks}["gradtool-check"]
-    assert hook["entry"] == "gradtool check" and hook["language"] == "python"
+    assert hook["entry"] == "gradtool check --skip-non-specs" and hook["language"] == "python"
     assert hook["pass_filenames"] is True
     pattern = re.compile(hook["files"])
-    assert pattern.search("specs/a.yaml") and pattern.search("b.yml")
-    assert not pattern.search("c.json")
+    assert pattern.search("specs/a.yaml") and pattern.search("pkg/specs/b.yml")
+    assert not pattern.search("c.json") and not pattern.search("specs/c.json")
+    assert not pattern.search(".github/workflows/ci.yml") and not pattern.search("mkdocs.yml")

@@ -284,7 +284,7 @@ def test_python_modules_refused_without_allow_python():
         checks:
           - {name: a, expr: m(x).sum(), inputs: {x: {shape: [2]}}}
         """, allow_python=False)
-    assert error == "a.yaml:2:15: module 'm': python modules are disabled (allow_python=False)"
+    assert error == "a.yaml:2:15: module 'm': python modules are disabled (--no-python)"
 
 
 def test_python_module_that_is_not_a_module(fixtures_on_path):

@@ -110,7 +110,7 @@ def test_parse_input_value():
 @pytest.mark.parametrize("text, message", [
     ("{shape: [2], int: normal}", "<input x>:1:14: unknown key 'int' in an input (did you mean "
      "'init'?)"),
-    ("[1, 2", "<input x>:1:6: YAML syntax error"),
+    ("[1, 2", "<input x>:1:1: YAML syntax error"),
     ("{shape: [2], init: gauss}", "<input x>:1:20: expected one of normal, uniform, zeros, "
      "ones, arange, got 'gauss'"),
     ("", "<input x>:1:1: input 'x' has no value"),

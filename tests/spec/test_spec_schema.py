@@ -91,3 +91,88 @@ def test_descriptions_come_from_the_table():
     assert check["required"] == ["name", "expr", "inputs"]
     assert document["properties"]["defaults"]["properties"]["method"]["enum"] == \
         list(schema.METHODS)
+
+
+#: structural variants: the schema and the loader must agree on each (the loader also
+#: checks what no JSON Schema can: names in expressions, ragged values, low < high)
+BASE = "checks: [{name: a, expr: x.sum() + y, inputs: {x: INPUT, y: 1.0}KEYS}]"
+CORPUS = [
+    # (top-level text or a BASE with INPUT/KEYS filled in, valid?)
+    ("checks: []", False),
+    ("version: 2\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]", False),
+    ("version: 1\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]", True),
+    ("version: '1'\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]", False),
+    ("version: 1.0\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]", True),
+    ("version: 1.5\nchecks: [{name: a, expr: x, inputs: {x: 1.0}}]", False),
+    ("{shape: [2.0]}", True),
+    ("{shape: [2], value: [1.0, 2.0]}", False),
+    ("{linspace: [0, 1, 3], value: [1.0, 2.0]}", False),
+    ("{linspace: [0, 1, 3], shape: [3]}", False),
+    ("{linspace: [0, 1, 3], init: uniform}", False),
+    ("{value: [1.0], init: normal}", False),
+    ("{value: [1.0], avoid: [0.0]}", False),
+    ("{value: [1.0], dtype: float32}", True),
+    ("{shape: [2], low: 0.5}", False),
+    ("{shape: [2], init: uniform, low: 0.5}", True),
+    ("{shape: [2], init: normal, low: 0.5}", False),
+    ("{shape: [2], mean: 1.0}", True),
+    ("{shape: [2], init: uniform, std: 1.0}", False),
+    ("{shape: [2], dtype: int64, low: 1}", True),
+    ("{shape: [2], dtype: int64, requires_grad: true}", False),
+    ("{shape: [2], dtype: int64, requires_grad: false}", True),
+    ("{shape: [2], dtype: bool, positive: true}", False),
+    ("{shape: [2], dtype: float64, positive: true}", True),
+    ("{shape: [2], dtype: complex128, positive: true}", False),
+    ("{shape: [2], dtype: complex128, positive: false}", True),
+    ("{shape: [2], dtype: int64, margin: 0.5}", False),
+    ("{linspace: [0, 1, 3]}", True),
+    ("{shape: [2], init: arange}", True),
+    ("1.0|, skip: true", True),
+    ("1.0|, skip: false", True),
+    ("1.0|, skip: not yet", True),
+    ("1.0|, skip: 2024", True),
+    ("1.0|, skip: null", False),
+    ("1.0|, name: 1", True),
+    ("1.0|, name: ''", False),
+    ("1.0|, name: ' '", False),
+    ("1.0|, name: null", False),
+    ("1.0|, name: [a]", False),
+    ("1.0|, tags: [fast, 2]", True),
+    ("1.0|, tags: fast", False),
+    ("1.0|, eps: 0", False),
+    ("1.0|, atol: 0", True),
+    ("1.0|, seed: -1", False),
+    ("1.0|, expect: maybe", False),
+    ("1.0|, mode: fast", True),
+]
+
+
+def _corpus_text(variant: str) -> str:
+    if variant.startswith(("checks", "version")):
+        return variant
+    value, _, keys = variant.partition("|")
+    text = BASE.replace("INPUT", value).replace("KEYS", keys)
+    return text.replace("name: a, expr", "expr") if "name:" in keys else text
+
+
+@pytest.mark.parametrize("variant, valid", CORPUS, ids=[v for v, _ in CORPUS])
+def test_schema_and_loader_agree(validator, variant, valid):
+    from gradtool.errors import SpecError
+    from gradtool.spec import loads
+    text = _corpus_text(variant)
+    schema_errors = [e.message for e in validator.iter_errors(load_data(text))]
+    try:
+        loads(text)
+        loader_ok = True
+    except SpecError:
+        loader_ok = False
+    assert (not schema_errors, loader_ok) == (valid, valid), schema_errors
+
+
+def test_skip_true_is_a_skip_without_reason_and_false_runs():
+    from gradtool.cli.runner import Selected
+    from gradtool.spec import loads
+    spec = loads(_corpus_text("1.0|, skip: true"))
+    assert Selected("a.yaml", spec.checks[0]).skip == "skipped"
+    spec = loads(_corpus_text("1.0|, skip: false"))
+    assert Selected("a.yaml", spec.checks[0]).skip is None

@@ -217,11 +217,11 @@ def test_no_python_refuses_torch_refs(torchpkg, tmp_path):
     from gradtool.cli.app import cli
     errors = errors_of(SPEC, allow_python=False)
     assert errors == [
-        "a.yaml:2:18: function 'Cube': python functions are disabled (allow_python=False)",
+        "a.yaml:2:18: function 'Cube': python functions are disabled (--no-python)",
         "a.yaml:3:23: function 'WrongCube': python functions are disabled "
-        "(allow_python=False)",
-        "a.yaml:4:20: function 'MulAdd': python functions are disabled (allow_python=False)",
-        "a.yaml:6:17: module 'mlp': python modules are disabled (allow_python=False)",
+        "(--no-python)",
+        "a.yaml:4:20: function 'MulAdd': python functions are disabled (--no-python)",
+        "a.yaml:6:17: module 'mlp': python modules are disabled (--no-python)",
     ]
     path = tmp_path / "torch.yaml"
     path.write_text(SPEC)
