@@ -19,7 +19,7 @@ from .engine.tensor import Size, Tensor
 from .engine.vmap import vmap
 from . import autograd, data, nn, optim, utils  # noqa: E402
 from .autograd import functional  # noqa: E402
-from .check import BlockResult, CheckResult, check, gradcheck, gradgradcheck  # noqa: E402
+from .checker import BlockResult, CheckResult, check, gradcheck, gradgradcheck  # noqa: E402
 
 
 def is_tensor(obj):

@@ -5,7 +5,7 @@ from ..engine.grad_mode import (detect_anomaly, enable_grad, is_anomaly_enabled,
                                 set_detect_anomaly, set_grad_enabled)
 from ..engine.graph import backward, grad
 from . import forward_ad, function, functional
-from ..check import gradcheck, gradgradcheck
+from ..checker import gradcheck, gradgradcheck
 
 __all__ = ["Function", "FunctionCtx", "once_differentiable", "backward", "grad", "functional",
            "function", "gradcheck", "gradgradcheck",

@@ -14,7 +14,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn)
 from rich.text import Text
 
-from ..check.gradcheck import METHODS, MODES
+from ..checker.gradcheck import METHODS, MODES
 from ..errors import Location, UsageError
 from ..render import report
 from . import console, options

@@ -97,7 +97,7 @@ def parse_tangents(pairs, problem) -> dict:
 
 def finite_difference_check(problem, *, gradgrad: bool = False, forward_ad: bool = False):
     """The checker's verdict on the function's derivatives (``gradtool.check``)."""
-    from ..check import check
+    from ..checker import check
     # auto: every Jacobian entry when there are at most a few million, else projections
     return check(problem.fn, problem.inputs, input_names=problem.input_names,
                  gradgrad=gradgrad, forward_ad=forward_ad, mode="auto")

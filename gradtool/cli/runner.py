@@ -459,7 +459,7 @@ def check_settings(spec, overrides: Overrides) -> dict:
 def run_check(item: Selected, overrides: Overrides = Overrides(), *,
               save_failures: str | None = None, debug: bool = False) -> Outcome:
     """Build and check one spec check; never raises for a problem of that check."""
-    from ..check import check
+    from ..checker import check
     outcome = Outcome(item.file, item.name, item.line, item.column, expect=item.expect,
                       tags=item.tags)
     if item.skip is not None:

@@ -149,7 +149,7 @@ def test_runtime_error_is_2(run, spec_dir):
 
 def test_internal_error_in_a_check_is_3_and_the_run_goes_on(run, spec_dir, monkeypatch):
     import sys
-    check_package = sys.modules["gradtool.check"]
+    check_package = sys.modules["gradtool.checker"]
     spec_dir("good.yaml", GOOD)
     spec_dir("bad.yaml", BAD)
     real = check_package.check

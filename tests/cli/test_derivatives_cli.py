@@ -91,7 +91,7 @@ def test_hessian_needs_scalar(run):
 
 
 def test_check_failure_exits_1(run, monkeypatch):
-    from gradtool.check.result import CheckResult
+    from gradtool.checker.result import CheckResult
     from gradtool.cli import jacobian
     monkeypatch.setattr(jacobian, "finite_difference_check", lambda problem, **kw: CheckResult(
         False, problems=["d output / d x: sign error"]))

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import jsonschema
 
-from gradtool.check.result import BlockResult, CheckResult
+from gradtool.checker.result import BlockResult, CheckResult
 from gradtool.render import report
 from gradtool.render.report import LoadError, Outcome
 from gradtool.render.report_schema import REPORT_SCHEMA

@@ -8,7 +8,7 @@ import jsonschema
 import numpy as np
 from rich.console import Console
 
-from gradtool.check.result import BlockResult, CheckResult
+from gradtool.checker.result import BlockResult, CheckResult
 from gradtool.render import report
 from gradtool.render.report import LoadError, Outcome
 from gradtool.render import report_schema

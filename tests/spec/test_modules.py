@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gradtool as gt
-from gradtool.check import check
+from gradtool.checker import check
 from gradtool.engine import vmap as V
 from gradtool.spec import load
 

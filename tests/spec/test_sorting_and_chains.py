@@ -65,7 +65,7 @@ def test_stable_sort_with_ties_routes_gradients_as_torch():
 def test_sorting_in_a_spec_check_and_a_formula_passes():
     """sparsemax-style use: a sorted cumulative sum, in an expression and in a Function's
     forward formula, checked numerically."""
-    from gradtool.check import check
+    from gradtool.checker import check
     spec = loads("""
 functions:
   sorted_scale:

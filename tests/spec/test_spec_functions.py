@@ -6,7 +6,7 @@ import pytest
 
 import gradtool as gt
 from gradtool.autograd import forward_ad as fwAD
-from gradtool.check import check
+from gradtool.checker import check
 from gradtool.errors import SpecError
 from gradtool.spec import load
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from gradtool.check import check
+from gradtool.checker import check
 from gradtool.errors import SpecError
 
 from .helpers import FIXTURES, errors_of, load_text, one_error

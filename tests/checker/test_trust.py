@@ -10,7 +10,7 @@ import pytest
 import gradtool as gt
 import gradtool.spec as spec_module
 
-gradcheck_module = importlib.import_module("gradtool.check.gradcheck")
+gradcheck_module = importlib.import_module("gradtool.checker.gradcheck")
 
 
 # ---- the analytical side's chunking does not change a verdict --------------------------------

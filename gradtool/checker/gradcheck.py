@@ -243,7 +243,7 @@ def check(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
     """Check ``fn``'s gradients at ``inputs`` and say what is wrong, block by block.
 
     ``method``: central, forward, richardson or complex (finite differences, see
-    :mod:`gradtool.check.numeric`); ``mode``: full (every Jacobian entry), fast (random
+    :mod:`gradtool.checker.numeric`); ``mode``: full (every Jacobian entry), fast (random
     projections vᵀJu) or auto; ``upcast``: evaluate the numerical side of float32 inputs in
     float64.  Inputs that do not require grad are constants."""
     from . import torch_bridge

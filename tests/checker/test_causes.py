@@ -1,4 +1,4 @@
-"""Round two of the diagnosis (gradtool.check.causes): a corpus of broken Functions of each
+"""Round two of the diagnosis (gradtool.checker.causes): a corpus of broken Functions of each
 kind with the cause expected, correct Functions that must get none, and the 17 real-world
 bugs of issue 16 through the torch bridge."""
 

@@ -259,7 +259,7 @@ def test_fast_mode():
 
 def test_auto_mode_switches_to_fast(monkeypatch):
     import importlib
-    module = importlib.import_module("gradtool.check.gradcheck")
+    module = importlib.import_module("gradtool.checker.gradcheck")
     monkeypatch.setattr(module, "AUTO_FULL_LIMIT", 10)
     result = gt.check(lambda x: gt.sin(x), (_x(20),), mode="auto")
     assert result.passed and result.mode.startswith("fast")
@@ -379,7 +379,7 @@ def test_value_reads_outside_the_op_table_fall_back():
 
 
 def test_chunking(monkeypatch):
-    from gradtool.check import numeric
+    from gradtool.checker import numeric
     monkeypatch.setattr(numeric, "CHUNK_BYTES", 64)
     result = gt.check(lambda x: (gt.tanh(x) * x).sum(0), (_x(6, 3),))
     assert result.passed

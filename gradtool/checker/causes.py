@@ -1,6 +1,6 @@
 """Round two of the diagnosis: name the cause of the backward bugs people actually write.
 
-:func:`diagnose <gradtool.check.diagnose.diagnose>` tries these when no simpler story
+:func:`diagnose <gradtool.checker.diagnose.diagnose>` tries these when no simpler story
 (sign, constant factor, transposed, ...) fits a failing block, cheapest first, and stops at
 the first that is *verified*; each states its evidence:
 
