@@ -4,7 +4,7 @@
 ``gt.no_grad``, ``gt.autograd.Function``, ``gt.nn``, ``gt.optim``, ...), and the checker
 (``gt.gradcheck``, ``gt.gradgradcheck``, ``gt.check``)."""
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 from . import engine as _engine  # noqa: F401  (binds Tensor methods)
 from .engine.dtypes import (bool, cdouble, complex64, complex128, double, dtype, float, float16,

@@ -81,7 +81,7 @@ class _Collection:
         self.flag, self.roots, self.named = flag, roots, named
 
     def wants(self, path: Path) -> bool:
-        from .cli.runner import looks_like_spec
+        from .runner import looks_like_spec
         resolved = path.resolve()
         if resolved in self.named:
             return True
@@ -104,7 +104,7 @@ class SpecFile(pytest.File):
     """A spec file: one item per check."""
 
     def collect(self):
-        from .cli.runner import display_path, load_all
+        from .runner import display_path, load_all
         checks, errors = load_all(
             [self.path], allow_python=not self.config.getoption("gradtool_no_python"))
         if errors:
@@ -132,7 +132,7 @@ class SpecItem(pytest.Item):
         self.selected = selected
 
     def runtest(self) -> None:
-        from .cli.runner import run_check
+        from .runner import run_check
         outcome = run_check(self.selected)
         status = outcome.status
         if status == "skipped":

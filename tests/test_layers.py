@@ -1,7 +1,11 @@
 """The package's shape: ``gradtool.<name>`` is the subpackage or module of that name."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+import gradtool
 
 PACKAGE_ATTRIBUTES = """
 import importlib, pkgutil, sys
@@ -32,3 +36,101 @@ def test_a_submodule_of_the_checker_imports_by_its_dotted_path():
                            "print(callable(numeric.numerical_jacobian), callable(gt.check))"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "True"]
+
+
+# Which layer may import which (``errors`` and ``_version`` are below everything). A module
+# outside every listed layer, or an import that is not on an arrow, fails the test: a new
+# layer is added here, with its arrows, on purpose.
+BASE = {"errors", "_version"}
+ARROWS = {
+    "engine": set(),
+    "checker": {"engine"},
+    "nn": {"engine"},
+    "optim": {"engine", "nn"},
+    "data": {"engine"},
+    "utils": {"data", "engine"},
+    "autograd": {"engine", "checker"},
+    "spec": {"checker", "engine", "nn"},
+    "render": {"checker", "engine"},
+    "runner": {"spec", "checker", "render", "engine", "nn"},
+    "pytest_plugin": {"runner", "spec", "checker", "render", "engine"},
+    "cli": {"runner", "spec", "checker", "render", "engine", "nn", "optim", "data", "utils",
+            "autograd"},
+    "__main__": {"cli"},
+    # the package face: the library, not the front ends (gt.spec is imported on first use)
+    "": {"engine", "checker", "nn", "optim", "data", "utils", "autograd", "spec"},
+}
+PACKAGE = Path(gradtool.__file__).resolve().parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _targets(node, module: str, is_package: bool) -> list[str]:
+    """The gradtool modules an import statement loads."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names if alias.name.split(".")[0] == "gradtool"]
+    if node.level:
+        package = module.split(".") if is_package else module.split(".")[:-1]
+        base = package[:len(package) - node.level + 1]
+        source = ".".join(base + ([node.module] if node.module else []))
+    else:
+        source = node.module or ""
+    if source.split(".")[0] != "gradtool":
+        return []
+    submodules = [f"{source}.{alias.name}" for alias in node.names
+                  if _is_module(f"{source}.{alias.name}")]
+    return submodules if submodules and node.module is None else [source, *submodules]
+
+
+def _imports(path: Path, module_level_only: bool):
+    """(import statement, target module) pairs of one file; module level: what runs on import
+    (not function bodies, not ``if TYPE_CHECKING:`` blocks)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    module = _module_name(path)
+    is_package = path.name == "__init__.py"
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for target in _targets(node, module, is_package):
+                yield node, target
+            continue
+        if module_level_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                   ast.Lambda)):
+            continue
+        if (module_level_only and isinstance(node, ast.If)
+                and "TYPE_CHECKING" in ast.unparse(node.test)):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _files():
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_imports_follow_the_layer_arrows():
+    wrong = []
+    for path in _files():
+        module = _module_name(path)
+        layer = _layer(module)
+        assert layer in ARROWS or layer in BASE, f"{module}: a module outside every layer"
+        allowed = ARROWS.get(layer, set()) | BASE | {layer}
+        for node, target in _imports(path, module_level_only=False):
+            if _layer(target) not in allowed:
+                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: "
+                             f"{layer or 'gradtool'} imports {target}")
+    assert wrong == []

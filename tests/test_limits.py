@@ -300,7 +300,7 @@ def test_limits_context_sets_and_restores_everything():
 
 
 def test_spec_check_over_its_timeout_is_an_error_and_the_others_run(tmp_path):
-    from gradtool.cli.runner import Selected, run_check
+    from gradtool.runner import Selected, run_check
     (tmp_path / "spinmod.py").write_text(
         "import numpy as np\nimport gradtool as gt\n"
         "class Spin(gt.autograd.Function):\n"

@@ -1146,20 +1146,18 @@ def _spec_parts(probe: Probe) -> list:
     comes from directly (the terms are named by their source)."""
     if probe.torch is not None:
         return []
-    from ..spec.functions import forward_terms, term_dropped
     node = probe.checker.outs[probe.o].grad_fn
     cls = getattr(node, "_fn_cls", None) if isinstance(node, FunctionCtx) else None
-    fdef = getattr(cls, "spec_definition", None)
-    if fdef is None or fdef.forward is None:
+    if getattr(cls, "spec_definition", None) is None:
         return []
-    terms = forward_terms(fdef)
+    terms = cls.spec_forward_terms()
     if len(terms) < 2:
         return []
     parts = []
     fn = probe.checker.fn
     for i, text in enumerate(terms):
         def without(*args, _i=i):
-            with term_dropped(fdef, _i):
+            with cls.spec_term_dropped(_i):
                 return fn(*args)
         parts.append(_Part(probe, f"the term `{text}`", None, without, False))
     return parts

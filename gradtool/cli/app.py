@@ -16,7 +16,7 @@ import warnings
 import click
 from rich.text import Text
 
-from .. import __version__
+from .._version import __version__
 from ..errors import GradtoolError, UsageError
 from . import console
 
@@ -49,7 +49,7 @@ class GradtoolGroup(click.Group):
             console.print_error(error)
             ctx.exit(error.exit_code)
         except SystemExit as error:     # sys.exit() in a spec's python: code is no verdict
-            from .runner import USER_CODE_HINT, user_code_frame
+            from ..runner import USER_CODE_HINT, user_code_frame
             frame = user_code_frame(error, ctx.meta.get(USER_PACKAGES, frozenset()))
             if frame is None:
                 raise
@@ -69,7 +69,7 @@ class GradtoolGroup(click.Group):
                                                f"{error.strerror or error}"))
                 console.discard_stdout()
                 ctx.exit(2)
-            from .runner import USER_CODE_HINT, user_code_frame, user_code_message
+            from ..runner import USER_CODE_HINT, user_code_frame, user_code_message
             frame = user_code_frame(error, ctx.meta.get(USER_PACKAGES, frozenset()))
             if frame is None:
                 internal_error(error, ctx)

@@ -19,7 +19,7 @@ from ..errors import Location, UsageError
 from ..render import report
 from . import console, options
 from .files import require_regular, write_atomic
-from .runner import Overrides, discover, load_all, run_check, select, select_named
+from ..runner import Overrides, discover, load_all, run_check, select, select_named
 
 EXTENSION_FORMATS = {".xml": "junit", ".json": "json", ".txt": "table"}
 PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a terminal)

@@ -222,7 +222,7 @@ def _remember_user_packages(check) -> None:
     spec's, exit code 2)."""
     import click
     from .app import USER_PACKAGES
-    from .runner import user_packages
+    from ..runner import user_packages
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         ctx.meta[USER_PACKAGES] = user_packages(check)

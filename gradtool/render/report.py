@@ -23,7 +23,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from .. import __version__
+from .._version import __version__
 
 REPORT_JSON_VERSION = 1
 

@@ -251,6 +251,11 @@ def build_function(fdef: FunctionDef, registry: dict[str, type],
 
     namespace = {"forward": staticmethod(forward), "backward": staticmethod(backward),
                  "spec_args": arg_names, "spec_definition": fdef,
+                 # the checker's diagnosis splits the forward into its additive terms
+                 # through these (the checker does not import the spec layer)
+                 "spec_forward_terms": staticmethod(
+                     lambda: [] if fdef.forward is None else forward_terms(fdef)),
+                 "spec_term_dropped": staticmethod(lambda index: term_dropped(fdef, index)),
                  "__doc__": f"Function '{fdef.name}' defined in a gradtool spec."}
     if fdef.jvp is not None:
         namespace["jvp"] = staticmethod(jvp)

@@ -315,7 +315,7 @@ def test_user_strings_are_not_rich_markup(run, spec_dir, tmp_path):
 
 
 def test_seed_override_draws_other_inputs():
-    from gradtool.cli.runner import Overrides
+    from gradtool.runner import Overrides
     from gradtool.spec import loads
     spec = loads("checks:\n  - name: c\n    expr: x.exp().sum()\n    inputs: {x: {shape: [3]}}\n")
     [check] = spec.checks

@@ -5,7 +5,7 @@ import pytest
 # pytester runs pytest in this process and afterwards drops the modules a run imported;
 # import what the plugin imports lazily now, so every run shares one copy of them
 import gradtool.checker  # noqa: F401,E402
-import gradtool.cli.runner  # noqa: F401,E402
+import gradtool.runner  # noqa: F401,E402
 import gradtool.spec  # noqa: F401,E402
 
 pytest_plugins = ["pytester"]

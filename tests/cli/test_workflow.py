@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from gradtool.cli import runner
-from gradtool.cli.runner import KeywordExpression, Selected
+from gradtool import runner
+from gradtool.runner import KeywordExpression, Selected
 from gradtool.errors import UsageError
 
 TWO = """\

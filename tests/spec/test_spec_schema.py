@@ -170,7 +170,7 @@ def test_schema_and_loader_agree(validator, variant, valid):
 
 
 def test_skip_true_is_a_skip_without_reason_and_false_runs():
-    from gradtool.cli.runner import Selected
+    from gradtool.runner import Selected
     from gradtool.spec import loads
     spec = loads(_corpus_text("1.0|, skip: true"))
     assert Selected("a.yaml", spec.checks[0]).skip == "skipped"

@@ -14,10 +14,10 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.limits import Limits, memory_budget, time_limit
-from ..errors import GradcheckError, GradtoolError, UsageError
-from ..spec.schema import did_you_mean
-from ..render.report import LoadError, Outcome, result_metrics
+from .engine.limits import Limits, memory_budget, time_limit
+from .errors import GradcheckError, GradtoolError, UsageError
+from .spec.schema import did_you_mean
+from .render.report import LoadError, Outcome, result_metrics
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 DEFAULT_PATH = "specs"
@@ -121,7 +121,7 @@ def looks_like_spec(path: Path) -> bool:
     spec.  Reads YAML events only as far as the first top-level key that decides."""
     import yaml
 
-    from ..spec.yaml_source import MAX_FILE_BYTES
+    from .spec.yaml_source import MAX_FILE_BYTES
     try:
         if os.path.getsize(path) > MAX_FILE_BYTES:
             return True         # loading it says it is too large: never skipped unread
@@ -305,7 +305,7 @@ def load_all(files, *, allow_python: bool = True, debug: bool = False,
              limits: Limits | None = None) -> tuple[list[Selected], list[LoadError]]:
     """Load every file; a file that fails contributes load errors and no checks.
     ``limits``: its non-None fields win over the specs' (the command line's)."""
-    from .. import spec as spec_package
+    from . import spec as spec_package
     selected: list[Selected] = []
     errors: list[LoadError] = []
     seconds = Limits().updated(limits).timeout or 0
@@ -459,7 +459,7 @@ def check_settings(spec, overrides: Overrides) -> dict:
 def run_check(item: Selected, overrides: Overrides = Overrides(), *,
               save_failures: str | None = None, debug: bool = False) -> Outcome:
     """Build and check one spec check; never raises for a problem of that check."""
-    from ..checker import check
+    from .checker import check
     outcome = Outcome(item.file, item.name, item.line, item.column, expect=item.expect,
                       tags=item.tags)
     if item.skip is not None:
