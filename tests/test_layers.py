@@ -134,3 +134,47 @@ def test_imports_follow_the_layer_arrows():
                 wrong.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: "
                              f"{layer or 'gradtool'} imports {target}")
     assert wrong == []
+
+
+def test_no_import_cycles_at_module_level():
+    graph = {}
+    for path in _files():
+        graph[_module_name(path)] = sorted({target for _, target in
+                                            _imports(path, module_level_only=True)})
+    # strongly connected components (Tarjan, with an explicit stack)
+    index, low, on_stack, order, cycles = {}, {}, set(), [], []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = len(index)
+        order.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            for nxt in edges:
+                if nxt not in graph:
+                    continue
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    order.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(graph[nxt])))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = order.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1 or node in graph[node]:
+                        cycles.append(sorted(component))
+    assert cycles == []

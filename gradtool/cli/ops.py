@@ -75,7 +75,7 @@ def traced_primitives(fn) -> list | None:
 
 def builtin_rows() -> list[dict]:
     rows = []
-    from ..spec.evaluate import BUILTINS     # what a spec may call: the engine's and sorting
+    from ..spec.evaluate import BUILTINS     # what a spec may call (spec/allowed.py)
     for name in sorted(BUILTINS):
         fn = BUILTINS[name]
         params = list(inspect.signature(fn).parameters.values())

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from . import ops, torch_parity
+import numpy as np
+
+from . import dtypes, ops
 from .ops import METHOD_NAMES
 from .prims import elementwise as E
 from .primitive import apply, apply_binary
-from .tensor import Tensor
+from .tensor import Tensor, _make
 
 
 def _rsub(self, other):
@@ -24,6 +26,58 @@ def _contiguous(self, memory_format=None):
 
 def _rmatmul(self, other):
     return ops.matmul(other, self)
+
+
+#: functions of torch's API around autograd that are also Tensor methods
+FUNCTION_METHODS = ("isnan", "isinf", "isfinite", "isclose", "allclose", "equal", "all", "any",
+                    "nonzero", "count_nonzero", "floor", "ceil", "trunc", "round", "frac",
+                    "tril", "triu", "argsort", "sort", "topk", "narrow")
+
+
+# ---- methods ----------------------------------------------------------------------------------
+def _type(self, dtype=None, non_blocking: bool = False):
+    """``x.type()`` is torch's legacy type name; ``x.type(dtype)`` converts."""
+    if dtype is None:
+        from .node import type_name
+        return "torch." + type_name(self._data)
+    return ops.to(self, dtype)
+
+
+def _new(self, data, dtype=None, requires_grad: bool = False) -> Tensor:
+    out = _make(np.array(data, dtype=dtypes.to_np(dtype) or self._data.dtype))
+    return out.requires_grad_(True) if requires_grad else out
+
+
+def _size_args(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return tuple(size)
+
+
+def _masked_fill_(self, mask, value) -> Tensor:
+    mask = ops._tensor_of(mask)
+    if mask._data.dtype != np.bool_:
+        ops.masked_fill(self, mask, value)   # torch's error for a non-boolean mask
+    ops.setitem(self, np.broadcast_to(mask._data, self.shape), value)
+    return self
+
+
+#: torch's methods around autograd that have no function of the same name
+EXTRA_METHODS = {
+    "type": _type,
+    "new_tensor": lambda self, data, dtype=None, requires_grad=False: _new(
+        self, data._data if isinstance(data, Tensor) else data, dtype, requires_grad),
+    "new_zeros": lambda self, *size, dtype=None, requires_grad=False: _new(
+        self, np.zeros(_size_args(size)), dtype, requires_grad),
+    "new_ones": lambda self, *size, dtype=None, requires_grad=False: _new(
+        self, np.ones(_size_args(size)), dtype, requires_grad),
+    "new_empty": lambda self, *size, dtype=None, requires_grad=False: _new(
+        self, np.zeros(_size_args(size)), dtype, requires_grad),
+    "new_full": lambda self, size, fill_value, dtype=None, requires_grad=False: _new(
+        self, np.full(tuple(size), fill_value), dtype, requires_grad),
+    "masked_fill_": _masked_fill_,
+    "where": lambda self, condition, other: ops.where(condition, self, other),
+}
 
 
 def _bind() -> None:
@@ -78,10 +132,10 @@ def _bind() -> None:
     T.reshape_as = lambda self, other: ops.reshape(self, other.shape)
     T.expand = lambda self, *shape: ops.broadcast_to(self, *shape)
     T.cpu = lambda self: self
-    for name in torch_parity.FUNCTIONS:
-        if not hasattr(T, name) and name not in ("numel", "get_default_dtype"):
-            setattr(T, name, getattr(torch_parity, name))
-    for name, method in torch_parity.METHODS.items():
+    for name in FUNCTION_METHODS:
+        if not hasattr(T, name):
+            setattr(T, name, getattr(ops, name))
+    for name, method in EXTRA_METHODS.items():
         setattr(T, name, method)
 
 

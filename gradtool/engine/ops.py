@@ -2,8 +2,8 @@
 
 Each function normalizes its arguments (dims, shapes, scalars) and calls a primitive from
 the op table; composite operations are written in terms of primitives and get their
-derivatives for free.  ``BUILTINS`` and ``TENSOR_METHODS`` are what the spec language may
-call.
+derivatives for free.  What the spec language may call is written out in
+``gradtool/spec/allowed.py``.
 
 Composites are decomposed the way torch decomposes them, so a graph has the same backward
 nodes as torch's (``tests/engine/test_torch_crosscheck.py`` compares them): indexing is one
@@ -2002,25 +2002,198 @@ def _fill_random(self, values):
     return self
 
 
-# ---- what the package and the spec language export ------------------------------------------
+# ---- torch's API around autograd: predicates, rounding, triangles, sorting, narrowing --------
+# (built from the primitives, no op-table entries of their own)
+SortResult = namedtuple("sort", ["values", "indices"])
+TopkResult = namedtuple("topk", ["values", "indices"])
+
+
+def _tensor_of(x) -> Tensor:
+    return x if isinstance(x, Tensor) else tensor(x)
+
+
+# predicates and comparisons (no gradient)
+def isnan(input) -> Tensor:
+    return _make(np.isnan(_tensor_of(input)._data))
+
+
+def isinf(input) -> Tensor:
+    return _make(np.isinf(_tensor_of(input)._data))
+
+
+def isfinite(input) -> Tensor:
+    return _make(np.isfinite(_tensor_of(input)._data))
+
+
+def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08,
+            equal_nan: bool = False) -> Tensor:
+    return _make(np.isclose(_tensor_of(input)._data, _tensor_of(other)._data, rtol=rtol, atol=atol,
+                            equal_nan=equal_nan))
+
+
+def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    return _bool(np.allclose(_tensor_of(input)._data, _tensor_of(other)._data, rtol=rtol, atol=atol,
+                             equal_nan=equal_nan))
+
+
+def equal(input, other) -> bool:
+    """Same shape and same values (torch.equal)."""
+    a, b = _tensor_of(input)._data, _tensor_of(other)._data
+    return a.shape == b.shape and _bool(np.array_equal(a, b))
+
+
+def _reduce_bool(np_fn, input, dim, keepdim) -> Tensor:
+    data = _tensor_of(input)._data
+    if dim is None:
+        return _make(np.asarray(np_fn(data)))
+    axes = tuple(_norm_dim(d, data.ndim) for d in (dim if isinstance(dim, (tuple, list))
+                                                  else (dim,)))
+    return _make(np.asarray(np_fn(data, axis=axes, keepdims=keepdim)))
+
+
+def all(input, dim=None, keepdim: bool = False) -> Tensor:
+    return _reduce_bool(np.all, input, dim, keepdim)
+
+
+def any(input, dim=None, keepdim: bool = False) -> Tensor:
+    return _reduce_bool(np.any, input, dim, keepdim)
+
+
+def nonzero(input, *, as_tuple: bool = False):
+    data = _tensor_of(input)._data
+    if as_tuple:
+        return tuple(_make(i.astype(np.int64)) for i in np.nonzero(data))
+    return _make(np.argwhere(data).astype(np.int64))
+
+
+def count_nonzero(input, dim=None) -> Tensor:
+    data = _tensor_of(input)._data
+    return _make(np.asarray(np.count_nonzero(data, axis=dim), dtype=np.int64))
+
+
+# ---- rounding: torch records a node whose gradient is zero ------------------------------------
+def _zero_gradient(input: Tensor, values: np.ndarray) -> Tensor:
+    # where(False, x, c) has the values c and the gradient 0 for x, exactly
+    if not input.requires_grad:
+        return _make(values)
+    return where(np.zeros(values.shape, dtype=np.bool_), input, _make(values))
+
+
+def floor(input) -> Tensor:
+    input = _tensor_of(input)
+    return _zero_gradient(input, np.floor(input._data))
+
+
+def ceil(input) -> Tensor:
+    input = _tensor_of(input)
+    return _zero_gradient(input, np.ceil(input._data))
+
+
+def trunc(input) -> Tensor:
+    input = _tensor_of(input)
+    return _zero_gradient(input, np.trunc(input._data))
+
+
+def round(input, *, decimals: int = 0) -> Tensor:
+    """Half to even, as torch."""
+    input = _tensor_of(input)
+    return _zero_gradient(input, np.round(input._data, decimals))
+
+
+def frac(input) -> Tensor:
+    """x - trunc(x): gradient 1."""
+    input = _tensor_of(input)
+    return input - trunc(input).detach()
+
+
+# ---- triangles, sorting, narrowing ------------------------------------------------------------
+def _triangle(input, diagonal: int, upper: bool) -> Tensor:
+    input = _tensor_of(input)
+    if input.ndim < 2:
+        raise EngineError(f"{'triu' if upper else 'tril'}: input tensor must have at "
+                               "least 2 dimensions")
+    rows, cols = input.shape[-2:]
+    keep = np.triu(np.ones((rows, cols), dtype=np.bool_), diagonal) if upper else \
+        np.tril(np.ones((rows, cols), dtype=np.bool_), diagonal)
+    return where(np.broadcast_to(keep, input.shape), input,
+                      _make(np.zeros((), input._data.dtype)))
+
+
+def tril(input, diagonal: int = 0) -> Tensor:
+    return _triangle(input, diagonal, upper=False)
+
+
+def triu(input, diagonal: int = 0) -> Tensor:
+    return _triangle(input, diagonal, upper=True)
+
+
+def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    data = _tensor_of(input)._data
+    if data.ndim == 0:
+        return _make(np.zeros((), np.int64))
+    axis = _norm_dim(dim, data.ndim)
+    if not descending:
+        return _make(np.argsort(data, axis=axis, kind="stable").astype(np.int64))
+    # descending without negating (uint8 wraps, bool refuses): a stable ascending sort of the
+    # reversed axis, read backwards, keeps ties in their order and puts NaN first, as torch
+    n = data.shape[axis]
+    order = np.argsort(np.flip(data, axis), axis=axis, kind="stable")
+    return _make((n - 1 - np.flip(order, axis)).astype(np.int64))
+
+
+def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
+    input = _tensor_of(input)
+    if input.ndim == 0:
+        return SortResult(input.clone(), _make(np.zeros((), np.int64)))
+    indices = argsort(input, dim, descending)
+    return SortResult(gather(input, dim, indices), indices)
+
+
+def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+    input = _tensor_of(input)
+    axis = _norm_dim(dim, builtins.max(input.ndim, 1))
+    size = input.shape[axis] if input.ndim else 1
+    if not 0 <= k <= size:
+        raise IndexError("selected index k out of range")
+    order = argsort(input, dim, descending=largest)
+    indices = _make(np.take(order._data, np.arange(k), axis=axis) if input.ndim
+                    else order._data)
+    return TopkResult(gather(input, dim, indices) if input.ndim else input.clone(),
+                      indices)
+
+
+def narrow(input, dim: int, start: int, length: int) -> Tensor:
+    input = _tensor_of(input)
+    axis = _norm_dim(dim, input.ndim)
+    size = input.shape[axis]
+    if start < 0:
+        start += size
+    if not 0 <= start <= size or length < 0 or start + length > size:
+        raise EngineError(f"start ({start}) + length ({length}) exceeds dimension size "
+                               f"({size}).")
+    key = (slice(None),) * axis + (slice(start, start + length),)
+    return input[key]
+
+
+def numel(input) -> int:
+    return _tensor_of(input).numel()
+
+
+def get_default_dtype():
+    """gradtool's default floating dtype: float64 (a gradient checker's precision)."""
+    return dtypes.DEFAULT_FLOAT
+
+
+# ---- what the package exports ----------------------------------------------------------------
 _NOT_PUBLIC = {"apply", "setitem", "getitem", "index_const", "LEAF_INPLACE", "no_grad",
-               "namedtuple", "SimpleNamespace", "MaxResult", "MinResult"}
+               "namedtuple", "SimpleNamespace", "MaxResult", "MinResult", "SortResult",
+               "TopkResult", "factory_shape", "scalar_type_name"}
 __all__ = sorted(
     name for name, value in list(globals().items())
     if not name.startswith("_") and callable(value) and not name.endswith("_")
     and getattr(value, "__module__", None) == __name__ and name not in _NOT_PUBLIC)
-
-#: name -> function for the spec language's expressions (numpy and torch spellings)
-BUILTINS = {name: globals()[name] for name in __all__}
 __all__.append("linalg")
-
-# torch's helpers outside the spec language (predicates, rounding, sorting, ...)
-from . import torch_parity as _parity  # noqa: E402
-for _name in _parity.FUNCTIONS:
-    globals()[_name] = getattr(_parity, _name)
-    __all__.append(_name)
-
-
 
 METHOD_NAMES = (
     "add", "sub", "mul", "div", "true_divide", "multiply", "subtract", "divide", "neg",
@@ -2040,9 +2213,3 @@ METHOD_NAMES = (
     "add_", "sub_", "mul_", "div_", "pow_", "clamp_", "zero_", "fill_", "copy_", "uniform_",
     "normal_",
 )
-
-#: methods and attributes a spec expression may use on a tensor
-TENSOR_METHODS = frozenset(
-    {"T", "mT", "shape", "dtype", "ndim", "float", "double", "long", "int", "bool",
-     "detach", "size", "dim", "numel", "item", "contiguous", "type_as", "expand",
-     "requires_grad"} | {name for name in METHOD_NAMES if not name.endswith("_")})

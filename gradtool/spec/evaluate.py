@@ -5,8 +5,8 @@ type to checker) *before* anything runs: every construct not in the table (lambd
 comprehensions, f-strings, imports, dunder attributes, ...) is refused with its location.
 Evaluation walks the same tree with a second table from node type to handler.  There is no
 ``eval``/``exec``/``compile``, and no ``getattr`` with a user-given name: functions come from
-``gradtool.engine.ops.BUILTINS`` plus ``SORTING`` and the spec's own Functions, tensor
-methods from a dict built once from ``gradtool.engine.ops.TENSOR_METHODS`` plus ``SORTING``.
+the table ``gradtool.spec.allowed.FUNCTIONS`` and the spec's own Functions, tensor methods
+from a dict built once from the table ``gradtool.spec.allowed.TENSOR_METHODS``.
 
 Limits (each tested in ``tests/test_security.py``): nesting depth, source size, integer
 size, literal exponent size, and the number of elements any tensor may have (checked for
@@ -27,13 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import dtypes, limits, primitive, torch_parity
+from ..engine import dtypes, limits, primitive
 from ..engine.grad_mode import MODE
 from ..engine.limits import element_limit
-from ..engine.ops import BUILTINS as ENGINE_BUILTINS
-from ..engine.ops import TENSOR_METHODS as ENGINE_TENSOR_METHODS
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors
+from . import allowed
 from .schema import MAX_INT, did_you_mean
 from .yaml_source import ScalarOrigin, TextOrigin
 
@@ -60,15 +59,10 @@ CONSTANTS: dict[str, Any] = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan":
 RESERVED = frozenset({"grad", "out"}) | frozenset(CONSTANTS)
 
 
-#: sorting, as torch's functions and tensor methods (differentiable: the values are a
-#: gather of the input, whose gradient torch scatters back the same way); the results are
-#: (values, indices) tuples: ``v, i = sort(x)`` or ``topk(x, 2)[0]``
-SORTING: dict[str, Callable] = {"sort": torch_parity.sort, "argsort": torch_parity.argsort,
-                                "topk": torch_parity.topk}
 #: functions an expression may call (besides the spec's Functions and modules)
-BUILTINS: dict[str, Callable] = {**ENGINE_BUILTINS, **SORTING}
+BUILTINS: dict[str, Callable] = allowed.FUNCTIONS
 #: tensor methods and attributes an expression may use
-TENSOR_METHODS = ENGINE_TENSOR_METHODS | frozenset(SORTING)
+TENSOR_METHODS = allowed.TENSOR_METHODS
 
 
 def _is_property(name: str) -> bool:
