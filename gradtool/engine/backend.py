@@ -208,7 +208,8 @@ def inv(x):
 def solve(a, b):
     """Solve a x = b for a matrix right-hand side (batch axes broadcast)."""
     if _any_tensor(a, b):
-        return _ops()._linalg_solve(a, b)
+        from .ops.linear_algebra import _linalg_solve
+        return _linalg_solve(a, b)
     return np.linalg.solve(a, b)
 
 

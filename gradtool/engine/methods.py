@@ -6,6 +6,8 @@ import numpy as np
 
 from . import dtypes, ops
 from .ops import METHOD_NAMES
+from .ops.common import _tensor_of
+from .ops.shape import _T, _mT
 from .prims import elementwise as E
 from .primitive import apply, apply_binary
 from .tensor import Tensor, _make
@@ -55,7 +57,7 @@ def _size_args(size) -> tuple:
 
 
 def _masked_fill_(self, mask, value) -> Tensor:
-    mask = ops._tensor_of(mask)
+    mask = _tensor_of(mask)
     if mask._data.dtype != np.bool_:
         ops.masked_fill(self, mask, value)   # torch's error for a non-boolean mask
     ops.setitem(self, np.broadcast_to(mask._data, self.shape), value)
@@ -115,8 +117,8 @@ def _bind() -> None:
     T.__floordiv__ = lambda self, other: ops.div(self, other, rounding_mode="floor")
     T.__mod__ = ops.remainder
     T.__rmod__ = lambda self, other: ops.remainder(other, self)
-    T.T = property(ops._T)
-    T.mT = property(ops._mT)
+    T.T = property(_T)
+    T.mT = property(_mT)
     for name in METHOD_NAMES:
         if not hasattr(T, name) or name in OVERRIDE:
             setattr(T, name, getattr(ops, name))

@@ -43,7 +43,7 @@ def _rng(generator=None) -> np.random.Generator:
 
 
 def _shape(size, name: str = "randn") -> tuple:
-    from .ops import factory_shape
+    from .ops.common import factory_shape
     return factory_shape(name, size)
 
 

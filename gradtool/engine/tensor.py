@@ -155,7 +155,7 @@ class Tensor:
                                   f"'{list(self._data.shape)}'. Please ensure that the gradient "
                                   "and the tensor are the same size")
             if value._data.dtype != self._data.dtype:
-                from .ops import _CPP_NAMES, scalar_type_name
+                from .ops.common import _CPP_NAMES, scalar_type_name
                 raise EngineError(
                     "attempting to assign a gradient with dtype "
                     f"'{_CPP_NAMES.get(str(value._data.dtype), str(value._data.dtype))}' to a "

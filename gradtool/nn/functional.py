@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 
 from ..engine import ops as _ops
+from ..engine.ops.common import scalar_type_name
+from ..engine.ops.inplace import _inplace
 from ..engine.prims import nn as _P
 from ..engine.prims import shape as _S
 from ..engine.primitive import REGISTRY, apply
@@ -207,7 +209,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def _addmm_checks(bias: Tensor, input: Tensor, weight: Tensor) -> None:
     """torch's addmm errors, in its order: dtypes of bias and weight, of input and weight,
     then the shapes."""
-    name = _ops.scalar_type_name
+    name = scalar_type_name
     if bias._data.dtype != weight._data.dtype:
         raise EngineError(f"self and mat2 must have the same dtype, but got {name(bias)} and "
                           f"{name(weight)}")
@@ -352,7 +354,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     mask = keep.astype(dt) * (dt.type(1.0) / dt.type(1.0 - p)) if p < 1.0 else \
         np.zeros(input.shape, dt)
     if inplace:
-        return _ops._inplace(input, lambda x: apply(_P.native_dropout, (x,), {"mask": mask}))
+        return _inplace(input, lambda x: apply(_P.native_dropout, (x,), {"mask": mask}))
     return apply(_P.native_dropout, (input,), {"mask": mask})
 
 

@@ -1,0 +1,97 @@
+"""Argument normalization shared by the op modules (dims, shapes, scalars to tensors),
+and torch's names of dtypes for its error messages."""
+
+from __future__ import annotations
+
+import builtins
+import weakref
+
+import numpy as np
+
+from ..tensor import Tensor, _make, _norm_dim, _to_array, version_counter
+
+_bool = builtins.bool
+_int = builtins.int
+
+
+def _t(x) -> Tensor:
+    """x as a Tensor (constants become tensors that do not require grad)."""
+    if isinstance(x, Tensor):
+        return x
+    return _make(_to_array(x, None))
+
+
+def _dims(dim, ndim: int) -> tuple:
+    if isinstance(dim, (list, tuple)):
+        return tuple(sorted({_norm_dim(_int(d), ndim) for d in dim}))
+    return (_norm_dim(_int(dim), ndim),)
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+        shape = shape[0]
+    return tuple(_int(s) for s in shape)
+
+
+def factory_shape(name: str, size) -> tuple:
+    """The size of a new tensor; a non-integer is refused with torch's TypeError (numpy
+    truncated 2.5 to 2)."""
+    if len(size) == 1 and isinstance(size[0], (list, tuple)):
+        size = size[0]
+    shape = []
+    for position, s in enumerate(size):
+        if isinstance(s, Tensor) and s._data.ndim == 0 and s._data.dtype.kind in "iu":
+            s = s._data.item()
+        if isinstance(s, _bool) or not isinstance(s, (_int, np.integer)):
+            raise TypeError(f"{name}(): argument 'size' failed to unpack the object at pos "
+                            f"{position + 1} with error \"type must be tuple of ints,but got "
+                            f"{type(s).__name__}\"")
+        shape.append(_int(s))
+    # a negative dimension stays numpy's ValueError: the spec language's messages show it
+    return tuple(shape)
+
+
+def _keepdim(keepdim, keepdims):
+    return _bool(keepdim if keepdims is None else keepdims)
+
+
+def _share_version(out: Tensor, base: Tensor) -> Tensor:
+    """Views share their base's version counter, as in torch."""
+    if out._data.base is not None:
+        out._vc = version_counter(base)
+        out._set("base", base)
+        if base._rg:
+            # the root keeps its live views: an in-place op through one rebases them all
+            root = base
+            while root._get("base") is not None:
+                root = root._get("base")
+            views = root._get("views")
+            if views is None:
+                views = weakref.WeakSet()
+                root._set("views", views)
+            views.add(out)
+    return out
+
+
+# torch's names of dtypes in its error messages
+_SCALAR_TYPE = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
+                "uint8": "Byte", "bool": "Bool", "float64": "Double", "float32": "Float"}
+_C_TYPE = {"int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+           "uint8": "unsigned char", "float64": "double", "float32": "float"}
+
+
+_CPP_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int",
+              "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+              "bool": "bool", "float16": "c10::Half", "complex64": "c10::complex<float>",
+              "complex128": "c10::complex<double>"}
+_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
+                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+                 "float16": "Half", "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+
+
+def scalar_type_name(t: Tensor) -> str:
+    return _SCALAR_NAMES.get(str(t._data.dtype), str(t._data.dtype))
+
+
+def _tensor_of(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x, dtype=None, requires_grad=False)

@@ -1,0 +1,136 @@
+"""Losses, as ``torch.nn.functional``'s (``gt.nn.functional`` exposes them)."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from ...errors import EngineError, ShapeError
+from .. import dtypes
+from ..primitive import apply
+from ..prims import loss as LS
+from ..tensor import Tensor, _make
+from .common import _t
+from .pointwise import abs, neg, sub
+from .reductions import log_softmax, mean, sum
+from .shape import reshape
+
+_float = builtins.float
+
+__all__ = [
+    "binary_cross_entropy_with_logits", "cross_entropy", "l1_loss", "mse_loss", "nll_loss",
+]
+
+
+# ---- losses (gt.nn.functional exposes these) ----------------------------------------------
+def _reduction(reduction: str) -> str:
+    if reduction not in LS.REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return reduction
+
+
+def _target_array(target) -> np.ndarray:
+    data = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if data.dtype.kind not in "iu":
+        raise EngineError(f"expected scalar type Long but found "
+                          f"{dtypes.from_np(data.dtype).name.capitalize()}")
+    return data.astype(np.int64, copy=False)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") -> Tensor:
+    """Negative log likelihood of class-index targets (NllLossBackward0)."""
+    input = _t(input)
+    target = _target_array(target)
+    expected = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
+    if input.ndim == 0 or target.shape != expected:
+        if input.ndim >= 2 and target.ndim >= 1 and target.shape[0] != input.shape[0]:
+            raise ShapeError(f"Expected input batch_size ({input.shape[0]}) to match target "
+                             f"batch_size ({target.shape[0]}).")
+        raise ShapeError(f"nll_loss: target shape {list(target.shape)} does not match input "
+                         f"shape {list(input.shape)}")
+    classes = input.shape[1 if input.ndim >= 2 else 0]
+    bad = (target != ignore_index) & ((target < 0) | (target >= classes))
+    if bad.any():
+        raise IndexError(f"Target {int(target[bad].flat[0])} is out of bounds.")
+    w = None if weight is None else _t(weight)._data
+    return apply(LS.nll_loss, (input, target), {"reduction": _reduction(reduction),
+                                                "weight": w, "ignore_index": ignore_index})
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0) -> Tensor:
+    """log_softmax over the class dim, then nll_loss (torch records the same two nodes).
+    Targets are class indices or class probabilities (same shape as input)."""
+    input = _t(input)
+    logp = log_softmax(input, 1 if input.ndim >= 2 else 0)
+    if isinstance(target, Tensor) and target._data.dtype.kind in "fc":
+        if target.shape != input.shape:
+            raise ShapeError("cross_entropy: probability targets must have the input's shape")
+        if label_smoothing:
+            classes = input.shape[1 if input.ndim >= 2 else 0]
+            target = target * (1 - label_smoothing) + label_smoothing / classes
+        terms = logp * target if weight is None else logp * target * _shape_weight(
+            _t(weight), input.ndim)
+        loss = neg(sum(terms, 1 if input.ndim >= 2 else 0))
+        return _apply_reduction(loss, reduction)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if not label_smoothing:
+        return nll
+    if weight is not None:
+        raise EngineError("cross_entropy: label_smoothing with class weights is not supported")
+    # (1 - eps) nll + eps * mean over classes of -log p
+    target_arr = _target_array(target)
+    keep = _make(np.asarray(target_arr != ignore_index, dtype=input._data.dtype))
+    smooth = neg(mean(logp, 1 if input.ndim >= 2 else 0)) * keep
+    if reduction == "mean":
+        smooth = sum(smooth) / _float(np.sum(keep._data))
+    else:
+        smooth = _apply_reduction(smooth, reduction)
+    return nll * (1 - label_smoothing) + smooth * label_smoothing
+
+
+def _shape_weight(weight: Tensor, ndim: int) -> Tensor:
+    return reshape(weight, (-1,) + (1,) * (ndim - 2)) if ndim >= 2 else weight
+
+
+def _apply_reduction(loss: Tensor, reduction: str) -> Tensor:
+    reduction = _reduction(reduction)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return sum(loss)
+    return mean(loss)
+
+
+def _loss_operands(input, target):
+    input, target = _t(input), _t(target)
+    if input.shape != target.shape:
+        import warnings
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
+                      f"size ({input.shape}). This will likely lead to incorrect results due "
+                      "to broadcasting. Please ensure they have the same size.",
+                      UserWarning, stacklevel=3)
+    return input, target
+
+
+def mse_loss(input, target, reduction="mean") -> Tensor:
+    """Mean squared error (fused: MseLossBackward0)."""
+    input, target = _loss_operands(input, target)
+    return apply(LS.mse_loss, (input, target), {"reduction": _reduction(reduction)})
+
+
+def l1_loss(input, target, reduction="mean") -> Tensor:
+    """Mean absolute error: abs(input - target), reduced (composite, as torch records it)."""
+    input, target = _loss_operands(input, target)
+    return _apply_reduction(abs(sub(input, target)), reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
+                                     pos_weight=None) -> Tensor:
+    """Sigmoid + binary cross entropy in one stable primitive."""
+    input, target = _loss_operands(input, target)
+    w = None if weight is None else _t(weight)._data
+    pw = None if pos_weight is None else _t(pos_weight)._data
+    return apply(LS.bce_with_logits, (input, target),
+                 {"reduction": _reduction(reduction), "weight": w, "pos_weight": pw})

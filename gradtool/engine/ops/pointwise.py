@@ -1,0 +1,311 @@
+"""Pointwise ops: arithmetic, functions of one element, comparisons, selection
+(``where``, ``clamp``), predicates (``isnan``, ``allclose``) and rounding."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from ...errors import EngineError
+from ..dtypes import promoted
+from ..primitive import apply
+from ..prims import elementwise as E
+from ..tensor import Tensor, _make
+from .common import _C_TYPE, _t, _tensor_of
+
+_bool = builtins.bool
+_int = builtins.int
+_float = builtins.float
+
+__all__ = [
+    "abs", "absolute", "acos", "add", "allclose", "arccos", "arcsin", "arctan", "arctan2",
+    "asin", "atan", "atan2", "ceil", "clamp", "clamp_max", "clamp_min", "clip", "cos", "cosh",
+    "div", "divide", "eq", "equal", "exp", "expm1", "floor", "frac", "ge", "greater",
+    "greater_equal", "gt", "isclose", "isfinite", "isinf", "isnan", "le", "less", "less_equal",
+    "log", "log10", "log1p", "log2", "logical_and", "logical_not", "logical_or", "lt",
+    "masked_fill", "maximum", "minimum", "mul", "multiply", "ne", "neg", "negative", "pow",
+    "reciprocal", "relu", "remainder", "round", "rsqrt", "rsub", "sigmoid", "sign", "sin",
+    "sinh", "softplus", "sqrt", "square", "sub", "subtract", "tan", "tanh", "true_divide",
+    "trunc", "where",
+]
+
+
+# ---- arithmetic -----------------------------------------------------------------------------
+def add(input, other, *, alpha=1) -> Tensor:
+    if alpha != 1:
+        return apply(E.add, (input, other), {"alpha": alpha})
+    return apply(E.add, (input, other))
+
+
+def sub(input, other, *, alpha=1) -> Tensor:
+    if not isinstance(input, Tensor):
+        if alpha == 1:
+            return apply(E.rsub, (other, input))
+        input = _t(input)
+    if alpha != 1:
+        return apply(E.sub, (input, other), {"alpha": alpha})
+    return apply(E.sub, (input, other))
+
+
+def rsub(input, other, *, alpha=1) -> Tensor:
+    """other - alpha * input (torch.rsub)."""
+    return sub(other, input, alpha=alpha) if alpha != 1 else apply(E.rsub, (input, other))
+
+
+def mul(input, other) -> Tensor:
+    return apply(E.mul, (input, other))
+
+
+def div(input, other, *, rounding_mode=None) -> Tensor:
+    if rounding_mode is not None:
+        if rounding_mode not in ("trunc", "floor"):
+            raise EngineError("div expected rounding_mode to be one of None, 'trunc', or "
+                              f"'floor' but found '{rounding_mode}'")
+        a, b = _t(input)._data, _t(other)._data
+        if a.dtype.kind in "iub" and b.dtype.kind in "iub":
+            # integer division stays integral (torch), and dividing by zero is an error
+            if not np.all(b):
+                raise EngineError("ZeroDivisionError")
+            quotient = np.floor_divide(a, b)
+            if rounding_mode == "trunc":
+                quotient = quotient + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
+            return _make(promoted(np.asarray(quotient), (a, b)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            data = np.true_divide(a, b)
+        return _make(np.floor(data) if rounding_mode == "floor" else np.trunc(data))
+    if not isinstance(input, Tensor):
+        return mul(reciprocal(other), input)
+    return apply(E.div, (input, other))
+
+
+true_divide = divide = div
+multiply = mul
+subtract = sub
+
+
+def neg(input) -> Tensor:
+    if isinstance(input, Tensor) and input._data.dtype == np.bool_:
+        raise EngineError("Negation, the `-` operator, on a bool tensor is not supported. If "
+                          "you are trying to invert a mask, use the `~` or `logical_not()` "
+                          "operator instead.")
+    return apply(E.neg, (input,))
+
+
+negative = neg
+
+
+def pow(input, exponent) -> Tensor:
+    if not isinstance(input, Tensor):
+        return apply(E.rpow, (exponent,), {"base": input})
+    if isinstance(exponent, Tensor):
+        return apply(E.pow, (input, exponent))
+    if isinstance(exponent, (np.ndarray, list, tuple)):
+        return apply(E.pow, (input, _t(exponent)))
+    if isinstance(exponent, _float) and exponent.is_integer():
+        exponent = _int(exponent) if input._data.dtype.kind in "fc" else exponent
+    if isinstance(exponent, _int) and input._data.dtype.kind in "iu" and exponent < 0:
+        raise EngineError("Integers to negative integer powers are not allowed.")
+    return apply(E.pow_scalar, (input,), {"exponent": exponent})
+
+
+def square(input) -> Tensor:
+    return pow(input, 2)
+
+
+def _unary(prim):
+    def op(input) -> Tensor:
+        return apply(prim, (input,))
+    op.__name__ = prim.name
+    op.__doc__ = f"Elementwise {prim.name} (backward node {prim.node_name})."
+    return op
+
+
+exp = _unary(E.exp)
+log = _unary(E.log)
+log1p = _unary(E.log1p)
+expm1 = _unary(E.expm1)
+sqrt = _unary(E.sqrt)
+sin = _unary(E.sin)
+cos = _unary(E.cos)
+tan = _unary(E.tan)
+tanh = _unary(E.tanh)
+sinh = _unary(E.sinh)
+cosh = _unary(E.cosh)
+arcsin = asin = _unary(E.arcsin)
+arccos = acos = _unary(E.arccos)
+arctan = atan = _unary(E.arctan)
+sigmoid = _unary(E.sigmoid)
+relu = _unary(E.relu)
+abs = absolute = _unary(E.abs)
+sign = _unary(E.sign)
+reciprocal = _unary(E.reciprocal)
+
+
+def arctan2(input, other) -> Tensor:
+    return apply(E.arctan2, (input, other))
+
+
+atan2 = arctan2
+
+
+rsqrt = _unary(E.rsqrt)
+
+
+log2 = _unary(E.log2)
+log10 = _unary(E.log10)
+
+
+def remainder(input, other) -> Tensor:
+    """input - floor(input / other) * other: the sign of the divisor (python's %)."""
+    divisor = other._data if isinstance(other, Tensor) else np.asarray(other)
+    if divisor.dtype.kind in "iub" and _t(input)._data.dtype.kind in "iub" \
+            and not np.all(divisor):
+        raise EngineError("ZeroDivisionError")
+    if isinstance(input, Tensor) and not isinstance(other, Tensor):
+        return apply(E.remainder_scalar, (input,), {"other": other})
+    return apply(E.remainder, (input, other))
+
+
+def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
+    return apply(E.softplus, (input,), {"beta": _float(beta), "threshold": _float(threshold)})
+
+
+def clamp(input, min=None, max=None) -> Tensor:
+    """torch.clamp: python bounds record ClampBackward1, tensor bounds ClampBackward0."""
+    if min is None and max is None:
+        raise EngineError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        return apply(E.clamp_tensor, (input, min, max))
+    return apply(E.clamp, (input,), {"min": min, "max": max})
+
+
+clip = clamp
+
+
+def clamp_min(input, min) -> Tensor:
+    if isinstance(min, Tensor):
+        return apply(E.clamp_min_tensor, (input, min))
+    return apply(E.REGISTRY["clamp_min"], (input,), {"min": min, "max": None})
+
+
+def clamp_max(input, max) -> Tensor:
+    if isinstance(max, Tensor):
+        return apply(E.clamp_max_tensor, (input, max))
+    return apply(E.REGISTRY["clamp_max"], (input,), {"min": None, "max": max})
+
+
+def maximum(input, other) -> Tensor:
+    return apply(E.maximum, (input, other))
+
+
+def minimum(input, other) -> Tensor:
+    return apply(E.minimum, (input, other))
+
+
+def where(condition, input=None, other=None) -> Tensor:
+    if input is None and other is None:
+        return tuple(_make(i) for i in np.nonzero(_t(condition)._data))
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    return apply(E.where, (cond.astype(_bool), input, other))
+
+
+def masked_fill(input, mask, value) -> Tensor:
+    input = _t(input)
+    mask = _t(mask)._data
+    if mask.dtype != np.bool_:
+        raise EngineError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                          f"{_C_TYPE.get(mask.dtype.name, mask.dtype.name)}")
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise EngineError("masked_fill_ only supports a 0-dimensional value tensor, but "
+                              f"got tensor with {value.ndim} dimension(s).")
+        return apply(E.masked_fill_tensor, (input, mask, value))
+    return apply(E.masked_fill, (input, mask), {"value": value})
+
+
+def _comparison(prim):
+    def op(input, other) -> Tensor:
+        return apply(prim, (input, other))
+    op.__name__ = prim.name
+    return op
+
+
+eq = _comparison(E.eq)
+ne = _comparison(E.ne)
+lt = less = _comparison(E.lt)
+le = less_equal = _comparison(E.le)
+gt = greater = _comparison(E.gt)
+ge = greater_equal = _comparison(E.ge)
+logical_and = _comparison(E.logical_and)
+logical_or = _comparison(E.logical_or)
+
+
+def logical_not(input) -> Tensor:
+    return apply(E.logical_not, (input,))
+
+
+# predicates and comparisons (no gradient)
+def isnan(input) -> Tensor:
+    return _make(np.isnan(_tensor_of(input)._data))
+
+
+def isinf(input) -> Tensor:
+    return _make(np.isinf(_tensor_of(input)._data))
+
+
+def isfinite(input) -> Tensor:
+    return _make(np.isfinite(_tensor_of(input)._data))
+
+
+def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08,
+            equal_nan: bool = False) -> Tensor:
+    return _make(np.isclose(_tensor_of(input)._data, _tensor_of(other)._data, rtol=rtol, atol=atol,
+                            equal_nan=equal_nan))
+
+
+def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    return _bool(np.allclose(_tensor_of(input)._data, _tensor_of(other)._data, rtol=rtol, atol=atol,
+                             equal_nan=equal_nan))
+
+
+def equal(input, other) -> bool:
+    """Same shape and same values (torch.equal)."""
+    a, b = _tensor_of(input)._data, _tensor_of(other)._data
+    return a.shape == b.shape and _bool(np.array_equal(a, b))
+
+
+# ---- rounding: torch records a node whose gradient is zero ------------------------------------
+def _zero_gradient(input: Tensor, values: np.ndarray) -> Tensor:
+    # where(False, x, c) has the values c and the gradient 0 for x, exactly
+    if not input.requires_grad:
+        return _make(values)
+    return where(np.zeros(values.shape, dtype=np.bool_), input, _make(values))
+
+
+def floor(input) -> Tensor:
+    input = _tensor_of(input)
+    return _zero_gradient(input, np.floor(input._data))
+
+
+def ceil(input) -> Tensor:
+    input = _tensor_of(input)
+    return _zero_gradient(input, np.ceil(input._data))
+
+
+def trunc(input) -> Tensor:
+    input = _tensor_of(input)
+    return _zero_gradient(input, np.trunc(input._data))
+
+
+def round(input, *, decimals: int = 0) -> Tensor:
+    """Half to even, as torch."""
+    input = _tensor_of(input)
+    return _zero_gradient(input, np.round(input._data, decimals))
+
+
+def frac(input) -> Tensor:
+    """x - trunc(x): gradient 1."""
+    input = _tensor_of(input)
+    return input - trunc(input).detach()

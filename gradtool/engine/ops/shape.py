@@ -1,0 +1,235 @@
+"""Shapes and views: reshape, view, transpose, permute, squeeze, broadcast, ``to``,
+triangles and ``narrow``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import EngineError, ShapeError
+from .. import dtypes
+from ..primitive import apply
+from ..prims import shape as S
+from ..tensor import Tensor, _make, _norm_dim
+from .common import _dims, _shape_arg, _share_version, _t, _tensor_of
+from .pointwise import where
+
+__all__ = [
+    "broadcast_to", "clone", "expand", "expand_as", "expand_dims", "flatten", "narrow",
+    "numel", "permute", "ravel", "reshape", "squeeze", "swapaxes", "swapdims", "t", "to",
+    "transpose", "tril", "triu", "unsqueeze", "view",
+]
+
+
+# ---- shapes ---------------------------------------------------------------------------------
+def _resolve_shape(shape: tuple, size: int) -> tuple:
+    if -1 in shape:
+        known = 1
+        for s in shape:
+            if s != -1:
+                known *= s
+        if shape.count(-1) > 1:
+            raise EngineError("only one dimension can be inferred")
+        if known == 0 or size % known:
+            raise EngineError(f"shape '{list(shape)}' is invalid for input of size {size}")
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    n = 1
+    for s in shape:
+        n *= s
+    if n != size:
+        raise EngineError(f"shape '{list(shape)}' is invalid for input of size {size}")
+    return shape
+
+
+def _viewable(data: np.ndarray, shape: tuple) -> bool:
+    try:
+        np.reshape(data, shape, copy=False)
+    except ValueError:
+        return False
+    return True
+
+
+def reshape(input, *shape) -> Tensor:
+    """A view when the memory layout allows one, else a copy, named as torch names them:
+    ViewBackward0 (contiguous), ReshapeAliasBackward0 (strided view) or CloneBackward0 +
+    UnsafeViewBackward0 (copy)."""
+    input = _t(input)
+    shape = _resolve_shape(_shape_arg(shape), input._data.size)
+    data = input._data
+    if data.flags.c_contiguous:
+        return _share_version(apply(S.reshape, (input,), {"shape": shape}), input)
+    if _viewable(data, shape):
+        return _share_version(apply(S.reshape_alias, (input,), {"shape": shape}), input)
+    return _unsafe_view(clone(input), shape)
+
+
+def _unsafe_view(input: Tensor, shape: tuple) -> Tensor:
+    return apply(S.unsafe_view, (input,), {"shape": shape})
+
+
+def view(input, *shape) -> Tensor:
+    input = _t(input)
+    shape = _resolve_shape(_shape_arg(shape), input._data.size)
+    if not input._data.flags.c_contiguous and not _viewable(input._data, shape):
+        raise EngineError("view size is not compatible with input tensor's size and stride (at "
+                          "least one dimension spans across two contiguous subspaces). Use "
+                          ".reshape(...) instead.")
+    return _share_version(apply(S.reshape, (input,), {"shape": shape}), input)
+
+
+def flatten(input, start_dim=0, end_dim=-1) -> Tensor:
+    input = _t(input)
+    if input.ndim == 0:
+        return reshape(input, 1)
+    s = _norm_dim(start_dim, input.ndim)
+    e = _norm_dim(end_dim, input.ndim)
+    if s == e:
+        return input
+    shape = input.shape
+    return reshape(input, shape[:s] + (-1,) + shape[e + 1:])
+
+
+def ravel(input) -> Tensor:
+    return reshape(input, -1)
+
+
+def transpose(input, dim0=None, dim1=None) -> Tensor:
+    """Swap two dims (torch); with no dims, reverse them all (numpy's transpose)."""
+    input = _t(input)
+    if dim0 is None and dim1 is None:
+        return _T(input)
+    nd = input.ndim
+    d0, d1 = _norm_dim(dim0, nd), _norm_dim(dim1, nd)
+    return _share_version(apply(S.transpose, (input,), {"dim0": d0, "dim1": d1}), input)
+
+
+swapaxes = swapdims = transpose
+
+
+def t(input) -> Tensor:
+    input = _t(input)
+    if input.ndim > 2:
+        raise EngineError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                          f"{input.ndim}D")
+    return _share_version(apply(S.t, (input,)), input)
+
+
+def permute(input, *dims) -> Tensor:
+    input = _t(input)
+    dims = _shape_arg(dims)
+    if len(dims) != input.ndim:
+        raise EngineError(f"permute(sparse_coo): number of dimensions in the tensor input "
+                          f"does not match the length of the desired ordering of dimensions "
+                          f"i.e. input.dim() = {input.ndim} is not equal to len(dims) = "
+                          f"{len(dims)}")
+    dims = tuple(_norm_dim(d, input.ndim) for d in dims)
+    if len(set(dims)) != len(dims):
+        raise EngineError("permute(): duplicate dims are not allowed.")
+    return _share_version(apply(S.permute, (input,), {"dims": dims}), input)
+
+
+def _T(self) -> Tensor:
+    if self.ndim < 2:
+        return self
+    return permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+
+def _mT(self) -> Tensor:
+    return transpose(self, -2, -1)
+
+
+def broadcast_to(input, *shape) -> Tensor:
+    input = _t(input)
+    shape = _shape_arg(shape)
+    nd_new = len(shape) - input.ndim
+    if nd_new < 0:
+        raise EngineError(f"expand: the number of sizes provided ({len(shape)}) must be "
+                          f"greater or equal to the number of dimensions in the tensor "
+                          f"({input.ndim})")
+    shape = tuple(input.shape[i - nd_new] if s == -1 else s for i, s in enumerate(shape))
+    for i, n in enumerate(input.shape):
+        if n != 1 and n != shape[i + nd_new]:
+            raise ShapeError(f"The expanded size of the tensor ({shape[i + nd_new]}) must match "
+                             f"the existing size ({n}) at non-singleton dimension "
+                             f"{i + nd_new}.  Target sizes: {list(shape)}.  Tensor sizes: "
+                             f"{list(input.shape)}")
+    return _share_version(apply(S.expand, (input,), {"shape": shape}), input)
+
+
+expand = broadcast_to
+
+
+def expand_as(input, other) -> Tensor:
+    return broadcast_to(input, other.shape)
+
+
+def squeeze(input, dim=None) -> Tensor:
+    input = _t(input)
+    if dim is None:
+        return _share_version(apply(S.squeeze, (input,)), input)
+    if isinstance(dim, (tuple, list)):
+        dims = _dims(dim, input.ndim)
+        return _share_version(apply(S.squeeze_dims, (input,), {"dims": dims}), input)
+    d = _norm_dim(dim, input.ndim)
+    return _share_version(apply(S.squeeze_dim, (input,), {"dim": d}), input)
+
+
+def unsqueeze(input, dim) -> Tensor:
+    input = _t(input)
+    d = _norm_dim(dim, input.ndim + 1)
+    return _share_version(apply(S.unsqueeze, (input,), {"dim": d}), input)
+
+
+expand_dims = unsqueeze
+
+
+def clone(input, *, memory_format=None) -> Tensor:
+    return apply(S.clone, (input,))
+
+
+def to(input, *args, dtype=None, **kwargs) -> Tensor:
+    for a in args:
+        if isinstance(a, (dtypes.dtype, np.dtype, type)) or a in dtypes.BY_NAME:
+            dtype = a
+    if dtype is None:
+        return input
+    np_dtype = dtypes.to_np(dtype)
+    if input._data.dtype == np_dtype:
+        return input
+    return apply(S.to_dtype, (input,), {"dtype": np_dtype})
+
+
+def _triangle(input, diagonal: int, upper: bool) -> Tensor:
+    input = _tensor_of(input)
+    if input.ndim < 2:
+        raise EngineError(f"{'triu' if upper else 'tril'}: input tensor must have at "
+                               "least 2 dimensions")
+    rows, cols = input.shape[-2:]
+    keep = np.triu(np.ones((rows, cols), dtype=np.bool_), diagonal) if upper else \
+        np.tril(np.ones((rows, cols), dtype=np.bool_), diagonal)
+    return where(np.broadcast_to(keep, input.shape), input,
+                      _make(np.zeros((), input._data.dtype)))
+
+
+def tril(input, diagonal: int = 0) -> Tensor:
+    return _triangle(input, diagonal, upper=False)
+
+
+def triu(input, diagonal: int = 0) -> Tensor:
+    return _triangle(input, diagonal, upper=True)
+
+
+def narrow(input, dim: int, start: int, length: int) -> Tensor:
+    input = _tensor_of(input)
+    axis = _norm_dim(dim, input.ndim)
+    size = input.shape[axis]
+    if start < 0:
+        start += size
+    if not 0 <= start <= size or length < 0 or start + length > size:
+        raise EngineError(f"start ({start}) + length ({length}) exceeds dimension size "
+                          f"({size}).")
+    key = (slice(None),) * axis + (slice(start, start + length),)
+    return input[key]
+
+
+def numel(input) -> int:
+    return _tensor_of(input).numel()
