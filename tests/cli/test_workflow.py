@@ -376,3 +376,14 @@ def test_linked_folders_are_followed_once(run, spec_dir, tmp_path):
                                    "shared/a.yaml::tanh"]
     one = run("check", "specs/linked/a.yaml::tanh")
     assert _ran(one.stdout) == ["shared/a.yaml::tanh"]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("::", "::: no such file or folder"),
+    ("specs::relu_one", "specs::relu_one: a check id names a spec file and a check"),
+    ("specs/a.yaml::", "no check named ''"),
+])
+def test_malformed_ids_are_usage_errors(run, spec_dir, target, message):
+    spec_dir("specs/a.yaml", TWO)
+    result = run("check", target)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
