@@ -163,9 +163,8 @@ class Integer(_Scalar):
         return Item(value, ctx.where(node), node)
 
     def json(self, defs):
-        schema: dict = {"type": "integer"}
-        if self.minimum is not None:
-            schema["minimum"] = self.minimum
+        schema: dict = {"type": "integer", "maximum": MAX_INT - 1,
+                        "minimum": -(MAX_INT - 1) if self.minimum is None else self.minimum}
         return schema
 
 

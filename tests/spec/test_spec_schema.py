@@ -146,6 +146,8 @@ CORPUS = [
     ("1.0|, expect: maybe", False),
     ("1.0|, mode: fast", True),
     ("1.0|, wrt: []", False),
+    ("1.0|, seed: 9223372036854775807", True),
+    ("1.0|, seed: 9223372036854775808", False),
     ("1.0|, wrt: [x]", True),
     ("{linspace: [0, 1, 2.5]}", False),
     ("{linspace: [0, 1, -1]}", False),
