@@ -200,7 +200,7 @@ def _render(fmt, outcomes, load_errors, elapsed, started=None) -> str:
         buffer = StringIO()
         plain = Console(file=buffer, no_color=True, width=120, soft_wrap=True,
                         highlight=False, markup=False, emoji=False)
-        report.render_table(plain, outcomes, load_errors, elapsed=elapsed)
+        report.render_table(plain, outcomes, load_errors, elapsed=elapsed, excerpt=_excerpt)
         return buffer.getvalue()
     return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed, started=started)
 
