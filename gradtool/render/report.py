@@ -167,8 +167,8 @@ def fmt_time(seconds: float) -> str:
 
 
 # --------------------------------------------------------------------------- table
-#: the numeric columns of the table: (header, width, justify), in the order they are dropped
-#: from the right when the ids need the room (an id is never broken)
+#: the numeric columns of the table, right-justified: (header, width); some are dropped
+#: when the ids need the room (an id is never broken)
 COLUMNS = (("max abs err", 11), ("max rel err", 11), ("evals", 7), ("time", 7))
 #: columns dropped first when the line is too narrow: evals, then rel err, time, abs err
 DROP_ORDER = ("evals", "max rel err", "time", "max abs err")
