@@ -128,7 +128,8 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet,
           rows=stream is None, not_run=not_run, interrupted=interrupted, started=started)
     if output:
-        text = _render(file_fmt, outcomes, load_errors, elapsed, started)
+        text = _render(file_fmt, outcomes, load_errors, elapsed, started, not_run,
+                       interrupted)
         try:
             with open(output, "w", encoding="utf-8") as handle:
                 handle.write(text)
@@ -193,16 +194,19 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress,
     return outcomes, False
 
 
-def _render(fmt, outcomes, load_errors, elapsed, started=None) -> str:
+def _render(fmt, outcomes, load_errors, elapsed, started=None, not_run=0,
+            interrupted=False) -> str:
     if fmt == "table":
         from io import StringIO
         from rich.console import Console
         buffer = StringIO()
         plain = Console(file=buffer, no_color=True, width=120, soft_wrap=True,
                         highlight=False, markup=False, emoji=False)
-        report.render_table(plain, outcomes, load_errors, elapsed=elapsed, excerpt=_excerpt)
+        report.render_table(plain, outcomes, load_errors, elapsed=elapsed, excerpt=_excerpt,
+                            not_run=not_run, interrupted=interrupted)
         return buffer.getvalue()
-    return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed, started=started)
+    return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed, started=started,
+                               not_run=not_run, interrupted=interrupted)
 
 
 def _emit(fmt, outcomes, load_errors, elapsed, *, verbose, quiet, rows=True, not_run=0,
@@ -212,7 +216,8 @@ def _emit(fmt, outcomes, load_errors, elapsed, *, verbose, quiet, rows=True, not
                             verbose=verbose, quiet=quiet, show_load_errors=False, rows=rows,
                             not_run=not_run, interrupted=interrupted, excerpt=_excerpt)
     else:
-        click.echo(_render(fmt, outcomes, load_errors, elapsed, started), nl=False)
+        click.echo(_render(fmt, outcomes, load_errors, elapsed, started, not_run,
+                           interrupted), nl=False)
 
 
 def _excerpt(outcome) -> list[str]:

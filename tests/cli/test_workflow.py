@@ -238,6 +238,12 @@ def test_ctrl_c_reports_the_finished_checks_then_exits_130(run, spec_dir, monkey
     import json
     report = json.loads((tmp_path / "report.json").read_text())
     assert [c["name"] for c in report["checks"]] == ["relu_one", "relu_two"]
+    assert report["summary"]["not_run"] == 1 and report["summary"]["interrupted"] is True
+    assert report["summary"]["exit_code"] == 130
+    import jsonschema
+
+    from gradtool.render.report_schema import REPORT_SCHEMA
+    jsonschema.validate(report, REPORT_SCHEMA)
 
 
 def test_ctrl_c_in_a_real_process(spec_dir, console_script, tmp_path):
