@@ -375,8 +375,10 @@ def _repairs(calls, probe) -> list:
             where = ", ".join(f"{name}({source})" if name else source for name in ops)
             choices = [(occurrences, where)]
             if len(occurrences) > 1:     # one function call reading it (sigmoid(out))
+                names = [occ[2] for occ in occurrences]
                 choices += [([occ], f"{occ[2]}({source}), call {occ[0] + 1} of the backward")
-                            for occ in occurrences if len(calls[occ[0]].tensors) == 1]
+                            for occ in occurrences if len(calls[occ[0]].tensors) == 1
+                            and names.count(occ[2]) == 1]
                 choices = choices[:1 + MAX_SINGLE]
             for chosen, text in choices:
                 sites = {(i, p) for i, p, _ in chosen}
