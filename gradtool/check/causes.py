@@ -6,24 +6,28 @@ the first that is *verified*; each states its evidence:
 
 * **factor along an axis**: analytical / numerical is constant along every axis of the
   block but one, along which it varies; named when the factors equal an input (or its
-  reciprocal): "a missing multiplication by gamma?";
+  reciprocal): "a missing multiplication by gamma?" (elementwise blocks: only when named);
 * **only the diagonal**: the analytical block is the diagonal of the numerical one (an
   elementwise rule for a function that is not elementwise), or the reverse;
 * **a repaired backward** (custom Functions, gradtool's and torch's): the backward's op calls
   are replayed with one change and must then give the numerical Jacobian: a tensor it reads
   replaced by another the Function had ("the backward uses out where x is due, in
   sigmoid(out)"), a reduction given ``keepdim=True`` or another dim;
+* **wrong evaluation point** (functions whose backward cannot be replayed): the analytical
+  block equals the numerical Jacobian at another tensor the function had (its output,
+  another input): "the derivative at out, not at x";
 * **errors confined to a region**: the wrong input elements are exactly those where an
   input or output is negative / zero / positive: "wrong only where out == 0";
-* **wrong evaluation point**: the analytical block equals the numerical Jacobian at another
-  tensor the function had (its output, another input): "the derivative at out, not at x";
 * **one term wrong**: the forward's ops are frozen one at a time (held at their value), which
   splits the Jacobian into the part through that op and the rest; the analytical block is
   the true one with one part missing, its sign flipped or scaled.  For spec formula
-  Functions, the parts are the additive terms of the formula, named by their source.
+  Functions, the parts are the additive terms of the formula, named by their source;
+* **a factor missing on one term of the backward** (custom Functions): the replay with one
+  operand of a sum multiplied by a value of the saved tensors matches.
 
-Every hypothesis is screened on two random projections and then verified on the whole block
-with the checker's tolerances; when none is verified, the diagnosis stays "mismatch".
+Every hypothesis is screened cheaply (one or two random projections, forward differences)
+and then verified on the whole block with the checker's tolerances; when none is verified,
+the diagnosis stays "mismatch".
 """
 
 from __future__ import annotations
