@@ -290,6 +290,67 @@ def test_spec_formula_terms(name):
     assert block.kind == kind and words in block.diagnosis, block.diagnosis
 
 
+# the real-world bugs that a formula can express
+SPEC_REALWORLD = """
+version: 1
+functions:
+  swish_sign:
+    args: [x]
+    forward: x * x.sigmoid()
+    backward:
+      x: grad * x.sigmoid() * (1 - x * (1 - x.sigmoid()))
+  gelu_half:
+    args: [x]
+    forward: 0.5 * x * (1 + (0.7978845608 * (x + 0.044715 * x**3)).tanh())
+    backward:
+      x: "grad * ((1 + (0.7978845608 * (x + 0.044715 * x**3)).tanh()) + 0.5 * x * (1 - (0.7978845608 * (x + 0.044715 * x**3)).tanh()**2) * 0.7978845608 * (1 + 3 * 0.044715 * x**2))"
+  softmax_input:
+    args: [x]
+    forward: x.softmax(-1)
+    backward:
+      x: x * (grad - (grad * x).sum(-1, keepdim=True))
+  softmax_no_keepdim:
+    args: [x]
+    forward: x.softmax(-1)
+    backward:
+      x: out * (grad - (grad * out).sum(-1))
+  batchnorm:
+    args: [x, gamma]
+    forward: |
+      xhat = (x - x.mean(0, keepdim=True)) / ((x - x.mean(0, keepdim=True))**2).mean(0, keepdim=True).sqrt()
+      gamma * xhat
+    backward:
+      x: (grad - grad.mean(0) - xhat * (grad * xhat).mean(0)) / ((x - x.mean(0, keepdim=True))**2).mean(0, keepdim=True).sqrt()
+      gamma: (grad * xhat).sum(0)
+checks:
+  - {name: swish_sign, expr: swish_sign(x), inputs: {x: {shape: [6]}}}
+  - {name: gelu_half, expr: gelu_half(x), inputs: {x: {shape: [6]}}}
+  - {name: softmax_input, expr: softmax_input(x), inputs: {x: {shape: [2, 4]}}}
+  - {name: softmax_no_keepdim, expr: softmax_no_keepdim(x), inputs: {x: {shape: [4, 4]}}}
+  - {name: batchnorm, expr: "batchnorm(x, gamma)", inputs: {x: {shape: [5, 3]}, gamma: {value: [0.5, 2.0, 3.0]}}, wrt: [x]}
+"""
+
+SPEC_REALWORLD_EXPECTED = {
+    "swish_sign": ("term", "through sigmoid(x)", "sign flipped"),
+    "gelu_half": ("term", "through mul(0.5, x)", "scaled by 2"),
+    "softmax_input": ("wrong_tensor", "uses x where out is due", ""),
+    "softmax_no_keepdim": ("reduction", "keepdim=True is due", ""),
+    "batchnorm": ("factor_pattern", "dimension 1 of out", "[2, 0.5, 0.3333]"),
+}
+
+
+@pytest.mark.parametrize("name", list(SPEC_REALWORLD_EXPECTED))
+def test_realworld_bugs_as_formulas(name):
+    spec = loads(SPEC_REALWORLD)
+    [check] = [c for c in spec.checks if c.name == name]
+    built = check.build()
+    result = gt.check(built.fn, tuple(built.inputs), input_names=list(built.input_names))
+    [block] = result.failures
+    kind, *words = SPEC_REALWORLD_EXPECTED[name]
+    assert block.kind == kind, block.diagnosis
+    assert all(w in block.diagnosis for w in words), block.diagnosis
+
+
 def test_term_dropped_restores_the_forward():
     from gradtool.spec.functions import forward_terms, term_dropped
     spec = loads(SPEC)
