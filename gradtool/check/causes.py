@@ -46,7 +46,7 @@ MAX_ENTRIES = 1 << 18     # blocks analysed by the pattern tests (entries)
 MAX_REPAIRS = 32          # backward rewrites tried
 MAX_FROZEN = 12           # forward ops frozen by the term test
 MAX_POINTS = 4            # other evaluation points tried
-MAX_ROWS = 256            # rows recomputed to verify a repaired backward
+MAX_ROWS = 256            # rows replayed one by one to verify a repaired backward
 MAX_SINGLE = 3            # single uses of a tensor tried, per pair of tensors
 MAX_FACTORS = 8           # missing factors tried in the backward's sums
 SCREEN = 1e-4             # relative tolerance of the screening on projections
@@ -769,8 +769,6 @@ class _Runner:
 
     def jacobian(self, shape, rewrite, batched_first=True):
         rows, _ = shape
-        if rows > MAX_ROWS:
-            return None
         out_shape = self.probe.checker.out_data[self.probe.o].shape
         if rows >= 4 and batched_first:
             # one call with every row as a batch (many backwards broadcast over a leading
@@ -781,6 +779,8 @@ class _Runner:
             batch = self._run(eye, rewrite, None, batched=True)
             if batch is not None and batch.size == rows * shape[1]:
                 return batch.reshape(rows, -1)
+        if rows > MAX_ROWS:
+            return None
         result = np.zeros(shape)
         for r in range(rows):
             v = np.zeros(rows)
