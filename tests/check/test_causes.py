@@ -4,6 +4,8 @@ bugs of issue 16 through the torch bridge."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gradtool as gt
 from gradtool.spec.load import loads
@@ -474,3 +476,20 @@ def test_torch_function_with_two_outputs():
     x = torch.tensor(np.random.default_rng(0).standard_normal(5), requires_grad=True)
     [block] = gt.check(Two.apply, (x,), input_names=["x"]).failures
     assert block.kind == "wrong_tensor" and "uses output 0 where x is due" in block.diagnosis
+
+
+# ---- no wrong cause: errors at random elements -----------------------------------------------
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 100_000), k=st.integers(1, 4))
+def test_random_errors_get_no_wrong_cause(seed, k):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(6)
+    bad = np.sort(rng.choice(6, size=k, replace=False))
+    noise = np.zeros(6)
+    noise[bad] = rng.uniform(0.5, 2.0, size=k) * rng.choice([-1.0, 1.0], size=k)
+    noisy = _function("NoisyCos", gt.sin, lambda x, y, g: g * (gt.cos(x) + _const(noise)))
+    [block] = gt.check(noisy.apply, (gt.tensor(x, requires_grad=True),)).failures
+    assert block.kind in ("mismatch", "region"), block.diagnosis
+    assert [e[0] for e in block.elements] == list(bad)
+    if block.kind == "region":      # true, if coincidental: the wrong elements are the region
+        assert block.evidence["count"] == k
