@@ -437,7 +437,7 @@ def _factor_repairs(calls, probe) -> list:
         # the inputs and outputs, and what the backward computed from them before the sum
         factors = known + [(desc, value) for i, desc, value in computed if i < index]
         operands = call.desc[call.desc.index("(") + 1:-1].split(", ")
-        for k, (pos, value) in enumerate(call.tensors):
+        for pos, value in call.tensors:
             shown = operands[pos] if pos < len(operands) else "an operand"
             for label, factor in factors:
                 try:       # the term keeps the shape of the sum
@@ -486,7 +486,8 @@ class Rewrite:
 def _evaluation_point(A, N, atol, rtol, in_shape, out_shape, probe):
     # a custom Function's backward evaluated at out is a tensor replaced in its replay
     # (tried before): this test is for the functions gradtool cannot replay
-    if probe is None or probe.backward_runner() is not None:
+    runner = None if probe is None else probe.backward_runner()
+    if probe is None or (runner is not None and runner.recorded() is not None):
         return None
     x_label = probe.input_label()
     x = probe.input_value()
@@ -555,11 +556,11 @@ def _terms(A, N, atol, rtol, in_shape, out_shape, probe):
             c_full = float(np.vdot(A - N, T) / np.vdot(T, T))
             if not _close(A, N + c_full * T, atol, rtol):
                 continue
-            return _term_cause(label, 1.0 + c_full, part, A, N, T)
+            return _term_cause(label, 1.0 + c_full, T)
     return None
 
 
-def _term_cause(label, s, part, A, N, T) -> Cause:
+def _term_cause(label: str, s: float, T: np.ndarray) -> Cause:
     evidence = {"term": label, "scale": s, "max_term": float(np.max(np.abs(T)))}
     if abs(s) < 1e-3:
         what = "is missing from the backward (analytical = true - this term)"
@@ -999,10 +1000,12 @@ class _Part:
             return None
 
     def jacobian_without(self):
-        try:
-            return self.probe.jacobian_at(None, fn=self.fn)
-        except Exception:  # noqa: BLE001
-            return None
+        if not hasattr(self, "_jacobian"):
+            try:
+                self._jacobian = self.probe.jacobian_at(None, fn=self.fn)
+            except Exception:  # noqa: BLE001  (user code meeting the frozen op: no part)
+                self._jacobian = None
+        return self._jacobian
 
 
 def _op_parts(probe: Probe) -> list:

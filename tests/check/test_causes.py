@@ -305,7 +305,9 @@ functions:
     args: [x]
     forward: 0.5 * x * (1 + (0.7978845608 * (x + 0.044715 * x**3)).tanh())
     backward:
-      x: "grad * ((1 + (0.7978845608 * (x + 0.044715 * x**3)).tanh()) + 0.5 * x * (1 - (0.7978845608 * (x + 0.044715 * x**3)).tanh()**2) * 0.7978845608 * (1 + 3 * 0.044715 * x**2))"
+      x: |
+        t = (0.7978845608 * (x + 0.044715 * x**3)).tanh()
+        grad * ((1 + t) + 0.5 * x * (1 - t**2) * 0.7978845608 * (1 + 3 * 0.044715 * x**2))
   softmax_input:
     args: [x]
     forward: x.softmax(-1)
@@ -319,17 +321,22 @@ functions:
   batchnorm:
     args: [x, gamma]
     forward: |
-      xhat = (x - x.mean(0, keepdim=True)) / ((x - x.mean(0, keepdim=True))**2).mean(0, keepdim=True).sqrt()
+      centered = x - x.mean(0, keepdim=True)
+      std = (centered**2).mean(0, keepdim=True).sqrt()
+      xhat = centered / std
       gamma * xhat
     backward:
-      x: (grad - grad.mean(0) - xhat * (grad * xhat).mean(0)) / ((x - x.mean(0, keepdim=True))**2).mean(0, keepdim=True).sqrt()
+      x: (grad - grad.mean(0) - xhat * (grad * xhat).mean(0)) / std
       gamma: (grad * xhat).sum(0)
 checks:
   - {name: swish_sign, expr: swish_sign(x), inputs: {x: {shape: [6]}}}
   - {name: gelu_half, expr: gelu_half(x), inputs: {x: {shape: [6]}}}
   - {name: softmax_input, expr: softmax_input(x), inputs: {x: {shape: [2, 4]}}}
   - {name: softmax_no_keepdim, expr: softmax_no_keepdim(x), inputs: {x: {shape: [4, 4]}}}
-  - {name: batchnorm, expr: "batchnorm(x, gamma)", inputs: {x: {shape: [5, 3]}, gamma: {value: [0.5, 2.0, 3.0]}}, wrt: [x]}
+  - name: batchnorm
+    expr: batchnorm(x, gamma)
+    inputs: {x: {shape: [5, 3]}, gamma: {value: [0.5, 2.0, 3.0]}}
+    wrt: [x]
 """
 
 SPEC_REALWORLD_EXPECTED = {
