@@ -306,6 +306,7 @@ def _replay(A, N, atol, rtol, out_shape, probe, hypotheses_of):
     runner = probe.backward_runner()
     if runner is None:
         return None
+    runner.first_row = A[0]
     calls = runner.recorded()
     if calls is None:
         return None
@@ -487,7 +488,7 @@ def _evaluation_point(A, N, atol, rtol, in_shape, out_shape, probe):
     # a custom Function's backward evaluated at out is a tensor replaced in its replay
     # (tried before): this test is for the functions gradtool cannot replay
     runner = None if probe is None else probe.backward_runner()
-    if probe is None or (runner is not None and runner.recorded() is not None):
+    if probe is None or (runner is not None and getattr(runner, "_calls", None) is not None):
         return None
     x_label = probe.input_label()
     x = probe.input_value()
@@ -750,6 +751,7 @@ class _Runner:
 
     def __init__(self, probe: Probe, node, index: int) -> None:
         self.probe, self.node, self.index = probe, node, index
+        self.first_row = np.zeros(0)     # the analytical block's first row (set by _replay)
 
     def recorded(self):
         """The backward's calls, recorded once (None if the backward fails)."""
@@ -758,10 +760,20 @@ class _Runner:
         return self._calls
 
     def record(self):
+        """The calls of one replay (cotangent: the first one-hot row), or None when the
+        replay fails or does not give the checker's first row of the analytical block (a
+        random backward, or one that is not a function of the cotangent alone: then no
+        replay means anything)."""
         calls = []
         v = np.zeros(self.probe.checker.out_data[self.probe.o].shape)
         v.reshape(-1)[0] = 1.0
-        if self._run(v, None, calls) is None:
+        g = self._run(v, None, calls)
+        if g is None or g.size != self.first_row.size:
+            return None
+        dtype = np.asarray(self.probe.checker.out_data[self.probe.o]).dtype
+        tol = max(1e-9, 100 * float(np.finfo(dtype).eps)) if dtype.kind == "f" else 1e-9
+        scale = float(np.max(np.abs(self.first_row))) if self.first_row.size else 0.0
+        if not np.all(np.abs(g.reshape(-1) - self.first_row) <= tol * scale + 1e-300):
             return None
         return calls
 

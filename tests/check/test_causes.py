@@ -500,3 +500,13 @@ def test_random_errors_get_no_wrong_cause(seed, k):
     assert [e[0] for e in block.elements] == list(bad)
     if block.kind == "region":      # true, if coincidental: the wrong elements are the region
         assert block.evidence["count"] == k
+
+
+def test_a_random_backward_is_not_replayed():
+    torch = pytest.importorskip("torch")
+    from .realworld_torch import NoisyBackward
+    for seed in range(6):
+        torch.manual_seed(seed)
+        x = torch.tensor(np.random.default_rng(seed).standard_normal(4), requires_grad=True)
+        for block in gt.check(NoisyBackward.apply, (x,)).failures:
+            assert block.kind in ("mismatch", "nondeterministic"), block.diagnosis
