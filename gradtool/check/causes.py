@@ -928,48 +928,44 @@ def _one_dim(dim):
 class _TorchRunner(_Runner):
     def _backward(self, v, rewrite, calls, batched):
         torch = self.probe.torch
-        from torch.overrides import TorchFunctionMode
-
         counter = [0]
 
-        class Mode(TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                kwargs = dict(kwargs or {})
-                name = getattr(func, "__name__", "")
-                if not any(isinstance(a, torch.Tensor) for a in args):
-                    return func(*args, **kwargs)
-                index = counter[0]
-                counter[0] += 1
-                if calls is None and (rewrite is None or index not in rewrite.calls):
-                    return func(*args, **kwargs)
-                tensors = [(pos, a.detach().numpy().astype(np.float64))
-                           for pos, a in enumerate(args) if isinstance(a, torch.Tensor)] \
-                    if calls is not None else []
-                reduction = None
-                if name in REDUCTIONS:
-                    dim = args[1] if len(args) > 1 else kwargs.get("dim")
-                    keep = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
-                    if dim is not None:
-                        reduction = (_one_dim(dim), bool(keep))
-                ndim = args[0].ndim if isinstance(args[0], torch.Tensor) else 0
-                subs, scale, new_red = _rewritten(index, tensors, reduction, rewrite, calls,
-                                                  name, ndim)
-                if subs:
-                    args = tuple(torch.from_numpy(subs[p].astype(np.float64)).to(a.dtype)
-                                 if p in subs else a for p, a in enumerate(args))
-                if scale:
-                    args = tuple(a * torch.from_numpy(scale[p].astype(np.float64)).to(a.dtype)
-                                 if p in scale else a for p, a in enumerate(args))
-                if new_red is not None:
-                    args = tuple(args[:1])
-                    kwargs = {**{k: w for k, w in kwargs.items()
-                                 if k not in ("dim", "keepdim")},
-                              "dim": new_red[0], "keepdim": new_red[1]}
-                result = func(*args, **kwargs)
-                if trace is not None and isinstance(result, torch.Tensor):
-                    trace.finish(calls[-1], index, args, dict(tensors), result,
-                                 result.detach().numpy().astype(np.float64))
-                return result
+        def handler(func, args, kwargs):
+            name = getattr(func, "__name__", "")
+            if not any(isinstance(a, torch.Tensor) for a in args):
+                return func(*args, **kwargs)
+            index = counter[0]
+            counter[0] += 1
+            if calls is None and (rewrite is None or index not in rewrite.calls):
+                return func(*args, **kwargs)
+            tensors = [(pos, a.detach().numpy().astype(np.float64))
+                       for pos, a in enumerate(args) if isinstance(a, torch.Tensor)] \
+                if calls is not None else []
+            reduction = None
+            if name in REDUCTIONS:
+                dim = args[1] if len(args) > 1 else kwargs.get("dim")
+                keep = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+                if dim is not None:
+                    reduction = (_one_dim(dim), bool(keep))
+            ndim = args[0].ndim if isinstance(args[0], torch.Tensor) else 0
+            subs, scale, new_red = _rewritten(index, tensors, reduction, rewrite, calls,
+                                              name, ndim)
+            if subs:
+                args = tuple(torch.from_numpy(subs[p].astype(np.float64)).to(a.dtype)
+                             if p in subs else a for p, a in enumerate(args))
+            if scale:
+                args = tuple(a * torch.from_numpy(scale[p].astype(np.float64)).to(a.dtype)
+                             if p in scale else a for p, a in enumerate(args))
+            if new_red is not None:
+                args = tuple(args[:1])
+                kwargs = {**{k: w for k, w in kwargs.items()
+                             if k not in ("dim", "keepdim")},
+                          "dim": new_red[0], "keepdim": new_red[1]}
+            result = func(*args, **kwargs)
+            if trace is not None and isinstance(result, torch.Tensor):
+                trace.finish(calls[-1], index, args, dict(tensors), result,
+                             result.detach().numpy().astype(np.float64))
+            return result
 
         out = self.probe.checker.outs[self.probe.o]
         grad = torch.from_numpy(np.array(v, dtype=np.float64)).to(out.dtype)
@@ -985,7 +981,7 @@ class _TorchRunner(_Runner):
         else:
             grad = (grad,)
         trace = None if calls is None else _Trace(self.probe, [id(g) for g in grad])
-        with torch.no_grad(), Mode():
+        with torch.no_grad(), _torch_mode(handler):
             # the node is the ctx: a batch of cotangents goes to the Function's backward
             # directly (the node's apply would refuse the batch's shape)
             grads = self.node._forward_cls.backward(self.node, *grad) if batched else \
@@ -993,6 +989,27 @@ class _TorchRunner(_Runner):
         grads = grads if isinstance(grads, tuple) else (grads,)
         g = grads[self.index] if self.index < len(grads) else None
         return None if g is None else g.detach().numpy().astype(np.float64)
+
+
+_MODE_CLASS: list = []
+
+
+def _torch_mode(handler):
+    """A torch function mode calling ``handler(func, args, kwargs)`` for every torch call
+    (one class, made once: creating a class per replay costs more than the replay)."""
+    if not _MODE_CLASS:
+        from torch.overrides import TorchFunctionMode
+
+        class HandlerMode(TorchFunctionMode):
+            def __init__(self, handler) -> None:
+                super().__init__()
+                self.handler = handler
+
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                return self.handler(func, args, dict(kwargs or {}))
+
+        _MODE_CLASS.append(HandlerMode)
+    return _MODE_CLASS[0](handler)
 
 
 # ---- the forward, split into parts -----------------------------------------------------------
@@ -1047,26 +1064,24 @@ def _record_forward(probe: Probe) -> list:
     ops = []
     if probe.torch is not None:
         torch = probe.torch
-        from torch.overrides import TorchFunctionMode
         args = [a.detach() if isinstance(a, torch.Tensor) else a for a in c.inputs]
         live = [args[probe.j]]
         dependent = {id(args[probe.j])}
         names = {id(a): c.names[i] for i, a in enumerate(args) if isinstance(a, torch.Tensor)}
 
-        class Recorder(TorchFunctionMode):
-            def __torch_function__(self, func, types, fargs=(), kwargs=None):
-                result = func(*fargs, **(kwargs or {}))
-                if isinstance(result, torch.Tensor) and result.dtype.is_floating_point:
-                    dep = any(id(a) in dependent for a in fargs)
-                    if dep:
-                        dependent.add(id(result))
-                    live.append(result)
-                    ops.append((_describe(getattr(func, "__name__", "op"), fargs, names),
-                                result.detach().numpy().astype(np.float64), dep))
-                    names[id(result)] = f"op {len(ops)}"
-                return result
+        def handler(func, fargs, kwargs):
+            result = func(*fargs, **kwargs)
+            if isinstance(result, torch.Tensor) and result.dtype.is_floating_point:
+                dep = any(id(a) in dependent for a in fargs)
+                if dep:
+                    dependent.add(id(result))
+                live.append(result)
+                ops.append((_describe(getattr(func, "__name__", "op"), fargs, names),
+                            result.detach().numpy().astype(np.float64), dep))
+                names[id(result)] = f"op {len(ops)}"
+            return result
 
-        with torch.no_grad(), Recorder():
+        with torch.no_grad(), _torch_mode(handler):
             c.fn(*args)
         return ops
     ev = probe._evaluator()
@@ -1126,22 +1141,20 @@ def _frozen(probe: Probe, index: int, value: np.ndarray):
     c = probe.checker
     if probe.torch is not None:
         torch = probe.torch
-        from torch.overrides import TorchFunctionMode
 
         def frozen_torch(*args):
             counter = [0]
 
-            class Freeze(TorchFunctionMode):
-                def __torch_function__(self, func, types, fargs=(), kwargs=None):
-                    result = func(*fargs, **(kwargs or {}))
-                    if isinstance(result, torch.Tensor) and result.dtype.is_floating_point:
-                        k = counter[0]
-                        counter[0] += 1
-                        if k == index:
-                            return torch.from_numpy(value.copy()).to(result.dtype)
-                    return result
+            def handler(func, fargs, kwargs):
+                result = func(*fargs, **kwargs)
+                if isinstance(result, torch.Tensor) and result.dtype.is_floating_point:
+                    k = counter[0]
+                    counter[0] += 1
+                    if k == index:
+                        return torch.from_numpy(value.copy()).to(result.dtype)
+                return result
 
-            with Freeze():
+            with _torch_mode(handler):
                 return c.fn(*args)
         return frozen_torch
 
