@@ -633,19 +633,26 @@ class Probe:
         function broadcast to that shape ("") or its reciprocal ("1/"), "-", "-1/"."""
         factors, known = factors.reshape(shape), known.reshape(shape)
         values = factors[known]
-        bound = 10 * rtol * np.abs(values)
-        for label, v in self.candidate_tensors():
-            try:
-                if np.broadcast_shapes(v.shape, shape) != tuple(shape):
+        size = np.abs(values)
+        bound = 10 * rtol * size
+        positive = values > 0
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for label, v in self.candidate_tensors():
+                try:
+                    if np.broadcast_shapes(v.shape, shape) != tuple(shape):
+                        continue
+                except ValueError:
                     continue
-            except ValueError:
-                continue
-            target = np.broadcast_to(v, shape)[known]
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                for how, t in (("", target), ("1/", 1.0 / target), ("-", -target),
-                               ("-1/", -1.0 / target)):
-                    if np.all(np.abs(values - t) <= bound):     # NaN fails
+                target = np.broadcast_to(v, shape)[known]
+                magnitude = np.abs(target)
+                for how, t in (("", magnitude), ("1/", 1.0 / magnitude)):
+                    if not (np.abs(size - t) <= bound).all():       # NaN fails
+                        continue
+                    same = positive == (target > 0)
+                    if same.all():
                         return label, how
+                    if not same.any():
+                        return label, "-" + how
         return None
 
     # -- the numerical Jacobian at other points
