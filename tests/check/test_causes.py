@@ -510,3 +510,22 @@ def test_a_random_backward_is_not_replayed():
         x = torch.tensor(np.random.default_rng(seed).standard_normal(4), requires_grad=True)
         for block in gt.check(NoisyBackward.apply, (x,)).failures:
             assert block.kind in ("mismatch", "nondeterministic"), block.diagnosis
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 100_000), n=st.integers(2, 5))
+def test_random_errors_in_a_function_with_parts(seed, n):
+    # swish has parts (through sigmoid, and not): errors at random elements fit none
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    k = int(rng.integers(1, n + 1))
+    bad = np.sort(rng.choice(n, size=k, replace=False))
+    noise = np.zeros(n)
+    noise[bad] = rng.uniform(0.5, 2.0, size=k) * rng.choice([-1.0, 1.0], size=k)
+
+    def backward(x, y, g):
+        s = gt.sigmoid(x)
+        return g * (s + x * s * (1 - s) + _const(noise))
+    noisy = _function("NoisySwish", lambda x: x * gt.sigmoid(x), backward)
+    [block] = gt.check(noisy.apply, (gt.tensor(x, requires_grad=True),)).failures
+    assert block.kind in ("mismatch", "region", "scale"), block.diagnosis
