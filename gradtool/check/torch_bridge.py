@@ -105,7 +105,7 @@ class _TorchChecker(_Checker):
         """The torch functions with non-differentiable points the function calls (from one
         forward under a torch function mode), for the kink diagnosis."""
         if getattr(self, "_torch_kinks", None) is None:
-            from .causes import _torch_mode
+            from .causes.common import torch_mode
             seen: dict = {}
 
             def record(func, args, kwargs):
@@ -115,7 +115,7 @@ class _TorchChecker(_Checker):
                 return func(*args, **kwargs)
 
             try:
-                with self.torch.no_grad(), _torch_mode(record):
+                with self.torch.no_grad(), torch_mode(record):
                     self.fn(*[a.detach() if isinstance(a, self.torch.Tensor) else a
                               for a in self.inputs])
             except Exception:  # noqa: BLE001  (a failing forward: no kink named)
