@@ -143,6 +143,16 @@ class SpecItem(pytest.Item):
             pytest.xfail(worst_diagnosis(outcome))
         if status == "passed":
             return
+        if status == "error":       # file:line:col: message, the line and a caret
+            from .render.excerpt import source_excerpt
+            from .errors import Location
+            first, _, rest = (outcome.message or "error").partition("\n")
+            lines = [f"{outcome.where}: {first}", *source_excerpt(Location(
+                outcome.file, outcome.line, outcome.column, outcome.end_column))]
+            text = "\n".join(lines + ([rest] if rest else []))
+            if outcome.hint:
+                text += f"\n  hint: {outcome.hint}"
+            raise CheckFailed(text)
         text = outcome.message
         if status == "xpassed":
             text = "[XPASS(strict)] " + outcome.message

@@ -212,7 +212,7 @@ def split_target(raw: str) -> tuple[str, str | None]:
     """``specs/a.yaml::name`` -> (``specs/a.yaml``, ``name``): the ids ``check`` prints
     select one check, as pytest's node ids do."""
     path, sep, name = str(raw).partition("::")
-    if sep and not Path(raw).exists():
+    if sep and path and not Path(raw).exists():
         return path, name
     return str(raw), None
 
@@ -226,7 +226,12 @@ def discover(paths, *, sniff_named: bool = False) -> tuple[list[Path], list[Load
     files: list[Path] = []
     errors: list[LoadError] = []
     for raw in paths or (DEFAULT_PATH,):
-        path = Path(split_target(raw)[0])
+        shown, name = split_target(raw)
+        path = Path(shown)
+        if name is not None and path.is_dir():
+            raise UsageError(f"{raw}: a check id names a spec file and a check "
+                             "(file.yaml::name), not a folder",
+                             hint="see the ids with --collect-only")
         if path.is_dir():
             known = len(errors)
             found = _walk(path, errors)

@@ -20,7 +20,8 @@ class BlockResult:
     kind: str = "ok"               # ok, mismatch, sign, scale, transposed, missing, spurious,
     #                                kink, unstable, nan, nondeterministic, forward_ad, gradgrad,
     #                                and the causes: factor_pattern, diagonal, wrong_tensor,
-    #                                reduction, region, evaluation_point, term
+    #                                reduction, evaluation_point, region, term,
+    #                                missing_factor
     diagnosis: str = ""
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0

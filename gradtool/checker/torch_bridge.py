@@ -106,18 +106,17 @@ class _TorchChecker(_Checker):
         """The torch functions with non-differentiable points the function calls (from one
         forward under a torch function mode), for the kink diagnosis."""
         if getattr(self, "_torch_kinks", None) is None:
-            from torch.overrides import TorchFunctionMode
+            from .causes.common import torch_mode
             seen: dict = {}
 
-            class Recorder(TorchFunctionMode):
-                def __torch_function__(self, func, types, args=(), kwargs=None):
-                    name = getattr(func, "__name__", "").strip("_")
-                    if name in TORCH_KINKS:
-                        seen.setdefault(name, None)
-                    return func(*args, **(kwargs or {}))
+            def record(func, args, kwargs):
+                name = getattr(func, "__name__", "").strip("_")
+                if name in TORCH_KINKS:
+                    seen.setdefault(name, None)
+                return func(*args, **kwargs)
 
             try:
-                with self.torch.no_grad(), Recorder():
+                with self.torch.no_grad(), torch_mode(record):
                     self.fn(*[a.detach() if isinstance(a, self.torch.Tensor) else a
                               for a in self.inputs])
             except Exception:  # noqa: BLE001  (a failing forward: no kink named)

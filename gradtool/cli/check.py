@@ -134,7 +134,8 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet,
           rows=stream is None, not_run=not_run, interrupted=interrupted, started=started)
     if output:
-        write_atomic(output, _render(file_fmt, outcomes, load_errors, elapsed, started))
+        write_atomic(output, _render(file_fmt, outcomes, load_errors, elapsed, started,
+                                     not_run, interrupted))
     if interrupted:
         raise click.exceptions.Exit(console.INTERRUPTED)
     raise click.exceptions.Exit(report.exit_code(outcomes, load_errors))
@@ -194,14 +195,17 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress,
     return outcomes, False
 
 
-def _render(fmt, outcomes, load_errors, elapsed, started=None) -> str:
+def _render(fmt, outcomes, load_errors, elapsed, started=None, not_run=0,
+            interrupted=False) -> str:
     if fmt == "table":
         from io import StringIO
         buffer = StringIO()
         plain = console.plain(buffer)
-        report.render_table(plain, outcomes, load_errors, elapsed=elapsed)
+        report.render_table(plain, outcomes, load_errors, elapsed=elapsed, excerpt=_excerpt,
+                            not_run=not_run, interrupted=interrupted)
         return buffer.getvalue()
-    return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed, started=started)
+    return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed, started=started,
+                               not_run=not_run, interrupted=interrupted)
 
 
 def _emit(fmt, outcomes, load_errors, elapsed, *, verbose, quiet, rows=True, not_run=0,
@@ -211,7 +215,8 @@ def _emit(fmt, outcomes, load_errors, elapsed, *, verbose, quiet, rows=True, not
                             verbose=verbose, quiet=quiet, show_load_errors=False, rows=rows,
                             not_run=not_run, interrupted=interrupted, excerpt=_excerpt)
     else:
-        click.echo(_render(fmt, outcomes, load_errors, elapsed, started), nl=False)
+        click.echo(_render(fmt, outcomes, load_errors, elapsed, started, not_run,
+                           interrupted), nl=False)
 
 
 def _excerpt(outcome) -> list[str]:

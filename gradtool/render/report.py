@@ -26,6 +26,8 @@ from rich.text import Text
 from .._version import __version__
 
 REPORT_JSON_VERSION = 1
+#: exit code of an interrupted run (128 + SIGINT), in the JSON report's summary
+INTERRUPTED = 130
 
 # status -> (label, style); order is the order of the summary line
 STATUSES = {
@@ -167,8 +169,8 @@ def fmt_time(seconds: float) -> str:
 
 
 # --------------------------------------------------------------------------- table
-#: the numeric columns of the table: (header, width, justify), in the order they are dropped
-#: from the right when the ids need the room (an id is never broken)
+#: the numeric columns of the table, right-justified: (header, width); some are dropped
+#: when the ids need the room (an id is never broken)
 COLUMNS = (("max abs err", 11), ("max rel err", 11), ("evals", 7), ("time", 7))
 #: columns dropped first when the line is too narrow: evals, then rel err, time, abs err
 DROP_ORDER = ("evals", "max rel err", "time", "max abs err")
@@ -412,10 +414,14 @@ def json_safe(value):
     return str(value)
 
 
-def report_dict(outcomes, load_errors=(), *, elapsed: float = 0.0) -> dict:
+def report_dict(outcomes, load_errors=(), *, elapsed: float = 0.0, not_run: int = 0,
+                interrupted: bool = False) -> dict:
+    """The JSON report; ``not_run``/``interrupted``: checks -x or Ctrl-C left (an
+    interrupted run's exit code is 130, whatever the checks that finished say)."""
     summary = counts(outcomes)
     summary.update(total=len(outcomes), file_errors=len(load_errors),
-                   exit_code=exit_code(outcomes, load_errors), time=round(elapsed, 6))
+                   exit_code=INTERRUPTED if interrupted else exit_code(outcomes, load_errors),
+                   time=round(elapsed, 6), not_run=not_run, interrupted=interrupted)
     return {
         "version": REPORT_JSON_VERSION,
         "tool": "gradtool",
@@ -445,8 +451,10 @@ def report_dict(outcomes, load_errors=(), *, elapsed: float = 0.0) -> dict:
 
 
 def render_json(outcomes, load_errors=(), *, elapsed: float = 0.0,
-                started: float | None = None) -> str:
-    return json.dumps(report_dict(outcomes, load_errors, elapsed=elapsed), indent=2) + "\n"
+                started: float | None = None, not_run: int = 0,
+                interrupted: bool = False) -> str:
+    return json.dumps(report_dict(outcomes, load_errors, elapsed=elapsed, not_run=not_run,
+                                  interrupted=interrupted), indent=2) + "\n"
 
 
 # --------------------------------------------------------------------------- JUnit
@@ -475,7 +483,8 @@ def _timestamp(started: float | None, elapsed: float) -> str:
 
 
 def render_junit(outcomes, load_errors=(), *, elapsed: float = 0.0,
-                 started: float | None = None) -> str:
+                 started: float | None = None, not_run: int = 0,
+                 interrupted: bool = False) -> str:
     """JUnit XML: one ``testcase`` per check (pytest's conventions for skip and xfail);
     a file that failed to load is one ``testcase`` named ``(load)`` with an ``error``
     holding all its errors.  ``started``: the run's start (``time.time()``)."""
@@ -568,7 +577,8 @@ def _gh_property(text: str) -> str:
 
 
 def render_github(outcomes, load_errors=(), *, elapsed: float | None = None,
-                  started: float | None = None) -> str:
+                  started: float | None = None, not_run: int = 0,
+                  interrupted: bool = False) -> str:
     """One ``::error file=F,line=L,title=T::message`` workflow command per problem,
     then the plain summary line."""
     lines = []
@@ -598,7 +608,8 @@ def render_github(outcomes, load_errors=(), *, elapsed: float | None = None,
             message += f"\nhint: {item.hint}"
         lines.append(f"::error {props},title={_gh_property(f'gradtool: {title}: {item.name}')}"
                      f"::{_gh_data(message)}")
-    lines.append(summary_text(outcomes, load_errors, elapsed).plain)
+    lines.append(summary_text(outcomes, load_errors, elapsed, not_run=not_run,
+                              interrupted=interrupted).plain)
     return "\n".join(lines) + "\n"
 
 

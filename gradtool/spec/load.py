@@ -28,7 +28,7 @@ from .evaluate import (DEFAULT_MAX_ELEMENTS, MAX_CALL_DEPTH, MAX_EXPANDED_NODES,
 from .functions import FunctionDef, build_function, is_torch_function, resolve_python
 from .inputs import InputSpec, input_from_item
 from .modules import ModuleDef, define
-from .schema import CONFIG, SPEC, TOP_LEVEL, Context, Item, did_you_mean
+from .schema import CONFIG, FUNCTION, SPEC, TOP_LEVEL, Context, Item, did_you_mean
 from .yaml_source import (MAX_FILE_BYTES, ScalarOrigin, Source, compose,
                           flow_split_errors)
 
@@ -291,11 +291,9 @@ class _SpecLoader:
 
     def function(self, name: str, item: Item, location: Location) -> FunctionDef | None:
         fields, where, ctx = item.value, item.key_locations, self.ctx
+        for key, message in FUNCTION.broken_rules(fields):     # python: or formulas
+            ctx.error(message.format(name=name, key=key), where.get(key, item.location))
         if "python" in fields:
-            for key in fields:
-                if key != "python":
-                    ctx.error(f"function '{name}': '{key}' cannot be combined with 'python'",
-                              where[key])
             ref = fields["python"]
             if not self.allow_python:
                 ctx.error(f"function '{name}': python functions are disabled "
@@ -310,10 +308,6 @@ class _SpecLoader:
                 ctx.add([exc])
                 return None
             return FunctionDef(name, location, python=ref.value)
-        for key in ("args", "forward", "backward"):
-            if key not in fields and item.complete:
-                ctx.error(f"function '{name}' needs '{key}' (or 'python: module:Name')",
-                          item.location)
         if not item.complete or any(k not in fields for k in ("args", "forward", "backward")):
             return None
         args = tuple(a.value for a in fields["args"].value)
@@ -642,9 +636,6 @@ class _SpecLoader:
                                item.location)
                 ok = False
             names.append(item.value)
-        if ok and not names and fields["wrt"].complete:
-            self.ctx.error("wrt is empty: nothing to check", fields["wrt"].location)
-            ok = False
         return tuple(dict.fromkeys(names)) if ok else None
 
     def wrt_parameters(self, item: Item, used: dict[str, ModuleDef],

@@ -164,9 +164,8 @@ class Integer(_Scalar):
         return Item(value, ctx.where(node), node)
 
     def json(self, defs):
-        schema: dict = {"type": "integer"}
-        if self.minimum is not None:
-            schema["minimum"] = self.minimum
+        schema: dict = {"type": "integer", "maximum": MAX_INT - 1,
+                        "minimum": -(MAX_INT - 1) if self.minimum is None else self.minimum}
         return schema
 
 
@@ -402,6 +401,19 @@ class ListOf(Type):
         if self.max_items is not None:
             schema["maxItems"] = self.max_items
         return schema
+
+
+class Linspace(ListOf):
+    """``[start, stop, n]``: two numbers and a count (checked to be a whole number >= 0
+    where the input is built, as ``3.0`` is one in JSON)."""
+
+    def __init__(self) -> None:
+        super().__init__(Number(), 3, 3)
+
+    def json(self, defs):
+        return {"type": "array", "minItems": 3, "maxItems": 3,
+                "prefixItems": [{"type": "number"}, {"type": "number"},
+                                {"type": "integer", "minimum": 0}]}
 
 
 def _plural(expected: str) -> str:
@@ -805,6 +817,26 @@ class Rule:
         return {"if": condition, "then": False}
 
 
+@dataclass(frozen=True)
+class Needs:
+    """Without key ``unless``, the mapping needs ``key``; ``message`` is formatted with
+    ``name`` and ``key`` (the missing key)."""
+
+    key: str
+    unless: str
+    message: str
+
+    @property
+    def at(self) -> str:
+        return self.key
+
+    def broken(self, fields: dict, defaults: dict) -> bool:
+        return self.unless not in fields and self.key not in fields
+
+    def json(self, defaults: dict) -> dict:
+        return {"if": {"not": {"required": [self.unless]}}, "then": {"required": [self.key]}}
+
+
 # ---- the format -----------------------------------------------------------------------------
 DTYPES = ("float64", "float32", "complex128")
 INPUT_DTYPES = ("float64", "float32", "complex128", "int64", "bool")
@@ -866,7 +898,7 @@ INPUT = Record({
     "high": Field(Number(), "upper bound of init: uniform (default 1; 10 for integers)"),
     "mean": Field(Number(), "mean of init: normal (default 0)"),
     "std": Field(Number(0), "standard deviation of init: normal (default 1)"),
-    "linspace": Field(ListOf(Number(), 3, 3), "[start, stop, n]: n evenly spaced values"),
+    "linspace": Field(Linspace(), "[start, stop, n]: n evenly spaced values"),
     "dtype": Field(Enum(*INPUT_DTYPES), "dtype (default: the check's dtype)"),
     "requires_grad": Field(Boolean(), "false: a constant (default true for floating "
                            "inputs; integer and boolean inputs never require grad)"),
@@ -907,7 +939,8 @@ CHECK = Record({
                   "expression", required=True),
     "inputs": Field(MapOf(INPUT_VALUE, "input"), "the expression's inputs by name",
                     required=True),
-    "wrt": Field(ListOf(WrtName()), "inputs to differentiate with respect to (default: "
+    "wrt": Field(ListOf(WrtName(), min_items=1, too_few="wrt is empty: nothing to check"),
+                 "inputs to differentiate with respect to (default: "
                  "those that require grad, plus the parameters of the modules called); "
                  "params: every parameter; net: the parameters of module net; net.0.weight: "
                  "one parameter"),
@@ -916,6 +949,9 @@ CHECK = Record({
                     "gradient mismatch", default="pass"),
     "skip": Field(Skip(), "skip the check, giving this reason (or true)"),
 }, what="a check")
+
+#: the keys of a formula Function (a python: Function takes none of them)
+FORMULA_KEYS = ("args", "forward", "backward", "jvp", "nondiff")
 
 FUNCTION = Record({
     "args": Field(ListOf(Name()), "argument names, in call order"),
@@ -927,7 +963,13 @@ FUNCTION = Record({
     "nondiff": Field(ListOf(Name()), "args that get no gradient"),
     "python": Field(String(), "pkg.module:Name of a gradtool.autograd.Function or "
                     "torch.autograd.Function subclass (imports and runs that code)"),
-}, what="a function")
+}, what="a function", rules=(
+    *(Rule(key, (("python", PRESENT),),
+           "function '{name}': '{key}' cannot be combined with 'python'")
+      for key in FORMULA_KEYS),
+    *(Needs(key, "python", "function '{name}' needs '{key}' (or 'python: module:Name')")
+      for key in ("args", "forward", "backward")),
+))
 
 #: the top-level sections, in the order they are loaded (functions before the checks that
 #: call them)

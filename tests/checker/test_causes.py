@@ -4,6 +4,8 @@ bugs of issue 16 through the torch bridge."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gradtool as gt
 from gradtool.spec.load import loads
@@ -154,10 +156,12 @@ CORPUS = [
     ("normalize, the norm's part missing", NormalizeElementwise.apply,
      lambda: (_x(4, seed=2),), "term", ["through mul(input 0, input 0)", "is missing"]),
     ("exp, backward sums", ExpSummed.apply, lambda: (_x(4),), "diagonal", ["off-diagonal"]),
-    ("sin at out", SinAtOut.apply, lambda: (_x(5),), "evaluation_point",
-     ["at out, not at input 0"]),
-    ("exp(0.3x) at out", ExpAtOut.apply, lambda: (_x(5, seed=3),), "evaluation_point",
-     ["at out"]),
+    ("sin at out", SinAtOut.apply, lambda: (_x(5),), "wrong_tensor",
+     ["uses out where input 0 is due", "cos(out)"]),
+    ("sin at out, in an expression", lambda x: SinAtOut.apply(x) * 1.0, lambda: (_x(5),),
+     "evaluation_point", ["at out, not at input 0"]),
+    ("exp(0.3x) at out, in an expression", lambda x: ExpAtOut.apply(x) + 0.0,
+     lambda: (_x(5, seed=3),), "evaluation_point", ["at out"]),
     ("swish sigmoid(out)", SwishSigmoidOfOut.apply, lambda: (_x(6),), "wrong_tensor",
      ["uses out where input 0 is due", "sigmoid(out)"]),
     ("softmax input for output", SoftmaxInputForOutput.apply, lambda: (_x(2, 4),),
@@ -288,6 +292,74 @@ def test_spec_formula_terms(name):
     assert block.kind == kind and words in block.diagnosis, block.diagnosis
 
 
+# the real-world bugs that a formula can express
+SPEC_REALWORLD = """
+version: 1
+functions:
+  swish_sign:
+    args: [x]
+    forward: x * x.sigmoid()
+    backward:
+      x: grad * x.sigmoid() * (1 - x * (1 - x.sigmoid()))
+  gelu_half:
+    args: [x]
+    forward: 0.5 * x * (1 + (0.7978845608 * (x + 0.044715 * x**3)).tanh())
+    backward:
+      x: |
+        t = (0.7978845608 * (x + 0.044715 * x**3)).tanh()
+        grad * ((1 + t) + 0.5 * x * (1 - t**2) * 0.7978845608 * (1 + 3 * 0.044715 * x**2))
+  softmax_input:
+    args: [x]
+    forward: x.softmax(-1)
+    backward:
+      x: x * (grad - (grad * x).sum(-1, keepdim=True))
+  softmax_no_keepdim:
+    args: [x]
+    forward: x.softmax(-1)
+    backward:
+      x: out * (grad - (grad * out).sum(-1))
+  batchnorm:
+    args: [x, gamma]
+    forward: |
+      centered = x - x.mean(0, keepdim=True)
+      std = (centered**2).mean(0, keepdim=True).sqrt()
+      xhat = centered / std
+      gamma * xhat
+    backward:
+      x: (grad - grad.mean(0) - xhat * (grad * xhat).mean(0)) / std
+      gamma: (grad * xhat).sum(0)
+checks:
+  - {name: swish_sign, expr: swish_sign(x), inputs: {x: {shape: [6]}}}
+  - {name: gelu_half, expr: gelu_half(x), inputs: {x: {shape: [6]}}}
+  - {name: softmax_input, expr: softmax_input(x), inputs: {x: {shape: [2, 4]}}}
+  - {name: softmax_no_keepdim, expr: softmax_no_keepdim(x), inputs: {x: {shape: [4, 4]}}}
+  - name: batchnorm
+    expr: batchnorm(x, gamma)
+    inputs: {x: {shape: [5, 3]}, gamma: {value: [0.5, 2.0, 3.0]}}
+    wrt: [x]
+"""
+
+SPEC_REALWORLD_EXPECTED = {
+    "swish_sign": ("term", "through sigmoid(x)", "sign flipped"),
+    "gelu_half": ("term", "through mul(0.5, x)", "scaled by 2"),
+    "softmax_input": ("wrong_tensor", "uses x where out is due", ""),
+    "softmax_no_keepdim": ("reduction", "keepdim=True is due", ""),
+    "batchnorm": ("factor_pattern", "dimension 1 of out", "[2, 0.5, 0.3333]"),
+}
+
+
+@pytest.mark.parametrize("name", list(SPEC_REALWORLD_EXPECTED))
+def test_realworld_bugs_as_formulas(name):
+    spec = loads(SPEC_REALWORLD)
+    [check] = [c for c in spec.checks if c.name == name]
+    built = check.build()
+    result = gt.check(built.fn, tuple(built.inputs), input_names=list(built.input_names))
+    [block] = result.failures
+    kind, *words = SPEC_REALWORLD_EXPECTED[name]
+    assert block.kind == kind, block.diagnosis
+    assert all(w in block.diagnosis for w in words), block.diagnosis
+
+
 def test_term_dropped_restores_the_forward():
     from gradtool.spec.functions import forward_terms, term_dropped
     spec = loads(SPEC)
@@ -411,3 +483,49 @@ def test_torch_function_with_two_outputs():
     x = torch.tensor(np.random.default_rng(0).standard_normal(5), requires_grad=True)
     [block] = gt.check(Two.apply, (x,), input_names=["x"]).failures
     assert block.kind == "wrong_tensor" and "uses output 0 where x is due" in block.diagnosis
+
+
+# ---- no wrong cause: errors at random elements -----------------------------------------------
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 100_000), k=st.integers(1, 4))
+def test_random_errors_get_no_wrong_cause(seed, k):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(6)
+    bad = np.sort(rng.choice(6, size=k, replace=False))
+    noise = np.zeros(6)
+    noise[bad] = rng.uniform(0.5, 2.0, size=k) * rng.choice([-1.0, 1.0], size=k)
+    noisy = _function("NoisyCos", gt.sin, lambda x, y, g: g * (gt.cos(x) + _const(noise)))
+    [block] = gt.check(noisy.apply, (gt.tensor(x, requires_grad=True),)).failures
+    assert block.kind in ("mismatch", "region"), block.diagnosis
+    assert [e[0] for e in block.elements] == list(bad)
+    if block.kind == "region":      # true, if coincidental: the wrong elements are the region
+        assert block.evidence["count"] == k
+
+
+def test_a_random_backward_is_not_replayed():
+    torch = pytest.importorskip("torch")
+    from .realworld_torch import NoisyBackward
+    for seed in range(6):
+        torch.manual_seed(seed)
+        x = torch.tensor(np.random.default_rng(seed).standard_normal(4), requires_grad=True)
+        for block in gt.check(NoisyBackward.apply, (x,)).failures:
+            assert block.kind in ("mismatch", "nondeterministic"), block.diagnosis
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 100_000), n=st.integers(2, 5))
+def test_random_errors_in_a_function_with_parts(seed, n):
+    # swish has parts (through sigmoid, and not): errors at random elements fit none
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    k = int(rng.integers(1, n + 1))
+    bad = np.sort(rng.choice(n, size=k, replace=False))
+    noise = np.zeros(n)
+    noise[bad] = rng.uniform(0.5, 2.0, size=k) * rng.choice([-1.0, 1.0], size=k)
+
+    def backward(x, y, g):
+        s = gt.sigmoid(x)
+        return g * (s + x * s * (1 - s) + _const(noise))
+    noisy = _function("NoisySwish", lambda x: x * gt.sigmoid(x), backward)
+    [block] = gt.check(noisy.apply, (gt.tensor(x, requires_grad=True),)).failures
+    assert block.kind in ("mismatch", "region", "scale"), block.diagnosis

@@ -155,3 +155,14 @@ def test_ini_value_collects_beside_the_tests_but_not_elsewhere(project):
     result.assert_outcomes(passed=2, failed=1, skipped=1, xfailed=1)
     result = project.runpytest("-p", "no:cacheprovider", "test_plain.py")
     result.assert_outcomes(passed=1)
+
+
+def test_an_error_is_one_located_line_with_the_excerpt(project):
+    project.makefile(".yaml", **{"specs/shapes": (
+        "checks:\n  - name: shapes\n    expr: (x * y).sum()\n    inputs:\n"
+        "      x: [1.0, 2.0]\n      y: [1.0, 2.0, 3.0]\n")})
+    result = project.runpytest("-p", "no:cacheprovider", "--gradtool", "specs/shapes.yaml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["specs/shapes.yaml:3:14: operator '*' on shapes *",
+                                 "        expr: (x * y).sum()",
+                                 "                 ^"])

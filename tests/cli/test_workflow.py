@@ -238,6 +238,12 @@ def test_ctrl_c_reports_the_finished_checks_then_exits_130(run, spec_dir, monkey
     import json
     report = json.loads((tmp_path / "report.json").read_text())
     assert [c["name"] for c in report["checks"]] == ["relu_one", "relu_two"]
+    assert report["summary"]["not_run"] == 1 and report["summary"]["interrupted"] is True
+    assert report["summary"]["exit_code"] == 130
+    import jsonschema
+
+    from gradtool.render.report_schema import REPORT_SCHEMA
+    jsonschema.validate(report, REPORT_SCHEMA)
 
 
 def test_ctrl_c_in_a_real_process(spec_dir, console_script, tmp_path):
@@ -376,3 +382,14 @@ def test_linked_folders_are_followed_once(run, spec_dir, tmp_path):
                                    "shared/a.yaml::tanh"]
     one = run("check", "specs/linked/a.yaml::tanh")
     assert _ran(one.stdout) == ["shared/a.yaml::tanh"]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("::", "::: no such file or folder"),
+    ("specs::relu_one", "specs::relu_one: a check id names a spec file and a check"),
+    ("specs/a.yaml::", "no check named ''"),
+])
+def test_malformed_ids_are_usage_errors(run, spec_dir, target, message):
+    spec_dir("specs/a.yaml", TWO)
+    result = run("check", target)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr

@@ -95,6 +95,7 @@ def test_descriptions_come_from_the_table():
 
 #: structural variants: the schema and the loader must agree on each (the loader also
 #: checks what no JSON Schema can: names in expressions, ragged values, low < high)
+CHECK_F = "checks: [{name: a, expr: F(x), inputs: {x: 1.0}}]"
 BASE = "checks: [{name: a, expr: x.sum() + y, inputs: {x: INPUT, y: 1.0}KEYS}]"
 CORPUS = [
     # (top-level text or a BASE with INPUT/KEYS filled in, valid?)
@@ -144,11 +145,24 @@ CORPUS = [
     ("1.0|, seed: -1", False),
     ("1.0|, expect: maybe", False),
     ("1.0|, mode: fast", True),
+    ("1.0|, wrt: []", False),
+    ("1.0|, seed: 9223372036854775807", True),
+    ("1.0|, seed: 9223372036854775808", False),
+    ("1.0|, wrt: [x]", True),
+    ("{linspace: [0, 1, 2.5]}", False),
+    ("{linspace: [0, 1, -1]}", False),
+    ("{linspace: [0, 1, 4.0]}", True),
+    ("functions: {F: {args: [x], forward: x, backward: {x: grad}}}\n" + CHECK_F, True),
+    ("functions: {F: {args: [x], forward: x}}\n" + CHECK_F, False),
+    ("functions: {F: {forward: x, backward: {x: grad}}}\n" + CHECK_F, False),
+    ("functions: {F: {python: 'mypkg.ops:Scale', forward: x}}\n" + CHECK_F, False),
+    ("functions: {F: {python: 'mypkg.ops:Scale', nondiff: [x]}}\n" + CHECK_F, False),
+    ("functions: {F: {}}\n" + CHECK_F, False),
 ]
 
 
 def _corpus_text(variant: str) -> str:
-    if variant.startswith(("checks", "version")):
+    if variant.startswith(("checks", "version", "functions")):
         return variant
     value, _, keys = variant.partition("|")
     text = BASE.replace("INPUT", value).replace("KEYS", keys)
