@@ -49,7 +49,7 @@ class Primitive:
     def __init__(self, name: str, node_name: str, forward, *, save: str = "inputs",
                  broadcasts: bool = False, analytic: bool = True, differentiable: bool = True,
                  input_names: tuple = ("self",), out_shape=None, doc: str = "",
-                 sample=None) -> None:
+                 sample=None, batch=None, delta=None, domain=None, needs=None) -> None:
         if save not in SAVE_MODES:
             raise ValueError(f"save must be one of {SAVE_MODES}")
         if name in REGISTRY:
@@ -65,11 +65,16 @@ class Primitive:
         self.out_shape = out_shape          # (shapes..., **params) -> shape, for the element cap
         self.doc = doc
         self.sample = sample                # () -> list of (args, params) for the table tests
+        # how it runs on a batch (gt.vmap, batched finite differences): a rule of
+        # gradtool.engine.batching; delta: the O(batch) rule for one-element perturbations
+        self.batch = batch
+        self.delta = delta
+        self.domain = domain                # where generated test inputs must lie (or None)
         self.vjps: tuple = ()
         self.jvps: tuple = ()
         # needs[i]: the inputs the VJP of input i reads (None: all).  Inputs no needed rule
         # reads are not saved (x * 2.0 keeps no reference to x), as torch does.
-        self.needs: tuple | None = None
+        self.needs: tuple | None = needs
         self._keep_by_mask: dict = {}
         self.node_cls = type(node_name, (OpNode,), {"__slots__": (), "_name": node_name,
                                                     **saved_properties(input_names or ())})

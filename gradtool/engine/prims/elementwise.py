@@ -5,25 +5,27 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as B
+from .. import batching
 from ..primitive import REGISTRY, Primitive
 
 
 def _unary(name, node_name, forward, vjp, jvp, *, save="inputs", analytic=True, domain=None):
+    # domain: where generated test inputs must lie ("positive", "unit", None)
     prim = Primitive(name, node_name, forward, save=save, analytic=analytic,
-                     input_names=("self",))
+                     input_names=("self",), batch=batching.elementwise,
+                     delta=batching.delta_elementwise, domain=domain)
     prim.defvjp(vjp)
     prim.defjvp(jvp)
-    prim.domain = domain   # where generated test inputs must lie ("positive", "unit", None)
     return prim
 
 
 def _binary(name, node_name, forward, vjps, jvps, *, save="inputs", analytic=True,
-            domain=None):
+            domain=None, needs=None):
     prim = Primitive(name, node_name, forward, save=save, broadcasts=True, analytic=analytic,
-                     input_names=("self", "other"))
+                     input_names=("self", "other"), batch=batching.elementwise,
+                     delta=batching.delta_elementwise, domain=domain, needs=needs)
     prim.defvjp(*vjps)
     prim.defjvp(*jvps)
-    prim.domain = domain
     return prim
 
 
@@ -58,14 +60,13 @@ rsub = _binary("rsub", "RsubBackward1", lambda a, b: np.subtract(b, a),
 # d(ab) = b da + a db
 mul = _binary("mul", "MulBackward0", np.multiply,
               (lambda g, a, b, out: g * b, lambda g, a, b, out: g * a),
-              (lambda t, a, b, out: t * b, lambda t, a, b, out: a * t))
-mul.needs = ((1,), (0,))   # d/da reads b, d/db reads a
+              (lambda t, a, b, out: t * b, lambda t, a, b, out: a * t),
+              needs=((1,), (0,)))   # d/da reads b, d/db reads a
 # d(a/b) = da / b - a db / b^2
 div = _binary("div", "DivBackward0", np.true_divide,
               (lambda g, a, b, out: g / b, lambda g, a, b, out: -g * a / (b * b)),
               (lambda t, a, b, out: t / b, lambda t, a, b, out: -t * a / (b * b)),
-              domain="nonzero_other")
-div.needs = ((1,), (0, 1))
+              domain="nonzero_other", needs=((1,), (0, 1)))
 neg = _unary("neg", "NegBackward0", np.negative, lambda g, x, out: -g,
              lambda t, x, out: -t, save="none")
 
@@ -79,10 +80,11 @@ def _pow_scalar_vjp(g, x, out, exponent):
 
 pow_scalar = Primitive("pow_scalar", "PowBackward0",
                        lambda x, exponent: np.power(x, exponent),
-                       input_names=("self",))
+                       input_names=("self",),
+                       batch=batching.elementwise, delta=batching.delta_elementwise,
+                       domain="positive")
 pow_scalar.defvjp(_pow_scalar_vjp)
 pow_scalar.defjvp(lambda t, x, out, exponent: _pow_scalar_vjp(t, x, out, exponent))
-pow_scalar.domain = "positive"
 
 
 def _safe_log(a):
@@ -99,7 +101,8 @@ pow = _binary("pow", "PowBackward1", np.power,
               domain="positive")
 # c^x with a python-number base: torch records PowBackward2.
 rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), save="out",
-                 input_names=("exponent",))
+                 input_names=("exponent",),
+                 batch=batching.elementwise, delta=batching.delta_elementwise)
 rpow.defvjp(lambda g, x, out, base: g * out * float(np.log(base)))
 rpow.defjvp(lambda t, x, out, base: t * out * float(np.log(base)))
 
@@ -107,10 +110,10 @@ rpow.defjvp(lambda t, x, out, base: t * out * float(np.log(base)))
 # torch names the tensor-divisor form RemainderBackward1, the scalar one RemainderBackward0
 remainder_scalar = Primitive("remainder_scalar", "RemainderBackward0",
                              lambda x, other: np.remainder(x, other), save="none",
-                             analytic=False)
+                             analytic=False,
+                             batch=batching.elementwise, delta=batching.delta_elementwise)
 remainder_scalar.defvjp(lambda g, x, out, other: g)
 remainder_scalar.defjvp(lambda t, x, out, other: t)
-remainder_scalar.domain = None
 remainder = _binary("remainder", "RemainderBackward1", np.remainder,
                     (lambda g, a, b, out: g,
                      lambda g, a, b, out: -g * np.floor_divide(B.data(a), B.data(b))),
@@ -208,10 +211,10 @@ def _softplus_vjp(g, x, out, beta=1.0, threshold=20.0):
 
 
 softplus = Primitive("softplus", "SoftplusBackward0", _softplus, input_names=("self",),
-                     analytic=False)
+                     analytic=False,
+                     batch=batching.elementwise, delta=batching.delta_elementwise)
 softplus.defvjp(_softplus_vjp)
 softplus.defjvp(_softplus_vjp)
-softplus.domain = None
 
 
 def _clamp_vjp(g, x, out, min=None, max=None):
@@ -241,10 +244,11 @@ def _clamp(x, min=None, max=None):
 # be None); the methods clamp_min / clamp_max record their own nodes.
 for _name, _node in (("clamp", "ClampBackward1"), ("clamp_min", "ClampMinBackward0"),
                      ("clamp_max", "ClampMaxBackward0")):
-    _p = Primitive(_name, _node, _clamp, input_names=("self",), analytic=False)
+    _p = Primitive(_name, _node, _clamp, input_names=("self",), analytic=False,
+                   batch=batching.elementwise, delta=batching.delta_elementwise,
+                   domain="away_from_clamp")
     _p.defvjp(_clamp_vjp)
     _p.defjvp(lambda t, x, out, min=None, max=None: _clamp_vjp(t, x, out, min, max))
-    _p.domain = "away_from_clamp"
 clamp = REGISTRY["clamp"]
 
 
@@ -304,12 +308,13 @@ def _clamp_rule(keep_fn):
 
 # clamp with tensor bounds: one ClampBackward0 node with edges to x, min and max.
 clamp_tensor = Primitive("clamp_tensor", "ClampBackward0", _tensor_clamp, broadcasts=True,
-                         input_names=("self", "min", "max"), analytic=False)
+                         input_names=("self", "min", "max"), analytic=False,
+                         batch=batching.elementwise, delta=batching.delta_elementwise,
+                         domain="distinct")
 clamp_tensor.defvjp(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
                     _clamp_rule(_clamp_hi_keep))
 clamp_tensor.defjvp(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
                     _clamp_rule(_clamp_hi_keep))
-clamp_tensor.domain = "distinct"
 
 
 def _split_between(g, win, tie):
@@ -343,28 +348,29 @@ minimum = _binary("minimum", "MinimumBackward0", np.minimum,
 
 # where(cond, a, b): cond is a constant boolean mask.
 where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="inputs",
-                  input_names=("condition", "self", "other"), analytic=True)
+                  input_names=("condition", "self", "other"), analytic=True,
+                  batch=batching.elementwise, delta=batching.delta_elementwise)
 where.defvjp(None,
              lambda g, c, a, b, out: B.where(B.data(c), g, 0.0),
              lambda g, c, a, b, out: B.where(B.data(c), 0.0, g))
 where.defjvp(None,
              lambda t, c, a, b, out: t * _mask(c, t),
              lambda t, c, a, b, out: t * _mask(~np.asarray(c, dtype=bool), t))
-where.domain = None
 
 
 # masked_fill(x, mask, value): the gradient flows where the mask is False.
 masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
                         lambda x, mask, value: np.where(mask, np.asarray(value, x.dtype), x),
-                        broadcasts=True, save="inputs", input_names=("self", "mask"))
+                        broadcasts=True, save="inputs", input_names=("self", "mask"),
+                        batch=batching.elementwise, delta=batching.delta_elementwise)
 masked_fill.defvjp(lambda g, x, mask, out, value: B.where(mask, 0.0, g), None)
 masked_fill.defjvp(lambda t, x, mask, out, value: t * ~np.asarray(mask, bool), None)
-masked_fill.domain = None
 
 # masked_fill with a 0-dim tensor value: MaskedFillBackward1; the value gets the masked sum.
 masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
                                lambda x, mask, value: np.where(mask, value, x),
-                               broadcasts=True, input_names=("self", "mask", "value"))
+                               broadcasts=True, input_names=("self", "mask", "value"),
+                               batch=batching.elementwise, delta=batching.delta_elementwise)
 masked_fill_tensor.defvjp(
     lambda g, x, mask, value, out: B.where(mask, 0.0, g),
     None,
@@ -373,13 +379,13 @@ masked_fill_tensor.defjvp(
     lambda t, x, mask, value, out: t * ~np.asarray(mask, bool),
     None,
     lambda t, x, mask, value, out: t * mask)
-masked_fill_tensor.domain = None
 
 
 # ---- comparisons: boolean, not differentiable -------------------------------------------------
 def _comparison(name, fn):
     prim = Primitive(name, name.capitalize() + "Backward0", fn, save="none",
-                     differentiable=False, broadcasts=True, input_names=("self", "other"))
+                     differentiable=False, broadcasts=True, input_names=("self", "other"),
+                     batch=batching.elementwise, delta=batching.delta_elementwise)
     prim.defvjp(None, None)
     prim.defjvp(None, None)
     return prim
@@ -392,7 +398,8 @@ le = _comparison("le", np.less_equal)
 gt = _comparison("gt", np.greater)
 ge = _comparison("ge", np.greater_equal)
 logical_not = Primitive("logical_not", "LogicalNotBackward0", np.logical_not, save="none",
-                        differentiable=False)
+                        differentiable=False,
+                        batch=batching.elementwise, delta=batching.delta_elementwise)
 logical_not.defvjp(None)
 logical_not.defjvp(None)
 logical_and = _comparison("logical_and", np.logical_and)

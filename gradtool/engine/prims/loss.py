@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as B
+from .. import batching
 from ..primitive import Primitive
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -66,10 +67,10 @@ def _nll_jvp(t, x, target, out, reduction, weight, ignore_index):
 
 
 nll_loss = Primitive("nll_loss", "NllLossBackward0", _nll_forward,
-                     input_names=("self", "target"))
+                     input_names=("self", "target"),
+                     batch=batching.nll_loss, delta=batching.delta_nll)
 nll_loss.defvjp(_nll_vjp, None)
 nll_loss.defjvp(_nll_jvp, None)
-nll_loss.domain = None
 
 
 # ---- mse_loss -----------------------------------------------------------------------------------
@@ -93,10 +94,9 @@ def _mse_jvp(t, x, y, out, reduction):
 
 
 mse_loss = Primitive("mse_loss", "MseLossBackward0", _mse_forward, broadcasts=True,
-                     input_names=("self", "target"))
+                     input_names=("self", "target"), batch=batching.elementwise_loss)
 mse_loss.defvjp(_mse_vjp, lambda g, x, y, out, reduction: -_mse_vjp(g, x, y, out, reduction))
 mse_loss.defjvp(_mse_jvp, lambda t, x, y, out, reduction: -_mse_jvp(t, x, y, out, reduction))
-mse_loss.domain = None
 
 
 # ---- binary_cross_entropy_with_logits ----------------------------------------------------
@@ -152,7 +152,7 @@ def _bce_jvp(which):
 
 bce_with_logits = Primitive("binary_cross_entropy_with_logits",
                             "BinaryCrossEntropyWithLogitsBackward0", _bce_forward,
-                            broadcasts=True, input_names=("self", "target"))
+                            broadcasts=True, input_names=("self", "target"),
+                            batch=batching.elementwise_loss)
 bce_with_logits.defvjp(_bce_rule(0), _bce_rule(1))
 bce_with_logits.defjvp(_bce_jvp(0), _bce_jvp(1))
-bce_with_logits.domain = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as B
+from .. import batching
 from ..primitive import Primitive
 
 
@@ -31,7 +32,8 @@ def _count(shape, dims):
 
 # sum(x): every element gets the incoming gradient.
 sum_all = Primitive("sum", "SumBackward0", lambda x: x.sum(), save="shapes",
-                    input_names=("self",))
+                    input_names=("self",),
+                    batch=batching.reduce_all(np.sum), delta=batching.delta_reduce)
 sum_all.defvjp(lambda g, x, out: _expand_back(g, x.shape, tuple(range(x.ndim)), False))
 sum_all.defjvp(lambda t, x, out: np.sum(t))
 
@@ -45,7 +47,8 @@ def _contiguous_result(np_reduce):
 
 
 sum_dim = Primitive("sum_dim", "SumBackward1", _contiguous_result(np.sum),
-                    save="shapes", input_names=("self",))
+                    save="shapes", input_names=("self",),
+                    batch=batching.dims_shifted("dim"), delta=batching.delta_reduce)
 sum_dim.defvjp(lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim))
 sum_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(t, axis=dim, keepdims=keepdim))
 
@@ -59,13 +62,15 @@ def _mean(x, axis=None, keepdims=False):
 
 # mean(x) = sum(x) / n
 mean_all = Primitive("mean", "MeanBackward0", lambda x: _mean(x), save="shapes",
-                     input_names=("self",))
+                     input_names=("self",),
+                     batch=batching.reduce_all(np.mean), delta=batching.delta_reduce)
 mean_all.defvjp(lambda g, x, out:
                 _expand_back(g, x.shape, tuple(range(x.ndim)), False) / max(x.size, 1))
 mean_all.defjvp(lambda t, x, out: np.mean(t))
 
 mean_dim = Primitive("mean_dim", "MeanBackward1", _contiguous_result(_mean),
-                     save="shapes", input_names=("self",))
+                     save="shapes", input_names=("self",),
+                     batch=batching.dims_shifted("dim"), delta=batching.delta_reduce)
 mean_dim.defvjp(lambda g, x, out, dim, keepdim:
                 _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim))
 mean_dim.defjvp(lambda t, x, out, dim, keepdim: np.mean(t, axis=dim, keepdims=keepdim))
@@ -100,10 +105,9 @@ def _full_extreme(name, node_name, np_fn):
         return np.sum(t * _extreme_mask(x, np_fn(x), _all(x)))
 
     prim = Primitive(name, node_name, lambda x: np_fn(x), input_names=("self",),
-                     analytic=False)
+                     analytic=False, batch=batching.reduce_all(np_fn), domain="distinct")
     prim.defvjp(vjp)
     prim.defjvp(jvp)
-    prim.domain = "distinct"
     return prim
 
 
@@ -128,10 +132,10 @@ def _dim_extreme(name, node_name, np_fn, arg_fn):
 
     prim = Primitive(name, node_name,
                      lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
-                     input_names=("self",), analytic=False)
+                     input_names=("self",), analytic=False,
+                     batch=batching.dims_shifted("dim"), domain="distinct")
     prim.defvjp(vjp)
     prim.defjvp(jvp)
-    prim.domain = "distinct"
     return prim
 
 
@@ -151,10 +155,10 @@ def _amax_like(name, node_name, np_fn):
 
     prim = Primitive(name, node_name,
                      lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
-                     input_names=("self",), analytic=False)
+                     input_names=("self",), analytic=False,
+                     batch=batching.dims_shifted("dim"), domain="distinct")
     prim.defvjp(vjp)
     prim.defjvp(jvp)
-    prim.domain = "distinct"
     return prim
 
 
@@ -189,18 +193,17 @@ def _prod_vjp(g, x, out, dim, keepdim):
 
 
 prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), save="both",
-                     input_names=("self",))
+                     input_names=("self",), batch=batching.reduce_all(np.prod), domain="nonzero")
 prod_all.defvjp(lambda g, x, out: _prod_vjp(g, x, out, None, False))
 prod_all.defjvp(lambda t, x, out: np.sum(t * _prod_others(x, None)))
-prod_all.domain = "nonzero"
 
 prod_dim = Primitive("prod_dim", "ProdBackward1",
                      lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
-                     save="both", input_names=("self",))
+                     save="both", input_names=("self",),
+                     batch=batching.dims_shifted("dim"), domain="nonzero")
 prod_dim.defvjp(_prod_vjp)
 prod_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(t * _prod_others(x, dim), axis=dim,
                                                        keepdims=keepdim))
-prod_dim.domain = "nonzero"
 
 
 # ---- var / std (correction = 1: unbiased, torch's default) -------------------------------
@@ -239,10 +242,10 @@ def _var_jvp(t, x, out, dim, correction, keepdim):
     return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) * (2.0 * _per_dof(n))
 
 
-var = Primitive("var", "VarBackward0", _var_forward, input_names=("self",))
+var = Primitive("var", "VarBackward0", _var_forward, input_names=("self",),
+                batch=batching.dims_shifted("dim"))
 var.defvjp(_var_vjp)
 var.defjvp(_var_jvp)
-var.domain = None
 
 
 def _nonzero(out):
@@ -266,10 +269,9 @@ def _std_jvp(t, x, out, dim, correction, keepdim):
 std = Primitive("std", "StdBackward0",
                 lambda x, dim, correction, keepdim: np.sqrt(_var_forward(x, dim, correction,
                                                                          keepdim)),
-                save="both", input_names=("self",))
+                save="both", input_names=("self",), batch=batching.dims_shifted("dim"))
 std.defvjp(_std_vjp)
 std.defjvp(_std_jvp)
-std.domain = None
 
 
 # ---- vector norm -------------------------------------------------------------------------------
@@ -315,10 +317,10 @@ def _norm_jvp(t, x, out, ord, dim, keepdim):
 
 
 vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", _norm_forward,
-                        save="both", input_names=("self",), analytic=False)
+                        save="both", input_names=("self",), analytic=False,
+                        batch=batching.dims_shifted("dim"), domain="away_from_zero")
 vector_norm.defvjp(_norm_vjp)
 vector_norm.defjvp(_norm_jvp)
-vector_norm.domain = "away_from_zero"
 
 
 # ---- logsumexp / softmax / log_softmax (fused: numerically stable rules) ------------------------
@@ -331,12 +333,11 @@ def _logsumexp_forward(x, dim, keepdim):
 
 # d logsumexp(x) = softmax(x) dx = exp(x - logsumexp(x)) dx
 logsumexp = Primitive("logsumexp", "LogsumexpBackward0", _logsumexp_forward, save="both",
-                      input_names=("self",))
+                      input_names=("self",), batch=batching.dims_shifted("dim"))
 logsumexp.defvjp(lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim)
                  * B.exp(x - _expand_kept(out, x.ndim, dim, keepdim)))
 logsumexp.defjvp(lambda t, x, out, dim, keepdim: np.sum(
     t * np.exp(x - _expand_kept(out, x.ndim, dim, keepdim)), axis=dim, keepdims=keepdim))
-logsumexp.domain = None
 
 
 # softmax and log_softmax write contiguous results, as torch's kernels do (numpy lays out
@@ -352,10 +353,10 @@ def _softmax_vjp(g, x, out, dim):
 
 
 softmax = Primitive("softmax", "SoftmaxBackward0", _softmax_forward, save="out",
-                    input_names=("self",))
+                    input_names=("self",),
+                    batch=batching.dims_shifted("dim"), delta=batching.delta_lane)
 softmax.defvjp(lambda g, x, out, dim: _softmax_vjp(g, out, out, dim))
 softmax.defjvp(lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim, keepdims=True)))
-softmax.domain = None
 
 
 def _log_softmax_forward(x, dim):
@@ -364,18 +365,18 @@ def _log_softmax_forward(x, dim):
 
 # d log_softmax(x) = dx - <softmax(x), dx>:  vᵀJ = v - softmax(x) sum(v)
 log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", _log_softmax_forward,
-                        save="out", input_names=("self",))
+                        save="out", input_names=("self",),
+                        batch=batching.dims_shifted("dim"), delta=batching.delta_lane)
 log_softmax.defvjp(lambda g, x, out, dim: g - B.exp(out) * B.sum(
     g, axis=dim - out.ndim, keepdims=True))
 log_softmax.defjvp(lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
                                                      keepdims=True))
-log_softmax.domain = None
 
 
 # ---- cumsum -------------------------------------------------------------------------------------
 # The adjoint of a running sum is a running sum from the other end.
 cumsum = Primitive("cumsum", "CumsumBackward0", lambda x, dim: np.cumsum(x, axis=dim),
-                   save="shapes", input_names=("self",))
+                   save="shapes", input_names=("self",), batch=batching.dims_shifted("dim"))
 cumsum.defvjp(lambda g, x, out, dim: B.flip(B.cumsum(B.flip(g, (dim - x.ndim,)),
                                                      dim - x.ndim), (dim - x.ndim,)))
 cumsum.defjvp(lambda t, x, out, dim: np.cumsum(t, axis=dim))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as B
+from .. import batching
 from ..node import OpNode
 from ..primitive import Primitive, apply
 from ..tensor import Tensor, _make
@@ -16,7 +17,8 @@ def _reshape_back(g, x, out_ndim):
 
 
 def _view_like(name, node, forward, out_ndim, jvp):
-    prim = Primitive(name, node, forward, save="shapes", input_names=("self",))
+    prim = Primitive(name, node, forward, save="shapes", input_names=("self",),
+                     batch=batching.view_like, delta=batching.delta_view)
     prim.defvjp(lambda g, x, out, **p: _reshape_back(g, x, out_ndim(x, **p)))
     prim.defjvp(jvp)
     return prim
@@ -70,11 +72,12 @@ def _transpose_vjp(g, x, out, dim0, dim1):
 
 
 transpose = Primitive("transpose", "TransposeBackward0",
-                      lambda x, dim0, dim1: np.swapaxes(x, dim0, dim1), save="shapes")
+                      lambda x, dim0, dim1: np.swapaxes(x, dim0, dim1), save="shapes",
+                      batch=batching.dims_shifted("dim0", "dim1"))
 transpose.defvjp(_transpose_vjp)
 transpose.defjvp(lambda t, x, out, dim0, dim1: np.swapaxes(t, dim0, dim1))
 
-t = Primitive("t", "TBackward0", lambda x: x.T, save="shapes")
+t = Primitive("t", "TBackward0", lambda x: x.T, save="shapes", batch=batching.transpose_2d)
 t.defvjp(lambda g, x, out: B.swapaxes(g, -1, -2) if x.ndim == 2 else g)
 t.defjvp(lambda tan, x, out: tan.T)
 
@@ -87,22 +90,24 @@ def _permute_vjp(g, x, out, dims):
 
 
 permute = Primitive("permute", "PermuteBackward0", lambda x, dims: np.transpose(x, dims),
-                    save="shapes")
+                    save="shapes", batch=batching.permute)
 permute.defvjp(_permute_vjp)
 permute.defjvp(lambda t, x, out, dims: np.transpose(t, dims))
 
 # expand / broadcast_to: the gradient sums over the expanded axes.
 expand = Primitive("expand", "ExpandBackward0", lambda x, shape: np.broadcast_to(x, shape),
-                   save="shapes", out_shape=lambda xs, shape: shape)
+                   save="shapes", out_shape=lambda xs, shape: shape, batch=batching.expand)
 expand.defvjp(lambda g, x, out, shape: B.sum_to(g, x.shape, len(shape)))
 expand.defjvp(lambda t, x, out, shape: np.broadcast_to(t, shape))
 
-clone = Primitive("clone", "CloneBackward0", lambda x: np.array(x, copy=True), save="none")
+clone = Primitive("clone", "CloneBackward0", lambda x: np.array(x, copy=True), save="none",
+                  batch=batching.elementwise, delta=batching.delta_elementwise)
 clone.defvjp(lambda g, x, out: g)
 clone.defjvp(lambda t, x, out: t)
 
 to_dtype = Primitive("to_dtype", "ToCopyBackward0", lambda x, dtype: x.astype(dtype),
-                     save="shapes", analytic=False)   # complex -> real drops the imaginary part
+                     save="shapes", analytic=False,   # complex -> real drops the imaginary part
+                     batch=batching.elementwise, delta=batching.delta_elementwise)
 to_dtype.defvjp(lambda g, x, out, dtype: _cast(g, x.dtype))
 to_dtype.defjvp(lambda t, x, out, dtype: t.astype(dtype))
 
@@ -131,7 +136,7 @@ def _index_add_zeros_forward(g, key, shape, out_ndim):
 def _index_backward_prim(name, node):
     """The backward of an indexing primitive, itself differentiable (its VJP indexes)."""
     prim = Primitive(name, node, _index_add_zeros_forward, save="shapes",
-                     input_names=("grad",),
+                     input_names=("grad",), batch=batching.direct,
                      out_shape=lambda gs, key, shape, out_ndim:
                      tuple(gs[:len(gs) - out_ndim]) + tuple(shape))
     prim.defvjp(lambda gg, g, out, key, shape, out_ndim:
@@ -168,6 +173,7 @@ def _indexed_shape(shape, key) -> tuple:
 
 def _index_prim(name, node, backward_prim):
     prim = Primitive(name, node, _index_forward, save="shapes", input_names=("self",),
+                     batch=batching.index,
                      out_shape=lambda xs, key, out_ndim: _indexed_shape(xs, key))
     prim.defvjp(_index_vjp(backward_prim))
     prim.defjvp(lambda t, x, out, key, out_ndim: t[key])
@@ -198,7 +204,7 @@ cat = Primitive("cat", "CatBackward0",
                 save="shapes", input_names=("tensors",),
                 out_shape=lambda *shapes, dim: tuple(
                     sum(s[dim] for s in shapes) if i == dim else n
-                    for i, n in enumerate(shapes[0])))
+                    for i, n in enumerate(shapes[0])), batch=batching.cat)
 cat.defvjp_variadic(_cat_vjp)
 cat.defjvp_variadic(lambda i, t, *inputs, out, dim: _cat_tangent(i, t, inputs, out, dim))
 
@@ -221,7 +227,7 @@ stack = Primitive("stack", "StackBackward0",
                   lambda *xs, dim: np.ascontiguousarray(np.stack(xs, axis=dim)),
                   save="shapes", input_names=("tensors",),
                   out_shape=lambda *shapes, dim: shapes[0][:dim] + (len(shapes),)
-                  + shapes[0][dim:])
+                  + shapes[0][dim:], batch=batching.stack)
 stack.defvjp_variadic(_stack_vjp)
 stack.defjvp_variadic(lambda i, t, *inputs, out, dim: _stack_tangent(i, t, inputs, out, dim))
 
@@ -283,7 +289,7 @@ def apply_multi(prim: Primitive, x: Tensor, params: dict) -> tuple:
 
 def _multi_prim(name, node_name, pieces, vjp, fill_shape):
     prim = Primitive(name, node_name, lambda x, dim, sections: x, save="shapes",
-                     input_names=("self",))
+                     input_names=("self",), batch=batching.multi_output)
     prim.node_cls = type(node_name, (MultiOutputNode,), {"__slots__": (), "_name": node_name})
     prim.defvjp(vjp)
     prim.defjvp(lambda t, x, out, dim, sections: t)   # the pieces of the tangent
@@ -374,7 +380,7 @@ def _gather_vjp(g, x, index, out, dim):
 
 
 gather = Primitive("gather", "GatherBackward0", _gather_forward,
-                   input_names=("self", "index"))
+                   input_names=("self", "index"), batch=batching.gather)
 gather.defvjp(_gather_vjp, None)
 gather.defjvp(lambda t, x, index, out, dim: _gather_forward(t, index, dim), None)
 
@@ -408,7 +414,7 @@ def _scatter_add_src_vjp(g, x, index, src, out, dim):
 
 
 scatter_add = Primitive("scatter_add", "ScatterAddBackward0", _scatter_add_forward,
-                        input_names=("self", "index", "src"))
+                        input_names=("self", "index", "src"), batch=batching.per_example)
 scatter_add.defvjp(lambda g, x, index, src, out, dim: g, None, _scatter_add_src_vjp)
 scatter_add.defjvp(lambda t, x, index, src, out, dim: t, None,
                    lambda t, x, index, src, out, dim:
@@ -426,7 +432,8 @@ def _index_select_vjp(g, x, index, out, dim):
 index_select = Primitive("index_select", "IndexSelectBackward0",
                          lambda x, index, dim: np.take(x, index, axis=dim),
                          input_names=("self", "index"),
-                         out_shape=lambda xs, index, dim: xs[:dim] + tuple(index) + xs[dim + 1:])
+                         out_shape=lambda xs, index, dim: xs[:dim] + tuple(index) + xs[dim + 1:],
+                         batch=batching.dims_shifted("dim"))
 index_select.defvjp(_index_select_vjp, None)
 index_select.defjvp(lambda t, x, index, out, dim: np.take(t, index, axis=dim), None)
 
@@ -454,7 +461,8 @@ def _pad_vjp(g, x, out, pad, value):
 constant_pad = Primitive("constant_pad", "ConstantPadNdBackward0", _pad_forward,
                          save="shapes", input_names=("self",),
                          out_shape=lambda xs, pad, value: tuple(
-                             n + lo + hi for n, (lo, hi) in zip(xs, _pad_widths(len(xs), pad))))
+                             n + lo + hi for n, (lo, hi) in zip(xs, _pad_widths(len(xs), pad))),
+                         batch=batching.direct)
 constant_pad.defvjp(_pad_vjp)
 constant_pad.defjvp(lambda t, x, out, pad, value: _pad_forward(t, pad, 0))
 
@@ -463,7 +471,7 @@ constant_pad.defjvp(lambda t, x, out, pad, value: _pad_forward(t, pad, 0))
 # write contiguous tensors (numpy: laid out like strided inputs)
 flip = Primitive("flip", "FlipBackward0",
                  lambda x, dims: np.flip(x, axis=dims).copy(order="K"),
-                 save="shapes", input_names=("self",))
+                 save="shapes", input_names=("self",), batch=batching.dims_shifted("dims"))
 flip.defvjp(lambda g, x, out, dims: B.flip(g, tuple(d - x.ndim for d in dims)))
 flip.defjvp(lambda t, x, out, dims: np.flip(t, axis=dims))
 
@@ -481,7 +489,8 @@ def _repeat_vjp(g, x, out, repeats):
 repeat = Primitive("repeat", "RepeatBackward0", lambda x, repeats: np.tile(x, repeats),
                    save="shapes", input_names=("self",),
                    out_shape=lambda xs, repeats: tuple(
-                       r * n for r, n in zip(repeats, (1,) * (len(repeats) - len(xs)) + xs)))
+                       r * n for r, n in zip(repeats, (1,) * (len(repeats) - len(xs)) + xs)),
+                   batch=batching.repeat)
 repeat.defvjp(_repeat_vjp)
 repeat.defjvp(lambda t, x, out, repeats: np.tile(t, repeats))
 
@@ -513,14 +522,14 @@ diagonal_backward = Primitive(
     "diagonal_backward", "DiagonalBackwardBackward0", _diagonal_backward_forward,
     save="shapes", input_names=("grad",),
     out_shape=lambda gs, shape, offset, dim1, dim2: tuple(gs[:len(gs) - len(shape) + 1])
-    + tuple(shape))
+    + tuple(shape), batch=batching.direct)
 diagonal_backward.defvjp(lambda gg, g, out, shape, offset, dim1, dim2: B.diagonal(
     gg, offset, dim1 - len(shape), dim2 - len(shape)))
 diagonal_backward.defjvp(lambda t, g, out, shape, offset, dim1, dim2:
                          _diagonal_backward_forward(t, shape, offset, dim1, dim2))
 
 diagonal = Primitive("diagonal", "DiagonalBackward0", _diagonal_forward, save="shapes",
-                     input_names=("self",))
+                     input_names=("self",), batch=batching.dims_shifted("dim1", "dim2"))
 diagonal.defvjp(lambda g, x, out, offset, dim1, dim2: _diag_back(g, x, offset, dim1, dim2))
 diagonal.defjvp(lambda t, x, out, offset, dim1, dim2: _diagonal_forward(t, offset, dim1, dim2))
 
@@ -551,7 +560,7 @@ def _index_put_vjp_value(g, x, v, out, key):
 
 
 index_put = Primitive("index_put", "CopySlices", _index_put_forward, save="shapes",
-                      input_names=("self", "values"))
+                      input_names=("self", "values"), batch=batching.index_put)
 index_put.defvjp(lambda g, x, v, out, key: g * B.astype_like(_keep_mask(x, key), g),
                  _index_put_vjp_value)
 index_put.defjvp(lambda t, x, v, out, key: t * _keep_mask(x, key),
