@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EngineError, LimitError, ShapeError
+from . import backend
 from .dtypes import promoted
 from .grad_mode import MODE
 from .limits import ELEMENTS_HINT, check_deadline
@@ -49,14 +50,18 @@ class Primitive:
     def __init__(self, name: str, node_name: str, forward, *, save: str = "inputs",
                  broadcasts: bool = False, analytic: bool = True, differentiable: bool = True,
                  input_names: tuple = ("self",), out_shape=None, doc: str = "",
-                 sample=None, batch=None, delta=None, domain=None, needs=None) -> None:
+                 sample=None, batch=None, delta=None, domain=None, needs=None,
+                 quiet: bool = False) -> None:
         if save not in SAVE_MODES:
             raise ValueError(f"save must be one of {SAVE_MODES}")
         if name in REGISTRY:
             raise ValueError(f"primitive '{name}' registered twice")
         self.name = name
         self.node_name = node_name
-        self.forward = forward
+        # quiet: numpy's warnings silenced (log(0), sqrt(-1), 1/0, exp overflow), as torch
+        # returns inf/NaN silently.  The arithmetic of the hot path (add, sub, mul, neg) is not
+        # quiet: it warns only on overflow or inf - inf, and the wrapper costs ~0.4 us a call.
+        self.forward = backend.quiet(forward) if quiet else forward
         self.save = save
         self.broadcasts = broadcasts
         self.analytic = analytic            # False: not complex-analytic (complex step refused)

@@ -6,24 +6,28 @@ import numpy as np
 
 from .. import backend as B
 from .. import batching
+from ..samples import away, binary, distinct, mask, normal, one, positive, shifted, unary, unit
 from ..primitive import REGISTRY, Primitive
 
 
-def _unary(name, node_name, forward, vjp, jvp, *, save="inputs", analytic=True, domain=None):
+def _unary(name, node_name, forward, vjp, jvp, *, save="inputs", analytic=True, domain=None,
+           sample=None, quiet=False):
     # domain: where generated test inputs must lie ("positive", "unit", None)
     prim = Primitive(name, node_name, forward, save=save, analytic=analytic,
                      input_names=("self",), batch=batching.elementwise,
-                     delta=batching.delta_elementwise, domain=domain)
+                     delta=batching.delta_elementwise, domain=domain, sample=sample,
+                     quiet=quiet)
     prim.defvjp(vjp)
     prim.defjvp(jvp)
     return prim
 
 
 def _binary(name, node_name, forward, vjps, jvps, *, save="inputs", analytic=True,
-            domain=None, needs=None):
+            domain=None, needs=None, sample=None, quiet=False):
     prim = Primitive(name, node_name, forward, save=save, broadcasts=True, analytic=analytic,
                      input_names=("self", "other"), batch=batching.elementwise,
-                     delta=batching.delta_elementwise, domain=domain, needs=needs)
+                     delta=batching.delta_elementwise, domain=domain, needs=needs, sample=sample,
+                     quiet=quiet)
     prim.defvjp(*vjps)
     prim.defjvp(*jvps)
     return prim
@@ -46,29 +50,35 @@ def _scaled(g, alpha):
 add = _binary("add", "AddBackward0", _add,
               (lambda g, a, b, out, alpha=1: g, lambda g, a, b, out, alpha=1: _scaled(g, alpha)),
               (lambda t, a, b, out, alpha=1: t, lambda t, a, b, out, alpha=1: _scaled(t, alpha)),
-              save="none")
+              save="none",
+              sample=lambda: binary()() + [one(normal(2, 3), normal(3, seed=1), alpha=2.5)])
 sub = _binary("sub", "SubBackward0", _sub,
               (lambda g, a, b, out, alpha=1: g,
                lambda g, a, b, out, alpha=1: _scaled(-g, alpha)),
               (lambda t, a, b, out, alpha=1: t,
                lambda t, a, b, out, alpha=1: _scaled(-t, alpha)),
-              save="none")
+              save="none",
+              sample=lambda: binary()() + [one(normal(2, 3), normal(3, seed=1), alpha=-0.5)])
 # 2 - x: torch records RsubBackward1 (reverse subtraction with a scalar).
 rsub = _binary("rsub", "RsubBackward1", lambda a, b: np.subtract(b, a),
                (lambda g, a, b, out: -g, lambda g, a, b, out: g),
-               (lambda t, a, b, out: -t, lambda t, a, b, out: t), save="none")
+               (lambda t, a, b, out: -t, lambda t, a, b, out: t), save="none",
+               sample=binary())
 # d(ab) = b da + a db
 mul = _binary("mul", "MulBackward0", np.multiply,
               (lambda g, a, b, out: g * b, lambda g, a, b, out: g * a),
               (lambda t, a, b, out: t * b, lambda t, a, b, out: a * t),
-              needs=((1,), (0,)))   # d/da reads b, d/db reads a
+              needs=((1,), (0,)),
+              sample=binary())   # d/da reads b, d/db reads a
 # d(a/b) = da / b - a db / b^2
 div = _binary("div", "DivBackward0", np.true_divide,
               (lambda g, a, b, out: g / b, lambda g, a, b, out: -g * a / (b * b)),
               (lambda t, a, b, out: t / b, lambda t, a, b, out: -t * a / (b * b)),
-              domain="nonzero_other", needs=((1,), (0, 1)))
+              quiet=True, domain="nonzero_other", needs=((1,), (0, 1)),
+              sample=binary(normal, away))
 neg = _unary("neg", "NegBackward0", np.negative, lambda g, x, out: -g,
-             lambda t, x, out: -t, save="none")
+             lambda t, x, out: -t, save="none",
+             sample=unary())
 
 
 def _pow_scalar_vjp(g, x, out, exponent):
@@ -78,11 +88,16 @@ def _pow_scalar_vjp(g, x, out, exponent):
     return g * (exponent * x ** (exponent - 1))
 
 
+def _pow_scalar_samples():
+    return [one(positive(2, 3), exponent=2.5), one(normal(4), exponent=3),
+            one(positive(3), exponent=-1.5), one(normal(2), exponent=0)]
+
+
 pow_scalar = Primitive("pow_scalar", "PowBackward0",
                        lambda x, exponent: np.power(x, exponent),
-                       input_names=("self",),
+                       quiet=True, input_names=("self",),
                        batch=batching.elementwise, delta=batching.delta_elementwise,
-                       domain="positive")
+                       domain="positive", sample=_pow_scalar_samples)
 pow_scalar.defvjp(_pow_scalar_vjp)
 pow_scalar.defjvp(lambda t, x, out, exponent: _pow_scalar_vjp(t, x, out, exponent))
 
@@ -92,93 +107,127 @@ def _safe_log(a):
     return B.log(B.where(B.data(a) == 0, 1.0, a))
 
 
+def _pow_samples():
+    return [one(positive(2, 3), normal(2, 3, seed=1)), one(positive(3, 1), normal(4))]
+
+
 # d a^b = b a^(b-1) da + a^b log(a) db
 pow = _binary("pow", "PowBackward1", np.power,
               (lambda g, a, b, out: g * (b * a ** (b - 1)),
                lambda g, a, b, out: g * (a ** b) * _safe_log(a)),
               (lambda t, a, b, out: t * (b * a ** (b - 1)),
                lambda t, a, b, out: t * out * _safe_log(a)),
-              domain="positive")
+              quiet=True, domain="positive", sample=_pow_samples)
 # c^x with a python-number base: torch records PowBackward2.
-rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), save="out",
+rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), quiet=True, save="out",
                  input_names=("exponent",),
-                 batch=batching.elementwise, delta=batching.delta_elementwise)
+                 batch=batching.elementwise, delta=batching.delta_elementwise,
+                 sample=lambda: [one(normal(2, 3), base=2.0), one(normal(4), base=0.5)])
 rpow.defvjp(lambda g, x, out, base: g * out * float(np.log(base)))
 rpow.defjvp(lambda t, x, out, base: t * out * float(np.log(base)))
 
 # a % b (python's sign convention, torch.remainder): d/da = 1, d/db = -floor(a / b);
 # torch names the tensor-divisor form RemainderBackward1, the scalar one RemainderBackward0
 remainder_scalar = Primitive("remainder_scalar", "RemainderBackward0",
-                             lambda x, other: np.remainder(x, other), save="none",
+                             lambda x, other: np.remainder(x, other), quiet=True, save="none",
                              analytic=False,
-                             batch=batching.elementwise, delta=batching.delta_elementwise)
+                             batch=batching.elementwise, delta=batching.delta_elementwise,
+                             sample=lambda: [one(np.array([-2.3, -0.4, 0.7, 1.9]), other=0.9)])
 remainder_scalar.defvjp(lambda g, x, out, other: g)
 remainder_scalar.defjvp(lambda t, x, out, other: t)
+
+
+def _remainder_samples():
+    return [one(np.array([-2.3, -0.4, 0.7, 1.9]), np.array([0.9, 0.9, -0.6, 0.8])),
+            one(np.array([[3.1], [-1.3]]), np.array(0.7))]
+
+
 remainder = _binary("remainder", "RemainderBackward1", np.remainder,
                     (lambda g, a, b, out: g,
                      lambda g, a, b, out: -g * np.floor_divide(B.data(a), B.data(b))),
                     (lambda t, a, b, out: t,
                      lambda t, a, b, out: -t * np.floor_divide(a, b)),
-                    analytic=False, domain="away_from_zero")
+                    quiet=True, analytic=False, domain="away_from_zero", sample=_remainder_samples)
 
 # ---- transcendental -----------------------------------------------------------------------
 exp = _unary("exp", "ExpBackward0", np.exp, lambda g, x, out: g * out,
-             lambda t, x, out: t * out, save="out")
+             lambda t, x, out: t * out, quiet=True, save="out",
+             sample=unary())
 log = _unary("log", "LogBackward0", np.log, lambda g, x, out: g / x,
-             lambda t, x, out: t / x, domain="positive")
+             lambda t, x, out: t / x, quiet=True, domain="positive",
+             sample=unary(positive))
 # d log2(x) = dx / (x ln 2),  d log10(x) = dx / (x ln 10)
 log2 = _unary("log2", "Log2Backward0", np.log2, lambda g, x, out: g / (x * np.log(2.0)),
-              lambda t, x, out: t / (x * np.log(2.0)), domain="positive")
+              lambda t, x, out: t / (x * np.log(2.0)), quiet=True, domain="positive",
+              sample=unary(positive))
 log10 = _unary("log10", "Log10Backward0", np.log10, lambda g, x, out: g / (x * np.log(10.0)),
-               lambda t, x, out: t / (x * np.log(10.0)), domain="positive")
+               lambda t, x, out: t / (x * np.log(10.0)), quiet=True, domain="positive",
+               sample=unary(positive))
 log1p = _unary("log1p", "Log1PBackward0", np.log1p, lambda g, x, out: g / (x + 1),
-               lambda t, x, out: t / (x + 1), domain="positive")
+               lambda t, x, out: t / (x + 1), quiet=True, domain="positive",
+               sample=unary(positive))
 expm1 = _unary("expm1", "Expm1Backward0", np.expm1, lambda g, x, out: g * (out + 1),
-               lambda t, x, out: t * (out + 1), save="out")
+               lambda t, x, out: t * (out + 1), quiet=True, save="out",
+               sample=unary())
 # d sqrt(x) = dx / (2 sqrt(x))
 sqrt = _unary("sqrt", "SqrtBackward0", np.sqrt, lambda g, x, out: g / (2 * out),
-              lambda t, x, out: t / (2 * out), save="out", domain="positive")
+              lambda t, x, out: t / (2 * out), quiet=True, save="out", domain="positive",
+              sample=unary(positive))
 sin = _unary("sin", "SinBackward0", np.sin, lambda g, x, out: g * B.cos(x),
-             lambda t, x, out: t * B.cos(x))
+             lambda t, x, out: t * B.cos(x),
+             quiet=True, sample=unary())
 cos = _unary("cos", "CosBackward0", np.cos, lambda g, x, out: -g * B.sin(x),
-             lambda t, x, out: -t * B.sin(x))
+             lambda t, x, out: -t * B.sin(x),
+             quiet=True, sample=unary())
 # d tan(x) = (1 + tan(x)^2) dx
 tan = _unary("tan", "TanBackward0", np.tan, lambda g, x, out: g * (1 + out * out),
-             lambda t, x, out: t * (1 + out * out), save="out")
+             lambda t, x, out: t * (1 + out * out), quiet=True, save="out",
+             sample=unary(unit))
 # d tanh(x) = (1 - tanh(x)^2) dx
 tanh = _unary("tanh", "TanhBackward0", np.tanh, lambda g, x, out: g * (1 - out * out),
-              lambda t, x, out: t * (1 - out * out), save="out")
+              lambda t, x, out: t * (1 - out * out), save="out",
+              sample=unary())
 sinh = _unary("sinh", "SinhBackward0", np.sinh, lambda g, x, out: g * B.cosh(x),
-              lambda t, x, out: t * B.cosh(x))
+              lambda t, x, out: t * B.cosh(x),
+              quiet=True, sample=unary())
 cosh = _unary("cosh", "CoshBackward0", np.cosh, lambda g, x, out: g * B.sinh(x),
-              lambda t, x, out: t * B.sinh(x))
+              lambda t, x, out: t * B.sinh(x),
+              quiet=True, sample=unary())
 # d asin(x) = dx / sqrt(1 - x^2)
 arcsin = _unary("arcsin", "AsinBackward0", np.arcsin,
                 lambda g, x, out: g / B.sqrt(1 - x * x),
-                lambda t, x, out: t / B.sqrt(1 - x * x), domain="unit")
+                lambda t, x, out: t / B.sqrt(1 - x * x), quiet=True, domain="unit",
+                sample=unary(unit))
 arccos = _unary("arccos", "AcosBackward0", np.arccos,
                 lambda g, x, out: -g / B.sqrt(1 - x * x),
-                lambda t, x, out: -t / B.sqrt(1 - x * x), domain="unit")
+                lambda t, x, out: -t / B.sqrt(1 - x * x), quiet=True, domain="unit",
+                sample=unary(unit))
 # d atan(x) = dx / (1 + x^2)
 arctan = _unary("arctan", "AtanBackward0", np.arctan, lambda g, x, out: g / (1 + x * x),
-                lambda t, x, out: t / (1 + x * x))
+                lambda t, x, out: t / (1 + x * x),
+                sample=unary())
 # d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)
 arctan2 = _binary("arctan2", "Atan2Backward0", np.arctan2,
                   (lambda g, y, x, out: g * x / (x * x + y * y),
                    lambda g, y, x, out: -g * y / (x * x + y * y)),
                   (lambda t, y, x, out: t * x / (x * x + y * y),
-                   lambda t, y, x, out: -t * y / (x * x + y * y)), analytic=False)
+                   lambda t, y, x, out: -t * y / (x * x + y * y)), quiet=True, analytic=False,
+                  sample=binary(normal, away))
 # d sigmoid(x) = s (1 - s) dx
 sigmoid = _unary("sigmoid", "SigmoidBackward0", B.np_sigmoid,
                  lambda g, x, out: g * (out * (1 - out)),
-                 lambda t, x, out: t * (out * (1 - out)), save="out")
+                 lambda t, x, out: t * (out * (1 - out)), save="out",
+                 sample=unary())
 # d x^(-1/2) = -1/2 x^(-3/2) dx
 rsqrt = _unary("rsqrt", "RsqrtBackward0", lambda x: 1 / np.sqrt(x),
                lambda g, x, out: -0.5 * g * (out * out * out),
-               lambda t, x, out: -0.5 * t * (out * out * out), save="out", domain="positive")
+               lambda t, x, out: -0.5 * t * (out * out * out), quiet=True, save="out",
+               domain="positive",
+               sample=unary(positive))
 reciprocal = _unary("reciprocal", "ReciprocalBackward0", np.reciprocal,
                     lambda g, x, out: -g * (out * out), lambda t, x, out: -t * (out * out),
-                    save="out", domain="nonzero")
+                    quiet=True, save="out", domain="nonzero",
+                    sample=unary(away))
 
 
 # ---- non-smooth (kinks at 0 or at the clamp bounds) -----------------------------------------
@@ -187,16 +236,19 @@ def _mask(cond, like):
 
 
 abs = _unary("abs", "AbsBackward0", np.abs, lambda g, x, out: g * np.sign(B.data(x)),
-             lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero")
+             lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero",
+             sample=unary(away))
 sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: g * 0.0,
               lambda t, x, out: t * 0.0, save="none", analytic=False,
-              domain="away_from_zero")
+              domain="away_from_zero",
+              sample=unary(away))
 # the gradient passes where the output is positive; a where, not a product, as torch's
 # threshold_backward (an inf or nan gradient stays out of the zeroed region)
 relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0),
               lambda g, x, out: B.where(B.data(out) > 0, g, 0.0),
               lambda t, x, out: t * (out > 0), save="out", analytic=False,
-              domain="away_from_zero")
+              domain="away_from_zero",
+              sample=unary(away))
 
 
 def _softplus(x, beta=1.0, threshold=20.0):
@@ -210,9 +262,15 @@ def _softplus_vjp(g, x, out, beta=1.0, threshold=20.0):
     return g * B.where(B.data(z) > threshold, 1.0, B.sigmoid(z))
 
 
-softplus = Primitive("softplus", "SoftplusBackward0", _softplus, input_names=("self",),
+def _softplus_samples():
+    return [one(normal(2, 3) * 3, beta=1.0, threshold=20.0),
+            one(np.array([-2.0, 0.5, 3.0, 12.0]), beta=2.0, threshold=10.0)]
+
+
+softplus = Primitive("softplus", "SoftplusBackward0", _softplus, quiet=True, input_names=("self",),
                      analytic=False,
-                     batch=batching.elementwise, delta=batching.delta_elementwise)
+                     batch=batching.elementwise, delta=batching.delta_elementwise,
+                     sample=_softplus_samples)
 softplus.defvjp(_softplus_vjp)
 softplus.defjvp(_softplus_vjp)
 
@@ -242,11 +300,17 @@ def _clamp(x, min=None, max=None):
 
 # clamp(x, min=a, max=b) with python bounds records ClampBackward1 in torch (either bound may
 # be None); the methods clamp_min / clamp_max record their own nodes.
+_CLAMP_SAMPLES = {
+    "clamp": lambda: [one(np.array([-1.2, -0.3, 0.1, 0.8, 1.7]), min=-0.5, max=0.5),
+                      one(np.array([-1.2, 0.3]), min=None, max=0.0)],
+    "clamp_min": lambda: [one(np.array([-1.2, -0.3, 0.1, 0.8]), min=0.0, max=None)],
+    "clamp_max": lambda: [one(np.array([-1.2, -0.3, 0.1, 0.8]), min=None, max=0.0)],
+}
 for _name, _node in (("clamp", "ClampBackward1"), ("clamp_min", "ClampMinBackward0"),
                      ("clamp_max", "ClampMaxBackward0")):
     _p = Primitive(_name, _node, _clamp, input_names=("self",), analytic=False,
                    batch=batching.elementwise, delta=batching.delta_elementwise,
-                   domain="away_from_clamp")
+                   domain="away_from_clamp", sample=_CLAMP_SAMPLES[_name])
     _p.defvjp(_clamp_vjp)
     _p.defjvp(lambda t, x, out, min=None, max=None: _clamp_vjp(t, x, out, min, max))
 clamp = REGISTRY["clamp"]
@@ -258,13 +322,15 @@ clamp_min_tensor = _binary("clamp_min_tensor", "ClampMinBackward1", np.maximum,
                             lambda g, x, lo, out: B.where(B.data(x) < B.data(lo), g, 0.0)),
                            (lambda t, x, lo, out: np.where(x >= lo, t, 0.0),
                             lambda t, x, lo, out: np.where(x < lo, t, 0.0)),
-                           analytic=False, domain="distinct")
+                           analytic=False, domain="distinct",
+                           sample=binary(distinct, shifted))
 clamp_max_tensor = _binary("clamp_max_tensor", "ClampMaxBackward1", np.minimum,
                            (lambda g, x, hi, out: B.where(B.data(x) <= B.data(hi), g, 0.0),
                             lambda g, x, hi, out: B.where(B.data(x) > B.data(hi), g, 0.0)),
                            (lambda t, x, hi, out: np.where(x <= hi, t, 0.0),
                             lambda t, x, hi, out: np.where(x > hi, t, 0.0)),
-                           analytic=False, domain="distinct")
+                           analytic=False, domain="distinct",
+                           sample=binary(distinct, shifted))
 
 
 def _tensor_clamp(x, lo, hi):
@@ -310,7 +376,12 @@ def _clamp_rule(keep_fn):
 clamp_tensor = Primitive("clamp_tensor", "ClampBackward0", _tensor_clamp, broadcasts=True,
                          input_names=("self", "min", "max"), analytic=False,
                          batch=batching.elementwise, delta=batching.delta_elementwise,
-                         domain="distinct")
+                         domain="distinct",
+                         sample=lambda: [
+                    one(np.array([-1.0, 0.0, 1.0, 2.0]), np.array([-0.5, 0.5, 0.7, -3.0]),
+                        np.array([0.5, 1.5, 0.9, 1.0])),
+                    one(np.array([[-1.0, 0.3], [2.0, 0.1]]), np.array([0.0, 0.2]), None),
+                    one(np.array([-1.0, 0.3, 2.0]), None, np.array(0.5))])
 clamp_tensor.defvjp(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
                     _clamp_rule(_clamp_hi_keep))
 clamp_tensor.defjvp(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
@@ -338,18 +409,22 @@ maximum = _binary("maximum", "MaximumBackward0", np.maximum,
                    lambda g, a, b, out: _max_split(g, a, b, out, False)),
                   (lambda t, a, b, out: _max_split(t, a, b, out, True),
                    lambda t, a, b, out: _max_split(t, a, b, out, False)),
-                  analytic=False, domain="distinct")
+                  analytic=False, domain="distinct",
+                  sample=binary(distinct, shifted))
 minimum = _binary("minimum", "MinimumBackward0", np.minimum,
                   (lambda g, a, b, out: _min_split(g, a, b, out, True),
                    lambda g, a, b, out: _min_split(g, a, b, out, False)),
                   (lambda t, a, b, out: _min_split(t, a, b, out, True),
                    lambda t, a, b, out: _min_split(t, a, b, out, False)),
-                  analytic=False, domain="distinct")
+                  analytic=False, domain="distinct",
+                  sample=binary(distinct, shifted))
 
 # where(cond, a, b): cond is a constant boolean mask.
 where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="inputs",
                   input_names=("condition", "self", "other"), analytic=True,
-                  batch=batching.elementwise, delta=batching.delta_elementwise)
+                  batch=batching.elementwise, delta=batching.delta_elementwise,
+                  sample=lambda: [one(mask(2, 3), normal(2, 3), normal(2, 3, seed=1)),
+                                  one(mask(3, 1), normal(4), 0.5)])
 where.defvjp(None,
              lambda g, c, a, b, out: B.where(B.data(c), g, 0.0),
              lambda g, c, a, b, out: B.where(B.data(c), 0.0, g))
@@ -362,7 +437,9 @@ where.defjvp(None,
 masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
                         lambda x, mask, value: np.where(mask, np.asarray(value, x.dtype), x),
                         broadcasts=True, save="inputs", input_names=("self", "mask"),
-                        batch=batching.elementwise, delta=batching.delta_elementwise)
+                        batch=batching.elementwise, delta=batching.delta_elementwise,
+                        sample=lambda: [one(normal(2, 3), mask(2, 3), value=0.5),
+                                        one(normal(2, 3), mask(3), value=-1.0)])
 masked_fill.defvjp(lambda g, x, mask, out, value: B.where(mask, 0.0, g), None)
 masked_fill.defjvp(lambda t, x, mask, out, value: t * ~np.asarray(mask, bool), None)
 
@@ -370,7 +447,8 @@ masked_fill.defjvp(lambda t, x, mask, out, value: t * ~np.asarray(mask, bool), N
 masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
                                lambda x, mask, value: np.where(mask, value, x),
                                broadcasts=True, input_names=("self", "mask", "value"),
-                               batch=batching.elementwise, delta=batching.delta_elementwise)
+                               batch=batching.elementwise, delta=batching.delta_elementwise,
+                               sample=lambda: [one(normal(2, 3), mask(2, 3), np.array(0.7))])
 masked_fill_tensor.defvjp(
     lambda g, x, mask, value, out: B.where(mask, 0.0, g),
     None,
@@ -382,25 +460,33 @@ masked_fill_tensor.defjvp(
 
 
 # ---- comparisons: boolean, not differentiable -------------------------------------------------
-def _comparison(name, fn):
+def _comparison(name, fn, *, sample=None):
     prim = Primitive(name, name.capitalize() + "Backward0", fn, save="none",
                      differentiable=False, broadcasts=True, input_names=("self", "other"),
-                     batch=batching.elementwise, delta=batching.delta_elementwise)
+                     batch=batching.elementwise, delta=batching.delta_elementwise, sample=sample)
     prim.defvjp(None, None)
     prim.defjvp(None, None)
     return prim
 
 
-eq = _comparison("eq", np.equal)
-ne = _comparison("ne", np.not_equal)
-lt = _comparison("lt", np.less)
-le = _comparison("le", np.less_equal)
-gt = _comparison("gt", np.greater)
-ge = _comparison("ge", np.greater_equal)
+def _ordered_samples():
+    # not differentiable: the walker checks the forward and the absence of a graph
+    return [one(distinct(2, 3), distinct(2, 3, seed=1)), one(distinct(3), 0.1)]
+
+
+eq = _comparison("eq", np.equal, sample=_ordered_samples)
+ne = _comparison("ne", np.not_equal, sample=_ordered_samples)
+lt = _comparison("lt", np.less, sample=_ordered_samples)
+le = _comparison("le", np.less_equal, sample=_ordered_samples)
+gt = _comparison("gt", np.greater, sample=_ordered_samples)
+ge = _comparison("ge", np.greater_equal, sample=_ordered_samples)
 logical_not = Primitive("logical_not", "LogicalNotBackward0", np.logical_not, save="none",
                         differentiable=False,
-                        batch=batching.elementwise, delta=batching.delta_elementwise)
+                        batch=batching.elementwise, delta=batching.delta_elementwise,
+                        sample=lambda: [one(mask(2, 3))])
 logical_not.defvjp(None)
 logical_not.defjvp(None)
-logical_and = _comparison("logical_and", np.logical_and)
-logical_or = _comparison("logical_or", np.logical_or)
+logical_and = _comparison("logical_and", np.logical_and,
+                          sample=lambda: [one(mask(2, 3), mask(2, 3, seed=1))])
+logical_or = _comparison("logical_or", np.logical_or,
+                         sample=lambda: [one(mask(2, 3), mask(2, 3, seed=1))])

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import backend as B
 from .. import batching
+from ..samples import normal, one, positive
 from ..primitive import Primitive
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -66,9 +67,20 @@ def _nll_jvp(t, x, target, out, reduction, weight, ignore_index):
     return _reduce(-np.sum(W * t, axis=_class_axis(x.ndim)), reduction, np.sum(picked))
 
 
+def _nll_loss_samples():
+    return [
+one(normal(3, 4), np.array([0, 3, 1]), reduction=r, weight=None, ignore_index=-100)
+for r in ("mean", "sum", "none")] + [
+one(normal(3, 4), np.array([0, 3, 1]), reduction="mean",
+weight=np.array([0.5, 1.0, 2.0, 1.5]), ignore_index=3),
+one(normal(4), np.array(2), reduction="mean", weight=None, ignore_index=-100),
+one(normal(2, 3, 2), np.array([[0, 2], [1, 1]]), reduction="none", weight=None,
+ignore_index=-100)]
+
+
 nll_loss = Primitive("nll_loss", "NllLossBackward0", _nll_forward,
-                     input_names=("self", "target"),
-                     batch=batching.nll_loss, delta=batching.delta_nll)
+                     quiet=True, input_names=("self", "target"),
+                     batch=batching.nll_loss, delta=batching.delta_nll, sample=_nll_loss_samples)
 nll_loss.defvjp(_nll_vjp, None)
 nll_loss.defjvp(_nll_jvp, None)
 
@@ -93,8 +105,10 @@ def _mse_jvp(t, x, y, out, reduction):
     return _reduce(2 * (x - y) * t, reduction)
 
 
-mse_loss = Primitive("mse_loss", "MseLossBackward0", _mse_forward, broadcasts=True,
-                     input_names=("self", "target"), batch=batching.elementwise_loss)
+mse_loss = Primitive("mse_loss", "MseLossBackward0", _mse_forward, quiet=True, broadcasts=True,
+                     input_names=("self", "target"), batch=batching.elementwise_loss,
+                     sample=lambda: [one(normal(3, 4), normal(3, 4, seed=1), reduction=r)
+                                     for r in ("mean", "sum", "none")])
 mse_loss.defvjp(_mse_vjp, lambda g, x, y, out, reduction: -_mse_vjp(g, x, y, out, reduction))
 mse_loss.defjvp(_mse_jvp, lambda t, x, y, out, reduction: -_mse_jvp(t, x, y, out, reduction))
 
@@ -152,7 +166,12 @@ def _bce_jvp(which):
 
 bce_with_logits = Primitive("binary_cross_entropy_with_logits",
                             "BinaryCrossEntropyWithLogitsBackward0", _bce_forward,
-                            broadcasts=True, input_names=("self", "target"),
-                            batch=batching.elementwise_loss)
+                            quiet=True, broadcasts=True, input_names=("self", "target"),
+                            batch=batching.elementwise_loss,
+                            sample=lambda: [
+   one(normal(3, 4), positive(3, 4) / 2.1, reduction=r, weight=None, pos_weight=None)
+   for r in ("mean", "sum", "none")] + [
+   one(normal(3, 4), positive(3, 4) / 2.1, reduction="mean", weight=positive(4),
+       pos_weight=positive(4, seed=2))])
 bce_with_logits.defvjp(_bce_rule(0), _bce_rule(1))
 bce_with_logits.defjvp(_bce_jvp(0), _bce_jvp(1))

@@ -46,7 +46,8 @@ def _addmm_shape(bias, mat1, mat2):
 
 addmm = Primitive("addmm", "AddmmBackward0", lambda bias, m1, m2: bias + m1 @ m2,
                   broadcasts=True, input_names=("self", "mat1", "mat2"), out_shape=_addmm_shape,
-                  batch=batching.addmm)
+                  batch=batching.addmm,
+                  sample=lambda: _addmm_samples())
 # out = b + A M:  db = dout (summed over rows by unbroadcast),  dA = dout Mᵀ,  dM = Aᵀ dout
 addmm.defvjp(lambda g, b, m1, m2, out: g,
              lambda g, b, m1, m2, out: g @ B.swapaxes(m2, -1, -2),
@@ -64,7 +65,6 @@ def _addmm_samples():
               rng.standard_normal((5, 4))), {})]
 
 
-addmm.sample = _addmm_samples
 
 
 # ---- convolution ----------------------------------------------------------------------------
@@ -149,18 +149,21 @@ def _conv_shape(xs, ws, bs, stride, padding, dilation):
 convolution = Primitive("convolution", "ConvolutionBackward0", _conv_forward,
                         input_names=("input", "weight", "bias"), out_shape=_conv_shape,
                         doc="2-D cross-correlation (torch.nn.functional.conv2d, groups=1)",
-                        batch=batching.conv_like)
+                        batch=batching.conv_like,
+                        sample=lambda: _conv_samples())
 conv_input_backward = Primitive(
     "convolution_backward_input", "ConvolutionBackwardBackward0", _conv_input_grad,
     input_names=("grad_output", "weight"),
     out_shape=lambda gs, ws, x_shape, stride, padding, dilation: tuple(gs[:-4]) + x_shape,
     doc="gradient of convolution w.r.t. its input (a transposed convolution)",
-                                batch=batching.per_example)
+                                batch=batching.per_example,
+                                sample=lambda: _conv_backward_samples("input"))
 conv_weight_backward = Primitive(
     "convolution_backward_weight", "ConvolutionBackwardBackward0", _conv_weight_grad,
     input_names=("input", "grad_output"),
     out_shape=lambda xs, gs, w_shape, stride, padding, dilation: w_shape,
-    doc="gradient of convolution w.r.t. its weight", batch=batching.per_example)
+    doc="gradient of convolution w.r.t. its weight", batch=batching.per_example,
+                                 sample=lambda: _conv_backward_samples("weight"))
 
 
 def _geometry(p: dict) -> dict:
@@ -221,9 +224,6 @@ def _conv_backward_samples(which: str):
     return out
 
 
-convolution.sample = _conv_samples
-conv_input_backward.sample = lambda: _conv_backward_samples("input")
-conv_weight_backward.sample = lambda: _conv_backward_samples("weight")
 
 
 # ---- max pooling ------------------------------------------------------------------------------
@@ -302,17 +302,20 @@ def _pool_gather(u, indices, padded, offset, in_hw):
 max_pool2d = Primitive("max_pool2d", "MaxPool2DWithIndicesBackward0", _max_pool_forward,
                        analytic=False, input_names=("self",),
                        doc="2-D max pooling (torch.nn.functional.max_pool2d)",
-                       batch=batching.conv_like, domain="distinct")
+                       batch=batching.conv_like, domain="distinct",
+                       sample=lambda: _pool_samples())
 pool_scatter = Primitive("max_pool2d_backward", "MaxPool2DWithIndicesBackwardBackward0",
                          _pool_scatter, save="none", input_names=("grad_output",),
                          out_shape=lambda gs, indices, padded, offset, in_hw:
                          tuple(gs[:-2]) + tuple(in_hw),
                          doc="gradient of max pooling: scatter to the argmax positions",
-                         batch=batching.per_example)
+                         batch=batching.per_example,
+                         sample=lambda: _pool_pair_samples())
 pool_gather = Primitive("max_pool2d_gather", "MaxPool2DGatherBackward0", _pool_gather,
                         save="none", input_names=("self",),
                         doc="values at max pooling's argmax positions (its JVP)",
-                        batch=batching.per_example)
+                        batch=batching.per_example,
+                        sample=lambda: _gather_samples())
 
 
 def _index_params(x, p) -> dict:
@@ -353,9 +356,6 @@ def _gather_samples():
             for (_, p) in _pool_pair_samples()]
 
 
-max_pool2d.sample = _pool_samples
-pool_scatter.sample = _pool_pair_samples
-pool_gather.sample = _gather_samples
 
 
 # ---- adaptive average pooling -------------------------------------------------------------------
@@ -390,12 +390,12 @@ adaptive_avg_pool2d = Primitive(
     "adaptive_avg_pool2d", "AdaptiveAvgPool2DBackward0", _adaptive_forward, save="shapes",
     input_names=("self",),
     out_shape=lambda xs, output_size: tuple(xs[:-2]) + tuple(output_size),
-    doc="adaptive average pooling over the last two axes", batch=batching.direct)
+    doc="adaptive average pooling over the last two axes", batch=batching.direct,
+    sample=lambda: [
+        ((_sample_rng().standard_normal((2, 3, 4, 6)),), {"output_size": (2, 3)}),
+        ((_sample_rng().standard_normal((1, 2, 5, 7)),), {"output_size": (3, 2)})])
 adaptive_avg_pool2d.defvjp(_adaptive_vjp)
 adaptive_avg_pool2d.defjvp(lambda t, x, out, output_size: _adaptive_forward(t, output_size))
-adaptive_avg_pool2d.sample = lambda: [
-    ((_sample_rng().standard_normal((2, 3, 4, 6)),), {"output_size": (2, 3)}),
-    ((_sample_rng().standard_normal((1, 2, 5, 7)),), {"output_size": (3, 2)})]
 
 
 # ---- embedding ----------------------------------------------------------------------------
@@ -420,14 +420,14 @@ embedding = Primitive("embedding", "EmbeddingBackward0",
                       out_shape=lambda ws, indices, padding_idx: tuple(np.shape(indices))
                       + tuple(ws[1:]),
                       doc="table lookup (indices are a constant parameter, as in torch)",
-                      batch=batching.embedding)
+                      batch=batching.embedding,
+                      sample=lambda: [
+                          ((_sample_rng().standard_normal((5, 3)),),
+                           {"indices": np.array([[0, 2, 2], [4, 1, 0]]), "padding_idx": None}),
+                          ((_sample_rng().standard_normal((4, 2)),),
+                           {"indices": np.array([3, 0, 3, 1]), "padding_idx": None})])
 embedding.defvjp(_embedding_vjp)
 embedding.defjvp(lambda t, w, out, indices, padding_idx: t[indices])
-embedding.sample = lambda: [
-    ((_sample_rng().standard_normal((5, 3)),), {"indices": np.array([[0, 2, 2], [4, 1, 0]]),
-                                                "padding_idx": None}),
-    ((_sample_rng().standard_normal((4, 2)),), {"indices": np.array([3, 0, 3, 1]),
-                                                "padding_idx": None})]
 # padding_idx (torch's convention: that row's gradient is zero although the forward reads
 # it) is not the derivative, so the samples leave it out; tests/nn checks it against torch.
 
@@ -438,12 +438,12 @@ embedding.sample = lambda: [
 native_dropout = Primitive("native_dropout", "NativeDropoutBackward0",
                            lambda x, mask: x * mask, save="none", input_names=("input",),
                            doc="x * (scaled Bernoulli mask)",
-                           batch=batching.elementwise)
+                           batch=batching.elementwise,
+                           sample=lambda: [
+                               ((_sample_rng().standard_normal((3, 4)),),
+                                {"mask": (np.random.default_rng(7).random((3, 4)) > 0.3) / 0.7})])
 native_dropout.defvjp(lambda g, x, out, mask: g * mask)
 native_dropout.defjvp(lambda t, x, out, mask: t * mask)
-native_dropout.sample = lambda: [
-    ((_sample_rng().standard_normal((3, 4)),),
-     {"mask": (np.random.default_rng(7).random((3, 4)) > 0.3) / 0.7})]
 
 
 # ---- erf (for GELU) -----------------------------------------------------------------------------
@@ -458,7 +458,7 @@ def _erf_vjp(g, x, out):
 
 
 if "erf" not in REGISTRY:   # the engine's op table may come to define it
-    erf = Primitive("erf", "ErfBackward0", _erf, input_names=("self",),
+    erf = Primitive("erf", "ErfBackward0", _erf, quiet=True, input_names=("self",),
                     analytic=False,   # the forward (math.erf) takes real numbers only
                     doc="the error function, elementwise", batch=batching.elementwise,
                     sample=lambda: [((_sample_rng().standard_normal((3, 4)),), {})])

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import backend as B
 from .. import batching
+from ..samples import away, distinct, normal, one, unary
 from ..primitive import Primitive
 
 
@@ -33,7 +34,8 @@ def _count(shape, dims):
 # sum(x): every element gets the incoming gradient.
 sum_all = Primitive("sum", "SumBackward0", lambda x: x.sum(), save="shapes",
                     input_names=("self",),
-                    batch=batching.reduce_all(np.sum), delta=batching.delta_reduce)
+                    batch=batching.reduce_all(np.sum), delta=batching.delta_reduce,
+                    sample=unary(shape=(2, 3)))
 sum_all.defvjp(lambda g, x, out: _expand_back(g, x.shape, tuple(range(x.ndim)), False))
 sum_all.defjvp(lambda t, x, out: np.sum(t))
 
@@ -48,7 +50,9 @@ def _contiguous_result(np_reduce):
 
 sum_dim = Primitive("sum_dim", "SumBackward1", _contiguous_result(np.sum),
                     save="shapes", input_names=("self",),
-                    batch=batching.dims_shifted("dim"), delta=batching.delta_reduce)
+                    batch=batching.dims_shifted("dim"), delta=batching.delta_reduce,
+                    sample=lambda: [one(normal(2, 3, 2), dim=(0, 2), keepdim=False),
+                                    one(normal(2, 3), dim=(1,), keepdim=True)])
 sum_dim.defvjp(lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim))
 sum_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(t, axis=dim, keepdims=keepdim))
 
@@ -61,16 +65,19 @@ def _mean(x, axis=None, keepdims=False):
 
 
 # mean(x) = sum(x) / n
-mean_all = Primitive("mean", "MeanBackward0", lambda x: _mean(x), save="shapes",
+mean_all = Primitive("mean", "MeanBackward0", lambda x: _mean(x), quiet=True, save="shapes",
                      input_names=("self",),
-                     batch=batching.reduce_all(np.mean), delta=batching.delta_reduce)
+                     batch=batching.reduce_all(np.mean), delta=batching.delta_reduce,
+                     sample=unary(shape=(2, 3)))
 mean_all.defvjp(lambda g, x, out:
                 _expand_back(g, x.shape, tuple(range(x.ndim)), False) / max(x.size, 1))
 mean_all.defjvp(lambda t, x, out: np.mean(t))
 
 mean_dim = Primitive("mean_dim", "MeanBackward1", _contiguous_result(_mean),
-                     save="shapes", input_names=("self",),
-                     batch=batching.dims_shifted("dim"), delta=batching.delta_reduce)
+                     quiet=True, save="shapes", input_names=("self",),
+                     batch=batching.dims_shifted("dim"), delta=batching.delta_reduce,
+                     sample=lambda: [one(normal(2, 3, 2), dim=(1,), keepdim=False),
+                                     one(normal(2, 3), dim=(0, 1), keepdim=True)])
 mean_dim.defvjp(lambda g, x, out, dim, keepdim:
                 _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim))
 mean_dim.defjvp(lambda t, x, out, dim, keepdim: np.mean(t, axis=dim, keepdims=keepdim))
@@ -95,7 +102,7 @@ def _extreme_mask(x, value, dims):
     return hit / np.sum(hit, axis=dims, keepdims=True)
 
 
-def _full_extreme(name, node_name, np_fn):
+def _full_extreme(name, node_name, np_fn, *, sample=None):
     def vjp(g, x, out):
         data = B.data(x)
         mask = _extreme_mask(data, np_fn(data), _all(data))
@@ -105,17 +112,20 @@ def _full_extreme(name, node_name, np_fn):
         return np.sum(t * _extreme_mask(x, np_fn(x), _all(x)))
 
     prim = Primitive(name, node_name, lambda x: np_fn(x), input_names=("self",),
-                     analytic=False, batch=batching.reduce_all(np_fn), domain="distinct")
+                     analytic=False, batch=batching.reduce_all(np_fn), domain="distinct",
+                     sample=sample)
     prim.defvjp(vjp)
     prim.defjvp(jvp)
     return prim
 
 
-max_all = _full_extreme("max", "MaxBackward1", np.max)
-min_all = _full_extreme("min", "MinBackward1", np.min)
+max_all = _full_extreme("max", "MaxBackward1", np.max,
+                        sample=unary(distinct))
+min_all = _full_extreme("min", "MinBackward1", np.min,
+                        sample=unary(distinct))
 
 
-def _dim_extreme(name, node_name, np_fn, arg_fn):
+def _dim_extreme(name, node_name, np_fn, arg_fn, *, sample=None):
     # max(x, dim): the gradient goes to the element the indices point at
     def onehot(x, dim):
         idx = np.expand_dims(arg_fn(x, axis=dim), dim)
@@ -133,17 +143,21 @@ def _dim_extreme(name, node_name, np_fn, arg_fn):
     prim = Primitive(name, node_name,
                      lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
                      input_names=("self",), analytic=False,
-                     batch=batching.dims_shifted("dim"), domain="distinct")
+                     batch=batching.dims_shifted("dim"), domain="distinct", sample=sample)
     prim.defvjp(vjp)
     prim.defjvp(jvp)
     return prim
 
 
-max_dim = _dim_extreme("max_dim", "MaxBackward0", np.max, np.argmax)
-min_dim = _dim_extreme("min_dim", "MinBackward0", np.min, np.argmin)
+max_dim = _dim_extreme("max_dim", "MaxBackward0", np.max, np.argmax,
+                       sample=lambda: [one(distinct(3, 4), dim=1, keepdim=False),
+                                       one(distinct(3, 4), dim=0, keepdim=True)])
+min_dim = _dim_extreme("min_dim", "MinBackward0", np.min, np.argmin,
+                       sample=lambda: [one(distinct(3, 4), dim=1, keepdim=False),
+                                       one(distinct(3, 4), dim=0, keepdim=True)])
 
 
-def _amax_like(name, node_name, np_fn):
+def _amax_like(name, node_name, np_fn, *, sample=None):
     def vjp(g, x, out, dim, keepdim):
         data = B.data(x)
         mask = _extreme_mask(data, np_fn(data, axis=dim, keepdims=True), dim)
@@ -156,14 +170,17 @@ def _amax_like(name, node_name, np_fn):
     prim = Primitive(name, node_name,
                      lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
                      input_names=("self",), analytic=False,
-                     batch=batching.dims_shifted("dim"), domain="distinct")
+                     batch=batching.dims_shifted("dim"), domain="distinct", sample=sample)
     prim.defvjp(vjp)
     prim.defjvp(jvp)
     return prim
 
 
-amax = _amax_like("amax", "AmaxBackward0", np.max)
-amin = _amax_like("amin", "AminBackward0", np.min)
+amax = _amax_like("amax", "AmaxBackward0", np.max,
+                  sample=lambda: [one(distinct(3, 4), dim=(1,), keepdim=False),
+                                  one(distinct(2, 3, 2), dim=(0, 2), keepdim=True)])
+amin = _amax_like("amin", "AminBackward0", np.min,
+                  sample=lambda: [one(distinct(3, 4), dim=(0, 1), keepdim=False)])
 
 
 # ---- prod ----------------------------------------------------------------------------------------
@@ -192,15 +209,18 @@ def _prod_vjp(g, x, out, dim, keepdim):
     return _expand_back(g * out, x.shape, dims, keepdim) / x
 
 
-prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), save="both",
-                     input_names=("self",), batch=batching.reduce_all(np.prod), domain="nonzero")
+prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), quiet=True, save="both",
+                     input_names=("self",), batch=batching.reduce_all(np.prod), domain="nonzero",
+                     sample=unary(away))
 prod_all.defvjp(lambda g, x, out: _prod_vjp(g, x, out, None, False))
 prod_all.defjvp(lambda t, x, out: np.sum(t * _prod_others(x, None)))
 
 prod_dim = Primitive("prod_dim", "ProdBackward1",
                      lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
-                     save="both", input_names=("self",),
-                     batch=batching.dims_shifted("dim"), domain="nonzero")
+                     quiet=True, save="both", input_names=("self",),
+                     batch=batching.dims_shifted("dim"), domain="nonzero",
+                     sample=lambda: [one(away(3, 4), dim=1, keepdim=False),
+                                     one(away(3, 4), dim=0, keepdim=True)])
 prod_dim.defvjp(_prod_vjp)
 prod_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(t * _prod_others(x, dim), axis=dim,
                                                        keepdims=keepdim))
@@ -242,8 +262,10 @@ def _var_jvp(t, x, out, dim, correction, keepdim):
     return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) * (2.0 * _per_dof(n))
 
 
-var = Primitive("var", "VarBackward0", _var_forward, input_names=("self",),
-                batch=batching.dims_shifted("dim"))
+var = Primitive("var", "VarBackward0", _var_forward, quiet=True, input_names=("self",),
+                batch=batching.dims_shifted("dim"),
+                sample=lambda: [one(normal(3, 4), dim=(0, 1), correction=1, keepdim=False),
+                                one(normal(3, 4), dim=(1,), correction=0, keepdim=True)])
 var.defvjp(_var_vjp)
 var.defjvp(_var_jvp)
 
@@ -269,7 +291,9 @@ def _std_jvp(t, x, out, dim, correction, keepdim):
 std = Primitive("std", "StdBackward0",
                 lambda x, dim, correction, keepdim: np.sqrt(_var_forward(x, dim, correction,
                                                                          keepdim)),
-                save="both", input_names=("self",), batch=batching.dims_shifted("dim"))
+                quiet=True, save="both", input_names=("self",), batch=batching.dims_shifted("dim"),
+                sample=lambda: [one(normal(3, 4), dim=(0, 1), correction=1, keepdim=False),
+                                one(normal(3, 4), dim=(0,), correction=1, keepdim=True)])
 std.defvjp(_std_vjp)
 std.defjvp(_std_jvp)
 
@@ -316,9 +340,18 @@ def _norm_jvp(t, x, out, ord, dim, keepdim):
     return np.sum(t * _norm_direction(x, out, ord, dim, keepdim), axis=dim, keepdims=keepdim)
 
 
+def _vector_norm_samples():
+    return [one(away(3, 4), ord=2.0, dim=(0, 1), keepdim=False),
+            one(away(3, 4), ord=1.0, dim=(1,), keepdim=True),
+            one(away(3, 4), ord=3.0, dim=(0,), keepdim=False),
+            one(distinct(3, 4), ord=np.inf, dim=(1,), keepdim=False),
+            one(distinct(3, 4), ord=-np.inf, dim=(0, 1), keepdim=False)]
+
+
 vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", _norm_forward,
-                        save="both", input_names=("self",), analytic=False,
-                        batch=batching.dims_shifted("dim"), domain="away_from_zero")
+                        quiet=True, save="both", input_names=("self",), analytic=False,
+                        batch=batching.dims_shifted("dim"), domain="away_from_zero",
+                        sample=_vector_norm_samples)
 vector_norm.defvjp(_norm_vjp)
 vector_norm.defjvp(_norm_jvp)
 
@@ -332,8 +365,11 @@ def _logsumexp_forward(x, dim, keepdim):
 
 
 # d logsumexp(x) = softmax(x) dx = exp(x - logsumexp(x)) dx
-logsumexp = Primitive("logsumexp", "LogsumexpBackward0", _logsumexp_forward, save="both",
-                      input_names=("self",), batch=batching.dims_shifted("dim"))
+logsumexp = Primitive("logsumexp", "LogsumexpBackward0", _logsumexp_forward, quiet=True,
+                      save="both",
+                      input_names=("self",), batch=batching.dims_shifted("dim"),
+                      sample=lambda: [one(normal(3, 4), dim=(1,), keepdim=False),
+                                      one(normal(2, 3, 2) * 30, dim=(0, 2), keepdim=True)])
 logsumexp.defvjp(lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim)
                  * B.exp(x - _expand_kept(out, x.ndim, dim, keepdim)))
 logsumexp.defjvp(lambda t, x, out, dim, keepdim: np.sum(
@@ -352,9 +388,10 @@ def _softmax_vjp(g, x, out, dim):
     return out * (g - B.sum(g * out, axis=d, keepdims=True))
 
 
-softmax = Primitive("softmax", "SoftmaxBackward0", _softmax_forward, save="out",
+softmax = Primitive("softmax", "SoftmaxBackward0", _softmax_forward, quiet=True, save="out",
                     input_names=("self",),
-                    batch=batching.dims_shifted("dim"), delta=batching.delta_lane)
+                    batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
+                    sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)])
 softmax.defvjp(lambda g, x, out, dim: _softmax_vjp(g, out, out, dim))
 softmax.defjvp(lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim, keepdims=True)))
 
@@ -365,8 +402,9 @@ def _log_softmax_forward(x, dim):
 
 # d log_softmax(x) = dx - <softmax(x), dx>:  vᵀJ = v - softmax(x) sum(v)
 log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", _log_softmax_forward,
-                        save="out", input_names=("self",),
-                        batch=batching.dims_shifted("dim"), delta=batching.delta_lane)
+                        quiet=True, save="out", input_names=("self",),
+                        batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
+                        sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)])
 log_softmax.defvjp(lambda g, x, out, dim: g - B.exp(out) * B.sum(
     g, axis=dim - out.ndim, keepdims=True))
 log_softmax.defjvp(lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
@@ -376,7 +414,8 @@ log_softmax.defjvp(lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
 # ---- cumsum -------------------------------------------------------------------------------------
 # The adjoint of a running sum is a running sum from the other end.
 cumsum = Primitive("cumsum", "CumsumBackward0", lambda x, dim: np.cumsum(x, axis=dim),
-                   save="shapes", input_names=("self",), batch=batching.dims_shifted("dim"))
+                   save="shapes", input_names=("self",), batch=batching.dims_shifted("dim"),
+                   sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4), dim=0)])
 cumsum.defvjp(lambda g, x, out, dim: B.flip(B.cumsum(B.flip(g, (dim - x.ndim,)),
                                                      dim - x.ndim), (dim - x.ndim,)))
 cumsum.defjvp(lambda t, x, out, dim: np.cumsum(t, axis=dim))

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import backend as B
 from .. import batching
+from ..samples import index_sample, mask, normal, one, unary
 from ..node import OpNode
 from ..primitive import Primitive, apply
 from ..tensor import Tensor, _make
@@ -16,12 +17,16 @@ def _reshape_back(g, x, out_ndim):
     return B.reshape(g, tuple(g.shape[:len(g.shape) - out_ndim]) + tuple(x.shape))
 
 
-def _view_like(name, node, forward, out_ndim, jvp):
+def _view_like(name, node, forward, out_ndim, jvp, *, sample=None):
     prim = Primitive(name, node, forward, save="shapes", input_names=("self",),
-                     batch=batching.view_like, delta=batching.delta_view)
+                     batch=batching.view_like, delta=batching.delta_view, sample=sample)
     prim.defvjp(lambda g, x, out, **p: _reshape_back(g, x, out_ndim(x, **p)))
     prim.defjvp(jvp)
     return prim
+
+
+def _reshape_samples():
+    return [one(normal(2, 3), shape=(3, 2)), one(normal(2, 3), shape=(6,))]
 
 
 # torch names a reshape by what it had to do: a view of contiguous memory (ViewBackward0),
@@ -29,18 +34,22 @@ def _view_like(name, node, forward, out_ndim, jvp):
 # followed by UnsafeViewBackward0.  ops.reshape picks one the way torch does.
 reshape = _view_like("reshape", "ViewBackward0", lambda x, shape: x.reshape(shape),
                      lambda x, shape: len(shape),
-                     lambda t, x, out, shape: np.reshape(t, shape))
+                     lambda t, x, out, shape: np.reshape(t, shape), sample=_reshape_samples)
 reshape_alias = _view_like("reshape_alias", "ReshapeAliasBackward0",
                            lambda x, shape: x.reshape(shape), lambda x, shape: len(shape),
-                           lambda t, x, out, shape: np.reshape(t, shape))
+                           lambda t, x, out, shape: np.reshape(t, shape),
+                           sample=lambda: [one(normal(2, 3), shape=(6, 1))])
 unsafe_view = _view_like("unsafe_view", "UnsafeViewBackward0",
                          lambda x, shape: x.reshape(shape), lambda x, shape: len(shape),
-                         lambda t, x, out, shape: np.reshape(t, shape))
+                         lambda t, x, out, shape: np.reshape(t, shape),
+                         sample=lambda: [one(normal(2, 3), shape=(3, 2))])
 alias = _view_like("alias", "AliasBackward0", lambda x: x[...], lambda x: x.ndim,
-                   lambda t, x, out: t)
+                   lambda t, x, out: t,
+                   sample=unary())
 squeeze = _view_like("squeeze", "SqueezeBackward0", lambda x: np.squeeze(x),
                      lambda x: sum(1 for n in x.shape if n != 1),
-                     lambda t, x, out: np.squeeze(t))
+                     lambda t, x, out: np.squeeze(t),
+                     sample=lambda: [one(normal(2, 1, 3, 1))])
 
 
 def _squeeze_dims(x, dims):
@@ -55,15 +64,25 @@ def _squeeze_ndim(x, dims):
 squeeze_dim = _view_like("squeeze_dim", "SqueezeBackward1",
                          lambda x, dim: _squeeze_dims(x, (dim,)),
                          lambda x, dim: _squeeze_ndim(x, (dim,)),
-                         lambda t, x, out, dim: np.reshape(t, out.shape))
+                         lambda t, x, out, dim: np.reshape(t, out.shape),
+                         sample=lambda: [one(normal(2, 1, 3), dim=1), one(normal(2, 3), dim=0)])
+
+
+def _squeeze_dims_samples():
+    return [one(normal(1, 2, 1), dims=(0, 2)), one(normal(1, 2), dims=(1,))]
+
+
 squeeze_dims = _view_like("squeeze_dims", "SqueezeBackward2", _squeeze_dims, _squeeze_ndim,
-                          lambda t, x, out, dims: np.reshape(t, out.shape))
+                          lambda t, x, out, dims: np.reshape(t, out.shape),
+                          sample=_squeeze_dims_samples)
 # matmul of a vector by a matrix squeezes its result in place (torch: SqueezeBackward4)
 matmul_squeeze = _view_like("matmul_squeeze", "SqueezeBackward4", _squeeze_dims,
-                            _squeeze_ndim, lambda t, x, out, dims: np.reshape(t, out.shape))
+                            _squeeze_ndim, lambda t, x, out, dims: np.reshape(t, out.shape),
+                            sample=lambda: [one(normal(1, 3), dims=(0,))])
 unsqueeze = _view_like("unsqueeze", "UnsqueezeBackward0",
                        lambda x, dim: np.expand_dims(x, dim), lambda x, dim: x.ndim + 1,
-                       lambda t, x, out, dim: np.expand_dims(t, dim))
+                       lambda t, x, out, dim: np.expand_dims(t, dim),
+                       sample=lambda: [one(normal(2, 3), dim=1), one(normal(2, 3), dim=2)])
 
 
 def _transpose_vjp(g, x, out, dim0, dim1):
@@ -73,11 +92,13 @@ def _transpose_vjp(g, x, out, dim0, dim1):
 
 transpose = Primitive("transpose", "TransposeBackward0",
                       lambda x, dim0, dim1: np.swapaxes(x, dim0, dim1), save="shapes",
-                      batch=batching.dims_shifted("dim0", "dim1"))
+                      batch=batching.dims_shifted("dim0", "dim1"),
+                      sample=lambda: [one(normal(2, 3, 4), dim0=0, dim1=2)])
 transpose.defvjp(_transpose_vjp)
 transpose.defjvp(lambda t, x, out, dim0, dim1: np.swapaxes(t, dim0, dim1))
 
-t = Primitive("t", "TBackward0", lambda x: x.T, save="shapes", batch=batching.transpose_2d)
+t = Primitive("t", "TBackward0", lambda x: x.T, save="shapes", batch=batching.transpose_2d,
+              sample=lambda: [one(normal(2, 3)), one(normal(3))])
 t.defvjp(lambda g, x, out: B.swapaxes(g, -1, -2) if x.ndim == 2 else g)
 t.defjvp(lambda tan, x, out: tan.T)
 
@@ -90,24 +111,28 @@ def _permute_vjp(g, x, out, dims):
 
 
 permute = Primitive("permute", "PermuteBackward0", lambda x, dims: np.transpose(x, dims),
-                    save="shapes", batch=batching.permute)
+                    save="shapes", batch=batching.permute,
+                    sample=lambda: [one(normal(2, 3, 4), dims=(2, 0, 1))])
 permute.defvjp(_permute_vjp)
 permute.defjvp(lambda t, x, out, dims: np.transpose(t, dims))
 
 # expand / broadcast_to: the gradient sums over the expanded axes.
 expand = Primitive("expand", "ExpandBackward0", lambda x, shape: np.broadcast_to(x, shape),
-                   save="shapes", out_shape=lambda xs, shape: shape, batch=batching.expand)
+                   save="shapes", out_shape=lambda xs, shape: shape, batch=batching.expand,
+                   sample=lambda: [one(normal(3, 1), shape=(2, 3, 4)), one(normal(3), shape=(3,))])
 expand.defvjp(lambda g, x, out, shape: B.sum_to(g, x.shape, len(shape)))
 expand.defjvp(lambda t, x, out, shape: np.broadcast_to(t, shape))
 
 clone = Primitive("clone", "CloneBackward0", lambda x: np.array(x, copy=True), save="none",
-                  batch=batching.elementwise, delta=batching.delta_elementwise)
+                  batch=batching.elementwise, delta=batching.delta_elementwise,
+                  sample=unary())
 clone.defvjp(lambda g, x, out: g)
 clone.defjvp(lambda t, x, out: t)
 
 to_dtype = Primitive("to_dtype", "ToCopyBackward0", lambda x, dtype: x.astype(dtype),
                      save="shapes", analytic=False,   # complex -> real drops the imaginary part
-                     batch=batching.elementwise, delta=batching.delta_elementwise)
+                     batch=batching.elementwise, delta=batching.delta_elementwise,
+                     sample=lambda: [one(normal(2, 3), dtype=np.dtype(np.float64))])
 to_dtype.defvjp(lambda g, x, out, dtype: _cast(g, x.dtype))
 to_dtype.defjvp(lambda t, x, out, dtype: t.astype(dtype))
 
@@ -133,12 +158,12 @@ def _index_add_zeros_forward(g, key, shape, out_ndim):
     return z
 
 
-def _index_backward_prim(name, node):
+def _index_backward_prim(name, node, *, sample=None):
     """The backward of an indexing primitive, itself differentiable (its VJP indexes)."""
     prim = Primitive(name, node, _index_add_zeros_forward, save="shapes",
                      input_names=("grad",), batch=batching.direct,
                      out_shape=lambda gs, key, shape, out_ndim:
-                     tuple(gs[:len(gs) - out_ndim]) + tuple(shape))
+                     tuple(gs[:len(gs) - out_ndim]) + tuple(shape), sample=sample)
     prim.defvjp(lambda gg, g, out, key, shape, out_ndim:
                 gg[(slice(None),) * (len(gg.shape) - len(shape)) + key])
     prim.defjvp(lambda t, g, out, key, shape, out_ndim:
@@ -146,11 +171,42 @@ def _index_backward_prim(name, node):
     return prim
 
 
+def _select_backward_samples():
+    return [one(normal(2, 4), key=(slice(None), 1), shape=(2, 3, 4),
+                out_ndim=2)]
+
+
 # torch's names for the backward of each indexing op (seen under create_graph)
-select_backward = _index_backward_prim("select_backward", "SelectBackwardBackward0")
-slice_backward = _index_backward_prim("slice_backward", "SliceBackwardBackward0")
-index_backward = _index_backward_prim("index_backward", "IndexPutImplBackward0")
-index_select_backward = _index_backward_prim("index_select_backward", "IndexAddBackward0")
+select_backward = _index_backward_prim("select_backward", "SelectBackwardBackward0",
+                                       sample=_select_backward_samples)
+
+
+def _slice_backward_samples():
+    return [one(normal(2, 4), key=(slice(1, 5, 2),), shape=(5, 4),
+                out_ndim=2)]
+
+
+slice_backward = _index_backward_prim("slice_backward", "SliceBackwardBackward0",
+                                      sample=_slice_backward_samples)
+
+
+def _index_backward_samples():
+    return [
+one(normal(4, 4), key=(np.array([0, 2, 0, 0]),), shape=(3, 4), out_ndim=2),
+one(normal(2), key=(slice(None), 1), shape=(2, 3), out_ndim=1)]
+
+
+index_backward = _index_backward_prim("index_backward", "IndexPutImplBackward0",
+                                      sample=_index_backward_samples)
+
+
+def _index_select_backward_samples():
+    return [one(normal(3, 3), key=(slice(None), np.array([0, 2, 2])),
+                shape=(3, 4), out_ndim=2)]
+
+
+index_select_backward = _index_backward_prim("index_select_backward", "IndexAddBackward0",
+                                             sample=_index_select_backward_samples)
 
 
 def _index_vjp(backward_prim):
@@ -171,18 +227,31 @@ def _indexed_shape(shape, key) -> tuple:
     return np.empty(shape, dtype="V0")[key].shape
 
 
-def _index_prim(name, node, backward_prim):
+def _index_prim(name, node, backward_prim, *, sample=None):
     prim = Primitive(name, node, _index_forward, save="shapes", input_names=("self",),
                      batch=batching.index,
-                     out_shape=lambda xs, key, out_ndim: _indexed_shape(xs, key))
+                     out_shape=lambda xs, key, out_ndim: _indexed_shape(xs, key), sample=sample)
     prim.defvjp(_index_vjp(backward_prim))
     prim.defjvp(lambda t, x, out, key, out_ndim: t[key])
     return prim
 
 
-select = _index_prim("select", "SelectBackward0", select_backward)
-slice_ = _index_prim("slice", "SliceBackward0", slice_backward)
-index = _index_prim("index", "IndexBackward0", index_backward)
+select = _index_prim("select", "SelectBackward0", select_backward,
+                     sample=lambda: [index_sample(normal(3, 4), (slice(None), 2)),
+                                     index_sample(normal(3, 4), (1,))])
+slice_ = _index_prim("slice", "SliceBackward0", slice_backward,
+                     sample=lambda: [index_sample(normal(5, 4), (slice(1, 4, 2),)),
+                                     index_sample(normal(3, 4), (slice(None), slice(0, 2)))])
+
+
+def _index_samples():
+    return [index_sample(normal(3, 4), (np.array([0, 2, 0, 0]),)),
+            index_sample(normal(3, 4), (mask(3, 4),)),
+            index_sample(normal(3, 4), (slice(None), np.array([[1, 1], [3, 0]]))),
+            index_sample(normal(3, 4), (np.array([0, 2]), np.array([1, 1])))]
+
+
+index = _index_prim("index", "IndexBackward0", index_backward, sample=_index_samples)
 
 
 def index_add_zeros(g, *, key, shape, out_ndim):
@@ -199,12 +268,17 @@ def _cat_vjp(i, g, *inputs, out, dim):
     return g[key]
 
 
+def _cat_samples():
+    return [one(normal(2, 3), normal(1, 3, seed=1), normal(2, 3, seed=2), dim=0),
+            one(normal(2, 3), normal(2, 1, seed=1), dim=1)]
+
+
 cat = Primitive("cat", "CatBackward0",
                 lambda *xs, dim: np.ascontiguousarray(np.concatenate(xs, axis=dim)),
                 save="shapes", input_names=("tensors",),
                 out_shape=lambda *shapes, dim: tuple(
                     sum(s[dim] for s in shapes) if i == dim else n
-                    for i, n in enumerate(shapes[0])), batch=batching.cat)
+                    for i, n in enumerate(shapes[0])), batch=batching.cat, sample=_cat_samples)
 cat.defvjp_variadic(_cat_vjp)
 cat.defjvp_variadic(lambda i, t, *inputs, out, dim: _cat_tangent(i, t, inputs, out, dim))
 
@@ -223,11 +297,16 @@ def _stack_vjp(i, g, *inputs, out, dim):
     return g[key]
 
 
+def _stack_samples():
+    return [one(normal(2, 3), normal(2, 3, seed=1), dim=0),
+            one(normal(2, 3), normal(2, 3, seed=1), normal(2, 3, seed=2), dim=2)]
+
+
 stack = Primitive("stack", "StackBackward0",
                   lambda *xs, dim: np.ascontiguousarray(np.stack(xs, axis=dim)),
                   save="shapes", input_names=("tensors",),
                   out_shape=lambda *shapes, dim: shapes[0][:dim] + (len(shapes),)
-                  + shapes[0][dim:], batch=batching.stack)
+                  + shapes[0][dim:], batch=batching.stack, sample=_stack_samples)
 stack.defvjp_variadic(_stack_vjp)
 stack.defjvp_variadic(lambda i, t, *inputs, out, dim: _stack_tangent(i, t, inputs, out, dim))
 
@@ -287,9 +366,9 @@ def apply_multi(prim: Primitive, x: Tensor, params: dict) -> tuple:
     return tuple(outs)
 
 
-def _multi_prim(name, node_name, pieces, vjp, fill_shape):
+def _multi_prim(name, node_name, pieces, vjp, fill_shape, *, sample=None):
     prim = Primitive(name, node_name, lambda x, dim, sections: x, save="shapes",
-                     input_names=("self",), batch=batching.multi_output)
+                     input_names=("self",), batch=batching.multi_output, sample=sample)
     prim.node_cls = type(node_name, (MultiOutputNode,), {"__slots__": (), "_name": node_name})
     prim.defvjp(vjp)
     prim.defjvp(lambda t, x, out, dim, sections: t)   # the pieces of the tangent
@@ -335,11 +414,15 @@ def _unbind_shape(shape, dim, size):
     del shape[dim]
 
 
-split = _multi_prim("split", "SplitBackward0", _split_forward, _split_vjp, _section_shape)
+split = _multi_prim("split", "SplitBackward0", _split_forward, _split_vjp, _section_shape,
+                    sample=lambda: [one(normal(5, 3), dim=0, sections=(2, 2, 1))])
 split_with_sizes = _multi_prim("split_with_sizes", "SplitWithSizesBackward0", _split_forward,
-                               _split_vjp, _section_shape)
+                               _split_vjp, _section_shape,
+                               sample=lambda: [one(normal(2, 5), dim=1, sections=(1, 4))])
 unbind = _multi_prim("unbind", "UnbindBackward0", _unbind_forward, _unbind_vjp,
-                     _unbind_shape)
+                     _unbind_shape,
+                     sample=lambda: [one(normal(3, 2), dim=0, sections=(1, 1, 1)),
+                                     one(normal(3, 2), dim=1, sections=(1, 1))])
 
 
 # ---- gather / scatter_add / index_select ------------------------------------------------------
@@ -380,7 +463,9 @@ def _gather_vjp(g, x, index, out, dim):
 
 
 gather = Primitive("gather", "GatherBackward0", _gather_forward,
-                   input_names=("self", "index"), batch=batching.gather)
+                   input_names=("self", "index"), batch=batching.gather,
+                   sample=lambda: [one(normal(3, 4), np.array([[0, 0], [3, 1], [2, 2]]), dim=1),
+                                   one(normal(3, 4), np.array([[2, 1, 0, 2]]), dim=0)])
 gather.defvjp(_gather_vjp, None)
 gather.defjvp(lambda t, x, index, out, dim: _gather_forward(t, index, dim), None)
 
@@ -413,8 +498,16 @@ def _scatter_add_src_vjp(g, x, index, src, out, dim):
         picked, [(0, 0)] * len(prefix) + _pad_widths(x.ndim, tuple(pad)))
 
 
+def _scatter_add_samples():
+    return [one(normal(3, 4), np.array([[0, 0], [3, 1], [2, 2]]),
+                normal(3, 2, seed=1), dim=1),
+            one(normal(3, 4), np.array([[2, 1, 0, 2]]), normal(2, 4, seed=1),
+                dim=0)]
+
+
 scatter_add = Primitive("scatter_add", "ScatterAddBackward0", _scatter_add_forward,
-                        input_names=("self", "index", "src"), batch=batching.per_example)
+                        input_names=("self", "index", "src"), batch=batching.per_example,
+                        sample=_scatter_add_samples)
 scatter_add.defvjp(lambda g, x, index, src, out, dim: g, None, _scatter_add_src_vjp)
 scatter_add.defjvp(lambda t, x, index, src, out, dim: t, None,
                    lambda t, x, index, src, out, dim:
@@ -433,7 +526,9 @@ index_select = Primitive("index_select", "IndexSelectBackward0",
                          lambda x, index, dim: np.take(x, index, axis=dim),
                          input_names=("self", "index"),
                          out_shape=lambda xs, index, dim: xs[:dim] + tuple(index) + xs[dim + 1:],
-                         batch=batching.dims_shifted("dim"))
+                         batch=batching.dims_shifted("dim"),
+                         sample=lambda: [one(normal(3, 4), np.array([0, 2, 2]), dim=1),
+                                         one(normal(3, 4), np.array([1]), dim=0)])
 index_select.defvjp(_index_select_vjp, None)
 index_select.defjvp(lambda t, x, index, out, dim: np.take(t, index, axis=dim), None)
 
@@ -462,7 +557,9 @@ constant_pad = Primitive("constant_pad", "ConstantPadNdBackward0", _pad_forward,
                          save="shapes", input_names=("self",),
                          out_shape=lambda xs, pad, value: tuple(
                              n + lo + hi for n, (lo, hi) in zip(xs, _pad_widths(len(xs), pad))),
-                         batch=batching.direct)
+                         batch=batching.direct,
+                         sample=lambda: [one(normal(2, 3), pad=(1, 2), value=0.0),
+                                         one(normal(2, 3), pad=(0, 1, 2, 0), value=1.5)])
 constant_pad.defvjp(_pad_vjp)
 constant_pad.defjvp(lambda t, x, out, pad, value: _pad_forward(t, pad, 0))
 
@@ -471,7 +568,8 @@ constant_pad.defjvp(lambda t, x, out, pad, value: _pad_forward(t, pad, 0))
 # write contiguous tensors (numpy: laid out like strided inputs)
 flip = Primitive("flip", "FlipBackward0",
                  lambda x, dims: np.flip(x, axis=dims).copy(order="K"),
-                 save="shapes", input_names=("self",), batch=batching.dims_shifted("dims"))
+                 save="shapes", input_names=("self",), batch=batching.dims_shifted("dims"),
+                 sample=lambda: [one(normal(2, 3), dims=(0,)), one(normal(2, 3, 2), dims=(0, 2))])
 flip.defvjp(lambda g, x, out, dims: B.flip(g, tuple(d - x.ndim for d in dims)))
 flip.defjvp(lambda t, x, out, dims: np.flip(t, axis=dims))
 
@@ -486,11 +584,15 @@ def _repeat_vjp(g, x, out, repeats):
     return B.reshape(B.sum(B.reshape(g, split), axis=tiles), prefix + tuple(x.shape))
 
 
+def _repeat_samples():
+    return [one(normal(2, 3), repeats=(2, 1)), one(normal(3), repeats=(2, 2))]
+
+
 repeat = Primitive("repeat", "RepeatBackward0", lambda x, repeats: np.tile(x, repeats),
                    save="shapes", input_names=("self",),
                    out_shape=lambda xs, repeats: tuple(
                        r * n for r, n in zip(repeats, (1,) * (len(repeats) - len(xs)) + xs)),
-                   batch=batching.repeat)
+                   batch=batching.repeat, sample=_repeat_samples)
 repeat.defvjp(_repeat_vjp)
 repeat.defjvp(lambda t, x, out, repeats: np.tile(t, repeats))
 
@@ -518,18 +620,26 @@ def _diagonal_backward_forward(g, shape, offset, dim1, dim2):
     return z
 
 
+def _diagonal_backward_samples():
+    return [one(normal(3), shape=(3, 3), offset=0, dim1=0, dim2=1),
+            one(normal(2, 3), shape=(2, 3, 4), offset=-1, dim1=2,
+                dim2=1)]
+
+
 diagonal_backward = Primitive(
     "diagonal_backward", "DiagonalBackwardBackward0", _diagonal_backward_forward,
     save="shapes", input_names=("grad",),
     out_shape=lambda gs, shape, offset, dim1, dim2: tuple(gs[:len(gs) - len(shape) + 1])
-    + tuple(shape), batch=batching.direct)
+    + tuple(shape), batch=batching.direct, sample=_diagonal_backward_samples)
 diagonal_backward.defvjp(lambda gg, g, out, shape, offset, dim1, dim2: B.diagonal(
     gg, offset, dim1 - len(shape), dim2 - len(shape)))
 diagonal_backward.defjvp(lambda t, g, out, shape, offset, dim1, dim2:
                          _diagonal_backward_forward(t, shape, offset, dim1, dim2))
 
 diagonal = Primitive("diagonal", "DiagonalBackward0", _diagonal_forward, save="shapes",
-                     input_names=("self",), batch=batching.dims_shifted("dim1", "dim2"))
+                     input_names=("self",), batch=batching.dims_shifted("dim1", "dim2"),
+                     sample=lambda: [one(normal(3, 3), offset=0, dim1=0, dim2=1),
+                                     one(normal(2, 3, 4), offset=1, dim1=2, dim2=1)])
 diagonal.defvjp(lambda g, x, out, offset, dim1, dim2: _diag_back(g, x, offset, dim1, dim2))
 diagonal.defjvp(lambda t, x, out, offset, dim1, dim2: _diagonal_forward(t, offset, dim1, dim2))
 
@@ -560,7 +670,10 @@ def _index_put_vjp_value(g, x, v, out, key):
 
 
 index_put = Primitive("index_put", "CopySlices", _index_put_forward, save="shapes",
-                      input_names=("self", "values"), batch=batching.index_put)
+                      input_names=("self", "values"), batch=batching.index_put,
+                      sample=lambda: [one(normal(3, 4), normal(4, seed=1), key=(1,)),
+                                      one(normal(3, 4), normal(2, 1, seed=1),
+                                          key=(slice(0, 2), slice(1, 3)))])
 index_put.defvjp(lambda g, x, v, out, key: g * B.astype_like(_keep_mask(x, key), g),
                  _index_put_vjp_value)
 index_put.defjvp(lambda t, x, v, out, key: t * _keep_mask(x, key),
