@@ -51,7 +51,7 @@ class Primitive:
                  broadcasts: bool = False, analytic: bool = True, differentiable: bool = True,
                  input_names: tuple = ("self",), out_shape=None, doc: str = "",
                  sample=None, batch=None, delta=None, domain=None, needs=None,
-                 quiet: bool = False) -> None:
+                 quiet: bool = False, vjp=(), jvp=()) -> None:
         if save not in SAVE_MODES:
             raise ValueError(f"save must be one of {SAVE_MODES}")
         if name in REGISTRY:
@@ -75,8 +75,10 @@ class Primitive:
         self.batch = batch
         self.delta = delta
         self.domain = domain                # where generated test inputs must lie (or None)
-        self.vjps: tuple = ()
-        self.jvps: tuple = ()
+        # one VJP and one JVP rule per input (None: no gradient / tangent for that input); a
+        # single callable for a one-input primitive; Variadic(rule) for cat/stack-like ones
+        self.vjps = vjp if isinstance(vjp, (tuple, Variadic)) else (vjp,)
+        self.jvps = jvp if isinstance(jvp, (tuple, Variadic)) else (jvp,)
         # needs[i]: the inputs the VJP of input i reads (None: all).  Inputs no needed rule
         # reads are not saved (x * 2.0 keeps no reference to x), as torch does.
         self.needs: tuple | None = needs
@@ -94,26 +96,6 @@ class Primitive:
                           for m in range(4))
             self._keep_by_mask["binary"] = table
         return table
-
-    def defvjp(self, *rules) -> "Primitive":
-        """One VJP rule per input (None: that input gets no gradient)."""
-        self.vjps = rules
-        return self
-
-    def defjvp(self, *rules) -> "Primitive":
-        """One JVP rule per input (None: that input's tangent does not flow)."""
-        self.jvps = rules
-        return self
-
-    def defvjp_variadic(self, rule) -> "Primitive":
-        """For primitives taking any number of inputs (cat, stack):
-        ``rule(i, grad, *inputs, out, **params)`` is the VJP for input ``i``."""
-        self.vjps = Variadic(rule)
-        return self
-
-    def defjvp_variadic(self, rule) -> "Primitive":
-        self.jvps = Variadic(rule)
-        return self
 
     def __call__(self, *args, **params):
         return apply(self, args, params)

@@ -24,9 +24,9 @@ from gradtool.engine.primitive import Primitive
 toy_cube = Primitive(
     "toy_cube", "ToyCubeBackward0", lambda x: x * x * x + {scale} * x,
     input_names=("self",), batch=batching.elementwise, delta=batching.delta_elementwise,
-    sample=lambda: [((np.linspace(-1.0, 1.5, 6).reshape(2, 3),), {{}})])
-toy_cube.defvjp(lambda g, x, out: g * (3 * x * x + {scale}))
-toy_cube.defjvp(lambda t, x, out: t * (3 * x * x + {scale}))
+    sample=lambda: [((np.linspace(-1.0, 1.5, 6).reshape(2, 3),), {{}})],
+    vjp=lambda g, x, out: g * (3 * x * x + {scale}),
+    jvp=lambda t, x, out: t * (3 * x * x + {scale}))
 '''
 
 HERE = pathlib.Path(__file__).resolve().parent

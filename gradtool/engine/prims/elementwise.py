@@ -16,9 +16,9 @@ def _unary(name, node_name, forward, vjp, jvp, *, save="inputs", analytic=True, 
     prim = Primitive(name, node_name, forward, save=save, analytic=analytic,
                      input_names=("self",), batch=batching.elementwise,
                      delta=batching.delta_elementwise, domain=domain, sample=sample,
-                     quiet=quiet)
-    prim.defvjp(vjp)
-    prim.defjvp(jvp)
+                     quiet=quiet,
+                     vjp=vjp,
+                     jvp=jvp)
     return prim
 
 
@@ -27,9 +27,7 @@ def _binary(name, node_name, forward, vjps, jvps, *, save="inputs", analytic=Tru
     prim = Primitive(name, node_name, forward, save=save, broadcasts=True, analytic=analytic,
                      input_names=("self", "other"), batch=batching.elementwise,
                      delta=batching.delta_elementwise, domain=domain, needs=needs, sample=sample,
-                     quiet=quiet)
-    prim.defvjp(*vjps)
-    prim.defjvp(*jvps)
+                     quiet=quiet, vjp=tuple(vjps), jvp=tuple(jvps))
     return prim
 
 
@@ -97,9 +95,9 @@ pow_scalar = Primitive("pow_scalar", "PowBackward0",
                        lambda x, exponent: np.power(x, exponent),
                        quiet=True, input_names=("self",),
                        batch=batching.elementwise, delta=batching.delta_elementwise,
-                       domain="positive", sample=_pow_scalar_samples)
-pow_scalar.defvjp(_pow_scalar_vjp)
-pow_scalar.defjvp(lambda t, x, out, exponent: _pow_scalar_vjp(t, x, out, exponent))
+                       domain="positive", sample=_pow_scalar_samples,
+                       vjp=_pow_scalar_vjp,
+                       jvp=lambda t, x, out, exponent: _pow_scalar_vjp(t, x, out, exponent))
 
 
 def _safe_log(a):
@@ -122,9 +120,9 @@ pow = _binary("pow", "PowBackward1", np.power,
 rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), quiet=True, save="out",
                  input_names=("exponent",),
                  batch=batching.elementwise, delta=batching.delta_elementwise,
-                 sample=lambda: [one(normal(2, 3), base=2.0), one(normal(4), base=0.5)])
-rpow.defvjp(lambda g, x, out, base: g * out * float(np.log(base)))
-rpow.defjvp(lambda t, x, out, base: t * out * float(np.log(base)))
+                 sample=lambda: [one(normal(2, 3), base=2.0), one(normal(4), base=0.5)],
+                 vjp=lambda g, x, out, base: g * out * float(np.log(base)),
+                 jvp=lambda t, x, out, base: t * out * float(np.log(base)))
 
 # a % b (python's sign convention, torch.remainder): d/da = 1, d/db = -floor(a / b);
 # torch names the tensor-divisor form RemainderBackward1, the scalar one RemainderBackward0
@@ -132,9 +130,9 @@ remainder_scalar = Primitive("remainder_scalar", "RemainderBackward0",
                              lambda x, other: np.remainder(x, other), quiet=True, save="none",
                              analytic=False,
                              batch=batching.elementwise, delta=batching.delta_elementwise,
-                             sample=lambda: [one(np.array([-2.3, -0.4, 0.7, 1.9]), other=0.9)])
-remainder_scalar.defvjp(lambda g, x, out, other: g)
-remainder_scalar.defjvp(lambda t, x, out, other: t)
+                             sample=lambda: [one(np.array([-2.3, -0.4, 0.7, 1.9]), other=0.9)],
+                             vjp=lambda g, x, out, other: g,
+                             jvp=lambda t, x, out, other: t)
 
 
 def _remainder_samples():
@@ -270,9 +268,9 @@ def _softplus_samples():
 softplus = Primitive("softplus", "SoftplusBackward0", _softplus, quiet=True, input_names=("self",),
                      analytic=False,
                      batch=batching.elementwise, delta=batching.delta_elementwise,
-                     sample=_softplus_samples)
-softplus.defvjp(_softplus_vjp)
-softplus.defjvp(_softplus_vjp)
+                     sample=_softplus_samples,
+                     vjp=_softplus_vjp,
+                     jvp=_softplus_vjp)
 
 
 def _clamp_vjp(g, x, out, min=None, max=None):
@@ -310,9 +308,9 @@ for _name, _node in (("clamp", "ClampBackward1"), ("clamp_min", "ClampMinBackwar
                      ("clamp_max", "ClampMaxBackward0")):
     _p = Primitive(_name, _node, _clamp, input_names=("self",), analytic=False,
                    batch=batching.elementwise, delta=batching.delta_elementwise,
-                   domain="away_from_clamp", sample=_CLAMP_SAMPLES[_name])
-    _p.defvjp(_clamp_vjp)
-    _p.defjvp(lambda t, x, out, min=None, max=None: _clamp_vjp(t, x, out, min, max))
+                   domain="away_from_clamp", sample=_CLAMP_SAMPLES[_name],
+                   vjp=_clamp_vjp,
+                   jvp=lambda t, x, out, min=None, max=None: _clamp_vjp(t, x, out, min, max))
 clamp = REGISTRY["clamp"]
 
 
@@ -381,11 +379,11 @@ clamp_tensor = Primitive("clamp_tensor", "ClampBackward0", _tensor_clamp, broadc
                     one(np.array([-1.0, 0.0, 1.0, 2.0]), np.array([-0.5, 0.5, 0.7, -3.0]),
                         np.array([0.5, 1.5, 0.9, 1.0])),
                     one(np.array([[-1.0, 0.3], [2.0, 0.1]]), np.array([0.0, 0.2]), None),
-                    one(np.array([-1.0, 0.3, 2.0]), None, np.array(0.5))])
-clamp_tensor.defvjp(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
-                    _clamp_rule(_clamp_hi_keep))
-clamp_tensor.defjvp(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
-                    _clamp_rule(_clamp_hi_keep))
+                    one(np.array([-1.0, 0.3, 2.0]), None, np.array(0.5))],
+                         vjp=(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
+                              _clamp_rule(_clamp_hi_keep)),
+                         jvp=(_clamp_rule(_clamp_self_keep), _clamp_rule(_clamp_lo_keep),
+                              _clamp_rule(_clamp_hi_keep)))
 
 
 def _split_between(g, win, tie):
@@ -424,13 +422,13 @@ where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="in
                   input_names=("condition", "self", "other"), analytic=True,
                   batch=batching.elementwise, delta=batching.delta_elementwise,
                   sample=lambda: [one(mask(2, 3), normal(2, 3), normal(2, 3, seed=1)),
-                                  one(mask(3, 1), normal(4), 0.5)])
-where.defvjp(None,
-             lambda g, c, a, b, out: B.where(B.data(c), g, 0.0),
-             lambda g, c, a, b, out: B.where(B.data(c), 0.0, g))
-where.defjvp(None,
-             lambda t, c, a, b, out: t * _mask(c, t),
-             lambda t, c, a, b, out: t * _mask(~np.asarray(c, dtype=bool), t))
+                                  one(mask(3, 1), normal(4), 0.5)],
+                  vjp=(None,
+                       lambda g, c, a, b, out: B.where(B.data(c), g, 0.0),
+                       lambda g, c, a, b, out: B.where(B.data(c), 0.0, g)),
+                  jvp=(None,
+                       lambda t, c, a, b, out: t * _mask(c, t),
+                       lambda t, c, a, b, out: t * _mask(~np.asarray(c, dtype=bool), t)))
 
 
 # masked_fill(x, mask, value): the gradient flows where the mask is False.
@@ -439,33 +437,31 @@ masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
                         broadcasts=True, save="inputs", input_names=("self", "mask"),
                         batch=batching.elementwise, delta=batching.delta_elementwise,
                         sample=lambda: [one(normal(2, 3), mask(2, 3), value=0.5),
-                                        one(normal(2, 3), mask(3), value=-1.0)])
-masked_fill.defvjp(lambda g, x, mask, out, value: B.where(mask, 0.0, g), None)
-masked_fill.defjvp(lambda t, x, mask, out, value: t * ~np.asarray(mask, bool), None)
+                                        one(normal(2, 3), mask(3), value=-1.0)],
+                        vjp=(lambda g, x, mask, out, value: B.where(mask, 0.0, g), None),
+                        jvp=(lambda t, x, mask, out, value: t * ~np.asarray(mask, bool), None))
 
 # masked_fill with a 0-dim tensor value: MaskedFillBackward1; the value gets the masked sum.
 masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
                                lambda x, mask, value: np.where(mask, value, x),
                                broadcasts=True, input_names=("self", "mask", "value"),
                                batch=batching.elementwise, delta=batching.delta_elementwise,
-                               sample=lambda: [one(normal(2, 3), mask(2, 3), np.array(0.7))])
-masked_fill_tensor.defvjp(
-    lambda g, x, mask, value, out: B.where(mask, 0.0, g),
-    None,
-    lambda g, x, mask, value, out: B.where(mask, g, 0.0))
-masked_fill_tensor.defjvp(
-    lambda t, x, mask, value, out: t * ~np.asarray(mask, bool),
-    None,
-    lambda t, x, mask, value, out: t * mask)
+                               sample=lambda: [one(normal(2, 3), mask(2, 3), np.array(0.7))],
+                               vjp=(lambda g, x, mask, value, out: B.where(mask, 0.0, g),
+                                    None,
+                                    lambda g, x, mask, value, out: B.where(mask, g, 0.0)),
+                               jvp=(lambda t, x, mask, value, out: t * ~np.asarray(mask, bool),
+                                    None,
+                                    lambda t, x, mask, value, out: t * mask))
 
 
 # ---- comparisons: boolean, not differentiable -------------------------------------------------
 def _comparison(name, fn, *, sample=None):
     prim = Primitive(name, name.capitalize() + "Backward0", fn, save="none",
                      differentiable=False, broadcasts=True, input_names=("self", "other"),
-                     batch=batching.elementwise, delta=batching.delta_elementwise, sample=sample)
-    prim.defvjp(None, None)
-    prim.defjvp(None, None)
+                     batch=batching.elementwise, delta=batching.delta_elementwise, sample=sample,
+                     vjp=(None, None),
+                     jvp=(None, None))
     return prim
 
 
@@ -483,9 +479,9 @@ ge = _comparison("ge", np.greater_equal, sample=_ordered_samples)
 logical_not = Primitive("logical_not", "LogicalNotBackward0", np.logical_not, save="none",
                         differentiable=False,
                         batch=batching.elementwise, delta=batching.delta_elementwise,
-                        sample=lambda: [one(mask(2, 3))])
-logical_not.defvjp(None)
-logical_not.defjvp(None)
+                        sample=lambda: [one(mask(2, 3))],
+                        vjp=(None,),
+                        jvp=(None,))
 logical_and = _comparison("logical_and", np.logical_and,
                           sample=lambda: [one(mask(2, 3), mask(2, 3, seed=1))])
 logical_or = _comparison("logical_or", np.logical_or,

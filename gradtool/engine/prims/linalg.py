@@ -18,39 +18,39 @@ def _mT(x):
 # C = A B:  dA = dC Bᵀ,  dB = Aᵀ dC
 mm = Primitive("mm", "MmBackward0", np.matmul, input_names=("self", "mat2"),
                out_shape=lambda a, b: (a[0], b[1]), batch=batching.matmul,
-               sample=lambda: [one(normal(2, 3), normal(3, 4, seed=1))])
-mm.defvjp(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g)
-mm.defjvp(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t)
+               sample=lambda: [one(normal(2, 3), normal(3, 4, seed=1))],
+               vjp=(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g),
+               jvp=(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t))
 
 # Batched product of 3-D tensors (torch.bmm; matmul folds other batch shapes into it).
 bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"),
                 out_shape=lambda a, b: (a[0], a[1], b[2]), batch=batching.matmul,
-                sample=lambda: [one(normal(2, 2, 3), normal(2, 3, 4, seed=1))])
-bmm.defvjp(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g)
-bmm.defjvp(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t)
+                sample=lambda: [one(normal(2, 2, 3), normal(2, 3, 4, seed=1))],
+                vjp=(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g),
+                jvp=(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t))
 
 # s = a · b
 dot = Primitive("dot", "DotBackward0", np.dot, input_names=("self", "tensor"), batch=batching.dot,
-                sample=lambda: [one(normal(4), normal(4, seed=1))])
-dot.defvjp(lambda g, a, b, out: B.expand_dims(g, -1) * b,
-           lambda g, a, b, out: B.expand_dims(g, -1) * a)
-dot.defjvp(lambda t, a, b, out: np.dot(t, b), lambda t, a, b, out: np.dot(a, t))
+                sample=lambda: [one(normal(4), normal(4, seed=1))],
+                vjp=(lambda g, a, b, out: B.expand_dims(g, -1) * b,
+                     lambda g, a, b, out: B.expand_dims(g, -1) * a),
+                jvp=(lambda t, a, b, out: np.dot(t, b), lambda t, a, b, out: np.dot(a, t)))
 
 # y = A v:  dA = dy vᵀ,  dv = Aᵀ dy
 mv = Primitive("mv", "MvBackward0", np.matmul, input_names=("self", "vec"), batch=batching.mv,
-               sample=lambda: [one(normal(2, 3), normal(3, seed=1))])
-mv.defvjp(lambda g, a, v, out: B.expand_dims(g, -1) * v,
-          lambda g, a, v, out: g @ a)
-mv.defjvp(lambda t, a, v, out: t @ v, lambda t, a, v, out: a @ t)
+               sample=lambda: [one(normal(2, 3), normal(3, seed=1))],
+               vjp=(lambda g, a, v, out: B.expand_dims(g, -1) * v,
+                    lambda g, a, v, out: g @ a),
+               jvp=(lambda t, a, v, out: t @ v, lambda t, a, v, out: a @ t))
 
 
 # ---- inverse, determinant, solve, trace ---------------------------------------------------------
 # d A⁻¹ = -A⁻¹ dA A⁻¹:  vjp = -A⁻ᵀ G A⁻ᵀ
 inv = Primitive("inv", "LinalgInvExBackward0", np.linalg.inv, save="out",
                 input_names=("A",), batch=batching.direct,
-                sample=lambda: [one(matrix(3)), one(matrix(2, batch=(2,)))])
-inv.defvjp(lambda g, a, out: -(_mT(out) @ g @ _mT(out)))
-inv.defjvp(lambda t, a, out: -(out @ t @ out))
+                sample=lambda: [one(matrix(3)), one(matrix(2, batch=(2,)))],
+                vjp=lambda g, a, out: -(_mT(out) @ g @ _mT(out)),
+                jvp=lambda t, a, out: -(out @ t @ out))
 
 
 # d det(A) = det(A) tr(A⁻¹ dA):  vjp = g det(A) A⁻ᵀ
@@ -61,9 +61,9 @@ def _det_vjp(g, a, out):
 
 det = Primitive("det", "LinalgDetBackward0", np.linalg.det, save="both", input_names=("A",),
                 batch=batching.direct,
-                sample=lambda: [one(matrix(3)), one(matrix(2, batch=(2,)))])
-det.defvjp(_det_vjp)
-det.defjvp(lambda t, a, out: out * np.sum(_mT(np.linalg.inv(a)) * t, axis=(-1, -2)))
+                sample=lambda: [one(matrix(3)), one(matrix(2, batch=(2,)))],
+                vjp=_det_vjp,
+                jvp=lambda t, a, out: out * np.sum(_mT(np.linalg.inv(a)) * t, axis=(-1, -2)))
 
 
 def _solve_forward(a, b, vector):
@@ -104,14 +104,14 @@ solve = Primitive("solve", "LinalgSolveExBackward0", _solve_forward, save="both"
                   batch=batching.solve,
                   sample=lambda: [one(matrix(3), normal(3, 2, seed=1), vector=False),
                                   one(matrix(3), normal(3, seed=1), vector=True),
-                                  one(matrix(2, batch=(2,)), normal(2, 3, seed=1), vector=False)])
-solve.defvjp(_solve_a_vjp, _solve_b_vjp)
-solve.defjvp(_solve_jvp_a, lambda t, a, b, out, vector: _solve_forward(a, t, vector))
+                                  one(matrix(2, batch=(2,)), normal(2, 3, seed=1), vector=False)],
+                  vjp=(_solve_a_vjp, _solve_b_vjp),
+                  jvp=(_solve_jvp_a, lambda t, a, b, out, vector: _solve_forward(a, t, vector)))
 
 # trace(A) = sum_i A_ii:  vjp = g I
 trace = Primitive("trace", "TraceBackward0", np.trace, save="shapes", input_names=("self",),
                   batch=batching.trace,
-                  sample=lambda: [one(normal(3, 3)), one(normal(2, 4))])
-trace.defvjp(lambda g, a, out: B.expand_dims(B.expand_dims(g, -1), -1)
-             * np.eye(a.shape[0], a.shape[1]))
-trace.defjvp(lambda t, a, out: np.trace(t))
+                  sample=lambda: [one(normal(3, 3)), one(normal(2, 4))],
+                  vjp=lambda g, a, out: B.expand_dims(B.expand_dims(g, -1), -1)
+                      * np.eye(a.shape[0], a.shape[1]),
+                  jvp=lambda t, a, out: np.trace(t))

@@ -80,9 +80,9 @@ ignore_index=-100)]
 
 nll_loss = Primitive("nll_loss", "NllLossBackward0", _nll_forward,
                      quiet=True, input_names=("self", "target"),
-                     batch=batching.nll_loss, delta=batching.delta_nll, sample=_nll_loss_samples)
-nll_loss.defvjp(_nll_vjp, None)
-nll_loss.defjvp(_nll_jvp, None)
+                     batch=batching.nll_loss, delta=batching.delta_nll, sample=_nll_loss_samples,
+                     vjp=(_nll_vjp, None),
+                     jvp=(_nll_jvp, None))
 
 
 # ---- mse_loss -----------------------------------------------------------------------------------
@@ -108,9 +108,11 @@ def _mse_jvp(t, x, y, out, reduction):
 mse_loss = Primitive("mse_loss", "MseLossBackward0", _mse_forward, quiet=True, broadcasts=True,
                      input_names=("self", "target"), batch=batching.elementwise_loss,
                      sample=lambda: [one(normal(3, 4), normal(3, 4, seed=1), reduction=r)
-                                     for r in ("mean", "sum", "none")])
-mse_loss.defvjp(_mse_vjp, lambda g, x, y, out, reduction: -_mse_vjp(g, x, y, out, reduction))
-mse_loss.defjvp(_mse_jvp, lambda t, x, y, out, reduction: -_mse_jvp(t, x, y, out, reduction))
+                                     for r in ("mean", "sum", "none")],
+                     vjp=(_mse_vjp,
+                          lambda g, x, y, out, reduction: -_mse_vjp(g, x, y, out, reduction)),
+                     jvp=(_mse_jvp,
+                          lambda t, x, y, out, reduction: -_mse_jvp(t, x, y, out, reduction)))
 
 
 # ---- binary_cross_entropy_with_logits ----------------------------------------------------
@@ -172,6 +174,6 @@ bce_with_logits = Primitive("binary_cross_entropy_with_logits",
    one(normal(3, 4), positive(3, 4) / 2.1, reduction=r, weight=None, pos_weight=None)
    for r in ("mean", "sum", "none")] + [
    one(normal(3, 4), positive(3, 4) / 2.1, reduction="mean", weight=positive(4),
-       pos_weight=positive(4, seed=2))])
-bce_with_logits.defvjp(_bce_rule(0), _bce_rule(1))
-bce_with_logits.defjvp(_bce_jvp(0), _bce_jvp(1))
+       pos_weight=positive(4, seed=2))],
+                            vjp=(_bce_rule(0), _bce_rule(1)),
+                            jvp=(_bce_jvp(0), _bce_jvp(1)))

@@ -47,14 +47,14 @@ def _addmm_shape(bias, mat1, mat2):
 addmm = Primitive("addmm", "AddmmBackward0", lambda bias, m1, m2: bias + m1 @ m2,
                   broadcasts=True, input_names=("self", "mat1", "mat2"), out_shape=_addmm_shape,
                   batch=batching.addmm,
-                  sample=lambda: _addmm_samples())
+                  sample=lambda: _addmm_samples(),
+                  vjp=(lambda g, b, m1, m2, out: g,
+                       lambda g, b, m1, m2, out: g @ B.swapaxes(m2, -1, -2),
+                       lambda g, b, m1, m2, out: B.swapaxes(m1, -1, -2) @ g),
+                  jvp=(lambda t, b, m1, m2, out: t,
+                       lambda t, b, m1, m2, out: t @ m2,
+                       lambda t, b, m1, m2, out: m1 @ t))
 # out = b + A M:  db = dout (summed over rows by unbroadcast),  dA = dout Mᵀ,  dM = Aᵀ dout
-addmm.defvjp(lambda g, b, m1, m2, out: g,
-             lambda g, b, m1, m2, out: g @ B.swapaxes(m2, -1, -2),
-             lambda g, b, m1, m2, out: B.swapaxes(m1, -1, -2) @ g)
-addmm.defjvp(lambda t, b, m1, m2, out: t,
-             lambda t, b, m1, m2, out: t @ m2,
-             lambda t, b, m1, m2, out: m1 @ t)
 
 
 def _addmm_samples():
@@ -150,20 +150,38 @@ convolution = Primitive("convolution", "ConvolutionBackward0", _conv_forward,
                         input_names=("input", "weight", "bias"), out_shape=_conv_shape,
                         doc="2-D cross-correlation (torch.nn.functional.conv2d, groups=1)",
                         batch=batching.conv_like,
-                        sample=lambda: _conv_samples())
+                        sample=lambda: _conv_samples(),
+                        vjp=(lambda g, x, w, b, out, **p: _call(
+                                 conv_input_backward, (g, w), {"x_shape": tuple(x.shape), **p}),
+                             lambda g, x, w, b, out, **p: _call(
+                                 conv_weight_backward, (x, g), {"w_shape": tuple(w.shape), **p}),
+                             lambda g, x, w, b, out, **p: B.sum(g, axis=(-4, -2, -1))),
+                        jvp=(lambda t, x, w, b, out, **p: _conv_forward(t, w, None, **p),
+                             lambda t, x, w, b, out, **p: _conv_forward(x, t, None, **p),
+                             lambda t, x, w, b, out, **p: t[:, None, None]))
 conv_input_backward = Primitive(
     "convolution_backward_input", "ConvolutionBackwardBackward0", _conv_input_grad,
     input_names=("grad_output", "weight"),
     out_shape=lambda gs, ws, x_shape, stride, padding, dilation: tuple(gs[:-4]) + x_shape,
     doc="gradient of convolution w.r.t. its input (a transposed convolution)",
-                                batch=batching.per_example,
-                                sample=lambda: _conv_backward_samples("input"))
+    batch=batching.per_example,
+    sample=lambda: _conv_backward_samples("input"),
+    vjp=(lambda u, g, w, out, x_shape, **p: _call(convolution, (u, w, None), p),
+         lambda u, g, w, out, x_shape, **p: _call(conv_weight_backward, (u, g),
+                                                  {"w_shape": tuple(w.shape), **p})),
+    jvp=(lambda t, g, w, out, x_shape, **p: _conv_input_grad(t, w, x_shape, **p),
+         lambda t, g, w, out, x_shape, **p: _conv_input_grad(g, t, x_shape, **p)))
 conv_weight_backward = Primitive(
     "convolution_backward_weight", "ConvolutionBackwardBackward0", _conv_weight_grad,
     input_names=("input", "grad_output"),
     out_shape=lambda xs, gs, w_shape, stride, padding, dilation: w_shape,
     doc="gradient of convolution w.r.t. its weight", batch=batching.per_example,
-                                 sample=lambda: _conv_backward_samples("weight"))
+    sample=lambda: _conv_backward_samples("weight"),
+    vjp=(lambda v, x, g, out, w_shape, **p: _call(conv_input_backward, (g, v),
+                                                  {"x_shape": tuple(x.shape), **p}),
+         lambda v, x, g, out, w_shape, **p: _call(convolution, (x, v, None), p)),
+    jvp=(lambda t, x, g, out, w_shape, **p: _conv_weight_grad(t, g, w_shape, **p),
+         lambda t, x, g, out, w_shape, **p: _conv_weight_grad(x, t, w_shape, **p)))
 
 
 def _geometry(p: dict) -> dict:
@@ -174,30 +192,6 @@ def _geometry(p: dict) -> dict:
 #   y = C(x, w):            dx = Cxᵀ(dy, w)        dw = Cwᵀ(x, dy)
 #   gx = Cxᵀ(g, w):         dg = C(u, w)           dw = Cwᵀ(u, g)      (u: cotangent of gx)
 #   gw = Cwᵀ(x, g):         dx = Cxᵀ(g, v)         dg = C(x, v)        (v: cotangent of gw)
-convolution.defvjp(
-    lambda g, x, w, b, out, **p: _call(conv_input_backward, (g, w),
-                                       {"x_shape": tuple(x.shape), **p}),
-    lambda g, x, w, b, out, **p: _call(conv_weight_backward, (x, g),
-                                       {"w_shape": tuple(w.shape), **p}),
-    lambda g, x, w, b, out, **p: B.sum(g, axis=(-4, -2, -1)))
-convolution.defjvp(
-    lambda t, x, w, b, out, **p: _conv_forward(t, w, None, **p),
-    lambda t, x, w, b, out, **p: _conv_forward(x, t, None, **p),
-    lambda t, x, w, b, out, **p: t[:, None, None])
-conv_input_backward.defvjp(
-    lambda u, g, w, out, x_shape, **p: _call(convolution, (u, w, None), p),
-    lambda u, g, w, out, x_shape, **p: _call(conv_weight_backward, (u, g),
-                                             {"w_shape": tuple(w.shape), **p}))
-conv_input_backward.defjvp(
-    lambda t, g, w, out, x_shape, **p: _conv_input_grad(t, w, x_shape, **p),
-    lambda t, g, w, out, x_shape, **p: _conv_input_grad(g, t, x_shape, **p))
-conv_weight_backward.defvjp(
-    lambda v, x, g, out, w_shape, **p: _call(conv_input_backward, (g, v),
-                                             {"x_shape": tuple(x.shape), **p}),
-    lambda v, x, g, out, w_shape, **p: _call(convolution, (x, v, None), p))
-conv_weight_backward.defjvp(
-    lambda t, x, g, out, w_shape, **p: _conv_weight_grad(t, g, w_shape, **p),
-    lambda t, x, g, out, w_shape, **p: _conv_weight_grad(x, t, w_shape, **p))
 
 _CONV_SAMPLE_GEOMETRY = ({"stride": (1, 1), "padding": (0, 0, 0, 0), "dilation": (1, 1)},
                          {"stride": (2, 1), "padding": (1, 1, 0, 2), "dilation": (1, 2)})
@@ -303,19 +297,25 @@ max_pool2d = Primitive("max_pool2d", "MaxPool2DWithIndicesBackward0", _max_pool_
                        analytic=False, input_names=("self",),
                        doc="2-D max pooling (torch.nn.functional.max_pool2d)",
                        batch=batching.conv_like, domain="distinct",
-                       sample=lambda: _pool_samples())
+                       sample=lambda: _pool_samples(),
+                       vjp=lambda g, x, out, **p: _call(pool_scatter, (g,), _index_params(x, p)),
+                       jvp=lambda t, x, out, **p: _pool_gather(t, **_index_params(x, p)))
 pool_scatter = Primitive("max_pool2d_backward", "MaxPool2DWithIndicesBackwardBackward0",
                          _pool_scatter, save="none", input_names=("grad_output",),
                          out_shape=lambda gs, indices, padded, offset, in_hw:
                          tuple(gs[:-2]) + tuple(in_hw),
                          doc="gradient of max pooling: scatter to the argmax positions",
                          batch=batching.per_example,
-                         sample=lambda: _pool_pair_samples())
+                         sample=lambda: _pool_pair_samples(),
+                         vjp=lambda u, g, out, **p: _call(pool_gather, (u,), p),
+                         jvp=lambda t, g, out, **p: _pool_scatter(t, **p))
 pool_gather = Primitive("max_pool2d_gather", "MaxPool2DGatherBackward0", _pool_gather,
                         save="none", input_names=("self",),
                         doc="values at max pooling's argmax positions (its JVP)",
                         batch=batching.per_example,
-                        sample=lambda: _gather_samples())
+                        sample=lambda: _gather_samples(),
+                        vjp=lambda v, u, out, **p: _call(pool_scatter, (v,), p),
+                        jvp=lambda t, u, out, **p: _pool_gather(t, **p))
 
 
 def _index_params(x, p) -> dict:
@@ -325,12 +325,6 @@ def _index_params(x, p) -> dict:
 
 
 # max pooling is linear in x once the argmax positions are fixed (they are constants a.e.)
-max_pool2d.defvjp(lambda g, x, out, **p: _call(pool_scatter, (g,), _index_params(x, p)))
-max_pool2d.defjvp(lambda t, x, out, **p: _pool_gather(t, **_index_params(x, p)))
-pool_scatter.defvjp(lambda u, g, out, **p: _call(pool_gather, (u,), p))
-pool_scatter.defjvp(lambda t, g, out, **p: _pool_scatter(t, **p))
-pool_gather.defvjp(lambda v, u, out, **p: _call(pool_scatter, (v,), p))
-pool_gather.defjvp(lambda t, u, out, **p: _pool_gather(t, **p))
 
 
 def _pool_samples():
@@ -393,9 +387,9 @@ adaptive_avg_pool2d = Primitive(
     doc="adaptive average pooling over the last two axes", batch=batching.direct,
     sample=lambda: [
         ((_sample_rng().standard_normal((2, 3, 4, 6)),), {"output_size": (2, 3)}),
-        ((_sample_rng().standard_normal((1, 2, 5, 7)),), {"output_size": (3, 2)})])
-adaptive_avg_pool2d.defvjp(_adaptive_vjp)
-adaptive_avg_pool2d.defjvp(lambda t, x, out, output_size: _adaptive_forward(t, output_size))
+        ((_sample_rng().standard_normal((1, 2, 5, 7)),), {"output_size": (3, 2)})],
+    vjp=_adaptive_vjp,
+    jvp=lambda t, x, out, output_size: _adaptive_forward(t, output_size))
 
 
 # ---- embedding ----------------------------------------------------------------------------
@@ -425,9 +419,9 @@ embedding = Primitive("embedding", "EmbeddingBackward0",
                           ((_sample_rng().standard_normal((5, 3)),),
                            {"indices": np.array([[0, 2, 2], [4, 1, 0]]), "padding_idx": None}),
                           ((_sample_rng().standard_normal((4, 2)),),
-                           {"indices": np.array([3, 0, 3, 1]), "padding_idx": None})])
-embedding.defvjp(_embedding_vjp)
-embedding.defjvp(lambda t, w, out, indices, padding_idx: t[indices])
+                           {"indices": np.array([3, 0, 3, 1]), "padding_idx": None})],
+                      vjp=_embedding_vjp,
+                      jvp=lambda t, w, out, indices, padding_idx: t[indices])
 # padding_idx (torch's convention: that row's gradient is zero although the forward reads
 # it) is not the derivative, so the samples leave it out; tests/nn checks it against torch.
 
@@ -441,9 +435,9 @@ native_dropout = Primitive("native_dropout", "NativeDropoutBackward0",
                            batch=batching.elementwise,
                            sample=lambda: [
                                ((_sample_rng().standard_normal((3, 4)),),
-                                {"mask": (np.random.default_rng(7).random((3, 4)) > 0.3) / 0.7})])
-native_dropout.defvjp(lambda g, x, out, mask: g * mask)
-native_dropout.defjvp(lambda t, x, out, mask: t * mask)
+                                {"mask": (np.random.default_rng(7).random((3, 4)) > 0.3) / 0.7})],
+                           vjp=lambda g, x, out, mask: g * mask,
+                           jvp=lambda t, x, out, mask: t * mask)
 
 
 # ---- erf (for GELU) -----------------------------------------------------------------------------
@@ -461,6 +455,6 @@ if "erf" not in REGISTRY:   # the engine's op table may come to define it
     erf = Primitive("erf", "ErfBackward0", _erf, quiet=True, input_names=("self",),
                     analytic=False,   # the forward (math.erf) takes real numbers only
                     doc="the error function, elementwise", batch=batching.elementwise,
-                    sample=lambda: [((_sample_rng().standard_normal((3, 4)),), {})])
-    erf.defvjp(_erf_vjp)
-    erf.defjvp(_erf_vjp)
+                    sample=lambda: [((_sample_rng().standard_normal((3, 4)),), {})],
+                    vjp=_erf_vjp,
+                    jvp=_erf_vjp)

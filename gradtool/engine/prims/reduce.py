@@ -35,9 +35,9 @@ def _count(shape, dims):
 sum_all = Primitive("sum", "SumBackward0", lambda x: x.sum(), save="shapes",
                     input_names=("self",),
                     batch=batching.reduce_all(np.sum), delta=batching.delta_reduce,
-                    sample=unary(shape=(2, 3)))
-sum_all.defvjp(lambda g, x, out: _expand_back(g, x.shape, tuple(range(x.ndim)), False))
-sum_all.defjvp(lambda t, x, out: np.sum(t))
+                    sample=unary(shape=(2, 3)),
+                    vjp=lambda g, x, out: _expand_back(g, x.shape, tuple(range(x.ndim)), False),
+                    jvp=lambda t, x, out: np.sum(t))
 
 def _contiguous_result(np_reduce):
     """A reduction whose result is C-contiguous, as torch's are (numpy lays the result out
@@ -52,9 +52,9 @@ sum_dim = Primitive("sum_dim", "SumBackward1", _contiguous_result(np.sum),
                     save="shapes", input_names=("self",),
                     batch=batching.dims_shifted("dim"), delta=batching.delta_reduce,
                     sample=lambda: [one(normal(2, 3, 2), dim=(0, 2), keepdim=False),
-                                    one(normal(2, 3), dim=(1,), keepdim=True)])
-sum_dim.defvjp(lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim))
-sum_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(t, axis=dim, keepdims=keepdim))
+                                    one(normal(2, 3), dim=(1,), keepdim=True)],
+                    vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim),
+                    jvp=lambda t, x, out, dim, keepdim: np.sum(t, axis=dim, keepdims=keepdim))
 
 def _mean(x, axis=None, keepdims=False):
     """np.mean, with torch's silent NaN for an empty reduction (numpy warns)."""
@@ -68,19 +68,19 @@ def _mean(x, axis=None, keepdims=False):
 mean_all = Primitive("mean", "MeanBackward0", lambda x: _mean(x), quiet=True, save="shapes",
                      input_names=("self",),
                      batch=batching.reduce_all(np.mean), delta=batching.delta_reduce,
-                     sample=unary(shape=(2, 3)))
-mean_all.defvjp(lambda g, x, out:
-                _expand_back(g, x.shape, tuple(range(x.ndim)), False) / max(x.size, 1))
-mean_all.defjvp(lambda t, x, out: np.mean(t))
+                     sample=unary(shape=(2, 3)),
+                     vjp=lambda g, x, out:
+                         _expand_back(g, x.shape, tuple(range(x.ndim)), False) / max(x.size, 1),
+                     jvp=lambda t, x, out: np.mean(t))
 
 mean_dim = Primitive("mean_dim", "MeanBackward1", _contiguous_result(_mean),
                      quiet=True, save="shapes", input_names=("self",),
                      batch=batching.dims_shifted("dim"), delta=batching.delta_reduce,
                      sample=lambda: [one(normal(2, 3, 2), dim=(1,), keepdim=False),
-                                     one(normal(2, 3), dim=(0, 1), keepdim=True)])
-mean_dim.defvjp(lambda g, x, out, dim, keepdim:
-                _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim))
-mean_dim.defjvp(lambda t, x, out, dim, keepdim: np.mean(t, axis=dim, keepdims=keepdim))
+                                     one(normal(2, 3), dim=(0, 1), keepdim=True)],
+                     vjp=lambda g, x, out, dim, keepdim:
+                         _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim),
+                     jvp=lambda t, x, out, dim, keepdim: np.mean(t, axis=dim, keepdims=keepdim))
 
 
 def _expand_kept(g, nd, dims, keepdim):
@@ -113,9 +113,9 @@ def _full_extreme(name, node_name, np_fn, *, sample=None):
 
     prim = Primitive(name, node_name, lambda x: np_fn(x), input_names=("self",),
                      analytic=False, batch=batching.reduce_all(np_fn), domain="distinct",
-                     sample=sample)
-    prim.defvjp(vjp)
-    prim.defjvp(jvp)
+                     sample=sample,
+                     vjp=vjp,
+                     jvp=jvp)
     return prim
 
 
@@ -143,9 +143,9 @@ def _dim_extreme(name, node_name, np_fn, arg_fn, *, sample=None):
     prim = Primitive(name, node_name,
                      lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
                      input_names=("self",), analytic=False,
-                     batch=batching.dims_shifted("dim"), domain="distinct", sample=sample)
-    prim.defvjp(vjp)
-    prim.defjvp(jvp)
+                     batch=batching.dims_shifted("dim"), domain="distinct", sample=sample,
+                     vjp=vjp,
+                     jvp=jvp)
     return prim
 
 
@@ -170,9 +170,9 @@ def _amax_like(name, node_name, np_fn, *, sample=None):
     prim = Primitive(name, node_name,
                      lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
                      input_names=("self",), analytic=False,
-                     batch=batching.dims_shifted("dim"), domain="distinct", sample=sample)
-    prim.defvjp(vjp)
-    prim.defjvp(jvp)
+                     batch=batching.dims_shifted("dim"), domain="distinct", sample=sample,
+                     vjp=vjp,
+                     jvp=jvp)
     return prim
 
 
@@ -211,19 +211,19 @@ def _prod_vjp(g, x, out, dim, keepdim):
 
 prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), quiet=True, save="both",
                      input_names=("self",), batch=batching.reduce_all(np.prod), domain="nonzero",
-                     sample=unary(away))
-prod_all.defvjp(lambda g, x, out: _prod_vjp(g, x, out, None, False))
-prod_all.defjvp(lambda t, x, out: np.sum(t * _prod_others(x, None)))
+                     sample=unary(away),
+                     vjp=lambda g, x, out: _prod_vjp(g, x, out, None, False),
+                     jvp=lambda t, x, out: np.sum(t * _prod_others(x, None)))
 
 prod_dim = Primitive("prod_dim", "ProdBackward1",
                      lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
                      quiet=True, save="both", input_names=("self",),
                      batch=batching.dims_shifted("dim"), domain="nonzero",
                      sample=lambda: [one(away(3, 4), dim=1, keepdim=False),
-                                     one(away(3, 4), dim=0, keepdim=True)])
-prod_dim.defvjp(_prod_vjp)
-prod_dim.defjvp(lambda t, x, out, dim, keepdim: np.sum(t * _prod_others(x, dim), axis=dim,
-                                                       keepdims=keepdim))
+                                     one(away(3, 4), dim=0, keepdim=True)],
+                     vjp=_prod_vjp,
+                     jvp=lambda t, x, out, dim, keepdim: np.sum(t * _prod_others(x, dim), axis=dim,
+                                                                keepdims=keepdim))
 
 
 # ---- var / std (correction = 1: unbiased, torch's default) -------------------------------
@@ -265,9 +265,9 @@ def _var_jvp(t, x, out, dim, correction, keepdim):
 var = Primitive("var", "VarBackward0", _var_forward, quiet=True, input_names=("self",),
                 batch=batching.dims_shifted("dim"),
                 sample=lambda: [one(normal(3, 4), dim=(0, 1), correction=1, keepdim=False),
-                                one(normal(3, 4), dim=(1,), correction=0, keepdim=True)])
-var.defvjp(_var_vjp)
-var.defjvp(_var_jvp)
+                                one(normal(3, 4), dim=(1,), correction=0, keepdim=True)],
+                vjp=_var_vjp,
+                jvp=_var_jvp)
 
 
 def _nonzero(out):
@@ -293,9 +293,9 @@ std = Primitive("std", "StdBackward0",
                                                                          keepdim)),
                 quiet=True, save="both", input_names=("self",), batch=batching.dims_shifted("dim"),
                 sample=lambda: [one(normal(3, 4), dim=(0, 1), correction=1, keepdim=False),
-                                one(normal(3, 4), dim=(0,), correction=1, keepdim=True)])
-std.defvjp(_std_vjp)
-std.defjvp(_std_jvp)
+                                one(normal(3, 4), dim=(0,), correction=1, keepdim=True)],
+                vjp=_std_vjp,
+                jvp=_std_jvp)
 
 
 # ---- vector norm -------------------------------------------------------------------------------
@@ -351,9 +351,9 @@ def _vector_norm_samples():
 vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", _norm_forward,
                         quiet=True, save="both", input_names=("self",), analytic=False,
                         batch=batching.dims_shifted("dim"), domain="away_from_zero",
-                        sample=_vector_norm_samples)
-vector_norm.defvjp(_norm_vjp)
-vector_norm.defjvp(_norm_jvp)
+                        sample=_vector_norm_samples,
+                        vjp=_norm_vjp,
+                        jvp=_norm_jvp)
 
 
 # ---- logsumexp / softmax / log_softmax (fused: numerically stable rules) ------------------------
@@ -369,11 +369,12 @@ logsumexp = Primitive("logsumexp", "LogsumexpBackward0", _logsumexp_forward, qui
                       save="both",
                       input_names=("self",), batch=batching.dims_shifted("dim"),
                       sample=lambda: [one(normal(3, 4), dim=(1,), keepdim=False),
-                                      one(normal(2, 3, 2) * 30, dim=(0, 2), keepdim=True)])
-logsumexp.defvjp(lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim)
-                 * B.exp(x - _expand_kept(out, x.ndim, dim, keepdim)))
-logsumexp.defjvp(lambda t, x, out, dim, keepdim: np.sum(
-    t * np.exp(x - _expand_kept(out, x.ndim, dim, keepdim)), axis=dim, keepdims=keepdim))
+                                      one(normal(2, 3, 2) * 30, dim=(0, 2), keepdim=True)],
+                      vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim)
+                          * B.exp(x - _expand_kept(out, x.ndim, dim, keepdim)),
+                      jvp=lambda t, x, out, dim, keepdim: np.sum(
+                          t * np.exp(x - _expand_kept(out, x.ndim, dim, keepdim)), axis=dim,
+                          keepdims=keepdim))
 
 
 # softmax and log_softmax write contiguous results, as torch's kernels do (numpy lays out
@@ -391,9 +392,9 @@ def _softmax_vjp(g, x, out, dim):
 softmax = Primitive("softmax", "SoftmaxBackward0", _softmax_forward, quiet=True, save="out",
                     input_names=("self",),
                     batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
-                    sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)])
-softmax.defvjp(lambda g, x, out, dim: _softmax_vjp(g, out, out, dim))
-softmax.defjvp(lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim, keepdims=True)))
+                    sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
+                    vjp=lambda g, x, out, dim: _softmax_vjp(g, out, out, dim),
+                    jvp=lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim, keepdims=True)))
 
 
 def _log_softmax_forward(x, dim):
@@ -404,18 +405,18 @@ def _log_softmax_forward(x, dim):
 log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", _log_softmax_forward,
                         quiet=True, save="out", input_names=("self",),
                         batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
-                        sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)])
-log_softmax.defvjp(lambda g, x, out, dim: g - B.exp(out) * B.sum(
-    g, axis=dim - out.ndim, keepdims=True))
-log_softmax.defjvp(lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
-                                                     keepdims=True))
+                        sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
+                        vjp=lambda g, x, out, dim: g - B.exp(out) * B.sum(
+                            g, axis=dim - out.ndim, keepdims=True),
+                        jvp=lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
+                                                              keepdims=True))
 
 
 # ---- cumsum -------------------------------------------------------------------------------------
 # The adjoint of a running sum is a running sum from the other end.
 cumsum = Primitive("cumsum", "CumsumBackward0", lambda x, dim: np.cumsum(x, axis=dim),
                    save="shapes", input_names=("self",), batch=batching.dims_shifted("dim"),
-                   sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4), dim=0)])
-cumsum.defvjp(lambda g, x, out, dim: B.flip(B.cumsum(B.flip(g, (dim - x.ndim,)),
-                                                     dim - x.ndim), (dim - x.ndim,)))
-cumsum.defjvp(lambda t, x, out, dim: np.cumsum(t, axis=dim))
+                   sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4), dim=0)],
+                   vjp=lambda g, x, out, dim: B.flip(B.cumsum(B.flip(g, (dim - x.ndim,)),
+                                                              dim - x.ndim), (dim - x.ndim,)),
+                   jvp=lambda t, x, out, dim: np.cumsum(t, axis=dim))
