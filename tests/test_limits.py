@@ -328,3 +328,14 @@ def test_time_is_measured_not_assumed():
         with time_limit(0.1):
             _spin()
     assert time.monotonic() - start >= 0.1
+
+
+def test_reset_clears_what_an_interrupted_block_left():
+    MODE.budget = MemoryBudget(10)
+    MODE.max_elements = 5
+    MODE.deadline = time.monotonic() + 100
+    limits._refresh()
+    limits.reset()
+    assert MODE.budget is None and MODE.max_elements == 0 and MODE.deadline == 0.0
+    assert not MODE.limited
+    gt.ones(100)

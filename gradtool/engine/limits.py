@@ -329,6 +329,12 @@ class TimeLimit:
 
     def _alarm(self, signum, frame) -> None:
         self.expired = True
+        if frame is not None and (frame.f_code in _NO_RAISE or
+                                  frame.f_code.co_name == "__del__"):
+            # an exception there would be "ignored" with a traceback on stderr, or leave
+            # the limits half restored: try again in a moment
+            signal.setitimer(signal.ITIMER_REAL, 0.01, 1.0)
+            return
         raise self.error()
 
     def __enter__(self) -> "TimeLimit":
@@ -363,6 +369,23 @@ class TimeLimit:
         MODE.deadline = 0.0
         _refresh()
         _TIMER[0] = None
+
+
+#: code the time limit's signal never raises in (weak reference callbacks, the limits' own
+#: bookkeeping): it comes back 10 ms later instead
+_NO_RAISE = frozenset((MemoryBudget._freed.__code__, TimeLimit.__exit__.__code__,
+                       TimeLimit.__enter__.__code__))
+
+
+def reset() -> None:
+    """Back to no limits at all: after a top-level check, whatever an interrupted block
+    left behind."""
+    if _TIMER[0] is not None and not _TIMER[0]._nested:
+        _TIMER[0].__exit__(None, None, None)
+    MODE.budget = None
+    MODE.deadline = 0.0
+    MODE.max_elements = 0
+    _refresh()
 
 
 def time_limit(seconds: float, what: str = "the check",
