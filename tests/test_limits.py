@@ -343,7 +343,7 @@ def test_reset_clears_what_an_interrupted_block_left():
 
 def test_inputs_count_against_the_budget_and_are_refused_before_generation():
     from gradtool.spec import parse_input_value
-    with memory_budget(100_000) as budget:
+    with memory_budget(50_000) as budget:
         kept = parse_input_value("{shape: [1000]}", "x").make()
         assert budget.live == 8000 and kept.numel() == 1000
         with pytest.raises(LimitError, match="input 'y' would allocate 78.12 KiB") as info:
