@@ -68,7 +68,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
       gradtool check specs/my_relu.yaml -k relu -v
       gradtool check -m fast --format junit --output report.xml
       gradtool check --format github                 annotations for GitHub Actions
-      gradtool check --max-memory 2GiB --timeout 5m  raise the limits of every check
+      gradtool check --max-memory 2GiB --timeout 5m   raise the limits of every check
     """
     debug = console.debug_enabled()
     file_fmt = None

@@ -146,22 +146,6 @@ class Limits:
     max_elements: int | None = DEFAULT_MAX_ELEMENTS
     timeout: float | None = DEFAULT_TIMEOUT
 
-    @classmethod
-    def parse(cls, mapping: dict, base: "Limits | None" = None) -> "Limits":
-        """Limits from ``{max_memory, max_elements, timeout}`` (human-friendly values),
-        missing keys taken from ``base`` (default: the defaults).  ValueError otherwise."""
-        base = base or cls()
-        unknown = set(mapping) - {"max_memory", "max_elements", "timeout"}
-        if unknown:
-            raise ValueError(f"unknown limit {sorted(unknown)[0]!r} (the limits are "
-                             "max_memory, max_elements, timeout)")
-        return cls(
-            parse_bytes(mapping["max_memory"]) if "max_memory" in mapping
-            else base.max_memory,
-            parse_count(mapping["max_elements"]) if "max_elements" in mapping
-            else base.max_elements,
-            parse_seconds(mapping["timeout"]) if "timeout" in mapping else base.timeout)
-
     def updated(self, other: "Limits | None") -> "Limits":
         """These limits with the non-None fields of ``other`` put in."""
         if other is None:
