@@ -380,9 +380,9 @@ def time_limit(seconds: float, what: str = "the check",
 
 
 @contextlib.contextmanager
-def limits(active: Limits, what: str = "the check"):
+def limits(active: Limits, what: str = "the check", timeout_hint: str = TIMEOUT_HINT):
     """All three limits of ``active`` for the block; yields the TimeLimit (``.expired``)."""
-    with time_limit(active.timeout or 0, what) as timer, \
+    with time_limit(active.timeout or 0, what, timeout_hint) as timer, \
             element_limit(active.max_elements or 0), \
             memory_budget(active.max_memory or 0):
         yield timer
