@@ -329,3 +329,20 @@ def test_linear_modules_over_the_budget_are_refused_before_running(run, spec_dir
     assert "lin.yaml:15:13: check 'lin': its inputs and module parameters take 18.37 MiB, " \
            "over the memory budget of 7.629 MiB" in result.stderr
     no_traceback(result)
+
+
+def test_graph_of_a_runaway_check_ends_at_the_timeout(run, spec_dir):
+    spec_dir("spinmod3.py", "import numpy as np\nimport gradtool as gt\n"
+                            "class Spin(gt.autograd.Function):\n"
+                            "    @staticmethod\n    def forward(ctx, x):\n"
+                            "        while True:\n            try:\n"
+                            "                np.ones(10) * 2\n"
+                            "            except Exception:\n                pass\n"
+                            "    @staticmethod\n    def backward(ctx, g):\n        return g\n")
+    spec_dir("spin.yaml", "functions:\n  Spin: {python: spinmod3:Spin}\nchecks:\n"
+                          "  - name: spin\n    expr: Spin(x).sum()\n    inputs: {x: [1.0]}\n")
+    result = run("graph", "--spec", "spin.yaml", "--check", "spin", "--timeout", "300ms")
+    assert result.exit_code == 2
+    assert "spin.yaml:5:11: " in result.stderr
+    assert "graph' ran longer than the time limit of 0.3 s" in result.stderr
+    assert "hint: raise it with --timeout" in result.stderr
