@@ -146,9 +146,11 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     """Run ``prim`` on ``args`` (Tensors or constants) and record the backward node."""
     if INTERCEPTORS:
         return _intercepted(prim, args, params)
-    if len(args) == 1 and not MODE.max_elements:
+    if len(args) == 1:
         a = args[0]
         if isinstance(a, Tensor) and a._fw is None:
+            if MODE.max_elements:
+                check_size(prim, [a._data], params)
             return _apply_one(prim, a, params)
     datas = []
     need = False
@@ -342,10 +344,12 @@ def apply_binary(prim: Primitive, a, b) -> Tensor:
     tb = isinstance(b, Tensor)
     if not (ta and tb) and type(b if ta else a) not in _OPERAND_TYPES:
         _check_operand(prim, a, b, ta)
-    if INTERCEPTORS or MODE.max_elements or MODE.fw_level:
+    if INTERCEPTORS or MODE.fw_level:
         return apply(prim, (a, b))
     da = a._data if ta else a
     db = b._data if tb else b
+    if MODE.max_elements:
+        check_size(prim, [da, db], _EMPTY)
     try:
         out_data = prim.forward(da, db)
     except (ValueError, TypeError) as exc:
@@ -483,14 +487,14 @@ def _record_trace(node) -> None:
 
 def check_size(prim: Primitive, datas: list, params: dict) -> None:
     """Refuse an output larger than the element cap before allocating it."""
-    shapes = [np.shape(d) for d in datas]
+    if prim.out_shape is None and not prim.broadcasts:
+        return
+    shapes = [d.shape if type(d) is _ndarray else np.shape(d) for d in datas]
     try:
         if prim.out_shape is not None:
             shape = prim.out_shape(*shapes, **params)
-        elif prim.broadcasts:
-            shape = np.broadcast_shapes(*shapes)
         else:
-            return
+            shape = _common_shape(shapes)
     except ValueError:
         return   # the forward raises the real shape error
     size = 1
@@ -501,6 +505,19 @@ def check_size(prim: Primitive, datas: list, params: dict) -> None:
             f"{prim.name} would create a tensor of shape {tuple(int(n) for n in shape)} "
             f"({size:,} elements), over the limit of {MODE.max_elements:,} elements",
             hint="use smaller shapes, or raise the element cap")
+
+
+def _common_shape(shapes: list) -> tuple:
+    """The broadcast shape; without numpy's general machinery when every shape is the same
+    or a scalar's (``x * 1.0001``, ``a + b`` of equal shapes)."""
+    shape = ()
+    for other in shapes:
+        if other == shape or not other:
+            continue
+        if shape:
+            return np.broadcast_shapes(*shapes)
+        shape = other
+    return shape
 
 
 class EngineIndexError(EngineError, IndexError):
