@@ -5,7 +5,7 @@
 One row per workload and mode as it finishes: gradtool time, torch time, ratio (gradtool /
 torch; lower is better).  One BLAS thread on both sides.  Times are the best of alternating
 blocks of runs (one warm-up run each first); the number of runs adapts to the workload so
-that each row takes about ``--budget`` seconds (default 2), at least one run per side.
+that each row takes about ``--budget`` seconds (default 1.5), at least one run per side.
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ def workloads():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=2.0,
-                        help="seconds of timed runs per row (default 2)")
+    parser.add_argument("--budget", type=float, default=1.5,
+                        help="seconds of timed runs per row (default 1.5)")
     args = parser.parse_args()
     print(HEADER, flush=True)
     for name, gfn, gin, tfn, tin, modes in workloads():
