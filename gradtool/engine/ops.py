@@ -96,11 +96,16 @@ def _share_version(out: Tensor, base: Tensor) -> Tensor:
             root = base
             while root._get("base") is not None:
                 root = root._get("base")
+            # weak references in a list (a WeakSet costs 2 us to create, per leaf viewed);
+            # dead ones are dropped whenever the list reaches a power of two: amortized O(1)
+            # and at most twice the live views
             views = root._get("views")
             if views is None:
-                views = weakref.WeakSet()
+                views = []
                 root._set("views", views)
-            views.add(out)
+            elif len(views) >= 8 and not len(views) & (len(views) - 1):
+                views[:] = [ref for ref in views if ref() is not None]
+            views.append(weakref.ref(out))
     return out
 
 
@@ -1763,7 +1768,8 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others) -> 
     np.copyto(base._data, base_new._data)        # the views share this memory
     bump_version(base)
     base.grad_fn, base._nr, base._rg = base_new.grad_fn, base_new._nr, base_new._rg
-    views = set(base._get("views") or ()) | {view}
+    live = [ref() for ref in base._get("views") or ()]
+    views = [other for other in live if other is not None and other is not view] + [view]
     for other in views:                          # every live view now reads the new base
         where = _view_positions(other, base)
         if where is not None:
