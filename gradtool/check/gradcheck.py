@@ -63,21 +63,6 @@ class _Recorder:
         return P.apply(prim, args, params)
 
 
-_GENERATORS: dict = {}
-
-
-def _generator(seed: int) -> np.random.Generator:
-    """A generator at the start of ``seed``'s stream (creating one costs ~25 us, resetting a
-    cached one ~1 us: fast mode on small functions is otherwise dominated by it)."""
-    cached = _GENERATORS.get(seed)
-    if cached is None:
-        gen = np.random.default_rng(seed)
-        cached = _GENERATORS[seed] = (gen, gen.bit_generator.state)
-    gen, state = cached
-    gen.bit_generator.state = state
-    return gen
-
-
 def _as_tuple(x) -> tuple:
     if isinstance(x, tuple):
         return x
@@ -301,7 +286,7 @@ class _Checker:
         self.nondet_tol = nondet_tol
         self._forward_gap = None      # see _determinism_probe
         self.seed = seed
-        self.rng = _generator(seed)
+        self.rng = numeric.seeded_generator(seed)
         self.upcast = upcast
         self.k = max(1, int(n_projections))
         self.diff = [i for i, a in enumerate(inputs) if self._requires_grad(a)]
