@@ -394,8 +394,7 @@ class _Checker:
                             f"the limit of {FULL_LIMIT:,}", hint="use mode='auto' or "
                             "mode='fast' (random projections vᵀJu)")
         self.mode = mode
-        if check_backward_ad:
-            self._charge_working_memory(mode)
+        self._charge_working_memory(mode, check_backward_ad, forward_ad)
         self.mode_notes = [] if mode == "full" else [f"{self.k} projections"]
         if self.auto_note:
             self.mode_notes.append(f"auto: {self.auto_note}")
@@ -420,17 +419,20 @@ class _Checker:
         res.passed = not res.problems and all(b.passed for b in res.blocks)
         return res
 
-    def _charge_working_memory(self, mode: str) -> None:
+    def _charge_working_memory(self, mode: str, backward: bool, forward: bool) -> None:
         """Under a memory budget (a spec check), refuse before starting a check whose own
-        arrays would not fit: in full mode the two Jacobians, in fast mode, per input
-        element, the k random directions, the k + 1 gradients twice (the reentrancy check)
-        and what the batched backward makes on the way (measured: about 5k + 5 values)."""
-        if MODE.budget is None:
+        arrays would not fit: in full mode the two Jacobians (and for forward AD the
+        identity directions), in fast mode, per input element, the k random directions, the
+        k + 1 gradients twice (the reentrancy check) and what the batched backward makes on
+        the way (measured: about 5k + 5 values)."""
+        if MODE.budget is None or not (backward or forward):
             return
         inputs = sum(self.in_data[j].size for j in self.diff)
         if mode == "full":
             outputs = sum(self.out_sizes[o] for o in self.diff_outs)
             entries = 2 * outputs * inputs
+            if forward:
+                entries += max(self.in_data[j].size for j in self.diff) ** 2
         else:
             entries = (5 * self.k + 5) * inputs
         limits.check_new((entries,), 8, f"the checker's working memory ({mode} mode)")
