@@ -624,17 +624,23 @@ def finish(outcome: Outcome, result, save_failures: str | None = None) -> Outcom
         return outcome
     outcome.status, outcome.exit_code = "failed", 1
     if save_failures:
-        target = failure_path(save_failures, outcome.file, outcome.name)
-        try:
-            os.makedirs(save_failures, exist_ok=True)
-            result.save_inputs(target)
-        except OSError as error:
-            outcome.message += f"\ncannot save the inputs to {target}: " \
-                               f"{error.strerror or error}"
-            outcome.exit_code = 2
-        else:
-            outcome.message += f"\ninputs saved to {target}"
+        save_inputs(outcome, result, save_failures)
     return outcome
+
+
+def save_inputs(outcome: Outcome, result, folder: str) -> None:
+    """``--save-failures``: write a failed check's inputs to ``folder`` and say where in
+    its message (``gradtool check -n`` calls it in the parent, in the serial order)."""
+    target = failure_path(folder, outcome.file, outcome.name)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        result.save_inputs(target)
+    except OSError as error:
+        outcome.message += f"\ncannot save the inputs to {target}: " \
+                           f"{error.strerror or error}"
+        outcome.exit_code = 2
+    else:
+        outcome.message += f"\ninputs saved to {target}"
 
 
 def _safe(name: str) -> str:

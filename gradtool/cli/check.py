@@ -17,6 +17,7 @@ from rich.text import Text
 from ..checker.gradcheck import METHODS, MODES
 from ..errors import Location, UsageError
 from ..render import report
+from .. import parallel, sharding
 from . import console, options
 from .files import require_regular, write_atomic
 from ..runner import Overrides, discover, load_all, run_check, select, select_named
@@ -62,11 +63,21 @@ PROGRESS_AFTER = 4     # a progress bar for runs of more checks than this (on a 
               help="Skip files named on the command line that are not spec files (YAML "
                    "without checks:, functions: or version:), as in folders; for "
                    "pre-commit, which passes every changed YAML file.")
+@click.option("-n", "--workers", type=options.WORKERS, default=None, metavar="N|auto",
+              help="Run the checks in N worker processes (auto: one per core); the report "
+                   "is the serial run's. Workers get OPENBLAS_NUM_THREADS=1 (and OMP, MKL) "
+                   "unless set.")
+@click.option("--shard", metavar="K/N",
+              help="Run only part K of N of the selected checks (CI matrices; combine the "
+                   "parts' JSON reports with 'gradtool report merge').")
+@click.option("--durations-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="With --shard: balance the parts by the check times in PATH; the run "
+                   "writes its times there (nothing is read or written without it).")
 @options.common
 @options.limits_options
 def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed, nondet_tol,
             verbose, quiet, fmt, output, collect_only, save_failures, no_python,
-            skip_non_specs, limits) -> None:
+            skip_non_specs, workers, shard, durations_file, limits) -> None:
     """Run the gradient checks of spec files (default: the specs/ folder).
 
     PATHS are spec files, check ids (file.yaml::name, as printed) or folders, searched
@@ -85,6 +96,8 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
       gradtool check -m fast --format junit --output report.xml
       gradtool check --format github                 annotations for GitHub Actions
       gradtool check --max-memory 2GiB --timeout 5m   raise every check's limits
+      gradtool check -n auto                         one worker process per core
+      gradtool check --shard 2/4 --format json --output part2.json
     """
     debug = console.debug_enabled()
     file_fmt = None
@@ -101,6 +114,11 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         # before anything runs: a FIFO would block the end of the run, a device eat it
         require_regular(os.path.realpath(output), "--output", may_be_missing=True)
     fmt = fmt or "table"
+    part = sharding.parse_shard(shard) if shard is not None else None
+    durations = sharding.read_durations(durations_file) if durations_file else None
+    if durations_file:
+        require_regular(os.path.realpath(durations_file), "--durations-file",
+                        may_be_missing=True)
     if save_failures:
         try:        # before anything runs: a run should not end in "cannot save"
             os.makedirs(save_failures, exist_ok=True)
@@ -115,6 +133,12 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     load_errors += errors
     _print_load_errors(load_errors)
     checks = select(select_named(checks, paths), keyword, tags)
+    shard_info = None
+    if part is not None:
+        index, count = part
+        positions = sharding.split([c.id for c in checks], count, durations)[index - 1]
+        checks = [checks[p] for p in positions]
+        shard_info = {"index": index, "count": count, "positions": positions}
     if collect_only:
         _collect(checks, load_errors, fmt)
         raise click.exceptions.Exit(report.exit_code([], load_errors))
@@ -126,16 +150,21 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         not console.is_terminal(sys.stdout) else None
     start, started = time.perf_counter(), time.time()
     with contextlib.redirect_stdout(sys.stderr):
+        settings = parallel.Settings(overrides, not no_python, debug, limits)
         outcomes, interrupted = _run(checks, overrides, fail_fast=fail_fast,
                                      save_failures=save_failures, debug=debug,
-                                     progress=fmt == "table" and not quiet, stream=stream)
+                                     progress=fmt == "table" and not quiet, stream=stream,
+                                     workers=workers or 1, settings=settings)
     elapsed = time.perf_counter() - start
     not_run = len(checks) - len(outcomes)
     _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet,
-          rows=stream is None, not_run=not_run, interrupted=interrupted, started=started)
+          rows=stream is None, not_run=not_run, interrupted=interrupted, started=started,
+          shard=shard_info)
     if output:
         write_atomic(output, _render(file_fmt, outcomes, load_errors, elapsed, started,
-                                     not_run, interrupted))
+                                     not_run, interrupted, shard=shard_info))
+    if durations_file:
+        write_atomic(durations_file, sharding.durations_text(durations, outcomes))
     if interrupted:
         raise click.exceptions.Exit(console.INTERRUPTED)
     raise click.exceptions.Exit(report.exit_code(outcomes, load_errors))
@@ -154,10 +183,11 @@ def _print_load_errors(load_errors) -> None:
 
 
 def _run(checks, overrides, *, fail_fast, save_failures, debug, progress,
-         stream=None) -> tuple[list, bool]:
+         stream=None, workers=1, settings=None) -> tuple[list, bool]:
     """Run the checks; returns their outcomes and whether Ctrl-C stopped the run (then the
     outcomes are those of the checks that finished).  ``stream``: a console to print each
-    check's table row on as it finishes."""
+    check's table row on as it finishes; ``workers`` > 1: run them in that many worker
+    processes (:mod:`gradtool.parallel`), reported in the same order."""
     outcomes = []
     err = console.stderr()
     show = progress and err.is_terminal and len(checks) > PROGRESS_AFTER
@@ -166,9 +196,28 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress,
                    TimeElapsedColumn(), console=err, transient=True, disable=not show)
     layout = report.TableLayout.fit([c.id for c in checks], stream.width) \
         if stream is not None and checks else None
+    def finished(outcome, caught) -> None:
+        outcomes.append(outcome)
+        for message in caught:
+            err.print(Text(f"{outcome.where}: warning: {outcome.name}: {message}",
+                           style="yellow"))
+        if layout is not None:
+            if len(outcomes) == 1:
+                stream.print(layout.header())
+            stream.print(layout.row(outcome))
+        tally = report.counts(outcomes)
+        bar.update(task, advance=1, tally=f"{tally['passed']} passed, "
+                   f"{tally['failed'] + tally['xpassed'] + tally['error']} failed")
+
     try:
         with bar:
             task = bar.add_task("checking", total=len(checks), tally="")
+            if workers > 1 and len(checks) > 1:
+                bar.update(task, description=f"checking ({workers} workers)")
+                _, interrupted = parallel.run_parallel(
+                    checks, settings, workers, fail_fast=fail_fast,
+                    save_failures=save_failures, on_outcome=finished)
+                return outcomes, interrupted
             for item in checks:
                 bar.update(task, description=f"checking {item.name}")
                 # warnings (float32 inputs, ...) are shown at the check, once each, not as
@@ -177,17 +226,7 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress,
                     warnings.simplefilter("always")
                     outcome = run_check(item, overrides, save_failures=save_failures,
                                         debug=debug)
-                outcomes.append(outcome)
-                for message in dict.fromkeys(str(w.message).strip() for w in caught):
-                    err.print(Text(f"{outcome.where}: warning: {outcome.name}: {message}",
-                                   style="yellow"))
-                if layout is not None:
-                    if len(outcomes) == 1:
-                        stream.print(layout.header())
-                    stream.print(layout.row(outcome))
-                tally = report.counts(outcomes)
-                bar.update(task, advance=1, tally=f"{tally['passed']} passed, "
-                           f"{tally['failed'] + tally['xpassed'] + tally['error']} failed")
+                finished(outcome, dict.fromkeys(str(w.message).strip() for w in caught))
                 if fail_fast and outcome.problem:
                     break
     except KeyboardInterrupt:       # report what finished, then exit 130
@@ -196,7 +235,7 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress,
 
 
 def _render(fmt, outcomes, load_errors, elapsed, started=None, not_run=0,
-            interrupted=False) -> str:
+            interrupted=False, shard=None) -> str:
     if fmt == "table":
         from io import StringIO
         buffer = StringIO()
@@ -204,19 +243,22 @@ def _render(fmt, outcomes, load_errors, elapsed, started=None, not_run=0,
         report.render_table(plain, outcomes, load_errors, elapsed=elapsed, excerpt=_excerpt,
                             not_run=not_run, interrupted=interrupted)
         return buffer.getvalue()
+    if fmt == "json":
+        return report.render_json(outcomes, load_errors, elapsed=elapsed, not_run=not_run,
+                                  interrupted=interrupted, shard=shard)
     return report.FORMATS[fmt](outcomes, load_errors, elapsed=elapsed, started=started,
                                not_run=not_run, interrupted=interrupted)
 
 
 def _emit(fmt, outcomes, load_errors, elapsed, *, verbose, quiet, rows=True, not_run=0,
-          interrupted=False, started=None) -> None:
+          interrupted=False, started=None, shard=None) -> None:
     if fmt == "table":
         report.render_table(console.stdout(), outcomes, load_errors, elapsed=elapsed,
                             verbose=verbose, quiet=quiet, show_load_errors=False, rows=rows,
                             not_run=not_run, interrupted=interrupted, excerpt=_excerpt)
     else:
         click.echo(_render(fmt, outcomes, load_errors, elapsed, started, not_run,
-                           interrupted), nl=False)
+                           interrupted, shard), nl=False)
 
 
 def _excerpt(outcome) -> list[str]:

@@ -44,6 +44,31 @@ NON_NEGATIVE = FiniteFloat(strict=False)
 SEED = click.IntRange(min=0)
 
 
+class Workers(click.ParamType):
+    """``-n``: a number of worker processes (0 or 1: none, the checks run in this process)
+    or ``auto``, one per core this process may use."""
+
+    name = "workers"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            from ..parallel import available_cores
+            return available_cores()
+        try:
+            number = int(text)
+        except ValueError:
+            self.fail(f"expected a number of workers or 'auto', got {value!r}", param, ctx)
+        if number < 0:
+            self.fail(f"expected a number of workers >= 0, got {value}", param, ctx)
+        return number
+
+
+WORKERS = Workers()
+
+
 class ExprCommand(click.Command):
     """A command whose EXPR may start with '-' (``gradtool graph "-x * 2" -i x=[1]``):
     a word click would take for an unknown short option is the expression instead, as if

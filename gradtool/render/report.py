@@ -415,9 +415,10 @@ def json_safe(value):
 
 
 def report_dict(outcomes, load_errors=(), *, elapsed: float = 0.0, not_run: int = 0,
-                interrupted: bool = False) -> dict:
+                interrupted: bool = False, shard: dict | None = None) -> dict:
     """The JSON report; ``not_run``/``interrupted``: checks -x or Ctrl-C left (an
-    interrupted run's exit code is 130, whatever the checks that finished say)."""
+    interrupted run's exit code is 130, whatever the checks that finished say);
+    ``shard``: ``--shard``'s part and the positions of its checks (for ``report merge``)."""
     summary = counts(outcomes)
     summary.update(total=len(outcomes), file_errors=len(load_errors),
                    exit_code=INTERRUPTED if interrupted else exit_code(outcomes, load_errors),
@@ -447,14 +448,14 @@ def report_dict(outcomes, load_errors=(), *, elapsed: float = 0.0, not_run: int 
         } for item in outcomes],
         "errors": [{"file": e.file, "line": e.line, "column": e.column,
                     "message": e.message, "hint": e.hint} for e in load_errors],
-    }
+    } | ({"shard": shard} if shard is not None else {})
 
 
 def render_json(outcomes, load_errors=(), *, elapsed: float = 0.0,
                 started: float | None = None, not_run: int = 0,
-                interrupted: bool = False) -> str:
+                interrupted: bool = False, shard: dict | None = None) -> str:
     return json.dumps(report_dict(outcomes, load_errors, elapsed=elapsed, not_run=not_run,
-                                  interrupted=interrupted), indent=2) + "\n"
+                                  interrupted=interrupted, shard=shard), indent=2) + "\n"
 
 
 # --------------------------------------------------------------------------- JUnit

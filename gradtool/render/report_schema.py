@@ -84,7 +84,18 @@ REPORT_SCHEMA: dict = {'$schema': 'https://json-schema.org/draft/2020-12/schema'
                                                   'line',
                                                   'column',
                                                   'message',
-                                                  'hint']}}},
+                                                  'hint']}},
+                'shard': {'type': 'object',
+                          'description': 'gradtool check --shard K/N: this part, and the '
+                                         'position of each of its checks among the '
+                                         'selected ones (gradtool report merge restores '
+                                         'the order of a single run)',
+                          'required': ['index', 'count', 'positions'],
+                          'properties': {'index': {'type': 'integer', 'minimum': 1},
+                                         'count': {'type': 'integer', 'minimum': 1},
+                                         'positions': {'type': 'array',
+                                                       'items': {'type': 'integer',
+                                                                 'minimum': 0}}}}},
  'title': 'gradtool check JSON report',
  'description': 'The report of `gradtool check --format json` (format version 1, stable: '
                 'fields are only added, never renamed or removed, within a version).'}
