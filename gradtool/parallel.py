@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,7 @@ class _Worker:
     def __init__(self, number: int, settings: Settings, replies: queue.Queue) -> None:
         self.number = number
         self.task: Task | None = None
+        self.started = 0.0
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gradtool.parallel"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env=worker_environment(), start_new_session=False)
@@ -160,7 +162,7 @@ class _Worker:
             replies.put((self, "done", message))
 
     def send(self, task: Task) -> None:
-        self.task = task
+        self.task, self.started = task, time.perf_counter()
         _write(self.process.stdin, task)
 
     def close(self) -> None:
@@ -191,10 +193,10 @@ def died_message(process: subprocess.Popen) -> str:
     return how
 
 
-def crashed(item: Selected, process: subprocess.Popen) -> Outcome:
+def crashed(item: Selected, process: subprocess.Popen, seconds: float = 0.0) -> Outcome:
     """The outcome of a check whose worker process died while running it."""
     outcome = Outcome(item.file, item.name, item.line, item.column, expect=item.expect,
-                      tags=item.tags, status="error")
+                      tags=item.tags, status="error", time=seconds)
     how = died_message(process)
     if user_packages(item.spec):
         outcome.exit_code = 2
@@ -271,7 +273,9 @@ def run_parallel(checks: list[Selected], settings: Settings, workers: int, *,
                 index, outcome, caught = message
                 results[index] = (outcome, caught)
             else:                           # died (or answered garbage) while running it
-                results[task.index] = (crashed(checks[task.index], worker.process), [])
+                seconds = time.perf_counter() - worker.started
+                results[task.index] = (crashed(checks[task.index], worker.process, seconds),
+                                       [])
                 pool.remove(worker)
                 worker.kill()
             if fail_fast and results[task.index][0].problem:

@@ -125,8 +125,8 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import check, graph, hessian, jacobian, jvp, ops, schema, vjp
-    for module in (check, graph, jvp, vjp, jacobian, hessian, schema, ops):
+    from . import check, graph, hessian, jacobian, jvp, ops, report, schema, vjp
+    for module in (check, graph, jvp, vjp, jacobian, hessian, schema, ops, report):
         cli.add_command(module.command)
 
 
