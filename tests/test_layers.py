@@ -54,8 +54,10 @@ ARROWS = {
     "render": {"checker", "engine"},
     "runner": {"spec", "checker", "render", "engine", "nn"},
     "pytest_plugin": {"runner", "spec", "checker", "render", "engine"},
+    "parallel": {"runner", "render"},
+    "sharding": set(),
     "cli": {"runner", "spec", "checker", "render", "engine", "nn", "optim", "data", "utils",
-            "autograd"},
+            "autograd", "parallel", "sharding"},
     "__main__": {"cli"},
     # the package face: the library, not the front ends (gt.spec is imported on first use)
     "": {"engine", "checker", "nn", "optim", "data", "utils", "autograd", "spec"},
