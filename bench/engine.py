@@ -105,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no 1M chain")
     args = parser.parse_args()
-    repeat = 2 if args.quick else 4
+    repeat = 2 if args.quick else 3
     print(f"numpy {np.__version__}, torch {torch.__version__}, one BLAS thread")
     print(HEADER)
 
@@ -123,7 +123,7 @@ def main() -> None:
     row("2-layer net step, float32 (ms/step)", ours / steps, theirs / steps)
 
     n = 100_000
-    ours, theirs = best_times(chain(gt, n), chain(torch, n), 1, rounds=2)
+    ours, theirs = best_times(chain(gt, n), chain(torch, n), 1, rounds=1)
     row(f"chain of {n:,} muls, fwd+bwd (us/op)", ours / n, theirs / n, unit="us")
 
     if args.quick:

@@ -1,29 +1,29 @@
 """gradtool's gradcheck against torch.autograd.gradcheck (float64), same workloads, same run.
 
-    python bench/gradcheck.py [--repeat N]
+    python bench/gradcheck.py [--budget SECONDS]
 
-One line per workload and mode: gradtool time, torch time, ratio (gradtool / torch; lower is
-better).  Times are the best of 3 x N runs (blocks of N gradtool runs and N torch runs, alternating)
-after one warm-up run.
+One row per workload and mode as it finishes: gradtool time, torch time, ratio (gradtool /
+torch; lower is better).  One BLAS thread on both sides.  Times are the best of alternating
+blocks of runs (one warm-up run each first); the number of runs adapts to the workload so
+that each row takes about ``--budget`` seconds (default 1.5), at least one run per side.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import HEADER, best_times, need_torch, row  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 import gradtool as gt  # noqa: E402
 
-try:
-    import torch
-except ImportError:     # pragma: no cover
-    sys.exit("bench/gradcheck.py needs torch (it compares against torch.autograd.gradcheck)")
+torch = need_torch("bench/gradcheck.py")
 
 
 # ---- workloads: (name, gradtool fn, gradtool inputs, torch fn, torch inputs, modes) ----------
@@ -107,36 +107,27 @@ def workloads():
     return out
 
 
-def best_times(first, second, repeat: int, rounds: int = 3) -> tuple:
-    """Best times of two callables: ``rounds`` rounds of ``repeat`` runs of each, the two
-    alternating by blocks (load from other processes hits both alike, and torch's worker
-    threads spinning after a call do not land inside gradtool's timings)."""
-    first()
-    second()
-    best = [float("inf"), float("inf")]
-    for _ in range(rounds):
-        for k, fn in enumerate((first, second)):
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                fn()
-                best[k] = min(best[k], time.perf_counter() - t0)
-    return tuple(best)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=1.5,
+                        help="seconds of timed runs per row (default 1.5)")
     args = parser.parse_args()
-    print(f"{'workload':34s} {'mode':5s} {'gradtool':>11s} {'torch':>11s} {'ratio':>7s}")
+    print(HEADER, flush=True)
     for name, gfn, gin, tfn, tin, modes in workloads():
         for mode in modes:
             fast = mode == "fast"
+            start = time.perf_counter()
             assert gt.gradcheck(gfn, gin, fast_mode=fast)
-            tg, tt = best_times(lambda: gt.gradcheck(gfn, gin, fast_mode=fast),
-                                lambda: torch.autograd.gradcheck(tfn, tin, fast_mode=fast),
-                                args.repeat)
-            print(f"{name:34s} {mode:5s} {tg * 1e3:9.2f}ms {tt * 1e3:9.2f}ms "
-                  f"{tg / tt:7.3f}", flush=True)
+            once = time.perf_counter() - start
+            start = time.perf_counter()
+            torch.autograd.gradcheck(tfn, tin, fast_mode=fast)
+            once += time.perf_counter() - start
+            repeat = max(1, min(5, int(args.budget / (3 * once))))
+            ours, theirs = best_times(lambda: gt.gradcheck(gfn, gin, fast_mode=fast),
+                                      lambda: torch.autograd.gradcheck(tfn, tin,
+                                                                       fast_mode=fast),
+                                      repeat, rounds=1 if repeat == 1 else 3)
+            row(f"gradcheck {mode}: {name}", ours, theirs)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from .engine.grad_mode import MODE
 from .engine.limits import Limits, memory_budget, time_limit
+from .engine.limits import reset as reset_limits
 from .errors import GradcheckError, GradtoolError, UsageError
 from .spec.schema import did_you_mean
 from .render.report import LoadError, Outcome, result_metrics
@@ -464,15 +466,26 @@ def check_settings(spec, overrides: Overrides) -> dict:
 def run_check(item: Selected, overrides: Overrides = Overrides(), *,
               save_failures: str | None = None, debug: bool = False) -> Outcome:
     """Build and check one spec check; never raises for a problem of that check."""
-    from .checker import check
     outcome = Outcome(item.file, item.name, item.line, item.column, expect=item.expect,
                       tags=item.tags)
     if item.skip is not None:
         outcome.status, outcome.message = "skipped", item.skip
         return outcome
     start = time.perf_counter()
+    nested = MODE.limited       # run inside limits already (a caller's): leave them be
     limits = getattr(item.spec, "limits", None) or Limits()
     timer = time_limit(limits.timeout or 0, f"check '{item.name}'")
+    try:
+        return _run_limited(item, overrides, outcome, timer, limits, start,
+                            save_failures=save_failures, debug=debug)
+    finally:
+        if not nested:          # nothing an interrupted check left half set stays in force
+            reset_limits()
+
+
+def _run_limited(item: Selected, overrides: Overrides, outcome: Outcome, timer, limits,
+                 start: float, *, save_failures: str | None, debug: bool) -> Outcome:
+    from .checker import check
     try:
         # the check's time and memory budgets cover building it, the checker and backward
         with timer, memory_budget(limits.max_memory or 0):

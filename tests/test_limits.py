@@ -328,3 +328,24 @@ def test_time_is_measured_not_assumed():
         with time_limit(0.1):
             _spin()
     assert time.monotonic() - start >= 0.1
+
+
+def test_reset_clears_what_an_interrupted_block_left():
+    MODE.budget = MemoryBudget(10)
+    MODE.max_elements = 5
+    MODE.deadline = time.monotonic() + 100
+    limits._refresh()
+    limits.reset()
+    assert MODE.budget is None and MODE.max_elements == 0 and MODE.deadline == 0.0
+    assert not MODE.limited
+    gt.ones(100)
+
+
+def test_inputs_count_against_the_budget_and_are_refused_before_generation():
+    from gradtool.spec import parse_input_value
+    with memory_budget(50_000) as budget:
+        kept = parse_input_value("{shape: [1000]}", "x").make()
+        assert budget.live == 8000 and kept.numel() == 1000
+        with pytest.raises(LimitError, match="input 'y' would allocate 78.12 KiB") as info:
+            parse_input_value("{shape: [100, 100]}", "y").make()
+        assert info.value.location is not None

@@ -24,7 +24,8 @@ import warnings
 import numpy as np
 
 from ..engine import forward_ad as fwAD
-from ..engine import graph
+from ..engine import graph, limits
+from ..engine.grad_mode import MODE
 from ..engine import primitive as P
 from ..engine.grad_mode import enable_grad, no_grad
 from ..engine.tensor import Tensor, _make
@@ -61,21 +62,6 @@ class _Recorder:
     def __call__(self, prim, args, params):
         self.prims.setdefault(prim.name, prim)
         return P.apply(prim, args, params)
-
-
-_GENERATORS: dict = {}
-
-
-def _generator(seed: int) -> np.random.Generator:
-    """A generator at the start of ``seed``'s stream (creating one costs ~25 us, resetting a
-    cached one ~1 us: fast mode on small functions is otherwise dominated by it)."""
-    cached = _GENERATORS.get(seed)
-    if cached is None:
-        gen = np.random.default_rng(seed)
-        cached = _GENERATORS[seed] = (gen, gen.bit_generator.state)
-    gen, state = cached
-    gen.bit_generator.state = state
-    return gen
 
 
 def _as_tuple(x) -> tuple:
@@ -301,7 +287,7 @@ class _Checker:
         self.nondet_tol = nondet_tol
         self._forward_gap = None      # see _determinism_probe
         self.seed = seed
-        self.rng = _generator(seed)
+        self.rng = numeric.seeded_generator(seed)
         self.upcast = upcast
         self.k = max(1, int(n_projections))
         self.diff = [i for i, a in enumerate(inputs) if self._requires_grad(a)]
@@ -408,6 +394,7 @@ class _Checker:
                             f"the limit of {FULL_LIMIT:,}", hint="use mode='auto' or "
                             "mode='fast' (random projections vᵀJu)")
         self.mode = mode
+        self._charge_working_memory(mode, check_backward_ad, forward_ad)
         self.mode_notes = [] if mode == "full" else [f"{self.k} projections"]
         if self.auto_note:
             self.mode_notes.append(f"auto: {self.auto_note}")
@@ -431,6 +418,24 @@ class _Checker:
         res.path = self.ev.path
         res.passed = not res.problems and all(b.passed for b in res.blocks)
         return res
+
+    def _charge_working_memory(self, mode: str, backward: bool, forward: bool) -> None:
+        """Under a memory budget (a spec check), refuse before starting a check whose own
+        arrays would not fit: in full mode the two Jacobians (and for forward AD the
+        identity directions), in fast mode, per input element, the k random directions, the
+        k + 1 gradients twice (the reentrancy check) and what the batched backward makes on
+        the way (measured: about 5k + 5 values)."""
+        if MODE.budget is None or not (backward or forward):
+            return
+        inputs = sum(self.in_data[j].size for j in self.diff)
+        if mode == "full":
+            outputs = sum(self.out_sizes[o] for o in self.diff_outs)
+            entries = 2 * outputs * inputs
+            if forward:
+                entries += max(self.in_data[j].size for j in self.diff) ** 2
+        else:
+            entries = (5 * self.k + 5) * inputs
+        limits.check_new((entries,), 8, f"the checker's working memory ({mode} mode)")
 
     # -- mode="auto": by estimated cost
     def _auto_mode(self, total: int) -> tuple:
@@ -620,9 +625,11 @@ class _Checker:
     # -- fast mode
     def _random(self, shape, dtype=np.float64):
         v = self.rng.random((self.k,) + tuple(shape))
-        norms = np.sqrt((v.reshape(self.k, -1) ** 2).sum(axis=1))
+        flat = v.reshape(self.k, -1)
+        norms = np.sqrt(np.einsum("ki,ki->k", flat, flat))
         norms[norms == 0] = 1.0
-        return (v / norms.reshape((self.k,) + (1,) * len(shape))).astype(dtype)
+        flat /= norms[:, None]           # in place: v can be as large as all the inputs
+        return v.astype(dtype, copy=False)
 
     def _fast(self):
         thresholds = []

@@ -149,9 +149,14 @@ def limited_command(fn):
     @functools.wraps(fn)
     def run(*args, limits, **kwargs):
         active = engine_limits.Limits().updated(limits)
-        click.get_current_context().meta[LIMITS] = limits
-        with engine_limits.limits(active, "the command"):
-            return fn(*args, **kwargs)
+        ctx = click.get_current_context()
+        ctx.meta[LIMITS] = limits
+        with engine_limits.limits(active, f"'{ctx.command_path}'",
+                                  "raise it with --timeout 5m (0: no time limit)") as timer:
+            result = fn(*args, **kwargs)
+        if timer.expired:       # the error was caught by the code it interrupted
+            raise timer.error()
+        return result
     return limits_options(run)
 
 

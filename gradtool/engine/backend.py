@@ -117,13 +117,15 @@ def where(cond, a, b):
 def sum(x, axis=None, keepdims=False):
     if isinstance(x, Tensor):
         return _ops().sum(x, dim=axis, keepdim=keepdims)
+    if type(x) is np.ndarray:       # the method: no numpy Python-level dispatch
+        return x.sum(axis=axis, keepdims=keepdims)
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
 def reshape(x, shape):
     if isinstance(x, Tensor):
         return _ops().reshape(x, tuple(shape))
-    return np.reshape(x, shape)
+    return x.reshape(shape) if type(x) is np.ndarray else np.reshape(x, shape)
 
 
 def broadcast_to(x, shape):

@@ -146,22 +146,6 @@ class Limits:
     max_elements: int | None = DEFAULT_MAX_ELEMENTS
     timeout: float | None = DEFAULT_TIMEOUT
 
-    @classmethod
-    def parse(cls, mapping: dict, base: "Limits | None" = None) -> "Limits":
-        """Limits from ``{max_memory, max_elements, timeout}`` (human-friendly values),
-        missing keys taken from ``base`` (default: the defaults).  ValueError otherwise."""
-        base = base or cls()
-        unknown = set(mapping) - {"max_memory", "max_elements", "timeout"}
-        if unknown:
-            raise ValueError(f"unknown limit {sorted(unknown)[0]!r} (the limits are "
-                             "max_memory, max_elements, timeout)")
-        return cls(
-            parse_bytes(mapping["max_memory"]) if "max_memory" in mapping
-            else base.max_memory,
-            parse_count(mapping["max_elements"]) if "max_elements" in mapping
-            else base.max_elements,
-            parse_seconds(mapping["timeout"]) if "timeout" in mapping else base.timeout)
-
     def updated(self, other: "Limits | None") -> "Limits":
         """These limits with the non-None fields of ``other`` put in."""
         if other is None:
@@ -329,6 +313,12 @@ class TimeLimit:
 
     def _alarm(self, signum, frame) -> None:
         self.expired = True
+        if frame is not None and (frame.f_code in _NO_RAISE or
+                                  frame.f_code.co_name == "__del__"):
+            # an exception there would be "ignored" with a traceback on stderr, or leave
+            # the limits half restored: try again in a moment
+            signal.setitimer(signal.ITIMER_REAL, 0.01, 1.0)
+            return
         raise self.error()
 
     def __enter__(self) -> "TimeLimit":
@@ -365,6 +355,23 @@ class TimeLimit:
         _TIMER[0] = None
 
 
+#: code the time limit's signal never raises in (weak reference callbacks, the limits' own
+#: bookkeeping): it comes back 10 ms later instead
+_NO_RAISE = frozenset((MemoryBudget._freed.__code__, TimeLimit.__exit__.__code__,
+                       TimeLimit.__enter__.__code__))
+
+
+def reset() -> None:
+    """Back to no limits at all: after a top-level check, whatever an interrupted block
+    left behind."""
+    if _TIMER[0] is not None and not _TIMER[0]._nested:
+        _TIMER[0].__exit__(None, None, None)
+    MODE.budget = None
+    MODE.deadline = 0.0
+    MODE.max_elements = 0
+    _refresh()
+
+
 def time_limit(seconds: float, what: str = "the check",
                hint: str = TIMEOUT_HINT) -> TimeLimit:
     """``with time_limit(30, "check 'x'") as timer:``: raise :class:`TimeLimitError` in the
@@ -373,9 +380,9 @@ def time_limit(seconds: float, what: str = "the check",
 
 
 @contextlib.contextmanager
-def limits(active: Limits, what: str = "the check"):
+def limits(active: Limits, what: str = "the check", timeout_hint: str = TIMEOUT_HINT):
     """All three limits of ``active`` for the block; yields the TimeLimit (``.expired``)."""
-    with time_limit(active.timeout or 0, what) as timer, \
+    with time_limit(active.timeout or 0, what, timeout_hint) as timer, \
             element_limit(active.max_elements or 0), \
             memory_budget(active.max_memory or 0):
         yield timer

@@ -139,10 +139,21 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     """Run ``prim`` on ``args`` (Tensors or constants) and record the backward node."""
     if INTERCEPTORS:
         return _intercepted(prim, args, params)
-    if len(args) == 1 and not MODE.max_elements:
+    if len(args) == 1:
         a = args[0]
         if isinstance(a, Tensor) and a._fw is None:
-            return _apply_one(prim, a, params)
+            if not MODE.limited:
+                return _apply_one(prim, a, params)
+            check_size(prim, [a._data], params)
+            return _accounted(prim, _apply_one(prim, a, params))
+    elif len(args) == 2:
+        a, b = args
+        if isinstance(a, Tensor) and isinstance(b, Tensor) and a._fw is None \
+                and b._fw is None:
+            if not MODE.limited:
+                return _apply_two(prim, a, b, params)
+            check_size(prim, [a._data, b._data], params)
+            return _accounted(prim, _apply_two(prim, a, b, params))
     datas = []
     need = False
     fw = False
@@ -314,6 +325,89 @@ def _apply_one(prim: Primitive, a: Tensor, params: dict) -> Tensor:
     return out
 
 
+def _apply_two(prim: Primitive, a: Tensor, b: Tensor, params: dict) -> Tensor:
+    """``apply`` for two Tensor inputs without forward-mode tangents (mm, dot, mv, where
+    ...): the same semantics with no loops or temporary lists."""
+    da = a._data
+    db = b._data
+    try:
+        out_data = prim.forward(da, db, **params) if params else prim.forward(da, db)
+    except (ValueError, IndexError, TypeError, np.linalg.LinAlgError) as exc:
+        raise op_error(prim, exc, [da, db]) from None
+    if type(out_data) is not _ndarray:
+        out_data = np.asarray(out_data)
+    if prim.broadcasts and da.dtype != db.dtype:
+        out_data = promoted(out_data, [da, db])
+    out = _make(out_data)
+    rga = a._rg
+    rgb = b._rg
+    if not ((rga or rgb) and MODE.grad_enabled and prim.differentiable
+            and out_data.dtype.kind in "fc"):
+        return out
+    node = prim.node_cls.__new__(prim.node_cls)
+    node._arity = 2
+    node._edges = None
+    node.next_nrs = None
+    vjps = prim.vjps
+    edge0 = edge1 = None
+    if rga and vjps[0] is not None:
+        edge0 = a.grad_fn or grad_accumulator(a)
+        if a._nr:
+            node.next_nrs = (a._nr, 0)
+    if rgb and vjps[1] is not None:
+        edge1 = b.grad_fn or grad_accumulator(b)
+        if b._nr:
+            node.next_nrs = (a._nr if edge0 is not None else 0, b._nr)
+    node._edge0 = edge0
+    node._edge1 = edge1
+    node._hooks = None
+    node._extra = None
+    node.prim = prim
+    node.params = params
+    node.released = False
+    save = prim.save
+    if save == "inputs" or save == "both":
+        keep = _kept_inputs(prim, [edge0, edge1]) or (True, True)
+        saved = [None, None]
+        vcs = [None, None]
+        versions = [None, None]
+        for i, t, data in ((0, a, da), (1, b, db)):
+            if keep[i]:
+                vc = t._vc
+                if vc is None:
+                    vc = t._vc = new_version_counter()
+                saved[i] = data
+                vcs[i] = vc
+                versions[i] = vc[0]
+        node.saved = tuple(saved)
+        node.vcs = tuple(vcs)
+        node.versions = tuple(versions)
+    elif save == "shapes":
+        node.saved = (ShapeOnly(da), ShapeOnly(db))
+        node.vcs = None
+    else:
+        node.saved = None
+        node.vcs = None
+    if save == "out" or save == "both":
+        node.out_data = out_data
+        node.out_vc = out._vc = new_version_counter()
+        node.out_version = 0
+    else:
+        node.out_data = None
+        node.out_vc = None
+    if prim.broadcasts:
+        shape = out_data.shape
+        node.meta = (None if da.shape == shape else da.shape,
+                     None if db.shape == shape else db.shape)
+    else:
+        node.meta = None
+    if MODE.anomaly:
+        _record_trace(node)
+    out.grad_fn = node
+    out._rg = True
+    return out
+
+
 # what the arithmetic operators take besides Tensors (arrays: the rules' constants)
 _OPERAND_TYPES = frozenset({int, float, bool, complex, np.ndarray, np.float64, np.float32,
                             np.int64, np.int32, np.bool_, np.complex128})
@@ -342,6 +436,8 @@ def apply_binary(prim: Primitive, a, b) -> Tensor:
         return apply(prim, (a, b))
     da = a._data if ta else a
     db = b._data if tb else b
+    if MODE.max_elements:
+        check_size(prim, [da, db], _EMPTY)
     try:
         out_data = prim.forward(da, db)
     except (ValueError, TypeError) as exc:
@@ -482,14 +578,14 @@ def check_size(prim: Primitive, datas: list, params: dict) -> None:
     and stop past the deadline (see gradtool.engine.limits)."""
     if MODE.deadline:
         check_deadline()
-    shapes = [np.shape(d) for d in datas]
+    if prim.out_shape is None and not prim.broadcasts:
+        return      # known after the forward: see account()
+    shapes = [d.shape if type(d) is _ndarray else np.shape(d) for d in datas]
     try:
         if prim.out_shape is not None:
             shape = prim.out_shape(*shapes, **params)
-        elif prim.broadcasts:
-            shape = np.broadcast_shapes(*shapes)
         else:
-            return      # known after the forward: see account()
+            shape = _common_shape(shapes)
     except ValueError:
         return   # the forward raises the real shape error
     size = 1
@@ -511,12 +607,32 @@ def check_size(prim: Primitive, datas: list, params: dict) -> None:
             budget.charge(size * itemsize, prim.name)
 
 
+def _accounted(prim: Primitive, out: Tensor) -> Tensor:
+    """``out``, counted against the memory budget when one is active."""
+    if MODE.budget is not None:
+        account(prim, out._data)
+    return out
+
+
 def account(prim: Primitive, out_data) -> None:
     """Count a new output against the memory budget until it is freed, and refuse to go on
     when the live tensors are over it (outputs not checked before: see check_size)."""
     budget = MODE.budget
     budget.track(out_data)
     budget.over(prim.name)
+
+
+def _common_shape(shapes: list) -> tuple:
+    """The broadcast shape; without numpy's general machinery when every shape is the same
+    or a scalar's (``x * 1.0001``, ``a + b`` of equal shapes)."""
+    shape = ()
+    for other in shapes:
+        if other == shape or not other:
+            continue
+        if shape:
+            return np.broadcast_shapes(*shapes)
+        shape = other
+    return shape
 
 
 class EngineIndexError(EngineError, IndexError):

@@ -15,6 +15,8 @@ import numpy as np
 
 from ..engine.ops import tensor as make_tensor
 from ..engine.tensor import Tensor
+from ..engine.grad_mode import MODE
+from ..engine.limits import ELEMENTS_HINT
 from ..errors import LimitError, Location, SpecError
 from .schema import INPUT, INPUT_VALUE, Context, Item
 from .yaml_source import Source, compose
@@ -71,9 +73,15 @@ class InputSpec:
         if n > max_elements:
             raise LimitError(f"input '{self.name}' would have {n:,} elements, over the limit "
                              f"of {max_elements:,}", self.location,
-                             hint="use a smaller shape, or raise the element cap")
+                             hint=ELEMENTS_HINT)
         dtype = self.resolved_dtype(dtype)
         np_dtype = np.dtype(dtype)
+        budget = MODE.budget
+        if budget is not None:      # refused before generating (which takes a few copies)
+            try:
+                budget.charge(n * np_dtype.itemsize, f"input '{self.name}'")
+            except LimitError as error:
+                raise LimitError(error.message, self.location, error.hint) from None
         if self.value is not None:
             try:
                 array = np.array(self.value, dtype=np_dtype)
@@ -86,7 +94,10 @@ class InputSpec:
             except (ValueError, TypeError, OverflowError) as exc:
                 raise SpecError(f"input '{self.name}': cannot generate values ({exc})",
                                 self.location) from None
-        return make_tensor(array, requires_grad=requires_grad)
+        out = make_tensor(array, requires_grad=requires_grad)
+        if budget is not None:
+            budget.track(out._data)
+        return out
 
     def _generate(self, seed: int, np_dtype: np.dtype, eps: float) -> np.ndarray:
         rng = np.random.default_rng([seed, zlib.crc32(self.name.encode("utf-8"))])

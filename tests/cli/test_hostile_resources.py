@@ -4,6 +4,7 @@ names, --output written whole, stdout that cannot be written."""
 
 import errno
 import os
+import re
 import subprocess
 import sys
 import time
@@ -288,3 +289,60 @@ def test_a_file_too_large_on_stdout_is_exit_2(console_script, spec_dir, tmp_path
     assert proc.returncode == 2, proc.stderr
     assert "cannot write standard output: File too large" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ---- the reproductions of issue 11, through `gradtool check` ----------------------------------
+N = "n = k.sum().long() * 0 + 300000000\n      "
+HOSTILE = [
+    pytest.param(N + "ones(n).sum() * x", "ones() would create", id="ones"),
+    pytest.param(N + "zeros(n).sum() * x", "zeros() would create", id="zeros"),
+    pytest.param(N + "empty(n).sum() * x", "", id="empty"),
+    pytest.param(N + "full((n,), 2.0).sum() * x", "full() would create", id="full"),
+    pytest.param(N + "linspace(0.0, 1.0, n).sum() * x", "linspace() would create",
+                 id="linspace"),
+    pytest.param("n = k.sum().long() * 0 + 30000\n      eye(n).sum() * x", "eye() would create",
+                 id="eye"),
+    pytest.param("a = ones(50000) * x\n      b = ones(50000) * x\n      c = ones(50000) * x\n"
+                 "      (a + b + c).sum()", "over the memory budget", id="memory"),
+]
+
+
+@pytest.mark.parametrize("expr, words", HOSTILE)
+def test_issue_reproductions_are_refused_where_written(run, spec_dir, expr, words):
+    spec_dir("h.yaml", "defaults:\n  limits: {max_memory: 1MiB}\nchecks:\n  - name: h\n"
+                       f"    expr: |\n      {expr}\n"
+                       "    inputs: {x: 1.0, k: {shape: [3], requires_grad: false}}\n")
+    result = run("check", "h.yaml", "--format", "github")
+    assert result.exit_code == 2
+    assert re.search(r"file=h\.yaml,line=(7|8|9),col=\d+", result.stdout), result.stdout
+    assert words in result.stdout
+    no_traceback(result)
+
+
+def test_linear_modules_over_the_budget_are_refused_before_running(run, spec_dir):
+    spec_dir("lin.yaml", "defaults:\n  limits: {max_memory: 8MB}\nmodules:\n"
+             + "".join(f"  l{i}: {{Linear: [300, 1000]}}\n" for i in range(8))
+             + "checks:\n  - name: lin\n    expr: (" + " + ".join(f"l{i}(x)" for i in range(8))
+             + ").sum()\n    inputs: {x: {shape: [1, 300]}}\n")
+    result = run("check", "lin.yaml")
+    assert result.exit_code == 2
+    assert "lin.yaml:15:13: check 'lin': its inputs and module parameters take 18.37 MiB, " \
+           "over the memory budget of 7.629 MiB" in result.stderr
+    no_traceback(result)
+
+
+def test_graph_of_a_runaway_check_ends_at_the_timeout(run, spec_dir):
+    spec_dir("spinmod3.py", "import numpy as np\nimport gradtool as gt\n"
+                            "class Spin(gt.autograd.Function):\n"
+                            "    @staticmethod\n    def forward(ctx, x):\n"
+                            "        while True:\n            try:\n"
+                            "                np.ones(10) * 2\n"
+                            "            except Exception:\n                pass\n"
+                            "    @staticmethod\n    def backward(ctx, g):\n        return g\n")
+    spec_dir("spin.yaml", "functions:\n  Spin: {python: spinmod3:Spin}\nchecks:\n"
+                          "  - name: spin\n    expr: Spin(x).sum()\n    inputs: {x: [1.0]}\n")
+    result = run("graph", "--spec", "spin.yaml", "--check", "spin", "--timeout", "300ms")
+    assert result.exit_code == 2
+    assert "spin.yaml:5:11: " in result.stderr
+    assert "graph' ran longer than the time limit of 0.3 s" in result.stderr
+    assert "hint: raise it with --timeout" in result.stderr

@@ -296,3 +296,35 @@ def test_on_a_terminal_only_the_guides_are_dim():
     assert "dim" not in str(by_type.style)
     assert any(by_type.plain[s.start:s.end] == "by type: " and str(s.style) == "dim"
                for s in by_type.spans)
+
+
+def test_json_rows_are_exactly_the_node_dicts():
+    """render_json writes the common node entry itself: it must say what node_dict says,
+    for every kind of node (runs, shared, truncated, leaves, saved, grads, odd names)."""
+    from gradtool.render.graph_json import node_dict
+
+    class Quoted(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    Quoted.__name__ = 'Odd"Name\\'
+    out, names = autograd_basics()
+    chained, more = chain(10)
+    names.update(more)
+    odd = Quoted.apply(chained).sum()
+    with_grads = build_view([out, odd], names, max_depth=2)
+    record_grads(with_grads, [out])
+    views = (build_view([out, odd], names, saved=True), build_view([out, odd], names),
+             with_grads, build_view([out, odd], names, full=True))
+    assert 'Odd"Name\\Backward' in [n.name for n in views[1].nodes.values()]
+    assert any(n.kind == "run" for n in views[1].nodes.values())
+    assert any(n.truncated for n in with_grads.nodes.values())
+    for view in views:
+        data = json.loads(render_json(view))
+        assert data["nodes"] == [node_dict(view, key) for key in view.nodes]
+        assert data == json.loads(json.dumps(graph_dict(view)))

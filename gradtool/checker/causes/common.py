@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..numeric import seeded_generator
+
 MAX_ENTRIES = 1 << 18     # blocks analysed by the pattern tests (entries)
 MAX_REPAIRS = 32          # backward rewrites tried
 MAX_FROZEN = 12           # forward ops frozen by the term test
@@ -43,22 +45,12 @@ def max_error(a, b) -> float:
     return float(np.max(np.abs(a - b))) if a.size else 0.0
 
 
-
-_STREAMS: dict = {}
-
-
 def directions(seed: int, shape: tuple, other: int) -> np.ndarray:
     """Random directions for a screening (the same for the same arguments): one, or two
     when the side they are compared on (``other`` entries) is too small for one to say
-    much.  Generators are cached and reset (creating one costs more than its use here)."""
+    much."""
     k = 1 if other >= 4 else 2
-    cached = _STREAMS.get(seed)
-    if cached is None:
-        gen = np.random.default_rng(seed)
-        cached = _STREAMS[seed] = (gen, gen.bit_generator.state)
-    gen, state = cached
-    gen.bit_generator.state = state
-    return gen.standard_normal((k,) + tuple(shape))
+    return seeded_generator(seed).standard_normal((k,) + tuple(shape))
 
 
 def near(got, want, atol) -> bool:

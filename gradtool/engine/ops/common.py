@@ -65,11 +65,16 @@ def _share_version(out: Tensor, base: Tensor) -> Tensor:
             root = base
             while root._get("base") is not None:
                 root = root._get("base")
+            # weak references in a list (a WeakSet costs 2 us to create, per leaf viewed);
+            # dead ones are dropped whenever the list reaches a power of two: amortized O(1)
+            # and at most twice the live views
             views = root._get("views")
             if views is None:
-                views = weakref.WeakSet()
+                views = []
                 root._set("views", views)
-            views.add(out)
+            elif len(views) >= 8 and not len(views) & (len(views) - 1):
+                views[:] = [ref for ref in views if ref() is not None]
+            views.append(weakref.ref(out))
     return out
 
 

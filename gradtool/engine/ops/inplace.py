@@ -70,7 +70,8 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others) -> 
     np.copyto(base._data, base_new._data)        # the views share this memory
     bump_version(base)
     base.grad_fn, base._nr, base._rg = base_new.grad_fn, base_new._nr, base_new._rg
-    views = set(base._get("views") or ()) | {view}
+    live = [ref() for ref in base._get("views") or ()]
+    views = [other for other in live if other is not None and other is not view] + [view]
     for other in views:                          # every live view now reads the new base
         where = _view_positions(other, base)
         if where is not None:

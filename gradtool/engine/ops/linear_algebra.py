@@ -57,11 +57,12 @@ def _same_dtype_m1_m2(a: Tensor, b: Tensor) -> None:
 def mm(input, mat2) -> Tensor:
     a, b = _t(input), _t(mat2)
     _same_dtype_m1_m2(a, b)
-    if a.ndim != 2:
+    da, db = a._data, b._data
+    if da.ndim != 2:
         raise EngineError("self must be a matrix")
-    if b.ndim != 2:
+    if db.ndim != 2:
         raise EngineError("mat2 must be a matrix")
-    if a.shape[1] != b.shape[0]:
+    if da.shape[1] != db.shape[0]:
         raise _mm_shapes_error(a, b)
     return apply(L.mm, (a, b))
 
@@ -83,12 +84,13 @@ def bmm(input, mat2) -> Tensor:
 
 def dot(input, other) -> Tensor:
     a, b = _t(input), _t(other)
-    if a.ndim != 1 or b.ndim != 1:
-        raise EngineError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
-    if a._data.dtype != b._data.dtype:
+    da, db = a._data, b._data
+    if da.ndim != 1 or db.ndim != 1:
+        raise EngineError(f"1D tensors expected, but got {da.ndim}D and {db.ndim}D tensors")
+    if da.dtype != db.dtype:
         raise EngineError("dot : expected both vectors to have same dtype, but found "
                           f"{scalar_type_name(a)} and {scalar_type_name(b)}")
-    if a.shape[0] != b.shape[0]:
+    if da.shape[0] != db.shape[0]:
         raise ShapeError("inconsistent tensor size, expected tensor [{}] and src [{}] to have "
                          "the same number of elements, but got {} and {} elements "
                          "respectively".format(a.shape[0], b.shape[0], a.shape[0],
@@ -111,13 +113,14 @@ def matmul(input, other) -> Tensor:
     sides are expanded to the broadcast batch shape, reshaped to 3-D and multiplied with
     bmm."""
     a, b = _t(input), _t(other)
-    if a.ndim == 0 or b.ndim == 0:
+    nda, ndb = a._data.ndim, b._data.ndim
+    if nda == 0 or ndb == 0:
         raise EngineError("both arguments to matmul need to be at least 1D, but they are "
-                          f"{a.ndim}D and {b.ndim}D")
+                          f"{nda}D and {ndb}D")
     _same_dtype_m1_m2(a, b)
+    if nda == 1 and ndb == 1:
+        return dot(a, b)             # dot reports a size mismatch
     _check_matmul_sizes(a, b)
-    if a.ndim == 1 and b.ndim == 1:
-        return dot(a, b)
     if a.ndim == 2 and b.ndim == 1:
         return mv(a, b)
     if a.ndim == 1 and b.ndim == 2:
