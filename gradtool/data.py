@@ -4,13 +4,15 @@ shuffling and collation semantics (single process)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from .engine import ops
 from .engine.random import Generator, _rng
 from .engine.tensor import Tensor, _make
+from .errors import EngineError
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "DataLoader", "default_collate",
            "random_split"]
@@ -97,7 +99,7 @@ def default_collate(batch: list) -> Any:
     if isinstance(first, (tuple, list)):
         size = len(first)
         if any(len(item) != size for item in batch):
-            raise RuntimeError("each element in list of batch should be of equal size")
+            raise EngineError("each element in list of batch should be of equal size")
         # a list for tuples too, as torch ("backwards compatibility" in default_collate)
         return [default_collate(list(column)) for column in zip(*batch)]
     raise TypeError(f"default_collate: batch must contain tensors, numpy arrays, numbers, "
@@ -143,8 +145,7 @@ class DataLoader:
             return
         indices = self._indices()
         if self.batch_size is None:
-            for i in indices:
-                yield i
+            yield from indices
             return
         for start in range(0, len(indices), self.batch_size):
             chunk = indices[start:start + self.batch_size]

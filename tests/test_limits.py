@@ -200,7 +200,8 @@ def test_bad_limit_values_are_value_errors_with_a_message(parse, text):
         parse(text)
 
 
-@pytest.mark.parametrize("value, words", [("12ZB", "unknown unit"), ("-3", "expected a finite number >= 0"),
+@pytest.mark.parametrize("value, words", [("12ZB", "unknown unit"),
+                                          ("-3", "expected a finite number >= 0"),
                                           ("[1, 2]", "expected bytes"), ("true", "expected")])
 def test_bad_limits_in_a_spec_are_located(value, words):
     with pytest.raises(SpecError) as info:

@@ -10,9 +10,10 @@ the Jacobian has at most ``AUTO_FULL_LIMIT`` entries, else in fast mode.
 
 Other checks, as torch's: backward twice gives the same result within ``nondet_tol`` (up to
 ``REENTRANCY_ROWS`` rows spread over the output are computed twice, in batches of the same
-composition, so a deterministic backward agrees bit for bit); backward with undefined (None) or zero output gradients
-gives zero (``check_undefined_grad``); forward-mode AD against the numerical derivative and
-against reverse mode (``vᵀ(Ju) == (vᵀJ)u``); second order through ``create_graph``.
+composition, so a deterministic backward agrees bit for bit); backward with undefined (None)
+or zero output gradients gives zero (``check_undefined_grad``); forward-mode AD against the
+numerical derivative and against reverse mode (``vᵀ(Ju) == (vᵀJ)u``); second order through
+``create_graph``.
 """
 
 from __future__ import annotations
@@ -659,7 +660,7 @@ class _Checker:
         for o in self.diff_outs:
             t0 = time.perf_counter()
             vjp = self._vjp(o, self.diff)
-            # one batched backward: the k projections plus a zero cotangent (whose gradient: "backward not multiplied by grad_output"), then the k again
+            # one batched backward: the k projections plus a zero cotangent (whose gradient
             # must be zero: "backward not multiplied by grad_output"); the reentrancy check
             # runs the very same batch again
             zero = np.zeros((1,) + self.out_data[o].shape, dtype=vs[o].dtype)

@@ -19,7 +19,8 @@ TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".json": "json",
                 ".txt": "tree"}
 
 
-@click.command("graph", cls=options.ExprCommand, short_help="Print the backward graph of an expression.")
+@click.command("graph", cls=options.ExprCommand,
+               short_help="Print the backward graph of an expression.")
 @click.argument("expr", required=False)
 @options.inputs_option
 @click.option("--spec", "spec_file", type=click.Path(dir_okay=False),

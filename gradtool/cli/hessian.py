@@ -13,7 +13,8 @@ from .derivative import (array_json, array_text, check_matrix_size, emit,
 from .problem import from_args
 
 
-@click.command("hessian", cls=options.ExprCommand, short_help="The Hessian matrix of a scalar expression.")
+@click.command("hessian", cls=options.ExprCommand,
+               short_help="The Hessian matrix of a scalar expression.")
 @click.argument("expr")
 @options.inputs_option
 @options.check_flag

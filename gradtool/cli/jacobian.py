@@ -12,7 +12,8 @@ from .derivative import (array_json, array_text, check_matrix_size, emit,
 from .problem import from_args
 
 
-@click.command("jacobian", cls=options.ExprCommand, short_help="The full Jacobian matrix of an expression.")
+@click.command("jacobian", cls=options.ExprCommand,
+               short_help="The full Jacobian matrix of an expression.")
 @click.argument("expr")
 @options.inputs_option
 @options.check_flag

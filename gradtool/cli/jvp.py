@@ -14,7 +14,8 @@ from .derivative import (array_json, array_text, emit, finite_difference_check, 
 from .problem import from_args
 
 
-@click.command("jvp", cls=options.ExprCommand, short_help="Forward-mode Jacobian-vector product J·v.")
+@click.command("jvp", cls=options.ExprCommand,
+               short_help="Forward-mode Jacobian-vector product J·v.")
 @click.argument("expr")
 @options.inputs_option
 @click.option("--v", "tangents", multiple=True, metavar="NAME=VALUE",

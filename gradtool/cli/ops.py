@@ -55,8 +55,9 @@ def traced_primitives(fn) -> list | None:
         seen: list = []
 
         def record(prim, call_args, params):
-            if prim.name not in seen:
-                seen.append(prim.name)
+            # runs within this iteration only (removed below), so it sees this `seen`
+            if prim.name not in seen:  # noqa: B023
+                seen.append(prim.name)  # noqa: B023
             return primitive.apply(prim, call_args, params)
 
         INTERCEPTORS.append(record)
@@ -152,5 +153,5 @@ def command(fmt, pattern) -> None:
                       _mark(row["second_order"]))
     out = console.stdout()
     out.print(table)
-    out.print(Text(f"{len(rows)} function{'' if len(rows) == 1 else 's'}; tensor methods (x.sum(), x.clamp(min=0), ...) "
-                   "follow the same rules", style="dim"))
+    out.print(Text(f"{len(rows)} function{'' if len(rows) == 1 else 's'}; tensor methods "
+                   "(x.sum(), x.clamp(min=0), ...) follow the same rules", style="dim"))

@@ -13,7 +13,8 @@ from .derivative import array_json, array_text, emit, finite_difference_check, i
 from .problem import from_args, input_value
 
 
-@click.command("vjp", cls=options.ExprCommand, short_help="Vector-Jacobian product vᵀ·J (what backward(v) computes).")
+@click.command("vjp", cls=options.ExprCommand,
+               short_help="Vector-Jacobian product vᵀ·J (what backward(v) computes).")
 @click.argument("expr")
 @options.inputs_option
 @click.option("--v", "cotangent", metavar="VALUE",

@@ -266,7 +266,7 @@ class Function(metaclass=_FunctionMeta):
                       "version of PyTorch.", DeprecationWarning, stacklevel=2)
 
     def __call__(self, *args, **kwargs):
-        raise RuntimeError("Legacy autograd function with non-static forward method is "
+        raise EngineError("Legacy autograd function with non-static forward method is "
                            "deprecated. Please use new-style autograd function with static "
                            "forward method. (Example: "
                            "https://pytorch.org/docs/stable/autograd.html"

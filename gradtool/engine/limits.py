@@ -146,7 +146,7 @@ class Limits:
     max_elements: int | None = DEFAULT_MAX_ELEMENTS
     timeout: float | None = DEFAULT_TIMEOUT
 
-    def updated(self, other: "Limits | None") -> "Limits":
+    def updated(self, other: Limits | None) -> Limits:
         """These limits with the non-None fields of ``other`` put in."""
         if other is None:
             return self
@@ -321,7 +321,7 @@ class TimeLimit:
             return
         raise self.error()
 
-    def __enter__(self) -> "TimeLimit":
+    def __enter__(self) -> TimeLimit:
         if not self.seconds or _TIMER[0] is not None:
             self._nested = True         # no limit, or an enclosing one is in force
             return self

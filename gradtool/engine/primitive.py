@@ -27,7 +27,7 @@ from .tensor import Tensor, _make, new_version_counter
 _ndarray = np.ndarray
 _EMPTY: dict = {}
 
-REGISTRY: dict[str, "Primitive"] = {}
+REGISTRY: dict[str, Primitive] = {}
 
 SAVE_MODES = ("inputs", "out", "both", "shapes", "none")
 

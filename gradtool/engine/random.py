@@ -17,7 +17,7 @@ class Generator:
         self._seed = 0
         self.rng = np.random.default_rng(0)
 
-    def manual_seed(self, seed: int) -> "Generator":
+    def manual_seed(self, seed: int) -> Generator:
         self._seed = int(seed)
         self.rng = np.random.default_rng(self._seed)
         return self

@@ -58,7 +58,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ basic state
     @property
-    def data(self) -> "Tensor":
+    def data(self) -> Tensor:
         """A detached alias sharing memory (in-place changes through it are not tracked)."""
         return _make(self._data)
 
@@ -111,13 +111,13 @@ class Tensor:
         self._set_requires_grad(value, "only Tensors of floating point and complex dtype can "
                                        "require gradients")
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         # torch words the three ways differently: requires_grad_(), the setter, and
         # constructors/factories ("Only Tensors of floating point and complex dtype ...")
         return self._set_requires_grad(requires_grad, "only Tensors of floating point dtype "
                                                       "can require gradients")
 
-    def _set_requires_grad(self, requires_grad, message: str) -> "Tensor":
+    def _set_requires_grad(self, requires_grad, message: str) -> Tensor:
         if self.grad_fn is not None:
             if not requires_grad:
                 raise EngineError(
@@ -254,13 +254,13 @@ class Tensor:
         backward((self,), gradient, retain_graph,
                  create_graph, inputs=inputs)
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A new leaf sharing data (and the version counter) but outside the graph."""
         out = _make(self._data)
         out._vc = version_counter(self)
         return out
 
-    def detach_(self) -> "Tensor":
+    def detach_(self) -> Tensor:
         if self._get("base") is not None:
             raise EngineError("Can't detach views in-place. Use detach() instead.")
         self.grad_fn = None
@@ -358,7 +358,7 @@ class RemovableHandle:
         self._extra = extra
 
     @classmethod
-    def add(cls, hooks: dict, hook) -> "RemovableHandle":
+    def add(cls, hooks: dict, hook) -> RemovableHandle:
         handle = cls(hooks)
         hooks[handle.id] = hook
         return handle
@@ -368,7 +368,7 @@ class RemovableHandle:
         for table in self._extra:
             table.pop(self.id, None)
 
-    def __enter__(self) -> "RemovableHandle":
+    def __enter__(self) -> RemovableHandle:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -26,7 +26,8 @@ reshapes propagate it in O(batch) instead of O(batch x size); anything else dens
 When a primitive has no rule, or the function needs a value (``.item()``, ``bool(x)``,
 ``.numpy()``, autograd inside, or numpy run on a tensor's ``_data`` outside the op table,
 which :class:`_Example` guards), :class:`VmapFallback` is raised inside and ``vmap`` runs
-``fn`` once per example instead (the returned function's ``path`` attribute says which path its last call took and why).
+``fn`` once per example instead (the returned function's ``path`` attribute says which path
+its last call took and why).
 """
 
 from __future__ import annotations
@@ -87,11 +88,11 @@ class BatchedTensor(Tensor):
     def __array__(self, dtype=None, copy=None):
         raise VmapFallback("the function converts a tensor to numpy under vmap")
 
-    def detach(self) -> "BatchedTensor":
+    def detach(self) -> BatchedTensor:
         return _wrap_like(self)
 
     @property
-    def data(self) -> "BatchedTensor":
+    def data(self) -> BatchedTensor:
         return _wrap_like(self)
 
     def batch(self) -> np.ndarray:

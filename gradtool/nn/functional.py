@@ -258,10 +258,10 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         out = conv2d(_ops.unsqueeze(input, 0), weight, bias, stride, padding, dilation)
         return _ops.squeeze(out, 0)
     if input.ndim != 4:
-        raise RuntimeError(f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got "
+        raise EngineError(f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got "
                            f"input of size: {list(input.shape)}")
     if weight.ndim != 4 or input.shape[1] != weight.shape[1]:
-        raise RuntimeError(
+        raise EngineError(
             f"Given groups=1, weight of size {list(weight.shape)}, expected input"
             f"{list(input.shape)} to have {weight.shape[1] if weight.ndim > 1 else '?'} "
             f"channels, but got {input.shape[1]} channels instead")
@@ -270,7 +270,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     oh, ow = _P._conv_out_hw(input.shape[2], input.shape[3], tuple(weight.shape[-2:]), stride,
                              pads, dilation)
     if oh <= 0 or ow <= 0:
-        raise RuntimeError(
+        raise EngineError(
             f"Calculated output size: ({weight.shape[0]}x{oh}x{ow}). Output size is too small")
     return apply(_P.convolution, (input, weight, bias),
                  {"stride": stride, "padding": pads, "dilation": dilation})
@@ -283,7 +283,7 @@ def _pool_params(kernel_size, stride, padding, dilation) -> tuple:
     p, d = _pair(padding, "padding"), _pair(dilation, "dilation")
     for pi, ki, di in zip(p, k, d):
         if pi > (di * (ki - 1) + 1) // 2:
-            raise RuntimeError("pad should be at most half of effective kernel size, but got "
+            raise EngineError("pad should be at most half of effective kernel size, but got "
                                f"pad={pi}, kernel_size={ki} and dilation={di}")
     return k, s, p, d
 
@@ -368,7 +368,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
                                   "not supported")
     idx = np.asarray(input._data if isinstance(input, Tensor) else input)
     if idx.dtype.kind not in "iu":
-        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
+        raise EngineError("Expected tensor for argument #1 'indices' to have one of the "
                            "following scalar types: Long, Int; but got "
                            f"{idx.dtype} instead (while checking arguments for embedding)")
     n = weight.shape[0]

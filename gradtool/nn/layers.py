@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from ..engine import ops as _ops
 from ..engine.tensor import Tensor
@@ -51,8 +51,8 @@ class Sequential(Module):
         for key in keys:
             del self._modules[key]
         # keep numbering contiguous, as torch does
-        self.__dict__["_modules"] = dict((str(i), m) for i, m in
-                                         enumerate(self._modules.values()))
+        self.__dict__["_modules"] = {str(i): m for i, m in
+                                     enumerate(self._modules.values())}
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -60,16 +60,16 @@ class Sequential(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules: Iterable[Module]) -> "Sequential":
+    def extend(self, modules: Iterable[Module]) -> Sequential:
         for module in modules:
             self.append(module)
         return self
 
-    def insert(self, index: int, module: Module) -> "Sequential":
+    def insert(self, index: int, module: Module) -> Sequential:
         mods = list(self._modules.values())
         mods.insert(index, module)
         self.__dict__["_modules"] = {str(i): m for i, m in enumerate(mods)}
@@ -104,11 +104,11 @@ class ModuleList(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def append(self, module: Module) -> "ModuleList":
+    def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules: Iterable[Module]) -> "ModuleList":
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
         for module in modules:
             self.append(module)
         return self
@@ -566,7 +566,7 @@ class Embedding(Module):
 
     @classmethod
     def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,
-                        padding_idx: int | None = None) -> "Embedding":
+                        padding_idx: int | None = None) -> Embedding:
         rows, cols = embeddings.shape
         return cls(rows, cols, padding_idx, _weight=embeddings, _freeze=freeze)
 

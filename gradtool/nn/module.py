@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict, namedtuple
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from ..engine import dtypes
 from ..engine.function import Function
 from ..engine.grad_mode import MODE, no_grad
 from ..engine.tensor import RemovableHandle, Tensor, bump_version
+from ..errors import EngineError
 from .parameter import Buffer, Parameter
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -99,7 +101,7 @@ class Module:
         else:
             self._non_persistent_buffers_set.add(name)
 
-    def add_module(self, name: str, module: "Module | None") -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         """Add a child module under ``name``."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{_typename(module)} is not a Module subclass")
@@ -190,7 +192,7 @@ class Module:
 
     # ------------------------------------------------------------------ traversal
     def named_modules(self, memo: set | None = None, prefix: str = "",
-                      remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
         """(qualified name, module) for this module and every descendant, pre-order."""
         if memo is None:
             memo = set()
@@ -206,18 +208,18 @@ class Module:
                         for key, child in module._modules.items() if child is not None]
             stack.extend(reversed(children))
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, module in self.named_modules():
             yield module
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         seen = set()
         for name, module in self._modules.items():
             if module is not None and id(module) not in seen:
                 seen.add(id(module))
                 yield name, module
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         for _, module in self.named_children():
             yield module
 
@@ -250,7 +252,7 @@ class Module:
         for _, buf in self.named_buffers(recurse=recurse):
             yield buf
 
-    def get_submodule(self, target: str) -> "Module":
+    def get_submodule(self, target: str) -> Module:
         module = self
         for item in target.split(".") if target else ():
             if item not in module._modules:
@@ -266,7 +268,7 @@ class Module:
         return module._parameters[name]
 
     # ------------------------------------------------------------------ modes and state
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Set training mode (Dropout active) on this module and every descendant."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
@@ -274,10 +276,10 @@ class Module:
             object.__setattr__(module, "training", mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -287,7 +289,7 @@ class Module:
         for p in self.parameters():
             _zero_grad(p, set_to_none)
 
-    def apply(self, fn: Callable[["Module"], Any]) -> "Module":
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
         """Call ``fn`` on every descendant (children first) and then on this module."""
         for child in self.children():
             child.apply(fn)
@@ -295,7 +297,7 @@ class Module:
         return self
 
     def state_dict(self, *, destination=None, prefix: str = "",
-                   keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
+                   keep_vars: bool = False) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers by qualified name (detached unless
         ``keep_vars``), module by module in definition order."""
         out = OrderedDict() if destination is None else destination
@@ -311,7 +313,7 @@ class Module:
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True,
-                        assign: bool = False) -> "_IncompatibleKeys":
+                        assign: bool = False) -> _IncompatibleKeys:
         """Copy values from ``state_dict`` into the parameters and buffers (in place, so
         optimizers keep working); torch's error report on missing/unexpected keys."""
         expected = {}
@@ -354,11 +356,11 @@ class Module:
                 errors.insert(0, "Missing key(s) in state_dict: {}. ".format(
                     ", ".join(f'"{k}"' for k in missing)))
         if errors:
-            raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
+            raise EngineError("Error(s) in loading state_dict for {}:\n\t{}".format(
                 type(self).__name__, "\n\t".join(errors)))
         return _IncompatibleKeys(missing, unexpected)
 
-    def _apply_dtype(self, np_dtype) -> "Module":
+    def _apply_dtype(self, np_dtype) -> Module:
         """Convert floating parameters, their gradients and buffers to ``np_dtype`` in place
         (the Parameter objects stay, so optimizers built before still hold them)."""
         for module in self.modules():
@@ -371,7 +373,7 @@ class Module:
                         t._grad._data = t._grad._data.astype(np_dtype)
         return self
 
-    def to(self, *args, dtype=None, **kwargs) -> "Module":
+    def to(self, *args, dtype=None, **kwargs) -> Module:
         """``to(dtype)`` (device arguments are accepted and ignored: CPU only)."""
         for a in args:
             if isinstance(a, (dtypes.dtype, np.dtype, type)) or a in dtypes.BY_NAME:
@@ -380,19 +382,19 @@ class Module:
             return self
         return self._apply_dtype(dtypes.to_np(dtype))
 
-    def double(self) -> "Module":
+    def double(self) -> Module:
         return self._apply_dtype(np.float64)
 
-    def float(self) -> "Module":
+    def float(self) -> Module:
         return self._apply_dtype(np.float32)
 
-    def half(self) -> "Module":
+    def half(self) -> Module:
         return self._apply_dtype(np.float16)
 
-    def cpu(self) -> "Module":
+    def cpu(self) -> Module:
         return self
 
-    def type(self, dst_type) -> "Module":
+    def type(self, dst_type) -> Module:
         return self.to(dst_type)
 
     # ------------------------------------------------------------------ repr
@@ -470,7 +472,7 @@ class Module:
                 result = hook(self, args, kwargs)
                 if result is not None:
                     if not (isinstance(result, tuple) and len(result) == 2):
-                        raise RuntimeError("forward pre-hook must return None or a tuple of "
+                        raise EngineError("forward pre-hook must return None or a tuple of "
                                            f"(new_args, new_kwargs), but got {result}.")
                     args, kwargs = result
             else:
@@ -589,7 +591,7 @@ class BackwardHook:
             if out is None:
                 continue
             if len(out) != len(res):
-                raise RuntimeError("Backward hook returned an invalid number of grad_input, "
+                raise EngineError("Backward hook returned an invalid number of grad_input, "
                                    f"got {len(out)}, but expected {len(res)}")
             res = out
         self.grad_outputs = None
@@ -612,7 +614,7 @@ class BackwardHook:
             if new is None:
                 continue
             if len(new) != expected:
-                raise RuntimeError("Backward pre hook returned an invalid number of "
+                raise EngineError("Backward pre hook returned an invalid number of "
                                    f"grad_output, got {len(new)}, but expected {expected}")
             self.grad_outputs = tuple(new)
         local = self.grad_outputs
@@ -625,7 +627,7 @@ class BackwardHook:
                 res = hook(self.module, grad_inputs, self.grad_outputs)
                 if res is not None and not (isinstance(res, tuple)
                                             and all(r is None for r in res)):
-                    raise RuntimeError("Backward hook for Modules where no input requires "
+                    raise EngineError("Backward hook for Modules where no input requires "
                                        "gradient should always return None or None for all "
                                        "gradients.")
             self.grad_outputs = None

@@ -114,7 +114,7 @@ def result_metrics(result) -> dict:
 
 
 def counts(outcomes) -> dict:
-    out = {status: 0 for status in STATUSES}
+    out = dict.fromkeys(STATUSES, 0)
     for item in outcomes:
         out[item.status] += 1
     return out
@@ -186,7 +186,7 @@ class TableLayout:
     columns: tuple
 
     @classmethod
-    def fit(cls, ids, width: int | None) -> "TableLayout":
+    def fit(cls, ids, width: int | None) -> TableLayout:
         id_width = max([len("check"), *(len(i) for i in ids)])
         columns = list(COLUMNS)
         for name in DROP_ORDER:
@@ -203,7 +203,7 @@ class TableLayout:
             text.append("  " + name.rjust(width), style="bold")
         return text
 
-    def row(self, item: "Outcome") -> Text:
+    def row(self, item: Outcome) -> Text:
         label, style = STATUSES[item.status]
         text = Text(item.id.ljust(self.id_width) + "  ")
         text.append(label.ljust(STATUS_WIDTH) if self.columns else label, style=style)

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from ..engine import dtypes, limits, primitive
-from ..engine.grad_mode import MODE
 from ..engine.limits import element_limit
 from ..engine.tensor import Tensor
 from ..errors import LimitError, Location, SpecError, SpecErrors

@@ -80,7 +80,7 @@ def resolve_python(ref: str, location: Location | None, *,
                             "and Modules") from None
         raise SpecError(f"cannot import module '{module_name}': {type(exc).__name__}: {exc}",
                         location) from None
-    except Exception as exc:  # ImportError, or anything the user's module raises
+    except Exception as exc:  # noqa: BLE001  (ImportError, or anything the user's module raises)
         raise SpecError(f"cannot import module '{module_name}': {type(exc).__name__}: {exc}",
                         location) from None
     except SystemExit as exc:  # sys.exit() at import would end gradtool with its code

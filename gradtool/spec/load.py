@@ -258,7 +258,7 @@ class _SpecLoader:
 
     def signatures(self) -> dict[str, tuple[str, ...] | None]:
         """Argument names of every function (None: unknown, e.g. Python or broken ones)."""
-        known = {name: None for name in self.broken}
+        known = dict.fromkeys(self.broken)
         known.update((name, fdef.signature) for name, fdef in self.definitions.items())
         return known
 
@@ -321,7 +321,7 @@ class _SpecLoader:
                 ok = False
             nondiff.add(arg.value)
         backward = fields["backward"]
-        for arg, formula in backward.value.items():
+        for arg in backward.value:
             if arg not in args:
                 ctx.error(f"function '{name}': backward formula for unknown arg '{arg}'"
                           + did_you_mean(arg, args), backward.key_locations[arg])

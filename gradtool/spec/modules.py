@@ -56,7 +56,7 @@ class ModuleDef:
     parameter_elements: int = 0               # of all its parameters (known once built)
 
     def build(self, seed: int = 0, dtype: str = "float64",
-              max_elements: int = DEFAULT_MAX_ELEMENTS) -> "ModuleInstance":
+              max_elements: int = DEFAULT_MAX_ELEMENTS) -> ModuleInstance:
         """A new instance with parameters drawn from ``seed``, in ``dtype``."""
         rng = np.random.default_rng([seed, zlib.crc32(self.name.encode())])
         if self.torch:

@@ -162,7 +162,7 @@ class BatchNormGammaDropped(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         xhat, var, gamma = ctx.saved_tensors
-        n = g.shape[0]
+        n = g.shape[0]  # noqa: F841  (as the code it mimics had it)
         dxhat = g                              # bug: g * gamma
         dx = (dxhat - dxhat.mean(0) - xhat * (dxhat * xhat).mean(0)) / torch.sqrt(var + 1e-5)
         return dx, (g * xhat).sum(0), g.sum(0)

@@ -1,10 +1,10 @@
 """gt.vmap: every primitive of the op table has a batching rule that matches a loop.
 
 The walk covers ``gradtool.engine.primitive.REGISTRY`` with the op table's sample inputs
-(``prim.sample`` or SAMPLES in tests/engine/test_op_table.py), so a new primitive without a
+(``prim.sample``, declared in its entry), so a new primitive without a
 batching rule fails here.  Each float argument is batched alone (what the checker does: one
 input perturbed at a time), then all together; dense batches and one-element perturbations
-(:class:`~gradtool.engine.vmap.Delta`) are both checked against one call per example.
+(:class:`~gradtool.engine.batching.Delta`) are both checked against one call per example.
 """
 
 import importlib.util

@@ -243,7 +243,7 @@ def test_junit_to_file_while_table_prints(run, spec_dir, tmp_path):
 def test_github_annotations_and_junit_in_one_run(run, spec_dir, tmp_path):
     spec_dir("bad.yaml", BAD)
     result = run("check", "bad.yaml", "--format", "github", "--output", "junit.xml")
-    errors = [l for l in result.stdout.splitlines() if l.startswith("::error ")]
+    errors = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
     assert len(errors) == 2
     assert errors[0].startswith("::error file=bad.yaml,line=14,col=5,title=gradtool%3A "
                                 "gradient check failed%3A factor_two::")

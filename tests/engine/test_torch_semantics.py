@@ -475,7 +475,8 @@ def test_new_factories_and_masked_fill_():
         y = x.clone()
         y.masked_fill_(y > 1.5, 0.0)
         return (x.new_ones(2), x.new_zeros((2, 1)), x.new_full((2,), 7.0),
-                x.new_tensor([1, 2]), str(x.new_ones(2).dtype).split(".")[1], y, x.where(x > 1.5, x * 0))
+                x.new_tensor([1, 2]), str(x.new_ones(2).dtype).split(".")[1], y,
+                x.where(x > 1.5, x * 0))
     same(fn)
 
 

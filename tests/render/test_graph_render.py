@@ -53,7 +53,7 @@ def test_autograd_basics_tree_names_and_sharing(golden):
     text = render_text(view)
     lines = text.splitlines()
     assert lines[0].startswith("MeanBackward0")
-    assert [l.strip("│├└─ ") .split()[0] for l in lines[1:6]] == [
+    assert [line.strip("│├└─ ") .split()[0] for line in lines[1:6]] == [
         "MulBackward0", "MulBackward0", "AddBackward0", "AccumulateGrad", "↑"]
     assert "AddBackward0 #1" in lines[3] and "shared" in lines[5]
     assert "x: float64[3]" in lines[4]

@@ -92,7 +92,7 @@ def test_junit_one_testcase_per_check():
 
 def test_github_annotations_escape_and_point_at_checks():
     lines = report.render_github(outcomes(), LOAD_ERRORS).splitlines()
-    errors = [l for l in lines if l.startswith("::error ")]
+    errors = [line for line in lines if line.startswith("::error ")]
     assert len(errors) == 4     # the load error, failed, xpassed, error
     assert errors[0].startswith("::error file=specs/c.yaml,line=1,col=1,title=")
     failed = errors[1]

@@ -97,7 +97,7 @@ def _repairs(calls, probe) -> list:
                             f"is due (in {text})",
                             {"kind": "wrong_tensor", "uses": source, "due": target,
                              "ops": sorted({n for _, _, n in chosen})},
-                            Rewrite(substitute={s: cand for s in sites})))
+                            Rewrite(substitute=dict.fromkeys(sites, cand))))
     # reductions: keepdim, another dim
     for index, call in enumerate(calls):
         if call.reduction is None:

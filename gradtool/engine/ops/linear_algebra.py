@@ -91,10 +91,9 @@ def dot(input, other) -> Tensor:
         raise EngineError("dot : expected both vectors to have same dtype, but found "
                           f"{scalar_type_name(a)} and {scalar_type_name(b)}")
     if da.shape[0] != db.shape[0]:
-        raise ShapeError("inconsistent tensor size, expected tensor [{}] and src [{}] to have "
-                         "the same number of elements, but got {} and {} elements "
-                         "respectively".format(a.shape[0], b.shape[0], a.shape[0],
-                                               b.shape[0]))
+        raise ShapeError(f"inconsistent tensor size, expected tensor [{a.shape[0]}] and src "
+                         f"[{b.shape[0]}] to have the same number of elements, but got "
+                         f"{a.shape[0]} and {b.shape[0]} elements respectively")
     return apply(L.dot, (a, b))
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
 from ...engine.tensor import Tensor, _make, bump_version
+from ...errors import EngineError
 
 
 def _with_grads(parameters) -> list:
@@ -28,7 +29,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
     else:
         total = float(sum(np.sum(np.abs(g) ** norm_type) for g in grads) ** (1.0 / norm_type))
     if error_if_nonfinite and not np.isfinite(total):
-        raise RuntimeError(f"The total norm of order {float(norm_type)} for gradients from "
+        raise EngineError(f"The total norm of order {float(norm_type)} for gradients from "
                            "`parameters` is non-finite, so it cannot be clipped. To disable "
                            "this error and scale the gradients by the non-finite norm anyway, "
                            "set `error_if_nonfinite=False`")
