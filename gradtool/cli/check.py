@@ -164,7 +164,8 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         write_atomic(output, _render(file_fmt, outcomes, load_errors, elapsed, started,
                                      not_run, interrupted, shard=shard_info))
     if durations_file:
-        write_atomic(durations_file, sharding.durations_text(durations, outcomes))
+        write_atomic(durations_file, sharding.durations_text(durations, outcomes),
+                     option="--durations-file")
     if interrupted:
         raise click.exceptions.Exit(console.INTERRUPTED)
     raise click.exceptions.Exit(report.exit_code(outcomes, load_errors))

@@ -7,6 +7,7 @@ import os
 
 import click
 
+from .. import sharding
 from ..render import report as render
 from ..render.merge import merge as merge_reports
 from . import console, options
@@ -25,8 +26,11 @@ def command() -> None:
               default="table", help="Report format (default: table).")
 @click.option("--output", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the report to FILE instead of stdout.")
+@click.option("--durations-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Also update PATH with the check times of the merged run (the file "
+                   "'gradtool check --shard K/N --durations-file PATH' balances by).")
 @options.common
-def merge(reports, fmt, output) -> None:
+def merge(reports, fmt, output, durations_file) -> None:
     """Merge the JSON reports of 'gradtool check --shard K/N' runs into the report a
     single run would have written (its checks in the same order), with the same exit
     code.  Every part of the split must be given, once; a check may be in one report only.
@@ -36,12 +40,14 @@ def merge(reports, fmt, output) -> None:
       gradtool check --shard 1/2 --format json --output part1.json
       gradtool check --shard 2/2 --format json --output part2.json
       gradtool report merge part1.json part2.json --format junit --output report.xml
+      gradtool report merge part*.json --durations-file .gradtool-durations.json
     """
     for path in reports:
-        require_regular(os.path.realpath(path), "report")
+        require_regular(path, "report")
     if output:
         require_regular(os.path.realpath(output), "--output", may_be_missing=True)
     run = merge_reports(list(reports))
+    durations = sharding.read_durations(durations_file) if durations_file else None
     if fmt == "table":
         if output:
             from io import StringIO
@@ -69,5 +75,8 @@ def merge(reports, fmt, output) -> None:
             write_atomic(output, text)
         else:
             click.echo(text, nl=False)
+    if durations_file:
+        write_atomic(durations_file, sharding.durations_text(durations, run.outcomes),
+                     option="--durations-file")
     raise click.exceptions.Exit(run.exit_code)
 
