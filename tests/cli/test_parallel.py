@@ -259,3 +259,43 @@ def test_a_corrupt_durations_file_is_a_usage_error(project):
     (project / "d.json").write_text("[1, 2]")
     code, output = _check("--shard", "1/2", "--durations-file", "d.json")
     assert code == 2 and "not a version 1 durations file" in output
+
+
+def test_a_check_does_not_depend_on_what_ran_before_it(project):
+    # what lets workers run any subset in any order: each check draws its inputs from its
+    # own seed and leaves nothing behind for the next one
+    from gradtool.runner import Overrides, discover, load_all, run_check
+    files, _ = discover(["specs"])
+    checks, _ = load_all(files)
+    overrides = Overrides(mode="full")
+
+    def run(order):
+        outcomes = {}
+        for item in order:
+            outcome = run_check(item, overrides)
+            outcomes[item.id] = (outcome.status, outcome.message,
+                                 json.dumps(_stable(outcome.details), default=repr))
+        return outcomes
+
+    assert run(checks) == run(list(reversed(checks))) == run(checks[::2] + checks[1::2])
+
+
+def test_pytest_plugin_under_xdist(project):
+    pytest.importorskip("xdist")
+    import subprocess
+    import sys
+    (project / "specs" / "crash").mkdir()
+    (project / "specs" / "crash" / "crashing.py").write_text(CRASH)
+    (project / "specs" / "crash" / "c.yaml").write_text(
+        'version: 1\nfunctions:\n  Boom: {python: "crashing:Boom"}\nchecks:\n'
+        "  - name: boom\n    expr: Boom(x)\n    inputs: {x: {shape: [2]}}\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "--gradtool", "specs", "-n", "2",
+                           "-p", "no:cacheprovider", "-rA", "--rootdir", str(project)],
+                          cwd=project, capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 1, out
+    assert "3 failed, 4 passed, 1 skipped, 1 xfailed" in out, out
+    for failed in ("specs/a.yaml::wrong", "specs/a.yaml::bad_shapes",
+                   "specs/crash/c.yaml::boom"):
+        assert f"FAILED {failed}" in out, out
+    assert "crashed while running 'specs/crash/c.yaml::boom'" in out
