@@ -212,18 +212,36 @@ def crashed(item: Selected, process: subprocess.Popen, seconds: float = 0.0) -> 
     return outcome
 
 
-def run_parallel(checks: list[Selected], settings: Settings, workers: int, *,
-                 fail_fast: bool = False, save_failures: str | None = None,
-                 on_outcome=None) -> tuple[list[Outcome], bool]:
-    """Run ``checks`` in ``workers`` processes.  Returns the outcomes in the serial order
-    and whether Ctrl-C stopped the run.  ``on_outcome(outcome, warnings)`` is called in
-    the serial order, as soon as every check before it has finished.  With ``fail_fast``
-    the outcomes end at the first problem, as a serial ``-x`` run's do."""
+class Pool:
+    """``count`` worker processes, started at once: they import gradtool while the parent
+    finds and loads the spec files.  A context manager: leaving it kills what is left."""
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        self.settings, self.replies = settings, queue.Queue()
+        self.workers: list[_Worker] = []
+        for number in range(count):
+            self.workers.append(_Worker(number, settings, self.replies))
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for worker in self.workers:
+            worker.kill()
+
+
+def run_parallel(checks: list[Selected], started: Pool, *, fail_fast: bool = False,
+                 save_failures: str | None = None, on_outcome=None) \
+        -> tuple[list[Outcome], bool]:
+    """Run ``checks`` in the pool's worker processes.  Returns the outcomes in the serial
+    order and whether Ctrl-C stopped the run.  ``on_outcome(outcome, warnings)`` is called
+    in the serial order, as soon as every check before it has finished.  With
+    ``fail_fast`` the outcomes end at the first problem, as a serial ``-x`` run's do."""
     tasks = [Task(index, item.file, item.name) for index, item in enumerate(checks)]
     results: dict[int, Outcome] = {}
     pending = list(reversed(tasks))
-    replies: queue.Queue = queue.Queue()
-    pool: list[_Worker] = []
+    settings, replies = started.settings, started.replies
+    pool = started.workers          # the live workers (a dead one is replaced in place)
     stop_after = len(tasks)            # -x: no check after the first problem is reported
     reported = 0
     interrupted = False
@@ -256,9 +274,7 @@ def run_parallel(checks: list[Selected], settings: Settings, workers: int, *,
         return True
 
     try:
-        for number in range(min(workers, len(tasks))):
-            worker = _Worker(number, settings, replies)
-            pool.append(worker)
+        for worker in list(pool):
             feed(worker)
         while any(w.task is not None for w in pool):
             worker, kind, message = replies.get()
@@ -294,8 +310,9 @@ def run_parallel(checks: list[Selected], settings: Settings, workers: int, *,
     except KeyboardInterrupt:               # report what finished, then exit 130
         interrupted = True
     finally:
-        for worker in pool:
+        for worker in list(pool):
             worker.kill()
+            pool.remove(worker)
     report_ready(gaps=interrupted)
     return [results[i][0] for i in sorted(results) if i < stop_after], interrupted
 

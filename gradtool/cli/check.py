@@ -114,7 +114,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         # before anything runs: a FIFO would block the end of the run, a device eat it
         require_regular(os.path.realpath(output), "--output", may_be_missing=True)
     fmt = fmt or "table"
-    part = sharding.parse_shard(shard) if shard is not None else None
+    shard_info = sharding.parse_shard(shard) if shard is not None else None
     durations = sharding.read_durations(durations_file) if durations_file else None
     if durations_file:
         require_regular(os.path.realpath(durations_file), "--durations-file",
@@ -125,6 +125,20 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         except OSError as error:
             raise UsageError(f"--save-failures {save_failures}: cannot create the folder: "
                              f"{error.strerror or error}") from None
+    overrides = Overrides(eps, atol, rtol, mode, method, seed, nondet_tol)
+    settings = parallel.Settings(overrides, not no_python, debug, limits)
+    # -n: the workers start now, importing gradtool while this process loads the specs
+    pool = parallel.Pool(settings, workers) if (workers or 1) > 1 and not collect_only \
+        else contextlib.nullcontext()
+    with pool:
+        _check(pool, paths, keyword, tags, fail_fast, overrides, verbose, quiet, fmt, output,
+               file_fmt, collect_only, save_failures, no_python, skip_non_specs, shard_info,
+               durations, durations_file, limits, debug)
+
+
+def _check(pool, paths, keyword, tags, fail_fast, overrides, verbose, quiet, fmt, output,
+           file_fmt, collect_only, save_failures, no_python, skip_non_specs, part,
+           durations, durations_file, limits, debug) -> None:
     files, load_errors = discover(paths, sniff_named=skip_non_specs)
     # what imported user code prints goes to stderr: stdout holds only the report (JSON...)
     with contextlib.redirect_stdout(sys.stderr):
@@ -144,17 +158,15 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         raise click.exceptions.Exit(report.exit_code([], load_errors))
     if fail_fast and load_errors:
         checks = []        # as pytest -x: errors while collecting stop the run before it starts
-    overrides = Overrides(eps, atol, rtol, mode, method, seed, nondet_tol)
     # off a terminal (CI logs, a pipe) each row is printed as its check finishes
     stream = console.stdout() if fmt == "table" and not quiet and \
         not console.is_terminal(sys.stdout) else None
     start, started = time.perf_counter(), time.time()
     with contextlib.redirect_stdout(sys.stderr):
-        settings = parallel.Settings(overrides, not no_python, debug, limits)
         outcomes, interrupted = _run(checks, overrides, fail_fast=fail_fast,
                                      save_failures=save_failures, debug=debug,
                                      progress=fmt == "table" and not quiet, stream=stream,
-                                     workers=workers or 1, settings=settings)
+                                     pool=pool if isinstance(pool, parallel.Pool) else None)
     elapsed = time.perf_counter() - start
     not_run = len(checks) - len(outcomes)
     _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet,
@@ -184,11 +196,11 @@ def _print_load_errors(load_errors) -> None:
 
 
 def _run(checks, overrides, *, fail_fast, save_failures, debug, progress,
-         stream=None, workers=1, settings=None) -> tuple[list, bool]:
+         stream=None, pool=None) -> tuple[list, bool]:
     """Run the checks; returns their outcomes and whether Ctrl-C stopped the run (then the
     outcomes are those of the checks that finished).  ``stream``: a console to print each
-    check's table row on as it finishes; ``workers`` > 1: run them in that many worker
-    processes (:mod:`gradtool.parallel`), reported in the same order."""
+    check's table row on as it finishes; ``pool``: run them in its worker processes
+    (:mod:`gradtool.parallel`), reported in the same order."""
     outcomes = []
     err = console.stderr()
     show = progress and err.is_terminal and len(checks) > PROGRESS_AFTER
@@ -213,11 +225,11 @@ def _run(checks, overrides, *, fail_fast, save_failures, debug, progress,
     try:
         with bar:
             task = bar.add_task("checking", total=len(checks), tally="")
-            if workers > 1 and len(checks) > 1:
-                bar.update(task, description=f"checking ({workers} workers)")
+            if pool is not None:
+                bar.update(task, description=f"checking ({len(pool.workers)} workers)")
                 _, interrupted = parallel.run_parallel(
-                    checks, settings, workers, fail_fast=fail_fast,
-                    save_failures=save_failures, on_outcome=finished)
+                    checks, pool, fail_fast=fail_fast, save_failures=save_failures,
+                    on_outcome=finished)
                 return outcomes, interrupted
             for item in checks:
                 bar.update(task, description=f"checking {item.name}")
