@@ -3,9 +3,11 @@
     python bench/run_all.py [--quick]
 
 engine.py (per-op cost, tiny tensors, the 2-layer net, long chains), graph.py (graph
-rendering) and gradcheck.py (the checker), each in its own process with one BLAS thread.
-Every row is gradtool's time, torch's time measured in the same run, and their ratio.
-About 2 minutes on 2 cores (``--quick``: about 1).
+rendering) and gradcheck.py (the checker), each in its own process with one BLAS thread:
+every row is gradtool's time, torch's time measured in the same run, and their ratio.
+scale_out.py (``check -n 2`` vs serial, shards, merge; always ``--quick`` here: checks of
+0.2 s instead of 0.5 s, about 25 s).
+About 2.5 minutes on 2 cores (``--quick``: about 1.5).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("engine.py", "graph.py", "gradcheck.py")
+SCRIPTS = ("engine.py", "graph.py", "gradcheck.py", "scale_out.py")
 
 
 def main() -> int:
@@ -30,6 +32,8 @@ def main() -> int:
         extra = ["--quick"] if args.quick and script != "gradcheck.py" else []
         if args.quick and script == "gradcheck.py":
             extra = ["--budget", "0.5"]
+        if script == "scale_out.py":
+            extra = ["--quick"]
         print(f"\n== bench/{script} {' '.join(extra)}".rstrip(), flush=True)
         if subprocess.run([sys.executable, str(HERE / script), *extra], check=False).returncode:
             failed.append(script)
