@@ -1,15 +1,15 @@
 """``gradtool check -n N``: the selected checks run in N worker processes.
 
 Each worker is a fresh interpreter (``python -m gradtool.parallel``, a hidden entry point)
-that loads a spec file itself, from its path, and runs checks of it by position: nothing
-but file names, positions and settings crosses the pipe, so a check sees the same process
+that loads a spec file itself, from its path, and runs checks of it by name: nothing but
+file names, check names and settings crosses the pipe, so a check sees the same process
 state it would in a serial run (each check's inputs are drawn from its own seed).  Results
 come back as pickled outcomes and are reported in the serial order; ``--save-failures``
 files are written by the parent, in that order, so their names are those of a serial run.
 
 A worker that dies (a segfault, ``os._exit``, the out-of-memory killer) turns the check it
-was running into an error naming it; a new worker takes the remaining checks.  Workers
-ignore SIGINT: on Ctrl-C the parent kills them and reports what finished."""
+was running into an error naming it; a new worker takes the remaining checks.  Workers run
+in a session of their own: on Ctrl-C the parent kills them and reports what finished."""
 
 from __future__ import annotations
 
@@ -118,6 +118,12 @@ def _run_task(task: Task, settings: Settings, loaded: dict) -> tuple[Outcome, li
         warnings.simplefilter("always")
         outcome = run_check(item, settings.overrides, save_failures=None, debug=settings.debug)
     messages = list(dict.fromkeys(str(w.message).strip() for w in caught))
+    result = outcome.result
+    if result is not None and outcome.status == "passed":
+        # only failures show Jacobians (-v) or save inputs: do not ship a passed check's
+        for block in getattr(result, "blocks", ()):
+            block.numerical = block.analytical = None
+        result.inputs = []
     try:
         pickle.dumps(outcome.result)
     except Exception:  # noqa: BLE001  (a result holding unpicklable user objects: the report
@@ -143,8 +149,11 @@ class _Worker:
         self.started = 0.0
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gradtool.parallel"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, env=worker_environment(), start_new_session=False)
-        _write(self.process.stdin, settings)
+            stdout=subprocess.PIPE, env=worker_environment(),
+            # a session of its own: a terminal's Ctrl-C reaches the parent only, which
+            # then stops the workers (they would die mid-import with a traceback)
+            start_new_session=True)
+        self._send(settings)
         self.reader = threading.Thread(target=self._read, args=(replies,), daemon=True)
         self.reader.start()
 
@@ -163,7 +172,13 @@ class _Worker:
 
     def send(self, task: Task) -> None:
         self.task, self.started = task, time.perf_counter()
-        _write(self.process.stdin, task)
+        self._send(task)
+
+    def _send(self, message) -> None:
+        try:
+            _write(self.process.stdin, message)
+        except OSError:     # it died: its reader reports that, with the task it was given
+            pass
 
     def close(self) -> None:
         try:
@@ -290,8 +305,16 @@ def run_parallel(checks: list[Selected], started: Pool, *, fail_fast: bool = Fal
                 results[index] = (outcome, caught)
             else:                           # died (or answered garbage) while running it
                 seconds = time.perf_counter() - worker.started
-                results[task.index] = (crashed(checks[task.index], worker.process, seconds),
-                                       [])
+                if kind == "broken":
+                    worker.kill()
+                    outcome = Outcome(task.file, task.name, checks[task.index].line,
+                                      checks[task.index].column, status="error",
+                                      exit_code=3, time=seconds,
+                                      message=f"the worker's report of check '{task.name}' "
+                                              f"could not be read: {message}")
+                else:
+                    outcome = crashed(checks[task.index], worker.process, seconds)
+                results[task.index] = (outcome, [])
                 pool.remove(worker)
                 worker.kill()
             if fail_fast and results[task.index][0].problem:
