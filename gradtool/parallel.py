@@ -136,9 +136,15 @@ def worker_environment() -> dict[str, str]:
     env = dict(os.environ)
     for name in THREAD_VARIABLES:
         env.setdefault(name, "1")
-    # the worker imports this very gradtool, wherever it was imported from
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    # the worker imports this very gradtool: unless it is installed (site-packages) or in
+    # the current folder, the folder it came from goes first on the worker's path
+    import site
+    root = Path(__file__).resolve().parent.parent
+    found_anyway = {Path(entry).resolve() for entry in
+                    [os.getcwd(), *site.getsitepackages(), site.getusersitepackages()]}
+    if root not in found_anyway:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH"))
+                                            if p)
     return env
 
 
