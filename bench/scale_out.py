@@ -7,8 +7,8 @@
 * ``--shard 1/4`` .. ``4/4``: together exactly the serial set of checks, each once;
 * ``gradtool report merge`` of the 4 shard reports: equal to the serial report, same exit code.
 
-Each check's size is calibrated first (a full-mode check of transcendental functions,
-compute-bound rather than memory-bound, whose cost grows with its input's rows) so that one check takes about ``--seconds`` on this machine.  ``--quick``: checks of
+Each check's size is calibrated first (a full-mode check whose cost grows about as the
+square of its input's rows: its batched Jacobian columns are rows x 8 of rows x 8 each) so that one check takes about ``--seconds`` on this machine.  ``--quick``: checks of
 about 0.2 s (what bench/run_all.py runs).  One BLAS thread everywhere (the workers' default).
 """
 
@@ -31,8 +31,8 @@ ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
 
 CHECK = """\
   - name: c{index:02d}
-    expr: (x.sin().exp().tanh() * x.cos().sigmoid() + x.atan().exp()).log1p().sum()
-    inputs: {{x: {{shape: [{rows}, 8]}}}}
+    expr: (x.tanh().mm(w)).sin().sum()
+    inputs: {{x: {{shape: [{rows}, 8]}}, w: {{shape: [8, 8]}}}}
     seed: {index}
     mode: full
 """
@@ -60,13 +60,14 @@ def gradtool(*args, cwd: Path) -> tuple[int, float]:
 
 
 def calibrate(folder: Path, seconds: float) -> tuple[int, float]:
-    """Rows for one check to take about ``seconds`` (its cost grows about as the rows)."""
-    rows = 500
+    """Rows for one check to take about ``seconds`` (its cost grows about as rows^2)."""
+    rows = 250
     for _ in range(3):
         write_specs(folder, 1, rows)
         _, _ = gradtool("specs", "--format", "json", "--output", "one.json", cwd=folder.parent)
         took = json.loads((folder.parent / "one.json").read_text())["checks"][0]["time"]
-        rows = max(8, int(rows * seconds / max(took, 1e-3)))
+        step = (seconds / max(took, 1e-3)) ** 0.5
+        rows = max(8, int(rows * min(2.0, max(0.5, step))))     # a step at most 2x
     return rows, took
 
 
