@@ -22,7 +22,7 @@ from .dtypes import promoted
 from .grad_mode import MODE
 from .limits import ELEMENTS_HINT, check_deadline
 from .node import OpNode, grad_accumulator, saved_properties
-from .tensor import Tensor, _make, new_version_counter
+from .tensor import Tensor, _init, _make, new_version_counter
 
 _ndarray = np.ndarray
 _EMPTY: dict = {}
@@ -504,13 +504,7 @@ def apply_binary(prim: Primitive, a, b) -> Tensor:
     if ta and tb and da.dtype is not db.dtype:
         out_data = promoted(out_data, (da, db))
     out = Tensor.__new__(Tensor)
-    out._data = out_data
-    out._grad = None
-    out._nr = 0
-    out._vc = None
-    out._fw = None
-    out._acc = None
-    out._extra = None
+    _init(out, out_data, None, False)       # the one Tensor initialiser (as _make's)
     rga = ta and a._rg
     rgb = tb and b._rg
     if (rga or rgb) and MODE.grad_enabled and out_data.dtype.kind in "fc":
@@ -574,9 +568,6 @@ def apply_binary(prim: Primitive, a, b) -> Tensor:
             _record_trace(node)
         out.grad_fn = node
         out._rg = True
-    else:
-        out.grad_fn = None
-        out._rg = False
     return out
 
 
