@@ -289,7 +289,8 @@ def nll_loss(prim, args, batched, size, params):
     x, target = args
     if batched[1]:
         raise VmapFallback("nll_loss with a batched target")
-    weights, picked = loss_prims._nll_weights(x[0], target, params["weight"], params["ignore_index"])
+    weights, picked = loss_prims._nll_weights(x[0], target, params["weight"],
+                                              params["ignore_index"])
     loss = -np.sum(weights * x, axis=loss_prims._class_axis(x.ndim - 1) + 1)
     return _example_reduce(loss, params["reduction"], np.sum(picked)).astype(x.dtype)
 
@@ -396,7 +397,8 @@ def delta_nll(prim, args, params):
     d, target = args
     if not isinstance(d, Delta) or isinstance(target, Delta) or params["reduction"] == "none":
         return None
-    weights, picked = loss_prims._nll_weights(d.base, target, params["weight"], params["ignore_index"])
+    weights, picked = loss_prims._nll_weights(d.base, target, params["weight"],
+                                              params["ignore_index"])
     base_out = np.asarray(prim.forward(d.base, target, **params))
     change = -(weights.reshape(-1)[d.index] * (d.value - d.base.reshape(-1)[d.index]))
     if change.ndim == 2:
