@@ -285,12 +285,13 @@ def elementwise_loss(prim, args, batched, size, params):
 
 
 def nll_loss(prim, args, batched, size, params):
-    from .prims import loss as L
+    from .prims import loss as loss_prims
     x, target = args
     if batched[1]:
         raise VmapFallback("nll_loss with a batched target")
-    weights, picked = L._nll_weights(x[0], target, params["weight"], params["ignore_index"])
-    loss = -np.sum(weights * x, axis=L._class_axis(x.ndim - 1) + 1)
+    weights, picked = loss_prims._nll_weights(x[0], target, params["weight"],
+                                              params["ignore_index"])
+    loss = -np.sum(weights * x, axis=loss_prims._class_axis(x.ndim - 1) + 1)
     return _example_reduce(loss, params["reduction"], np.sum(picked)).astype(x.dtype)
 
 
@@ -392,11 +393,12 @@ def delta_lane(prim, args, params):
 
 def delta_nll(prim, args, params):
     """nll_loss is linear in its input: the change of the loss is a weighted sum."""
-    from .prims import loss as L
+    from .prims import loss as loss_prims
     d, target = args
     if not isinstance(d, Delta) or isinstance(target, Delta) or params["reduction"] == "none":
         return None
-    weights, picked = L._nll_weights(d.base, target, params["weight"], params["ignore_index"])
+    weights, picked = loss_prims._nll_weights(d.base, target, params["weight"],
+                                              params["ignore_index"])
     base_out = np.asarray(prim.forward(d.base, target, **params))
     change = -(weights.reshape(-1)[d.index] * (d.value - d.base.reshape(-1)[d.index]))
     if change.ndim == 2:

@@ -52,9 +52,9 @@ def make_dual(tensor: Tensor, tangent, *, level=None) -> Tensor:
                           f"{tensor.dtype.name}")
     if tensor._rg:
         # a differentiable alias, so reverse mode still reaches the original tensor
-        from .prims import shape as S
+        from .prims import shape as shape_prims
         from .primitive import apply
-        out = apply(S.clone, (tensor,))
+        out = apply(shape_prims.clone, (tensor,))
     else:
         out = _make(tensor._data)
         out._vc = version_counter(tensor)

@@ -8,13 +8,13 @@ from . import dtypes, ops
 from .ops import METHOD_NAMES
 from .ops.common import _tensor_of
 from .ops.shape import _T, _mT
-from .prims import elementwise as E
+from .prims import elementwise
 from .primitive import apply, apply_binary
 from .tensor import Tensor, _make
 
 
 def _rsub(self, other):
-    return apply(E.rsub, (self, other))
+    return apply(elementwise.rsub, (self, other))
 
 
 def _rdiv(self, other):
@@ -84,16 +84,16 @@ EXTRA_METHODS = {
 
 def _bind() -> None:
     T = Tensor
-    T.__add__ = lambda self, other: apply_binary(E.add, self, other)
-    T.__radd__ = lambda self, other: apply_binary(E.add, other, self)
-    T.__sub__ = lambda self, other: apply_binary(E.sub, self, other)
+    T.__add__ = lambda self, other: apply_binary(elementwise.add, self, other)
+    T.__radd__ = lambda self, other: apply_binary(elementwise.add, other, self)
+    T.__sub__ = lambda self, other: apply_binary(elementwise.sub, self, other)
     T.__rsub__ = _rsub
-    T.__mul__ = lambda self, other: apply_binary(E.mul, self, other)
-    T.__rmul__ = lambda self, other: apply_binary(E.mul, other, self)
-    T.__truediv__ = lambda self, other: apply_binary(E.div, self, other)
+    T.__mul__ = lambda self, other: apply_binary(elementwise.mul, self, other)
+    T.__rmul__ = lambda self, other: apply_binary(elementwise.mul, other, self)
+    T.__truediv__ = lambda self, other: apply_binary(elementwise.div, self, other)
     T.__rtruediv__ = _rdiv
     T.__pow__ = ops.pow
-    T.__rpow__ = lambda self, other: apply(E.rpow, (self,), {"base": other})
+    T.__rpow__ = lambda self, other: apply(elementwise.rpow, (self,), {"base": other})
     T.__matmul__ = ops.matmul
     T.__rmatmul__ = _rmatmul
     T.__neg__ = ops.neg

@@ -22,7 +22,7 @@ from .dtypes import promoted
 from .grad_mode import MODE
 from .limits import ELEMENTS_HINT, check_deadline
 from .node import OpNode, grad_accumulator, saved_properties
-from .tensor import Tensor, _make, new_version_counter
+from .tensor import Tensor, _init, _make, new_version_counter
 
 _ndarray = np.ndarray
 _EMPTY: dict = {}
@@ -136,7 +136,16 @@ def _intercepted(prim: Primitive, args: tuple, params: dict):
 
 
 def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
-    """Run ``prim`` on ``args`` (Tensors or constants) and record the backward node."""
+    """Run ``prim`` on ``args`` (Tensors or constants) and record the backward node.
+
+    The steps: hand over to an interceptor (vmap, the checker's recorder) if one is active;
+    take a fast path for one or two Tensors without forward tangents; else unwrap the
+    arguments, check the size limits, run the forward, count the output against the memory
+    budget, record the node (edges, saved values, broadcast shapes) and the forward
+    tangent.  ``_apply_one``, ``_apply_two`` and ``apply_binary`` are the same steps written
+    out without loops, temporary lists or helper calls (a call costs ~0.1 us, and these
+    paths are the per-op cost of long graphs); tests/engine/test_apply_paths.py checks that
+    every path records the same node as this one."""
     if INTERCEPTORS:
         return _intercepted(prim, args, params)
     if len(args) == 1:
@@ -154,6 +163,24 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
                 return _apply_two(prim, a, b, params)
             check_size(prim, [a._data, b._data], params)
             return _accounted(prim, _apply_two(prim, a, b, params))
+    datas, need, fw = _unwrap(args)
+    limited = MODE.limited
+    if limited:
+        check_size(prim, datas, params)
+    out_data = _run_forward(prim, datas, params)
+    out = _make(out_data)
+    if limited and MODE.budget is not None:
+        account(prim, out_data)
+    if need and MODE.grad_enabled and prim.differentiable and out_data.dtype.kind in "fc":
+        _record_node(prim, args, datas, params, out)
+    if fw and MODE.fw_level:
+        _forward_tangent(prim, args, datas, params, out)
+    return out
+
+
+def _unwrap(args: tuple) -> tuple:
+    """The arrays (and constants) of ``args``, whether any requires grad, whether any
+    carries a forward-mode tangent."""
     datas = []
     need = False
     fw = False
@@ -166,9 +193,11 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
                 fw = True
         else:
             datas.append(a)
-    limited = MODE.limited
-    if limited:
-        check_size(prim, datas, params)
+    return datas, need, fw
+
+
+def _run_forward(prim: Primitive, datas: list, params: dict) -> np.ndarray:
+    """The forward on arrays; numpy's errors become torch's, mixed dtypes are promoted."""
     try:
         out_data = prim.forward(*datas, **params) if params else prim.forward(*datas)
     except (ValueError, IndexError, TypeError, np.linalg.LinAlgError) as exc:
@@ -179,84 +208,110 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
         arrays = [d for d in datas if type(d) is _ndarray]
         if len(arrays) > 1 and len({d.dtype for d in arrays}) > 1:
             out_data = promoted(out_data, arrays)
-    out = _make(out_data)
-    if limited and MODE.budget is not None:
-        account(prim, out_data)
-    if need and MODE.grad_enabled and prim.differentiable and out_data.dtype.kind in "fc":
-        node = prim.node_cls.__new__(prim.node_cls)
-        nodes = []
-        nrs = None
-        vjps = prim.vjps
-        for i, a in enumerate(args):
-            if isinstance(a, Tensor) and a._rg and vjps[i] is not None:
-                fn = a.grad_fn
-                if fn is None:
-                    nodes.append(grad_accumulator(a))
-                else:
-                    nodes.append(fn)
-                    if a._nr:
-                        if nrs is None:
-                            nrs = [0] * len(args)
-                        nrs[i] = a._nr
+    return out_data
+
+
+def _new_node(prim: Primitive, params: dict):
+    """An empty backward node of ``prim`` (every path fills its edges and saved values)."""
+    node = prim.node_cls.__new__(prim.node_cls)
+    node._hooks = None
+    node._extra = None
+    node.prim = prim
+    node.params = params
+    node.released = False
+    return node
+
+
+def _attach(node, out: Tensor) -> None:
+    """Make ``node`` the producer of ``out`` (anomaly mode: with the forward's trace)."""
+    if MODE.anomaly:
+        _record_trace(node)
+    out.grad_fn = node
+    out._rg = True
+
+
+def _save_output(node, save: str, out: Tensor, out_data: np.ndarray) -> None:
+    """Save the output for the rules that read it (``save="out"``/``"both"``)."""
+    if save == "out" or save == "both":
+        node.out_data = out_data
+        node.out_vc = out._vc = new_version_counter()
+        node.out_version = 0
+    else:
+        node.out_data = None
+        node.out_vc = None
+
+
+def _record_node(prim: Primitive, args: tuple, datas: list, params: dict, out: Tensor) -> None:
+    """The backward node of the general path: edges, saved values, broadcast shapes."""
+    node = _new_node(prim, params)
+    nodes, nrs = _edges(prim, args)
+    node._set_edges(nodes)
+    node.next_nrs = nrs
+    save = prim.save
+    if save == "inputs" or save == "both":
+        node.saved, node.vcs, node.versions = _saved_inputs(prim, args, datas, nodes)
+    elif save == "shapes":
+        node.saved = tuple([ShapeOnly(d) if isinstance(d, _ndarray) else d for d in datas])
+        node.vcs = None
+    else:
+        node.saved = None
+        node.vcs = None
+    out_data = out._data
+    _save_output(node, save, out, out_data)
+    if prim.broadcasts:
+        shape = out_data.shape
+        node.meta = tuple([None if sh == shape else sh for sh in map(_shape_of, datas)])
+    else:
+        node.meta = None
+    _attach(node, out)
+
+
+def _edges(prim: Primitive, args: tuple) -> tuple:
+    """Per input, the node its gradient flows to (None: no gradient), and the output
+    numbers of multi-output producers (None when all are 0)."""
+    nodes = []
+    nrs = None
+    vjps = prim.vjps
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor) and a._rg and vjps[i] is not None:
+            fn = a.grad_fn
+            if fn is None:
+                nodes.append(grad_accumulator(a))
             else:
-                nodes.append(None)
-        node._set_edges(nodes)
-        node.next_nrs = None if nrs is None else tuple(nrs)
-        node._hooks = None
-        node._extra = None
-        node.prim = prim
-        node.params = params
-        node.released = False
-        save = prim.save
-        if save == "inputs" or save == "both":
-            keep = _kept_inputs(prim, nodes)
-            vcs = []
-            versions = []
-            saved = []
-            for i, a in enumerate(args):
-                if keep is not None and not keep[i]:
-                    saved.append(None)
-                    vcs.append(None)
-                    versions.append(None)
-                elif isinstance(a, Tensor):
-                    saved.append(datas[i])
-                    vc = a._vc
-                    if vc is None:
-                        vc = a._vc = new_version_counter()
-                    vcs.append(vc)
-                    versions.append(vc[0])
-                else:
-                    saved.append(datas[i])
-                    vcs.append(None)
-                    versions.append(None)
-            node.saved = tuple(saved)
-            node.vcs = tuple(vcs)
-            node.versions = tuple(versions)
-        elif save == "shapes":
-            node.saved = tuple([ShapeOnly(d) if isinstance(d, _ndarray) else d for d in datas])
-            node.vcs = None
+                nodes.append(fn)
+                if a._nr:
+                    if nrs is None:
+                        nrs = [0] * len(args)
+                    nrs[i] = a._nr
         else:
-            node.saved = None
-            node.vcs = None
-        if save == "out" or save == "both":
-            node.out_data = out_data
-            node.out_vc = out._vc = new_version_counter()
-            node.out_version = 0
+            nodes.append(None)
+    return nodes, None if nrs is None else tuple(nrs)
+
+
+def _saved_inputs(prim: Primitive, args: tuple, datas: list, nodes: list) -> tuple:
+    """The input arrays the rules read, with their version counters and versions (checked
+    when the backward runs: an in-place change in between is torch's error)."""
+    keep = _kept_inputs(prim, nodes)
+    vcs = []
+    versions = []
+    saved = []
+    for i, a in enumerate(args):
+        if keep is not None and not keep[i]:
+            saved.append(None)
+            vcs.append(None)
+            versions.append(None)
+        elif isinstance(a, Tensor):
+            saved.append(datas[i])
+            vc = a._vc
+            if vc is None:
+                vc = a._vc = new_version_counter()
+            vcs.append(vc)
+            versions.append(vc[0])
         else:
-            node.out_data = None
-            node.out_vc = None
-        if prim.broadcasts:
-            shape = out_data.shape
-            node.meta = tuple([None if sh == shape else sh for sh in map(_shape_of, datas)])
-        else:
-            node.meta = None
-        if MODE.anomaly:
-            _record_trace(node)
-        out.grad_fn = node
-        out._rg = True
-    if fw and MODE.fw_level:
-        _forward_tangent(prim, args, datas, params, out)
-    return out
+            saved.append(datas[i])
+            vcs.append(None)
+            versions.append(None)
+    return tuple(saved), tuple(vcs), tuple(versions)
 
 
 def _apply_one(prim: Primitive, a: Tensor, params: dict) -> Tensor:
@@ -426,8 +481,10 @@ def _check_operand(prim: Primitive, a, b, tensor_first: bool) -> None:
 
 
 def apply_binary(prim: Primitive, a, b) -> Tensor:
-    """``apply`` for the arithmetic operators (``+ - * /``): the same semantics with no
-    loops or temporary lists; they dominate the per-op overhead of long graphs."""
+    """``apply`` for the arithmetic operators (``+ - * /``): the same steps as ``apply``
+    with no loops, temporary lists or helper calls (each call costs ~0.1 us here, where
+    the per-op overhead of long graphs is spent); the op-table walker runs the same
+    primitives through ``apply`` and the operators through this path."""
     ta = isinstance(a, Tensor)
     tb = isinstance(b, Tensor)
     if not (ta and tb) and type(b if ta else a) not in _OPERAND_TYPES:
@@ -447,13 +504,7 @@ def apply_binary(prim: Primitive, a, b) -> Tensor:
     if ta and tb and da.dtype is not db.dtype:
         out_data = promoted(out_data, (da, db))
     out = Tensor.__new__(Tensor)
-    out._data = out_data
-    out._grad = None
-    out._nr = 0
-    out._vc = None
-    out._fw = None
-    out._acc = None
-    out._extra = None
+    _init(out, out_data, None, False)       # the one Tensor initialiser (as _make's)
     rga = ta and a._rg
     rgb = tb and b._rg
     if (rga or rgb) and MODE.grad_enabled and out_data.dtype.kind in "fc":
@@ -517,9 +568,6 @@ def apply_binary(prim: Primitive, a, b) -> Tensor:
             _record_trace(node)
         out.grad_fn = node
         out._rg = True
-    else:
-        out.grad_fn = None
-        out._rg = False
     return out
 
 

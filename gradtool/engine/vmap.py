@@ -38,7 +38,7 @@ from ..errors import EngineError
 from . import primitive as P
 from .batching import Delta, VmapFallback
 from .grad_mode import MODE, no_grad
-from .tensor import Tensor, _make
+from .tensor import Tensor, _init, _make
 
 
 class _Example(np.ndarray):
@@ -111,7 +111,8 @@ def _batched(arr: np.ndarray) -> BatchedTensor:
         MODE.budget.track(arr)
         MODE.budget.over("a batched operation")
     t = BatchedTensor.__new__(BatchedTensor)
-    _init(t, _guard(arr[0] if arr.shape[0] else np.empty(arr.shape[1:], arr.dtype)))
+    _init(t, _guard(arr[0] if arr.shape[0] else np.empty(arr.shape[1:], arr.dtype)), None,
+          False)
     t._bt = arr
     t._delta = None
     return t
@@ -119,22 +120,10 @@ def _batched(arr: np.ndarray) -> BatchedTensor:
 
 def _from_delta(d: Delta) -> BatchedTensor:
     t = BatchedTensor.__new__(BatchedTensor)
-    _init(t, _guard(d.base))
+    _init(t, _guard(d.base), None, False)
     t._bt = None
     t._delta = d
     return t
-
-
-def _init(t: Tensor, data) -> None:
-    t._data = data
-    t._rg = False
-    t._grad = None
-    t.grad_fn = None
-    t._nr = 0
-    t._vc = None
-    t._fw = None
-    t._acc = None
-    t._extra = None
 
 
 # ---- the interceptor -------------------------------------------------------------------------

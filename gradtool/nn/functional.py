@@ -72,9 +72,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 def _erf(input: Tensor) -> Tensor:
-    """The error function, elementwise (the engine's when it has one)."""
-    if hasattr(_ops, "erf"):
-        return _ops.erf(input)
+    """The error function, elementwise (the ``erf`` primitive of engine/prims/nn.py)."""
     return apply(REGISTRY["erf"], (input,))
 
 

@@ -22,10 +22,7 @@ from gradtool.engine.primitive import REGISTRY, Variadic, apply
 from gradtool.engine.prims import shape as S
 from gradtool.engine.tensor import Tensor
 
-try:  # the nn primitives register when gt.nn is imported
-    import gradtool.nn  # noqa: F401
-except ImportError:  # pragma: no cover - gt.nn is being written in parallel
-    pass
+import gradtool.nn  # noqa: F401  (the nn primitives register when gt.nn is imported)
 
 STEP = 1e-6
 RTOL = 1e-5

@@ -9,8 +9,8 @@ import numpy as np
 
 from ...errors import EngineError, ShapeError
 from ..primitive import apply
-from ..prims import linalg as L
-from ..prims import shape as S
+from ..prims import linalg as linalg_prims
+from ..prims import shape as shape_prims
 from ..tensor import Tensor, _make, _norm_dim
 from .common import _dims, _shape_arg, _share_version, _t, _tensor_of
 from .shape import unsqueeze
@@ -66,8 +66,8 @@ def _select(input: Tensor, dim: int, index: int) -> Tensor:
     if not -n <= index < n:
         raise IndexError(f"index {index} is out of bounds for dimension {dim} with size {n}")
     key = (slice(None),) * dim + (index % n,)
-    return _share_version(apply(S.select, (input,), {"key": key, "out_ndim": input.ndim - 1}),
-                          input)
+    return _share_version(apply(shape_prims.select, (input,),
+                                {"key": key, "out_ndim": input.ndim - 1}), input)
 
 
 def _slice(input: Tensor, dim: int, k: slice) -> Tensor:
@@ -76,7 +76,7 @@ def _slice(input: Tensor, dim: int, k: slice) -> Tensor:
     start, stop, step = k.indices(input.shape[dim])
     stop = _builtins_max(stop, start)
     key = (slice(None),) * dim + (slice(start, stop, step),)
-    return _share_version(apply(S.slice_, (input,), {"key": key, "out_ndim": input.ndim}),
+    return _share_version(apply(shape_prims.slice_, (input,), {"key": key, "out_ndim": input.ndim}),
                           input)
 
 
@@ -139,13 +139,13 @@ def getitem(input, key) -> Tensor:
         index_key = tuple(advanced)
         params = {"key": index_key, "out_ndim": None}
         try:
-            result = apply(S.index, (out,), params)
+            result = apply(shape_prims.index, (out,), params)
         except IndexError as exc:
             raise IndexError(str(exc).split(": ", 1)[-1]) from None
         params["out_ndim"] = result.ndim
         return result
     if out is input:
-        return _share_version(apply(S.alias, (input,)), input)
+        return _share_version(apply(shape_prims.alias, (input,)), input)
     return out
 
 
@@ -153,7 +153,7 @@ def index_const(input, key) -> Tensor:
     """input[key] as one IndexBackward0 node (used by backward rules)."""
     input = _t(input)
     params = {"key": key, "out_ndim": None}
-    result = apply(S.index, (input,), params)
+    result = apply(shape_prims.index, (input,), params)
     params["out_ndim"] = result.ndim
     return result
 
@@ -173,7 +173,7 @@ def cat(tensors, dim=0, *, axis=None) -> Tensor:
                 raise ShapeError(f"Sizes of tensors must match except in dimension {dim}. "
                                  f"Expected size {a} but got size {b} for tensor number {k} in "
                                  "the list.")
-    return apply(S.cat, tuple(tensors), {"dim": dim})
+    return apply(shape_prims.cat, tuple(tensors), {"dim": dim})
 
 
 concatenate = concat = cat
@@ -189,7 +189,7 @@ def stack(tensors, dim=0, *, axis=None) -> Tensor:
             raise ShapeError(f"stack expects each tensor to be equal size, but got "
                              f"{list(tensors[0].shape)} at entry 0 and {list(x.shape)} at entry "
                              f"{k}")
-    return apply(S.stack, tuple(tensors), {"dim": dim})
+    return apply(shape_prims.stack, tuple(tensors), {"dim": dim})
 
 
 def split(tensor, split_size_or_sections, dim=0) -> tuple:
@@ -204,15 +204,16 @@ def split(tensor, split_size_or_sections, dim=0) -> tuple:
             raise EngineError(f"split_with_sizes expects split_sizes to sum exactly to {n} "
                               f"(input tensor's size at dimension {d}), but got split_sizes="
                               f"{list(sections)}")
-        prim = S.split_with_sizes
+        prim = shape_prims.split_with_sizes
     else:
         size = _int(split_size_or_sections)
         if size <= 0 and not (size == 0 and n == 0):
             raise EngineError(f"split_size can only be 0 if dimension size is 0, but got "
                               f"dimension size of {n}")
         sections = tuple(_builtins_min(size, n - i) for i in range(0, n, size)) or (0,)
-        prim = S.split
-    return _multi_views("Split", S.apply_multi(prim, tensor, {"dim": d, "sections": sections}))
+        prim = shape_prims.split
+    return _multi_views("Split", shape_prims.apply_multi(prim, tensor,
+                                                         {"dim": d, "sections": sections}))
 
 
 def _multi_views(name: str, pieces: tuple) -> tuple:
@@ -236,7 +237,7 @@ def unbind(input, dim=0) -> tuple:
     """The slices along dim, as a tuple (UnbindBackward0)."""
     input = _t(input)
     d = _norm_dim(_int(dim), input.ndim)
-    return _multi_views("Unbind", S.apply_multi(S.unbind, input,
+    return _multi_views("Unbind", shape_prims.apply_multi(shape_prims.unbind, input,
                                                 {"dim": d, "sections": (1,) * input.shape[d]}))
 
 
@@ -263,7 +264,7 @@ def gather(input, dim, index) -> Tensor:
     if index.size and (index.min() < -input.shape[d] or index.max() >= input.shape[d]):
         raise IndexError(f"index {int(index.max())} is out of bounds for dimension {d} with "
                          f"size {input.shape[d]}")
-    return apply(S.gather, (input, index), {"dim": d})
+    return apply(shape_prims.gather, (input, index), {"dim": d})
 
 
 def scatter_add(input, dim, index, src) -> Tensor:
@@ -274,7 +275,7 @@ def scatter_add(input, dim, index, src) -> Tensor:
     d = _norm_dim(_int(dim), input.ndim)
     if index.ndim != input.ndim or src.ndim != input.ndim:
         raise EngineError("Index tensor must have the same number of dimensions as self tensor")
-    return apply(S.scatter_add, (input, index, src), {"dim": d})
+    return apply(shape_prims.scatter_add, (input, index, src), {"dim": d})
 
 
 def index_select(input, dim, index) -> Tensor:
@@ -287,7 +288,7 @@ def index_select(input, dim, index) -> Tensor:
     n = input.shape[d] if input.ndim else 1
     if index.size and (index.min() < 0 or index.max() >= n):
         raise IndexError("index out of range in self")
-    return apply(S.index_select, (input, index.reshape(-1)), {"dim": d})
+    return apply(shape_prims.index_select, (input, index.reshape(-1)), {"dim": d})
 
 
 def pad(input, pad, mode="constant", value=None) -> Tensor:
@@ -301,7 +302,7 @@ def pad(input, pad, mode="constant", value=None) -> Tensor:
                           f"of dimensions of the input, got {len(pad)}")
     if _builtins_min(pad, default=0) < 0:
         raise EngineError("pad: negative padding (cropping) is not supported")
-    return apply(S.constant_pad, (input,), {"pad": pad, "value": 0.0 if value is None
+    return apply(shape_prims.constant_pad, (input,), {"pad": pad, "value": 0.0 if value is None
                                            else value})
 
 
@@ -315,7 +316,7 @@ def flip(input, *dims, axis=None) -> Tensor:
         dims = tuple(dims[0])
     if not dims:
         dims = tuple(range(input.ndim))
-    return apply(S.flip, (input,), {"dims": _dims(dims, input.ndim)})
+    return apply(shape_prims.flip, (input,), {"dims": _dims(dims, input.ndim)})
 
 
 def repeat(input, *sizes) -> Tensor:
@@ -325,7 +326,7 @@ def repeat(input, *sizes) -> Tensor:
     if len(sizes) < input.ndim:
         raise EngineError("Number of dimensions of repeat dims can not be smaller than number "
                           "of dimensions of tensor")
-    return apply(S.repeat, (input,), {"repeats": sizes})
+    return apply(shape_prims.repeat, (input,), {"repeats": sizes})
 
 
 def diagonal(input, offset=0, dim1=0, dim2=1) -> Tensor:
@@ -333,7 +334,7 @@ def diagonal(input, offset=0, dim1=0, dim2=1) -> Tensor:
     d1, d2 = _norm_dim(dim1, input.ndim), _norm_dim(dim2, input.ndim)
     if d1 == d2:
         raise EngineError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
-    return apply(S.diagonal, (input,), {"offset": _int(offset), "dim1": d1, "dim2": d2})
+    return apply(shape_prims.diagonal, (input,), {"offset": _int(offset), "dim1": d1, "dim2": d2})
 
 
 def trace(input) -> Tensor:
@@ -341,7 +342,7 @@ def trace(input) -> Tensor:
     if input.ndim != 2:
         raise EngineError("trace: expected a matrix, but got tensor with dim "
                           f"{input.ndim}")
-    return apply(L.trace, (input,))
+    return apply(linalg_prims.trace, (input,))
 
 
 def nonzero(input, *, as_tuple: bool = False):

@@ -11,8 +11,8 @@ import numpy as np
 
 from ...errors import EngineError, ShapeError
 from ..primitive import apply
-from ..prims import linalg as L
-from ..prims import shape as S
+from ..prims import linalg as linalg_prims
+from ..prims import shape as shape_prims
 from ..tensor import Tensor
 from .common import _CPP_NAMES, _t, scalar_type_name
 from .indexing import diagonal
@@ -64,7 +64,7 @@ def mm(input, mat2) -> Tensor:
         raise EngineError("mat2 must be a matrix")
     if da.shape[1] != db.shape[0]:
         raise _mm_shapes_error(a, b)
-    return apply(L.mm, (a, b))
+    return apply(linalg_prims.mm, (a, b))
 
 
 def bmm(input, mat2) -> Tensor:
@@ -79,7 +79,7 @@ def bmm(input, mat2) -> Tensor:
     if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
         raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                          f"[{a.shape[0]}, {a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}].")
-    return apply(L.bmm, (a, b))
+    return apply(linalg_prims.bmm, (a, b))
 
 
 def dot(input, other) -> Tensor:
@@ -94,7 +94,7 @@ def dot(input, other) -> Tensor:
         raise ShapeError(f"inconsistent tensor size, expected tensor [{a.shape[0]}] and src "
                          f"[{b.shape[0]}] to have the same number of elements, but got "
                          f"{a.shape[0]} and {b.shape[0]} elements respectively")
-    return apply(L.dot, (a, b))
+    return apply(linalg_prims.dot, (a, b))
 
 
 def mv(input, vec) -> Tensor:
@@ -102,7 +102,7 @@ def mv(input, vec) -> Tensor:
     if a.ndim != 2 or v.ndim != 1 or a.shape[1] != v.shape[0]:
         raise ShapeError(f"size mismatch, got input ({a.shape[0] if a.ndim else ''}), mat "
                          f"({'x'.join(map(str, a.shape))}), vec ({v.shape[0] if v.ndim else ''})")
-    return apply(L.mv, (a, v))
+    return apply(linalg_prims.mv, (a, v))
 
 
 def matmul(input, other) -> Tensor:
@@ -123,7 +123,7 @@ def matmul(input, other) -> Tensor:
     if a.ndim == 2 and b.ndim == 1:
         return mv(a, b)
     if a.ndim == 1 and b.ndim == 2:
-        return apply(S.matmul_squeeze, (mm(unsqueeze(a, 0), b),), {"dims": (0,)})
+        return apply(shape_prims.matmul_squeeze, (mm(unsqueeze(a, 0), b),), {"dims": (0,)})
     if a.ndim == 2 and b.ndim == 2:
         return mm(a, b)
     if a.ndim == 3 and b.ndim == 3:
@@ -411,7 +411,7 @@ def inverse(input) -> Tensor:
     A = _t(input)
     _square("inv", A)
     try:
-        return apply(L.inv, (A,))
+        return apply(linalg_prims.inv, (A,))
     except ShapeError as exc:
         raise EngineError("linalg.inv: The diagonal element 1 is zero, the inversion could not "
                           "be completed because the input matrix is singular.") from exc
@@ -421,7 +421,7 @@ def det(input) -> Tensor:
     """Determinant (LinalgDetBackward0)."""
     A = _t(input)
     _square("det", A)
-    return apply(L.det, (A,))
+    return apply(linalg_prims.det, (A,))
 
 
 def _linalg_solve(A, B, *, left=True) -> Tensor:
@@ -437,7 +437,7 @@ def _linalg_solve(A, B, *, left=True) -> Tensor:
                          f" ({A.shape[-2]}x{A.shape[-1]} and "
                          f"{'x'.join(map(str, B.shape[-1 if vector else -2:]))})")
     try:
-        return apply(L.solve, (A, B), {"vector": vector})
+        return apply(linalg_prims.solve, (A, B), {"vector": vector})
     except ShapeError as exc:
         if "singular" in str(exc).lower():
             raise EngineError("torch.linalg.solve: The solver failed because the input matrix "

@@ -9,7 +9,7 @@ import numpy as np
 from ...errors import EngineError, ShapeError
 from .. import dtypes
 from ..primitive import apply
-from ..prims import loss as LS
+from ..prims import loss as loss_prims
 from ..tensor import Tensor, _make
 from .common import _t
 from .pointwise import abs, neg, sub
@@ -25,7 +25,7 @@ __all__ = [
 
 # ---- losses (gt.nn.functional exposes these) ----------------------------------------------
 def _reduction(reduction: str) -> str:
-    if reduction not in LS.REDUCTIONS:
+    if reduction not in loss_prims.REDUCTIONS:
         raise ValueError(f"{reduction} is not a valid value for reduction")
     return reduction
 
@@ -54,7 +54,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") ->
     if bad.any():
         raise IndexError(f"Target {int(target[bad].flat[0])} is out of bounds.")
     w = None if weight is None else _t(weight)._data
-    return apply(LS.nll_loss, (input, target), {"reduction": _reduction(reduction),
+    return apply(loss_prims.nll_loss, (input, target), {"reduction": _reduction(reduction),
                                                 "weight": w, "ignore_index": ignore_index})
 
 
@@ -117,7 +117,7 @@ def _loss_operands(input, target):
 def mse_loss(input, target, reduction="mean") -> Tensor:
     """Mean squared error (fused: MseLossBackward0)."""
     input, target = _loss_operands(input, target)
-    return apply(LS.mse_loss, (input, target), {"reduction": _reduction(reduction)})
+    return apply(loss_prims.mse_loss, (input, target), {"reduction": _reduction(reduction)})
 
 
 def l1_loss(input, target, reduction="mean") -> Tensor:
@@ -132,5 +132,5 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     input, target = _loss_operands(input, target)
     w = None if weight is None else _t(weight)._data
     pw = None if pos_weight is None else _t(pos_weight)._data
-    return apply(LS.bce_with_logits, (input, target),
+    return apply(loss_prims.bce_with_logits, (input, target),
                  {"reduction": _reduction(reduction), "weight": w, "pos_weight": pw})

@@ -10,7 +10,7 @@ import numpy as np
 from ...errors import EngineError
 from ..dtypes import promoted
 from ..primitive import apply
-from ..prims import elementwise as E
+from ..prims import elementwise
 from ..tensor import Tensor, _make
 from .common import _C_TYPE, _t, _tensor_of
 
@@ -34,27 +34,27 @@ __all__ = [
 # ---- arithmetic -----------------------------------------------------------------------------
 def add(input, other, *, alpha=1) -> Tensor:
     if alpha != 1:
-        return apply(E.add, (input, other), {"alpha": alpha})
-    return apply(E.add, (input, other))
+        return apply(elementwise.add, (input, other), {"alpha": alpha})
+    return apply(elementwise.add, (input, other))
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
     if not isinstance(input, Tensor):
         if alpha == 1:
-            return apply(E.rsub, (other, input))
+            return apply(elementwise.rsub, (other, input))
         input = _t(input)
     if alpha != 1:
-        return apply(E.sub, (input, other), {"alpha": alpha})
-    return apply(E.sub, (input, other))
+        return apply(elementwise.sub, (input, other), {"alpha": alpha})
+    return apply(elementwise.sub, (input, other))
 
 
 def rsub(input, other, *, alpha=1) -> Tensor:
     """other - alpha * input (torch.rsub)."""
-    return sub(other, input, alpha=alpha) if alpha != 1 else apply(E.rsub, (input, other))
+    return sub(other, input, alpha=alpha) if alpha != 1 else apply(elementwise.rsub, (input, other))
 
 
 def mul(input, other) -> Tensor:
-    return apply(E.mul, (input, other))
+    return apply(elementwise.mul, (input, other))
 
 
 def div(input, other, *, rounding_mode=None) -> Tensor:
@@ -76,7 +76,7 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         return _make(np.floor(data) if rounding_mode == "floor" else np.trunc(data))
     if not isinstance(input, Tensor):
         return mul(reciprocal(other), input)
-    return apply(E.div, (input, other))
+    return apply(elementwise.div, (input, other))
 
 
 true_divide = divide = div
@@ -89,7 +89,7 @@ def neg(input) -> Tensor:
         raise EngineError("Negation, the `-` operator, on a bool tensor is not supported. If "
                           "you are trying to invert a mask, use the `~` or `logical_not()` "
                           "operator instead.")
-    return apply(E.neg, (input,))
+    return apply(elementwise.neg, (input,))
 
 
 negative = neg
@@ -97,16 +97,16 @@ negative = neg
 
 def pow(input, exponent) -> Tensor:
     if not isinstance(input, Tensor):
-        return apply(E.rpow, (exponent,), {"base": input})
+        return apply(elementwise.rpow, (exponent,), {"base": input})
     if isinstance(exponent, Tensor):
-        return apply(E.pow, (input, exponent))
+        return apply(elementwise.pow, (input, exponent))
     if isinstance(exponent, (np.ndarray, list, tuple)):
-        return apply(E.pow, (input, _t(exponent)))
+        return apply(elementwise.pow, (input, _t(exponent)))
     if isinstance(exponent, _float) and exponent.is_integer():
         exponent = _int(exponent) if input._data.dtype.kind in "fc" else exponent
     if isinstance(exponent, _int) and input._data.dtype.kind in "iu" and exponent < 0:
         raise EngineError("Integers to negative integer powers are not allowed.")
-    return apply(E.pow_scalar, (input,), {"exponent": exponent})
+    return apply(elementwise.pow_scalar, (input,), {"exponent": exponent})
 
 
 def square(input) -> Tensor:
@@ -121,39 +121,39 @@ def _unary(prim):
     return op
 
 
-exp = _unary(E.exp)
-log = _unary(E.log)
-log1p = _unary(E.log1p)
-expm1 = _unary(E.expm1)
-sqrt = _unary(E.sqrt)
-sin = _unary(E.sin)
-cos = _unary(E.cos)
-tan = _unary(E.tan)
-tanh = _unary(E.tanh)
-sinh = _unary(E.sinh)
-cosh = _unary(E.cosh)
-arcsin = asin = _unary(E.arcsin)
-arccos = acos = _unary(E.arccos)
-arctan = atan = _unary(E.arctan)
-sigmoid = _unary(E.sigmoid)
-relu = _unary(E.relu)
-abs = absolute = _unary(E.abs)
-sign = _unary(E.sign)
-reciprocal = _unary(E.reciprocal)
+exp = _unary(elementwise.exp)
+log = _unary(elementwise.log)
+log1p = _unary(elementwise.log1p)
+expm1 = _unary(elementwise.expm1)
+sqrt = _unary(elementwise.sqrt)
+sin = _unary(elementwise.sin)
+cos = _unary(elementwise.cos)
+tan = _unary(elementwise.tan)
+tanh = _unary(elementwise.tanh)
+sinh = _unary(elementwise.sinh)
+cosh = _unary(elementwise.cosh)
+arcsin = asin = _unary(elementwise.arcsin)
+arccos = acos = _unary(elementwise.arccos)
+arctan = atan = _unary(elementwise.arctan)
+sigmoid = _unary(elementwise.sigmoid)
+relu = _unary(elementwise.relu)
+abs = absolute = _unary(elementwise.abs)
+sign = _unary(elementwise.sign)
+reciprocal = _unary(elementwise.reciprocal)
 
 
 def arctan2(input, other) -> Tensor:
-    return apply(E.arctan2, (input, other))
+    return apply(elementwise.arctan2, (input, other))
 
 
 atan2 = arctan2
 
 
-rsqrt = _unary(E.rsqrt)
+rsqrt = _unary(elementwise.rsqrt)
 
 
-log2 = _unary(E.log2)
-log10 = _unary(E.log10)
+log2 = _unary(elementwise.log2)
+log10 = _unary(elementwise.log10)
 
 
 def remainder(input, other) -> Tensor:
@@ -163,12 +163,13 @@ def remainder(input, other) -> Tensor:
             and not np.all(divisor):
         raise EngineError("ZeroDivisionError")
     if isinstance(input, Tensor) and not isinstance(other, Tensor):
-        return apply(E.remainder_scalar, (input,), {"other": other})
-    return apply(E.remainder, (input, other))
+        return apply(elementwise.remainder_scalar, (input,), {"other": other})
+    return apply(elementwise.remainder, (input, other))
 
 
 def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
-    return apply(E.softplus, (input,), {"beta": _float(beta), "threshold": _float(threshold)})
+    return apply(elementwise.softplus, (input,),
+                 {"beta": _float(beta), "threshold": _float(threshold)})
 
 
 def clamp(input, min=None, max=None) -> Tensor:
@@ -176,8 +177,8 @@ def clamp(input, min=None, max=None) -> Tensor:
     if min is None and max is None:
         raise EngineError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        return apply(E.clamp_tensor, (input, min, max))
-    return apply(E.clamp, (input,), {"min": min, "max": max})
+        return apply(elementwise.clamp_tensor, (input, min, max))
+    return apply(elementwise.clamp, (input,), {"min": min, "max": max})
 
 
 clip = clamp
@@ -185,29 +186,29 @@ clip = clamp
 
 def clamp_min(input, min) -> Tensor:
     if isinstance(min, Tensor):
-        return apply(E.clamp_min_tensor, (input, min))
-    return apply(E.REGISTRY["clamp_min"], (input,), {"min": min, "max": None})
+        return apply(elementwise.clamp_min_tensor, (input, min))
+    return apply(elementwise.REGISTRY["clamp_min"], (input,), {"min": min, "max": None})
 
 
 def clamp_max(input, max) -> Tensor:
     if isinstance(max, Tensor):
-        return apply(E.clamp_max_tensor, (input, max))
-    return apply(E.REGISTRY["clamp_max"], (input,), {"min": None, "max": max})
+        return apply(elementwise.clamp_max_tensor, (input, max))
+    return apply(elementwise.REGISTRY["clamp_max"], (input,), {"min": None, "max": max})
 
 
 def maximum(input, other) -> Tensor:
-    return apply(E.maximum, (input, other))
+    return apply(elementwise.maximum, (input, other))
 
 
 def minimum(input, other) -> Tensor:
-    return apply(E.minimum, (input, other))
+    return apply(elementwise.minimum, (input, other))
 
 
 def where(condition, input=None, other=None) -> Tensor:
     if input is None and other is None:
         return tuple(_make(i) for i in np.nonzero(_t(condition)._data))
     cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
-    return apply(E.where, (cond.astype(_bool), input, other))
+    return apply(elementwise.where, (cond.astype(_bool), input, other))
 
 
 def masked_fill(input, mask, value) -> Tensor:
@@ -220,8 +221,8 @@ def masked_fill(input, mask, value) -> Tensor:
         if value.ndim != 0:
             raise EngineError("masked_fill_ only supports a 0-dimensional value tensor, but "
                               f"got tensor with {value.ndim} dimension(s).")
-        return apply(E.masked_fill_tensor, (input, mask, value))
-    return apply(E.masked_fill, (input, mask), {"value": value})
+        return apply(elementwise.masked_fill_tensor, (input, mask, value))
+    return apply(elementwise.masked_fill, (input, mask), {"value": value})
 
 
 def _comparison(prim):
@@ -231,18 +232,18 @@ def _comparison(prim):
     return op
 
 
-eq = _comparison(E.eq)
-ne = _comparison(E.ne)
-lt = less = _comparison(E.lt)
-le = less_equal = _comparison(E.le)
-gt = greater = _comparison(E.gt)
-ge = greater_equal = _comparison(E.ge)
-logical_and = _comparison(E.logical_and)
-logical_or = _comparison(E.logical_or)
+eq = _comparison(elementwise.eq)
+ne = _comparison(elementwise.ne)
+lt = less = _comparison(elementwise.lt)
+le = less_equal = _comparison(elementwise.le)
+gt = greater = _comparison(elementwise.gt)
+ge = greater_equal = _comparison(elementwise.ge)
+logical_and = _comparison(elementwise.logical_and)
+logical_or = _comparison(elementwise.logical_or)
 
 
 def logical_not(input) -> Tensor:
-    return apply(E.logical_not, (input,))
+    return apply(elementwise.logical_not, (input,))
 
 
 # predicates and comparisons (no gradient)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...errors import EngineError
 from ..primitive import apply
-from ..prims import reduce as R
+from ..prims import reduce as reduce_prims
 from ..tensor import Tensor, _make, _norm_dim
 from .common import _SCALAR_TYPE, _dims, _keepdim, _t, _tensor_of
 from .indexing import gather
@@ -40,10 +40,11 @@ def sum(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None)
         dim = tuple(range(input.ndim))      # torch: an empty dim list reduces everything
     if dim is None:
         if keepdim:
-            return apply(R.sum_dim, (input,), {"dim": tuple(range(input.ndim)),
+            return apply(reduce_prims.sum_dim, (input,), {"dim": tuple(range(input.ndim)),
                                                "keepdim": True})
-        return apply(R.sum_all, (input,))
-    return apply(R.sum_dim, (input,), {"dim": _dims(dim, input.ndim), "keepdim": keepdim})
+        return apply(reduce_prims.sum_all, (input,))
+    return apply(reduce_prims.sum_dim, (input,),
+                 {"dim": _dims(dim, input.ndim), "keepdim": keepdim})
 
 
 def mean(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None) -> Tensor:
@@ -58,10 +59,11 @@ def mean(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None
     keepdim = _keepdim(keepdim, keepdims)
     if dim is None:
         if keepdim:
-            return apply(R.mean_dim, (input,), {"dim": tuple(range(input.ndim)),
+            return apply(reduce_prims.mean_dim, (input,), {"dim": tuple(range(input.ndim)),
                                                 "keepdim": True})
-        return apply(R.mean_all, (input,))
-    return apply(R.mean_dim, (input,), {"dim": _dims(dim, input.ndim), "keepdim": keepdim})
+        return apply(reduce_prims.mean_all, (input,))
+    return apply(reduce_prims.mean_dim, (input,),
+                 {"dim": _dims(dim, input.ndim), "keepdim": keepdim})
 
 
 #: torch's names for dtypes in error messages (ScalarType names, C type names)
@@ -127,28 +129,28 @@ def _extreme(name, full, per_dim, binary, arg_fn, result, input, dim, keepdim, k
 
 def max(input, dim=None, keepdim=False, *, keepdims=None, axis=None, other=None):
     """max(x) -> Tensor; max(x, dim) -> (values, indices); max(x, y) -> maximum(x, y)."""
-    return _extreme("max", R.max_all, R.max_dim, maximum, np.argmax, MaxResult, input, dim,
-                    keepdim, keepdims, axis, other)
+    return _extreme("max", reduce_prims.max_all, reduce_prims.max_dim, maximum, np.argmax,
+                    MaxResult, input, dim, keepdim, keepdims, axis, other)
 
 
 def min(input, dim=None, keepdim=False, *, keepdims=None, axis=None, other=None):
     """min(x) -> Tensor; min(x, dim) -> (values, indices); min(x, y) -> minimum(x, y)."""
-    return _extreme("min", R.min_all, R.min_dim, minimum, np.argmin, MinResult, input, dim,
-                    keepdim, keepdims, axis, other)
+    return _extreme("min", reduce_prims.min_all, reduce_prims.min_dim, minimum, np.argmin,
+                    MinResult, input, dim, keepdim, keepdims, axis, other)
 
 
 def amax(input, dim=(), keepdim=False, *, keepdims=None, axis=None) -> Tensor:
     input = _t(input)
     dims = _reduce_dims(input, axis if axis is not None else dim)
     _nonempty("amax", input, dims)
-    return apply(R.amax, (input,), {"dim": dims, "keepdim": _keepdim(keepdim, keepdims)})
+    return apply(reduce_prims.amax, (input,), {"dim": dims, "keepdim": _keepdim(keepdim, keepdims)})
 
 
 def amin(input, dim=(), keepdim=False, *, keepdims=None, axis=None) -> Tensor:
     input = _t(input)
     dims = _reduce_dims(input, axis if axis is not None else dim)
     _nonempty("amin", input, dims)
-    return apply(R.amin, (input,), {"dim": dims, "keepdim": _keepdim(keepdim, keepdims)})
+    return apply(reduce_prims.amin, (input,), {"dim": dims, "keepdim": _keepdim(keepdim, keepdims)})
 
 
 def _arg(np_fn, input, dim, keepdim, keepdims, axis):
@@ -183,8 +185,8 @@ def prod(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None
         input = to(input, dtype)
     dim = axis if dim is None else dim
     if dim is None:
-        return apply(R.prod_all, (input,))
-    return apply(R.prod_dim, (input,), {"dim": _one_dim(dim, input.ndim),
+        return apply(reduce_prims.prod_all, (input,))
+    return apply(reduce_prims.prod_dim, (input,), {"dim": _one_dim(dim, input.ndim),
                                         "keepdim": _keepdim(keepdim, keepdims)})
 
 
@@ -205,7 +207,7 @@ def _var_args(name, input, dim, unbiased, keepdim, correction, keepdims, axis, d
     params = {"dim": _reduce_dims(input, dim),
               "correction": _correction(unbiased, correction, ddof),
               "keepdim": _keepdim(keepdim, keepdims)}
-    if R.degrees_of_freedom(input.shape, params["dim"], params["correction"]) <= 0:
+    if reduce_prims.degrees_of_freedom(input.shape, params["dim"], params["correction"]) <= 0:
         warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly "
                       "less than the reduction factor (input numel divided by output numel).",
                       UserWarning, stacklevel=3)
@@ -217,7 +219,7 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepd
     """Variance; unbiased (correction=1) by default, as torch (numpy's ddof=0 differs)."""
     input, params = _var_args("var", input, dim, unbiased, keepdim, correction, keepdims,
                               axis, ddof)
-    return apply(R.var, (input,), params)
+    return apply(reduce_prims.var, (input,), params)
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None,
@@ -225,7 +227,7 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepd
     """Standard deviation; unbiased (correction=1) by default, as torch."""
     input, params = _var_args("std", input, dim, unbiased, keepdim, correction, keepdims,
                               axis, ddof)
-    return apply(R.std, (input,), params)
+    return apply(reduce_prims.std, (input,), params)
 
 
 def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None, keepdims=None,
@@ -235,7 +237,7 @@ def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None, keepdims=N
     keepdim = _keepdim(keepdim, keepdims)
     _float_input("linalg.vector_norm", input)
     ord = _float(ord)
-    return apply(R.vector_norm, (input,), {"ord": ord, "dim": _reduce_dims(input, dim),
+    return apply(reduce_prims.vector_norm, (input,), {"ord": ord, "dim": _reduce_dims(input, dim),
                                            "keepdim": _bool(keepdim)})
 
 
@@ -252,7 +254,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, *, keepdims=None,
 def logsumexp(input, dim, keepdim=False, *, keepdims=None) -> Tensor:
     """log(sum(exp(x))) over dim, without overflow (fused: LogsumexpBackward0)."""
     input = _t(input)
-    return apply(R.logsumexp, (input,), {"dim": _reduce_dims(input, dim),
+    return apply(reduce_prims.logsumexp, (input,), {"dim": _reduce_dims(input, dim),
                                          "keepdim": _keepdim(keepdim, keepdims)})
 
 
@@ -268,7 +270,7 @@ def softmax(input, dim=None, dtype=None, *, axis=None) -> Tensor:
     if dtype is not None:
         input = to(input, dtype)
     dim = _softmax_dim(axis if axis is not None else dim, input.ndim)
-    return apply(R.softmax, (input,), {"dim": dim})
+    return apply(reduce_prims.softmax, (input,), {"dim": dim})
 
 
 def log_softmax(input, dim=None, dtype=None, *, axis=None) -> Tensor:
@@ -277,14 +279,14 @@ def log_softmax(input, dim=None, dtype=None, *, axis=None) -> Tensor:
     if dtype is not None:
         input = to(input, dtype)
     dim = _softmax_dim(axis if axis is not None else dim, input.ndim)
-    return apply(R.log_softmax, (input,), {"dim": dim})
+    return apply(reduce_prims.log_softmax, (input,), {"dim": dim})
 
 
 def cumsum(input, dim, *, dtype=None, axis=None) -> Tensor:
     input = _t(input)
     if dtype is not None:
         input = to(input, dtype)
-    return apply(R.cumsum, (input,), {"dim": _norm_dim(_int(axis if axis is not None
+    return apply(reduce_prims.cumsum, (input,), {"dim": _norm_dim(_int(axis if axis is not None
                                                             else dim), input.ndim)})
 
 

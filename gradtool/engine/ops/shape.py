@@ -8,7 +8,7 @@ import numpy as np
 from ...errors import EngineError, ShapeError
 from .. import dtypes
 from ..primitive import apply
-from ..prims import shape as S
+from ..prims import shape as shape_prims
 from ..tensor import Tensor, _make, _norm_dim
 from .common import _dims, _shape_arg, _share_version, _t, _tensor_of
 from .pointwise import where
@@ -56,14 +56,14 @@ def reshape(input, *shape) -> Tensor:
     shape = _resolve_shape(_shape_arg(shape), input._data.size)
     data = input._data
     if data.flags.c_contiguous:
-        return _share_version(apply(S.reshape, (input,), {"shape": shape}), input)
+        return _share_version(apply(shape_prims.reshape, (input,), {"shape": shape}), input)
     if _viewable(data, shape):
-        return _share_version(apply(S.reshape_alias, (input,), {"shape": shape}), input)
+        return _share_version(apply(shape_prims.reshape_alias, (input,), {"shape": shape}), input)
     return _unsafe_view(clone(input), shape)
 
 
 def _unsafe_view(input: Tensor, shape: tuple) -> Tensor:
-    return apply(S.unsafe_view, (input,), {"shape": shape})
+    return apply(shape_prims.unsafe_view, (input,), {"shape": shape})
 
 
 def view(input, *shape) -> Tensor:
@@ -73,7 +73,7 @@ def view(input, *shape) -> Tensor:
         raise EngineError("view size is not compatible with input tensor's size and stride (at "
                           "least one dimension spans across two contiguous subspaces). Use "
                           ".reshape(...) instead.")
-    return _share_version(apply(S.reshape, (input,), {"shape": shape}), input)
+    return _share_version(apply(shape_prims.reshape, (input,), {"shape": shape}), input)
 
 
 def flatten(input, start_dim=0, end_dim=-1) -> Tensor:
@@ -99,7 +99,7 @@ def transpose(input, dim0=None, dim1=None) -> Tensor:
         return _T(input)
     nd = input.ndim
     d0, d1 = _norm_dim(dim0, nd), _norm_dim(dim1, nd)
-    return _share_version(apply(S.transpose, (input,), {"dim0": d0, "dim1": d1}), input)
+    return _share_version(apply(shape_prims.transpose, (input,), {"dim0": d0, "dim1": d1}), input)
 
 
 swapaxes = swapdims = transpose
@@ -110,7 +110,7 @@ def t(input) -> Tensor:
     if input.ndim > 2:
         raise EngineError(f"t() expects a tensor with <= 2 dimensions, but self is "
                           f"{input.ndim}D")
-    return _share_version(apply(S.t, (input,)), input)
+    return _share_version(apply(shape_prims.t, (input,)), input)
 
 
 def permute(input, *dims) -> Tensor:
@@ -124,7 +124,7 @@ def permute(input, *dims) -> Tensor:
     dims = tuple(_norm_dim(d, input.ndim) for d in dims)
     if len(set(dims)) != len(dims):
         raise EngineError("permute(): duplicate dims are not allowed.")
-    return _share_version(apply(S.permute, (input,), {"dims": dims}), input)
+    return _share_version(apply(shape_prims.permute, (input,), {"dims": dims}), input)
 
 
 def _T(self) -> Tensor:
@@ -152,7 +152,7 @@ def broadcast_to(input, *shape) -> Tensor:
                              f"the existing size ({n}) at non-singleton dimension "
                              f"{i + nd_new}.  Target sizes: {list(shape)}.  Tensor sizes: "
                              f"{list(input.shape)}")
-    return _share_version(apply(S.expand, (input,), {"shape": shape}), input)
+    return _share_version(apply(shape_prims.expand, (input,), {"shape": shape}), input)
 
 
 expand = broadcast_to
@@ -165,25 +165,25 @@ def expand_as(input, other) -> Tensor:
 def squeeze(input, dim=None) -> Tensor:
     input = _t(input)
     if dim is None:
-        return _share_version(apply(S.squeeze, (input,)), input)
+        return _share_version(apply(shape_prims.squeeze, (input,)), input)
     if isinstance(dim, (tuple, list)):
         dims = _dims(dim, input.ndim)
-        return _share_version(apply(S.squeeze_dims, (input,), {"dims": dims}), input)
+        return _share_version(apply(shape_prims.squeeze_dims, (input,), {"dims": dims}), input)
     d = _norm_dim(dim, input.ndim)
-    return _share_version(apply(S.squeeze_dim, (input,), {"dim": d}), input)
+    return _share_version(apply(shape_prims.squeeze_dim, (input,), {"dim": d}), input)
 
 
 def unsqueeze(input, dim) -> Tensor:
     input = _t(input)
     d = _norm_dim(dim, input.ndim + 1)
-    return _share_version(apply(S.unsqueeze, (input,), {"dim": d}), input)
+    return _share_version(apply(shape_prims.unsqueeze, (input,), {"dim": d}), input)
 
 
 expand_dims = unsqueeze
 
 
 def clone(input, *, memory_format=None) -> Tensor:
-    return apply(S.clone, (input,))
+    return apply(shape_prims.clone, (input,))
 
 
 def to(input, *args, dtype=None, **kwargs) -> Tensor:
@@ -195,7 +195,7 @@ def to(input, *args, dtype=None, **kwargs) -> Tensor:
     np_dtype = dtypes.to_np(dtype)
     if input._data.dtype == np_dtype:
         return input
-    return apply(S.to_dtype, (input,), {"dtype": np_dtype})
+    return apply(shape_prims.to_dtype, (input,), {"dtype": np_dtype})
 
 
 def _triangle(input, diagonal: int, upper: bool) -> Tensor:

@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import backend as B
 from .. import batching
-from ..primitive import REGISTRY, Primitive, apply
+from ..primitive import Primitive, apply
 from ..tensor import Tensor
 from . import shape as S
 
@@ -451,10 +451,8 @@ def _erf_vjp(g, x, out):
     return g * (2.0 / math.sqrt(math.pi)) * B.exp(-(x * x))
 
 
-if "erf" not in REGISTRY:   # the engine's op table may come to define it
-    erf = Primitive("erf", "ErfBackward0", _erf, quiet=True, input_names=("self",),
-                    analytic=False,   # the forward (math.erf) takes real numbers only
-                    doc="the error function, elementwise", batch=batching.elementwise,
-                    sample=lambda: [((_sample_rng().standard_normal((3, 4)),), {})],
-                    vjp=_erf_vjp,
-                    jvp=_erf_vjp)
+erf = Primitive("erf", "ErfBackward0", _erf, quiet=True, input_names=("self",),
+                analytic=False,   # the forward (math.erf) takes real numbers only
+                doc="the error function, elementwise", batch=batching.elementwise,
+                sample=lambda: [((_sample_rng().standard_normal((3, 4)),), {})],
+                vjp=_erf_vjp, jvp=_erf_vjp)
