@@ -299,3 +299,50 @@ def test_pytest_plugin_under_xdist(project):
                    "specs/crash/c.yaml::boom"):
         assert f"FAILED {failed}" in out, out
     assert "crashed while running 'specs/crash/c.yaml::boom'" in out
+
+
+SLOW = """\
+import time
+import gradtool as gt
+
+
+class Slow(gt.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        time.sleep(60)
+        return x * 1
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+"""
+
+
+def test_ctrl_c_stops_the_workers_and_reports_what_finished(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    (tmp_path / "slow.py").write_text(SLOW)
+    (tmp_path / "s.yaml").write_text(
+        'version: 1\nfunctions:\n  Slow: {python: "slow:Slow"}\nchecks:\n'
+        "  - name: quick\n    expr: x.sin()\n    inputs: {x: {shape: [3]}}\n"
+        "  - name: slow1\n    expr: Slow(x)\n    inputs: {x: {shape: [1]}}\n"
+        "  - name: slow2\n    expr: Slow(x)\n    inputs: {x: {shape: [1]}}\n")
+    start = time.monotonic()
+    run = subprocess.Popen([sys.executable, "-m", "gradtool", "check", "s.yaml", "-n", "2",
+                            "--timeout", "0"], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        for line in run.stdout:             # off a terminal: each row as its check ends
+            if "s.yaml::quick" in line:
+                break
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err
+    assert "1 passed, 2 not run (interrupted)" in out
+    assert "Traceback" not in err
+    assert time.monotonic() - start < 50     # the 60 s sleeps were cut short
