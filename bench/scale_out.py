@@ -8,8 +8,11 @@
 * ``gradtool report merge`` of the 4 shard reports: equal to the serial report, same exit code.
 
 Each check's size is calibrated first (a full-mode check whose cost grows about as the
-square of its input's rows: its batched Jacobian columns are rows x 8 of rows x 8 each) so that one check takes about ``--seconds`` on this machine.  ``--quick``: checks of
-about 0.2 s (what bench/run_all.py runs).  One BLAS thread everywhere (the workers' default).
+square of its input's rows: its batched Jacobian columns are rows x 8 of rows x 8 each) so
+that one check takes about ``--seconds`` on this machine.  ``--quick``: checks of about
+0.2 s (what bench/run_all.py runs).  One BLAS thread everywhere (the workers' default).
+The -n 2 target needs 2 idle cores: the checks' own times are printed beside the wall
+times, and grow when other load takes a core.
 """
 
 from __future__ import annotations

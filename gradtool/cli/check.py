@@ -114,7 +114,7 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
         # before anything runs: a FIFO would block the end of the run, a device eat it
         require_regular(os.path.realpath(output), "--output", may_be_missing=True)
     fmt = fmt or "table"
-    shard_info = sharding.parse_shard(shard) if shard is not None else None
+    part = sharding.parse_shard(shard) if shard is not None else None
     durations = sharding.read_durations(durations_file) if durations_file else None
     if durations_file:
         require_regular(os.path.realpath(durations_file), "--durations-file",
@@ -131,56 +131,48 @@ def command(paths, keyword, tags, fail_fast, eps, atol, rtol, mode, method, seed
     pool = parallel.Pool(settings, workers) if (workers or 1) > 1 and not collect_only \
         else contextlib.nullcontext()
     with pool:
-        _check(pool, paths, keyword, tags, fail_fast, overrides, verbose, quiet, fmt, output,
-               file_fmt, collect_only, save_failures, no_python, skip_non_specs, shard_info,
-               durations, durations_file, limits, debug)
-
-
-def _check(pool, paths, keyword, tags, fail_fast, overrides, verbose, quiet, fmt, output,
-           file_fmt, collect_only, save_failures, no_python, skip_non_specs, part,
-           durations, durations_file, limits, debug) -> None:
-    files, load_errors = discover(paths, sniff_named=skip_non_specs)
-    # what imported user code prints goes to stderr: stdout holds only the report (JSON...)
-    with contextlib.redirect_stdout(sys.stderr):
-        checks, errors = load_all(files, allow_python=not no_python, debug=debug,
-                                  limits=limits)
-    load_errors += errors
-    _print_load_errors(load_errors)
-    checks = select(select_named(checks, paths), keyword, tags)
-    shard_info = None
-    if part is not None:
-        index, count = part
-        positions = sharding.split([c.id for c in checks], count, durations)[index - 1]
-        checks = [checks[p] for p in positions]
-        shard_info = {"index": index, "count": count, "positions": positions}
-    if collect_only:
-        _collect(checks, load_errors, fmt)
-        raise click.exceptions.Exit(report.exit_code([], load_errors))
-    if fail_fast and load_errors:
-        checks = []        # as pytest -x: errors while collecting stop the run before it starts
-    # off a terminal (CI logs, a pipe) each row is printed as its check finishes
-    stream = console.stdout() if fmt == "table" and not quiet and \
-        not console.is_terminal(sys.stdout) else None
-    start, started = time.perf_counter(), time.time()
-    with contextlib.redirect_stdout(sys.stderr):
-        outcomes, interrupted = _run(checks, overrides, fail_fast=fail_fast,
-                                     save_failures=save_failures, debug=debug,
-                                     progress=fmt == "table" and not quiet, stream=stream,
-                                     pool=pool if isinstance(pool, parallel.Pool) else None)
-    elapsed = time.perf_counter() - start
-    not_run = len(checks) - len(outcomes)
-    _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet,
-          rows=stream is None, not_run=not_run, interrupted=interrupted, started=started,
-          shard=shard_info)
-    if output:
-        write_atomic(output, _render(file_fmt, outcomes, load_errors, elapsed, started,
-                                     not_run, interrupted, shard=shard_info))
-    if durations_file:
-        write_atomic(durations_file, sharding.durations_text(durations, outcomes),
-                     option="--durations-file")
-    if interrupted:
-        raise click.exceptions.Exit(console.INTERRUPTED)
-    raise click.exceptions.Exit(report.exit_code(outcomes, load_errors))
+        files, load_errors = discover(paths, sniff_named=skip_non_specs)
+        # what imported user code prints goes to stderr: stdout holds only the report
+        with contextlib.redirect_stdout(sys.stderr):
+            checks, errors = load_all(files, allow_python=not no_python, debug=debug,
+                                      limits=limits)
+        load_errors += errors
+        _print_load_errors(load_errors)
+        checks = select(select_named(checks, paths), keyword, tags)
+        shard_info = None
+        if part is not None:
+            index, count = part
+            positions = sharding.split([c.id for c in checks], count, durations)[index - 1]
+            checks = [checks[p] for p in positions]
+            shard_info = {"index": index, "count": count, "positions": positions}
+        if collect_only:
+            _collect(checks, load_errors, fmt)
+            raise click.exceptions.Exit(report.exit_code([], load_errors))
+        if fail_fast and load_errors:
+            checks = []     # as pytest -x: errors while collecting stop the run before it starts
+        # off a terminal (CI logs, a pipe) each row is printed as its check finishes
+        stream = console.stdout() if fmt == "table" and not quiet and \
+            not console.is_terminal(sys.stdout) else None
+        start, started = time.perf_counter(), time.time()
+        with contextlib.redirect_stdout(sys.stderr):
+            outcomes, interrupted = _run(
+                checks, overrides, fail_fast=fail_fast, save_failures=save_failures,
+                debug=debug, progress=fmt == "table" and not quiet, stream=stream,
+                pool=pool if isinstance(pool, parallel.Pool) else None)
+        elapsed = time.perf_counter() - start
+        not_run = len(checks) - len(outcomes)
+        _emit(fmt, outcomes, load_errors, elapsed, verbose=verbose, quiet=quiet,
+              rows=stream is None, not_run=not_run, interrupted=interrupted, started=started,
+              shard=shard_info)
+        if output:
+            write_atomic(output, _render(file_fmt, outcomes, load_errors, elapsed, started,
+                                         not_run, interrupted, shard=shard_info))
+        if durations_file:
+            write_atomic(durations_file, sharding.durations_text(durations, outcomes),
+                         option="--durations-file")
+        if interrupted:
+            raise click.exceptions.Exit(console.INTERRUPTED)
+        raise click.exceptions.Exit(report.exit_code(outcomes, load_errors))
 
 
 def _print_load_errors(load_errors) -> None:
