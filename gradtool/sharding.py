@@ -10,7 +10,6 @@ serial order, and the parts together are the selected checks, each exactly once.
 from __future__ import annotations
 
 import json
-import os
 import re
 
 from .errors import UsageError
