@@ -238,10 +238,16 @@ class Pool:
     finds and loads the spec files.  A context manager: leaving it kills what is left."""
 
     def __init__(self, settings: Settings, count: int) -> None:
-        self.settings, self.replies = settings, queue.Queue()
+        self.settings, self.replies, self.count = settings, queue.Queue(), count
         self.workers: list[_Worker] = []
-        for number in range(count):
+        # one per core now; more (-n above the cores) once the number of checks is known
+        for number in range(min(count, available_cores())):
             self.workers.append(_Worker(number, settings, self.replies))
+
+    def grow(self, checks: int) -> None:
+        """Up to ``count`` workers, but no more than there are checks."""
+        for number in range(len(self.workers), min(self.count, checks)):
+            self.workers.append(_Worker(number, self.settings, self.replies))
 
     def __enter__(self) -> "Pool":
         return self
@@ -261,6 +267,7 @@ def run_parallel(checks: list[Selected], started: Pool, *, fail_fast: bool = Fal
     tasks = [Task(index, item.file, item.name) for index, item in enumerate(checks)]
     results: dict[int, Outcome] = {}
     pending = list(reversed(tasks))
+    started.grow(len(tasks))
     settings, replies = started.settings, started.replies
     pool = started.workers          # the live workers (a dead one is replaced in place)
     stop_after = len(tasks)            # -x: no check after the first problem is reported

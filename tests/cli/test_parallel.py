@@ -346,3 +346,20 @@ def test_ctrl_c_stops_the_workers_and_reports_what_finished(tmp_path):
     assert "1 passed, 2 not run (interrupted)" in out
     assert "Traceback" not in err
     assert time.monotonic() - start < 50     # the 60 s sleeps were cut short
+
+
+def test_merge_reports_a_load_error_once_with_its_exit_code(project):
+    (project / "specs" / "broken.yaml").write_text("version: 1\nchecks:\n  - name: [\n")
+    code, _ = _check("-k", "more", "--format", "json", "--output", "serial.json")
+    for k in (1, 2):
+        _check("-k", "more", "--shard", f"{k}/2", "--format", "json", "--output", f"p{k}.json")
+    merged = CliRunner().invoke(cli, ["report", "merge", "p1.json", "p2.json", "--format",
+                                      "json", "--output", "merged.json"])
+    assert code == merged.exit_code == 2
+    serial = _report(project / "serial.json")
+    assert len(serial["errors"]) == 1 and _report(project / "merged.json") == serial
+
+
+def test_more_workers_than_checks(project):
+    code, output = _check("-k", "tanh", "-n", "7", "--format", "json")
+    assert code == 0 and [c["name"] for c in json.loads(output)["checks"]] == ["tanh"]
