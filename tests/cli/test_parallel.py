@@ -208,10 +208,14 @@ def test_shards_together_run_the_serial_set_and_merge_to_its_report(project):
         _check("--shard", f"{k}/3", "--durations-file", str(copy), "--format", "json",
                "--output", str(out))
         parts.append(str(out))
-    jsonschema = pytest.importorskip("jsonschema")
-    from gradtool.render.report_schema import REPORT_SCHEMA
-    for path in parts:
-        jsonschema.validate(json.loads(open(path).read()), REPORT_SCHEMA)
+    try:
+        import jsonschema
+    except ImportError:         # the test extra has it; the rest of the test runs anyway
+        jsonschema = None
+    if jsonschema is not None:
+        from gradtool.render.report_schema import REPORT_SCHEMA
+        for path in parts:
+            jsonschema.validate(json.loads(open(path).read()), REPORT_SCHEMA)
     ids = [c["id"] for p in parts for c in json.loads(open(p).read())["checks"]]
     serial = _report(project / "serial.json")
     assert sorted(ids) == sorted(c["id"] for c in serial["checks"]) and len(set(ids)) == 8
