@@ -371,3 +371,16 @@ def test_merge_reports_a_load_error_once_with_its_exit_code(project):
 def test_more_workers_than_checks(project):
     code, output = _check("-k", "tanh", "-n", "7", "--format", "json")
     assert code == 0 and [c["name"] for c in json.loads(output)["checks"]] == ["tanh"]
+
+
+def test_workers_write_the_serial_junit_and_github_reports(project):
+    import re
+
+    def without_times(text):
+        return re.sub(r'(time|timestamp)="[^"]*"| in [0-9.]+s', "", text)
+
+    for fmt in ("junit", "github"):
+        serial = _check("--format", fmt)
+        parallel = _check("--format", fmt, "-n", "2")
+        assert serial[0] == parallel[0] == 2
+        assert without_times(serial[1]) == without_times(parallel[1])
