@@ -249,7 +249,7 @@ class Pool:
         for number in range(len(self.workers), min(self.count, checks)):
             self.workers.append(_Worker(number, self.settings, self.replies))
 
-    def __enter__(self) -> "Pool":
+    def __enter__(self) -> Pool:
         return self
 
     def __exit__(self, *exc) -> None:
