@@ -185,13 +185,23 @@ def build_function(fdef: FunctionDef, registry: dict[str, type],
     ``<name>Backward``).  ``registry`` is the spec's name -> Function table, read at call
     time so Functions can call each other."""
     arg_names = fdef.args
+    forward_program = [fdef.forward]    # the one in use: see term_dropped below
 
     def evaluate(program: Program, env: dict):
         return run_program(program, env, registry, max_elements=max_elements)
 
+    @contextmanager
+    def term_dropped(index: int):
+        """While active, the forward computes its output without term ``index`` (the
+        checker's diagnosis differentiates what is left, to get that term's part)."""
+        forward_program[0] = without_term(fdef.forward, index)
+        try:
+            yield
+        finally:
+            forward_program[0] = fdef.forward
+
     def run_forward(args: tuple) -> tuple[Any, dict]:
-        program = _DROPPED.get(id(fdef), fdef.forward)
-        out, names = evaluate(program, dict(zip(arg_names, args)))
+        out, names = evaluate(forward_program[0], dict(zip(arg_names, args)))
         if isinstance(out, (tuple, list)):
             raise SpecError(f"function '{fdef.name}': forward returned {len(out)} values; "
                             "Functions with several outputs are not supported",
@@ -255,7 +265,7 @@ def build_function(fdef: FunctionDef, registry: dict[str, type],
                  # through these (the checker does not import the spec layer)
                  "spec_forward_terms": staticmethod(
                      lambda: [] if fdef.forward is None else forward_terms(fdef)),
-                 "spec_term_dropped": staticmethod(lambda index: term_dropped(fdef, index)),
+                 "spec_term_dropped": staticmethod(term_dropped),
                  "__doc__": f"Function '{fdef.name}' defined in a gradtool spec."}
     if fdef.jvp is not None:
         namespace["jvp"] = staticmethod(jvp)
@@ -306,10 +316,6 @@ def _fit_tangent(fdef: FunctionDef, value, out):
 
 
 # ---- the forward's additive terms (for the checker's diagnosis) ------------------------------
-#: forward programs with one term dropped, in use by :func:`term_dropped` (id(fdef) -> Program)
-_DROPPED: dict[int, Program] = {}
-
-
 def _split_terms(expr: ast.expr) -> list[tuple[int, ast.expr]]:
     """(sign, term) of a sum ``a + b - c`` (an explicit stack: no recursion)."""
     terms = []
@@ -336,11 +342,8 @@ def forward_terms(fdef: FunctionDef) -> list[str]:
     return texts
 
 
-@contextmanager
-def term_dropped(fdef: FunctionDef, index: int):
-    """While active, the Function's forward computes its output without term ``index``
-    (the checker's diagnosis differentiates what is left, to get that term's part)."""
-    program = fdef.forward
+def without_term(program: Program, index: int) -> Program:
+    """``program`` (a forward) with term ``index`` of its output's sum left out."""
     kept = [t for i, t in enumerate(_split_terms(program.result)) if i != index]
     result = None
     for sign, node in kept:
@@ -352,8 +355,4 @@ def term_dropped(fdef: FunctionDef, index: int):
                                                  else ast.Sub(), right=node), node)
     if result is None:
         result = ast.copy_location(ast.Constant(0.0), program.result)
-    _DROPPED[id(fdef)] = dataclasses.replace(program, result=result)
-    try:
-        yield
-    finally:
-        _DROPPED.pop(id(fdef), None)
+    return dataclasses.replace(program, result=result)
