@@ -143,7 +143,7 @@ def _gaps(first: list, again: list) -> list:
     nothing about the backward."""
     gaps = []
     for a, b in zip(first, again):
-        gap = _max_gap([a], [b])
+        gap = _max_gap(a, b)
         if 0 < gap < float("inf") and a.dtype.kind == "f":
             finite = np.abs(a[np.isfinite(a)])
             scale = float(finite.max()) if finite.size else 0.0
@@ -153,20 +153,20 @@ def _gaps(first: list, again: list) -> list:
     return gaps
 
 
-def _max_gap(first: list, again: list) -> float:
-    worst = 0.0
-    for a, b in zip(first, again):
-        if (a is None) != (b is None):
-            return float("inf")
-        if a is not None and a.size:
-            with np.errstate(invalid="ignore"):
-                gap = float(np.max(np.abs(a - b)))
-                if gap != gap:        # NaN: equal where both sides are NaN or the same inf
-                    same = (a == b) | (np.isnan(a) & np.isnan(b))
-                    d = np.where(same, 0.0, np.abs(a - b))
-                    gap = float("inf") if np.isnan(d).any() else float(d.max())
-            worst = max(worst, gap)
-    return worst
+def _max_gap(a, b) -> float:
+    """The largest difference between two results (inf when only one of them exists; NaN
+    or the same inf on both sides count as equal)."""
+    if (a is None) != (b is None):
+        return float("inf")
+    if a is None or not a.size:
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        gap = float(np.max(np.abs(a - b)))
+        if gap != gap:
+            same = (a == b) | (np.isnan(a) & np.isnan(b))
+            d = np.where(same, 0.0, np.abs(a - b))
+            gap = float("inf") if np.isnan(d).any() else float(d.max())
+    return gap
 
 
 def _nonzero_finite(grad) -> bool:
@@ -635,8 +635,7 @@ class _Checker:
         return v.astype(dtype, copy=False)
 
     def _fast(self):
-        thresholds = []
-        self._fast_pairs(thresholds)
+        thresholds = self._fast_pairs()
         if thresholds:
             self.mode_notes.append(f"it sees errors spread over the Jacobian, and a single "
                                    f"wrong entry over ~{max(thresholds):.2g}; mode='full' "
@@ -648,7 +647,9 @@ class _Checker:
         notes = "; ".join(self.mode_notes)
         return f"{self.mode} ({notes})" if notes else self.mode
 
-    def _fast_pairs(self, thresholds: list):
+    def _fast_pairs(self) -> list:
+        """The fast-mode blocks; returns per block the single-entry error it would see."""
+        thresholds = []
         us = {j: self._random(self.in_data[j].shape) for j in self.diff}
         vs = {o: self._random(self.out_data[o].shape, self.out_data[o].dtype)
               for o in self.diff_outs}
@@ -688,6 +689,7 @@ class _Checker:
                 if not unused and nondet[jj] > self.nondet_tol:
                     self._mark_nondet(block, nondet[jj])
                 self.res.blocks.append(block)
+        return thresholds
 
     def _fast_block(self, o, j, a_s, n_s, atol, unused) -> BlockResult:
         # k is small (1 for gradcheck): plain floats are faster than numpy here

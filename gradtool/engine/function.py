@@ -129,7 +129,7 @@ class FunctionCtx(Node):
         args, batches = [], {}
         for i, (g, (shape, dtype)) in enumerate(zip(grads, self._output_meta)):
             if g is None:     # the same zeros (or None) for every example
-                args.append(_make(np.zeros(shape, dtype)) if self._materialize else None)
+                args.append(self._undefined_grad(shape, dtype))
             else:
                 args.append(None)
                 batches[i] = g._data if isinstance(g, Tensor) else g
@@ -160,7 +160,7 @@ class FunctionCtx(Node):
         wrapped = []
         for g, (shape, dtype) in zip(grads, self._output_meta):
             if g is None:
-                wrapped.append(_make(np.zeros(shape, dtype)) if self._materialize else None)
+                wrapped.append(self._undefined_grad(shape, dtype))
             else:
                 wrapped.append(g if isinstance(g, Tensor) else _make(g))
         prev = MODE.grad_enabled
@@ -170,6 +170,11 @@ class FunctionCtx(Node):
         finally:
             MODE.grad_enabled = prev
         return self._check_result(result, create_graph, batched)
+
+    def _undefined_grad(self, shape, dtype):
+        """What backward gets for an output gradient that is undefined: zeros, or None
+        after ``ctx.set_materialize_grads(False)``."""
+        return _make(np.zeros(shape, dtype)) if self._materialize else None
 
     def _check_result(self, result, create_graph: bool, batched: bool) -> list:
         """What backward returned, checked as torch checks it (count, types, shapes) and
