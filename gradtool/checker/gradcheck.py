@@ -26,6 +26,8 @@ import numpy as np
 
 from ..engine import forward_ad as fwAD
 from ..engine import graph, limits
+from ..engine.batching import delta_elementwise
+from ..engine.node import AccumulateGrad
 from ..engine.grad_mode import MODE
 from ..engine import primitive as P
 from ..engine.grad_mode import enable_grad, no_grad
@@ -95,13 +97,21 @@ def _analytical_rows(vjp, out_shape: tuple, dtype, rows: np.ndarray, zero_row=Fa
     return vjp(cot.reshape((n,) + tuple(out_shape)))
 
 
-def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
+def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list,
+                     positional: bool = False) -> tuple:
     """(per input: the (out size, in size) Jacobian or None if unreached; the first chunk of
-    rows; per input the gradient for a zero cotangent (computed with the first chunk)).
+    rows; per input the gradient for a zero cotangent (computed with the first chunk); per
+    input the sorted flat positions outside which its Jacobian is exactly zero, or None).
 
     The first chunk holds rows spread over the output (those the reentrancy check computes
     again, in a batch of the very same composition: the same rows plus the zero cotangent);
-    the other rows follow in cache-sized chunks (``ANALYTICAL_CHUNK_ROWS`` forces a size)."""
+    the other rows follow in cache-sized chunks (``ANALYTICAL_CHUNK_ROWS`` forces a size).
+    ``positional``: the backward graph is made of elementwise primitives only, each input
+    the output's size (:func:`_positional`): then gradient element k depends on cotangent
+    element k alone, the Jacobian is diagonal, and one backward with a cotangent of ones
+    gives it (its rows are that backward's with one-hot cotangents: the same products).
+    The first chunk is still computed row by row and must show exactly that structure, and
+    the diagonal must be finite (0 * inf off the diagonal is NaN), else every row is."""
     size = int(np.prod(out_shape, dtype=np.int64))
     width = max(sum(in_sizes), size, 1)
     step = ANALYTICAL_CHUNK_ROWS or max(1, min(size, ANALYTICAL_CHUNK_BYTES // (8 * width)))
@@ -110,6 +120,7 @@ def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
     chunks = [sample[i:i + step] for i in range(0, len(sample), step)] + \
         [rest[i:i + step] for i in range(0, len(rest), step)]
     jac = [None] * len(in_sizes)
+    supports = [None] * len(in_sizes)
     first = zero = None
     for rows in chunks:
         part = _analytical_rows(vjp, out_shape, dtype, rows, zero_row=first is None)
@@ -117,13 +128,76 @@ def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
             first = (rows, part)
             zero = [None if p is None else p[-1:] for p in part]
             part = [None if p is None else p[:-1] for p in part]
+            diagonal = _diagonal(vjp, out_shape, dtype, rows, part) \
+                if positional and len(rest) else None
+            if diagonal is not None:
+                for j, d in enumerate(diagonal):
+                    if d is not None:
+                        jac[j] = np.zeros((size, in_sizes[j]), dtype=np.float64)
+                        jac[j][np.arange(size), np.arange(size)] = d
+                        supports[j] = np.arange(size, dtype=np.int64) * (size + 1)
+                return jac, first, zero, supports
         for j, p in enumerate(part):
             if p is None:
                 continue
             if jac[j] is None:
                 jac[j] = np.zeros((size, in_sizes[j]), dtype=np.float64)
             jac[j][rows] = p
-    return jac, first, zero
+    return jac, first, zero, supports
+
+
+def _diagonal(vjp, out_shape: tuple, dtype, rows: np.ndarray, part: list):
+    """Per input the Jacobian's diagonal from one backward with a cotangent of ones, if the
+    rows ``part`` computed one by one are exactly diagonal with these values and the
+    diagonal is finite; else None."""
+    ones = vjp(np.ones((1,) + tuple(out_shape), dtype=dtype))
+    diagonal = []
+    for p, d in zip(part, ones):
+        if (p is None) != (d is None):
+            return None
+        if p is None:
+            diagonal.append(None)
+            continue
+        d = d[0]
+        if p.shape[1] != d.size or not np.isfinite(d).all():
+            return None
+        expected = np.zeros(p.shape, dtype=p.dtype)
+        expected[np.arange(len(rows)), rows] = d[rows]
+        if not np.array_equal(p, expected):
+            return None
+        diagonal.append(d)
+    return diagonal
+
+
+def _positional(out: Tensor, inputs: list) -> bool:
+    """The backward graph of ``out`` holds only elementwise primitives (those with the
+    one-element perturbation rule of elementwise ops), no hooks, and every input has the
+    output's size: no intermediate can then be larger or smaller than the output, and
+    gradient element k of each input depends on cotangent element k alone."""
+    if not all(isinstance(t, Tensor) for t in [out, *inputs]):
+        return False          # torch's tensors (the torch bridge): the general path
+    size = out._data.size
+    if any(x._data.size != size for x in inputs):
+        return False
+    root = graph._root_edge(out)
+    if root is None or type(root[0]) is AccumulateGrad:
+        return False
+    seen = {root[0]}
+    stack = [root[0]]
+    while stack:
+        node = stack.pop()
+        if type(node) is AccumulateGrad:
+            if node._extra is not None or node.variable._extra is not None:
+                return False
+            continue
+        prim = getattr(node, "prim", None)
+        if prim is None or prim.delta is not delta_elementwise or node._extra is not None:
+            return False
+        for nxt in node.next_nodes:
+            if nxt is not None and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return True
 
 
 def _reentrancy(vjp, out_shape: tuple, dtype, first) -> list:
@@ -133,6 +207,13 @@ def _reentrancy(vjp, out_shape: tuple, dtype, first) -> list:
     rows, part = first
     again = _analytical_rows(vjp, out_shape, dtype, rows, zero_row=True)
     return _gaps(part, again)
+
+
+def _union(first, second):
+    """The union of two supports (sorted flat positions; None: dense, absorbing)."""
+    if first is None or second is None:
+        return None
+    return np.union1d(first, second)
 
 
 def _gaps(first: list, again: list) -> list:
@@ -508,13 +589,14 @@ class _Checker:
             return [None] * len(self.outs)
         return self.ev.plain_outputs()
 
-    def _numerical(self, j, columns=None, method=None, eps=None):
+    def _numerical(self, j, columns=None, method=None, eps=None, supports=None):
         method = method or self.method
         base = self.base_outputs
         if method == "forward" and base and base[0] is None:
             base = self.base_outputs = self._base_outputs(needed=True)
         return numeric.numerical_jacobian(self.ev, j, self.out_sizes, method,
-                                          self.eps if eps is None else eps, base, columns)
+                                          self.eps if eps is None else eps, base, columns,
+                                          supports)
 
     def _no_differentiable_outputs(self):
         for j in self.diff:
@@ -529,10 +611,11 @@ class _Checker:
         return gt_vjp(self.outs[o], [self.inputs[j] for j in js])
 
     def _full(self):
-        numerical, num_time, num_evals = {}, {}, {}
+        numerical, num_time, num_evals, num_support = {}, {}, {}, {}
         for j in self.diff:
             t0, e0 = time.perf_counter(), self.ev.n_evals
-            numerical[j] = self._numerical(j)
+            num_support[j] = []
+            numerical[j] = self._numerical(j, supports=num_support[j])
             num_time[j] = time.perf_counter() - t0
             num_evals[j] = self.ev.n_evals - e0
         in_sizes = [self.in_data[j].size for j in self.diff]
@@ -540,7 +623,9 @@ class _Checker:
             t0 = time.perf_counter()
             vjp = self._vjp(o, self.diff)
             shape, dtype = self.out_data[o].shape, self.out_data[o].dtype
-            jac, first, zero = _analytical_full(vjp, shape, dtype, in_sizes)
+            positional = _positional(self.outs[o], [self.inputs[j] for j in self.diff])
+            jac, first, zero, an_support = _analytical_full(vjp, shape, dtype, in_sizes,
+                                                            positional)
             nondet = _reentrancy(vjp, shape, dtype, first) if first is not None else \
                 [0.0] * len(self.diff)
             if zero is not None:
@@ -552,7 +637,9 @@ class _Checker:
                 A = np.zeros((self.out_sizes[o], self.in_data[j].size)) if unused \
                     else jac[jj]
                 N = numerical[j][o]
-                block = self._block(o, j, A, N, unused)
+                support = _union(np.zeros(0, np.int64) if unused else an_support[jj],
+                                 num_support[j][o])
+                block = self._block(o, j, A, N, unused, support=support)
                 block.n_evals = num_evals[j]
                 block.wall_time = num_time[j] / len(self.diff_outs) + \
                     an_time / len(self.diff) + time.perf_counter() - t1
@@ -576,8 +663,8 @@ class _Checker:
         block.kind = "nondeterministic"
         block.diagnosis = text
 
-    def _block(self, o, j, A, N, unused, stage="first order") -> BlockResult:
-        cmp = compare(A, N, self.atol, self.rtol)
+    def _block(self, o, j, A, N, unused, stage="first order", support=None) -> BlockResult:
+        cmp = compare(A, N, self.atol, self.rtol, support)
         out_shape = self.out_data[o].shape
         in_shape = self.in_data[j].shape
         block = BlockResult(output=o, input=j, output_name=f"output {o}",
@@ -710,8 +797,8 @@ class _Checker:
         if size <= AUTO_FULL_LIMIT and self._full_cost([o], [j]) <= AUTO_FULL_SECONDS:
             # as torch: recompute this block in full for a precise report
             N = self._numerical(j)[o]
-            A, _, _ = _analytical_full(self._vjp(o, [j]), self.out_data[o].shape,
-                                       self.out_data[o].dtype, [self.in_data[j].size])
+            A, _, _, _ = _analytical_full(self._vjp(o, [j]), self.out_data[o].shape,
+                                          self.out_data[o].dtype, [self.in_data[j].size])
             unused = A[0] is None
             A = np.zeros_like(N) if unused else A[0]
             full = self._block(o, j, A, N, unused)

@@ -166,9 +166,11 @@ def _chunk(n_cols: int, n_offsets: int, example_bytes: int) -> int:
 
 
 def numerical_jacobian(ev: Evaluator, j: int, out_sizes: list, method: str, eps: float,
-                       base_outputs: list, columns=None) -> list:
+                       base_outputs: list, columns=None, supports=None) -> list:
     """d output / d input j for every output: a list of (out size, in size) arrays
-    (only ``columns`` of the input are filled when given)."""
+    (only ``columns`` of the input are filled when given).  ``supports``: a list, filled
+    per output with the sorted flat positions outside which its array holds exact zeros
+    (the positions one-element perturbations reached), or None where it is dense."""
     offsets, weights = STENCILS[method]
     complex_step = method == "complex"
     x = ev.base_array(j, complex_step)
@@ -180,6 +182,7 @@ def numerical_jacobian(ev: Evaluator, j: int, out_sizes: list, method: str, eps:
     moving = [o for o in offsets if o != 0.0]
     step = _chunk(len(cols), len(moving), x.nbytes or 8)
     flat = x.reshape(-1)
+    reached = [[] for _ in out_sizes]
     for start in range(0, len(cols), step):
         ks = cols[start:start + step]
         m = len(ks)
@@ -191,15 +194,23 @@ def numerical_jacobian(ev: Evaluator, j: int, out_sizes: list, method: str, eps:
         for o, out in enumerate(outs):
             if o >= len(out_sizes) or out_sizes[o] is None:
                 continue
-            _combine(jac[o], ks, out, moving, offsets, weights, h, complex_step,
-                     base_outputs[o])
+            written = _combine(jac[o], ks, out, moving, offsets, weights, h, complex_step,
+                               base_outputs[o])
+            if reached[o] is not None:
+                reached[o] = None if written is None else reached[o] + [written]
+    if supports is not None:
+        supports[:] = [None if r is None or jac[o] is None else
+                       np.unique(np.concatenate([np.zeros(0, np.int64)] + r))
+                       for o, r in enumerate(reached)]
     return jac
 
 
-def _combine(jac, ks, out, moving, offsets, weights, h, complex_step, base_out) -> None:
+def _combine(jac, ks, out, moving, offsets, weights, h, complex_step, base_out):
+    """Write the columns ``ks`` of ``jac``; returns the flat positions written, or None
+    when every position of the columns was."""
     m = len(ks)
     if isinstance(out, V.Unbatched):
-        return
+        return np.zeros(0, np.int64)
     if isinstance(out, V.Delta) and _same_index(out.index, m, len(moving)):
         # column k changes only at out.index[k] (one position, or a (K,) lane)
         pos = out.index[:m]
@@ -209,8 +220,9 @@ def _combine(jac, ks, out, moving, offsets, weights, h, complex_step, base_out) 
         for o, w in zip(offsets, weights):
             acc = acc + w * (base_at if o == 0.0 else vals[moving.index(o)])
         col = np.imag(acc) / h if complex_step else np.real(acc) / h
-        jac[pos, ks if pos.ndim == 1 else ks[:, None]] = col
-        return
+        cols = ks if pos.ndim == 1 else ks[:, None]
+        jac[pos, cols] = col
+        return (pos * jac.shape[1] + cols).reshape(-1).astype(np.int64)
     dense = V.as_dense(out, m * len(moving)).reshape(len(moving), m, -1)
     acc = 0.0
     for o, w in zip(offsets, weights):
@@ -218,6 +230,7 @@ def _combine(jac, ks, out, moving, offsets, weights, h, complex_step, base_out) 
         acc = acc + w * term
     acc = np.imag(acc) / h if complex_step else np.real(acc) / h
     jac[:, ks] = acc.T
+    return None
 
 
 def _same_index(index, m: int, parts: int) -> bool:
