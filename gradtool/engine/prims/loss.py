@@ -32,22 +32,44 @@ def _class_axis(ndim):
     return 1 if ndim >= 2 else 0
 
 
+def _nll_picked(shape, target, weight, ignore_index):
+    """(the index tuple picking x[n, target[n], d1, ...] from an input of ``shape``, the
+    weight of each picked element: weight[target[n]], 0 for an ignored target, the mask of
+    the targets not ignored).  Plain fancy indexing: this runs on every call of the loss."""
+    c = _class_axis(len(shape))
+    valid = target != ignore_index
+    safe = np.where(valid, target, 0) if not valid.all() else target
+    picked = np.ones(safe.shape) if weight is None else \
+        np.asarray(weight, dtype=np.float64)[safe]
+    if not valid.all():
+        picked = np.where(valid, picked, 0.0)
+    rest = len(shape) - 1           # the target's axes: the input's without the class axis
+    index = []
+    for axis, size in enumerate(shape):
+        if axis == c:
+            index.append(safe)
+        else:
+            t = axis if axis < c else axis - 1
+            index.append(np.arange(size).reshape((size,) + (1,) * (rest - 1 - t)))
+    return tuple(index), picked, valid
+
+
 def _nll_weights(x, target, weight, ignore_index):
     """W with W[n, target[n], ...] = weight[target[n]] (0 for ignored targets): the loss is
     -sum(W * x) over the class axis, and W is its (constant) derivative."""
-    c = _class_axis(x.ndim)
-    valid = target != ignore_index
-    safe = np.where(valid, target, 0)
-    w = np.ones(x.shape[c]) if weight is None else np.asarray(weight, dtype=np.float64)
-    picked = np.where(valid, w[safe], 0.0)
+    index, picked, _ = _nll_picked(x.shape, target, weight, ignore_index)
     W = np.zeros(x.shape, dtype=np.float64)
-    np.put_along_axis(W, np.expand_dims(safe, c), np.expand_dims(picked, c), axis=c)
+    W[index] = picked
     return W, picked
 
 
 def _nll_forward(x, target, reduction, weight, ignore_index):
-    W, picked = _nll_weights(x, target, weight, ignore_index)
-    loss = -np.sum(W * x, axis=_class_axis(x.ndim))
+    # -weight[t] * x[n, t]: only the picked elements (as torch: an Inf or NaN in another
+    # class, or at an ignored target, does not reach the loss)
+    index, picked, valid = _nll_picked(x.shape, target, weight, ignore_index)
+    loss = -(picked * x[index])
+    if not valid.all():
+        loss = np.where(valid, loss, 0.0)
     return _reduce(loss, reduction, np.sum(picked)).astype(x.dtype)
 
 
