@@ -341,12 +341,13 @@ def _run_plain(roots, root_grads, retain_graph) -> None:
             if grads is None:
                 in_grads = None
             elif type(node) is AccumulateGrad:
+                # a leaf's _extra holds its views too: only its hooks matter here
                 variable = node.variable
-                if node._extra is not None or variable._extra is not None:
+                if node._extra is not None or variable._get("hooks"):
                     grads = _pre_hooks(node, grads, False)
                 if grads[0] is not None:
                     node.accumulate(grads[0], False)
-                    if variable._extra is not None:
+                    if variable._get("post_accumulate_hooks"):
                         _post_accumulate_hooks(variable)
                 continue
             else:
