@@ -79,11 +79,28 @@ def _as_tuple(x) -> tuple:
 def gt_vjp(out: Tensor, inputs: list):
     """``vjp(cotangents)``: one batched backward of ``out`` for a batch of cotangents
     (k, *out.shape); per input a (k, input size) array, or None if the backward does not
-    reach it."""
+    reach it.  ``autograd.grad(out, inputs, cot, retain_graph=True, allow_unused=True,
+    is_grads_batched=True)``, with the graph walked once for all the calls."""
+    roots, targets, discovered = graph.plan([out], inputs)
+    edges = [graph._root_edge(x) for x in inputs]
+
     def vjp(cot: np.ndarray) -> list:
-        grads = graph.grad(out, inputs, _make(cot), retain_graph=True, allow_unused=True,
-                           is_grads_batched=True)
-        return [None if g is None else g._data.reshape(cot.shape[0], -1) for g in grads]
+        if cot.shape[1:] != out._data.shape:
+            raise EngineError(f"Mismatch in shape: grad_output[0] has a shape of "
+                              f"{graph._size(cot.shape[1:])} and output[0] has a shape of "
+                              f"{graph._size(out._data.shape)}.")
+        captured = graph.run(roots, [cot], True, False, capture=targets, batched=True,
+                             discovered=discovered)
+        grads = []
+        for edge in edges:
+            g = captured.get(edge)
+            if g is not None:
+                g = g._data if isinstance(g, Tensor) else g
+                if not g.flags.owndata:       # as autograd.grad returns it: a copy of a view
+                    g = np.array(g, copy=True)
+                g = g.reshape(cot.shape[0], -1)
+            grads.append(g)
+        return grads
     return vjp
 
 
@@ -741,7 +758,20 @@ class _Checker:
         vs = {o: self._random(self.out_data[o].shape, self.out_data[o].dtype)
               for o in self.diff_outs}
         num = {}
+        small = sum(self.in_data[j].nbytes for j in self.diff) * 2 * len(self.diff) * \
+            len(numeric.STENCILS[self.method][0]) * self.k <= numeric.MANY_BYTES
+        if len(self.diff) > 1 and small and getattr(self.fn, "batched_call", None) is None:
+            # small inputs: every input's perturbations in one batch (the calls are the cost)
+            e0 = self.ev.n_evals
+            t0 = time.perf_counter()
+            many = numeric.directional_many(self.ev, us, self.out_sizes, self.method,
+                                            self.eps, self.base_outputs)
+            share = ((self.ev.n_evals - e0) / len(self.diff),
+                     (time.perf_counter() - t0) / len(self.diff))
+            num = {j: (many[j], round(share[0]), share[1]) for j in self.diff}
         for j in self.diff:
+            if j in num:
+                continue
             e0 = self.ev.n_evals
             t0 = time.perf_counter()
             ju = numeric.directional(self.ev, j, us[j], self.out_sizes, self.method, self.eps,

@@ -123,10 +123,36 @@ class Evaluator:
         self.n_evals += size
         return list(outs)
 
+    def run_many(self, batches: dict, size: int, cast=None) -> list:
+        """``run`` with several inputs replaced by batches at once (``{j: dense batch}``):
+        one batched call where each input's perturbations would be a call of their own."""
+        with np.errstate(all="ignore"):
+            args = self.plain_args(cast=cast)
+            if self.batched_ok and size > 2:
+                try:
+                    with no_grad():
+                        outs, _ = V.call_batched(self.fn, tuple(args), batches, size)
+                    self.n_evals += size
+                    self._spot_check(None, batches, size, outs, args)
+                    return list(outs)
+                except V.VmapFallback as exc:
+                    self.batched_ok = False
+                    self.path = f"looped ({exc})"
+            elif self.path == "batched":
+                self.path = "looped (small batch)"
+            with no_grad():
+                outs, _ = V.loop_batched(self.fn, tuple(args), batches, size)
+            self.n_evals += size
+            return list(outs)
+
     def _spot_check(self, j, batch, size, outs, args) -> None:
+        """Example ``size - 1`` of the batched result against a plain call (``j`` None:
+        ``batch`` is a dict of batches, one per replaced input)."""
+        batches = batch if j is None else {j: batch}
         for k in (size - 1,):     # the last example: where a leak of example 0 shows
             call = list(args)
-            call[j] = _make(V.example(batch, k))
+            for i, b in batches.items():
+                call[i] = _make(V.example(b, k))
             with no_grad():
                 plain = self.fn(*call)
             self.n_evals += 1
@@ -238,6 +264,59 @@ def _same_index(index, m: int, parts: int) -> bool:
     return all(np.array_equal(index[p * m:(p + 1) * m], first) for p in range(1, parts))
 
 
+MANY_BYTES = 2 ** 20     # directional_many: the most bytes of batched inputs it builds
+
+
+def directional_many(ev: Evaluator, directions: dict, out_sizes: list, method: str,
+                     eps: float, base_outputs: list) -> dict:
+    """``directional`` for several inputs (``{j: directions}``) in one batch: example
+    (j, offset, d) perturbs input j alone, the others stay at their values.  For small
+    inputs, where the cost is the calls, not the arithmetic (``MANY_BYTES``)."""
+    offsets, weights = STENCILS[method]
+    complex_step = method == "complex"
+    h = COMPLEX_STEP if complex_step else eps
+    moving = [o for o in offsets if o != 0.0]
+    js = list(directions)
+    k = directions[js[0]].shape[0]
+    per = len(moving) * k
+    size = per * len(js)
+    batches = {}
+    for p, j in enumerate(js):
+        x = ev.base_array(j, complex_step)
+        batch = np.empty((size,) + x.shape, dtype=x.dtype)
+        batch[:] = x
+        row = p * per
+        for o in moving:
+            shift = o * h * directions[j]
+            batch[row:row + k] = x + (1j * shift if complex_step else shift)
+            row += k
+        batches[j] = batch
+    outs = ev.run_many(batches, size, cast=np.float64 if ev.upcast else None)
+    result = {}
+    for p, j in enumerate(js):
+        per_output = []
+        for o, out in enumerate(outs):
+            if o >= len(out_sizes) or out_sizes[o] is None:
+                per_output.append(None)
+                continue
+            dense = V.as_dense(out, size).reshape(size, -1)[p * per:(p + 1) * per]
+            per_output.append(_stencil(dense.reshape(len(moving), k, -1), offsets, weights,
+                                       moving, base_outputs[o], h, complex_step))
+        result[j] = per_output
+    return result
+
+
+def _stencil(dense, offsets, weights, moving, base_out, h, complex_step) -> np.ndarray:
+    """The finite-difference combination of the outputs at each offset (``dense``:
+    (offsets, k, out size)), divided by the step."""
+    acc = 0.0
+    for off, w in zip(offsets, weights):
+        term = np.asarray(base_out).reshape(1, -1) if off == 0.0 else \
+            dense[moving.index(off)]
+        acc = acc + w * term
+    return np.imag(acc) / h if complex_step else np.real(acc) / h
+
+
 def directional(ev: Evaluator, j: int, directions: np.ndarray, out_sizes: list, method: str,
                 eps: float, base_outputs: list) -> list:
     """J_j u for each direction u (rows of ``directions``, shape (k, *input shape)):
@@ -269,10 +348,6 @@ def directional(ev: Evaluator, j: int, directions: np.ndarray, out_sizes: list, 
             result.append(None)
             continue
         dense = np.concatenate(chunks).reshape(len(moving), k, -1)
-        acc = 0.0
-        for off, w in zip(offsets, weights):
-            term = np.asarray(base_outputs[o]).reshape(1, -1) if off == 0.0 else \
-                dense[moving.index(off)]
-            acc = acc + w * term
-        result.append(np.imag(acc) / h if complex_step else np.real(acc) / h)
+        result.append(_stencil(dense, offsets, weights, moving, base_outputs[o], h,
+                               complex_step))
     return result

@@ -221,14 +221,32 @@ def _discover(roots, targets):
     return deps, needed
 
 
+def plan(outputs, inputs) -> tuple:
+    """(roots, targets, discovery) of ``autograd.grad(outputs, inputs)``, for a caller that
+    runs the same backward many times (the checker): the graph reachable from a node never
+    changes (edges are set when a node is made), so the walk is done once."""
+    roots = [_root_edge(t) for t in outputs]
+    targets = {}
+    for t in inputs:
+        edge = _root_edge(t)
+        if edge is None:
+            raise EngineError("One of the differentiated Tensors does not require grad")
+        targets.setdefault(edge, t)
+    return roots, targets, _discover(roots, targets)
+
+
 def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=False,
-        accumulate_into=None):
+        accumulate_into=None, discovered=None):
     """Execute the backward pass.  ``capture`` maps (node, output_nr) edges whose gradient
-    is returned instead of accumulated (``autograd.grad``)."""
+    is returned instead of accumulated (``autograd.grad``); ``discovered``: the discovery
+    of these roots and targets from :func:`plan`."""
     if capture is None and accumulate_into is None and not create_graph and not batched:
         _run_plain(roots, root_grads, retain_graph)
         return {}
-    deps, needed = _discover(roots, capture if capture is not None else accumulate_into)
+    if discovered is None:
+        deps, needed = _discover(roots, capture if capture is not None else accumulate_into)
+    else:
+        deps, needed = dict(discovered[0]), discovered[1]      # run counts deps down
     buffers: dict = {}
     for edge, g in zip(roots, root_grads):
         if edge is None:

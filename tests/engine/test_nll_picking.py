@@ -11,6 +11,8 @@ CASES = [
     ([[np.inf, 1.0], [2.0, 3.0]], [1, 1], {}),
     ([[np.inf, 1.0], [2.0, np.nan]], [0, 0], {"ignore_index": 0, "reduction": "none"}),
     ([[np.inf, 1.0], [2.0, 3.0]], [0, 1], {"ignore_index": 0}),
+    ([[1.0, 2.0], [2.0, 3.0]], [0, 0], {"ignore_index": 0}),      # all ignored: NaN, zeros
+    ([[1.0, 2.0], [2.0, 3.0]], [1, 0], {"ignore_index": 0, "weight": [1.0, 0.5]}),
     ([[0.5, -1.0, 2.0], [1.5, 0.2, -0.3]], [2, 0], {"weight": [0.2, 1.0, 3.0]}),
     ([[0.5, -1.0, 2.0], [1.5, 0.2, -0.3]], [2, 0], {"weight": [0.2, 1.0, 3.0],
                                                     "reduction": "sum"}),
@@ -35,7 +37,8 @@ def test_nll_loss_and_its_gradient_as_torch(case):
     tx = torch.tensor(data, requires_grad=True)
     ours = gt.nll_loss(x, gt.tensor(target), **ours_kw)
     theirs = torch.nn.functional.nll_loss(tx, torch.tensor(target), **theirs_kw)
-    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12,
+                               equal_nan=True)
     ours.sum().backward()
     theirs.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)

@@ -8,6 +8,7 @@ from .. import backend as B
 from .. import batching
 from ..samples import normal, one, positive
 from ..primitive import Primitive
+from ..tensor import Tensor
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -35,23 +36,29 @@ def _class_axis(ndim):
 def _nll_picked(shape, target, weight, ignore_index):
     """(the index tuple picking x[n, target[n], d1, ...] from an input of ``shape``, the
     weight of each picked element: weight[target[n]], 0 for an ignored target, the mask of
-    the targets not ignored).  Plain fancy indexing: this runs on every call of the loss."""
-    c = _class_axis(len(shape))
+    the targets not ignored or None when none is).  Plain fancy indexing: this runs on
+    every call of the loss."""
     valid = target != ignore_index
-    safe = np.where(valid, target, 0) if not valid.all() else target
-    picked = np.ones(safe.shape) if weight is None else \
-        np.asarray(weight, dtype=np.float64)[safe]
-    if not valid.all():
-        picked = np.where(valid, picked, 0.0)
-    rest = len(shape) - 1           # the target's axes: the input's without the class axis
-    index = []
-    for axis, size in enumerate(shape):
-        if axis == c:
-            index.append(safe)
-        else:
-            t = axis if axis < c else axis - 1
-            index.append(np.arange(size).reshape((size,) + (1,) * (rest - 1 - t)))
-    return tuple(index), picked, valid
+    all_valid = bool(valid.all())
+    safe = target if all_valid else np.where(valid, target, 0)
+    if weight is None:
+        picked = valid.astype(np.float64)
+    else:
+        picked = np.asarray(weight, dtype=np.float64)[safe]
+        if not all_valid:
+            picked = np.where(valid, picked, 0.0)
+    nd = len(shape)
+    kept = None if all_valid else valid
+    if nd == 1:
+        return (safe,), picked, kept
+    if nd == 2:
+        return (np.arange(shape[0]), safe), picked, kept
+    # (N, C, d1, ...): the target's axes are the input's without the class axis 1
+    index = [np.arange(shape[0]).reshape((shape[0],) + (1,) * (nd - 2)), safe]
+    for axis in range(2, nd):
+        size = shape[axis]
+        index.append(np.arange(size).reshape((size,) + (1,) * (nd - 1 - axis)))
+    return tuple(index), picked, kept
 
 
 def _nll_weights(x, target, weight, ignore_index):
@@ -66,22 +73,27 @@ def _nll_weights(x, target, weight, ignore_index):
 def _nll_forward(x, target, reduction, weight, ignore_index):
     # -weight[t] * x[n, t]: only the picked elements (as torch: an Inf or NaN in another
     # class, or at an ignored target, does not reach the loss)
-    index, picked, valid = _nll_picked(x.shape, target, weight, ignore_index)
+    index, picked, kept = _nll_picked(x.shape, target, weight, ignore_index)
     loss = -(picked * x[index])
-    if not valid.all():
-        loss = np.where(valid, loss, 0.0)
+    if kept is not None:
+        loss = np.where(kept, loss, 0.0)
     return _reduce(loss, reduction, np.sum(picked)).astype(x.dtype)
 
 
 def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
-    W, picked = _nll_weights(B.data(x), target, weight, ignore_index)
+    data = B.data(x)
+    index, picked, kept = _nll_picked(data.shape, target, weight, ignore_index)
     if reduction == "none":
         g = B.expand_dims(g, _class_axis(x.ndim) - x.ndim)
     else:
         g = _scalar_grad(g, x.ndim)
         if reduction == "mean":
-            W = W / np.sum(picked)
-    return g * B.astype_like(-W, g)
+            picked = picked / np.sum(picked)
+            if kept is not None:      # every target ignored: 0 / 0, and torch's zeros
+                picked = np.where(kept, picked, 0.0)
+    W = np.zeros(data.shape, dtype=g.dtype.np if isinstance(g, Tensor) else g.dtype)
+    W[index] = -picked
+    return g * W
 
 
 def _nll_jvp(t, x, target, out, reduction, weight, ignore_index):
