@@ -797,9 +797,11 @@ class _Checker:
                 uflat = us[j].reshape(self.k, -1)
                 unused = g1[jj] is None
                 a_s = np.zeros(self.k) if unused else np.einsum("ki,ki->k", g1[jj], uflat)
-                atol = self.atol * uflat.sum(axis=1) * vflat.sum(axis=1)
-                thresholds.append(_single_entry_threshold(uflat, vflat, atol + self.rtol *
-                                                          np.abs(n_s)))
+                usum, vsum = uflat.sum(axis=1), vflat.sum(axis=1)
+                atol = self.atol * usum * vsum
+                thresholds.append(_single_entry_threshold(
+                    usum * vsum / max(1, uflat.shape[1] * vflat.shape[1]),
+                    atol + self.rtol * np.abs(n_s)))
                 block = self._fast_block(o, j, a_s, n_s, atol, unused)
                 block.n_evals = evals
                 block.wall_time = ntime / len(self.diff_outs) + an_time / len(self.diff)
@@ -929,14 +931,14 @@ class _Checker:
                 "(reverse mode)")
 
 
-def _single_entry_threshold(u: np.ndarray, v: np.ndarray, tolerance: np.ndarray) -> float:
+def _single_entry_threshold(typical: np.ndarray, tolerance: np.ndarray) -> float:
     """How large a wrong Jacobian entry must be for fast mode to see it: an error e at entry
     (r, c) moves projection p by v_r e u_c, which fails it when over its tolerance; at a
-    typical entry (u, v at their means) the smallest such |e| over the k projections."""
-    typical = u.mean(axis=1) * v.mean(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        needed = np.where(typical > 0, tolerance / typical, np.inf)
-    return float(np.min(needed)) if needed.size else float("inf")
+    typical entry (``typical``: per projection, the mean of u times the mean of v) the
+    smallest such |e| over the k projections (k is small: plain floats)."""
+    needed = [t / m if m > 0 else float("inf")
+              for t, m in zip(tolerance.tolist(), typical.tolist())]
+    return min(needed, default=float("inf"))
 
 
 def _distinct(inputs: tuple) -> tuple:
