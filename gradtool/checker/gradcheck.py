@@ -76,12 +76,13 @@ def _as_tuple(x) -> tuple:
 
 
 # ---- analytical side -------------------------------------------------------------------------
-def gt_vjp(out: Tensor, inputs: list):
+def gt_vjp(out: Tensor, inputs: list, planned=None):
     """``vjp(cotangents)``: one batched backward of ``out`` for a batch of cotangents
     (k, *out.shape); per input a (k, input size) array, or None if the backward does not
     reach it.  ``autograd.grad(out, inputs, cot, retain_graph=True, allow_unused=True,
-    is_grads_batched=True)``, with the graph walked once for all the calls."""
-    roots, targets, discovered = graph.plan([out], inputs)
+    is_grads_batched=True)``, with the graph walked once for all the calls (``planned``:
+    that walk, from ``graph.plan([out], inputs)``)."""
+    roots, targets, discovered = planned or graph.plan([out], inputs)
     edges = [graph._root_edge(x) for x in inputs]
 
     def vjp(cot: np.ndarray) -> list:
@@ -276,13 +277,11 @@ def _nonzero_finite(grad) -> bool:
 
 
 def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True,
-                             names=None) -> list:
+                             names=None, planned=None) -> list:
     """torch's undefined-gradient checks: backward with all output gradients undefined, with
-    one at a time undefined, and with zero gradients, must give None or zeros."""
-    roots = [graph._root_edge(o) for o in outputs]
-    targets = {}
-    for x in inputs:
-        targets.setdefault(graph._root_edge(x), x)
+    one at a time undefined, and with zero gradients, must give None or zeros (``planned``:
+    ``graph.plan(outputs, inputs)``, when the caller has it)."""
+    roots, targets, discovered = planned or graph.plan(outputs, inputs)
     zeros = [np.zeros_like(o._data) for o in outputs]
     cases = [("all output gradients undefined", [None] * len(outputs))]
     if len(outputs) > 1:
@@ -294,7 +293,8 @@ def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True
     problems = []
     for label, grads in cases:
         try:
-            captured = graph.run(roots, grads, True, False, capture=targets)
+            captured = graph.run(roots, grads, True, False, capture=targets,
+                                 discovered=discovered)
         except (EngineError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
             problems.append("undefined gradient: expected backward to handle undefined output "
                             f"grads ({label}), but it raised {type(exc).__name__}: {exc}")
@@ -466,6 +466,7 @@ class _Checker:
         self.forward_time = time.perf_counter() - start
         self.auto_note = ""
         self._rates = {}
+        self._plans = {}
         self.outs = outs
         self._prims = None
         if self.method == "complex":
@@ -585,10 +586,13 @@ class _Checker:
         return self._rates[key]
 
     def _undefined_grad_problems(self) -> list:
+        # one output: the walk of its backward is the one its Jacobian rows used
+        planned = self._plans.get(self.diff_outs[0]) if len(self.diff_outs) == 1 else None
         return _undefined_grad_problems([self.outs[o] for o in self.diff_outs],
                                         [self.inputs[j] for j in self.diff],
                                         zero_case=False,
-                                        names=[self.names[j] for j in self.diff])
+                                        names=[self.names[j] for j in self.diff],
+                                        planned=planned)
 
     def _zero_rows(self, o: int, grads: list) -> None:
         for j, g in zip(self.diff, grads):
@@ -625,7 +629,14 @@ class _Checker:
 
     # -- full mode
     def _vjp(self, o: int, js: list):
-        return gt_vjp(self.outs[o], [self.inputs[j] for j in js])
+        """The batched backward of output ``o`` to inputs ``js`` (the graph walked once per
+        output, for every backward of the check to all inputs)."""
+        inputs = [self.inputs[j] for j in js]
+        if js != self.diff:
+            return gt_vjp(self.outs[o], inputs)
+        if o not in self._plans:
+            self._plans[o] = graph.plan([self.outs[o]], inputs)
+        return gt_vjp(self.outs[o], inputs, self._plans[o])
 
     def _full(self):
         numerical, num_time, num_evals, num_support = {}, {}, {}, {}
