@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import vmap as V
+from ..engine.backend import errors_off, errors_restore
 from ..engine.grad_mode import no_grad
 from ..engine.tensor import Tensor, _make
 
@@ -91,8 +92,11 @@ class Evaluator:
         return [o._data for o in (outs if isinstance(outs, (tuple, list)) else (outs,))]
 
     def run(self, j: int, batch, size: int, cast=None) -> list:
-        with np.errstate(all="ignore"):
+        token = errors_off()         # np.errstate(all="ignore"), at a tenth of its cost
+        try:
             return self._run(j, batch, size, cast)
+        finally:
+            errors_restore(token)
 
     def _run(self, j: int, batch, size: int, cast=None) -> list:
         """Outputs of fn with input ``j`` replaced by the batch (a dense array, batch axis
@@ -126,24 +130,30 @@ class Evaluator:
     def run_many(self, batches: dict, size: int, cast=None) -> list:
         """``run`` with several inputs replaced by batches at once (``{j: dense batch}``):
         one batched call where each input's perturbations would be a call of their own."""
-        with np.errstate(all="ignore"):
-            args = self.plain_args(cast=cast)
-            if self.batched_ok and size > 2:
-                try:
-                    with no_grad():
-                        outs, _ = V.call_batched(self.fn, tuple(args), batches, size)
-                    self.n_evals += size
-                    self._spot_check(None, batches, size, outs, args)
-                    return list(outs)
-                except V.VmapFallback as exc:
-                    self.batched_ok = False
-                    self.path = f"looped ({exc})"
-            elif self.path == "batched":
-                self.path = "looped (small batch)"
-            with no_grad():
-                outs, _ = V.loop_batched(self.fn, tuple(args), batches, size)
-            self.n_evals += size
-            return list(outs)
+        token = errors_off()
+        try:
+            return self._run_many(batches, size, cast)
+        finally:
+            errors_restore(token)
+
+    def _run_many(self, batches: dict, size: int, cast=None) -> list:
+        args = self.plain_args(cast=cast)
+        if self.batched_ok and size > 2:
+            try:
+                with no_grad():
+                    outs, _ = V.call_batched(self.fn, tuple(args), batches, size)
+                self.n_evals += size
+                self._spot_check(None, batches, size, outs, args)
+                return list(outs)
+            except V.VmapFallback as exc:
+                self.batched_ok = False
+                self.path = f"looped ({exc})"
+        elif self.path == "batched":
+            self.path = "looped (small batch)"
+        with no_grad():
+            outs, _ = V.loop_batched(self.fn, tuple(args), batches, size)
+        self.n_evals += size
+        return list(outs)
 
     def _spot_check(self, j, batch, size, outs, args) -> None:
         """Example ``size - 1`` of the batched result against a plain call (``j`` None:
