@@ -140,3 +140,46 @@ def test_positional_graphs_are_recognised():
     y = gt.tanh(x)
     y.register_hook(lambda g: g * 2)
     assert not checker._positional(y * 1.0, [x])
+
+
+def _two_input_cases():
+    rng = np.random.default_rng(11)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal(4)
+
+    class WrongScale(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            ctx.save_for_backward(x, y)
+            return x * y
+
+        @staticmethod
+        def backward(ctx, g):
+            x, y = ctx.saved_tensors
+            return 2 * g * y, (g * x).sum(0)
+
+    return {
+        "passing": (lambda x, y: (gt.tanh(x) * y).sum(1), [a, b]),
+        "wrong backward": (lambda x, y: WrongScale.apply(x, y), [a, b]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_two_input_cases()))
+def test_fast_mode_with_inputs_in_one_batch_as_one_by_one(name, monkeypatch):
+    """Fast mode perturbs small inputs in one batch: the projections, verdicts and
+    diagnoses are those of one batch per input."""
+    from gradtool.checker import numeric
+    fn, arrays = _two_input_cases()[name]
+    results = []
+    for together in (True, False):
+        if not together:
+            monkeypatch.setattr(numeric, "MANY_BYTES", 0)
+        results.append(gt.check(fn, [_leaf(a) for a in arrays], mode="fast"))
+        monkeypatch.undo()
+    together, alone = results
+    assert together.n_evals < alone.n_evals       # one spot check of the batch, not two
+    assert together.passed == alone.passed == (name == "passing")
+    assert len(together.blocks) == len(alone.blocks) == 2
+    for x, y in zip(together.blocks, alone.blocks):
+        assert (x.passed, x.kind, x.worst_index) == (y.passed, y.kind, y.worst_index)
+        assert x.numerical_value == pytest.approx(y.numerical_value, rel=1e-9, abs=1e-12)
+        assert x.analytical_value == pytest.approx(y.analytical_value, rel=1e-9, abs=1e-12)
