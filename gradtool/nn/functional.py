@@ -17,7 +17,7 @@ from ..engine.ops.common import scalar_type_name
 from ..engine.ops.inplace import _inplace
 from ..engine.prims import nn as _P
 from ..engine.prims import shape as _S
-from ..engine.primitive import REGISTRY, apply
+from ..engine.primitive import apply
 from ..engine.random import _rng
 from ..engine.tensor import Tensor, _make
 from ..errors import EngineError, ShapeError
@@ -43,37 +43,39 @@ def _as_tensor(x) -> Tensor:
 
 
 # ---- activations --------------------------------------------------------------------------
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x clamped to [min_val, max_val] (HardtanhBackward0: zero gradient at the bounds)."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return apply(_P.hardtanh, (input,), {"min_val": min_val, "max_val": max_val})
+
+
 def relu6(input: Tensor) -> Tensor:
-    return _ops.clamp(input, 0.0, 6.0)
+    """hardtanh(x, 0, 6), as torch records it."""
+    return hardtanh(input, 0.0, 6.0)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
-    return _ops.where(input._data > 0, input, input * negative_slope)
+    return apply(_P.leaky_relu, (input,), {"negative_slope": negative_slope})
 
 
 def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
-    return _ops.where(input._data > 0, input, (_ops.exp(input) - 1.0) * alpha)
+    """x for x > 0, alpha (exp(x) - 1) otherwise."""
+    return apply(_P.elu, (input,), {"alpha": alpha})
 
 
 def silu(input: Tensor) -> Tensor:
-    return input * _ops.sigmoid(input)
+    """x sigmoid(x)."""
+    return apply(_P.silu, (input,))
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x Φ(x), Φ the standard normal CDF (``approximate='tanh'``: the tanh formula)."""
-    if approximate == "tanh":
-        inner = (input + input ** 3 * 0.044715) * float(np.sqrt(2.0 / np.pi))
-        return input * 0.5 * (_ops.tanh(inner) + 1.0)
-    if approximate != "none":
+    if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate argument must be either none or tanh, got "
                          f"{approximate}")
-    return input * 0.5 * (_erf(input * float(1 / np.sqrt(2.0))) + 1.0)
-
-
-def _erf(input: Tensor) -> Tensor:
-    """The error function, elementwise (the ``erf`` primitive of engine/prims/nn.py)."""
-    return apply(REGISTRY["erf"], (input,))
+    return apply(_P.gelu, (input,), {"approximate": approximate})
 
 
 def _implicit_dim_warning(name: str, dim) -> None:

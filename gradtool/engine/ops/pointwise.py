@@ -40,8 +40,8 @@ def add(input, other, *, alpha=1) -> Tensor:
 
 def sub(input, other, *, alpha=1) -> Tensor:
     if not isinstance(input, Tensor):
-        if alpha == 1:
-            return apply(elementwise.rsub, (other, input))
+        if alpha == 1 and isinstance(other, Tensor) and isinstance(input, (_int, _float)):
+            return apply(elementwise.rsub_scalar, (other,), {"other": input})
         input = _t(input)
     if alpha != 1:
         return apply(elementwise.sub, (input, other), {"alpha": alpha})
@@ -50,7 +50,11 @@ def sub(input, other, *, alpha=1) -> Tensor:
 
 def rsub(input, other, *, alpha=1) -> Tensor:
     """other - alpha * input (torch.rsub)."""
-    return sub(other, input, alpha=alpha) if alpha != 1 else apply(elementwise.rsub, (input, other))
+    if alpha != 1:
+        return sub(other, input, alpha=alpha)
+    if isinstance(other, (_int, _float)) and not isinstance(other, _bool):
+        return apply(elementwise.rsub_scalar, (_t(input),), {"other": other})
+    return apply(elementwise.rsub, (input, other))
 
 
 def mul(input, other) -> Tensor:
@@ -278,35 +282,32 @@ def equal(input, other) -> bool:
 
 
 # ---- rounding: torch records a node whose gradient is zero ------------------------------------
-def _zero_gradient(input: Tensor, values: np.ndarray) -> Tensor:
-    # where(False, x, c) has the values c and the gradient 0 for x, exactly
-    if not input.requires_grad:
-        return _make(values)
-    return where(np.zeros(values.shape, dtype=np.bool_), input, _make(values))
+def _rounded(prim, input, params=None) -> Tensor:
+    input = _tensor_of(input)
+    if input._data.dtype.kind in "iub":
+        return _make(input._data.copy())      # integers are already rounded (torch: a copy)
+    return apply(prim, (input,), params) if params else apply(prim, (input,))
 
 
 def floor(input) -> Tensor:
-    input = _tensor_of(input)
-    return _zero_gradient(input, np.floor(input._data))
+    return _rounded(elementwise.floor, input)
 
 
 def ceil(input) -> Tensor:
-    input = _tensor_of(input)
-    return _zero_gradient(input, np.ceil(input._data))
+    return _rounded(elementwise.ceil, input)
 
 
 def trunc(input) -> Tensor:
-    input = _tensor_of(input)
-    return _zero_gradient(input, np.trunc(input._data))
+    return _rounded(elementwise.trunc, input)
 
 
-def round(input, *, decimals: int = 0) -> Tensor:
-    """Half to even, as torch."""
-    input = _tensor_of(input)
-    return _zero_gradient(input, np.round(input._data, decimals))
+def round(input, *, decimals=None) -> Tensor:
+    """Half to even, as torch (RoundBackward0; RoundBackward1 when ``decimals`` is given)."""
+    if decimals is None:
+        return _rounded(elementwise.round, input)
+    return _rounded(elementwise.round_decimals, input, {"decimals": _int(decimals)})
 
 
 def frac(input) -> Tensor:
-    """x - trunc(x): gradient 1."""
-    input = _tensor_of(input)
-    return input - trunc(input).detach()
+    """x - trunc(x): gradient 1 (FracBackward0)."""
+    return apply(elementwise.frac, (_tensor_of(input),))

@@ -456,3 +456,112 @@ erf = Primitive("erf", "ErfBackward0", _erf, quiet=True, input_names=("self",),
                 doc="the error function, elementwise", batch=batching.elementwise,
                 sample=lambda: [((_sample_rng().standard_normal((3, 4)),), {})],
                 vjp=_erf_vjp, jvp=_erf_vjp)
+
+
+# ---- activations with their own node in torch (GeluBackward0, SiluBackward0, ...) ---------------
+def _erf_any(x):
+    """erf of an array, or of a Tensor (recorded: the rules below stay differentiable)."""
+    return _call(erf, (x,), {})
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TANH_SCALE = math.sqrt(2.0 / math.pi)
+_TANH_CUBIC = 0.044715
+
+
+def _gelu(x, approximate):
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * x * x * x)))
+    return 0.5 * x * (1.0 + _erf(x * _SQRT_HALF))
+
+
+def _gelu_slope(x, approximate):
+    if approximate == "tanh":
+        # u = c (x + k x^3):  d/dx 0.5 x (1 + tanh u) = 0.5 (1 + tanh u)
+        #                                               + 0.5 x (1 - tanh^2 u) c (1 + 3 k x^2)
+        th = B.tanh((x + x * x * x * _TANH_CUBIC) * _TANH_SCALE)
+        return (th + 1.0) * 0.5 + x * 0.5 * (1.0 - th * th) * _TANH_SCALE * (
+            x * x * (3 * _TANH_CUBIC) + 1.0)
+    # d/dx x Phi(x) = Phi(x) + x phi(x)
+    return (_erf_any(x * _SQRT_HALF) + 1.0) * 0.5 + x * B.exp(x * x * -0.5) * _INV_SQRT_2PI
+
+
+gelu = Primitive("gelu", "GeluBackward0", _gelu, quiet=True, input_names=("self",),
+                 analytic=False, doc="x Phi(x) (or its tanh approximation)",
+                 batch=batching.elementwise, delta=batching.delta_elementwise,
+                 sample=lambda: [((_sample_rng().standard_normal((3, 4)) * 2,),
+                                  {"approximate": a}) for a in ("none", "tanh")],
+                 vjp=lambda g, x, out, approximate: g * _gelu_slope(x, approximate),
+                 jvp=lambda t, x, out, approximate: t * _gelu_slope(x, approximate))
+
+
+def _silu_slope(x):
+    # d/dx x sigmoid(x) = s (1 + x (1 - s))
+    s = B.sigmoid(x)
+    return s * (x * (1.0 - s) + 1.0)
+
+
+silu = Primitive("silu", "SiluBackward0", lambda x: x * B.np_sigmoid(x), input_names=("self",),
+                 doc="x sigmoid(x)", batch=batching.elementwise,
+                 delta=batching.delta_elementwise,
+                 sample=lambda: [((_sample_rng().standard_normal((3, 4)) * 2,), {})],
+                 vjp=lambda g, x, out: g * _silu_slope(x),
+                 jvp=lambda t, x, out: t * _silu_slope(x))
+
+
+def _elu(x, alpha):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _elu_slope(x, alpha):
+    # 1 for x > 0, alpha exp(x) otherwise
+    return B.where(B.data(x) > 0, 1.0, B.exp(B.where(B.data(x) > 0, 0.0, x)) * alpha)
+
+
+def _kinked_samples(**params):
+    """Values at least 0.2 away from 0 (the kink), with the given parameters."""
+    rng = _sample_rng()
+    x = rng.choice([-1.0, 1.0], (3, 4)) * rng.uniform(0.2, 2.0, (3, 4))
+    return lambda: [((x,), dict(params))]
+
+
+elu = Primitive("elu", "EluBackward0", _elu, quiet=True, input_names=("self",),
+                analytic=False, domain="away_from_zero", doc="x, or alpha (exp(x) - 1) below 0",
+                batch=batching.elementwise, delta=batching.delta_elementwise,
+                sample=_kinked_samples(alpha=0.7),
+                vjp=lambda g, x, out, alpha: g * _elu_slope(x, alpha),
+                jvp=lambda t, x, out, alpha: t * _elu_slope(x, alpha))
+
+
+def _leaky_slope(x, negative_slope):
+    return B.astype_like(np.where(B.data(x) > 0, 1.0, negative_slope), x)
+
+
+leaky_relu = Primitive("leaky_relu", "LeakyReluBackward0",
+                       lambda x, negative_slope: np.where(x > 0, x, x * negative_slope),
+                       input_names=("self",), analytic=False, domain="away_from_zero",
+                       doc="x, or negative_slope x below 0",
+                       batch=batching.elementwise, delta=batching.delta_elementwise,
+                       sample=_kinked_samples(negative_slope=0.1),
+                       vjp=lambda g, x, out, negative_slope: g * _leaky_slope(x, negative_slope),
+                       jvp=lambda t, x, out, negative_slope: t * _leaky_slope(x, negative_slope))
+
+
+def _hardtanh_vjp(g, x, out, min_val, max_val):
+    # the gradient passes strictly inside (min_val, max_val) (torch: zero at the bounds)
+    data = B.data(x)
+    return B.where((data > min_val) & (data < max_val), g, 0.0)
+
+
+hardtanh = Primitive("hardtanh", "HardtanhBackward0",
+                     lambda x, min_val, max_val: np.minimum(np.maximum(x, min_val), max_val),
+                     input_names=("self",), analytic=False, domain="away_from_clamp",
+                     doc="x clamped to [min_val, max_val] (relu6: [0, 6])",
+                     batch=batching.elementwise, delta=batching.delta_elementwise,
+                     sample=lambda: [((np.array([-1.7, -0.6, -0.2, 0.3, 0.8, 1.4]),),
+                                      {"min_val": -1.0, "max_val": 1.0}),
+                                     ((np.array([-1.0, 2.5, 5.5, 7.0]),),
+                                      {"min_val": 0.0, "max_val": 6.0})],
+                     vjp=_hardtanh_vjp,
+                     jvp=_hardtanh_vjp)
