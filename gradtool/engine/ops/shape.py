@@ -9,9 +9,8 @@ from ...errors import EngineError, ShapeError
 from .. import dtypes
 from ..primitive import apply
 from ..prims import shape as shape_prims
-from ..tensor import Tensor, _make, _norm_dim
+from ..tensor import Tensor, _norm_dim
 from .common import _dims, _shape_arg, _share_version, _t, _tensor_of
-from .pointwise import where
 
 __all__ = [
     "broadcast_to", "clone", "expand", "expand_as", "expand_dims", "flatten", "narrow",
@@ -128,7 +127,7 @@ def permute(input, *dims) -> Tensor:
 
 
 def _T(self) -> Tensor:
-    if self.ndim < 2:
+    if self.ndim == 0:
         return self
     return permute(self, tuple(range(self.ndim - 1, -1, -1)))
 
@@ -202,12 +201,9 @@ def _triangle(input, diagonal: int, upper: bool) -> Tensor:
     input = _tensor_of(input)
     if input.ndim < 2:
         raise EngineError(f"{'triu' if upper else 'tril'}: input tensor must have at "
-                               "least 2 dimensions")
-    rows, cols = input.shape[-2:]
-    keep = np.triu(np.ones((rows, cols), dtype=np.bool_), diagonal) if upper else \
-        np.tril(np.ones((rows, cols), dtype=np.bool_), diagonal)
-    return where(np.broadcast_to(keep, input.shape), input,
-                      _make(np.zeros((), input._data.dtype)))
+                          "least 2 dimensions")
+    prim = shape_prims.triu if upper else shape_prims.tril
+    return apply(prim, (input,), {"diagonal": int(diagonal)})
 
 
 def tril(input, diagonal: int = 0) -> Tensor:
@@ -227,8 +223,10 @@ def narrow(input, dim: int, start: int, length: int) -> Tensor:
     if not 0 <= start <= size or length < 0 or start + length > size:
         raise EngineError(f"start ({start}) + length ({length}) exceeds dimension size "
                           f"({size}).")
+    # always a SliceBackward0 (x[key] skips a slice over the whole dim: AliasBackward0)
     key = (slice(None),) * axis + (slice(start, start + length),)
-    return input[key]
+    return _share_version(apply(shape_prims.slice_, (input,),
+                                {"key": key, "out_ndim": input.ndim}), input)
 
 
 def numel(input) -> int:
