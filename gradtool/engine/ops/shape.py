@@ -13,7 +13,7 @@ from ..tensor import Tensor, _norm_dim
 from .common import _dims, _shape_arg, _share_version, _t, _tensor_of
 
 __all__ = [
-    "broadcast_to", "clone", "expand", "expand_as", "expand_dims", "flatten", "narrow",
+    "as_strided", "broadcast_to", "clone", "expand", "expand_as", "expand_dims", "flatten", "narrow",
     "numel", "permute", "ravel", "reshape", "squeeze", "swapaxes", "swapdims", "t", "to",
     "transpose", "tril", "triu", "unsqueeze", "view",
 ]
@@ -227,6 +227,33 @@ def narrow(input, dim: int, start: int, length: int) -> Tensor:
     key = (slice(None),) * axis + (slice(start, start + length),)
     return _share_version(apply(shape_prims.slice_, (input,),
                                 {"key": key, "out_ndim": input.ndim}), input)
+
+
+def as_strided(input, size, stride, storage_offset=None) -> Tensor:
+    """A view of the input's memory (AsStridedBackward0).  Strides and the offset count
+    elements from the input's first element; the input must be contiguous (torch reads its
+    whole storage, which a gradtool tensor does not expose)."""
+    input = _tensor_of(input)
+    size, stride = tuple(int(n) for n in size), tuple(int(s) for s in stride)
+    offset = 0 if storage_offset is None else int(storage_offset)
+    if len(size) != len(stride):
+        raise EngineError("mismatch in length of strides and shape")
+    if any(n < 0 for n in size) or any(s < 0 for s in stride) or offset < 0:
+        raise EngineError("as_strided: Negative strides are not supported at the moment, "
+                          f"got strides: {list(stride)}")
+    if not input._data.flags.c_contiguous:
+        raise EngineError("as_strided: gradtool supports contiguous input only; call "
+                          ".contiguous() first")
+    needed = 0 if 0 in size else offset + 1 + sum((n - 1) * s for n, s in zip(size, stride))
+    if needed > input._data.size:
+        itemsize = input._data.itemsize
+        raise EngineError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage "
+                          f"offset {offset}, and itemsize {itemsize} requiring a storage size "
+                          f"of {needed * itemsize} are out of bounds for storage of size "
+                          f"{input._data.size * itemsize}")
+    return _share_version(apply(shape_prims.as_strided, (input,),
+                                {"size": size, "stride": stride, "storage_offset": offset}),
+                          input)
 
 
 def numel(input) -> int:

@@ -735,8 +735,7 @@ def _take_samples(k):
         x = normal(3, 4)
         order = np.argsort(x, axis=1)[:, :k]
         first = np.argsort(-x, axis=0)[:2]
-        return [one(x, indices=order, dim=1), one(x, indices=first, dim=0),
-                one(np.array(0.7), indices=np.zeros((), np.int64), dim=0)]
+        return [one(x, indices=order, dim=1), one(x, indices=first, dim=0)]
     return samples
 
 
@@ -756,3 +755,46 @@ topk = Primitive("topk", "TopkBackward0", _take_forward, save="shapes", input_na
                  doc="the k largest (or smallest) values along dim",
                  vjp=_take_vjp,
                  jvp=lambda t, x, out, indices, dim: _take_forward(t, indices, dim))
+
+
+# ---- as_strided: a view of the (contiguous) input's memory at given sizes and strides -----------
+def strided_positions(size, stride, storage_offset) -> np.ndarray:
+    """Flat position in the input's memory of each element of as_strided's output."""
+    idx = np.full(tuple(size), storage_offset, dtype=np.int64)
+    for k, (n, s) in enumerate(zip(size, stride)):
+        shape = [1] * len(size)
+        shape[k] = n
+        idx = idx + (np.arange(n, dtype=np.int64) * s).reshape(shape)
+    return idx
+
+
+def _as_strided_forward(x, size, stride, storage_offset):
+    flat = np.ascontiguousarray(x).reshape(-1)     # x itself when contiguous (ops ensures it)
+    if not flat.size or 0 in size:
+        return flat[strided_positions(size, stride, storage_offset)]
+    return np.lib.stride_tricks.as_strided(flat[storage_offset:], tuple(size),
+                                           tuple(s * flat.itemsize for s in stride),
+                                           writeable=x.flags.writeable)
+
+
+def _as_strided_vjp(g, x, out, size, stride, storage_offset):
+    # each input element gets the sum of the gradients of the outputs that read it
+    key = (strided_positions(size, stride, storage_offset),)
+    prefix = tuple(g.shape[:len(g.shape) - len(size)])
+    if isinstance(g, Tensor):
+        flat = index_add_zeros(g, key=key, shape=(x.size,), out_ndim=len(size))
+    else:
+        flat = _index_add_zeros_forward(g, key, (x.size,), len(size))
+    return B.reshape(flat, prefix + tuple(x.shape))
+
+
+as_strided = Primitive(
+    "as_strided", "AsStridedBackward0", _as_strided_forward, save="shapes",
+    input_names=("self",), batch=batching.per_example,
+    doc="a view at given sizes, strides (in elements) and offset (overlaps allowed)",
+    sample=lambda: [one(normal(3, 4), size=(2, 2), stride=(1, 2), storage_offset=3),
+                    one(normal(3, 4), size=(3, 3), stride=(1, 1), storage_offset=0),
+                    one(normal(6), size=(2, 3), stride=(3, 1), storage_offset=0)],
+    vjp=_as_strided_vjp,
+    jvp=lambda t, x, out, size, stride, storage_offset: np.ascontiguousarray(t).reshape(-1)[
+        strided_positions(size, stride, storage_offset)])
