@@ -15,6 +15,9 @@ import numpy as np
 from ..engine import ops as _ops
 from ..engine.ops.common import scalar_type_name
 from ..engine.ops.inplace import _inplace
+from ..engine.ops.nn_functional import _loss_operands
+from ..engine.ops.nn_functional import _reduction as _loss_reduction
+from ..engine.prims import loss as _L
 from ..engine.prims import nn as _P
 from ..engine.prims import shape as _S
 from ..engine.primitive import apply
@@ -171,20 +174,24 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
 
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
-    """0.5 d² / beta where |d| < beta, |d| - 0.5 beta elsewhere."""
-    d = input - target
-    small = np.abs(d._data) < beta
-    loss = _ops.where(small, d * d * (0.5 / beta) if beta else d * 0.0,
-                      _ops.abs(d) - 0.5 * beta)
-    return _reduce(loss, reduction)
+    """0.5 d² / beta where |d| < beta, |d| - 0.5 beta elsewhere (SmoothL1LossBackward0;
+    beta = 0 is l1_loss, as torch)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise EngineError("smooth_l1_loss does not support negative values for beta.")
+    if beta == 0:
+        return l1_loss(input, target, reduction=reduction)
+    input, target = _loss_operands(input, target)
+    return apply(_L.smooth_l1_loss, (input, target),
+                 {"reduction": _loss_reduction(reduction), "beta": float(beta)})
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
                delta: float = 1.0) -> Tensor:
-    d = input - target
-    small = np.abs(d._data) < delta
-    loss = _ops.where(small, d * d * 0.5, (_ops.abs(d) - 0.5 * delta) * delta)
-    return _reduce(loss, reduction)
+    """0.5 d² where |d| < delta, delta (|d| - 0.5 delta) elsewhere (HuberLossBackward0)."""
+    input, target = _loss_operands(input, target)
+    return apply(_L.huber_loss, (input, target),
+                 {"reduction": _loss_reduction(reduction), "delta": float(delta)})
 
 
 # ---- layers' operations ---------------------------------------------------------------------
