@@ -404,45 +404,53 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalize over every dim but the channels (dim 1): with the batch's statistics while
     training (updating the running ones in place: biased variance to normalize, unbiased
-    in the running average, as torch), with the running statistics otherwise."""
-    dims = (0,) + tuple(range(2, input.ndim))
-    shape = (1, -1) + (1,) * (input.ndim - 2)
+    in the running average, as torch), with the running statistics otherwise.  One node,
+    NativeBatchNormBackward0, with edges to input, weight and bias."""
+    if input.ndim < 2:
+        raise ValueError(f"Expected 2D or higher input (got {input.ndim}D input)")
     if training:
         n = input.numel() // input.shape[1]
         if n <= 1:
             raise ValueError("Expected more than 1 value per channel when training, got "
                              f"input size {list(input.shape)}")
-        mean = _ops.mean(input, dim=dims, keepdim=True)
-        var = _ops.var(input, dim=dims, keepdim=True, correction=0)
-        if running_mean is not None:
-            m = momentum
-            running_mean._data[...] = (1 - m) * running_mean._data + m * mean._data.reshape(-1)
-            unbiased = var._data.reshape(-1) * (n / (n - 1))
-            running_var._data[...] = (1 - m) * running_var._data + m * unbiased
-    else:
-        mean = _ops.reshape(running_mean, shape)
-        var = _ops.reshape(running_var, shape)
-    out = (input - mean) / _ops.sqrt(var + eps)
-    if weight is not None:
-        out = out * _ops.reshape(weight, shape)
-    if bias is not None:
-        out = out + _ops.reshape(bias, shape)
+    elif running_mean is None or running_var is None:
+        raise EngineError("running_mean and running_var must be defined in evaluation mode")
+    stats = {"running_mean": None, "running_var": None}
+    if not training:
+        # copies: a later training step updates the running statistics in place
+        stats = {"running_mean": running_mean._data.copy(),
+                 "running_var": running_var._data.copy()}
+    out = apply(_P.native_batch_norm, (input, weight, bias),
+                {**stats, "training": bool(training), "eps": float(eps)})
+    if training and running_mean is not None:
+        data = input._data
+        dims = (0,) + tuple(range(2, data.ndim))
+        n = data.size // data.shape[1]
+        m = momentum
+        running_mean._data[...] = (1 - m) * running_mean._data + m * data.mean(axis=dims)
+        unbiased = data.var(axis=dims) * (n / (n - 1))
+        running_var._data[...] = (1 - m) * running_var._data + m * unbiased
     return out
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Normalize over the last ``len(normalized_shape)`` dims (biased variance)."""
-    k = 1 if isinstance(normalized_shape, int) else len(normalized_shape)
-    dims = tuple(range(input.ndim - k, input.ndim))
-    mean = _ops.mean(input, dim=dims, keepdim=True)
-    var = _ops.var(input, dim=dims, keepdim=True, correction=0)
-    out = (input - mean) / _ops.sqrt(var + eps)
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    """Normalize over the last ``len(normalized_shape)`` dims (biased variance); one node,
+    NativeLayerNormBackward0, with edges to input, weight and bias."""
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else \
+        tuple(int(n) for n in normalized_shape)
+    k = len(shape)
+    if k == 0 or tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
+        raise EngineError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                          f"[*, {', '.join(map(str, shape))}], but got input of size"
+                          f"{list(input.shape)}")
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and tuple(value.shape) != shape:
+            raise EngineError(f"Expected {name} to be of same shape as normalized_shape, but "
+                              f"got {name} of shape {list(value.shape)} and normalized_shape "
+                              f"= {list(shape)}")
+    return apply(_P.native_layer_norm, (input, weight, bias),
+                 {"normalized_shape": shape, "eps": float(eps)})
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:

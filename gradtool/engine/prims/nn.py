@@ -565,3 +565,134 @@ hardtanh = Primitive("hardtanh", "HardtanhBackward0",
                                       {"min_val": 0.0, "max_val": 6.0})],
                      vjp=_hardtanh_vjp,
                      jvp=_hardtanh_vjp)
+
+
+# ---- batch norm and layer norm: one node each in torch (NativeBatchNormBackward0, ...) ----------
+# x̂ = (x - mean) / sqrt(var + eps) (biased variance), out = x̂ w + b.  With the statistics
+# of x itself (batch norm in training, layer norm) the backward through them is
+#     dx = (g w - mean(g w) - x̂ mean(g w x̂)) / sqrt(var + eps)      (means over the axes)
+# and the tangent of x̂ has that form with t for g w (the map is self-adjoint); with fixed
+# statistics (batch norm in eval) dx = g w / σ.
+# Axes count from the end, so a cotangent with a leading batch axis works unchanged.
+def _norm_stats(x, axes, eps, fixed=None):
+    """(x̂, 1/σ) of x over ``axes`` (or with the fixed (mean, var) arrays of ``fixed``)."""
+    if fixed is None:
+        centered = x - B.mean(x, axis=axes, keepdims=True)
+        var = B.mean(centered * centered, axis=axes, keepdims=True)
+    else:
+        centered = x - fixed[0]
+        var = fixed[1]
+    inv = 1.0 / B.sqrt(var + eps)
+    return centered * inv, inv
+
+
+def _through_stats(gw, xhat, inv, axes, fixed: bool):
+    if fixed:
+        return gw * inv
+    return (gw - B.mean(gw, axis=axes, keepdims=True)
+            - xhat * B.mean(gw * xhat, axis=axes, keepdims=True)) * inv
+
+
+def _bn_axes(ndim: int) -> tuple:
+    return tuple(i - ndim for i in range(ndim) if i != 1)     # every dim but the channels
+
+
+def _channels(v, ndim: int):
+    """A per-channel vector (or a batch of them) shaped to broadcast over (N, C, ...)."""
+    return B.reshape(v, tuple(v.shape) + (1,) * (ndim - 2))
+
+
+def _bn_fixed(x, running_mean, running_var, training):
+    if training:
+        return None
+    return (running_mean.reshape((-1,) + (1,) * (x.ndim - 2)).astype(x.dtype),
+            running_var.reshape((-1,) + (1,) * (x.ndim - 2)).astype(x.dtype))
+
+
+def _batch_norm_forward(x, weight, bias, running_mean, running_var, training, eps):
+    xhat, _ = _norm_stats(x, _bn_axes(x.ndim), eps,
+                          _bn_fixed(x, running_mean, running_var, training))
+    out = xhat if weight is None else xhat * _channels(weight, x.ndim)
+    return out if bias is None else out + _channels(bias, x.ndim)
+
+
+def _bn_rule(which, jvp=False):
+    def rule(g, x, weight, bias, out, running_mean, running_var, training, eps):
+        nd = x.ndim
+        axes = _bn_axes(nd)
+        fixed = _bn_fixed(B.data(x), running_mean, running_var, training)
+        if which == 2:
+            return _channels(g, nd) if jvp else B.sum(g, axis=axes)
+        xhat, inv = _norm_stats(x, axes, eps, fixed)
+        if which == 1:
+            return _channels(g, nd) * xhat if jvp else B.sum(g * xhat, axis=axes)
+        w = None if weight is None else _channels(weight, nd)
+        if jvp:      # out = x̂ w: the tangent of x̂, times w
+            dxhat = _through_stats(g, xhat, inv, axes, fixed is not None)
+            return dxhat if w is None else dxhat * w
+        return _through_stats(g if w is None else g * w, xhat, inv, axes, fixed is not None)
+    return rule
+
+
+def _bn_samples():
+    rng = _sample_rng()
+    x, w, b = rng.standard_normal((4, 3, 2)), rng.standard_normal(3), rng.standard_normal(3)
+    mean, var = rng.standard_normal(3), rng.uniform(0.5, 2.0, 3)
+    common = {"running_mean": None, "running_var": None, "training": True, "eps": 1e-5}
+    return [((x, w, b), common),
+            ((x[:, :, 0], w, b), common),
+            ((x, w, b), dict(common, running_mean=mean, running_var=var, training=False))]
+
+
+native_batch_norm = Primitive(
+    "native_batch_norm", "NativeBatchNormBackward0", _batch_norm_forward, quiet=True,
+    input_names=("input", "weight", "bias"), batch=batching.per_example,
+    doc="batch normalization over every dim but the channels (dim 1)",
+    sample=_bn_samples,
+    vjp=(_bn_rule(0), _bn_rule(1), _bn_rule(2)),
+    jvp=(_bn_rule(0, True), _bn_rule(1, True), _bn_rule(2, True)))
+
+
+def _ln_axes(normalized_shape) -> tuple:
+    return tuple(range(-len(normalized_shape), 0))
+
+
+def _layer_norm_forward(x, weight, bias, normalized_shape, eps):
+    xhat, _ = _norm_stats(x, _ln_axes(normalized_shape), eps)
+    out = xhat if weight is None else xhat * weight
+    return out if bias is None else out + bias
+
+
+def _ln_rule(which, jvp=False):
+    def rule(g, x, weight, bias, out, normalized_shape, eps):
+        axes = _ln_axes(normalized_shape)
+        # the leading dims of x (counted from the end): weight and bias get their sum
+        lead = tuple(range(-x.ndim, -len(normalized_shape)))
+        if which == 2:
+            return g if jvp or not lead else B.sum(g, axis=lead)
+        xhat, inv = _norm_stats(x, axes, eps)
+        if which == 1:
+            return g * xhat if jvp or not lead else B.sum(g * xhat, axis=lead)
+        if jvp:      # out = x̂ w: the tangent of x̂, times w (w varies along the axes)
+            dxhat = _through_stats(g, xhat, inv, axes, False)
+            return dxhat if weight is None else dxhat * weight
+        return _through_stats(g if weight is None else g * weight, xhat, inv, axes, False)
+    return rule
+
+
+def _ln_samples():
+    rng = _sample_rng()
+    x = rng.standard_normal((2, 3, 4))
+    return [((x, rng.standard_normal(4), rng.standard_normal(4)),
+             {"normalized_shape": (4,), "eps": 1e-5}),
+            ((x, rng.standard_normal((3, 4)), rng.standard_normal((3, 4))),
+             {"normalized_shape": (3, 4), "eps": 1e-5})]
+
+
+native_layer_norm = Primitive(
+    "native_layer_norm", "NativeLayerNormBackward0", _layer_norm_forward, quiet=True,
+    input_names=("input", "weight", "bias"), batch=batching.per_example,
+    doc="layer normalization over the last len(normalized_shape) dims",
+    sample=_ln_samples,
+    vjp=(_ln_rule(0), _ln_rule(1), _ln_rule(2)),
+    jvp=(_ln_rule(0, True), _ln_rule(1, True), _ln_rule(2, True)))
