@@ -40,9 +40,7 @@ def add(input, other, *, alpha=1) -> Tensor:
 
 def sub(input, other, *, alpha=1) -> Tensor:
     if not isinstance(input, Tensor):
-        if alpha == 1 and isinstance(other, Tensor) and isinstance(input, (_int, _float)):
-            return apply(elementwise.rsub_scalar, (other,), {"other": input})
-        input = _t(input)
+        input = _t(input)      # torch.sub(2, x) records SubBackward0 with a None edge
     if alpha != 1:
         return apply(elementwise.sub, (input, other), {"alpha": alpha})
     return apply(elementwise.sub, (input, other))
