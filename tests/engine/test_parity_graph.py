@@ -256,3 +256,21 @@ def test_next_functions_skip_index_inputs_but_keep_their_order():
     assert node.next_functions[0] == (None, 0)
     assert node.next_functions[1][0].variable is x
     assert len(x.gather(1, gt.tensor([[0], [2]])).grad_fn.next_functions) == 1
+
+
+def test_node_hooks_see_one_gradient_per_edge():
+    """A hook on WhereBackward0 gets (and may return) two gradients, as torch's."""
+    results = []
+    for lib in (torch, gt):
+        x = lib.tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+        y = lib.tensor(np.array([1.0, 1.0, 1.0]), requires_grad=True)
+        z = lib.where(x > 0, x, y)
+        seen = []
+
+        def hook(grad_inputs, grad_outputs, seen=seen):
+            seen.append(len(grad_inputs))
+            return (grad_inputs[0] * 10, grad_inputs[1] * 100)
+        z.grad_fn.register_hook(hook)
+        z.sum().backward()
+        results.append((seen, x.grad.numpy().tolist(), y.grad.numpy().tolist()))
+    assert results[1] == results[0]
