@@ -274,3 +274,23 @@ def test_node_hooks_see_one_gradient_per_edge():
         z.sum().backward()
         results.append((seen, x.grad.numpy().tolist(), y.grad.numpy().tolist()))
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("program", [
+    lambda lib, x, c: lib.where(c, x, 0.0),
+    lambda lib, x, c: lib.where(c, 1.0, x),
+    lambda lib, x, c: x.masked_fill(c, 2.0),
+    lambda lib, x, c: x.masked_fill(c, lib.tensor(2.0)),
+], ids=["where_self", "where_other", "masked_fill", "masked_fill_tensor"])
+def test_selection_saves_the_mask_only(program):
+    """where / masked_fill save the condition, not the values: changing the values in place
+    afterwards is no version error (torch), and the gradient is the masked cotangent."""
+    grads = []
+    for lib in (torch, gt):
+        x = lib.tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+        y = x * 1
+        out = program(lib, y, lib.tensor([True, False, True]))
+        y.mul_(2)
+        out.sum().backward()
+        grads.append(x.grad.numpy().tolist())
+    assert grads[1] == grads[0]
