@@ -534,9 +534,43 @@ elu = Primitive("elu", "EluBackward0", _elu, quiet=True, input_names=("self",),
                 jvp=lambda t, x, out, alpha: t * _elu_slope(x, alpha))
 
 
-def _leaky_slope(x, negative_slope):
-    return B.astype_like(np.where(B.data(x) > 0, 1.0, negative_slope), x)
+def _slope_backward(name, node_name, slope, sample):
+    """grad * slope(x) for a piecewise-linear activation: its backward, itself a node (torch's
+    ...BackwardBackward0), linear in grad and constant in x (so the gradient of a gradient
+    exists and is zero in x, as torch's, rather than missing)."""
+    prim = Primitive(name, node_name, lambda g, x, **p: g * slope(x, **p), broadcasts=True,
+                     input_names=("grad_output", "self"), analytic=False,
+                     domain="away_from_zero", batch=batching.elementwise,
+                     doc=f"the backward of {node_name[:-len('BackwardBackward0')]}",
+                     sample=sample,
+                     vjp=(lambda gg, g, x, out, **p: _call(prim, (gg, x), p),
+                          lambda gg, g, x, out, **p: B.zeros_like(gg)),
+                     jvp=(lambda t, g, x, out, **p: t * slope(x, **p),
+                          lambda t, g, x, out, **p: np.zeros_like(t)))
+    return prim
 
+
+def _leaky_slope(x, negative_slope):
+    data = B.data(x)
+    return np.where(data > 0, 1.0, negative_slope).astype(data.dtype)
+
+
+def _hardtanh_slope(x, min_val, max_val):
+    # the gradient passes strictly inside (min_val, max_val) (torch: zero at the bounds)
+    data = B.data(x)
+    return ((data > min_val) & (data < max_val)).astype(data.dtype)
+
+
+def _backward_samples(x, **params):
+    return lambda: [((_sample_rng().standard_normal(np.shape(x)), x), dict(params))]
+
+
+leaky_relu_backward = _slope_backward(
+    "leaky_relu_backward", "LeakyReluBackwardBackward0", _leaky_slope,
+    _backward_samples(np.array([-1.5, -0.3, 0.4, 2.0]), negative_slope=0.1))
+hardtanh_backward = _slope_backward(
+    "hardtanh_backward", "HardtanhBackwardBackward0", _hardtanh_slope,
+    _backward_samples(np.array([-1.7, -0.6, 0.3, 1.4]), min_val=-1.0, max_val=1.0))
 
 leaky_relu = Primitive("leaky_relu", "LeakyReluBackward0",
                        lambda x, negative_slope: np.where(x > 0, x, x * negative_slope),
@@ -544,15 +578,9 @@ leaky_relu = Primitive("leaky_relu", "LeakyReluBackward0",
                        doc="x, or negative_slope x below 0",
                        batch=batching.elementwise, delta=batching.delta_elementwise,
                        sample=_kinked_samples(negative_slope=0.1),
-                       vjp=lambda g, x, out, negative_slope: g * _leaky_slope(x, negative_slope),
+                       vjp=lambda g, x, out, negative_slope: _call(
+                           leaky_relu_backward, (g, x), {"negative_slope": negative_slope}),
                        jvp=lambda t, x, out, negative_slope: t * _leaky_slope(x, negative_slope))
-
-
-def _hardtanh_vjp(g, x, out, min_val, max_val):
-    # the gradient passes strictly inside (min_val, max_val) (torch: zero at the bounds)
-    data = B.data(x)
-    return B.where((data > min_val) & (data < max_val), g, 0.0)
-
 
 hardtanh = Primitive("hardtanh", "HardtanhBackward0",
                      lambda x, min_val, max_val: np.minimum(np.maximum(x, min_val), max_val),
@@ -563,8 +591,10 @@ hardtanh = Primitive("hardtanh", "HardtanhBackward0",
                                       {"min_val": -1.0, "max_val": 1.0}),
                                      ((np.array([-1.0, 2.5, 5.5, 7.0]),),
                                       {"min_val": 0.0, "max_val": 6.0})],
-                     vjp=_hardtanh_vjp,
-                     jvp=_hardtanh_vjp)
+                     vjp=lambda g, x, out, min_val, max_val: _call(
+                         hardtanh_backward, (g, x), {"min_val": min_val, "max_val": max_val}),
+                     jvp=lambda t, x, out, min_val, max_val: t * _hardtanh_slope(
+                         x, min_val, max_val))
 
 
 # ---- batch norm and layer norm: one node each in torch (NativeBatchNormBackward0, ...) ----------
