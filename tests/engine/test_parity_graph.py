@@ -104,6 +104,9 @@ CASES = [
     ("unbind", [(3, 4)], lambda lib, F, x: x.unbind(1)),
     ("split_non_leaf", [(4, 4)], lambda lib, F, x: (x * 1).split([1, 3])),
     ("chunk_non_leaf", [(4, 4)], lambda lib, F, x: (x * 1).chunk(2)),
+    ("chunk_empty_dim", [(0, 2)], lambda lib, F, x: x.chunk(3)),
+    ("chunk_one", [(1, 2)], lambda lib, F, x: x.chunk(2)),
+    ("split_matmul_result", [(1,), (1, 3)], lambda lib, F, a, b: (a @ b).split([1, 2], -1)),
     # None edges torch omits (index, mask, target arguments) and keeps (constants)
     ("where", [(3, 4), (3, 4)], lambda lib, F, x, y: lib.where(x > 0, x, y)),
     ("where_number_other", [(3, 4)], lambda lib, F, x: lib.where(x > 0, x, 0.0)),
@@ -294,3 +297,19 @@ def test_selection_saves_the_mask_only(program):
         out.sum().backward()
         grads.append(x.grad.numpy().tolist())
     assert grads[1] == grads[0]
+
+
+@pytest.mark.parametrize("pieces", [
+    lambda y: y.chunk(2), lambda y: y.split([1, 3]), lambda y: y.unbind(),
+], ids=["chunk", "split_with_sizes", "unbind"])
+def test_pieces_share_the_version_counter_of_their_input(pieces):
+    """split/chunk/unbind return views: an in-place change of the input (or of one piece,
+    outside autograd) shows in every piece's _version, as in torch."""
+    versions = []
+    for lib in (torch, gt):
+        y = lib.tensor(np.arange(4.0))
+        parts = pieces(y)
+        y.mul_(2)
+        parts[0].add_(1)
+        versions.append([p._version for p in parts] + [y._version])
+    assert versions[1] == versions[0]

@@ -400,7 +400,8 @@ def _section_shape(shape, dim, size):
 
 
 def _unbind_forward(x, dim, sections):
-    return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))   # views
+    # views (the trailing Ellipsis keeps a 0-d piece an array viewing x, not a numpy scalar)
+    return tuple(x[(slice(None),) * dim + (i, Ellipsis)] for i in range(x.shape[dim]))
 
 
 def _unbind_vjp(gs, x, out, dim, sections):
