@@ -197,13 +197,17 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
 # ---- layers' operations ---------------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x Wᵀ + b, recorded as torch records it: ``addmm`` (AddmmBackward0) with bias, the
-    input viewed as 2-D around it (ViewBackward0) when it is not; ``mm`` without bias."""
+    input viewed as 2-D around it (ViewBackward0) when it is not (a strided input that
+    cannot be viewed: matmul, then ``add_`` of the bias); ``mm`` without bias."""
     wt = _ops.t(weight)
     if bias is not None and input.ndim >= 1:
         _addmm_checks(bias, input, weight)
     if input.ndim == 2:
         return _ops.mm(input, wt) if bias is None else apply(_P.addmm, (bias, input, wt))
     out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
+    if bias is not None and not input._data.flags.c_contiguous:
+        # torch: matmul, then the bias added in place (AddBackward0, one more version)
+        return _ops.add_(_ops.matmul(input, wt), bias)
     if bias is not None:
         flat = _ops.reshape(input, -1, input.shape[-1])
         return _ops.reshape(apply(_P.addmm, (bias, flat, wt)), out_shape)

@@ -147,6 +147,10 @@ CASES = [
     ("linear_no_bias", [(3, 4), (5, 4)], lambda lib, F, a, w: F.linear(a, w)),
     ("linear_vector", [(4,), (5, 4), (5,)], lambda lib, F, a, w, b: F.linear(a, w, b)),
     ("linear_vector_no_bias", [(4,), (5, 4)], lambda lib, F, a, w: F.linear(a, w)),
+    ("linear_strided_vector", [(4, 3), (2, 4), (2,)],
+     lambda lib, F, a, w, b: F.linear(a[:, -1], w, b)),
+    ("linear_strided_3d", [(2, 4, 3), (5, 4), (5,)],
+     lambda lib, F, a, w, b: F.linear(a.transpose(1, 2), w, b)),
     # whole programs
     ("mlp", [(3, 4), (5, 4), (5,), (5,), (5,)], _mlp),
     ("conv_block", [(2, 2, 4, 4), (3, 2, 2, 2), (3,), (3,)], _conv_block),
