@@ -458,6 +458,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
-    """x / max(||x||_p, eps) along ``dim``."""
-    norm = _ops.sum(_ops.abs(input) ** p, dim=dim, keepdim=True) ** (1.0 / p)
-    return input / _ops.clamp(norm, min=eps)
+    """x / max(||x||_p, eps) along ``dim``, recorded as torch: the norm
+    (LinalgVectorNormBackward0), clamp_min, expand, div."""
+    denom = _ops.clamp_min(_ops.norm(input, p, dim, keepdim=True), eps)
+    return input / _ops.expand_as(denom, input)

@@ -151,6 +151,8 @@ CASES = [
      lambda lib, F, a, w, b: F.linear(a[:, -1], w, b)),
     ("linear_strided_3d", [(2, 4, 3), (5, 4), (5,)],
      lambda lib, F, a, w, b: F.linear(a.transpose(1, 2), w, b)),
+    ("normalize", [(2, 3)], lambda lib, F, x: F.normalize(x, dim=-1)),
+    ("normalize_p1", [(2, 3)], lambda lib, F, x: F.normalize(x, p=1.0, dim=0)),
     # whole programs
     ("mlp", [(3, 4), (5, 4), (5,), (5,), (5,)], _mlp),
     ("conv_block", [(2, 2, 4, 4), (3, 2, 2, 2), (3,), (3,)], _conv_block),
