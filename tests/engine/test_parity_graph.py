@@ -87,6 +87,8 @@ CASES = [
     # views
     ("transpose", [(3, 4)], lambda lib, F, x: x.transpose(0, 1)),
     ("transpose_same_dim", [(3, 4)], lambda lib, F, x: x.transpose(1, -1)),
+    ("transpose_0d", [()], lambda lib, F, x: x.transpose(0, -1)),
+    ("T_0d", [()], lambda lib, F, x: x.T),
     ("T_1d", [(4,)], lambda lib, F, x: x.T),
     ("T_2d", [(3, 4)], lambda lib, F, x: x.T),
     ("mT", [(2, 3, 4)], lambda lib, F, x: x.mT),

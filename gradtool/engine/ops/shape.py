@@ -97,7 +97,8 @@ def transpose(input, dim0=None, dim1=None) -> Tensor:
     if dim0 is None and dim1 is None:
         return _T(input)
     nd = input.ndim
-    d0, d1 = _norm_dim(dim0, nd), _norm_dim(dim1, nd)
+    # a 0-d tensor counts as having one dim (0 or -1), as in torch
+    d0, d1 = _norm_dim(dim0, max(nd, 1)), _norm_dim(dim1, max(nd, 1))
     return _share_version(apply(shape_prims.transpose, (input,), {"dim0": d0, "dim1": d1}), input)
 
 
@@ -127,9 +128,7 @@ def permute(input, *dims) -> Tensor:
 
 
 def _T(self) -> Tensor:
-    if self.ndim == 0:
-        return self
-    return permute(self, tuple(range(self.ndim - 1, -1, -1)))
+    return permute(self, tuple(range(self.ndim - 1, -1, -1)))    # 0-d too (PermuteBackward0)
 
 
 def _mT(self) -> Tensor:
