@@ -57,6 +57,7 @@ CASES = [
     ("trunc", [(3, 4)], lambda lib, F, x: x.trunc()),
     ("frac", [(3, 4)], lambda lib, F, x: (x * 3).frac()),
     ("gelu", [(3, 4)], lambda lib, F, x: F.gelu(x)),
+    ("gelu_0d", [()], lambda lib, F, x: F.gelu(x)),
     ("gelu_tanh", [(3, 4)], lambda lib, F, x: F.gelu(x * 2, approximate="tanh")),
     ("silu", [(3, 4)], lambda lib, F, x: F.silu(x)),
     ("elu", [(3, 4)], lambda lib, F, x: F.elu(x, 0.7)),
@@ -125,6 +126,8 @@ CASES = [
     ("rsub_tensors", [(3, 4), (3, 4)], lambda lib, F, x, y: lib.rsub(x, y)),
     ("rsub_number", [(3, 4)], lambda lib, F, x: lib.rsub(x, 2.0)),
     ("sub_number_first", [(3, 4)], lambda lib, F, x: lib.sub(2.0, x)),
+    ("div_number_first", [(3, 4)], lambda lib, F, x: lib.div(2.0, x + 3)),
+    ("rsub_number_alpha", [(3, 4)], lambda lib, F, x: lib.rsub(x, 2.0, alpha=2)),
     # edge order of binary nodes
     ("mul", [(3, 4), (3, 4)], lambda lib, F, x, y: x * y),
     ("mul_number", [(3, 4)], lambda lib, F, x: x * 2),

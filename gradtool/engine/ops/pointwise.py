@@ -39,7 +39,7 @@ def add(input, other, *, alpha=1) -> Tensor:
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
-    if not isinstance(input, Tensor):
+    if not isinstance(input, Tensor) and not isinstance(input, (_int, _float, complex)):
         input = _t(input)      # torch.sub(2, x) records SubBackward0 with a None edge
     if alpha != 1:
         return apply(elementwise.sub, (input, other), {"alpha": alpha})
@@ -48,10 +48,11 @@ def sub(input, other, *, alpha=1) -> Tensor:
 
 def rsub(input, other, *, alpha=1) -> Tensor:
     """other - alpha * input (torch.rsub)."""
+    if isinstance(other, (_int, _float)) and not isinstance(other, _bool):
+        params = {"other": other} if alpha == 1 else {"other": other, "alpha": alpha}
+        return apply(elementwise.rsub_scalar, (_t(input),), params)    # RsubBackward1
     if alpha != 1:
         return sub(other, input, alpha=alpha)
-    if isinstance(other, (_int, _float)) and not isinstance(other, _bool):
-        return apply(elementwise.rsub_scalar, (_t(input),), {"other": other})
     return apply(elementwise.rsub, (input, other))
 
 
@@ -76,8 +77,7 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         with np.errstate(divide="ignore", invalid="ignore"):
             data = np.true_divide(a, b)
         return _make(np.floor(data) if rounding_mode == "floor" else np.trunc(data))
-    if not isinstance(input, Tensor):
-        return mul(reciprocal(other), input)
+    # torch.div(2, x): DivBackward0 with a None edge for the number
     return apply(elementwise.div, (input, other))
 
 

@@ -59,12 +59,14 @@ sub = _binary("sub", "SubBackward0", _sub,
               sample=lambda: binary()() + [one(normal(2, 3), normal(3, seed=1), alpha=-0.5)])
 # 2 - x: torch records RsubBackward1 (rsub.Scalar: the number is no input of the node);
 # rsub(x, y) = y - x with two tensors: RsubBackward0
-rsub_scalar = Primitive("rsub_scalar", "RsubBackward1", lambda x, other: np.subtract(other, x),
+rsub_scalar = Primitive("rsub_scalar", "RsubBackward1",
+                        lambda x, other, alpha=1: np.subtract(other, _scaled(x, alpha)),
                         save="none", input_names=("self",),
                         batch=batching.elementwise, delta=batching.delta_elementwise,
-                        sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-1)],
-                        vjp=lambda g, x, out, other: -g,
-                        jvp=lambda t, x, out, other: -t)
+                        sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-1),
+                                        one(normal(4), other=1.5, alpha=2)],
+                        vjp=lambda g, x, out, other, alpha=1: -_scaled(g, alpha),
+                        jvp=lambda t, x, out, other, alpha=1: -_scaled(t, alpha))
 rsub = _binary("rsub", "RsubBackward0", lambda a, b: np.subtract(b, a),
                (lambda g, a, b, out: -g, lambda g, a, b, out: g),
                (lambda t, a, b, out: -t, lambda t, a, b, out: t), save="none",

@@ -442,8 +442,9 @@ native_dropout = Primitive("native_dropout", "NativeDropoutBackward0",
 
 # ---- erf (for GELU) -----------------------------------------------------------------------------
 def _erf(x):
-    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype if x.dtype.kind == "f"
-                                                     else np.float64)
+    # np.asarray: on a 0-d input frompyfunc returns a Python float, not an array
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x)).astype(
+        x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 def _erf_vjp(g, x, out):
