@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from ..engine import ops as _ops
-from ..engine.ops.common import scalar_type_name
+from ..engine.ops.common import float_kernel, scalar_type_name
 from ..engine.ops.inplace import _inplace
 from ..engine.ops.nn_functional import _loss_operands
 from ..engine.ops.nn_functional import _reduction as _loss_reduction
@@ -50,6 +50,11 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tens
     """x clamped to [min_val, max_val] (HardtanhBackward0: zero gradient at the bounds)."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
+    data = input._data
+    if data.dtype == np.bool_:
+        raise EngineError("Bool inputs not supported for hardtanh")
+    if data.dtype.kind in "iu":     # integers stay integers (no gradient)
+        return _make(np.clip(data, min_val, max_val).astype(data.dtype))
     return apply(_P.hardtanh, (input,), {"min_val": min_val, "max_val": max_val})
 
 
@@ -60,16 +65,19 @@ def relu6(input: Tensor) -> Tensor:
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
+    float_kernel("leaky_relu_cpu", input)
     return apply(_P.leaky_relu, (input,), {"negative_slope": negative_slope})
 
 
 def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
     """x for x > 0, alpha (exp(x) - 1) otherwise."""
+    float_kernel("elu_cpu", input)
     return apply(_P.elu, (input,), {"alpha": alpha})
 
 
 def silu(input: Tensor) -> Tensor:
     """x sigmoid(x)."""
+    float_kernel("silu_cpu", input)
     return apply(_P.silu, (input,))
 
 
@@ -78,6 +86,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate argument must be either none or tanh, got "
                          f"{approximate}")
+    float_kernel("GeluKernelImpl", input)
     return apply(_P.gelu, (input,), {"approximate": approximate})
 
 
@@ -182,6 +191,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     if beta == 0:
         return l1_loss(input, target, reduction=reduction)
     input, target = _loss_operands(input, target)
+    float_kernel("smooth_l1_cpu", input)
     return apply(_L.smooth_l1_loss, (input, target),
                  {"reduction": _loss_reduction(reduction), "beta": float(beta)})
 
@@ -190,6 +200,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
                delta: float = 1.0) -> Tensor:
     """0.5 d² where |d| < delta, delta (|d| - 0.5 delta) elsewhere (HuberLossBackward0)."""
     input, target = _loss_operands(input, target)
+    float_kernel("huber_cpu", input)
     return apply(_L.huber_loss, (input, target),
                  {"reduction": _loss_reduction(reduction), "delta": float(delta)})
 
@@ -410,10 +421,11 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     training (updating the running ones in place: biased variance to normalize, unbiased
     in the running average, as torch), with the running statistics otherwise.  One node,
     NativeBatchNormBackward0, with edges to input, weight and bias."""
-    if input.ndim < 2:
-        raise ValueError(f"Expected 2D or higher input (got {input.ndim}D input)")
+    if input.ndim < 2:      # torch reads the channel count, input.size(1)
+        raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but "
+                         "got 1)")
     if training:
-        n = input.numel() // input.shape[1]
+        n = input.shape[0] * int(np.prod(input.shape[2:]))    # values per channel
         if n <= 1:
             raise ValueError("Expected more than 1 value per channel when training, got "
                              f"input size {list(input.shape)}")
@@ -429,7 +441,6 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if training and running_mean is not None:
         data = input._data
         dims = (0,) + tuple(range(2, data.ndim))
-        n = data.size // data.shape[1]
         m = momentum
         running_mean._data[...] = (1 - m) * running_mean._data + m * data.mean(axis=dims)
         unbiased = data.var(axis=dims) * (n / (n - 1))
@@ -453,6 +464,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
             raise EngineError(f"Expected {name} to be of same shape as normalized_shape, but "
                               f"got {name} of shape {list(value.shape)} and normalized_shape "
                               f"= {list(shape)}")
+    float_kernel("LayerNormKernelImpl", input)
     return apply(_P.native_layer_norm, (input, weight, bias),
                  {"normalized_shape": shape, "eps": float(eps)})
 

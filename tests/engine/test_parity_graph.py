@@ -324,3 +324,44 @@ def test_pieces_share_the_version_counter_of_their_input(pieces):
         parts[0].add_(1)
         versions.append([p._version for p in parts] + [y._version])
     assert versions[1] == versions[0]
+
+
+def _outcome(fn, lib):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = fn(lib, TF if lib is torch else GF)
+    except (RuntimeError, NotImplementedError, IndexError, ValueError, TypeError) as err:
+        kind = next(c for c in type(err).__mro__ if c.__module__ == "builtins")
+        return ("error", kind.__name__, str(err))
+    return ("ok", tuple(out.shape), str(out.dtype).split(".")[-1], out.detach().numpy().tolist())
+
+
+@pytest.mark.parametrize("fn", [
+    lambda lib, F: F.gelu(lib.tensor([1, 2])),
+    lambda lib, F: F.silu(lib.tensor([True, False])),
+    lambda lib, F: F.elu(lib.tensor([1, 2], dtype=lib.int32)),
+    lambda lib, F: F.leaky_relu(lib.tensor([1, 2])),
+    lambda lib, F: F.hardtanh(lib.tensor([-3, 0, 3])),
+    lambda lib, F: F.relu6(lib.tensor([True])),
+    lambda lib, F: lib.floor(lib.tensor([True])),
+    lambda lib, F: lib.tensor([-3, 4]).round(),
+    lambda lib, F: lib.tensor([-3, 4]).round(decimals=1),
+    lambda lib, F: lib.tensor([1, 2]).frac(),
+    lambda lib, F: F.smooth_l1_loss(lib.tensor([1, 2]), lib.tensor([0, 2])),
+    lambda lib, F: F.huber_loss(lib.tensor([1, 2]), lib.tensor([0, 2])),
+    lambda lib, F: F.layer_norm(lib.tensor([[1, 2]]), (2,)),
+    lambda lib, F: F.batch_norm(lib.tensor([1.0, 2.0]), None, None, training=True),
+    lambda lib, F: F.batch_norm(lib.zeros(2, 0), None, None, training=True),
+    lambda lib, F: lib.zeros(0).topk(1)[0],
+    lambda lib, F: lib.tensor([True, False]).topk(1)[0],
+    lambda lib, F: lib.tensor(1.0).narrow(0, 0, 1),
+    lambda lib, F: lib.zeros(3, 4).as_strided((5, 5), (4, 1)),
+], ids=["gelu_long", "silu_bool", "elu_int", "leaky_relu_long", "hardtanh_long", "relu6_bool",
+        "floor_bool", "round_long", "round_decimals_long", "frac_long", "smooth_l1_long",
+        "huber_long", "layer_norm_long", "batch_norm_1d", "batch_norm_no_channels",
+        "topk_empty", "topk_bool", "narrow_0d", "as_strided_out_of_bounds"])
+def test_hostile_inputs_as_torch(fn):
+    """Integer, bool, empty and 0-d inputs: torch's result or torch's error (type and
+    text)."""
+    assert _outcome(fn, gt) == _outcome(fn, torch)

@@ -12,7 +12,7 @@ from ..dtypes import promoted
 from ..primitive import apply
 from ..prims import elementwise
 from ..tensor import Tensor, _make
-from .common import _C_TYPE, _t, _tensor_of
+from .common import _C_TYPE, _t, _tensor_of, float_kernel
 
 _bool = builtins.bool
 _int = builtins.int
@@ -280,32 +280,35 @@ def equal(input, other) -> bool:
 
 
 # ---- rounding: torch records a node whose gradient is zero ------------------------------------
-def _rounded(prim, input, params=None) -> Tensor:
+def _rounded(prim, kernel: str, input, params=None) -> Tensor:
     input = _tensor_of(input)
-    if input._data.dtype.kind in "iub":
+    if input._data.dtype.kind in "iu" and not params:
         return _make(input._data.copy())      # integers are already rounded (torch: a copy)
+    float_kernel(kernel, input)
     return apply(prim, (input,), params) if params else apply(prim, (input,))
 
 
 def floor(input) -> Tensor:
-    return _rounded(elementwise.floor, input)
+    return _rounded(elementwise.floor, "floor_vml_cpu", input)
 
 
 def ceil(input) -> Tensor:
-    return _rounded(elementwise.ceil, input)
+    return _rounded(elementwise.ceil, "ceil_vml_cpu", input)
 
 
 def trunc(input) -> Tensor:
-    return _rounded(elementwise.trunc, input)
+    return _rounded(elementwise.trunc, "trunc_vml_cpu", input)
 
 
 def round(input, *, decimals=None) -> Tensor:
     """Half to even, as torch (RoundBackward0; RoundBackward1 when ``decimals`` is given)."""
     if decimals is None:
-        return _rounded(elementwise.round, input)
-    return _rounded(elementwise.round_decimals, input, {"decimals": _int(decimals)})
+        return _rounded(elementwise.round, "round_vml_cpu", input)
+    return _rounded(elementwise.round_decimals, "round_cpu", input, {"decimals": _int(decimals)})
 
 
 def frac(input) -> Tensor:
     """x - trunc(x): gradient 1 (FracBackward0)."""
-    return apply(elementwise.frac, (_tensor_of(input),))
+    input = _tensor_of(input)
+    float_kernel("frac_cpu", input)
+    return apply(elementwise.frac, (input,))

@@ -215,6 +215,8 @@ def triu(input, diagonal: int = 0) -> Tensor:
 
 def narrow(input, dim: int, start: int, length: int) -> Tensor:
     input = _tensor_of(input)
+    if input.ndim == 0:
+        raise EngineError("narrow() cannot be applied to a 0-dim tensor.")
     axis = _norm_dim(dim, input.ndim)
     size = input.shape[axis]
     if start < 0:
