@@ -357,10 +357,18 @@ def _outcome(fn, lib):
     lambda lib, F: lib.tensor([True, False]).topk(1)[0],
     lambda lib, F: lib.tensor(1.0).narrow(0, 0, 1),
     lambda lib, F: lib.zeros(3, 4).as_strided((5, 5), (4, 1)),
+    lambda lib, F: F.nll_loss(lib.zeros(3, 4), lib.tensor([0, 1, 2]),
+                              weight=lib.ones(4, requires_grad=True)),
+    lambda lib, F: F.cross_entropy(lib.zeros(2, 4, 3), lib.zeros(2, 3, dtype=lib.int64),
+                                   weight=lib.ones(4, requires_grad=True)),
+    lambda lib, F: F.binary_cross_entropy_with_logits(
+        lib.zeros(3), lib.ones(3), pos_weight=lib.ones(3, requires_grad=True)),
 ], ids=["gelu_long", "silu_bool", "elu_int", "leaky_relu_long", "hardtanh_long", "relu6_bool",
         "floor_bool", "round_long", "round_decimals_long", "frac_long", "smooth_l1_long",
         "huber_long", "layer_norm_long", "batch_norm_1d", "batch_norm_no_channels",
-        "topk_empty", "topk_bool", "narrow_0d", "as_strided_out_of_bounds"])
+        "topk_empty", "topk_bool", "narrow_0d", "as_strided_out_of_bounds",
+        "nll_loss_weight_requires_grad", "cross_entropy_2d_weight_requires_grad",
+        "bce_with_logits_pos_weight_requires_grad"])
 def test_hostile_inputs_as_torch(fn):
     """Integer, bool, empty and 0-d inputs: torch's result or torch's error (type and
     text)."""
