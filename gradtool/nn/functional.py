@@ -15,7 +15,7 @@ import numpy as np
 from ..engine import ops as _ops
 from ..engine.ops.common import float_kernel, scalar_type_name
 from ..engine.ops.inplace import _inplace
-from ..engine.ops.nn_functional import _loss_operands
+from ..engine.ops.nn_functional import _loss_operands, _not_differentiable
 from ..engine.ops.nn_functional import _reduction as _loss_reduction
 from ..engine.prims import loss as _L
 from ..engine.prims import nn as _P
@@ -170,15 +170,21 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
-    """-(t log p + (1 - t) log(1 - p)), logs clamped at -100 as torch."""
+    """-(t log p + (1 - t) log(1 - p)), logs clamped at -100 as torch (one node,
+    BinaryCrossEntropyBackward0, with edges to input and target)."""
     target = _as_tensor(target)
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    log_p = _ops.clamp(_ops.log(input), min=-100.0)
-    log_q = _ops.clamp(_ops.log(1.0 - input), min=-100.0)
-    loss = -(target * log_p + (1.0 - target) * log_q)
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    reduction = _loss_reduction(_legacy_reduction(size_average, reduce, reduction))
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the "
+                         f"input size ({input.shape}) is deprecated. Please ensure they have "
+                         "the same size.")
+    data = input._data
+    if data.size and not ((data >= 0) & (data <= 1)).all():
+        raise EngineError("all elements of input should be between 0 and 1")
+    _not_differentiable("binary_cross_entropy", weight=weight)
+    w = None if weight is None else np.broadcast_to(_as_tensor(weight)._data, data.shape)
+    return apply(_L.binary_cross_entropy, (input, target),
+                 {"reduction": reduction, "weight": w})
 
 
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,

@@ -122,6 +122,19 @@ CASES = [
      lambda lib, F, x, y: x.scatter_add(0, lib.tensor([[0, 1, 2, 0]]), y)),
     ("nll_loss", [(3, 4)], lambda lib, F, x: F.nll_loss(x, _index(lib, 0, 1, 2))),
     ("cross_entropy", [(3, 4)], lambda lib, F, x: F.cross_entropy(x, _index(lib, 0, 3, 2))),
+    ("cross_entropy_probabilities", [(3, 4), (3, 4)],
+     lambda lib, F, x, t: F.cross_entropy(x, t.detach().softmax(1))),
+    ("cross_entropy_probabilities_sum_weight", [(2, 4, 3), (2, 4, 3)],
+     lambda lib, F, x, t: F.cross_entropy(x, t.softmax(1), weight=lib.ones(4) * 0.5,
+                                          reduction="sum")),
+    ("cross_entropy_probabilities_none_smoothing", [(4,), (4,)],
+     lambda lib, F, x, t: F.cross_entropy(x, t.detach().softmax(0), reduction="none",
+                                          label_smoothing=0.2)),
+    ("binary_cross_entropy", [(3, 4), (3, 4)],
+     lambda lib, F, x, t: F.binary_cross_entropy(x.sigmoid(), t.detach().sigmoid())),
+    ("binary_cross_entropy_weight_none", [(3, 4), (3, 4)],
+     lambda lib, F, x, t: F.binary_cross_entropy(x.sigmoid(), t.sigmoid(),
+                                                 weight=lib.ones(4) * 2, reduction="none")),
     ("number_minus_tensor", [(3, 4)], lambda lib, F, x: 2 - x),
     ("rsub_tensors", [(3, 4), (3, 4)], lambda lib, F, x, y: lib.rsub(x, y)),
     ("rsub_number", [(3, 4)], lambda lib, F, x: lib.rsub(x, 2.0)),
@@ -333,7 +346,8 @@ def _outcome(fn, lib):
             out = fn(lib, TF if lib is torch else GF)
     except (RuntimeError, NotImplementedError, IndexError, ValueError, TypeError) as err:
         kind = next(c for c in type(err).__mro__ if c.__module__ == "builtins")
-        return ("error", kind.__name__, str(err))
+        # shapes print as gradtool.Size([...]) where torch prints torch.Size([...])
+        return ("error", kind.__name__, str(err).replace("gradtool.Size", "torch.Size"))
     return ("ok", tuple(out.shape), str(out.dtype).split(".")[-1], out.detach().numpy().tolist())
 
 
@@ -363,12 +377,17 @@ def _outcome(fn, lib):
                                    weight=lib.ones(4, requires_grad=True)),
     lambda lib, F: F.binary_cross_entropy_with_logits(
         lib.zeros(3), lib.ones(3), pos_weight=lib.ones(3, requires_grad=True)),
+    lambda lib, F: F.binary_cross_entropy(lib.tensor([0.5, 1.5]), lib.ones(2)),
+    lambda lib, F: F.binary_cross_entropy(lib.ones(2, 3) * 0.5, lib.ones(3)),
+    lambda lib, F: F.binary_cross_entropy(lib.ones(3) * 0.5, lib.ones(3),
+                                          weight=lib.ones(3, requires_grad=True)),
 ], ids=["gelu_long", "silu_bool", "elu_int", "leaky_relu_long", "hardtanh_long", "relu6_bool",
         "floor_bool", "round_long", "round_decimals_long", "frac_long", "smooth_l1_long",
         "huber_long", "layer_norm_long", "batch_norm_1d", "batch_norm_no_channels",
         "topk_empty", "topk_bool", "narrow_0d", "as_strided_out_of_bounds",
         "nll_loss_weight_requires_grad", "cross_entropy_2d_weight_requires_grad",
-        "bce_with_logits_pos_weight_requires_grad"])
+        "bce_with_logits_pos_weight_requires_grad", "bce_out_of_range", "bce_size_mismatch",
+        "bce_weight_requires_grad"])
 def test_hostile_inputs_as_torch(fn):
     """Integer, bool, empty and 0-d inputs: torch's result or torch's error (type and
     text)."""

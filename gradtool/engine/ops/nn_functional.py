@@ -10,6 +10,7 @@ from ...errors import EngineError, ShapeError
 from .. import dtypes
 from ..grad_mode import MODE
 from ..primitive import apply
+from ..prims import elementwise
 from ..prims import loss as loss_prims
 from ..tensor import Tensor, _make
 from .common import _t
@@ -87,8 +88,17 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             target = target * (1 - label_smoothing) + label_smoothing / classes
         terms = logp * target if weight is None else logp * target * _shape_weight(
             _t(weight), input.ndim)
-        loss = neg(sum(terms, 1 if input.ndim >= 2 else 0))
-        return _apply_reduction(loss, reduction)
+        # recorded as torch: -(terms).sum(class dim) for 'none', -(terms).sum() for 'sum',
+        # and that divided by the number of examples (DivBackward1) for 'mean'
+        reduction = _reduction(reduction)
+        if reduction == "none":
+            return neg(sum(terms, 1 if input.ndim >= 2 else 0))
+        total = neg(sum(terms))
+        if reduction == "sum":
+            return total
+        classes = input.shape[1 if input.ndim >= 2 else 0]
+        examples = input.numel() / classes if classes else _float("nan")
+        return apply(elementwise.div_scalar, (total,), {"other": examples})
     nll = nll_loss(logp, target, weight, ignore_index, reduction)
     if not label_smoothing:
         return nll

@@ -83,6 +83,14 @@ div = _binary("div", "DivBackward0", np.true_divide,
               (lambda t, a, b, out: t / b, lambda t, a, b, out: -t * a / (b * b)),
               quiet=True, domain="nonzero_other", needs=((1,), (0, 1)),
               sample=binary(normal, away))
+# x / c with a number c inside a composite (torch's div.Scalar: DivBackward1; the Python
+# operator x / 2 records DivBackward0)
+div_scalar = Primitive("div_scalar", "DivBackward1", lambda x, other: np.true_divide(x, other),
+                       save="none", input_names=("self",), quiet=True,
+                       batch=batching.elementwise, delta=batching.delta_elementwise,
+                       sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-0.5)],
+                       vjp=lambda g, x, out, other: g / other,
+                       jvp=lambda t, x, out, other: t / other)
 neg = _unary("neg", "NegBackward0", np.negative, lambda g, x, out: -g,
              lambda t, x, out: -t, save="none",
              sample=unary())

@@ -194,6 +194,57 @@ huber_loss = Primitive(
     jvp=(_robust_jvp("delta", _delta, 1.0), _robust_jvp("delta", _delta, -1.0)))
 
 
+# ---- binary_cross_entropy ------------------------------------------------------------------------
+# loss = -w (y log p + (1 - y) log(1 - p)), each log clamped at -100 (torch);
+# d/dp = w (p - y) / max(p (1 - p), 1e-12),  d/dy = w (log(1 - p) - log p)  (torch's rules)
+_BCE_EPSILON = 1e-12
+
+
+def _bce_prob_forward(p, y, reduction, weight):
+    loss = -(y * np.maximum(np.log(p), -100.0) + (1 - y) * np.maximum(np.log1p(-p), -100.0))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def _bce_prob_slopes(p, y, weight, which):
+    if which == 0:
+        d = (p - y) / B.maximum((1 - p) * p, _BCE_EPSILON)
+    else:
+        d = B.log(1 - p) - B.log(p)
+    return d if weight is None else d * weight
+
+
+def _bce_prob_rule(which):
+    def rule(g, p, y, out, reduction, weight):
+        d = _bce_prob_slopes(p, y, weight, which)
+        if reduction == "none":
+            return g * d
+        g = _scalar_grad(g, len(np.shape(B.data(p))))
+        if reduction == "mean":
+            g = g * (1.0 / max(int(np.prod(np.shape(B.data(p)))), 1))
+        return g * d
+    return rule
+
+
+def _bce_prob_jvp(which):
+    def rule(t, p, y, out, reduction, weight):
+        return _reduce(t * _bce_prob_slopes(p, y, weight, which), reduction)
+    return rule
+
+
+binary_cross_entropy = Primitive(
+    "binary_cross_entropy", "BinaryCrossEntropyBackward0", _bce_prob_forward, quiet=True,
+    broadcasts=True, analytic=False, input_names=("self", "target"),
+    batch=batching.elementwise_loss,
+    sample=lambda: [one(positive(3, 4) / 2.1, positive(3, 4, seed=1) / 2.1, reduction=r,
+                        weight=None) for r in ("mean", "sum", "none")] + [
+        one(positive(3, 4) / 2.1, positive(3, 4, seed=1) / 2.1, reduction="mean",
+            weight=positive(4, seed=2))],
+    vjp=(_bce_prob_rule(0), _bce_prob_rule(1)),
+    jvp=(_bce_prob_jvp(0), _bce_prob_jvp(1)))
+
+
 # ---- binary_cross_entropy_with_logits ----------------------------------------------------
 # loss = (1 - y) x + l softplus(-x),  l = 1 + (pos_weight - 1) y,  times weight
 def _softplus_neg(x):
