@@ -355,18 +355,12 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
-    """Mean over each window, written as a convolution with a constant averaging kernel
-    per channel (count_include_pad=True, no ceil_mode)."""
+    """Mean over each window (AvgPool2DBackward0; count_include_pad=True, no ceil_mode)."""
     if ceil_mode or not count_include_pad or divisor_override is not None:
         raise NotImplementedError("avg_pool2d: only the defaults (ceil_mode=False, "
                                   "count_include_pad=True) are supported")
     k, s, p, _ = _pool_params(kernel_size, stride, padding, 1)
-    n, c = input.shape[0], input.shape[1]
-    flat = _ops.reshape(input, n * c, 1, input.shape[2], input.shape[3])
-    kernel = _make(np.full((1, 1) + k, 1.0 / (k[0] * k[1]), input._data.dtype))
-    out = apply(_P.convolution, (flat, kernel, None),
-                {"stride": s, "padding": (p[0], p[0], p[1], p[1]), "dilation": (1, 1)})
-    return _ops.reshape(out, n, c, out.shape[2], out.shape[3])
+    return apply(_P.avg_pool2d, (input,), {"kernel_size": k, "stride": s, "padding": p})
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True,

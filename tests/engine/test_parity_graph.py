@@ -171,6 +171,8 @@ CASES = [
      lambda lib, F, a, w, b: F.linear(a.transpose(1, 2), w, b)),
     ("normalize", [(2, 3)], lambda lib, F, x: F.normalize(x, dim=-1)),
     ("normalize_p1", [(2, 3)], lambda lib, F, x: F.normalize(x, p=1.0, dim=0)),
+    ("avg_pool2d", [(1, 2, 5, 6)], lambda lib, F, x: F.avg_pool2d(x, 2)),
+    ("avg_pool2d_padded", [(2, 5, 6)], lambda lib, F, x: F.avg_pool2d(x, (3, 2), (1, 2), 1)),
     # whole programs
     ("mlp", [(3, 4), (5, 4), (5,), (5,), (5,)], _mlp),
     ("conv_block", [(2, 2, 4, 4), (3, 2, 2, 2), (3,), (3,)], _conv_block),

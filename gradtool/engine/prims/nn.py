@@ -352,6 +352,48 @@ def _gather_samples():
 
 
 
+# ---- average pooling (count_include_pad, no ceil_mode) -------------------------------------------
+# out = mean of each kh x kw window of the zero-padded input; linear, so its VJP is its adjoint
+# (every window's gradient spread evenly over the pixels it read), a primitive of its own
+# whose VJP is the pooling again.
+def _avg_pool_forward(x, kernel_size, stride, padding):
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    win = _windows(x, kernel_size, stride, pads, (1, 1))
+    return win.sum(axis=(-2, -1)) / (kernel_size[0] * kernel_size[1])
+
+
+def _avg_pool_adjoint(g, kernel_size, stride, padding, in_hw):
+    lead = g.shape[:-2]
+    flat = g.reshape((-1, 1) + g.shape[-2:])
+    w = np.full((1, 1) + tuple(kernel_size), 1.0 / (kernel_size[0] * kernel_size[1]), g.dtype)
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    x = _conv_input_grad(flat, w, (flat.shape[0], 1) + tuple(in_hw), stride, pads, (1, 1))
+    return x.reshape(lead + tuple(in_hw))
+
+
+def _avg_pool_samples():
+    rng = _sample_rng()
+    x = rng.standard_normal((2, 2, 5, 6))
+    return [((x,), {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}),
+            ((x,), {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 1)})]
+
+
+avg_pool2d = Primitive(
+    "avg_pool2d", "AvgPool2DBackward0", _avg_pool_forward, save="shapes", input_names=("self",),
+    doc="2-D average pooling (torch.nn.functional.avg_pool2d, count_include_pad)",
+    batch=batching.direct, sample=_avg_pool_samples,
+    vjp=lambda g, x, out, **p: _call(avg_pool_adjoint, (g,), {**p, "in_hw": tuple(x.shape[-2:])}),
+    jvp=lambda t, x, out, **p: _avg_pool_forward(t, **p))
+avg_pool_adjoint = Primitive(
+    "avg_pool2d_backward", "AvgPool2DBackwardBackward0", _avg_pool_adjoint, save="none",
+    input_names=("grad_output",), doc="gradient of average pooling", batch=batching.direct,
+    sample=lambda: [((_avg_pool_forward(x, **p),), {**p, "in_hw": x.shape[-2:]})
+                    for (x,), p in _avg_pool_samples()],
+    vjp=lambda u, g, out, kernel_size, stride, padding, in_hw: _call(
+        avg_pool2d, (u,), {"kernel_size": kernel_size, "stride": stride, "padding": padding}),
+    jvp=lambda t, g, out, **p: _avg_pool_adjoint(t, **p))
+
+
 # ---- adaptive average pooling -------------------------------------------------------------------
 def _bins(n_in: int, n_out: int, dtype) -> np.ndarray:
     """(n_out, n_in) averaging matrix of torch's adaptive bins:
