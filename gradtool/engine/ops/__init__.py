@@ -53,7 +53,7 @@ METHOD_NAMES = (
     "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod", "var", "std",
     "norm", "logsumexp", "softmax", "log_softmax", "cumsum",
     "reshape", "view", "flatten", "ravel", "transpose", "swapaxes", "swapdims",
-    "t", "permute", "broadcast_to", "expand_as", "squeeze", "unsqueeze", "clone", "to",
+    "t", "permute", "as_strided", "broadcast_to", "expand_as", "squeeze", "unsqueeze", "clone", "to",
     "split", "chunk", "unbind", "gather", "scatter_add", "index_select", "flip", "repeat",
     "diagonal", "trace",
     "mm", "bmm", "dot", "mv", "matmul", "outer", "inverse", "det",
