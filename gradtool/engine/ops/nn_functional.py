@@ -64,12 +64,17 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") ->
         raise ShapeError(f"nll_loss: target shape {list(target.shape)} does not match input "
                          f"shape {list(input.shape)}")
     classes = input.shape[1 if input.ndim >= 2 else 0]
-    bad = (target != ignore_index) & ((target < 0) | (target >= classes))
-    if bad.any():
-        raise IndexError(f"Target {int(target[bad].flat[0])} is out of bounds.")
-    _not_differentiable("nll_loss_forward" if input.ndim <= 2 else "nll_loss2d_forward",
-                        weight=weight)
-    w = None if weight is None else _t(weight)._data
+    # one pass in the usual case: read as unsigned, a negative target is >= classes too
+    if np.maximum.reduce(target.view(np.uint64), axis=None, initial=0) >= classes:
+        bad = (target != ignore_index) & ((target < 0) | (target >= classes))
+        if bad.any():
+            raise IndexError(f"Target {int(target[bad].flat[0])} is out of bounds.")
+    if weight is None:
+        w = None
+    else:
+        _not_differentiable("nll_loss_forward" if input.ndim <= 2 else "nll_loss2d_forward",
+                            weight=weight)
+        w = _t(weight)._data
     return apply(loss_prims.nll_loss, (input, target), {"reduction": _reduction(reduction),
                                                 "weight": w, "ignore_index": ignore_index})
 

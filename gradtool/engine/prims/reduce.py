@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import backend as B
@@ -358,9 +360,12 @@ vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", _norm_forwar
 
 # ---- logsumexp / softmax / log_softmax (fused: numerically stable rules) ------------------------
 def _logsumexp_forward(x, dim, keepdim):
-    m = np.max(np.real(x), axis=dim, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    out = np.log(np.sum(np.exp(x - m), axis=dim, keepdims=True)) + m
+    # the ufuncs' reductions called directly: np.max's and np.sum's Python wrappers cost
+    # more than the arithmetic on small inputs (every softmax and cross_entropy runs this)
+    m = np.maximum.reduce(x.real if x.dtype.kind == "c" else x, axis=dim, keepdims=True)
+    if not math.isfinite(np.add.reduce(m, axis=None)):
+        m = np.where(np.isfinite(m), m, 0.0)    # rows with an inf or nan max shift by 0
+    out = np.log(np.add.reduce(np.exp(x - m), axis=dim, keepdims=True)) + m
     return out if keepdim else np.squeeze(out, axis=dim)
 
 
@@ -398,7 +403,13 @@ softmax = Primitive("softmax", "SoftmaxBackward0", _softmax_forward, quiet=True,
 
 
 def _log_softmax_forward(x, dim):
-    return np.ascontiguousarray(x - _logsumexp_forward(x, (dim,), True))
+    # (x - max) - log(sum(exp(x - max))), as torch's kernel rounds it
+    m = np.maximum.reduce(x.real if x.dtype.kind == "c" else x, axis=dim, keepdims=True)
+    if not math.isfinite(np.add.reduce(m, axis=None)):
+        m = np.where(np.isfinite(m), m, 0.0)    # rows with an inf or nan max shift by 0
+    shifted = x - m
+    return np.ascontiguousarray(shifted - np.log(np.add.reduce(np.exp(shifted), axis=dim,
+                                                               keepdims=True)))
 
 
 # d log_softmax(x) = dx - <softmax(x), dx>:  vᵀJ = v - softmax(x) sum(v)
