@@ -135,6 +135,9 @@ def broadcast_to(x, shape):
 
 
 def expand_dims(x, axis):
+    if type(x) is np.ndarray:       # the common case first (backward rules on arrays)
+        shape = _expanded_shape(x.shape, axis)
+        return np.expand_dims(x, axis) if shape is None else x.reshape(shape)
     if isinstance(x, Tensor):
         return _ops().reshape(x, np.expand_dims(np.empty(x.shape, dtype=bool), axis).shape)
     shape = _expanded_shape(np.shape(x), axis)

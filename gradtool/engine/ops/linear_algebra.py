@@ -118,7 +118,9 @@ def matmul(input, other) -> Tensor:
                           f"{nda}D and {ndb}D")
     _same_dtype_m1_m2(a, b)
     if nda == 1 and ndb == 1:
-        return dot(a, b)             # dot reports a size mismatch
+        if a._data.shape[0] != b._data.shape[0]:
+            return dot(a, b)         # dot reports a size mismatch
+        return apply(linalg_prims.dot, (a, b))     # dot's checks, already passed here
     _check_matmul_sizes(a, b)
     if a.ndim == 2 and b.ndim == 1:
         return mv(a, b)

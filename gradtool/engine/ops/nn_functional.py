@@ -56,14 +56,16 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") ->
     """Negative log likelihood of class-index targets (NllLossBackward0)."""
     input = _t(input)
     target = _target_array(target)
-    expected = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
-    if input.ndim == 0 or target.shape != expected:
-        if input.ndim >= 2 and target.ndim >= 1 and target.shape[0] != input.shape[0]:
-            raise ShapeError(f"Expected input batch_size ({input.shape[0]}) to match target "
+    shape = input._data.shape
+    ndim = len(shape)
+    expected = shape[:1] + shape[2:] if ndim >= 2 else ()
+    if ndim == 0 or target.shape != expected:
+        if ndim >= 2 and target.ndim >= 1 and target.shape[0] != shape[0]:
+            raise ShapeError(f"Expected input batch_size ({shape[0]}) to match target "
                              f"batch_size ({target.shape[0]}).")
         raise ShapeError(f"nll_loss: target shape {list(target.shape)} does not match input "
-                         f"shape {list(input.shape)}")
-    classes = input.shape[1 if input.ndim >= 2 else 0]
+                         f"shape {list(shape)}")
+    classes = shape[1 if ndim >= 2 else 0]
     # one pass in the usual case: read as unsigned, a negative target is >= classes too
     if np.maximum.reduce(target.view(np.uint64), axis=None, initial=0) >= classes:
         bad = (target != ignore_index) & ((target < 0) | (target >= classes))
@@ -84,7 +86,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """log_softmax over the class dim, then nll_loss (torch records the same two nodes).
     Targets are class indices or class probabilities (same shape as input)."""
     input = _t(input)
-    logp = log_softmax(input, 1 if input.ndim >= 2 else 0)
+    logp = log_softmax(input, 1 if input._data.ndim >= 2 else 0)
     if isinstance(target, Tensor) and target._data.dtype.kind in "fc":
         if target.shape != input.shape:
             raise ShapeError("cross_entropy: probability targets must have the input's shape")

@@ -108,8 +108,15 @@ def _pow_scalar_samples():
             one(positive(3), exponent=-1.5), one(normal(2), exponent=0)]
 
 
-pow_scalar = Primitive("pow_scalar", "PowBackward0",
-                       lambda x, exponent: np.power(x, exponent),
+def _pow_scalar(x, exponent):
+    # x^2 as np.square: the same correctly rounded x*x, without libm's pow (4x faster)
+    if type(exponent) is int and exponent == 2 and type(x) is np.ndarray \
+            and x.dtype.kind == "f":
+        return np.square(x)
+    return np.power(x, exponent)
+
+
+pow_scalar = Primitive("pow_scalar", "PowBackward0", _pow_scalar,
                        quiet=True, input_names=("self",),
                        batch=batching.elementwise, delta=batching.delta_elementwise,
                        domain="positive", sample=_pow_scalar_samples,
