@@ -427,21 +427,25 @@ def _apply_two(prim: Primitive, a: Tensor, b: Tensor, params: dict) -> Tensor:
     node.released = False
     save = prim.save
     if save == "inputs" or save == "both":
-        keep = _kept_inputs(prim, [edge0, edge1]) or (True, True)
-        saved = [None, None]
-        vcs = [None, None]
-        versions = [None, None]
-        for i, t, data in ((0, a, da), (1, b, db)):
-            if keep[i]:
-                vc = t._vc
-                if vc is None:
-                    vc = t._vc = new_version_counter()
-                saved[i] = data
-                vcs[i] = vc
-                versions[i] = vc[0]
-        node.saved = tuple(saved)
-        node.vcs = tuple(vcs)
-        node.versions = tuple(versions)
+        table = prim._keep_by_mask.get("binary") or prim._keep_binary
+        keep = table[(edge0 is not None) + 2 * (edge1 is not None)]
+        if keep[0]:
+            vca = a._vc
+            if vca is None:
+                vca = a._vc = new_version_counter()
+            sa, va = da, vca[0]
+        else:
+            sa = vca = va = None
+        if keep[1]:
+            vcb = b._vc
+            if vcb is None:
+                vcb = b._vc = new_version_counter()
+            sb, vb = db, vcb[0]
+        else:
+            sb = vcb = vb = None
+        node.saved = (sa, sb)
+        node.vcs = (vca, vcb)
+        node.versions = (va, vb)
     elif save == "shapes":
         node.saved = (ShapeOnly(da), ShapeOnly(db))
         node.vcs = None
