@@ -56,14 +56,6 @@ def _size_args(size) -> tuple:
     return tuple(size)
 
 
-def _masked_fill_(self, mask, value) -> Tensor:
-    mask = _tensor_of(mask)
-    if mask._data.dtype != np.bool_:
-        ops.masked_fill(self, mask, value)   # torch's error for a non-boolean mask
-    ops.setitem(self, np.broadcast_to(mask._data, self.shape), value)
-    return self
-
-
 #: torch's methods around autograd that have no function of the same name
 EXTRA_METHODS = {
     "type": _type,
@@ -77,7 +69,7 @@ EXTRA_METHODS = {
         self, np.zeros(_size_args(size)), dtype, requires_grad),
     "new_full": lambda self, size, fill_value, dtype=None, requires_grad=False: _new(
         self, np.full(tuple(size), fill_value), dtype, requires_grad),
-    "masked_fill_": _masked_fill_,
+    "masked_fill_": ops.inplace.masked_fill_,
     "where": lambda self, condition, other: ops.where(condition, self, other),
 }
 

@@ -201,7 +201,8 @@ class OpNode(Node):
                     node = self.next_nodes[i]
                     producer = None if node is None or type(node) is AccumulateGrad else node
                     nr = 0 if self.next_nrs is None else self.next_nrs[i]
-                    _version_error(self.saved[i], producer, nr, vc[0], self.versions[i])
+                    _version_error(self.saved[i], producer, nr, vc[0], self.versions[i],
+                                   saved_input=True)
         if self.out_vc is not None and self.out_vc[0] != self.out_version:
             _version_error(self.out_data, self, 0, self.out_vc[0], self.out_version)
 
@@ -312,14 +313,72 @@ class OpNode(Node):
         return shown
 
 
-def _version_error(arr, node, nr, now, expected):
+# torch's backward nodes of view ops: a saved view whose version changed has been given a
+# new node by torch (AsStridedBackward0) by the time the error is raised
+_VIEW_NODES = frozenset({
+    "AliasBackward0", "AsStridedBackward0", "DiagonalBackward0", "ExpandBackward0",
+    "NarrowBackward0", "PermuteBackward0", "ReshapeAliasBackward0", "SelectBackward0",
+    "SliceBackward0", "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2",
+    "TBackward0", "TransposeBackward0", "UnsqueezeBackward0", "ViewBackward0",
+})
+_MULTI_VIEW_NODES = frozenset({"SplitBackward0", "SplitWithSizesBackward0",
+                               "UnbindBackward0"})
+
+
+def node_label(node) -> str:
+    """A node as torch's version error names it: ExpBackward0 -> Exp, FillBackward2 ->
+    Fill2, CopySlices -> torch::autograd::CopySlices."""
+    name = node.name()
+    if name in ("CopySlices", "CopyBackwards"):
+        return "torch::autograd::" + name
+    stem, sep, number = name.rpartition("Backward")
+    if sep and number.isdigit():
+        return stem + ("" if number == "0" else number)
+    return name
+
+
+def _current(node, nr):
+    """The node a tensor made by output ``nr`` of ``node`` has now: in-place ops rebase a
+    tensor and leave a weak link on its old node (ops/inplace.py)."""
+    seen = 0
+    while node is not None and node._extra is not None and seen < 10_000:
+        link = node._extra.get("rebased", {}).get(nr)
+        following = link() if link is not None else None
+        if following is None:
+            break
+        node, nr = following, 0
+        seen += 1
+    return node, nr
+
+
+def _version_error(arr, node, nr, now, expected, *, saved_input: bool = False):
+    """torch's error for a saved value modified in place.  For a saved input torch names the
+    node the tensor has now (after in-place ops on it, or AsStridedBackward0 for a view);
+    for a saved output, the node that saved it."""
+    if node is not None and saved_input:
+        node, nr = _current(node, nr)
+        name = node.name()
+        if name in _MULTI_VIEW_NODES:
+            raise EngineError(
+                f"Output {nr} of {node_label(node)} is a view and its base or another view of "
+                "its base has been modified inplace. This view is the output of a function "
+                "that returns multiple views. Such functions do not allow the output views to "
+                "be modified inplace. You should replace the inplace operation by an "
+                "out-of-place one.")
+        if name in _VIEW_NODES:
+            label, nr = "AsStrided", 0
+        else:
+            label = node_label(node)
+    elif node is not None:
+        label = node_label(node)
     what = f"[torch.{type_name(arr)} {list(arr.shape)}]"
-    where = f", which is output {nr} of {node.name()}," if node is not None else ""
+    where = f", which is output {nr} of {label}," if node is not None else ""
     raise EngineError(
         "one of the variables needed for gradient computation has been modified by an "
         f"inplace operation: {what}{where} is at version {now}; expected version {expected} "
         "instead. Hint: enable anomaly detection to find the operation that failed to "
-        "compute its gradient, with torch.autograd.set_detect_anomaly(True).")
+        "compute its gradient, with torch.autograd.set_detect_anomaly(True, "
+        "check_nan=False).")
 
 
 def grad_accumulator(t: Tensor) -> AccumulateGrad:
@@ -328,6 +387,8 @@ def grad_accumulator(t: Tensor) -> AccumulateGrad:
     ref = t._acc
     acc = ref() if ref is not None else None
     if acc is None:
+        if t._extra is not None and t._extra.get("no_grad_view"):
+            return None      # a view made under no_grad: requires grad, its gradient is dropped
         acc = AccumulateGrad(t)
         t._acc = weakref.ref(acc)
     return acc

@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 
+from ..grad_mode import MODE
 from ..tensor import Tensor, _make, _norm_dim, _to_array, version_counter
 
 _bool = builtins.bool
@@ -56,10 +57,15 @@ def _keepdim(keepdim, keepdims):
 
 
 def _share_version(out: Tensor, base: Tensor) -> Tensor:
-    """Views share their base's version counter, as in torch."""
-    if out._data.base is not None:
+    """Views share their base's version counter, as in torch.  A view made with grad mode
+    off of a tensor that requires grad requires grad too (with no node: its gradient goes
+    nowhere) and may not be modified in place with grad mode on."""
+    if out._data.base is not None or out._data is base._data:
         out._vc = version_counter(base)
         out._set("base", base)
+        if base._rg and not MODE.grad_enabled or base._get("no_grad_view"):
+            out._rg = base._rg
+            out._set("no_grad_view", True)
         if base._rg:
             # the root keeps its live views: an in-place op through one rebases them all
             root = base

@@ -212,13 +212,15 @@ def split(tensor, split_size_or_sections, dim=0) -> tuple:
                               f"dimension size of {n}")
         sections = tuple(_builtins_min(size, n - i) for i in range(0, n, size)) or (0,)
         prim = shape_prims.split
-    return _multi_views("Split", shape_prims.apply_multi(prim, tensor,
-                                                         {"dim": d, "sections": sections}))
+    return _multi_views("Split", tensor, shape_prims.apply_multi(
+        prim, tensor, {"dim": d, "sections": sections}))
 
 
-def _multi_views(name: str, pieces: tuple) -> tuple:
-    """Mark views returned together (split, unbind): torch refuses in-place ops on them."""
+def _multi_views(name: str, base: Tensor, pieces: tuple) -> tuple:
+    """Views returned together (split, unbind) share the base's version counter; torch
+    refuses in-place ops on them when they require grad."""
     for i, piece in enumerate(pieces):
+        _share_version(piece, base)
         if piece._rg:
             piece._set("multi_view", (name, i))
     return pieces
@@ -237,8 +239,8 @@ def unbind(input, dim=0) -> tuple:
     """The slices along dim, as a tuple (UnbindBackward0)."""
     input = _t(input)
     d = _norm_dim(_int(dim), input.ndim)
-    return _multi_views("Unbind", shape_prims.apply_multi(shape_prims.unbind, input,
-                                                {"dim": d, "sections": (1,) * input.shape[d]}))
+    return _multi_views("Unbind", input, shape_prims.apply_multi(
+        shape_prims.unbind, input, {"dim": d, "sections": (1,) * input.shape[d]}))
 
 
 def _index_array(index, name: str) -> np.ndarray:
@@ -334,7 +336,8 @@ def diagonal(input, offset=0, dim1=0, dim2=1) -> Tensor:
     d1, d2 = _norm_dim(dim1, input.ndim), _norm_dim(dim2, input.ndim)
     if d1 == d2:
         raise EngineError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
-    return apply(shape_prims.diagonal, (input,), {"offset": _int(offset), "dim1": d1, "dim2": d2})
+    return _share_version(apply(shape_prims.diagonal, (input,),
+                                {"offset": _int(offset), "dim1": d1, "dim2": d2}), input)
 
 
 def trace(input) -> Tensor:

@@ -227,8 +227,8 @@ def _indexed_shape(shape, key) -> tuple:
     return np.empty(shape, dtype="V0")[key].shape
 
 
-def _index_prim(name, node, backward_prim, *, sample=None):
-    prim = Primitive(name, node, _index_forward, save="shapes", input_names=("self",),
+def _index_prim(name, node, backward_prim, *, sample=None, forward=_index_forward):
+    prim = Primitive(name, node, forward, save="shapes", input_names=("self",),
                      batch=batching.index,
                      out_shape=lambda xs, key, out_ndim: _indexed_shape(xs, key), sample=sample,
                      vjp=_index_vjp(backward_prim),
@@ -236,7 +236,12 @@ def _index_prim(name, node, backward_prim, *, sample=None):
     return prim
 
 
-select = _index_prim("select", "SelectBackward0", select_backward,
+def _select_forward(x, key, out_ndim):
+    # a view even down to 0-d (numpy's x[0] of a 1-d array is a scalar, not a view)
+    return x[tuple(key) + (Ellipsis,)]
+
+
+select = _index_prim("select", "SelectBackward0", select_backward, forward=_select_forward,
                      sample=lambda: [index_sample(normal(3, 4), (slice(None), 2)),
                                      index_sample(normal(3, 4), (1,))])
 slice_ = _index_prim("slice", "SliceBackward0", slice_backward,
@@ -400,7 +405,8 @@ def _section_shape(shape, dim, size):
 
 
 def _unbind_forward(x, dim, sections):
-    return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))   # views
+    # views (a trailing Ellipsis keeps a 0-d piece an array sharing memory, not a scalar)
+    return tuple(x[(slice(None),) * dim + (i, Ellipsis)] for i in range(x.shape[dim]))
 
 
 def _unbind_vjp(gs, x, out, dim, sections):
