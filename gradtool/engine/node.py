@@ -196,7 +196,12 @@ class OpNode(Node):
     def _check_versions(self) -> None:
         vcs = self.vcs
         if vcs is not None:
-            for i, vc in enumerate(vcs):
+            # torch unpacks saved values in the order its formulas first read them: for
+            # these the gradient of input 0 reads input 1, which is checked first
+            order = (1, 0) if len(vcs) == 2 and self._name in _OTHER_FIRST else \
+                range(len(vcs))
+            for i in order:
+                vc = vcs[i]
                 if vc is not None and vc[0] != self.versions[i]:
                     node = self.next_nodes[i]
                     producer = None if node is None or type(node) is AccumulateGrad else node
@@ -321,6 +326,8 @@ _VIEW_NODES = frozenset({
     "SliceBackward0", "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2",
     "TBackward0", "TransposeBackward0", "UnsqueezeBackward0", "ViewBackward0",
 })
+_OTHER_FIRST = frozenset({"MulBackward0", "DivBackward0", "MmBackward0", "BmmBackward0",
+                          "MvBackward0", "DotBackward0"})
 _MULTI_VIEW_NODES = frozenset({"SplitBackward0", "SplitWithSizesBackward0",
                                "UnbindBackward0"})
 

@@ -9,12 +9,11 @@ import weakref
 import numpy as np
 
 from ...errors import EngineError
-from .. import dtypes
 from ..backend import quiet
 from ..grad_mode import MODE, no_grad
 from ..primitive import apply
 from ..tensor import Tensor, _make, bump_version
-from .common import _t
+from .common import _SCALAR_NAMES, _t
 from ..prims import inplace as inplace_prims
 from ..prims import shape as shape_prims
 from .indexing import _full_slice, _index_key, _is_int, getitem
@@ -43,6 +42,8 @@ def _check_overlap(t: Tensor) -> None:
     """torch refuses to write elementwise into a tensor whose elements share memory (an
     expanded tensor: a stride of 0 on a dimension longer than 1)."""
     data = t._data
+    if data.size == 0:
+        return
     for n, stride in zip(data.shape, data.strides):
         if stride == 0 and n > 1:
             raise EngineError(INTERNAL_OVERLAP)
@@ -58,9 +59,23 @@ def _root(t: Tensor):
     return base
 
 
+def _check_writable(t: Tensor, *others) -> None:
+    """Before writing into ``t`` (with ``others``): autograd's refusals, then the overlap."""
+    if MODE.grad_enabled and (t._rg or builtins.any(isinstance(o, Tensor) and o._rg
+                                                     for o in others)):
+        _check_allowed(t)
+    _check_overlap(t)
+
+
 def _check_allowed(t: Tensor) -> None:
     """torch's refusals of an in-place op recorded by autograd, in its order."""
     if t._get("no_grad_view"):
+        if t.grad_fn is not None:
+            from ..node import node_label
+            raise EngineError(f"Output {t._nr} of {node_label(t.grad_fn)} is a view of a view "
+                              "which was created in no_grad mode and is being modified "
+                              "inplace with grad mode enabled."
+                              + NO_GRAD_VIEW_INPLACE.split("enabled.", 1)[1])
         raise EngineError(NO_GRAD_VIEW_INPLACE)
     if t._rg and t.grad_fn is None:
         raise EngineError(LEAF_INPLACE)
@@ -155,9 +170,9 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
 
 def _check_cast(source, target) -> None:
     if source != target and not np.can_cast(source, target, "same_kind"):
-        raise EngineError(f"result type {dtypes.from_np(source).name.capitalize()} can't be "
-                          f"cast to the desired output type "
-                          f"{dtypes.from_np(target).name.capitalize()}")
+        raise EngineError(f"result type {_SCALAR_NAMES.get(str(source), str(source))} can't "
+                          f"be cast to the desired output type "
+                          f"{_SCALAR_NAMES.get(str(target), str(target))}")
 
 
 def _dual(self: Tensor, others) -> bool:
@@ -187,7 +202,7 @@ def _inplace(self: Tensor, compute, *others, overlap: bool = True) -> Tensor:
     if overlap:
         _check_overlap(self)
     base = _root(self) if tracking or dual else None
-    if base is not None and (base._rg or self._rg or dual):
+    if base is not None:
         positions = _view_positions(self, base)
         if positions is None:
             raise EngineError("gradtool does not support in-place operations on this view "
@@ -342,7 +357,7 @@ def copy_(self, src, non_blocking=False):
             shape = None
         if shape != self._data.shape:
             raise EngineError(_broadcast_error(self._data.shape, src._data.shape))
-    _check_overlap(self)
+    _check_writable(self, src)
     if MODE.grad_enabled and (self._rg or src._rg) or _dual(self, (src,)):
         return _inplace(self, lambda s, o: apply(inplace_prims.copy, (s, o)), src)
     np.copyto(self._data, src._data, casting="unsafe")
@@ -400,10 +415,9 @@ def setitem(self, key, value) -> None:
     target = self if _trivial(key, self._data.shape) else getitem(self, raw_key)
     value = _t(value)
     if value._data.shape == target._data.shape:
-        _check_overlap(target)
         copy_(target, value)
     elif value._data.ndim == 0:
-        _check_overlap(target)
+        _check_writable(target, value)
         fill_(target, value)
     else:
         lead = 0
@@ -425,7 +439,8 @@ def _index_put(self, key: tuple, value) -> None:
     try:
         result_shape = np.empty(self._data.shape, dtype="V0")[key].shape
     except IndexError as exc:
-        raise IndexError(str(exc).split(": ", 1)[-1]) from None
+        raise IndexError(str(exc).split(": ", 1)[-1].replace(" for axis ", " for dimension ")) \
+            from None
     shape = value._data.shape
     while len(shape) > len(result_shape) and shape[0] == 1:
         shape = shape[1:]
@@ -443,8 +458,6 @@ def _index_put(self, key: tuple, value) -> None:
     value = to(value, self._data.dtype)
     tracking = MODE.grad_enabled and (self._rg or value._rg)
     if not tracking and not _dual(self, (value,)):
-        if not self._data.flags.writeable:
-            self._data = self._data.copy()    # expanded: torch writes (deprecated) anyway
         self._data[key] = value._data
         bump_version(self)
         return

@@ -116,8 +116,16 @@ permute = Primitive("permute", "PermuteBackward0", lambda x, dims: np.transpose(
                     vjp=_permute_vjp,
                     jvp=lambda t, x, out, dims: np.transpose(t, dims))
 
+def _expand_forward(x, shape):
+    # writable when x is, as torch's: a fill through an expanded tensor writes its base
+    out = np.broadcast_to(x, shape)
+    if not x.flags.writeable:
+        return out
+    return np.lib.stride_tricks.as_strided(x, out.shape, out.strides, writeable=True)
+
+
 # expand / broadcast_to: the gradient sums over the expanded axes.
-expand = Primitive("expand", "ExpandBackward0", lambda x, shape: np.broadcast_to(x, shape),
+expand = Primitive("expand", "ExpandBackward0", _expand_forward,
                    save="shapes", out_shape=lambda xs, shape: shape, batch=batching.expand,
                    sample=lambda: [one(normal(3, 1), shape=(2, 3, 4)), one(normal(3), shape=(3,))],
                    vjp=lambda g, x, out, shape: B.sum_to(g, x.shape, len(shape)),
