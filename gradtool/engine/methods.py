@@ -6,7 +6,6 @@ import numpy as np
 
 from . import dtypes, ops
 from .ops import METHOD_NAMES
-from .ops.common import _tensor_of
 from .ops.shape import _T, _mT
 from .prims import elementwise
 from .primitive import apply, apply_binary
