@@ -195,21 +195,33 @@ class OpNode(Node):
 
     def _check_versions(self) -> None:
         vcs = self.vcs
+        stale = []
         if vcs is not None:
-            # torch unpacks saved values in the order its formulas first read them: for
-            # these the gradient of input 0 reads input 1, which is checked first
-            order = (1, 0) if len(vcs) == 2 and self._name in _OTHER_FIRST else \
-                range(len(vcs))
-            for i in order:
-                vc = vcs[i]
+            for i, vc in enumerate(vcs):
                 if vc is not None and vc[0] != self.versions[i]:
-                    node = self.next_nodes[i]
-                    producer = None if node is None or type(node) is AccumulateGrad else node
-                    nr = 0 if self.next_nrs is None else self.next_nrs[i]
-                    _version_error(self.saved[i], producer, nr, vc[0], self.versions[i],
-                                   saved_input=True)
+                    stale.append(i)
         if self.out_vc is not None and self.out_vc[0] != self.out_version:
+            stale.append(-1)
+        if stale:
+            self._raise_version_error(stale)
+
+    def _raise_version_error(self, stale: list) -> None:
+        # torch checks saved values in the order of their names ("other" before "self",
+        # "result" before "self"): the first stale one in that order is reported
+        names = self.prim.input_names
+
+        def name(i):
+            if i == -1:
+                return "result"
+            return names[i] if i < len(names) else f"input{i}"
+        i = min(stale, key=name)
+        if i == -1:
             _version_error(self.out_data, self, 0, self.out_vc[0], self.out_version)
+        node = self.next_nodes[i]
+        producer = None if node is None or type(node) is AccumulateGrad else node
+        nr = 0 if self.next_nrs is None else self.next_nrs[i]
+        _version_error(self.saved[i], producer, nr, self.vcs[i][0], self.versions[i],
+                       saved_input=True)
 
     def _saved_input(self, i: int):
         """Saved input ``i`` as a Tensor attached to the graph (for create_graph)."""
@@ -326,8 +338,6 @@ _VIEW_NODES = frozenset({
     "SliceBackward0", "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2",
     "TBackward0", "TransposeBackward0", "UnsqueezeBackward0", "ViewBackward0",
 })
-_OTHER_FIRST = frozenset({"MulBackward0", "DivBackward0", "MmBackward0", "BmmBackward0",
-                          "MvBackward0", "DotBackward0"})
 _MULTI_VIEW_NODES = frozenset({"SplitBackward0", "SplitWithSizesBackward0",
                                "UnbindBackward0"})
 

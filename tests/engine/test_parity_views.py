@@ -539,3 +539,62 @@ def test_inplace_on_zero_dim_and_empty_tensors_in_a_graph(case):
         # (the _version of torch's .grad depends on how its engine summed the gradient)
         return {"y": y, "grad": x.grad.numpy()}
     same(fn)
+
+
+# ---- which values a node saves decides whether an in-place change is an error --------------
+SAVED = {
+    "where": lambda y, lib: lib.where(y > 1, y, 0.0),
+    "masked_fill": lambda y, lib: y.masked_fill(y > 1, 0.0),
+    "tril": lambda y, lib: y.tril(),
+    "mm_constant_right": lambda y, lib: y @ lib.ones(2, 2),
+    "mm_constant_left": lambda y, lib: lib.ones(2, 2) @ y,
+    "mv_constant": lambda y, lib: y @ lib.ones(2),
+    "linear_constant_weight": lambda y, lib: lib.nn.functional.linear(y, lib.ones(3, 2)),
+    "dot_constant": lambda y, lib: y.reshape(4).dot(lib.ones(4)),
+    "mm_both": lambda y, lib: y @ y,
+    "number_pow_tensor": lambda y, lib: 2 ** y,
+    "mul_constant": lambda y, lib: y * lib.ones(2, 2),
+    "mul_self": lambda y, lib: y * y,
+}
+
+
+@pytest.mark.parametrize("op", sorted(SAVED))
+def test_inplace_after_use_errors_exactly_when_torch_saved_it(op):
+    def fn(lib):
+        x = leaf(lib, [[0.5, 1.2], [1.7, 0.9]])
+        y = x * 1
+        z = SAVED[op](y, lib)
+        y.mul_(1.0)
+        z.sum().backward()
+        return x.grad.numpy()
+    same(fn)
+
+
+@pytest.mark.parametrize("op", ["max", "amax", "min", "exp", "sigmoid", "sum"])
+def test_inplace_on_a_saved_output(op):
+    def fn(lib):
+        x = leaf(lib, [[0.5, 1.2], [1.7, 0.9]])
+        z = {"max": lambda: x.max(), "amax": lambda: x.amax(0), "min": lambda: x.min(),
+             "exp": lambda: x.exp(), "sigmoid": lambda: x.sigmoid(), "sum": lambda: x.sum()}[op]()
+        z.add_(0.0)
+        z.sum().backward()
+        return x.grad.numpy()
+    same(fn)
+
+
+@pytest.mark.parametrize("op", ["mul", "div", "pow", "mm", "maximum", "minimum", "atan2",
+                                "mse_loss"])
+def test_which_stale_input_the_version_error_names(op):
+    """Both inputs changed: torch reports the one whose name sorts first ("other" before
+    "self")."""
+    def fn(lib):
+        x = leaf(lib, [[0.5, 1.2], [1.7, 0.9]])
+        y = x * 1
+        a, b = y, y.t()
+        z = {"mul": lambda: a * b, "div": lambda: a / b, "pow": lambda: a ** b,
+             "mm": lambda: a @ b, "maximum": lambda: lib.maximum(a, b),
+             "minimum": lambda: lib.minimum(a, b), "atan2": lambda: lib.atan2(a, b),
+             "mse_loss": lambda: lib.nn.functional.mse_loss(a, b)}[op]()
+        y.mul_(1.0)
+        z.sum().backward()
+    same(fn)

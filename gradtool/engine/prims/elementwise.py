@@ -117,7 +117,7 @@ pow = _binary("pow", "PowBackward1", np.power,
                lambda t, a, b, out: t * out * _safe_log(a)),
               quiet=True, domain="positive", sample=_pow_samples)
 # c^x with a python-number base: torch records PowBackward2.
-rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), quiet=True, save="out",
+rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), quiet=True, save="both",
                  input_names=("exponent",),
                  batch=batching.elementwise, delta=batching.delta_elementwise,
                  sample=lambda: [one(normal(2, 3), base=2.0), one(normal(4), base=0.5)],
@@ -419,6 +419,7 @@ minimum = _binary("minimum", "MinimumBackward0", np.minimum,
 
 # where(cond, a, b): cond is a constant boolean mask.
 where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="inputs",
+                  needs=((), (0,), (0,)),   # only the condition is read (and saved, as torch)
                   input_names=("condition", "self", "other"), analytic=True,
                   batch=batching.elementwise, delta=batching.delta_elementwise,
                   sample=lambda: [one(mask(2, 3), normal(2, 3), normal(2, 3, seed=1)),
@@ -435,6 +436,7 @@ where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="in
 masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
                         lambda x, mask, value: np.where(mask, np.asarray(value, x.dtype), x),
                         broadcasts=True, save="inputs", input_names=("self", "mask"),
+                        needs=((1,), ()),
                         batch=batching.elementwise, delta=batching.delta_elementwise,
                         sample=lambda: [one(normal(2, 3), mask(2, 3), value=0.5),
                                         one(normal(2, 3), mask(3), value=-1.0)],
@@ -445,6 +447,7 @@ masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
 masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
                                lambda x, mask, value: np.where(mask, value, x),
                                broadcasts=True, input_names=("self", "mask", "value"),
+                               needs=((1,), (), (1,)),
                                batch=batching.elementwise, delta=batching.delta_elementwise,
                                sample=lambda: [one(normal(2, 3), mask(2, 3), np.array(0.7))],
                                vjp=(lambda g, x, mask, value, out: B.where(mask, 0.0, g),
