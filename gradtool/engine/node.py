@@ -142,6 +142,68 @@ class AccumulateGrad(Node):
             bump_version(old)
 
 
+class CopySlices(Node):
+    """torch's CopySlices: an in-place op ``fn`` on a view, recorded on the view's base.
+
+    Its edges are the base's old node, then ``fn``'s edges but the first (the view's old
+    value).  Backward: the base's gradient passes through except at the view's elements
+    (flat ``positions`` in the base), where ``fn``'s gradient for the old view goes."""
+
+    __slots__ = ("fn", "positions", "overlap")
+    _name = "CopySlices"
+
+    def __init__(self, base_node, base_nr: int, fn: Node, positions) -> None:
+        self.fn = fn
+        self.positions = positions
+        # an expanded view (elements sharing memory): torch's backward refuses to write it
+        self.overlap = np.unique(positions).size != np.size(positions)
+        self.next_nodes = (base_node,) + tuple(fn.next_nodes[1:])
+        fn_nrs = fn.next_nrs
+        nrs = (base_nr,) + (tuple(fn_nrs[1:]) if fn_nrs is not None
+                            else (0,) * (len(self.next_nodes) - 1))
+        self.next_nrs = nrs if any(nrs) else None
+        self._hooks = None
+        self._extra = None
+
+    def apply(self, grads: list, create_graph: bool, batched: bool):
+        g = grads[0]
+        if g is None:
+            return (None,) * len(self.next_nodes)
+        if self.overlap:
+            raise EngineError("unsupported operation: more than one element of the written-to "
+                              "tensor refers to a single memory location. Please clone() the "
+                              "tensor before performing the operation.")
+        positions = self.positions
+        shape = tuple(g.shape)
+        prefix = shape[:1] if batched else ()
+        if create_graph:
+            from .ops.indexing import index_const
+            from .prims import shape as shape_prims
+            if not isinstance(g, Tensor):
+                g = _make(g)
+            flat = g.reshape(prefix + (-1,))
+            res = self.fn.apply([index_const(flat, (Ellipsis, positions))], True, batched)
+            inner = res[0]
+            if inner is None:
+                inner = _make(np.zeros(prefix + np.shape(positions), dtype=g._data.dtype))
+            out = shape_prims.index_put(flat, inner, key=(Ellipsis, positions)).reshape(shape)
+        else:
+            data = g._data if isinstance(g, Tensor) else g
+            flat = np.array(data, copy=True).reshape(prefix + (-1,))
+            res = self.fn.apply([np.asarray(flat[..., positions])], False, batched)
+            inner = res[0]
+            flat[..., positions] = 0 if inner is None else \
+                (inner._data if isinstance(inner, Tensor) else inner)
+            out = flat.reshape(shape)
+        return [out] + list(res[1:])
+
+    def release(self) -> None:
+        self.fn.release()
+
+    def _saved_repr(self) -> dict:
+        return self.fn._saved_repr()
+
+
 def unbroadcast(grad, shape: tuple, batched: bool):
     """Sum ``grad`` down to ``shape`` (undoing broadcasting); keeps a leading batch axis."""
     gshape = grad.shape

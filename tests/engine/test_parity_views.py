@@ -598,3 +598,41 @@ def test_which_stale_input_the_version_error_names(op):
         y.mul_(1.0)
         z.sum().backward()
     same(fn)
+
+
+def test_fill_through_an_expanded_view_in_a_graph_fails_in_backward():
+    def fn(lib):
+        x = leaf(lib, [-0.42])
+        y = x * 1.0
+        z = y.expand(2, 1)
+        z.fill_(2.0)
+        out = {"y": y, "z": z}
+        try:
+            y.sum().backward()
+        except RuntimeError as err:
+            out["error"] = str(err)
+        return out
+    same(fn)
+
+
+@pytest.mark.parametrize("case", ["zero_dim_base", "non_contiguous_base", "empty_diagonal",
+                                  "view_of_a_zero_dim_base_sub_"])
+def test_inplace_on_views_of_unusual_bases(case):
+    def fn(lib):
+        x = leaf(lib, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+        w = leaf(lib, [[0.5]])
+        if case == "zero_dim_base":
+            y = x.sum() * 1
+            y.view(1, 1).mul_(w)
+        elif case == "non_contiguous_base":
+            y = (x * 1).t()
+            y[1:].mul_(w)
+        elif case == "empty_diagonal":
+            y = x[:0] * 1
+            y.diagonal().zero_()
+        else:
+            y = x.sum() * 1
+            y.view(1, -1).sub_(w)
+        (y * y).sum().backward()
+        return {"y": y, "x.grad": x.grad.numpy(), "w.grad": w.grad}
+    same(fn)

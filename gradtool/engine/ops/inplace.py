@@ -11,6 +11,7 @@ import numpy as np
 from ...errors import EngineError
 from ..backend import quiet
 from ..grad_mode import MODE, no_grad
+from ..node import CopySlices
 from ..primitive import apply
 from ..tensor import Tensor, _make, bump_version
 from .common import _SCALAR_NAMES, _t
@@ -18,7 +19,7 @@ from ..prims import inplace as inplace_prims
 from ..prims import shape as shape_prims
 from .indexing import _full_slice, _index_key, _is_int, getitem
 from .pointwise import add, clamp, div, masked_fill, mul, pow, sub
-from .shape import broadcast_to, to
+from .shape import broadcast_to, reshape, to
 
 _sum = builtins.sum
 
@@ -127,28 +128,53 @@ def _rebased(t: Tensor, node) -> None:
 
 def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
                      tracking: bool) -> Tensor:
-    """An in-place op on a view, as torch's CopySlices: the view's new values are written
-    into the base out of place (index_put on the base), the base is rebased onto that node
-    and every live view onto a read of the new base (AsStridedBackward0)."""
+    """An in-place op on a view, as torch's CopySlices: the op runs on a snapshot of the
+    view, its result is written into the base at the view's elements (flat ``positions``),
+    the base is rebased onto a CopySlices node wrapping the op's node, and every live view
+    onto a read of the new base (AsStridedBackward0)."""
     old = _make(view._data.copy(), view.grad_fn, view._rg)
     old._nr = view._nr
     old._fw = view._fw
     values = compute(old, *others)
     if values._data.dtype != view._data.dtype:
         _check_cast(values._data.dtype, view._data.dtype)
-        values = to(values, view.dtype)
     if tuple(values.shape) != tuple(view.shape):
-        values = broadcast_to(values, view.shape)
-    base_old = _make(base._data.copy(), base.grad_fn, base._rg)
-    base_old._nr = base._nr
-    base_old._fw = base._fw
-    base_new = apply(shape_prims.index_put, (base_old, values),
-                     {"key": np.unravel_index(positions, base.shape)})
-    np.copyto(base._data, base_new._data)        # the views share this memory
+        try:
+            np.broadcast_to(values._data, view._data.shape)
+        except ValueError:
+            raise EngineError(f"output with shape {list(view.shape)} doesn't match the "
+                              f"broadcast shape {list(values.shape)}") from None
+    fn = values.grad_fn
+    old_edge = old.grad_fn if old._rg else None
+    if tracking and fn is not None and values._nr == 0 and fn.n_outputs == 1 and \
+            fn.next_nodes and fn.next_nodes[0] is old_edge and \
+            values._data.shape == view._data.shape and values._data.dtype == view._data.dtype:
+        # the op's node is wrapped: CopySlices' edges are torch's
+        node = CopySlices(base.grad_fn, base._nr, fn, positions)
+    else:
+        # something else happened after the op (a cast, a broadcast): index_put the result
+        if values._data.dtype != view._data.dtype:
+            values = to(values, view.dtype)
+        if tuple(values.shape) != tuple(view.shape):
+            values = broadcast_to(values, view.shape)
+        base_old = _make(base._data.copy(), base.grad_fn, base._rg)
+        base_old._nr = base._nr
+        flat = apply(shape_prims.index_put, (reshape(base_old, -1), values),
+                     {"key": (positions,)})
+        node = flat.grad_fn
+    new_data = base._data.copy()
+    new_data.reshape(-1)[positions] = values._data        # a copy: C-contiguous
+    base_new = _make(new_data, node if tracking else None, tracking)
+    if MODE.fw_level and (base._fw is not None or values._fw is not None):
+        tangent = np.zeros(new_data.shape, new_data.dtype) if base._fw is None else \
+            np.array(base._fw[1], dtype=new_data.dtype, copy=True)
+        tangent.reshape(-1)[positions] = 0 if values._fw is None else values._fw[1]
+        base_new._fw = (MODE.fw_level, tangent)
+    np.copyto(base._data, new_data)            # the views share this memory
     bump_version(base)
     if tracking:
-        _rebased(base, base_new.grad_fn)
-        base.grad_fn, base._nr, base._rg = base_new.grad_fn, base_new._nr, base_new._rg
+        _rebased(base, node)
+        base.grad_fn, base._nr, base._rg = node, 0, True
     if MODE.fw_level:
         base._fw = base_new._fw
     live = [ref() for ref in base._get("views") or ()]
@@ -157,9 +183,7 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
         where = _view_positions(other, base)
         if where is None:
             continue
-        key = np.unravel_index(where, base.shape)
-        other_new = apply(inplace_prims.rebased_view, (base_new,),
-                          {"key": key, "out_ndim": other._data.ndim})
+        other_new = apply(inplace_prims.rebased_view, (base_new,), {"positions": where})
         if tracking and not other._get("no_grad_view"):
             _rebased(other, other_new.grad_fn)
             other.grad_fn, other._nr, other._rg = other_new.grad_fn, 0, other_new._rg

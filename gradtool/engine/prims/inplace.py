@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend as B
 from .. import batching
 from ..primitive import Primitive
-from ..samples import index_sample, normal, one, unary
+from ..samples import normal, one, unary
 from . import shape as shape_prims
 
 
@@ -78,9 +78,32 @@ index_put = Primitive("index_put_", "IndexPutBackward0", shape_prims._index_put_
                                           key=(np.array([1, 2]), np.array([0, 3])))],
                       vjp=shape_prims.index_put.vjps, jvp=shape_prims.index_put.jvps)
 
-# a view read back from its base after an in-place op through it or another view
-rebased_view = shape_prims._index_prim(
-    "rebased_view", "AsStridedBackward0", shape_prims.index_backward,
-    sample=lambda: [index_sample(normal(3, 4), (np.array([[0, 1], [2, 2]]),
-                                                np.array([[1, 1], [0, 3]]))),
-                    index_sample(normal(6), (np.array(4),))])
+# a view read back from its base after an in-place op through it or another view: the
+# elements at flat (C order) ``positions`` of the base
+def _flat_take(x, positions):
+    return np.asarray(np.reshape(x, (-1,))[positions])
+
+
+def _rebased_vjp(g, x, out, positions):
+    prefix = tuple(g.shape[:len(g.shape) - np.ndim(positions)])
+    flat = prefix + (int(np.prod(x.shape, dtype=np.int64)),)
+    if isinstance(g, np.ndarray):
+        z = np.zeros(flat, dtype=g.dtype)
+        z[..., positions] = g
+        return z.reshape(prefix + tuple(x.shape))
+    zeros = B.zeros(flat, g)
+    return shape_prims.index_put(zeros, g, key=(Ellipsis, positions)).reshape(
+        prefix + tuple(x.shape))
+
+
+def _rebased_samples():
+    return [one(normal(3, 4), positions=np.array([[0, 5], [11, 2]])),
+            one(normal(6), positions=np.array(4)),
+            one(normal(), positions=np.zeros((1, 1), dtype=np.int64))]
+
+
+rebased_view = Primitive("rebased_view", "AsStridedBackward0", _flat_take, save="shapes",
+                         input_names=("self",), batch=batching.per_example,
+                         out_shape=lambda xs, positions: tuple(np.shape(positions)),
+                         sample=_rebased_samples, vjp=_rebased_vjp,
+                         jvp=lambda t, x, out, positions: _flat_take(t, positions))

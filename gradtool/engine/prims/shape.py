@@ -616,7 +616,8 @@ def _diagonal_forward(x, offset, dim1, dim2):
     # a writable strided view, as torch's (np.diagonal's own view is read-only)
     view = np.diagonal(x, offset, dim1, dim2)
     if not view.size:
-        return view.copy()
+        return np.lib.stride_tricks.as_strided(x, view.shape, view.strides,
+                                               writeable=x.flags.writeable)
     start = [slice(None)] * x.ndim
     start[dim1] = slice(max(-offset, 0), None)
     start[dim2] = slice(max(offset, 0), None)
