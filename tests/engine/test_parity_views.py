@@ -636,3 +636,15 @@ def test_inplace_on_views_of_unusual_bases(case):
         (y * y).sum().backward()
         return {"y": y, "x.grad": x.grad.numpy(), "w.grad": w.grad}
     same(fn)
+
+
+def test_forward_ad_setitem_through_a_view_of_a_dual_updates_every_view():
+    def fn(lib):
+        fwad = lib.autograd.forward_ad
+        with fwad.dual_level():
+            d = fwad.make_dual(lib.tensor([[6.5], [0.25]]), lib.tensor([[0.25], [1.5]]))
+            diagonal = d.diagonal()
+            column = d[:, 0]
+            diagonal[0] = lib.tensor(1.0)
+            return [fwad.unpack_dual(t).tangent.numpy() for t in (d, diagonal, column)]
+    same(fn)

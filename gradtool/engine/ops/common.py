@@ -66,8 +66,9 @@ def _share_version(out: Tensor, base: Tensor) -> Tensor:
         if base._rg and not MODE.grad_enabled or base._get("no_grad_view"):
             out._rg = base._rg
             out._set("no_grad_view", True)
-        if base._rg:
+        if base._rg or base._fw is not None:
             # the root keeps its live views: an in-place op through one rebases them all
+            # (and updates their forward-mode tangents)
             root = base
             while root._get("base") is not None:
                 root = root._get("base")
