@@ -648,3 +648,14 @@ def test_forward_ad_setitem_through_a_view_of_a_dual_updates_every_view():
             diagonal[0] = lib.tensor(1.0)
             return [fwad.unpack_dual(t).tangent.numpy() for t in (d, diagonal, column)]
     same(fn)
+
+
+@pytest.mark.parametrize("view", ["select", "slice", "view", "t"])
+def test_views_of_split_outputs_refuse_inplace(view):
+    def fn(lib):
+        x = leaf(lib, [[0.5, 1.0], [2.0, 3.0]])
+        piece = (x * 1).unbind()[0] if view != "t" else (x * 1).split(1)[1]
+        target = {"select": lambda p: p[0], "slice": lambda p: p[1:],
+                  "view": lambda p: p.view(-1), "t": lambda p: p.t()}[view](piece)
+        target.mul_(2.0)
+    same(fn)

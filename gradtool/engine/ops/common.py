@@ -66,6 +66,10 @@ def _share_version(out: Tensor, base: Tensor) -> Tensor:
         if base._rg and not MODE.grad_enabled or base._get("no_grad_view"):
             out._rg = base._rg
             out._set("no_grad_view", True)
+        if out.grad_fn is not None and base._get("multi_view") is not None:
+            # a view of an output of split/unbind may not be modified in place either
+            from ..node import node_label
+            out._set("multi_view", (node_label(out.grad_fn), out._nr))
         if base._rg or base._fw is not None:
             # the root keeps its live views: an in-place op through one rebases them all
             # (and updates their forward-mode tangents)
