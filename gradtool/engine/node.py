@@ -149,7 +149,7 @@ class CopySlices(Node):
     value).  Backward: the base's gradient passes through except at the view's elements
     (flat ``positions`` in the base), where ``fn``'s gradient for the old view goes."""
 
-    __slots__ = ("fn", "positions", "overlap")
+    __slots__ = ("fn", "positions", "overlap", "inputs")
     _name = "CopySlices"
 
     def __init__(self, base_node, base_nr: int, fn: Node, positions) -> None:
@@ -157,10 +157,13 @@ class CopySlices(Node):
         self.positions = positions
         # an expanded view (elements sharing memory): torch's backward refuses to write it
         self.overlap = np.unique(positions).size != np.size(positions)
-        self.next_nodes = (base_node,) + tuple(fn.next_nodes[1:])
+        # fn's inputs after the view that have an edge in torch (an index or mask argument
+        # of a primitive has none: its ``edge_inputs``, when it declares them)
+        keep = getattr(getattr(fn, "prim", None), "edge_inputs", None)
+        self.inputs = tuple(i for i in range(1, len(fn.next_nodes)) if keep is None or i in keep)
+        self.next_nodes = (base_node,) + tuple(fn.next_nodes[i] for i in self.inputs)
         fn_nrs = fn.next_nrs
-        nrs = (base_nr,) + (tuple(fn_nrs[1:]) if fn_nrs is not None
-                            else (0,) * (len(self.next_nodes) - 1))
+        nrs = (base_nr,) + tuple(0 if fn_nrs is None else fn_nrs[i] for i in self.inputs)
         self.next_nrs = nrs if any(nrs) else None
         self._hooks = None
         self._extra = None
@@ -195,7 +198,7 @@ class CopySlices(Node):
             flat[..., positions] = 0 if inner is None else \
                 (inner._data if isinstance(inner, Tensor) else inner)
             out = flat.reshape(shape)
-        return [out] + list(res[1:])
+        return [out] + [res[i] for i in self.inputs]
 
     def release(self) -> None:
         self.fn.release()

@@ -11,7 +11,7 @@ from ...errors import EngineError, ShapeError
 from ..primitive import apply
 from ..prims import linalg as linalg_prims
 from ..prims import shape as shape_prims
-from ..tensor import Tensor, _make, _norm_dim
+from ..tensor import Tensor, _make, _norm_dim, version_counter
 from .common import _dims, _shape_arg, _share_version, _t, _tensor_of
 from .shape import unsqueeze
 
@@ -212,15 +212,19 @@ def split(tensor, split_size_or_sections, dim=0) -> tuple:
                               f"dimension size of {n}")
         sections = tuple(_builtins_min(size, n - i) for i in range(0, n, size)) or (0,)
         prim = shape_prims.split
-    return _multi_views("Split", tensor, shape_prims.apply_multi(
-        prim, tensor, {"dim": d, "sections": sections}))
+    return _multi_views("Split", shape_prims.apply_multi(prim, tensor,
+                                                         {"dim": d, "sections": sections}),
+                        tensor)
 
 
-def _multi_views(name: str, base: Tensor, pieces: tuple) -> tuple:
-    """Views returned together (split, unbind) share the base's version counter; torch
-    refuses in-place ops on them when they require grad."""
+def _multi_views(name: str, pieces: tuple, base: Tensor) -> tuple:
+    """Mark views returned together (split, unbind): torch refuses in-place ops on them.
+    They share the input's version counter, as torch's views (an in-place change of the
+    input shows in every piece's ``_version``)."""
+    vc = version_counter(base)
     for i, piece in enumerate(pieces):
-        _share_version(piece, base)
+        piece._vc = vc
+        _share_version(piece, base)    # a view of base (in-place ops through base see it)
         if piece._rg:
             piece._set("multi_view", (name, i))
     return pieces
@@ -239,8 +243,9 @@ def unbind(input, dim=0) -> tuple:
     """The slices along dim, as a tuple (UnbindBackward0)."""
     input = _t(input)
     d = _norm_dim(_int(dim), input.ndim)
-    return _multi_views("Unbind", input, shape_prims.apply_multi(
-        shape_prims.unbind, input, {"dim": d, "sections": (1,) * input.shape[d]}))
+    return _multi_views("Unbind", shape_prims.apply_multi(shape_prims.unbind, input,
+                                                {"dim": d, "sections": (1,) * input.shape[d]}),
+                        input)
 
 
 def _index_array(index, name: str) -> np.ndarray:

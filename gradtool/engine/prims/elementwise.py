@@ -418,9 +418,11 @@ minimum = _binary("minimum", "MinimumBackward0", np.minimum,
                   sample=binary(distinct, shifted))
 
 # where(cond, a, b): cond is a constant boolean mask.
+# Only the condition is saved (torch's _saved_condition): changing a or b in place after
+# the where is no version error.
 where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="inputs",
-                  needs=((), (0,), (0,)),   # only the condition is read (and saved, as torch)
                   input_names=("condition", "self", "other"), analytic=True,
+                  needs=((0,), (0,), (0,)),
                   batch=batching.elementwise, delta=batching.delta_elementwise,
                   sample=lambda: [one(mask(2, 3), normal(2, 3), normal(2, 3, seed=1)),
                                   one(mask(3, 1), normal(4), 0.5)],
@@ -436,7 +438,7 @@ where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="in
 masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
                         lambda x, mask, value: np.where(mask, np.asarray(value, x.dtype), x),
                         broadcasts=True, save="inputs", input_names=("self", "mask"),
-                        needs=((1,), ()),
+                        needs=((1,), (1,)),      # the mask only (torch's _saved_mask)
                         batch=batching.elementwise, delta=batching.delta_elementwise,
                         sample=lambda: [one(normal(2, 3), mask(2, 3), value=0.5),
                                         one(normal(2, 3), mask(3), value=-1.0)],
@@ -447,7 +449,7 @@ masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
 masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
                                lambda x, mask, value: np.where(mask, value, x),
                                broadcasts=True, input_names=("self", "mask", "value"),
-                               needs=((1,), (), (1,)),
+                               needs=((1,), (1,), (1,)),
                                batch=batching.elementwise, delta=batching.delta_elementwise,
                                sample=lambda: [one(normal(2, 3), mask(2, 3), np.array(0.7))],
                                vjp=(lambda g, x, mask, value, out: B.where(mask, 0.0, g),

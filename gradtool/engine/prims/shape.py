@@ -413,7 +413,7 @@ def _section_shape(shape, dim, size):
 
 
 def _unbind_forward(x, dim, sections):
-    # views (a trailing Ellipsis keeps a 0-d piece an array sharing memory, not a scalar)
+    # views (the trailing Ellipsis keeps a 0-d piece an array viewing x, not a numpy scalar)
     return tuple(x[(slice(None),) * dim + (i, Ellipsis)] for i in range(x.shape[dim]))
 
 
