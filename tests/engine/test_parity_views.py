@@ -659,3 +659,48 @@ def test_views_of_split_outputs_refuse_inplace(view):
                   "view": lambda p: p.view(-1), "t": lambda p: p.t()}[view](piece)
         target.mul_(2.0)
     same(fn)
+
+
+UNARY_INPLACE = ["abs_", "ceil_", "cos_", "exp_", "floor_", "log_", "neg_", "reciprocal_",
+                 "relu_", "round_", "sigmoid_", "sign_", "sin_", "sqrt_", "square_", "tanh_",
+                 "trunc_"]
+
+
+@pytest.mark.parametrize("op", UNARY_INPLACE)
+def test_unary_inplace_methods(op):
+    """Values, gradients and node names; a result the node saved is the tensor itself, so
+    changing it again is torch's version error; through a view it is CopySlices."""
+    def fn(lib):
+        x = leaf(lib, [[0.5, 2.0], [3.0, 4.0]])
+        y = x * 1
+        getattr(y, op)()
+        z = (y * 2).sum()
+        y.mul_(1.0)
+        out = {"y": y}
+        try:
+            z.backward()
+            out["grad"] = x.grad.numpy()
+        except RuntimeError as err:
+            out["error"] = str(err)
+        w = x * 1
+        getattr(w[1], op)()
+        (w * w).sum().backward()
+        out["w"] = w
+        out["grad_through_view"] = x.grad.numpy()
+        try:
+            getattr(x, op)()
+        except RuntimeError as err:
+            out["leaf"] = str(err)
+        return out
+    same(fn)
+
+
+@pytest.mark.parametrize("bound", ["clamp_min_", "clamp_max_"])
+def test_clamp_bound_inplace(bound):
+    def fn(lib):
+        x = leaf(lib, [0.5, 2.0, 3.0])
+        y = x * 1
+        getattr(y, bound)(1.5)
+        (y * y).sum().backward()
+        return {"y": y, "grad": x.grad.numpy()}
+    same(fn)

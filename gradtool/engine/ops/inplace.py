@@ -11,13 +11,14 @@ import numpy as np
 from ...errors import EngineError
 from ..backend import quiet
 from ..grad_mode import MODE, no_grad
-from ..node import CopySlices
+from ..node import CopySlices, OpNode
 from ..primitive import apply
-from ..tensor import Tensor, _make, bump_version
+from ..tensor import Tensor, _make, bump_version, version_counter
 from .common import _SCALAR_NAMES, _t
 from ..prims import inplace as inplace_prims
 from ..prims import shape as shape_prims
 from .indexing import _full_slice, _index_key, _is_int, getitem
+from . import pointwise
 from .pointwise import add, clamp, div, masked_fill, mul, pow, sub
 from .shape import broadcast_to, reshape, to
 
@@ -159,9 +160,13 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
             values = broadcast_to(values, view.shape)
         base_old = _make(base._data.copy(), base.grad_fn, base._rg)
         base_old._nr = base._nr
-        flat = apply(shape_prims.index_put, (reshape(base_old, -1), values),
-                     {"key": (positions,)})
-        node = flat.grad_fn
+        if base._data.ndim:
+            written = apply(shape_prims.index_put, (base_old, values),
+                            {"key": np.unravel_index(positions, base._data.shape)})
+        else:       # a 0-d base: its one element, through a 1-element view of it
+            written = reshape(apply(shape_prims.index_put, (reshape(base_old, 1), values),
+                                    {"key": (positions,)}), ())
+        node = written.grad_fn
     new_data = base._data.copy()
     new_data.reshape(-1)[positions] = values._data        # a copy: C-contiguous
     base_new = _make(new_data, node if tracking else None, tracking)
@@ -264,10 +269,16 @@ def _inplace(self: Tensor, compute, *others, overlap: bool = True) -> Tensor:
             fw = (fw[0], np.broadcast_to(fw[1], self._data.shape).astype(self._data.dtype))
         self._fw = fw
     if tracking:
-        _rebased(self, result.grad_fn)
-        self.grad_fn = result.grad_fn
+        fn = result.grad_fn
+        _rebased(self, fn)
+        self.grad_fn = fn
         self._nr = result._nr
         self._rg = result._rg
+        if type(fn).__mro__[1] is OpNode and fn.out_vc is not None and fn.out_vc is result._vc:
+            # the node saved its result, which is now self: a later in-place change of self
+            # is a version error (torch: exp_ then mul_)
+            fn.out_vc = version_counter(self)
+            fn.out_version = self._version
     return self
 
 
@@ -334,6 +345,42 @@ def pow_(self, exponent):
 
 def clamp_(self, min=None, max=None):
     return _inplace(self, lambda s: clamp(s, min, max))
+
+
+def _unary_inplace(op):
+    def method(self):
+        return _inplace(self, op)
+    method.__name__ = op.__name__ + "_"
+    method.__doc__ = f"``{op.__name__}`` in place (torch records the node of ``{op.__name__}``)."
+    return method
+
+
+# x.exp_(), x.relu_(), ...: the out-of-place op written back into x
+abs_ = _unary_inplace(pointwise.abs)
+ceil_ = _unary_inplace(pointwise.ceil)
+cos_ = _unary_inplace(pointwise.cos)
+exp_ = _unary_inplace(pointwise.exp)
+floor_ = _unary_inplace(pointwise.floor)
+log_ = _unary_inplace(pointwise.log)
+neg_ = _unary_inplace(pointwise.neg)
+reciprocal_ = _unary_inplace(pointwise.reciprocal)
+relu_ = _unary_inplace(pointwise.relu)
+round_ = _unary_inplace(pointwise.round)
+sigmoid_ = _unary_inplace(pointwise.sigmoid)
+sign_ = _unary_inplace(pointwise.sign)
+sin_ = _unary_inplace(pointwise.sin)
+sqrt_ = _unary_inplace(pointwise.sqrt)
+square_ = _unary_inplace(pointwise.square)
+tanh_ = _unary_inplace(pointwise.tanh)
+trunc_ = _unary_inplace(pointwise.trunc)
+
+
+def clamp_min_(self, min):
+    return _inplace(self, lambda s: pointwise.clamp_min(s, min))
+
+
+def clamp_max_(self, max):
+    return _inplace(self, lambda s: pointwise.clamp_max(s, max))
 
 
 def zero_(self):
