@@ -704,3 +704,27 @@ def test_clamp_bound_inplace(bound):
         (y * y).sum().backward()
         return {"y": y, "grad": x.grad.numpy()}
     same(fn)
+
+
+def test_a_no_grad_view_as_a_root_of_backward():
+    """It requires grad but has no edge: backward from it is torch's error, its Jacobian is
+    zero."""
+    def fn(lib):
+        x = leaf(lib, [[1.0, 2.0], [3.0, 4.0]])
+
+        def f(a):
+            with lib.no_grad():
+                view = a[0]
+            return view
+        out = {"jacobian": lib.autograd.functional.jacobian(f, x)}
+        with lib.no_grad():
+            v = x[0]
+        for name, call in [("backward", lambda: v.backward(lib.ones(2))),
+                           ("grad", lambda: lib.autograd.grad(v, [x], lib.ones(2),
+                                                              allow_unused=True))]:
+            try:
+                call()
+            except RuntimeError as err:
+                out[name] = str(err)
+        return out
+    same(fn)
