@@ -728,3 +728,68 @@ def test_a_no_grad_view_as_a_root_of_backward():
                 out[name] = str(err)
         return out
     same(fn)
+
+
+# ---- random chains of views with an in-place op at the end --------------------------------
+def _random_view(rng, t):
+    """One random view op that applies to ``t`` (as a description and a function)."""
+    shape = tuple(t.shape)
+    choices = []
+    if len(shape) >= 1 and shape[0] > 0:
+        i = int(rng.integers(-shape[0], shape[0]))
+        choices.append((f"[{i}]", lambda x, i=i: x[i]))
+        start = int(rng.integers(0, shape[0]))
+        step = int(rng.integers(1, 3))
+        choices.append((f"[{start}::{step}]", lambda x, s=start, k=step: x[s::k]))
+    if len(shape) >= 2:
+        choices.append(("t()", lambda x: x.transpose(0, 1)))
+        offset = int(rng.integers(-1, 2))
+        choices.append((f"diagonal({offset})", lambda x, o=offset: x.diagonal(o)))
+        choices.append(("[:, 1:]", lambda x: x[:, 1:]))
+    choices.append(("unsqueeze(0)", lambda x: x.unsqueeze(0)))
+    if len(shape) >= 1:
+        choices.append(("view(-1)" if t.is_contiguous() else "unsqueeze(-1)",
+                        (lambda x: x.view(-1)) if t.is_contiguous() else
+                        (lambda x: x.unsqueeze(-1))))
+    return choices[int(rng.integers(len(choices)))]
+
+
+def _random_inplace(rng):
+    ops = [("mul_(w)", lambda v, w: v.mul_(w)), ("add_(2)", lambda v, w: v.add_(2.0)),
+           ("zero_()", lambda v, w: v.zero_()), ("fill_(w)", lambda v, w: v.fill_(w)),
+           ("copy_(w)", lambda v, w: v.copy_(w)), ("clamp_", lambda v, w: v.clamp_(-0.5, 0.5)),
+           ("sub_(w, alpha=2)", lambda v, w: v.sub_(w, alpha=2)),
+           ("setitem", lambda v, w: v.__setitem__(..., w)), ("exp_()", lambda v, w: v.exp_()),
+           ("masked_fill_", lambda v, w: v.masked_fill_(v > 0, w))]
+    return ops[int(rng.integers(len(ops)))]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_view_chains_with_an_inplace_op(seed):
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(3, 4)).round(3).tolist()
+    steps = []
+    probe = torch.zeros(3, 4)
+    for _ in range(int(rng.integers(1, 4))):
+        name, view = _random_view(rng, probe)
+        probe = view(probe)
+        steps.append((name, view))
+    op_name, op = _random_inplace(rng)
+    base_kind = ["non_leaf", "plain"][int(rng.integers(2))]
+
+    def fn(lib):
+        x = leaf(lib, values)
+        w = leaf(lib, 0.75)
+        base = x * 1 if base_kind == "non_leaf" else lib.tensor(values, dtype=lib.float64)
+        views = [base]
+        for _, view in steps:
+            views.append(view(views[-1]))
+        op(views[-1], w)
+        loss = (base * base).sum() + sum((v * v).sum() for v in views[1:])
+        loss.backward()
+        return {"views": views, "x.grad": x.grad, "w.grad": w.grad}
+    note = f"{base_kind}: {'.'.join(n for n, _ in steps)}.{op_name}"
+    try:
+        same(fn)
+    except AssertionError as err:
+        raise AssertionError(note) from err
