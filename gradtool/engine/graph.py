@@ -168,7 +168,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             result.append(None)
             continue
         if not isinstance(g, Tensor):
-            g = _make(np.array(g, copy=True) if not g.flags.owndata else g)
+            # (numpy's arithmetic on 0-d arrays gives scalars: a Tensor holds an array)
+            owned = type(g) is np.ndarray and g.flags.owndata
+            g = _make(g if owned else np.array(g, copy=True))
         result.append(g)
     return tuple(result)
 
