@@ -152,11 +152,11 @@ class CopySlices(Node):
     __slots__ = ("fn", "positions", "overlap", "inputs")
     _name = "CopySlices"
 
-    def __init__(self, base_node, base_nr: int, fn: Node, positions) -> None:
+    def __init__(self, base_node, base_nr: int, fn: Node, positions, overlap: bool) -> None:
         self.fn = fn
         self.positions = positions
         # an expanded view (elements sharing memory): torch's backward refuses to write it
-        self.overlap = np.unique(positions).size != np.size(positions)
+        self.overlap = overlap
         # fn's inputs after the view that have an edge in torch (an index or mask argument
         # of a primitive has none: its ``edge_inputs``, when it declares them)
         keep = getattr(getattr(fn, "prim", None), "edge_inputs", None)

@@ -836,3 +836,19 @@ def test_random_view_chains_forward_ad_and_double_backward(seed):
         # (torch refuses a second differentiation through the result exp_ saved on a view:
         # "Trying to backward through the graph a second time"; not emulated)
         same(double)
+
+
+@pytest.mark.parametrize("key", ["[::-1]", "[::0]", "[1:, 0]", "[5]", "[-4]", "[0, 0, 0]",
+                                 "[1:2:3]", "[..., 1]", "[None]"])
+@pytest.mark.parametrize("value", ["number", "bool", "int_tensor"])
+def test_setitem_of_a_number_without_grad(key, value):
+    index = {"[::-1]": slice(None, None, -1), "[::0]": slice(None, None, 0),
+             "[1:, 0]": (slice(1, None), 0), "[5]": 5, "[-4]": -4, "[0, 0, 0]": (0, 0, 0),
+             "[1:2:3]": slice(1, 2, 3), "[..., 1]": (Ellipsis, 1), "[None]": None}[key]
+
+    def fn(lib):
+        x = lib.zeros(3, 2)
+        v = x[1:]
+        x[index] = {"number": 2.5, "bool": True, "int_tensor": lib.tensor(3)}[value]
+        return {"x": x, "v": v}
+    same(fn)

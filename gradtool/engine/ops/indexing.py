@@ -72,7 +72,8 @@ def _select(input: Tensor, dim: int, index: int) -> Tensor:
 
 def _slice(input: Tensor, dim: int, k: slice) -> Tensor:
     if k.step is not None and k.step <= 0:
-        raise ValueError("step must be greater than zero")
+        raise ValueError("slice step cannot be zero" if k.step == 0 else
+                         "step must be greater than zero")
     start, stop, step = k.indices(input.shape[dim])
     stop = _builtins_max(stop, start)
     key = (slice(None),) * dim + (slice(start, stop, step),)

@@ -40,15 +40,18 @@ INTERNAL_OVERLAP = ("unsupported operation: more than one element of the written
                     "performing the operation.")
 
 
+def _overlaps(data: np.ndarray) -> bool:
+    """Whether elements share memory (an expanded tensor: a stride of 0 on a dimension
+    longer than 1), as torch's has_internal_overlap."""
+    if data.size == 0 or 0 not in data.strides:
+        return False
+    return builtins.any(stride == 0 and n > 1 for n, stride in zip(data.shape, data.strides))
+
+
 def _check_overlap(t: Tensor) -> None:
-    """torch refuses to write elementwise into a tensor whose elements share memory (an
-    expanded tensor: a stride of 0 on a dimension longer than 1)."""
-    data = t._data
-    if data.size == 0:
-        return
-    for n, stride in zip(data.shape, data.strides):
-        if stride == 0 and n > 1:
-            raise EngineError(INTERNAL_OVERLAP)
+    """torch refuses to write elementwise into a tensor whose elements share memory."""
+    if _overlaps(t._data):
+        raise EngineError(INTERNAL_OVERLAP)
 
 
 def _root(t: Tensor):
@@ -104,19 +107,36 @@ def _addresses(data: np.ndarray) -> np.ndarray:
 
 def _view_positions(view: Tensor, base: Tensor):
     """For each element of ``view``, its flat (C order) position in ``base`` whose memory
-    it shares, found by address; None when some element is not in ``base``."""
-    if view._data.dtype != base._data.dtype:
+    it shares; None when some element is not in ``base``."""
+    b, v = base._data, view._data
+    if v.dtype != b.dtype:
         return None
-    if view._data.size == 0:
-        return np.zeros(view._data.shape, dtype=np.int64)
-    base_at = _addresses(base._data)
+    if v.size == 0:
+        return np.zeros(v.shape, dtype=np.int64)
+    item = b.itemsize
+    if b.flags.c_contiguous:
+        # position = (address - base address) / itemsize, read off the view's strides
+        offset = v.__array_interface__["data"][0] - b.__array_interface__["data"][0]
+        if offset % item or builtins.any(st % item for st in v.strides):
+            return None
+        start = offset // item
+        steps = [st // item for st in v.strides]
+        low = start + _sum((n - 1) * st for n, st in zip(v.shape, steps) if st < 0)
+        high = start + _sum((n - 1) * st for n, st in zip(v.shape, steps) if st > 0)
+        if low < 0 or high >= b.size:
+            return None
+        if not v.ndim:
+            return np.asarray(start, dtype=np.int64)
+        grid = np.indices(v.shape, dtype=np.int64, sparse=True)
+        return start + _sum(g * st for g, st in zip(grid, steps))
+    base_at = _addresses(b)
     order = np.argsort(base_at, kind="stable")
     sorted_at = base_at[order]
-    view_at = _addresses(view._data)
+    view_at = _addresses(v)
     found = np.searchsorted(sorted_at, view_at).clip(0, len(sorted_at) - 1)
     if not np.array_equal(sorted_at[found], view_at):
         return None
-    return order[found].reshape(view._data.shape)
+    return order[found].reshape(v.shape)
 
 
 def _rebased(t: Tensor, node) -> None:
@@ -151,7 +171,7 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
             fn.next_nodes and fn.next_nodes[0] is old_edge and \
             values._data.shape == view._data.shape and values._data.dtype == view._data.dtype:
         # the op's node is wrapped: CopySlices' edges are torch's
-        node = CopySlices(base.grad_fn, base._nr, fn, positions)
+        node = CopySlices(base.grad_fn, base._nr, fn, positions, _overlaps(view._data))
     else:
         # something else happened after the op (a cast, a broadcast): index_put the result
         if values._data.dtype != view._data.dtype:
@@ -185,7 +205,7 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
     live = [ref() for ref in base._get("views") or ()]
     views = [other for other in live if other is not None and other is not view] + [view]
     for other in views:                          # every live view now reads the new base
-        where = _view_positions(other, base)
+        where = positions if other is view else _view_positions(other, base)
         if where is None:
             continue
         other_new = apply(inplace_prims.rebased_view, (base_new,), {"positions": where})
@@ -478,6 +498,8 @@ def setitem(self, key, value) -> None:
     if isinstance(value, (list, tuple, np.ndarray)):
         kind = "numpy.ndarray" if isinstance(value, np.ndarray) else type(value).__name__
         raise TypeError(f"can't assign a {kind} to a torch.{_type_name(self)}")
+    if _plain_setitem(self, key, value):
+        return
     raw_key = key
     key = _index_key(key)
     if builtins.any(_advanced(k) for k in key):
@@ -497,6 +519,34 @@ def setitem(self, key, value) -> None:
         if lead:
             value = value.view(value._data.shape[lead:])
         copy_(target, broadcast_to(value, target._data.shape))
+
+
+def _plain_setitem(self: Tensor, key, value) -> bool:
+    """``x[key] = number`` with an int or slice key (or a tuple of them) and nothing to
+    record (no grad tracking, no tangent, no shared elements): numpy's assignment, which
+    does what torch's fill does.  Returns False for everything else."""
+    if type(value) not in (float, int) or self._rg and MODE.grad_enabled or \
+            self._fw is not None and MODE.fw_level:
+        return False
+    keys = key if type(key) is tuple else (key,)
+    for k in keys:
+        if type(k) is slice:
+            if k.step is not None and (type(k.step) is not int or k.step <= 0):
+                return False      # torch refuses a step below 1 (numpy would reverse)
+        elif type(k) is not int:
+            return False
+    data = self._data
+    if 0 in data.strides or not data.ndim or not data.flags.writeable:
+        return False          # (an expanded or 0-d tensor: torch's checks and errors)
+    base = _root(self)
+    if base is not None and base._fw is not None and MODE.fw_level:
+        return False
+    try:
+        data[key] = value
+    except (IndexError, ValueError, TypeError):
+        return False          # torch's error, from the general path
+    bump_version(self)
+    return True
 
 
 def _type_name(t: Tensor) -> str:
