@@ -375,12 +375,21 @@ def _post_hooks(node: Node, in_grads, out_grads, create_graph: bool):
     post = node._extra.get("post_hooks")
     if not post:
         return in_grads
+    # hooks see one gradient per edge of next_functions (none for an index or mask input)
+    keep = getattr(getattr(node, "prim", None), "edge_inputs", None)
     for hook in list(post.values()):
-        res = hook(tuple(None if g is None else _as_tensor(g, create_graph) for g in in_grads),
+        shown = in_grads if keep is None else [in_grads[i] for i in keep]
+        res = hook(tuple(None if g is None else _as_tensor(g, create_graph) for g in shown),
                    tuple(None if g is None else _as_tensor(g, create_graph)
                          for g in out_grads))
         if res is not None:
-            in_grads = [_from_tensor(r, create_graph) for r in res]
+            res = [_from_tensor(r, create_graph) for r in res]
+            if keep is not None:
+                full = [None] * len(in_grads)
+                for i, r in zip(keep, res):
+                    full[i] = r
+                res = full
+            in_grads = res
     return in_grads
 
 

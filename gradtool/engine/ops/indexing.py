@@ -237,6 +237,8 @@ def chunk(input, chunks, dim=0) -> tuple:
     if _int(chunks) <= 0:
         raise EngineError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     n = input.shape[_norm_dim(_int(dim), input.ndim)]
+    if n == 0:      # torch: `chunks` empty pieces (split_with_sizes)
+        return split(input, [0] * _int(chunks), dim)
     return split(input, _builtins_max(1, -(-n // _int(chunks))), dim)
 
 

@@ -57,8 +57,17 @@ sub = _binary("sub", "SubBackward0", _sub,
                lambda t, a, b, out, alpha=1: _scaled(-t, alpha)),
               save="none",
               sample=lambda: binary()() + [one(normal(2, 3), normal(3, seed=1), alpha=-0.5)])
-# 2 - x: torch records RsubBackward1 (reverse subtraction with a scalar).
-rsub = _binary("rsub", "RsubBackward1", lambda a, b: np.subtract(b, a),
+# 2 - x: torch records RsubBackward1 (rsub.Scalar: the number is no input of the node);
+# rsub(x, y) = y - x with two tensors: RsubBackward0
+rsub_scalar = Primitive("rsub_scalar", "RsubBackward1",
+                        lambda x, other, alpha=1: np.subtract(other, _scaled(x, alpha)),
+                        save="none", input_names=("self",),
+                        batch=batching.elementwise, delta=batching.delta_elementwise,
+                        sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-1),
+                                        one(normal(4), other=1.5, alpha=2)],
+                        vjp=lambda g, x, out, other, alpha=1: -_scaled(g, alpha),
+                        jvp=lambda t, x, out, other, alpha=1: -_scaled(t, alpha))
+rsub = _binary("rsub", "RsubBackward0", lambda a, b: np.subtract(b, a),
                (lambda g, a, b, out: -g, lambda g, a, b, out: g),
                (lambda t, a, b, out: -t, lambda t, a, b, out: t), save="none",
                sample=binary())
@@ -74,6 +83,14 @@ div = _binary("div", "DivBackward0", np.true_divide,
               (lambda t, a, b, out: t / b, lambda t, a, b, out: -t * a / (b * b)),
               quiet=True, domain="nonzero_other", needs=((1,), (0, 1)),
               sample=binary(normal, away))
+# x / c with a number c inside a composite (torch's div.Scalar: DivBackward1; the Python
+# operator x / 2 records DivBackward0)
+div_scalar = Primitive("div_scalar", "DivBackward1", lambda x, other: np.true_divide(x, other),
+                       save="none", input_names=("self",), quiet=True,
+                       batch=batching.elementwise, delta=batching.delta_elementwise,
+                       sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-0.5)],
+                       vjp=lambda g, x, out, other: g / other,
+                       jvp=lambda t, x, out, other: t / other)
 neg = _unary("neg", "NegBackward0", np.negative, lambda g, x, out: -g,
              lambda t, x, out: -t, save="none",
              sample=unary())
@@ -458,6 +475,34 @@ masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
                                jvp=(lambda t, x, mask, value, out: t * ~np.asarray(mask, bool),
                                     None,
                                     lambda t, x, mask, value, out: t * mask))
+
+
+# ---- rounding: piecewise constant, the derivative is zero (torch records a node anyway) ----
+def _zero_rule(g, x, out, **params):
+    # zeros, not g * 0 (an inf or nan gradient gives 0, as torch's zeros_like(grad))
+    return B.zeros_like(g)
+
+
+def _rounding(name, node_name, forward, *, sample=None):
+    return Primitive(name, node_name, forward, save="none", analytic=False,
+                     input_names=("self",), batch=batching.elementwise,
+                     delta=batching.delta_elementwise, domain="away_from_integers",
+                     sample=sample or unary(), vjp=_zero_rule, jvp=_zero_rule)
+
+
+floor = _rounding("floor", "FloorBackward0", np.floor)
+ceil = _rounding("ceil", "CeilBackward0", np.ceil)
+trunc = _rounding("trunc", "TruncBackward0", np.trunc)
+# round half to even, as torch; with decimals= torch records RoundBackward1
+round = _rounding("round", "RoundBackward0", np.round)
+round_decimals = _rounding("round_decimals", "RoundBackward1",
+                           lambda x, decimals: np.round(x, decimals),
+                           sample=lambda: [one(normal(2, 3), decimals=1),
+                                           one(normal(4), decimals=-1)])
+# frac(x) = x - trunc(x): the derivative is 1 away from the integers
+frac = _unary("frac", "FracBackward0", lambda x: x - np.trunc(x), lambda g, x, out: g,
+              lambda t, x, out: t, save="none", analytic=False, domain="away_from_integers",
+              sample=unary())
 
 
 # ---- comparisons: boolean, not differentiable -------------------------------------------------

@@ -115,6 +115,136 @@ mse_loss = Primitive("mse_loss", "MseLossBackward0", _mse_forward, quiet=True, b
                           lambda t, x, y, out, reduction: -_mse_jvp(t, x, y, out, reduction)))
 
 
+# ---- smooth_l1_loss / huber_loss ----------------------------------------------------------------
+# smooth_l1(d) = 0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (d = x - y);
+# huber(d) = beta * smooth_l1(d) with beta = delta.  Slopes: d / beta (resp. d) inside,
+# sign(d) (resp. delta sign(d)) outside.
+def _smooth_l1_terms(x, y, beta):
+    d = x - y
+    a = np.abs(d)
+    return np.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta)
+
+
+def _huber_terms(x, y, delta):
+    d = x - y
+    a = np.abs(d)
+    return np.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+
+
+def _slope(x, y, width, scale):
+    """d loss/d x per element: d (scale / width) inside |d| < width, scale sign(d) outside
+    (the sign is a constant for autograd; the inside part is differentiable again)."""
+    d = x - y
+    data = B.data(d)
+    return B.where(np.abs(data) < width, d * (scale / width), np.sign(data) * scale)
+
+
+def _robust_rule(param, scale_of, sign):
+    def rule(g, x, y, out, reduction, **params):
+        width = params[param]
+        slope = _slope(x, y, width, scale_of(width))
+        if reduction == "none":
+            return g * slope * sign
+        shape = np.broadcast_shapes(np.shape(B.data(x)), np.shape(B.data(y)))
+        g = _scalar_grad(g, len(shape))
+        if reduction == "mean":
+            g = g * (1.0 / max(int(np.prod(shape)), 1))
+        return g * slope * sign
+    return rule
+
+
+def _robust_jvp(param, scale_of, sign):
+    def rule(t, x, y, out, reduction, **params):
+        width = params[param]
+        return _reduce(t * _slope(x, y, width, scale_of(width)) * sign, reduction)
+    return rule
+
+
+def _robust_samples(param, width):
+    def samples():
+        x, y = normal(3, 4), normal(3, 4, seed=1)
+        return [one(x, y, reduction=r, **{param: width}) for r in ("mean", "sum", "none")] + [
+            one(normal(3, 4), normal(4, seed=2), reduction="mean", **{param: 1.0})]
+    return samples
+
+
+def _one(width):
+    return 1.0
+
+
+smooth_l1_loss = Primitive(
+    "smooth_l1_loss", "SmoothL1LossBackward0",
+    lambda x, y, reduction, beta: _reduce(_smooth_l1_terms(x, y, beta), reduction),
+    broadcasts=True, analytic=False, input_names=("self", "target"),
+    batch=batching.elementwise_loss, sample=_robust_samples("beta", 0.5),
+    vjp=(_robust_rule("beta", _one, 1.0), _robust_rule("beta", _one, -1.0)),
+    jvp=(_robust_jvp("beta", _one, 1.0), _robust_jvp("beta", _one, -1.0)))
+
+
+def _delta(width):
+    return width
+
+
+huber_loss = Primitive(
+    "huber_loss", "HuberLossBackward0",
+    lambda x, y, reduction, delta: _reduce(_huber_terms(x, y, delta), reduction),
+    broadcasts=True, analytic=False, input_names=("self", "target"),
+    batch=batching.elementwise_loss, sample=_robust_samples("delta", 0.7),
+    vjp=(_robust_rule("delta", _delta, 1.0), _robust_rule("delta", _delta, -1.0)),
+    jvp=(_robust_jvp("delta", _delta, 1.0), _robust_jvp("delta", _delta, -1.0)))
+
+
+# ---- binary_cross_entropy ------------------------------------------------------------------------
+# loss = -w (y log p + (1 - y) log(1 - p)), each log clamped at -100 (torch);
+# d/dp = w (p - y) / max(p (1 - p), 1e-12),  d/dy = w (log(1 - p) - log p)  (torch's rules)
+_BCE_EPSILON = 1e-12
+
+
+def _bce_prob_forward(p, y, reduction, weight):
+    loss = -(y * np.maximum(np.log(p), -100.0) + (1 - y) * np.maximum(np.log1p(-p), -100.0))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def _bce_prob_slopes(p, y, weight, which):
+    if which == 0:
+        d = (p - y) / B.maximum((1 - p) * p, _BCE_EPSILON)
+    else:
+        d = B.log(1 - p) - B.log(p)
+    return d if weight is None else d * weight
+
+
+def _bce_prob_rule(which):
+    def rule(g, p, y, out, reduction, weight):
+        d = _bce_prob_slopes(p, y, weight, which)
+        if reduction == "none":
+            return g * d
+        g = _scalar_grad(g, len(np.shape(B.data(p))))
+        if reduction == "mean":
+            g = g * (1.0 / max(int(np.prod(np.shape(B.data(p)))), 1))
+        return g * d
+    return rule
+
+
+def _bce_prob_jvp(which):
+    def rule(t, p, y, out, reduction, weight):
+        return _reduce(t * _bce_prob_slopes(p, y, weight, which), reduction)
+    return rule
+
+
+binary_cross_entropy = Primitive(
+    "binary_cross_entropy", "BinaryCrossEntropyBackward0", _bce_prob_forward, quiet=True,
+    broadcasts=True, analytic=False, input_names=("self", "target"),
+    batch=batching.elementwise_loss,
+    sample=lambda: [one(positive(3, 4) / 2.1, positive(3, 4, seed=1) / 2.1, reduction=r,
+                        weight=None) for r in ("mean", "sum", "none")] + [
+        one(positive(3, 4) / 2.1, positive(3, 4, seed=1) / 2.1, reduction="mean",
+            weight=positive(4, seed=2))],
+    vjp=(_bce_prob_rule(0), _bce_prob_rule(1)),
+    jvp=(_bce_prob_jvp(0), _bce_prob_jvp(1)))
+
+
 # ---- binary_cross_entropy_with_logits ----------------------------------------------------
 # loss = (1 - y) x + l softplus(-x),  l = 1 + (pos_weight - 1) y,  times weight
 def _softplus_neg(x):
