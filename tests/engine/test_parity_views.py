@@ -852,3 +852,32 @@ def test_setitem_of_a_number_without_grad(key, value):
         x[index] = {"number": 2.5, "bool": True, "int_tensor": lib.tensor(3)}[value]
         return {"x": x, "v": v}
     same(fn)
+
+
+@pytest.mark.parametrize("through_view", [False, True])
+def test_forward_ad_of_a_tensor_multiplied_by_itself_in_place(through_view):
+    def fn(lib):
+        fwad = lib.autograd.forward_ad
+        with fwad.dual_level():
+            d = fwad.make_dual(lib.tensor([[-0.795, 0.348, 0.536]]),
+                               lib.tensor([[2.0, -0.75, 0.75]]))
+            y = d * 1
+            target = y.transpose(0, 1) if through_view else y
+            target.mul_(target)
+            return [fwad.unpack_dual(t).tangent.numpy() for t in (y, target)]
+    same(fn)
+
+
+@pytest.mark.parametrize("op", ["sub_", "setitem", "mul_"])
+def test_double_backward_through_an_empty_view(op):
+    """Nothing flows back from an empty view: the first-order gradient needs no graph."""
+    def fn(lib):
+        x = leaf(lib, [[-1.679], [-0.779]])
+        w = leaf(lib, 2.0)
+        view = (x * 1.0)[:-2]
+        {"sub_": lambda: view.sub_(view), "setitem": lambda: view.__setitem__(..., 1.5),
+         "mul_": lambda: view.mul_(w)}[op]()
+        grads = lib.autograd.grad(view.exp(), [x, w], lib.zeros(0, 1), create_graph=True,
+                                  allow_unused=True)
+        return [None if g is None else (g.requires_grad, g.detach().numpy()) for g in grads]
+    same(fn)

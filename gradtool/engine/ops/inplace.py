@@ -350,7 +350,17 @@ def sub_(self, other, *, alpha=1):
 def mul_(self, other):
     if _numpy_inplace(self, np.multiply, other):
         return self
-    return _inplace(self, mul, other)
+    return _inplace(self, _mul_itself if other is self else mul, other)
+
+
+def _mul_itself(s, o):
+    """``x.mul_(x)``: torch's forward-mode formula reads the aliased operand after the write,
+    so the tangent is t * x_new + t * x_old (not 2 t x_old)."""
+    out = mul(s, o)
+    if out._fw is not None and s._fw is not None:
+        tangent = s._fw[1]
+        out._fw = (out._fw[0], tangent * out._data + tangent * s._data)
+    return out
 
 
 def div_(self, other):

@@ -14,6 +14,7 @@ import numpy as np
 from .. import backend as B
 from .. import batching
 from ..primitive import Primitive
+from ..tensor import Tensor
 from ..samples import normal, one, unary
 from . import shape as shape_prims
 
@@ -87,10 +88,14 @@ def _flat_take(x, positions):
 def _rebased_vjp(g, x, out, positions):
     prefix = tuple(g.shape[:len(g.shape) - np.ndim(positions)])
     flat = prefix + (int(np.prod(x.shape, dtype=np.int64)),)
-    if isinstance(g, np.ndarray):
+    if not isinstance(g, Tensor):
+        g = np.asarray(g)     # (numpy's 0-d arithmetic gives scalars)
         z = np.zeros(flat, dtype=g.dtype)
         z[..., positions] = g
         return z.reshape(prefix + tuple(x.shape))
+    if g._data.size == 0:
+        # nothing flows back from an empty view: plain zeros (torch's as_strided_backward)
+        return B.zeros(prefix + tuple(x.shape), g)
     zeros = B.zeros(flat, g)
     return shape_prims.index_put(zeros, g, key=(Ellipsis, positions)).reshape(
         prefix + tuple(x.shape))
