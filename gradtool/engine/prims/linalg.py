@@ -30,12 +30,20 @@ bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"), 
                 vjp=(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g),
                 jvp=(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t))
 
+def _dot_vjp(g, other):
+    """d(a · b)/da = b: the cotangent (one number, or a batch of them along leading axes)
+    times the other vector."""
+    if type(g) is np.ndarray and not g.ndim:
+        return g * other      # the same (n,) result as expand_dims(g, -1) * other, faster
+    return B.expand_dims(g, -1) * other
+
+
 # s = a · b
 dot = Primitive("dot", "DotBackward0", np.dot, input_names=("self", "tensor"), batch=batching.dot,
                 needs=((1,), (0,)),
                 sample=lambda: [one(normal(4), normal(4, seed=1))],
-                vjp=(lambda g, a, b, out: B.expand_dims(g, -1) * b,
-                     lambda g, a, b, out: B.expand_dims(g, -1) * a),
+                vjp=(lambda g, a, b, out: _dot_vjp(g, b),
+                     lambda g, a, b, out: _dot_vjp(g, a)),
                 jvp=(lambda t, a, b, out: np.dot(t, b), lambda t, a, b, out: np.dot(a, t)))
 
 # y = A v:  dA = dy vᵀ,  dv = Aᵀ dy
