@@ -99,6 +99,12 @@ def _promote_same_rank(dtypes_) -> np.dtype:
     return result
 
 
+def promote_types(dtypes_) -> np.dtype:
+    """torch's result dtype of ops joining tensors of one rank (cat, stack): int64 with
+    float32 is float32 (numpy: float64)."""
+    return _promote_same_rank([np.dtype(d) for d in dtypes_])
+
+
 def torch_result_dtype(arrays) -> np.dtype:
     """The dtype torch gives an elementwise op of these arrays: dimensioned tensors decide,
     unless a 0-d tensor is of a higher category (float32 * tensor(2.0, float64) is float32;

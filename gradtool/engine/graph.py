@@ -168,6 +168,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             continue
         if not isinstance(g, Tensor):
             g = _make(np.array(g, copy=True) if not g.flags.owndata else g)
+        if g._data.dtype != t._data.dtype:
+            # a gradient has its input's dtype (torch's validate_outputs: float32 inputs of
+            # an op with a float64 operand get float32 gradients)
+            g = g.to(t.dtype) if create_graph else _make(g._data.astype(t._data.dtype))
         result.append(g)
     return tuple(result)
 

@@ -27,6 +27,17 @@ def _dims(dim, ndim: int) -> tuple:
     return (_norm_dim(_int(dim), ndim),)
 
 
+def size_at(shape: tuple, dim: int) -> int:
+    """The size of a normalized dim; a 0-d tensor's one dim has size 1 (torch)."""
+    return shape[dim] if shape else 1
+
+
+def lifted(data: np.ndarray) -> np.ndarray:
+    """``data`` with a 0-d array as one element along its one dim, for numpy functions that
+    take an axis (argmax, sort, all); their result is reshaped back to ``()`` by the caller."""
+    return data.reshape(1) if not data.ndim else data
+
+
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
         shape = shape[0]

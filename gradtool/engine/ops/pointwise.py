@@ -12,7 +12,7 @@ from ..dtypes import promoted
 from ..primitive import apply
 from ..prims import elementwise
 from ..tensor import Tensor, _make
-from .common import _C_TYPE, _t, _tensor_of
+from .common import _C_TYPE, _t, _tensor_of, scalar_type_name
 
 _bool = builtins.bool
 _int = builtins.int
@@ -221,6 +221,8 @@ def masked_fill(input, mask, value) -> Tensor:
         if value.ndim != 0:
             raise EngineError("masked_fill_ only supports a 0-dimensional value tensor, but "
                               f"got tensor with {value.ndim} dimension(s).")
+        if value._rg and input._data.dtype.kind not in "fc":
+            raise EngineError(f"Autograd not support dtype: {scalar_type_name(input)}")
         return apply(elementwise.masked_fill_tensor, (input, mask, value))
     return apply(elementwise.masked_fill, (input, mask), {"value": value})
 

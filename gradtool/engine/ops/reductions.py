@@ -13,7 +13,7 @@ from ...errors import EngineError
 from ..primitive import apply
 from ..prims import reduce as reduce_prims
 from ..tensor import Tensor, _make, _norm_dim
-from .common import _SCALAR_TYPE, _dims, _keepdim, _t, _tensor_of
+from .common import _SCALAR_TYPE, _dims, _keepdim, _t, _tensor_of, lifted, size_at
 from .indexing import gather
 from .pointwise import maximum, minimum
 from .shape import to
@@ -88,10 +88,18 @@ def _float_input(name: str, input: Tensor) -> None:
                           f"Got {input.dtype.name.capitalize()} instead.")
 
 
-def _nonempty(name: str, input: Tensor, dims: tuple) -> None:
-    for d in dims:
-        if input.shape[d] == 0:
-            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+def _nonempty(name: str, input: Tensor, dims: tuple, given=None) -> None:
+    """torch's error for a max/min-like reduction over an empty dim (naming the dim as the
+    caller wrote it, if given: amax(x, -1) says -1)."""
+    if given is not None and not (isinstance(given, (tuple, list)) and not given):
+        given = tuple(given) if isinstance(given, (tuple, list)) else (given,)
+        dims = [_norm_dim(_int(d), input.ndim) for d in given]
+    else:
+        given = dims
+    for d, shown in zip(dims, given):
+        if size_at(input.shape, d) == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {shown} to have non-zero "
+                             "size.")
     if not dims and input._data.size == 0:
         raise EngineError(f"{name}(): Expected reduction dim to be specified for "
                           "input.numel() == 0. Specify the reduction dim with the 'dim' "
@@ -121,9 +129,7 @@ def _extreme(name, full, per_dim, binary, arg_fn, result, input, dim, keepdim, k
     d = _one_dim(dim, input.ndim)
     _nonempty(name, input, (d,))
     values = apply(per_dim, (input,), {"dim": d, "keepdim": keepdim})
-    idx = arg_fn(input._data, axis=d)
-    if keepdim:
-        idx = np.expand_dims(idx, d)
+    idx = arg_fn(lifted(input._data), axis=d, keepdims=keepdim).reshape(values.shape)
     return result(values, _make(np.asarray(idx, dtype=np.int64)))
 
 
@@ -141,15 +147,17 @@ def min(input, dim=None, keepdim=False, *, keepdims=None, axis=None, other=None)
 
 def amax(input, dim=(), keepdim=False, *, keepdims=None, axis=None) -> Tensor:
     input = _t(input)
-    dims = _reduce_dims(input, axis if axis is not None else dim)
-    _nonempty("amax", input, dims)
+    dim = axis if axis is not None else dim
+    dims = _reduce_dims(input, dim)
+    _nonempty("amax", input, dims, dim)
     return apply(reduce_prims.amax, (input,), {"dim": dims, "keepdim": _keepdim(keepdim, keepdims)})
 
 
 def amin(input, dim=(), keepdim=False, *, keepdims=None, axis=None) -> Tensor:
     input = _t(input)
-    dims = _reduce_dims(input, axis if axis is not None else dim)
-    _nonempty("amin", input, dims)
+    dim = axis if axis is not None else dim
+    dims = _reduce_dims(input, dim)
+    _nonempty("amin", input, dims, dim)
     return apply(reduce_prims.amin, (input,), {"dim": dims, "keepdim": _keepdim(keepdim, keepdims)})
 
 
@@ -166,7 +174,13 @@ def _arg(np_fn, input, dim, keepdim, keepdims, axis):
         if keepdim:
             out = np.reshape(out, (1,) * data.ndim)
     else:
-        out = np_fn(data, axis=_norm_dim(_int(dim), data.ndim), keepdims=keepdim)
+        d = _norm_dim(_int(dim), data.ndim)
+        if size_at(data.shape, d) == 0:
+            raise IndexError(f"{np_fn.__name__}(): Expected reduction dim {d} to have "
+                             "non-zero size.")
+        out = np_fn(lifted(data), axis=d, keepdims=keepdim)
+        if not data.ndim:
+            out = np.reshape(out, ())
     return _make(np.asarray(out, dtype=np.int64))
 
 
@@ -207,7 +221,8 @@ def _var_args(name, input, dim, unbiased, keepdim, correction, keepdims, axis, d
     params = {"dim": _reduce_dims(input, dim),
               "correction": _correction(unbiased, correction, ddof),
               "keepdim": _keepdim(keepdim, keepdims)}
-    if reduce_prims.degrees_of_freedom(input.shape, params["dim"], params["correction"]) <= 0:
+    if reduce_prims.degrees_of_freedom(input.shape or (1,), params["dim"],
+                                       params["correction"]) <= 0:
         warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly "
                       "less than the reduction factor (input numel divided by output numel).",
                       UserWarning, stacklevel=3)
@@ -294,9 +309,9 @@ def _reduce_bool(np_fn, input, dim, keepdim) -> Tensor:
     data = _tensor_of(input)._data
     if dim is None:
         return _make(np.asarray(np_fn(data)))
-    axes = tuple(_norm_dim(d, data.ndim) for d in (dim if isinstance(dim, (tuple, list))
-                                                  else (dim,)))
-    return _make(np.asarray(np_fn(data, axis=axes, keepdims=keepdim)))
+    axes = _reduce_dims(_make(data), dim)
+    out = np_fn(lifted(data), axis=axes, keepdims=keepdim)
+    return _make(np.asarray(out).reshape(()) if not data.ndim else np.asarray(out))
 
 
 def all(input, dim=None, keepdim: bool = False) -> Tensor:
@@ -309,7 +324,11 @@ def any(input, dim=None, keepdim: bool = False) -> Tensor:
 
 def count_nonzero(input, dim=None) -> Tensor:
     data = _tensor_of(input)._data
-    return _make(np.asarray(np.count_nonzero(data, axis=dim), dtype=np.int64))
+    if dim is None:
+        return _make(np.asarray(np.count_nonzero(data), dtype=np.int64))
+    axes = _reduce_dims(_make(data), dim)
+    out = np.asarray(np.count_nonzero(lifted(data), axis=axes), dtype=np.int64)
+    return _make(out.reshape(()) if not data.ndim else out)
 
 
 # ---- sorting --------------------------------------------------------------------------------
@@ -319,9 +338,9 @@ TopkResult = namedtuple("topk", ["values", "indices"])
 
 def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     data = _tensor_of(input)._data
+    axis = _norm_dim(_int(dim), data.ndim)
     if data.ndim == 0:
         return _make(np.zeros((), np.int64))
-    axis = _norm_dim(dim, data.ndim)
     if not descending:
         return _make(np.argsort(data, axis=axis, kind="stable").astype(np.int64))
     # descending without negating (uint8 wraps, bool refuses): a stable ascending sort of the
@@ -333,6 +352,7 @@ def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False
 
 def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
     input = _tensor_of(input)
+    _norm_dim(_int(dim), input.ndim)
     if input.ndim == 0:
         return SortResult(input.clone(), _make(np.zeros((), np.int64)))
     indices = argsort(input, dim, descending)
@@ -344,7 +364,7 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
     axis = _norm_dim(dim, builtins.max(input.ndim, 1))
     size = input.shape[axis] if input.ndim else 1
     if not 0 <= k <= size:
-        raise IndexError("selected index k out of range")
+        raise EngineError("selected index k out of range")
     order = argsort(input, dim, descending=largest)
     indices = _make(np.take(order._data, np.arange(k), axis=axis) if input.ndim
                     else order._data)

@@ -78,10 +78,10 @@ def view(input, *shape) -> Tensor:
 
 def flatten(input, start_dim=0, end_dim=-1) -> Tensor:
     input = _t(input)
-    if input.ndim == 0:
-        return reshape(input, 1)
     s = _norm_dim(start_dim, input.ndim)
     e = _norm_dim(end_dim, input.ndim)
+    if input.ndim == 0:
+        return reshape(input, 1)
     if s == e:
         return input
     shape = input.shape
@@ -220,6 +220,8 @@ def triu(input, diagonal: int = 0) -> Tensor:
 
 def narrow(input, dim: int, start: int, length: int) -> Tensor:
     input = _tensor_of(input)
+    if input.ndim == 0:
+        raise EngineError("narrow() cannot be applied to a 0-dim tensor.")
     axis = _norm_dim(dim, input.ndim)
     size = input.shape[axis]
     if start < 0:

@@ -443,7 +443,8 @@ masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
 
 # masked_fill with a 0-dim tensor value: MaskedFillBackward1; the value gets the masked sum.
 masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
-                               lambda x, mask, value: np.where(mask, value, x),
+                               lambda x, mask, value: np.where(mask, value, x).astype(
+                                   x.dtype, copy=False),
                                broadcasts=True, input_names=("self", "mask", "value"),
                                batch=batching.elementwise, delta=batching.delta_elementwise,
                                sample=lambda: [one(normal(2, 3), mask(2, 3), np.array(0.7))],

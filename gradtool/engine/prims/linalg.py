@@ -113,5 +113,5 @@ trace = Primitive("trace", "TraceBackward0", np.trace, save="shapes", input_name
                   batch=batching.trace,
                   sample=lambda: [one(normal(3, 3)), one(normal(2, 4))],
                   vjp=lambda g, a, out: B.expand_dims(B.expand_dims(g, -1), -1)
-                      * np.eye(a.shape[0], a.shape[1]),
+                      * np.eye(a.shape[0], a.shape[1], dtype=a.dtype),
                   jvp=lambda t, a, out: np.trace(t))

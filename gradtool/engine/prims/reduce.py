@@ -8,6 +8,7 @@ from .. import backend as B
 from .. import batching
 from ..samples import away, distinct, normal, one, unary
 from ..primitive import Primitive
+from .scalar_dim import on_missing_axis
 
 
 def _expand_back(g, shape, dims, keepdim):
@@ -48,13 +49,17 @@ def _contiguous_result(np_reduce):
     return forward
 
 
-sum_dim = Primitive("sum_dim", "SumBackward1", _contiguous_result(np.sum),
+sum_dim = Primitive("sum_dim", "SumBackward1",
                     save="shapes", input_names=("self",),
                     batch=batching.dims_shifted("dim"), delta=batching.delta_reduce,
                     sample=lambda: [one(normal(2, 3, 2), dim=(0, 2), keepdim=False),
                                     one(normal(2, 3), dim=(1,), keepdim=True)],
-                    vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim),
-                    jvp=lambda t, x, out, dim, keepdim: np.sum(t, axis=dim, keepdims=keepdim))
+                    **on_missing_axis(
+                        _contiguous_result(np.sum),
+                        vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim,
+                                                                         keepdim),
+                        jvp=lambda t, x, out, dim, keepdim: np.sum(t, axis=dim,
+                                                                   keepdims=keepdim)))
 
 def _mean(x, axis=None, keepdims=False):
     """np.mean, with torch's silent NaN for an empty reduction (numpy warns)."""
@@ -73,14 +78,17 @@ mean_all = Primitive("mean", "MeanBackward0", lambda x: _mean(x), quiet=True, sa
                          _expand_back(g, x.shape, tuple(range(x.ndim)), False) / max(x.size, 1),
                      jvp=lambda t, x, out: np.mean(t))
 
-mean_dim = Primitive("mean_dim", "MeanBackward1", _contiguous_result(_mean),
+mean_dim = Primitive("mean_dim", "MeanBackward1",
                      quiet=True, save="shapes", input_names=("self",),
                      batch=batching.dims_shifted("dim"), delta=batching.delta_reduce,
                      sample=lambda: [one(normal(2, 3, 2), dim=(1,), keepdim=False),
                                      one(normal(2, 3), dim=(0, 1), keepdim=True)],
-                     vjp=lambda g, x, out, dim, keepdim:
-                         _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim),
-                     jvp=lambda t, x, out, dim, keepdim: np.mean(t, axis=dim, keepdims=keepdim))
+                     **on_missing_axis(
+                         _contiguous_result(_mean),
+                         vjp=lambda g, x, out, dim, keepdim:
+                             _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim),
+                         jvp=lambda t, x, out, dim, keepdim: np.mean(t, axis=dim,
+                                                                     keepdims=keepdim)))
 
 
 def _expand_kept(g, nd, dims, keepdim):
@@ -141,11 +149,11 @@ def _dim_extreme(name, node_name, np_fn, arg_fn, *, sample=None):
         return np.sum(t * onehot(x, dim), axis=dim, keepdims=keepdim)
 
     prim = Primitive(name, node_name,
-                     lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
                      input_names=("self",), analytic=False,
                      batch=batching.dims_shifted("dim"), domain="distinct", sample=sample,
-                     vjp=vjp,
-                     jvp=jvp)
+                     **on_missing_axis(
+                         lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
+                         vjp=vjp, jvp=jvp))
     return prim
 
 
@@ -168,11 +176,11 @@ def _amax_like(name, node_name, np_fn, *, sample=None):
         return np.sum(t * mask, axis=dim, keepdims=keepdim)
 
     prim = Primitive(name, node_name,
-                     lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
                      input_names=("self",), analytic=False,
                      batch=batching.dims_shifted("dim"), domain="distinct", sample=sample,
-                     vjp=vjp,
-                     jvp=jvp)
+                     **on_missing_axis(
+                         lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
+                         vjp=vjp, jvp=jvp))
     return prim
 
 
@@ -216,14 +224,15 @@ prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), quiet=True, 
                      jvp=lambda t, x, out: np.sum(t * _prod_others(x, None)))
 
 prod_dim = Primitive("prod_dim", "ProdBackward1",
-                     lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
                      quiet=True, save="both", input_names=("self",),
                      batch=batching.dims_shifted("dim"), domain="nonzero",
                      sample=lambda: [one(away(3, 4), dim=1, keepdim=False),
                                      one(away(3, 4), dim=0, keepdim=True)],
-                     vjp=_prod_vjp,
-                     jvp=lambda t, x, out, dim, keepdim: np.sum(t * _prod_others(x, dim), axis=dim,
-                                                                keepdims=keepdim))
+                     **on_missing_axis(
+                         lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
+                         vjp=_prod_vjp,
+                         jvp=lambda t, x, out, dim, keepdim: np.sum(
+                             t * _prod_others(x, dim), axis=dim, keepdims=keepdim)))
 
 
 # ---- var / std (correction = 1: unbiased, torch's default) -------------------------------
@@ -262,12 +271,11 @@ def _var_jvp(t, x, out, dim, correction, keepdim):
     return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) * (2.0 * _per_dof(n))
 
 
-var = Primitive("var", "VarBackward0", _var_forward, quiet=True, input_names=("self",),
+var = Primitive("var", "VarBackward0", quiet=True, input_names=("self",),
                 batch=batching.dims_shifted("dim"),
                 sample=lambda: [one(normal(3, 4), dim=(0, 1), correction=1, keepdim=False),
                                 one(normal(3, 4), dim=(1,), correction=0, keepdim=True)],
-                vjp=_var_vjp,
-                jvp=_var_jvp)
+                **on_missing_axis(_var_forward, vjp=_var_vjp, jvp=_var_jvp))
 
 
 def _nonzero(out):
@@ -288,14 +296,13 @@ def _std_jvp(t, x, out, dim, correction, keepdim):
         * _per_dof(n)
 
 
-std = Primitive("std", "StdBackward0",
-                lambda x, dim, correction, keepdim: np.sqrt(_var_forward(x, dim, correction,
-                                                                         keepdim)),
-                quiet=True, save="both", input_names=("self",), batch=batching.dims_shifted("dim"),
+std = Primitive("std", "StdBackward0", quiet=True, save="both", input_names=("self",), batch=batching.dims_shifted("dim"),
                 sample=lambda: [one(normal(3, 4), dim=(0, 1), correction=1, keepdim=False),
                                 one(normal(3, 4), dim=(0,), correction=1, keepdim=True)],
-                vjp=_std_vjp,
-                jvp=_std_jvp)
+                **on_missing_axis(
+                    lambda x, dim, correction, keepdim: np.sqrt(_var_forward(x, dim, correction,
+                                                                             keepdim)),
+                    vjp=_std_vjp, jvp=_std_jvp))
 
 
 # ---- vector norm -------------------------------------------------------------------------------
@@ -348,33 +355,34 @@ def _vector_norm_samples():
             one(distinct(3, 4), ord=-np.inf, dim=(0, 1), keepdim=False)]
 
 
-vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", _norm_forward,
-                        quiet=True, save="both", input_names=("self",), analytic=False,
+vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", quiet=True, save="both", input_names=("self",), analytic=False,
                         batch=batching.dims_shifted("dim"), domain="away_from_zero",
                         sample=_vector_norm_samples,
-                        vjp=_norm_vjp,
-                        jvp=_norm_jvp)
+                        **on_missing_axis(_norm_forward, vjp=_norm_vjp, jvp=_norm_jvp))
 
 
 # ---- logsumexp / softmax / log_softmax (fused: numerically stable rules) ------------------------
 def _logsumexp_forward(x, dim, keepdim):
-    m = np.max(np.real(x), axis=dim, keepdims=True)
+    # over an empty dim: log(0) = -inf (torch), and softmax of an empty dim is empty
+    m = np.max(np.real(x), axis=dim, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, 0.0)
     out = np.log(np.sum(np.exp(x - m), axis=dim, keepdims=True)) + m
     return out if keepdim else np.squeeze(out, axis=dim)
 
 
 # d logsumexp(x) = softmax(x) dx = exp(x - logsumexp(x)) dx
-logsumexp = Primitive("logsumexp", "LogsumexpBackward0", _logsumexp_forward, quiet=True,
-                      save="both",
+logsumexp = Primitive("logsumexp", "LogsumexpBackward0", quiet=True, save="both",
                       input_names=("self",), batch=batching.dims_shifted("dim"),
                       sample=lambda: [one(normal(3, 4), dim=(1,), keepdim=False),
                                       one(normal(2, 3, 2) * 30, dim=(0, 2), keepdim=True)],
-                      vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim)
+                      **on_missing_axis(
+                          _logsumexp_forward,
+                          vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim,
+                                                                           keepdim)
                           * B.exp(x - _expand_kept(out, x.ndim, dim, keepdim)),
-                      jvp=lambda t, x, out, dim, keepdim: np.sum(
-                          t * np.exp(x - _expand_kept(out, x.ndim, dim, keepdim)), axis=dim,
-                          keepdims=keepdim))
+                          jvp=lambda t, x, out, dim, keepdim: np.sum(
+                              t * np.exp(x - _expand_kept(out, x.ndim, dim, keepdim)),
+                              axis=dim, keepdims=keepdim)))
 
 
 # softmax and log_softmax write contiguous results, as torch's kernels do (numpy lays out
@@ -389,12 +397,15 @@ def _softmax_vjp(g, x, out, dim):
     return out * (g - B.sum(g * out, axis=d, keepdims=True))
 
 
-softmax = Primitive("softmax", "SoftmaxBackward0", _softmax_forward, quiet=True, save="out",
+softmax = Primitive("softmax", "SoftmaxBackward0", quiet=True, save="out",
                     input_names=("self",),
                     batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
                     sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
-                    vjp=lambda g, x, out, dim: _softmax_vjp(g, out, out, dim),
-                    jvp=lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim, keepdims=True)))
+                    **on_missing_axis(
+                        _softmax_forward,
+                        vjp=lambda g, x, out, dim: _softmax_vjp(g, out, out, dim),
+                        jvp=lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim,
+                                                                     keepdims=True))))
 
 
 def _log_softmax_forward(x, dim):
@@ -402,21 +413,23 @@ def _log_softmax_forward(x, dim):
 
 
 # d log_softmax(x) = dx - <softmax(x), dx>:  vᵀJ = v - softmax(x) sum(v)
-log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", _log_softmax_forward,
-                        quiet=True, save="out", input_names=("self",),
+log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", quiet=True, save="out", input_names=("self",),
                         batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
                         sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
-                        vjp=lambda g, x, out, dim: g - B.exp(out) * B.sum(
-                            g, axis=dim - out.ndim, keepdims=True),
-                        jvp=lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
-                                                              keepdims=True))
+                        **on_missing_axis(
+                            _log_softmax_forward,
+                            vjp=lambda g, x, out, dim: g - B.exp(out) * B.sum(
+                                g, axis=dim - out.ndim, keepdims=True),
+                            jvp=lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
+                                                                  keepdims=True)))
 
 
 # ---- cumsum -------------------------------------------------------------------------------------
 # The adjoint of a running sum is a running sum from the other end.
-cumsum = Primitive("cumsum", "CumsumBackward0", lambda x, dim: np.cumsum(x, axis=dim),
-                   save="shapes", input_names=("self",), batch=batching.dims_shifted("dim"),
+cumsum = Primitive("cumsum", "CumsumBackward0", save="shapes", input_names=("self",), batch=batching.dims_shifted("dim"),
                    sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4), dim=0)],
-                   vjp=lambda g, x, out, dim: B.flip(B.cumsum(B.flip(g, (dim - x.ndim,)),
-                                                              dim - x.ndim), (dim - x.ndim,)),
-                   jvp=lambda t, x, out, dim: np.cumsum(t, axis=dim))
+                   **on_missing_axis(
+                       lambda x, dim: np.cumsum(x, axis=dim),
+                       vjp=lambda g, x, out, dim: B.flip(B.cumsum(B.flip(g, (dim - x.ndim,)),
+                                                                  dim - x.ndim), (dim - x.ndim,)),
+                       jvp=lambda t, x, out, dim: np.cumsum(t, axis=dim)))
