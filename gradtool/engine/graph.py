@@ -167,7 +167,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             result.append(None)
             continue
         if not isinstance(g, Tensor):
-            g = _make(np.array(g, copy=True) if not g.flags.owndata else g)
+            # (a rule may return a numpy scalar for a 0-d gradient)
+            g = _make(g if type(g) is np.ndarray and g.flags.owndata else np.array(g))
         if g._data.dtype != t._data.dtype:
             # a gradient has its input's dtype (torch's validate_outputs: float32 inputs of
             # an op with a float64 operand get float32 gradients)

@@ -71,9 +71,7 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
             if rounding_mode == "trunc":
                 quotient = quotient + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
             return _make(promoted(np.asarray(quotient), (a, b)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            data = np.true_divide(a, b)
-        return _make(np.floor(data) if rounding_mode == "floor" else np.trunc(data))
+        return apply(elementwise.div_rounded, (input, other), {"rounding_mode": rounding_mode})
     if not isinstance(input, Tensor):
         return mul(reciprocal(other), input)
     return apply(elementwise.div, (input, other))

@@ -74,6 +74,31 @@ div = _binary("div", "DivBackward0", np.true_divide,
               (lambda t, a, b, out: t / b, lambda t, a, b, out: -t * a / (b * b)),
               quiet=True, domain="nonzero_other", needs=((1,), (0, 1)),
               sample=binary(normal, away))
+
+
+def _div_rounded(a, b, rounding_mode):
+    quotient = np.true_divide(a, b)
+    return np.floor(quotient) if rounding_mode == "floor" else np.trunc(quotient)
+
+
+def _div_rounded_vjp(g, a, b, out, rounding_mode):
+    # a rounded quotient is piecewise constant: zero gradient (torch's DivBackward2)
+    return B.zeros_like(g)
+
+
+def _div_rounded_jvp(t, a, b, out, rounding_mode):
+    return np.zeros(np.shape(out), np.result_type(out))
+
+
+# div(a, b, rounding_mode='floor' | 'trunc') of floating tensors
+div_rounded = _binary("div_rounded", "DivBackward2", _div_rounded,
+                      (_div_rounded_vjp, _div_rounded_vjp), (_div_rounded_jvp, _div_rounded_jvp),
+                      save="none", quiet=True, analytic=False,
+                      sample=lambda: [
+                          one(np.array([[0.3, 1.7, -2.4], [0.55, -0.45, 3.3]]), 2.0,
+                              rounding_mode="floor"),
+                          one(np.array([[0.3, 1.7, -2.4], [0.55, -0.45, 3.3]]),
+                              np.array([2.0, 1.5, -2.5]), rounding_mode="trunc")])
 neg = _unary("neg", "NegBackward0", np.negative, lambda g, x, out: -g,
              lambda t, x, out: -t, save="none",
              sample=unary())

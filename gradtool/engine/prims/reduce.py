@@ -197,6 +197,8 @@ def _prod_others(x, axis):
     running products from both ends (exact when x has zeros)."""
     if axis is None:
         return _prod_others(x.reshape(-1), 0).reshape(x.shape)
+    if x.shape[axis] == 0:
+        return np.ones_like(x)
     ones = np.ones_like(np.take(x, [0], axis=axis))
     left = np.concatenate([ones, np.cumprod(np.take(x, range(x.shape[axis] - 1), axis=axis),
                                             axis=axis)], axis=axis)
@@ -267,6 +269,8 @@ def _var_vjp(g, x, out, dim, correction, keepdim):
 
 
 def _var_jvp(t, x, out, dim, correction, keepdim):
+    if not x.size:      # torch: a zero tangent over an empty dim (not 0 * inf)
+        return np.zeros(np.shape(out), x.dtype)
     n = degrees_of_freedom(x.shape, dim, correction)
     return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) * (2.0 * _per_dof(n))
 
@@ -370,6 +374,13 @@ def _logsumexp_forward(x, dim, keepdim):
     return out if keepdim else np.squeeze(out, axis=dim)
 
 
+def _logsumexp_jvp(t, x, out, dim, keepdim):
+    if not x.size:      # torch's tangent over an empty dim is NaN (its output is -inf)
+        return np.full(np.shape(out), np.nan, x.dtype)
+    return np.sum(t * np.exp(x - _expand_kept(out, x.ndim, dim, keepdim)), axis=dim,
+                  keepdims=keepdim)
+
+
 # d logsumexp(x) = softmax(x) dx = exp(x - logsumexp(x)) dx
 logsumexp = Primitive("logsumexp", "LogsumexpBackward0", quiet=True, save="both",
                       input_names=("self",), batch=batching.dims_shifted("dim"),
@@ -380,9 +391,7 @@ logsumexp = Primitive("logsumexp", "LogsumexpBackward0", quiet=True, save="both"
                           vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim,
                                                                            keepdim)
                           * B.exp(x - _expand_kept(out, x.ndim, dim, keepdim)),
-                          jvp=lambda t, x, out, dim, keepdim: np.sum(
-                              t * np.exp(x - _expand_kept(out, x.ndim, dim, keepdim)),
-                              axis=dim, keepdims=keepdim)))
+                          jvp=_logsumexp_jvp))
 
 
 # softmax and log_softmax write contiguous results, as torch's kernels do (numpy lays out
