@@ -699,8 +699,7 @@ def op_error(prim: Primitive, exc: Exception, datas: list) -> EngineError:
             if da != db and da != 1 and db != 1:
                 return ShapeError(
                     f"The size of tensor a ({da}) must match the size of tensor b ({db}) at "
-                    f"non-singleton dimension {max(len(a), len(b)) - i} (in {prim.name} of "
-                    f"shapes {list(a)} and {list(b)})")
+                    f"non-singleton dimension {max(len(a), len(b)) - i}")
         return ShapeError(f"{prim.name}: shapes {' and '.join(map(str, map(list, shapes)))} "
                           "cannot be broadcast together")
     if isinstance(exc, IndexError):

@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 
+from .. import dtypes
 from ..tensor import Tensor, _make, _norm_dim, _to_array, version_counter
 
 _bool = builtins.bool
@@ -89,24 +90,9 @@ def _share_version(out: Tensor, base: Tensor) -> Tensor:
     return out
 
 
-# torch's names of dtypes in its error messages
-_SCALAR_TYPE = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
-                "uint8": "Byte", "bool": "Bool", "float64": "Double", "float32": "Float"}
-_C_TYPE = {"int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
-           "uint8": "unsigned char", "float64": "double", "float32": "float"}
-
-
-_CPP_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int",
-              "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
-              "bool": "bool", "float16": "c10::Half", "complex64": "c10::complex<float>",
-              "complex128": "c10::complex<double>"}
-_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
-                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
-                 "float16": "Half", "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
-
-
 def scalar_type_name(t: Tensor) -> str:
-    return _SCALAR_NAMES.get(str(t._data.dtype), str(t._data.dtype))
+    """torch's name of t's dtype in messages ("Double", "Long"): see dtypes.scalar_type_name."""
+    return dtypes.scalar_type_name(t._data.dtype)
 
 
 def _tensor_of(x) -> Tensor:

@@ -57,8 +57,9 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others) -> 
     values = compute(old, *others)
     if values._data.dtype != view._data.dtype:
         if not np.can_cast(values._data.dtype, view._data.dtype, "same_kind"):
-            raise EngineError(f"result type {values.dtype.name.capitalize()} can't be cast to "
-                              f"the desired output type {view.dtype.name.capitalize()}")
+            raise EngineError(f"result type {dtypes.scalar_type_name(values._data)} can't be "
+                              "cast to the desired output type "
+                              f"{dtypes.scalar_type_name(view._data)}")
         values = to(values, view.dtype)
     if tuple(values.shape) != tuple(view.shape):
         values = broadcast_to(values, view.shape)
@@ -121,9 +122,9 @@ def _inplace(self: Tensor, compute, *others) -> Tensor:
     data = result._data
     if data.dtype != self._data.dtype and not np.can_cast(data.dtype, self._data.dtype,
                                                           "same_kind"):
-        raise EngineError(f"result type {dtypes.from_np(data.dtype).name.capitalize()} can't "
+        raise EngineError(f"result type {dtypes.scalar_type_name(data)} can't "
                           f"be cast to the desired output type "
-                          f"{dtypes.from_np(self._data.dtype).name.capitalize()}")
+                          f"{dtypes.scalar_type_name(self._data)}")
     if data.shape != self._data.shape:
         try:
             data = np.broadcast_to(data, self._data.shape)

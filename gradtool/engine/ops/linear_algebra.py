@@ -14,7 +14,8 @@ from ..primitive import apply
 from ..prims import linalg as linalg_prims
 from ..prims import shape as shape_prims
 from ..tensor import Tensor
-from .common import _CPP_NAMES, _t, scalar_type_name
+from ..dtypes import c_type_name
+from .common import _t, scalar_type_name
 from .indexing import diagonal
 from .pointwise import mul
 from .reductions import sum, vector_norm
@@ -49,7 +50,7 @@ def _mm_shapes_error(a: Tensor, b: Tensor) -> EngineError:
 def _same_dtype_m1_m2(a: Tensor, b: Tensor) -> None:
     """torch multiplies matrices of one dtype only (no promotion)."""
     if a._data.dtype != b._data.dtype:
-        names = [_CPP_NAMES.get(str(t._data.dtype), str(t._data.dtype)) for t in (a, b)]
+        names = [c_type_name(t._data) for t in (a, b)]
         raise EngineError("expected m1 and m2 to have the same dtype, but got: "
                           f"{names[0]} != {names[1]}")
 
@@ -97,8 +98,16 @@ def dot(input, other) -> Tensor:
     return apply(linalg_prims.dot, (a, b))
 
 
+def _same_dtype_addmv(mat: Tensor, vec: Tensor) -> None:
+    if mat._data.dtype != vec._data.dtype:
+        raise EngineError("addmv input tensors must have the same dtype, but got "
+                          f"{scalar_type_name(vec)}, {scalar_type_name(mat)}, and "
+                          f"{scalar_type_name(vec)}")
+
+
 def mv(input, vec) -> Tensor:
     a, v = _t(input), _t(vec)
+    _same_dtype_addmv(a, v)
     if a.ndim != 2 or v.ndim != 1 or a.shape[1] != v.shape[0]:
         raise ShapeError(f"size mismatch, got input ({a.shape[0] if a.ndim else ''}), mat "
                          f"({'x'.join(map(str, a.shape))}), vec ({v.shape[0] if v.ndim else ''})")
@@ -116,9 +125,11 @@ def matmul(input, other) -> Tensor:
     if nda == 0 or ndb == 0:
         raise EngineError("both arguments to matmul need to be at least 1D, but they are "
                           f"{nda}D and {ndb}D")
-    _same_dtype_m1_m2(a, b)
     if nda == 1 and ndb == 1:
-        return dot(a, b)             # dot reports a size mismatch
+        return dot(a, b)             # dot reports a size mismatch or mixed dtypes
+    if ndb == 1:
+        _same_dtype_addmv(a, b)
+    _same_dtype_m1_m2(a, b)
     _check_matmul_sizes(a, b)
     if a.ndim == 2 and b.ndim == 1:
         return mv(a, b)

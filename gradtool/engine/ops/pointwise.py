@@ -12,7 +12,8 @@ from ..dtypes import promoted
 from ..primitive import apply
 from ..prims import elementwise
 from ..tensor import Tensor, _make
-from .common import _C_TYPE, _t, _tensor_of, scalar_type_name
+from ..dtypes import c_type_name
+from .common import _t, _tensor_of, scalar_type_name
 
 _bool = builtins.bool
 _int = builtins.int
@@ -214,7 +215,7 @@ def masked_fill(input, mask, value) -> Tensor:
     mask = _t(mask)._data
     if mask.dtype != np.bool_:
         raise EngineError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                          f"{_C_TYPE.get(mask.dtype.name, mask.dtype.name)}")
+                          f"{c_type_name(mask)}")
     if isinstance(value, Tensor):
         if value.ndim != 0:
             raise EngineError("masked_fill_ only supports a 0-dimensional value tensor, but "

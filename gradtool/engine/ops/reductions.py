@@ -13,7 +13,7 @@ from ...errors import EngineError
 from ..primitive import apply
 from ..prims import reduce as reduce_prims
 from ..tensor import Tensor, _make, _norm_dim
-from .common import _SCALAR_TYPE, _dims, _keepdim, _t, _tensor_of, lifted, size_at
+from .common import _dims, _keepdim, _t, _tensor_of, lifted, scalar_type_name, size_at
 from .indexing import gather
 from .pointwise import maximum, minimum
 from .shape import to
@@ -54,7 +54,7 @@ def mean(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None
     if input._data.dtype.kind not in "fc":
         raise EngineError("mean(): could not infer output dtype. Input dtype must be either "
                           f"a floating point or complex dtype. Got: "
-                          f"{_SCALAR_TYPE.get(input.dtype.name, input.dtype.name)}")
+                          f"{scalar_type_name(input)}")
     dim = axis if dim is None else dim
     keepdim = _keepdim(keepdim, keepdims)
     if dim is None:
@@ -82,10 +82,18 @@ def _one_dim(dim, ndim: int) -> int:
     return _norm_dim(_int(dim), ndim)
 
 
+#: torch's error for an integer input, per op that needs a floating one
+_FLOAT_INPUT_ERRORS = {
+    "var": "std and var only support floating point and complex dtypes",
+    "std": "std and var only support floating point and complex dtypes",
+    "linalg.vector_norm": "linalg.vector_norm: Expected a floating point or complex tensor as "
+                          "input. Got {dtype}",
+}
+
+
 def _float_input(name: str, input: Tensor) -> None:
     if input._data.dtype.kind not in "fc":
-        raise EngineError(f"{name}(): input dtype should be either floating point or complex. "
-                          f"Got {input.dtype.name.capitalize()} instead.")
+        raise EngineError(_FLOAT_INPUT_ERRORS[name].format(dtype=scalar_type_name(input)))
 
 
 def _nonempty(name: str, input: Tensor, dims: tuple, given=None) -> None:
@@ -279,12 +287,22 @@ def _softmax_dim(dim, ndim: int) -> int:
     return _norm_dim(_int(dim), ndim)
 
 
+def _softmax_input(name: str, input: Tensor, dim: int) -> None:
+    """torch's NotImplementedError for a softmax of an integer tensor (its kernel's name)."""
+    if input._data.dtype.kind not in "fc":
+        kernel = "lastdim_kernel_impl" if dim == builtins.max(input.ndim - 1, 0) \
+            else "kernel_impl"
+        raise NotImplementedError(f'"{name}_{kernel}" not implemented for '
+                                  f"'{scalar_type_name(input)}'")
+
+
 def softmax(input, dim=None, dtype=None, *, axis=None) -> Tensor:
     """exp(x) / sum(exp(x)) along dim (fused, stable: SoftmaxBackward0)."""
     input = _t(input)
     if dtype is not None:
         input = to(input, dtype)
     dim = _softmax_dim(axis if axis is not None else dim, input.ndim)
+    _softmax_input("softmax", input, dim)
     return apply(reduce_prims.softmax, (input,), {"dim": dim})
 
 
@@ -294,6 +312,7 @@ def log_softmax(input, dim=None, dtype=None, *, axis=None) -> Tensor:
     if dtype is not None:
         input = to(input, dtype)
     dim = _softmax_dim(axis if axis is not None else dim, input.ndim)
+    _softmax_input("log_softmax", input, dim)
     return apply(reduce_prims.log_softmax, (input,), {"dim": dim})
 
 

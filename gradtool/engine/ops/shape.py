@@ -142,15 +142,21 @@ def broadcast_to(input, *shape) -> Tensor:
     shape = _shape_arg(shape)
     nd_new = len(shape) - input.ndim
     if nd_new < 0:
-        raise EngineError(f"expand: the number of sizes provided ({len(shape)}) must be "
-                          f"greater or equal to the number of dimensions in the tensor "
-                          f"({input.ndim})")
+        raise EngineError(f"expand(torch.{dtypes.legacy_type_name(input._data)}"
+                          f"{{{list(input.shape)}}}, size={list(shape)}): the number of sizes "
+                          f"provided ({len(shape)}) must be greater or equal to the number of "
+                          f"dimensions in the tensor ({input.ndim})")
+    for i, s in enumerate(shape[:nd_new]):
+        if s < 0:
+            raise EngineError(f"The expanded size of the tensor ({s}) isn't allowed in a "
+                              f"leading, non-existing dimension {i}")
+    given = list(shape)
     shape = tuple(input.shape[i - nd_new] if s == -1 else s for i, s in enumerate(shape))
     for i, n in enumerate(input.shape):
         if n != 1 and n != shape[i + nd_new]:
             raise ShapeError(f"The expanded size of the tensor ({shape[i + nd_new]}) must match "
                              f"the existing size ({n}) at non-singleton dimension "
-                             f"{i + nd_new}.  Target sizes: {list(shape)}.  Tensor sizes: "
+                             f"{i + nd_new}.  Target sizes: {given}.  Tensor sizes: "
                              f"{list(input.shape)}")
     return _share_version(apply(shape_prims.expand, (input,), {"shape": shape}), input)
 

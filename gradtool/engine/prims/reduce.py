@@ -300,7 +300,8 @@ def _std_jvp(t, x, out, dim, correction, keepdim):
         * _per_dof(n)
 
 
-std = Primitive("std", "StdBackward0", quiet=True, save="both", input_names=("self",), batch=batching.dims_shifted("dim"),
+std = Primitive("std", "StdBackward0", quiet=True, save="both", input_names=("self",),
+                batch=batching.dims_shifted("dim"),
                 sample=lambda: [one(normal(3, 4), dim=(0, 1), correction=1, keepdim=False),
                                 one(normal(3, 4), dim=(0,), correction=1, keepdim=True)],
                 **on_missing_axis(
@@ -359,7 +360,8 @@ def _vector_norm_samples():
             one(distinct(3, 4), ord=-np.inf, dim=(0, 1), keepdim=False)]
 
 
-vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", quiet=True, save="both", input_names=("self",), analytic=False,
+vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", quiet=True, save="both",
+                        input_names=("self",), analytic=False,
                         batch=batching.dims_shifted("dim"), domain="away_from_zero",
                         sample=_vector_norm_samples,
                         **on_missing_axis(_norm_forward, vjp=_norm_vjp, jvp=_norm_jvp))
@@ -422,7 +424,8 @@ def _log_softmax_forward(x, dim):
 
 
 # d log_softmax(x) = dx - <softmax(x), dx>:  vᵀJ = v - softmax(x) sum(v)
-log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", quiet=True, save="out", input_names=("self",),
+log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", quiet=True, save="out",
+                        input_names=("self",),
                         batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
                         sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
                         **on_missing_axis(
@@ -435,7 +438,8 @@ log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", quiet=True, save="
 
 # ---- cumsum -------------------------------------------------------------------------------------
 # The adjoint of a running sum is a running sum from the other end.
-cumsum = Primitive("cumsum", "CumsumBackward0", save="shapes", input_names=("self",), batch=batching.dims_shifted("dim"),
+cumsum = Primitive("cumsum", "CumsumBackward0", save="shapes", input_names=("self",),
+                   batch=batching.dims_shifted("dim"),
                    sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4), dim=0)],
                    **on_missing_axis(
                        lambda x, dim: np.cumsum(x, axis=dim),
