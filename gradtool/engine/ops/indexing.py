@@ -327,13 +327,14 @@ def index_select(input, dim, index) -> Tensor:
         raise EngineError("index_select(): Index to scalar can have only 1 value, got "
                           f"{index.size} value(s)")
     n = size_at(input.shape, d)
-    if n == 0 and index.size and (index.ndim or input.ndim > 1):
+    if n == 0 and index.size and input.ndim > 1:
         raise EngineError("index_select(): self indexing axis dim should be positive")
-    if index.size and index.min() < 0:
-        raise EngineError(f"INDICES element is out of DATA bounds, id={int(index.min())} "
-                          f"axis_dim={n}")
-    if index.size and index.max() >= n:
-        raise IndexError("index out of range in self")
+    bad = (index < 0) | (index >= n)
+    if bad.any():
+        if input.ndim <= 1:     # torch's 1-d kernel has its own message
+            raise IndexError("index out of range in self")
+        raise EngineError("INDICES element is out of DATA bounds, "
+                          f"id={int(index[bad].reshape(-1)[0])} axis_dim={n}")
     return apply(shape_prims.index_select, (input, index.reshape(-1)), {"dim": d})
 
 

@@ -8,7 +8,7 @@ import builtins
 import numpy as np
 
 from ...errors import EngineError
-from ..dtypes import promoted
+from ..dtypes import promoted, torch_result_dtype
 from ..primitive import apply
 from ..prims import elementwise
 from ..tensor import Tensor, _make
@@ -21,14 +21,14 @@ _float = builtins.float
 
 __all__ = [
     "abs", "absolute", "acos", "add", "allclose", "arccos", "arcsin", "arctan", "arctan2",
-    "asin", "atan", "atan2", "ceil", "clamp", "clamp_max", "clamp_min", "clip", "cos", "cosh",
-    "div", "divide", "eq", "equal", "exp", "expm1", "floor", "frac", "ge", "greater",
-    "greater_equal", "gt", "isclose", "isfinite", "isinf", "isnan", "le", "less", "less_equal",
-    "log", "log10", "log1p", "log2", "logical_and", "logical_not", "logical_or", "lt",
-    "masked_fill", "maximum", "minimum", "mul", "multiply", "ne", "neg", "negative", "pow",
-    "reciprocal", "relu", "remainder", "round", "rsqrt", "rsub", "sigmoid", "sign", "sin",
-    "sinh", "softplus", "sqrt", "square", "sub", "subtract", "tan", "tanh", "true_divide",
-    "trunc", "where",
+    "asin", "atan", "atan2", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "ceil",
+    "clamp", "clamp_max", "clamp_min", "clip", "cos", "cosh", "div", "divide", "eq", "equal",
+    "exp", "expm1", "floor", "frac", "ge", "greater", "greater_equal", "gt", "isclose",
+    "isfinite", "isinf", "isnan", "le", "less", "less_equal", "log", "log10", "log1p", "log2",
+    "logical_and", "logical_not", "logical_or", "lt", "masked_fill", "maximum", "minimum",
+    "mul", "multiply", "ne", "neg", "negative", "pow", "reciprocal", "relu", "remainder",
+    "round", "rsqrt", "rsub", "sigmoid", "sign", "sin", "sinh", "softplus", "sqrt", "square",
+    "sub", "subtract", "tan", "tanh", "true_divide", "trunc", "where",
 ]
 
 
@@ -247,6 +247,32 @@ def logical_not(input) -> Tensor:
     return apply(elementwise.logical_not, (input,))
 
 
+# ---- bitwise (the operators & | ^ ~; logical on bool tensors, no gradient) --------------
+def _bitwise(np_fn, name):
+    def op(input, other) -> Tensor:
+        a, b = _t(input)._data, _t(other)._data
+        out_dtype = torch_result_dtype([a, b])
+        if out_dtype.kind in "fc":
+            raise NotImplementedError(f'"{name}_cpu" not implemented for '
+                                      f"'{scalar_type_name(_make(np.empty(0, out_dtype)))}'")
+        return _make(np.asarray(np_fn(a, b)).astype(out_dtype, copy=False))
+    op.__name__ = name
+    return op
+
+
+bitwise_and = _bitwise(np.bitwise_and, "bitwise_and")
+bitwise_or = _bitwise(np.bitwise_or, "bitwise_or")
+bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor")
+
+
+def bitwise_not(input) -> Tensor:
+    data = _t(input)._data
+    if data.dtype.kind in "fc":
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type "
+                        "tensors")
+    return _make(np.invert(data))
+
+
 # predicates and comparisons (no gradient)
 def isnan(input) -> Tensor:
     return _make(np.isnan(_tensor_of(input)._data))
@@ -281,7 +307,7 @@ def equal(input, other) -> bool:
 # ---- rounding: torch records a node whose gradient is zero ------------------------------------
 def _zero_gradient(input: Tensor, values: np.ndarray) -> Tensor:
     # where(False, x, c) has the values c and the gradient 0 for x, exactly
-    if not input.requires_grad:
+    if not input.requires_grad and input._fw is None:
         return _make(values)
     return where(np.zeros(values.shape, dtype=np.bool_), input, _make(values))
 

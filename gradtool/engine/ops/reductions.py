@@ -10,6 +10,7 @@ from collections import namedtuple
 import numpy as np
 
 from ...errors import EngineError
+from .. import dtypes
 from ..primitive import apply
 from ..prims import reduce as reduce_prims
 from ..tensor import Tensor, _make, _norm_dim
@@ -174,6 +175,8 @@ def _arg(np_fn, input, dim, keepdim, keepdims, axis):
     dim = axis if dim is None else dim
     keepdim = _keepdim(keepdim, keepdims)
     data = input._data
+    if data.dtype == np.bool_:
+        raise EngineError(f"{np_fn.__name__}(): does not support bool input")
     if dim is None and data.size == 0:
         raise IndexError(f"{np_fn.__name__}(): Expected reduction dim to be specified for "
                          "input.numel() == 0.")
@@ -260,8 +263,24 @@ def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None, keepdims=N
     keepdim = _keepdim(keepdim, keepdims)
     _float_input("linalg.vector_norm", input)
     ord = _float(ord)
+    if ord < 0 or ord == np.inf:
+        _norm_has_identity(input, ord, dim)
     return apply(reduce_prims.vector_norm, (input,), {"ord": ord, "dim": _reduce_dims(input, dim),
                                            "keepdim": _bool(keepdim)})
+
+
+def _norm_has_identity(input: Tensor, ord: float, dim) -> None:
+    """torch refuses max/min-like norms (inf, negative orders) over an empty dim."""
+    if dim is None or (isinstance(dim, (tuple, list)) and not dim):
+        if input._data.size == 0:
+            raise EngineError(f"linalg.vector_norm cannot compute the {ord:g} norm on an "
+                              "empty tensor because the operation does not have an identity")
+        return
+    for d in dim if isinstance(dim, (tuple, list)) else (dim,):
+        if size_at(input.shape, _norm_dim(_int(d), input.ndim)) == 0:
+            raise EngineError(f"linalg.vector_norm cannot compute the {ord:g} norm on the "
+                              f"dimension {d}because this dimension is empty and the "
+                              "operation does not have an identity")
 
 
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None, *, keepdims=None,
@@ -277,6 +296,8 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, *, keepdims=None,
 def logsumexp(input, dim, keepdim=False, *, keepdims=None) -> Tensor:
     """log(sum(exp(x))) over dim, without overflow (fused: LogsumexpBackward0)."""
     input = _t(input)
+    if input._data.dtype.kind not in "fc":      # torch: integers give the default float
+        input = _make(input._data.astype(dtypes.DEFAULT_FLOAT.np))
     return apply(reduce_prims.logsumexp, (input,), {"dim": _reduce_dims(input, dim),
                                          "keepdim": _keepdim(keepdim, keepdims)})
 

@@ -512,3 +512,32 @@ logical_and = _comparison("logical_and", np.logical_and,
                           sample=lambda: [one(mask(2, 3), mask(2, 3, seed=1))])
 logical_or = _comparison("logical_or", np.logical_or,
                          sample=lambda: [one(mask(2, 3), mask(2, 3, seed=1))])
+
+
+# ---- integer inputs: the default floating dtype ------------------------------------------------
+#: ops that compute in floating point: on integer or bool tensors torch returns its default
+#: float dtype, where numpy picks float16 (bool, int8, uint8), float32 (int16) or keeps
+#: integers (reciprocal); the inputs are converted first, as torch's kernels do
+FLOAT_RESULT = ("exp", "log", "log1p", "expm1", "log2", "log10", "sin", "cos", "tan", "tanh",
+                "sinh", "cosh", "arcsin", "arccos", "arctan", "sqrt", "rsqrt", "sigmoid",
+                "reciprocal", "arctan2", "div", "erf")
+
+
+def _integers_as_default_float(forward):
+    from ..dtypes import DEFAULT_FLOAT
+
+    def run(*args, **params):
+        first = args[0]
+        if type(first) is np.ndarray and first.dtype.kind in "fc":
+            return forward(*args, **params)
+        if any(type(a) is np.ndarray and a.dtype.kind in "fc" for a in args):
+            return forward(*args, **params)
+        args = [a.astype(DEFAULT_FLOAT.np) if type(a) is np.ndarray else a for a in args]
+        return forward(*args, **params)
+    run.__name__ = getattr(forward, "__name__", "forward")
+    return run
+
+
+for _name in FLOAT_RESULT:
+    if _name in REGISTRY:
+        REGISTRY[_name].forward = _integers_as_default_float(REGISTRY[_name].forward)
