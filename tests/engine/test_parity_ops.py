@@ -490,3 +490,95 @@ def test_dtype_names_come_from_one_table():
     assert names[gt.int32] == ("Int", "int", "IntTensor")
     assert names[gt.bool] == ("Bool", "bool", "BoolTensor")
     assert names[gt.uint8] == ("Byte", "unsigned char", "ByteTensor")
+
+
+MISUSE.update({
+    "expand_last_dim_first": lambda L: L.ones(3, 2).expand(4, 3),
+    "expand_last_dim_first_3d": lambda L: L.ones(1, 2, 2).expand(2, 3, 3),
+    "select_out_of_range": lambda L: L.ones(3, 2).select(0, 7),
+    "select_negative_out_of_range": lambda L: L.ones(3, 2).select(1, -3),
+    "select_0d": lambda L: L.tensor(1.0).select(0, 0),
+    "bitwise_float": lambda L: L.ones(2) | L.ones(2),
+    "bitwise_long_float": lambda L: L.ones(2, dtype=L.int64) & L.ones(2, dtype=L.float32),
+    "invert_float": lambda L: ~L.ones(2),
+})
+
+
+#: programs whose first-order gradient depends on the input (torch's graph of the backward)
+#: although its derivative is zero: the gradient requires grad, the second one is zeros
+DOUBLE_BACKWARD = {
+    "relu": lambda L, x: L.relu(x),
+    "abs": lambda L, x: L.abs(x),
+    "norm_1": lambda L, x: x.norm(p=1, dim=-1),
+    "vector_norm_inf": lambda L, x: L.linalg.vector_norm(x, float("inf"), dim=0),
+    "l1_loss": lambda L, x: L.nn.functional.l1_loss(x, L.zeros(2, 3), reduction="sum"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DOUBLE_BACKWARD))
+def test_gradients_of_piecewise_linear_ops_have_torch_graphs(name):
+    results = []
+    for lib in (torch, gt):
+        x = lib.tensor([[1.5, -0.5, 2.0], [-1.0, 0.25, 3.0]], requires_grad=True)
+        out = DOUBLE_BACKWARD[name](lib, x)
+        (grad,) = lib.autograd.grad(out.sum(), x, create_graph=True)
+        second = None
+        if grad.requires_grad:
+            (second,) = lib.autograd.grad((grad * grad).sum(), x, allow_unused=True)
+        results.append((grad.requires_grad, _describe(grad),
+                        None if second is None else _describe(second)))
+    assert results[1][0] == results[0][0]
+    _assert_same(results[1][1], results[0][1], "grad")
+    _assert_same(results[1][2], results[0][2], "second")
+
+
+#: functions independent of their input (constants, integer paths)
+CONSTANT_FUNCTIONS = {
+    "constant_sum": lambda L, x: L.tensor([0.5, -1.0]).sum(),
+    "cast_integer": lambda L, x: L.tensor(3).double(),
+    "sorted_constant": lambda L, x: L.sort(L.tensor([2.0, 1.0]))[0].sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONSTANT_FUNCTIONS))
+def test_hessian_and_jacobian_of_a_function_independent_of_its_input(name):
+    fn = CONSTANT_FUNCTIONS[name]
+    results = []
+    for lib in (torch, gt):
+        x = lib.tensor([0.3, -0.2])
+        functional = lib.autograd.functional
+        def bound(a, lib=lib):
+            return fn(lib, a)
+        results.append((_describe(functional.hessian(bound, x)),
+                        _describe(functional.jacobian(bound, x))))
+    _assert_same(list(results[1]), list(results[0]), name)
+
+
+def test_select_is_a_view_with_torch_node():
+    for lib in (torch, gt):
+        x = lib.ones(3, 2, requires_grad=True)
+        y = x.select(1, -1)
+        assert y.grad_fn.name() == "SelectBackward0" and tuple(y.shape) == (3,)
+        y.sum().backward()
+        assert x.grad.tolist() == [[0.0, 1.0]] * 3
+
+
+@pytest.mark.parametrize("shape", [(0,), (3, 2, 0)], ids=str)
+def test_linear_of_empty_inputs(shape):
+    results = []
+    for lib in (torch, gt):
+        x = lib.zeros(shape, requires_grad=True)
+        weight = lib.zeros((2, 0), requires_grad=True)
+        bias = lib.tensor([0.5, -1.0], requires_grad=True)
+        out = lib.nn.functional.linear(x, weight, bias)
+        out.sum().backward()
+        results.append(_describe([out, x.grad, bias.grad, weight.grad]))
+    _assert_same(results[1], results[0], "linear")
+
+
+def test_bitwise_operators_on_integers():
+    def op(L, x, d):
+        a = L.tensor([5, 3, -2])
+        return (a | L.tensor([True, False, True]), a & 6, a ^ L.tensor(1, dtype=L.int32),
+                ~a, ~L.tensor([True, False]), L.tensor([3], dtype=L.int32) | 5)
+    _same(op, (), 0)

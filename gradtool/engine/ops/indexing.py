@@ -22,7 +22,7 @@ _builtins_max = builtins.max
 
 __all__ = [
     "cat", "chunk", "concat", "concatenate", "diagonal", "flip", "gather", "index_select",
-    "nonzero", "pad", "repeat", "scatter_add", "split", "stack", "trace", "unbind",
+    "nonzero", "pad", "repeat", "select", "scatter_add", "split", "stack", "trace", "unbind",
 ]
 
 
@@ -374,6 +374,19 @@ def repeat(input, *sizes) -> Tensor:
         raise EngineError("Number of dimensions of repeat dims can not be smaller than number "
                           "of dimensions of tensor")
     return apply(shape_prims.repeat, (input,), {"repeats": sizes})
+
+
+def select(input, dim, index) -> Tensor:
+    """input[..., index, ...] at dim: a view without that dim (SelectBackward0)."""
+    input = _t(input)
+    if input.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _norm_dim(_int(dim), input.ndim)
+    n = input.shape[d]
+    if not -n <= _int(index) < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size "
+                         f"{list(input.shape)} at dimension {d}")
+    return input[(slice(None),) * d + (_int(index),)]
 
 
 def diagonal(input, offset=0, dim1=0, dim2=1) -> Tensor:

@@ -98,7 +98,8 @@ def transpose(input, dim0=None, dim1=None) -> Tensor:
     if dim0 is None and dim1 is None:
         return _T(input)
     nd = input.ndim
-    d0, d1 = _norm_dim(dim0, nd), _norm_dim(dim1, nd)
+    # a 0-d tensor counts as having one dim (0 or -1), as in torch
+    d0, d1 = _norm_dim(dim0, max(nd, 1)), _norm_dim(dim1, max(nd, 1))
     return _share_version(apply(shape_prims.transpose, (input,), {"dim0": d0, "dim1": d1}), input)
 
 
@@ -152,7 +153,8 @@ def broadcast_to(input, *shape) -> Tensor:
                               f"leading, non-existing dimension {i}")
     given = list(shape)
     shape = tuple(input.shape[i - nd_new] if s == -1 else s for i, s in enumerate(shape))
-    for i, n in enumerate(input.shape):
+    for i in reversed(range(input.ndim)):     # torch checks from the last dim
+        n = input.shape[i]
         if n != 1 and n != shape[i + nd_new]:
             raise ShapeError(f"The expanded size of the tensor ({shape[i + nd_new]}) must match "
                              f"the existing size ({n}) at non-singleton dimension "

@@ -8,6 +8,7 @@ from .. import backend as B
 from .. import batching
 from ..samples import away, binary, distinct, mask, normal, one, positive, shifted, unary, unit
 from ..primitive import REGISTRY, Primitive
+from ..tensor import Tensor
 
 
 def _unary(name, node_name, forward, vjp, jvp, *, save="inputs", analytic=True, domain=None,
@@ -258,7 +259,8 @@ def _mask(cond, like):
     return B.astype_like(cond, like)
 
 
-abs = _unary("abs", "AbsBackward0", np.abs, lambda g, x, out: g * np.sign(B.data(x)),
+# d|x| = sign(x) dx; sign recorded under create_graph (a zero derivative, as torch's sgn)
+abs = _unary("abs", "AbsBackward0", np.abs, lambda g, x, out: g * B.sign(x),
              lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero",
              sample=unary(away))
 sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: g * 0.0,
@@ -267,8 +269,14 @@ sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: g * 0.0,
               sample=unary(away))
 # the gradient passes where the output is positive; a where, not a product, as torch's
 # threshold_backward (an inf or nan gradient stays out of the zeroed region)
-relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0),
-              lambda g, x, out: B.where(B.data(out) > 0, g, 0.0),
+def _relu_vjp(g, x, out):
+    kept = B.where(B.data(out) > 0, g, 0.0)
+    # under create_graph the gradient depends on out, with a zero derivative, as torch's
+    # threshold_backward does: sign(out) is 1 where out > 0
+    return kept * B.sign(out) if isinstance(out, Tensor) else kept
+
+
+relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0), _relu_vjp,
               lambda t, x, out: t * (out > 0), save="out", analytic=False,
               domain="away_from_zero",
               sample=unary(away))

@@ -328,20 +328,19 @@ def _norm_forward(x, ord, dim, keepdim):
 
 def _norm_direction(x, out, ord, dim, keepdim):
     """d ||x||_p / dx (out with kept dims)."""
-    sign = np.sign(B.data(x))
     kept = _expand_kept(out, x.ndim, dim, keepdim)
     if ord == 0:
         return np.zeros(x.shape)
+    if ord == 2:
+        # d ||x|| = x / ||x||
+        return x / _nonzero(kept)
+    sign = B.sign(x)        # recorded under create_graph (a zero derivative, as torch's sgn)
     if ord == 1:
         return sign
     if ord in (np.inf, -np.inf):
         return sign * _extreme_mask(np.abs(B.data(x)), B.data(kept), dim)
-    kept = _nonzero(kept)
-    if ord == 2:
-        # d ||x|| = x / ||x||
-        return x / kept
     # d ||x||_p = sign(x) |x|^(p-1) / ||x||^(p-1)
-    return sign * (B.abs(x) / kept) ** (ord - 1)
+    return sign * (B.abs(x) / _nonzero(kept)) ** (ord - 1)
 
 
 def _norm_vjp(g, x, out, ord, dim, keepdim):

@@ -93,14 +93,22 @@ def _transpose_vjp(g, x, out, dim0, dim1):
     return B.swapaxes(g, dim0 - nd, dim1 - nd) if nd else g
 
 
-transpose = Primitive("transpose", "TransposeBackward0", save="shapes",
-                      batch=batching.dims_shifted("dim0", "dim1"),
-                      sample=lambda: [one(normal(2, 3, 4), dim0=0, dim1=2)],
-                      **on_missing_axis(
-                          lambda x, dim0, dim1: np.swapaxes(x, dim0, dim1),
-                          vjp=_transpose_vjp,
-                          jvp=lambda t, x, out, dim0, dim1: np.swapaxes(t, dim0, dim1),
-                          dim_names=("dim0", "dim1")))
+def _swapaxes(x, dim0, dim1):
+    # a 0-d tensor has one dim for torch's transpose (0 or -1): the result is a view of it
+    return np.swapaxes(x, dim0, dim1) if x.ndim else x[...]
+
+
+def _transpose_batch(prim, args, batched, size, params):
+    (x,) = args
+    return x if x.ndim == 1 else np.swapaxes(x, params["dim0"] + 1, params["dim1"] + 1)
+
+
+transpose = Primitive("transpose", "TransposeBackward0", _swapaxes, save="shapes",
+                      batch=_transpose_batch,
+                      sample=lambda: [one(normal(2, 3, 4), dim0=0, dim1=2),
+                                      one(normal(3, 2), dim0=1, dim1=1)],
+                      vjp=_transpose_vjp,
+                      jvp=lambda t, x, out, dim0, dim1: _swapaxes(t, dim0, dim1))
 
 t = Primitive("t", "TBackward0", lambda x: x.T, save="shapes", batch=batching.transpose_2d,
               sample=lambda: [one(normal(2, 3)), one(normal(3))],
