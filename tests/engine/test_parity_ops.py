@@ -582,3 +582,22 @@ def test_bitwise_operators_on_integers():
         return (a | L.tensor([True, False, True]), a & 6, a ^ L.tensor(1, dtype=L.int32),
                 ~a, ~L.tensor([True, False]), L.tensor([3], dtype=L.int32) | 5)
     _same(op, (), 0)
+
+
+MISUSE.update({
+    "matmul_not_folded": lambda L: L.ones(2, 3, 1, requires_grad=True).transpose(2, -2)
+    @ L.ones(4, 2),
+    "matmul_folded": lambda L: L.ones(2, 3, 1) @ L.ones(4, 2),
+    "matmul_folded_right": lambda L: L.ones(2, 3) @ L.ones(5, 4, 2, requires_grad=True),
+    "matmul_batched_right": lambda L: L.ones(2, 3) @ L.ones(5, 4, 2),
+    "matmul_vector_left": lambda L: L.ones(3) @ L.ones(5, 4, 2),
+    "matmul_vector_right": lambda L: L.ones(2, 2, 3) @ L.ones(5),
+    "matmul_batches": lambda L: L.ones(7, 2, 2, 3) @ L.ones(3, 3, 2),
+})
+
+
+def test_sign_gradient_has_no_graph():
+    for lib in (torch, gt):
+        x = lib.tensor([0.5, -1.0], requires_grad=True)
+        (grad,) = lib.autograd.grad(lib.cosh(lib.sign(x)).sum(), x, create_graph=True)
+        assert not grad.requires_grad and grad.tolist() == [0.0, 0.0]

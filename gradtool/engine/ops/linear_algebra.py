@@ -163,13 +163,24 @@ def _check_matmul_sizes(a: Tensor, b: Tensor) -> None:
         rows = 1 if a.ndim == 1 else a.shape[0]
         raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and "
                          f"{kb}x{b.shape[-1]})")
-    if b.ndim <= 2:
-        rows = _int(np.prod(a.shape[:-1]))
-        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and "
-                         f"{kb}x{b.shape[-1] if b.ndim == 2 else 1})")
+    if _should_fold(a, b):
+        # the error of the mm / mv the larger operand is folded into (as torch's path)
+        if a.ndim >= b.ndim:
+            rows, inner, small = _int(np.prod(a.shape[:-1])), k, b
+        else:                                   # b.mT folded, against a.T (or a)
+            rows, inner, small = _int(np.prod(b.shape[:-2])) * b.shape[-1], kb, a
+        if small.ndim == 1:
+            raise ShapeError(f"size mismatch, got input ({rows}), mat ({rows}x{inner}), vec "
+                             f"({small.shape[0]})")
+        other = small.shape if a.ndim >= b.ndim else small.shape[::-1]
+        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{inner} and "
+                         f"{other[0]}x{other[1]})")
+    try:
+        batch = _int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
+    except ValueError:
+        return                                  # the batched path reports it
     raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
-                     f"[{_int(np.prod(b.shape[:-2]))}, {k}] but got: "
-                     f"[{_int(np.prod(b.shape[:-2]))}, {kb}].")
+                     f"[{batch}, {k}] but got: [{batch}, {kb}].")
 
 
 def _should_fold(a: Tensor, b: Tensor) -> bool:
@@ -204,6 +215,19 @@ def _folded_matmul(a: Tensor, b: Tensor) -> Tensor:
     return clone(transpose(out, -2, -1)) if transpose_back else out
 
 
+def _batch_broadcast_error(sa: tuple, sb: tuple) -> ShapeError:
+    """torch's error for batch shapes that do not broadcast (the first clash from the right,
+    numbered in the broadcast shape)."""
+    nd = max(len(sa), len(sb))
+    for i in range(1, nd + 1):
+        na = sa[-i] if i <= len(sa) else 1
+        nb = sb[-i] if i <= len(sb) else 1
+        if na != nb and na != 1 and nb != 1:
+            return ShapeError(f"The size of tensor a ({na}) must match the size of tensor b "
+                              f"({nb}) at non-singleton dimension {nd - i}")
+    return ShapeError(f"shapes {list(sa)} and {list(sb)} cannot be broadcast together")
+
+
 def _batched_matmul(a: Tensor, b: Tensor) -> Tensor:
     n = a.shape[-2] if a.ndim > 1 else 1
     k = a.shape[-1]
@@ -211,8 +235,7 @@ def _batched_matmul(a: Tensor, b: Tensor) -> Tensor:
     try:
         batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     except ValueError:
-        raise ShapeError(f"The size of tensor a ({a.shape[-3]}) must match the size of tensor b "
-                         f"({b.shape[-3]}) at non-singleton dimension 0") from None
+        raise _batch_broadcast_error(a.shape[:-2], b.shape[:-2]) from None
     size = _int(np.prod(batch))
     a3 = reshape(broadcast_to(a, batch + (n, k)), size, n, k)
     if b.ndim == 1:

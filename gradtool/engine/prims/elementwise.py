@@ -263,8 +263,10 @@ def _mask(cond, like):
 abs = _unary("abs", "AbsBackward0", np.abs, lambda g, x, out: g * B.sign(x),
              lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero",
              sample=unary(away))
-sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: g * 0.0,
-              lambda t, x, out: t * 0.0, save="none", analytic=False,
+# zeros, not g * 0: no graph under create_graph and no NaN from a NaN gradient (torch's
+# zeros_like(grad))
+sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: B.zeros_like(g),
+              lambda t, x, out: np.zeros_like(t), save="none", analytic=False,
               domain="away_from_zero",
               sample=unary(away))
 # the gradient passes where the output is positive; a where, not a product, as torch's
