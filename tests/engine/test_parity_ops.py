@@ -462,6 +462,22 @@ MISUSE = {
     "max_empty": lambda L: L.max(L.ones(0, 3), 0),
     "argmax_empty": lambda L: L.argmax(L.ones(2, 0), 1),
     "max_all_empty": lambda L: L.ones(0).max(),
+    "expand_last_dim_first": lambda L: L.ones(3, 2).expand(4, 3),
+    "expand_last_dim_first_3d": lambda L: L.ones(1, 2, 2).expand(2, 3, 3),
+    "select_out_of_range": lambda L: L.ones(3, 2).select(0, 7),
+    "select_negative_out_of_range": lambda L: L.ones(3, 2).select(1, -3),
+    "select_0d": lambda L: L.tensor(1.0).select(0, 0),
+    "bitwise_float": lambda L: L.ones(2) | L.ones(2),
+    "bitwise_long_float": lambda L: L.ones(2, dtype=L.int64) & L.ones(2, dtype=L.float32),
+    "invert_float": lambda L: ~L.ones(2),
+    "matmul_not_folded": lambda L: L.ones(2, 3, 1, requires_grad=True).transpose(2, -2)
+    @ L.ones(4, 2),
+    "matmul_folded": lambda L: L.ones(2, 3, 1) @ L.ones(4, 2),
+    "matmul_folded_right": lambda L: L.ones(2, 3) @ L.ones(5, 4, 2, requires_grad=True),
+    "matmul_batched_right": lambda L: L.ones(2, 3) @ L.ones(5, 4, 2),
+    "matmul_vector_left": lambda L: L.ones(3) @ L.ones(5, 4, 2),
+    "matmul_vector_right": lambda L: L.ones(2, 2, 3) @ L.ones(5),
+    "matmul_batches": lambda L: L.ones(7, 2, 2, 3) @ L.ones(3, 3, 2),
 }
 
 
@@ -491,17 +507,6 @@ def test_dtype_names_come_from_one_table():
     assert names[gt.bool] == ("Bool", "bool", "BoolTensor")
     assert names[gt.uint8] == ("Byte", "unsigned char", "ByteTensor")
 
-
-MISUSE.update({
-    "expand_last_dim_first": lambda L: L.ones(3, 2).expand(4, 3),
-    "expand_last_dim_first_3d": lambda L: L.ones(1, 2, 2).expand(2, 3, 3),
-    "select_out_of_range": lambda L: L.ones(3, 2).select(0, 7),
-    "select_negative_out_of_range": lambda L: L.ones(3, 2).select(1, -3),
-    "select_0d": lambda L: L.tensor(1.0).select(0, 0),
-    "bitwise_float": lambda L: L.ones(2) | L.ones(2),
-    "bitwise_long_float": lambda L: L.ones(2, dtype=L.int64) & L.ones(2, dtype=L.float32),
-    "invert_float": lambda L: ~L.ones(2),
-})
 
 
 #: programs whose first-order gradient depends on the input (torch's graph of the backward)
@@ -583,17 +588,6 @@ def test_bitwise_operators_on_integers():
                 ~a, ~L.tensor([True, False]), L.tensor([3], dtype=L.int32) | 5)
     _same(op, (), 0)
 
-
-MISUSE.update({
-    "matmul_not_folded": lambda L: L.ones(2, 3, 1, requires_grad=True).transpose(2, -2)
-    @ L.ones(4, 2),
-    "matmul_folded": lambda L: L.ones(2, 3, 1) @ L.ones(4, 2),
-    "matmul_folded_right": lambda L: L.ones(2, 3) @ L.ones(5, 4, 2, requires_grad=True),
-    "matmul_batched_right": lambda L: L.ones(2, 3) @ L.ones(5, 4, 2),
-    "matmul_vector_left": lambda L: L.ones(3) @ L.ones(5, 4, 2),
-    "matmul_vector_right": lambda L: L.ones(2, 2, 3) @ L.ones(5),
-    "matmul_batches": lambda L: L.ones(7, 2, 2, 3) @ L.ones(3, 3, 2),
-})
 
 
 def test_sign_gradient_has_no_graph():
