@@ -462,6 +462,13 @@ MISUSE = {
     "max_empty": lambda L: L.max(L.ones(0, 3), 0),
     "argmax_empty": lambda L: L.argmax(L.ones(2, 0), 1),
     "max_all_empty": lambda L: L.ones(0).max(),
+    "backward_grad_shape_first": lambda L: L.ones(2, 3).backward(L.ones(3, 4)),
+    "grad_grad_shape_first": lambda L: L.autograd.grad(
+        L.ones(2, requires_grad=True) * 2, [L.ones(2)], L.ones(3)),
+    "grad_implicit_before_inputs": lambda L: L.autograd.grad(
+        L.ones(2, requires_grad=True) * 2, [L.ones(2)]),
+    "grad_output_not_requiring_grad": lambda L: L.autograd.grad(L.ones(2), [L.ones(2)],
+                                                                L.ones(2)),
     "expand_last_dim_first": lambda L: L.ones(3, 2).expand(4, 3),
     "expand_last_dim_first_3d": lambda L: L.ones(1, 2, 2).expand(2, 3, 3),
     "select_out_of_range": lambda L: L.ones(3, 2).select(0, 7),
@@ -595,3 +602,19 @@ def test_sign_gradient_has_no_graph():
         x = lib.tensor([0.5, -1.0], requires_grad=True)
         (grad,) = lib.autograd.grad(lib.cosh(lib.sign(x)).sum(), x, create_graph=True)
         assert not grad.requires_grad and grad.tolist() == [0.0, 0.0]
+
+
+def test_mixed_dtype_gradients_through_products_under_create_graph():
+    """A float64 operand upstream of a float32 matmul: the gradients (and the Hessian) are
+    float32, as torch's, not an m1/m2 dtype error."""
+    results = []
+    for lib in (torch, gt):
+        x = lib.tensor([[1.0, 2.0]], dtype=lib.float32, requires_grad=True)
+        w = lib.tensor([[0.5], [0.25]], dtype=lib.float32, requires_grad=True)
+
+        def f(a, lib=lib, w=w):
+            return (((a @ w) * lib.tensor([2.0], dtype=lib.float64)).sum()) ** 2
+        grads = lib.autograd.grad(f(x), [x, w], create_graph=True)
+        hessian = lib.autograd.functional.hessian(f, x)
+        results.append(_describe([*grads, hessian]))
+    _assert_same(results[1], results[0], "mixed")
