@@ -462,6 +462,13 @@ MISUSE = {
     "max_empty": lambda L: L.max(L.ones(0, 3), 0),
     "argmax_empty": lambda L: L.argmax(L.ones(2, 0), 1),
     "max_all_empty": lambda L: L.ones(0).max(),
+    "pow_bool_bool": lambda L: L.tensor([True]) ** L.tensor([True]),
+    "abs_bool": lambda L: L.abs(L.tensor([True])),
+    "softplus_int": lambda L: L.nn.functional.softplus(L.tensor([1], dtype=L.int32)),
+    "det_long": lambda L: L.det(L.tensor([[1, 2], [3, 4]])),
+    "inverse_long": lambda L: L.inverse(L.tensor([[1, 2], [3, 4]])),
+    "det_long_not_square": lambda L: L.det(L.ones(2, 3, dtype=L.int64)),
+    "pow_int_negative_scalar": lambda L: L.tensor([2]) ** -1,
     "backward_grad_shape_first": lambda L: L.ones(2, 3).backward(L.ones(3, 4)),
     "grad_grad_shape_first": lambda L: L.autograd.grad(
         L.ones(2, requires_grad=True) * 2, [L.ones(2)], L.ones(3)),
@@ -618,3 +625,33 @@ def test_mixed_dtype_gradients_through_products_under_create_graph():
         hessian = lib.autograd.functional.hessian(f, x)
         results.append(_describe([*grads, hessian]))
     _assert_same(results[1], results[0], "mixed")
+
+
+#: integer and bool tensors through ops that keep them integral or make them floating
+INTEGER_OPS = {
+    "pow_negative_exponents": lambda L: L.tensor([0, 0, 2, -2, -1, 5, 1])
+    ** L.tensor([-1, 0, -1, -1, -3, -2, -5]),
+    "pow_int32": lambda L: L.tensor([2], dtype=L.int32) ** L.tensor([-1]),
+    "rpow_negative": lambda L: 2 ** L.tensor([-1, 2]),
+    "pow_bool_base": lambda L: L.pow(L.tensor([True]), L.tensor([2])),
+    "sign_bool": lambda L: L.sign(L.tensor([True, False])),
+    "exp_bool": lambda L: L.exp(L.tensor([True, False])),
+    "sqrt_uint8": lambda L: L.sqrt(L.tensor([4, 9], dtype=L.uint8)),
+    "reciprocal_int": lambda L: L.reciprocal(L.tensor([2, 4])),
+    "atan2_int16": lambda L: L.atan2(L.tensor([1], dtype=L.int16), L.tensor([2], dtype=L.int16)),
+    "div_bool": lambda L: L.tensor([True]) / L.tensor([True]),
+    "logsumexp_long": lambda L: L.logsumexp(L.tensor([3, 4]), 0),
+    "sum_int32": lambda L: L.tensor([1, 2], dtype=L.int32).sum(),
+    "cumsum_bool": lambda L: L.tensor([True, False]).cumsum(0),
+    "where_int_float": lambda L: L.where(L.tensor([True, False]), L.tensor([1, 2]), 0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTEGER_OPS))
+def test_integer_and_bool_inputs(name):
+    results = []
+    for lib in (torch, gt):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results.append(_describe(INTEGER_OPS[name](lib)))
+    _assert_same(results[1], results[0], name)

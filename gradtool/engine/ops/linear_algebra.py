@@ -438,6 +438,9 @@ def _square(name: str, A: Tensor) -> None:
     if A.shape[-1] != A.shape[-2]:
         raise EngineError(f"linalg.{name}: A must be batches of square matrices, but they are "
                           f"{A.shape[-2]} by {A.shape[-1]} matrices")
+    if A._data.dtype.kind not in "fc":
+        raise EngineError(f"linalg.{name}: Expected a floating point or complex tensor as "
+                          f"input. Got {scalar_type_name(A)}")
 
 
 def inverse(input) -> Tensor:

@@ -167,6 +167,9 @@ def remainder(input, other) -> Tensor:
 
 
 def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
+    if isinstance(input, Tensor) and input._data.dtype.kind not in "fc":
+        raise NotImplementedError(f"\"softplus_cpu\" not implemented for "
+                                  f"'{scalar_type_name(input)}'")
     return apply(elementwise.softplus, (input,),
                  {"beta": _float(beta), "threshold": _float(threshold)})
 

@@ -135,15 +135,31 @@ def _pow_samples():
     return [one(positive(2, 3), normal(2, 3, seed=1)), one(positive(3, 1), normal(4))]
 
 
+def _power(a, b):
+    """a ** b; integers to negative integer powers as torch's kernel (1 and -1 keep their
+    powers, everything else truncates to 0), where numpy refuses them."""
+    da, db = np.result_type(a), np.result_type(b)
+    if da.kind in "biu" and db.kind in "biu":
+        if da == np.bool_ and db == np.bool_:
+            raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+        negative = np.less(b, 0)
+        if negative.any():
+            kept = np.power(a, np.where(negative, 0, b))
+            sign = np.where(np.equal(np.remainder(b, 2), 0), 1, -1)
+            small = np.where(np.equal(a, 1), 1, np.where(np.equal(a, -1), sign, 0))
+            return np.where(negative, small, kept).astype(kept.dtype)
+    return np.power(a, b)
+
+
 # d a^b = b a^(b-1) da + a^b log(a) db
-pow = _binary("pow", "PowBackward1", np.power,
+pow = _binary("pow", "PowBackward1", _power,
               (lambda g, a, b, out: g * (b * a ** (b - 1)),
                lambda g, a, b, out: g * (a ** b) * _safe_log(a)),
               (lambda t, a, b, out: t * (b * a ** (b - 1)),
                lambda t, a, b, out: t * out * _safe_log(a)),
               quiet=True, domain="positive", sample=_pow_samples)
 # c^x with a python-number base: torch records PowBackward2.
-rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), quiet=True, save="out",
+rpow = Primitive("rpow", "PowBackward2", lambda x, base: _power(base, x), quiet=True, save="out",
                  input_names=("exponent",),
                  batch=batching.elementwise, delta=batching.delta_elementwise,
                  sample=lambda: [one(normal(2, 3), base=2.0), one(normal(4), base=0.5)],
@@ -260,12 +276,22 @@ def _mask(cond, like):
 
 
 # d|x| = sign(x) dx; sign recorded under create_graph (a zero derivative, as torch's sgn)
-abs = _unary("abs", "AbsBackward0", np.abs, lambda g, x, out: g * B.sign(x),
+def _abs(x):
+    if x.dtype == np.bool_:
+        raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
+    return np.abs(x)
+
+
+abs = _unary("abs", "AbsBackward0", _abs, lambda g, x, out: g * B.sign(x),
              lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero",
              sample=unary(away))
 # zeros, not g * 0: no graph under create_graph and no NaN from a NaN gradient (torch's
 # zeros_like(grad))
-sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: B.zeros_like(g),
+def _sign(x):
+    return x.copy() if x.dtype == np.bool_ else np.sign(x)     # torch: sign of bool is itself
+
+
+sign = _unary("sign", "SignBackward0", _sign, lambda g, x, out: B.zeros_like(g),
               lambda t, x, out: np.zeros_like(t), save="none", analytic=False,
               domain="away_from_zero",
               sample=unary(away))
