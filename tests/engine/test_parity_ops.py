@@ -655,3 +655,21 @@ def test_integer_and_bool_inputs(name):
             warnings.simplefilter("ignore")
             results.append(_describe(INTEGER_OPS[name](lib)))
     _assert_same(results[1], results[0], name)
+
+
+def test_where_selects_tangents_and_forward_mode_is_silent():
+    """A NaN tangent of the branch not taken stays out; inf/NaN tangents raise no warning."""
+    results = []
+    for lib in (torch, gt):
+        fwd = _fwd(lib)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)        # var's degrees of freedom
+            warnings.simplefilter("error", RuntimeWarning)
+            with fwd.dual_level():
+                single = fwd.make_dual(lib.tensor([2.0]), lib.tensor([0.75]))
+                other = fwd.make_dual(lib.tensor(0.2), lib.tensor(0.25))
+                chosen = lib.where(lib.tensor(False), single.var(dim=-1), other)
+                logged = lib.log(fwd.make_dual(lib.tensor([0.0]), lib.tensor([1.0])))
+                results.append(_describe([fwd.unpack_dual(chosen).tangent,
+                                          fwd.unpack_dual(logged).tangent]))
+    _assert_same(results[1], results[0], "tangents")

@@ -271,10 +271,6 @@ reciprocal = _unary("reciprocal", "ReciprocalBackward0", np.reciprocal,
 
 
 # ---- non-smooth (kinks at 0 or at the clamp bounds) -----------------------------------------
-def _mask(cond, like):
-    return B.astype_like(cond, like)
-
-
 # d|x| = sign(x) dx; sign recorded under create_graph (a zero derivative, as torch's sgn)
 def _abs(x):
     if x.dtype == np.bool_:
@@ -487,9 +483,11 @@ where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="in
                   vjp=(None,
                        lambda g, c, a, b, out: B.where(B.data(c), g, 0.0),
                        lambda g, c, a, b, out: B.where(B.data(c), 0.0, g)),
+                  # selected, not multiplied by a 0/1 mask: a NaN tangent of the branch
+                  # not taken stays out (torch's where of the tangents)
                   jvp=(None,
-                       lambda t, c, a, b, out: t * _mask(c, t),
-                       lambda t, c, a, b, out: t * _mask(~np.asarray(c, dtype=bool), t)))
+                       lambda t, c, a, b, out: np.where(c, t, 0.0),
+                       lambda t, c, a, b, out: np.where(c, 0.0, t)))
 
 
 # masked_fill(x, mask, value): the gradient flows where the mask is False.
