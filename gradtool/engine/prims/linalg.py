@@ -17,7 +17,7 @@ def _mT(x):
     return B.swapaxes(x, -1, -2)
 
 
-def _in_dtype_of(g, a):
+def in_dtype_of(g, a):
     """g in the product's dtype: a gradient that reaches a float32 product as float64 under
     create_graph (from a mixed-dtype op upstream) would make the product refuse it; torch
     casts every gradient to its tensor's dtype."""
@@ -30,16 +30,16 @@ def _in_dtype_of(g, a):
 mm = Primitive("mm", "MmBackward0", np.matmul, input_names=("self", "mat2"),
                out_shape=lambda a, b: (a[0], b[1]), batch=batching.matmul,
                sample=lambda: [one(normal(2, 3), normal(3, 4, seed=1))],
-               vjp=(lambda g, a, b, out: _in_dtype_of(g, b) @ _mT(b),
-                    lambda g, a, b, out: _mT(a) @ _in_dtype_of(g, a)),
+               vjp=(lambda g, a, b, out: in_dtype_of(g, b) @ _mT(b),
+                    lambda g, a, b, out: _mT(a) @ in_dtype_of(g, a)),
                jvp=(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t))
 
 # Batched product of 3-D tensors (torch.bmm; matmul folds other batch shapes into it).
 bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"),
                 out_shape=lambda a, b: (a[0], a[1], b[2]), batch=batching.matmul,
                 sample=lambda: [one(normal(2, 2, 3), normal(2, 3, 4, seed=1))],
-                vjp=(lambda g, a, b, out: _in_dtype_of(g, b) @ _mT(b),
-                     lambda g, a, b, out: _mT(a) @ _in_dtype_of(g, a)),
+                vjp=(lambda g, a, b, out: in_dtype_of(g, b) @ _mT(b),
+                     lambda g, a, b, out: _mT(a) @ in_dtype_of(g, a)),
                 jvp=(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t))
 
 # s = a · b
@@ -53,7 +53,7 @@ dot = Primitive("dot", "DotBackward0", np.dot, input_names=("self", "tensor"), b
 mv = Primitive("mv", "MvBackward0", np.matmul, input_names=("self", "vec"), batch=batching.mv,
                sample=lambda: [one(normal(2, 3), normal(3, seed=1))],
                vjp=(lambda g, a, v, out: B.expand_dims(g, -1) * v,
-                    lambda g, a, v, out: _in_dtype_of(g, a) @ a),
+                    lambda g, a, v, out: in_dtype_of(g, a) @ a),
                jvp=(lambda t, a, v, out: t @ v, lambda t, a, v, out: a @ t))
 
 
