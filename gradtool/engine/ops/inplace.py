@@ -16,7 +16,7 @@ from ..tensor import Tensor, _make, bump_version
 from .common import _t
 from .indexing import _index_key, getitem
 from .pointwise import add, clamp, div, mul, pow, sub
-from .shape import broadcast_to, to
+from .shape import assignable, broadcast_to, to
 
 _sum = builtins.sum
 
@@ -236,6 +236,9 @@ def copy_(self, src, non_blocking=False):
 def setitem(self, key, value) -> None:
     """``x[key] = value``: in place; under grad tracking recorded as torch's CopySlices."""
     key = _index_key(key)
+    # torch checks the value's shape first (before the leaf and version checks)
+    assignable(value, np.broadcast_to(np.empty((), np.bool_), self._data.shape)[key].shape,
+               any(isinstance(k, np.ndarray) and k.ndim for k in key))
     tracking = MODE.grad_enabled and (self._rg or (isinstance(value, Tensor) and value._rg))
     dual = MODE.fw_level and (self._fw is not None or (isinstance(value, Tensor)
                                                         and value._fw is not None))

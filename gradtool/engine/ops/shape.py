@@ -138,28 +138,53 @@ def _mT(self) -> Tensor:
     return transpose(self, -2, -1)
 
 
-def broadcast_to(input, *shape) -> Tensor:
-    input = _t(input)
-    shape = _shape_arg(shape)
-    nd_new = len(shape) - input.ndim
+def assignable(value, target: tuple, advanced: bool) -> None:
+    """torch's error when ``value`` cannot be written into a result of shape ``target``
+    (``x[key] = value``): its leading size-1 dims are dropped, then it must expand."""
+    if not isinstance(value, Tensor):
+        return
+    shape = tuple(value.shape)
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    if advanced:
+        try:
+            np.broadcast_shapes(shape, target)
+        except ValueError:
+            raise EngineError(f"shape mismatch: value tensor of shape {list(value.shape)} "
+                              "cannot be broadcast to indexing result of shape "
+                              f"{list(target)}") from None
+        return
+    _expand_checks(value._data.reshape(shape), tuple(target))
+
+
+def _expand_checks(data: np.ndarray, shape: tuple) -> tuple:
+    """expand's errors for expanding ``data`` to ``shape`` (with -1 for kept sizes); the
+    target shape."""
+    nd_new = len(shape) - data.ndim
     if nd_new < 0:
-        raise EngineError(f"expand(torch.{dtypes.legacy_type_name(input._data)}"
-                          f"{{{list(input.shape)}}}, size={list(shape)}): the number of sizes "
+        raise EngineError(f"expand(torch.{dtypes.legacy_type_name(data)}"
+                          f"{{{list(data.shape)}}}, size={list(shape)}): the number of sizes "
                           f"provided ({len(shape)}) must be greater or equal to the number of "
-                          f"dimensions in the tensor ({input.ndim})")
+                          f"dimensions in the tensor ({data.ndim})")
     for i, s in enumerate(shape[:nd_new]):
         if s < 0:
             raise EngineError(f"The expanded size of the tensor ({s}) isn't allowed in a "
                               f"leading, non-existing dimension {i}")
     given = list(shape)
-    shape = tuple(input.shape[i - nd_new] if s == -1 else s for i, s in enumerate(shape))
-    for i in reversed(range(input.ndim)):     # torch checks from the last dim
-        n = input.shape[i]
+    shape = tuple(data.shape[i - nd_new] if s == -1 else s for i, s in enumerate(shape))
+    for i in reversed(range(data.ndim)):     # torch checks from the last dim
+        n = data.shape[i]
         if n != 1 and n != shape[i + nd_new]:
             raise ShapeError(f"The expanded size of the tensor ({shape[i + nd_new]}) must match "
                              f"the existing size ({n}) at non-singleton dimension "
                              f"{i + nd_new}.  Target sizes: {given}.  Tensor sizes: "
-                             f"{list(input.shape)}")
+                             f"{list(data.shape)}")
+    return shape
+
+
+def broadcast_to(input, *shape) -> Tensor:
+    input = _t(input)
+    shape = _expand_checks(input._data, _shape_arg(shape))
     return _share_version(apply(shape_prims.expand, (input,), {"shape": shape}), input)
 
 
