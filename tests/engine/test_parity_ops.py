@@ -683,3 +683,31 @@ def test_where_selects_tangents_and_forward_mode_is_silent():
                 results.append(_describe([fwd.unpack_dual(chosen).tangent,
                                           fwd.unpack_dual(logged).tangent]))
     _assert_same(results[1], results[0], "tangents")
+
+
+@pytest.mark.parametrize("dim", [None, 0, 1])
+def test_prod_with_zeros_is_exact_at_second_order(dim):
+    results = []
+    for lib in (torch, gt):
+        x = lib.tensor([[1.0, 0.5, -1.0], [1.0, 0.0, -1.0], [0.0, -1.0, 0.5], [-1.0, 1.0, 0.0]],
+                       requires_grad=True)
+
+        def f(a, dim=dim):
+            return (a ** 2).prod() if dim is None else (a ** 2).prod(dim=dim).sum()
+        (grad,) = lib.autograd.grad(f(x), x, create_graph=True)
+        (second,) = lib.autograd.grad((grad * lib.arange(12.0).reshape(4, 3)).sum(), x)
+        hessian = lib.autograd.functional.hessian(f, lib.tensor([[0.0, 2.0], [3.0, -1.0]]))
+        results.append(_describe([grad, second, hessian]))
+    _assert_same(results[1], results[0], "prod")
+
+
+def test_functional_of_0d_dim_ops():
+    results = []
+    for lib in (torch, gt):
+        x = lib.tensor(-1.024)
+        functional = lib.autograd.functional
+        results.append(_describe([
+            functional.jacobian(lambda a, lib=lib: a.cumsum(-1), x),
+            functional.hessian(lambda a, lib=lib: (lib.softmax(a, 0) * a.cumsum(0)).sum(), x),
+            functional.jacobian(lambda a, lib=lib: lib.max(a, 0).values * 2, x)]))
+    _assert_same(results[1], results[0], "0-d")

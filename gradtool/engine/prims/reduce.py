@@ -8,6 +8,7 @@ from .. import backend as B
 from .. import batching
 from ..samples import away, distinct, normal, one, unary
 from ..primitive import Primitive
+from ..tensor import Tensor
 from .scalar_dim import on_missing_axis
 
 
@@ -208,13 +209,27 @@ def _prod_others(x, axis):
     return left * np.flip(right, axis=axis)
 
 
+def _prod_others_recorded(x, dim):
+    """``_prod_others`` of a Tensor, as recorded ops (so differentiable again): row i of an
+    (n, n) block holds x with its i-th element replaced by 1; the product of each row."""
+    from .. import ops
+    if dim is None:
+        return ops.reshape(_prod_others_recorded(ops.reshape(x, -1), 0), tuple(x.shape))
+    last = ops.transpose(x, dim, -1)
+    n = last.shape[-1]
+    rows = ops.where(np.eye(n, dtype=bool), 1.0, ops.unsqueeze(last, -2))
+    return ops.transpose(ops.prod(rows, -1), dim, -1)
+
+
 def _prod_vjp(g, x, out, dim, keepdim):
     # d prod(x) / dx_i = prod(x) / x_i; where x has zeros, the product of the others is
-    # computed directly (then constant under create_graph: exact to first order only)
+    # computed directly (under create_graph as recorded ops: exact at every order)
     dims = _all(x) if dim is None else (dim,)
     expanded = _expand_back(g, x.shape, dims, keepdim)
     data = B.data(x)
     if np.any(data == 0):
+        if isinstance(x, Tensor):
+            return expanded * _prod_others_recorded(x, dim)
         return expanded * _prod_others(data, dim)
     return _expand_back(g * out, x.shape, dims, keepdim) / x
 
