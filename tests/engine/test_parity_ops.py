@@ -711,3 +711,39 @@ def test_functional_of_0d_dim_ops():
             functional.hessian(lambda a, lib=lib: (lib.softmax(a, 0) * a.cumsum(0)).sum(), x),
             functional.jacobian(lambda a, lib=lib: lib.max(a, 0).values * 2, x)]))
     _assert_same(results[1], results[0], "0-d")
+
+
+#: var / std without degrees of freedom: torch's backward treats a call without a dim (or of a
+#: 0-d tensor) apart, its gradient a constant (inf / NaN) without a graph
+VAR_CASES = [
+    ([3.0], lambda x: x.var(), 1.0),
+    ([[-2.929]], lambda x: x.var(), 2.0),
+    ([1.0, 2.0], lambda x: x.var(correction=2), -3.0),
+    ([1.0, 2.0, 4.0], lambda x: x.var(correction=5), 1.0),
+    ([1.0, 1.0], lambda x: x.var(correction=2), 1.0),
+    ([3.0], lambda x: x.var(0), 1.0),
+    ([[3.0], [4.0]], lambda x: x.var(1), 1.0),
+    (3.0, lambda x: x.var(0), 1.0),
+    (3.0, lambda x: x.var(), 1.0),
+    ([1.0, 2.0], lambda x: x.var(0, correction=2), 1.0),
+    ([[1.0, 2.0]], lambda x: x.var(dim=(0, 1), correction=2), 1.0),
+    ([1.0, 2.0], lambda x: x.std(correction=2), 1.0),
+    ([1.0, 2.0, 5.0], lambda x: x.std(), 1.0),
+    (3.0, lambda x: x.std(0), 1.0),
+]
+
+
+@pytest.mark.parametrize("case", range(len(VAR_CASES)))
+def test_var_and_std_without_degrees_of_freedom(case):
+    values, fn, upstream = VAR_CASES[case]
+    results = []
+    for lib in (torch, gt):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            x = lib.tensor(values, requires_grad=True)
+            out = fn(x)
+            (grad,) = lib.autograd.grad(out, x, lib.tensor(upstream).expand_as(out),
+                                        create_graph=True)
+        results.append((_describe(grad), grad.requires_grad))
+    _assert_same(results[1][0], results[0][0], "grad")
+    assert results[1][1] == results[0][1]

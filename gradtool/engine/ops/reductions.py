@@ -229,10 +229,12 @@ def _var_args(name, input, dim, unbiased, keepdim, correction, keepdims, axis, d
     if isinstance(dim, _bool):        # legacy var(x, unbiased)
         dim, unbiased = None, dim
     dim = axis if dim is None else dim
-    params = {"dim": _reduce_dims(input, dim),
+    dims = _reduce_dims(input, dim)
+    # no dim (or a 0-d input): None, as torch's backward treats that call apart
+    params = {"dim": None if dim is None or input.ndim == 0 else dims,
               "correction": _correction(unbiased, correction, ddof),
               "keepdim": _keepdim(keepdim, keepdims)}
-    if reduce_prims.degrees_of_freedom(input.shape or (1,), params["dim"],
+    if reduce_prims.degrees_of_freedom(input.shape or (1,), dims or (0,),
                                        params["correction"]) <= 0:
         warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly "
                       "less than the reduction factor (input numel divided by output numel).",

@@ -269,9 +269,15 @@ def _centered(x, dim):
     return x - B.mean(x, axis=tuple(d - x.ndim for d in dim), keepdims=True)
 
 
+def _every(x, dim) -> tuple:
+    """var/std's dims: None (torch's call without a dim, or of a 0-d tensor) is all of them."""
+    return tuple(range(len(x.shape))) if dim is None else dim
+
+
 def _var_forward(x, dim, correction, keepdim):
     # sum (x - mean)^2 / (N - correction), without conjugation: the same as np.var on real
     # input, and complex-analytic (the complex-step method can differentiate it)
+    dim = _every(x, dim)
     d = x - _mean(x, axis=dim, keepdims=True)
     return np.sum(d * d, axis=dim, keepdims=keepdim) / degrees_of_freedom(np.shape(x), dim,
                                                                           correction)
@@ -279,13 +285,21 @@ def _var_forward(x, dim, correction, keepdim):
 
 def _var_vjp(g, x, out, dim, correction, keepdim):
     # d var = 2 (x - mean) dx / (N - correction)
+    full = dim is None
+    dim = _every(x, dim)
     n = degrees_of_freedom(x.shape, dim, correction)
+    if full and n <= 0:
+        # torch's var_backward without a dim and no degrees of freedom: a constant
+        # (|x - mean| * inf: NaN where x is its mean), not a function of x
+        spread = np.abs(_centered(B.data(x), dim))
+        return _expand_back(g, x.shape, dim, keepdim) * (spread * np.inf)
     return _expand_back(g, x.shape, dim, keepdim) * _centered(x, dim) * (2.0 * _per_dof(n))
 
 
 def _var_jvp(t, x, out, dim, correction, keepdim):
     if not x.size:      # torch: a zero tangent over an empty dim (not 0 * inf)
         return np.zeros(np.shape(out), x.dtype)
+    dim = _every(x, dim)
     n = degrees_of_freedom(x.shape, dim, correction)
     return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) * (2.0 * _per_dof(n))
 
@@ -293,7 +307,8 @@ def _var_jvp(t, x, out, dim, correction, keepdim):
 var = Primitive("var", "VarBackward0", quiet=True, input_names=("self",),
                 batch=batching.dims_shifted("dim"),
                 sample=lambda: [one(normal(3, 4), dim=(0, 1), correction=1, keepdim=False),
-                                one(normal(3, 4), dim=(1,), correction=0, keepdim=True)],
+                                one(normal(3, 4), dim=(1,), correction=0, keepdim=True),
+                                one(normal(3, 2), dim=None, correction=1, keepdim=False)],
                 **on_missing_axis(_var_forward, vjp=_var_vjp, jvp=_var_jvp))
 
 
@@ -305,11 +320,13 @@ def _nonzero(out):
 
 def _std_vjp(g, x, out, dim, correction, keepdim):
     # d std = (x - mean) dx / ((N - correction) std)
+    dim = _every(x, dim)
     n = degrees_of_freedom(x.shape, dim, correction)
     return _expand_back(g / _nonzero(out), x.shape, dim, keepdim) * _centered(x, dim) * _per_dof(n)
 
 
 def _std_jvp(t, x, out, dim, correction, keepdim):
+    dim = _every(x, dim)
     n = degrees_of_freedom(x.shape, dim, correction)
     return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) / _nonzero(out) \
         * _per_dof(n)
