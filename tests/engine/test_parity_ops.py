@@ -747,3 +747,14 @@ def test_var_and_std_without_degrees_of_freedom(case):
         results.append((_describe(grad), grad.requires_grad))
     _assert_same(results[1][0], results[0][0], "grad")
     assert results[1][1] == results[0][1]
+
+
+def test_two_norm_second_derivative_at_zero_is_nan_as_torch():
+    results = []
+    for lib in (torch, gt):
+        x = lib.tensor([[0.5], [0.0], [0.5]], requires_grad=True)
+        (grad,) = lib.autograd.grad(x.norm(dim=1), x, lib.tensor([-1.0, 1.25, 1.75]),
+                                    create_graph=True)
+        (second,) = lib.autograd.grad((grad * lib.tensor([[1.0], [0.25], [-2.0]])).sum(), x)
+        results.append(_describe([grad, second]))
+    _assert_same(results[1], results[0], "norm")

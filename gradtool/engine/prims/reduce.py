@@ -364,8 +364,9 @@ def _norm_direction(x, out, ord, dim, keepdim):
     if ord == 0:
         return np.zeros(x.shape)
     if ord == 2:
-        # d ||x|| = x / ||x||
-        return x / _nonzero(kept)
+        # d ||x|| = x / ||x||, 0 where ||x|| = 0: 1 / ||x|| masked afterwards, as torch's
+        # norm_backward (so its own derivative there is 0 * inf, NaN, as torch's)
+        return x * B.where(B.data(kept) == 0, 0.0, 1.0 / kept)
     sign = B.sign(x)        # recorded under create_graph (a zero derivative, as torch's sgn)
     if ord == 1:
         return sign
