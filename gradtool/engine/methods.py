@@ -14,6 +14,8 @@ from .tensor import Tensor, _make
 
 
 def _rsub(self, other):
+    if isinstance(other, (int, float)) and not isinstance(other, bool):
+        return apply(elementwise.rsub_scalar, (self,), {"other": other})   # RsubBackward1
     return apply(elementwise.rsub, (self, other))
 
 
@@ -85,11 +87,12 @@ EXTRA_METHODS = {
 def _bind() -> None:
     T = Tensor
     T.__add__ = lambda self, other: apply_binary(elementwise.add, self, other)
-    T.__radd__ = lambda self, other: apply_binary(elementwise.add, other, self)
+    # 2 + x and 2 * x: torch records add(x, 2) and mul(x, 2) (the tensor's edge first)
+    T.__radd__ = lambda self, other: apply_binary(elementwise.add, self, other)
     T.__sub__ = lambda self, other: apply_binary(elementwise.sub, self, other)
     T.__rsub__ = _rsub
     T.__mul__ = lambda self, other: apply_binary(elementwise.mul, self, other)
-    T.__rmul__ = lambda self, other: apply_binary(elementwise.mul, other, self)
+    T.__rmul__ = lambda self, other: apply_binary(elementwise.mul, self, other)
     T.__truediv__ = lambda self, other: apply_binary(elementwise.div, self, other)
     T.__rtruediv__ = _rdiv
     T.__pow__ = ops.pow

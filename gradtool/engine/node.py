@@ -182,6 +182,14 @@ class OpNode(Node):
             return (self._edge0,)
         return self._edges
 
+    @property
+    def next_functions(self):
+        """torch's edges: one per differentiable input (an index or mask argument of the
+        primitive has none; an input that does not require grad is (None, 0))."""
+        edges = Node.next_functions.fget(self)
+        keep = self.prim.edge_inputs
+        return edges if keep is None else tuple([edges[i] for i in keep])
+
     def _set_edges(self, nodes: list) -> None:
         arity = self._arity = len(nodes)
         if arity <= 2:

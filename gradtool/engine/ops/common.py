@@ -95,5 +95,11 @@ def scalar_type_name(t: Tensor) -> str:
     return dtypes.scalar_type_name(t._data.dtype)
 
 
+def float_kernel(kernel: str, t: Tensor) -> None:
+    """torch's error for a floating-point-only kernel given an integer or bool tensor."""
+    if t._data.dtype.kind not in "fc":
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{scalar_type_name(t)}\'')
+
+
 def _tensor_of(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x, dtype=None, requires_grad=False)

@@ -11,7 +11,7 @@ from ...errors import EngineError, ShapeError
 from ..primitive import apply
 from ..prims import linalg as linalg_prims
 from ..prims import shape as shape_prims
-from ..tensor import Tensor, _make, _norm_dim
+from ..tensor import Tensor, _make, _norm_dim, version_counter
 from .common import _dims, _shape_arg, _share_version, _t, _tensor_of, size_at
 from .shape import unsqueeze
 
@@ -225,12 +225,17 @@ def split(tensor, split_size_or_sections, dim=0) -> tuple:
         sections = tuple(_builtins_min(size, n - i) for i in range(0, n, size)) or (0,)
         prim = shape_prims.split
     return _multi_views("Split", shape_prims.apply_multi(prim, tensor,
-                                                         {"dim": d, "sections": sections}))
+                                                         {"dim": d, "sections": sections}),
+                        tensor)
 
 
-def _multi_views(name: str, pieces: tuple) -> tuple:
-    """Mark views returned together (split, unbind): torch refuses in-place ops on them."""
+def _multi_views(name: str, pieces: tuple, base: Tensor) -> tuple:
+    """Mark views returned together (split, unbind): torch refuses in-place ops on them.
+    They share the input's version counter, as torch's views (an in-place change of the
+    input shows in every piece's ``_version``)."""
+    vc = version_counter(base)
     for i, piece in enumerate(pieces):
+        piece._vc = vc
         if piece._rg:
             piece._set("multi_view", (name, i))
     return pieces
@@ -244,9 +249,9 @@ def chunk(input, chunks, dim=0) -> tuple:
     if _int(chunks) <= 0:
         raise EngineError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     n = input.shape[_norm_dim(_int(dim), input.ndim)]
-    if n == 0:      # torch: `chunks` empty pieces
+    if n == 0:      # torch: `chunks` empty pieces (split_with_sizes)
         return split(input, [0] * _int(chunks), dim)
-    return split(input, -(-n // _int(chunks)), dim)
+    return split(input, _builtins_max(1, -(-n // _int(chunks))), dim)
 
 
 def unbind(input, dim=0) -> tuple:
@@ -256,7 +261,8 @@ def unbind(input, dim=0) -> tuple:
     if input.ndim == 0:
         raise IndexError(f"Dimension specified as {d} but tensor has no dimensions")
     return _multi_views("Unbind", shape_prims.apply_multi(shape_prims.unbind, input,
-                                                {"dim": d, "sections": (1,) * input.shape[d]}))
+                                                {"dim": d, "sections": (1,) * input.shape[d]}),
+                        input)
 
 
 #: torch's message for an index tensor that is not integral, per op
