@@ -24,7 +24,8 @@ def _root_edge(t: Tensor):
     if t.grad_fn is not None:
         return (t.grad_fn, t._nr)
     if t._rg:
-        return (grad_accumulator(t), 0)
+        acc = grad_accumulator(t)       # None for a view made under no_grad (torch: no edge)
+        return None if acc is None else (acc, 0)
     return None
 
 
@@ -104,7 +105,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
     # torch makes (and checks) the root gradients before it looks at the graph
     grads = _make_root_grads(tensors, grad_tensors, create_graph, False)
     for i, t in enumerate(tensors):
-        if not t._rg:
+        if _root_edge(t) is None:
             raise EngineError(f"element {i} of tensors does not require grad and does not "
                               "have a grad_fn")
     roots = [_root_edge(t) for t in tensors]
@@ -151,7 +152,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         retain_graph = create_graph
     grads = _make_root_grads(outputs, grad_outputs, create_graph, is_grads_batched)
     for i, t in enumerate(outputs):
-        if not t._rg:
+        if _root_edge(t) is None:
             raise EngineError(f"element {i} of tensors does not require grad and does not "
                               "have a grad_fn")
     targets = {}
@@ -181,8 +182,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             result.append(None)
             continue
         if not isinstance(g, Tensor):
-            # (a rule may return a numpy scalar for a 0-d gradient)
-            g = _make(g if type(g) is np.ndarray and g.flags.owndata else np.array(g))
+            # (numpy's arithmetic on 0-d arrays gives scalars: a Tensor holds an array)
+            owned = type(g) is np.ndarray and g.flags.owndata
+            g = _make(g if owned else np.array(g, copy=True))
         if g._data.dtype != t._data.dtype:
             # a gradient has its input's dtype (torch's validate_outputs: float32 inputs of
             # an op with a float64 operand get float32 gradients)

@@ -135,25 +135,6 @@ def _mT(self) -> Tensor:
     return transpose(self, -2, -1)
 
 
-def assignable(value, target: tuple, advanced: bool) -> None:
-    """torch's error when ``value`` cannot be written into a result of shape ``target``
-    (``x[key] = value``): its leading size-1 dims are dropped, then it must expand."""
-    if not isinstance(value, Tensor):
-        return
-    shape = tuple(value.shape)
-    while shape and shape[0] == 1:
-        shape = shape[1:]
-    if advanced:
-        try:
-            np.broadcast_shapes(shape, target)
-        except ValueError:
-            raise EngineError(f"shape mismatch: value tensor of shape {list(value.shape)} "
-                              "cannot be broadcast to indexing result of shape "
-                              f"{list(target)}") from None
-        return
-    _expand_checks(value._data.reshape(shape), tuple(target))
-
-
 def _expand_checks(data: np.ndarray, shape: tuple) -> tuple:
     """expand's errors for expanding ``data`` to ``shape`` (with -1 for kept sizes); the
     target shape."""

@@ -27,7 +27,8 @@ def in_dtype_of(g, a):
 
 
 # C = A B:  dA = dC Bᵀ,  dB = Aᵀ dC
-mm = Primitive("mm", "MmBackward0", np.matmul, input_names=("self", "mat2"),
+# (each gradient reads only the other operand, so only that one is saved, as torch does)
+mm = Primitive("mm", "MmBackward0", np.matmul, input_names=("self", "mat2"), needs=((1,), (0,)),
                out_shape=lambda a, b: (a[0], b[1]), batch=batching.matmul,
                sample=lambda: [one(normal(2, 3), normal(3, 4, seed=1))],
                vjp=(lambda g, a, b, out: in_dtype_of(g, b) @ _mT(b),
@@ -35,7 +36,7 @@ mm = Primitive("mm", "MmBackward0", np.matmul, input_names=("self", "mat2"),
                jvp=(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t))
 
 # Batched product of 3-D tensors (torch.bmm; matmul folds other batch shapes into it).
-bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"),
+bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"), needs=((1,), (0,)),
                 out_shape=lambda a, b: (a[0], a[1], b[2]), batch=batching.matmul,
                 sample=lambda: [one(normal(2, 2, 3), normal(2, 3, 4, seed=1))],
                 vjp=(lambda g, a, b, out: in_dtype_of(g, b) @ _mT(b),
@@ -44,6 +45,7 @@ bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"),
 
 # s = a · b
 dot = Primitive("dot", "DotBackward0", np.dot, input_names=("self", "tensor"), batch=batching.dot,
+                needs=((1,), (0,)),
                 sample=lambda: [one(normal(4), normal(4, seed=1))],
                 vjp=(lambda g, a, b, out: B.expand_dims(g, -1) * b,
                      lambda g, a, b, out: B.expand_dims(g, -1) * a),
@@ -51,6 +53,7 @@ dot = Primitive("dot", "DotBackward0", np.dot, input_names=("self", "tensor"), b
 
 # y = A v:  dA = dy vᵀ,  dv = Aᵀ dy
 mv = Primitive("mv", "MvBackward0", np.matmul, input_names=("self", "vec"), batch=batching.mv,
+               needs=((1,), (0,)),
                sample=lambda: [one(normal(2, 3), normal(3, seed=1))],
                vjp=(lambda g, a, v, out: B.expand_dims(g, -1) * v,
                     lambda g, a, v, out: in_dtype_of(g, a) @ a),
