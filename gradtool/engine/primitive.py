@@ -611,11 +611,15 @@ def _forward_tangent(prim, args, datas, params, out) -> None:
     level = MODE.fw_level
     tangent = None
     jvps = prim.jvps
-    for i, a in enumerate(args):
-        if isinstance(a, Tensor) and a._fw is not None and a._fw[0] == level \
-                and jvps[i] is not None:
-            ti = jvps[i](a._fw[1], *datas, out=out._data, **params)
-            tangent = ti if tangent is None else tangent + ti
+    quiet = backend.errors_off()        # inf/NaN tangents are results, as in the backward
+    try:
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor) and a._fw is not None and a._fw[0] == level \
+                    and jvps[i] is not None:
+                ti = jvps[i](a._fw[1], *datas, out=out._data, **params)
+                tangent = ti if tangent is None else tangent + ti
+    finally:
+        backend.errors_restore(quiet)
     if tangent is not None and prim.differentiable and out._data.dtype.kind in "fc":
         tangent = np.asarray(tangent)
         if tangent.shape != out._data.shape:
@@ -708,8 +712,7 @@ def op_error(prim: Primitive, exc: Exception, datas: list) -> EngineError:
             if da != db and da != 1 and db != 1:
                 return ShapeError(
                     f"The size of tensor a ({da}) must match the size of tensor b ({db}) at "
-                    f"non-singleton dimension {max(len(a), len(b)) - i} (in {prim.name} of "
-                    f"shapes {list(a)} and {list(b)})")
+                    f"non-singleton dimension {max(len(a), len(b)) - i}")
         return ShapeError(f"{prim.name}: shapes {' and '.join(map(str, map(list, shapes)))} "
                           "cannot be broadcast together")
     if isinstance(exc, IndexError):
