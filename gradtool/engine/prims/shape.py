@@ -555,6 +555,7 @@ def _scatter_add_samples():
 
 scatter_add = Primitive("scatter_add", "ScatterAddBackward0",
                         input_names=("self", "index", "src"), batch=batching.per_example,
+                        shape_only=(0,),
                         sample=_scatter_add_samples,
                         **on_missing_axis(
                             _scatter_add_forward,
@@ -575,7 +576,7 @@ def _index_select_vjp(g, x, index, out, dim):
 
 
 index_select = Primitive("index_select", "IndexSelectBackward0",
-                         input_names=("self", "index"),
+                         input_names=("self", "index"), shape_only=(0,),
                          out_shape=lambda xs, index, dim: xs[:dim] + tuple(index) + xs[dim + 1:],
                          batch=batching.dims_shifted("dim"),
                          sample=lambda: [one(normal(3, 4), np.array([0, 2, 2]), dim=1),
