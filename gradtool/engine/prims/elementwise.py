@@ -7,7 +7,8 @@ import numpy as np
 from .. import backend as B
 from .. import batching
 from ..samples import away, binary, distinct, mask, normal, one, positive, shifted, unary, unit
-from ..primitive import REGISTRY, Primitive
+from ..primitive import REGISTRY, Primitive, apply
+from ..tensor import Tensor
 
 
 def _unary(name, node_name, forward, vjp, jvp, *, save="inputs", analytic=True, domain=None,
@@ -250,7 +251,32 @@ def _mask(cond, like):
     return B.astype_like(cond, like)
 
 
-abs = _unary("abs", "AbsBackward0", np.abs, lambda g, x, out: g * np.sign(B.data(x)),
+def _on_tensors(prim, args, params):
+    """Run ``prim`` recorded when an argument is a Tensor (create_graph), else on arrays."""
+    if any(isinstance(a, Tensor) for a in args):
+        return apply(prim, args, params)
+    return prim.forward(*args, **params)
+
+
+def _sgn_vjp(g, x, out):
+    # real x: sgn is piecewise constant, its derivative 0 (present, as torch's); complex x:
+    # d sgn = (dx - Re(dx conj(sgn)) sgn) / |x| (torch's sgn_backward), on the data
+    data = B.data(x)
+    if not np.iscomplexobj(data):
+        return B.zeros_like(g)
+    s = B.data(out)
+    gd = B.data(g)
+    mag = np.abs(data)
+    return np.where(mag == 0, 0, (gd - np.real(gd * np.conj(s)) * s) / np.where(mag == 0, 1, mag))
+
+
+# x / |x| (0 at 0): the factor of abs's gradient, recorded under create_graph (torch's
+# abs backward is grad * self.sgn(), so the gradient of a gradient of abs exists, zero)
+sgn = _unary("sgn", "SgnBackward0", lambda x: np.sign(x), _sgn_vjp,
+             lambda t, x, out: _sgn_vjp(t, x, out), save="both",
+             analytic=False, domain="away_from_zero", sample=unary(away))
+abs = _unary("abs", "AbsBackward0", np.abs,
+             lambda g, x, out: g * _on_tensors(sgn, (x,), {}),
              lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero",
              sample=unary(away))
 sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: g * 0.0,
@@ -259,8 +285,25 @@ sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: g * 0.0,
               sample=unary(away))
 # the gradient passes where the output is positive; a where, not a product, as torch's
 # threshold_backward (an inf or nan gradient stays out of the zeroed region)
+# relu's backward is itself a node (torch: threshold_backward(grad, result, 0), recorded as
+# ThresholdBackwardBackward0 with edges to grad and to relu's result): linear in grad,
+# constant in result, so the gradient of a gradient exists and is zero in x, as torch's.
+def _threshold_backward(g, x, threshold):
+    return np.where(x > threshold, g, np.zeros((), dtype=np.result_type(g)))
+
+
+threshold_backward = Primitive(
+    "threshold_backward", "ThresholdBackwardBackward0", _threshold_backward, broadcasts=True,
+    input_names=("grad_output", "self"), analytic=False, domain="away_from_zero",
+    batch=batching.elementwise, doc="the backward of relu (and threshold)",
+    sample=lambda: [one(normal(3, 4), away(3, 4, seed=1), threshold=0.0)],
+    vjp=(lambda gg, g, x, out, threshold: _on_tensors(threshold_backward, (gg, x),
+                                                      {"threshold": threshold}),
+         lambda gg, g, x, out, threshold: B.zeros_like(gg)),
+    jvp=(lambda t, g, x, out, threshold: _threshold_backward(t, x, threshold),
+         lambda t, g, x, out, threshold: np.zeros_like(t)))
 relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0),
-              lambda g, x, out: B.where(B.data(out) > 0, g, 0.0),
+              lambda g, x, out: _on_tensors(threshold_backward, (g, out), {"threshold": 0}),
               lambda t, x, out: t * (out > 0), save="out", analytic=False,
               domain="away_from_zero",
               sample=unary(away))

@@ -298,23 +298,39 @@ max_pool2d = Primitive("max_pool2d", "MaxPool2DWithIndicesBackward0", _max_pool_
                        doc="2-D max pooling (torch.nn.functional.max_pool2d)",
                        batch=batching.conv_like, domain="distinct",
                        sample=lambda: _pool_samples(),
-                       vjp=lambda g, x, out, **p: _call(pool_scatter, (g,), _index_params(x, p)),
+                       vjp=lambda g, x, out, **p: _call(pool_scatter, (g, x),
+                                                        _index_params(x, p)),
                        jvp=lambda t, x, out, **p: _pool_gather(t, **_index_params(x, p)))
+
+
+def _zero_in_self(gg, g, x, out, **p):
+    # the backward of a pooling reads its input only for the argmax positions / the shape: a
+    # constant in it, so its derivative there is zero (an edge with zeros, as torch's)
+    # (the backward's output has self's shape, so gg has it, with any batch axes in front)
+    return B.zeros_like(gg)
+
+
+# torch's max_pool2d_with_indices_backward(grad_output, self, ...): edges to both, the second
+# with a zero derivative
 pool_scatter = Primitive("max_pool2d_backward", "MaxPool2DWithIndicesBackwardBackward0",
-                         _pool_scatter, save="none", input_names=("grad_output",),
-                         out_shape=lambda gs, indices, padded, offset, in_hw:
+                         lambda g, x, **p: _pool_scatter(g, **p), save="shapes",
+                         input_names=("grad_output", "self"),
+                         out_shape=lambda gs, xs, indices, padded, offset, in_hw:
                          tuple(gs[:-2]) + tuple(in_hw),
                          doc="gradient of max pooling: scatter to the argmax positions",
                          batch=batching.per_example,
                          sample=lambda: _pool_pair_samples(),
-                         vjp=lambda u, g, out, **p: _call(pool_gather, (u,), p),
-                         jvp=lambda t, g, out, **p: _pool_scatter(t, **p))
+                         vjp=(lambda u, g, x, out, **p: _call(pool_gather, (u,), p),
+                              _zero_in_self),
+                         jvp=(lambda t, g, x, out, **p: _pool_scatter(t, **p),
+                              lambda t, g, x, out, **p: np.zeros(
+                                  np.shape(t)[:-2] + tuple(p["in_hw"]), np.result_type(t))))
 pool_gather = Primitive("max_pool2d_gather", "MaxPool2DGatherBackward0", _pool_gather,
-                        save="none", input_names=("self",),
+                        save="inputs", input_names=("self",),
                         doc="values at max pooling's argmax positions (its JVP)",
                         batch=batching.per_example,
                         sample=lambda: _gather_samples(),
-                        vjp=lambda v, u, out, **p: _call(pool_scatter, (v,), p),
+                        vjp=lambda v, u, out, **p: _call(pool_scatter, (v, u), p),
                         jvp=lambda t, u, out, **p: _pool_gather(t, **p))
 
 
@@ -341,7 +357,7 @@ def _pool_pair_samples():
     for (x,), p in _pool_samples():
         params = _index_params(x, p)
         g = _sample_rng().standard_normal(params["indices"].shape)
-        out.append(((g,), params))
+        out.append(((g, x), params))
     return out
 
 
@@ -379,19 +395,33 @@ def _avg_pool_samples():
 
 
 avg_pool2d = Primitive(
-    "avg_pool2d", "AvgPool2DBackward0", _avg_pool_forward, save="shapes", input_names=("self",),
+    "avg_pool2d", "AvgPool2DBackward0", _avg_pool_forward, input_names=("self",),
     doc="2-D average pooling (torch.nn.functional.avg_pool2d, count_include_pad)",
     batch=batching.direct, sample=_avg_pool_samples,
-    vjp=lambda g, x, out, **p: _call(avg_pool_adjoint, (g,), {**p, "in_hw": tuple(x.shape[-2:])}),
+    vjp=lambda g, x, out, **p: _call(avg_pool_adjoint, (g, x),
+                                     {**p, "in_hw": tuple(x.shape[-2:])}),
     jvp=lambda t, x, out, **p: _avg_pool_forward(t, **p))
+def _grad_batched(out, batched, size):
+    # a backward whose value depends on grad_output only (the leading axes are batch axes
+    # there); with only self batched, every example's value is the same
+    return out if batched[0] else np.repeat(out[None], size, axis=0)
+
+
+# torch's avg_pool2d_backward(grad_output, self, ...): edges to both, a zero derivative in self
 avg_pool_adjoint = Primitive(
-    "avg_pool2d_backward", "AvgPool2DBackwardBackward0", _avg_pool_adjoint, save="none",
-    input_names=("grad_output",), doc="gradient of average pooling", batch=batching.direct,
-    sample=lambda: [((_avg_pool_forward(x, **p),), {**p, "in_hw": x.shape[-2:]})
+    "avg_pool2d_backward", "AvgPool2DBackwardBackward0",
+    lambda g, x, **p: _avg_pool_adjoint(g, **p), save="shapes",
+    input_names=("grad_output", "self"), doc="gradient of average pooling",
+    batch=lambda prim, args, batched, size, params: _grad_batched(
+        _avg_pool_adjoint(args[0], **params), batched, size),
+    sample=lambda: [((_avg_pool_forward(x, **p), x), {**p, "in_hw": x.shape[-2:]})
                     for (x,), p in _avg_pool_samples()],
-    vjp=lambda u, g, out, kernel_size, stride, padding, in_hw: _call(
+    vjp=(lambda u, g, x, out, kernel_size, stride, padding, in_hw: _call(
         avg_pool2d, (u,), {"kernel_size": kernel_size, "stride": stride, "padding": padding}),
-    jvp=lambda t, g, out, **p: _avg_pool_adjoint(t, **p))
+         _zero_in_self),
+    jvp=(lambda t, g, x, out, **p: _avg_pool_adjoint(t, **p),
+         lambda t, g, x, out, **p: np.zeros(np.shape(t)[:-2] + tuple(p["in_hw"]),
+                                            np.result_type(t))))
 
 
 # ---- adaptive average pooling -------------------------------------------------------------------
