@@ -7,7 +7,8 @@ import numpy as np
 from .. import backend as B
 from .. import batching
 from ..samples import normal, one, positive
-from ..primitive import Primitive
+from ..primitive import Primitive, apply
+from ..tensor import Tensor
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -81,8 +82,48 @@ ignore_index=-100)]
 nll_loss = Primitive("nll_loss", "NllLossBackward0", _nll_forward,
                      quiet=True, input_names=("self", "target"),
                      batch=batching.nll_loss, delta=batching.delta_nll, sample=_nll_loss_samples,
-                     vjp=(_nll_vjp, None),
+                     vjp=(lambda g, x, target, out, **p: _nll_backward_call(g, x, target, p),
+                          None),
                      jvp=(_nll_jvp, None))
+
+
+# nll_loss's backward is itself a node under create_graph (torch: nll_loss_backward(grad,
+# self, target, ...), NllLossBackwardBackward0 with edges to grad and self): linear in grad
+# (its VJP there is nll_loss's forward, -sum(W gg) reduced), constant in self (a zero
+# derivative, present as torch's).
+def _nll_backward_call(g, x, target, params):
+    if isinstance(g, Tensor) or isinstance(x, Tensor):
+        return apply(nll_loss_backward, (g, x, target), params)
+    return _nll_vjp(g, x, target, None, **params)
+
+
+def _nll_backward_vjp(gg, g, x, target, out, reduction, weight, ignore_index):
+    W, picked = _nll_weights(B.data(x), target, weight, ignore_index)
+    nd = x.ndim
+    prod = gg * B.astype_like(-W, gg)
+    if reduction == "none":
+        return B.sum(prod, axis=_class_axis(nd) - nd)
+    total = B.sum(prod, axis=tuple(range(-nd, 0)))
+    return total / np.sum(picked) if reduction == "mean" else total
+
+
+def _nll_backward_samples():
+    out = []
+    for (x, target), p in _nll_loss_samples():
+        g = np.asarray(np.random.default_rng(1).standard_normal(
+            np.shape(_nll_forward(x, target, **p))))
+        out.append(((g, x, target), p))
+    return out
+
+
+nll_loss_backward = Primitive(
+    "nll_loss_backward", "NllLossBackwardBackward0",
+    lambda g, x, target, **p: _nll_vjp(g, x, target, None, **p), quiet=True,
+    input_names=("grad_output", "self", "target"), doc="the backward of nll_loss",
+    batch=batching.per_example, sample=_nll_backward_samples,
+    vjp=(_nll_backward_vjp, lambda gg, g, x, target, out, **p: B.zeros_like(gg), None),
+    jvp=(lambda t, g, x, target, out, **p: _nll_vjp(t, x, target, None, **p),
+         lambda t, g, x, target, out, **p: np.zeros_like(t), None))
 
 
 # ---- mse_loss -----------------------------------------------------------------------------------

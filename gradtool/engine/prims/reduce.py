@@ -7,7 +7,8 @@ import numpy as np
 from .. import backend as B
 from .. import batching
 from ..samples import away, distinct, normal, one, unary
-from ..primitive import Primitive
+from ..primitive import Primitive, apply
+from ..tensor import Tensor
 
 
 def _expand_back(g, shape, dims, keepdim):
@@ -389,11 +390,68 @@ def _softmax_vjp(g, x, out, dim):
     return out * (g - B.sum(g * out, axis=d, keepdims=True))
 
 
+def _on_tensors(prim, args, params):
+    """Run ``prim`` recorded when an argument is a Tensor (create_graph), else on arrays."""
+    if any(isinstance(a, Tensor) for a in args):
+        return apply(prim, args, params)
+    return prim.forward(*args, **params)
+
+
+# The backwards of softmax and log_softmax are nodes of their own under create_graph, as
+# torch's _softmax_backward_data / _log_softmax_backward_data (SoftmaxBackwardDataBackward0,
+# LogSoftmaxBackwardDataBackward0, edges to grad_output and to the forward's output y).
+# Dims count from the end in the rules, so cotangents with leading batch axes work.
+#   softmax:      f(g, y) = y (g - <g, y>);  df = dy (g - <g, y>) - y <g, dy> + y (dg - <dg, y>)
+#   log_softmax:  f(g, y) = g - exp(y) sum(g);  df = dg - exp(y) sum(dg) - exp(y) sum(g) dy
+def _from_end(dim, g, y):
+    # dim counted from the end of y (g may carry leading batch axes: a batched cotangent)
+    return dim - np.ndim(y)
+
+
+def _batch_both(prim, args, batched, size, params):
+    # gt.vmap: a unit batch axis on the unbatched argument too (y's axes count as g's)
+    return prim.forward(*[a if b else np.asarray(a)[None] for a, b in zip(args, batched)],
+                        dim=params["dim"] + 1)
+
+
+def _lane_sum(v, dim, like):
+    return B.sum(v, axis=dim - like.ndim, keepdims=True)
+
+
+def _softmax_backward_vjp_y(gg, g, y, out, dim):
+    return gg * (g - _lane_sum(g * y, dim, y)) - g * _lane_sum(gg * y, dim, y)
+
+
+softmax_backward = Primitive(
+    "softmax_backward", "SoftmaxBackwardDataBackward0",
+    lambda g, y, dim: y * (g - np.sum(g * y, axis=_from_end(dim, g, y), keepdims=True)),
+    quiet=True, broadcasts=True, input_names=("grad_output", "output"),
+    doc="the backward of softmax", batch=_batch_both,
+    sample=lambda: [one(normal(3, 4, seed=1), _softmax_forward(normal(3, 4), 1), dim=1)],
+    vjp=(lambda gg, g, y, out, dim: y * (gg - _lane_sum(gg * y, dim, y)),
+         _softmax_backward_vjp_y),
+    jvp=(lambda t, g, y, out, dim: y * (t - np.sum(t * y, axis=dim - y.ndim, keepdims=True)),
+         lambda t, g, y, out, dim: t * (g - _lane_sum(g * y, dim, y))
+         - y * _lane_sum(g * t, dim, y)))
+log_softmax_backward = Primitive(
+    "log_softmax_backward", "LogSoftmaxBackwardDataBackward0",
+    lambda g, y, dim: g - np.exp(y) * np.sum(g, axis=_from_end(dim, g, y), keepdims=True),
+    quiet=True, broadcasts=True, input_names=("grad_output", "output"),
+    doc="the backward of log_softmax", batch=_batch_both,
+    sample=lambda: [one(normal(3, 4, seed=1), _log_softmax_forward(normal(3, 4), 1), dim=1)],
+    vjp=(lambda gg, g, y, out, dim: gg - _lane_sum(B.exp(y) * gg, dim, y),
+         lambda gg, g, y, out, dim: -gg * B.exp(y) * _lane_sum(g, dim, y)),
+    jvp=(lambda t, g, y, out, dim: t - np.exp(y) * np.sum(t, axis=dim - y.ndim, keepdims=True),
+         lambda t, g, y, out, dim: -t * np.exp(y) * np.sum(g, axis=dim - y.ndim,
+                                                           keepdims=True)))
+
+
 softmax = Primitive("softmax", "SoftmaxBackward0", _softmax_forward, quiet=True, save="out",
                     input_names=("self",),
                     batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
                     sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
-                    vjp=lambda g, x, out, dim: _softmax_vjp(g, out, out, dim),
+                    vjp=lambda g, x, out, dim: _on_tensors(softmax_backward, (g, out),
+                                                           {"dim": dim}),
                     jvp=lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim, keepdims=True)))
 
 
@@ -406,8 +464,8 @@ log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", _log_softmax_forwa
                         quiet=True, save="out", input_names=("self",),
                         batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
                         sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
-                        vjp=lambda g, x, out, dim: g - B.exp(out) * B.sum(
-                            g, axis=dim - out.ndim, keepdims=True),
+                        vjp=lambda g, x, out, dim: _on_tensors(log_softmax_backward,
+                                                               (g, out), {"dim": dim}),
                         jvp=lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
                                                               keepdims=True))
 
