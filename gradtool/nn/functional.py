@@ -254,8 +254,32 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,
              bias: Tensor | None = None) -> Tensor:
     """y_k = x1ᵀ W_k x2 + b_k for (..., in1) and (..., in2) inputs, W of shape
     (out, in1, in2)."""
-    left = _ops.unsqueeze(_ops.unsqueeze(input1, -2), -3) @ weight      # (..., out, 1, in2)
-    out = _ops.sum(left * _ops.unsqueeze(_ops.unsqueeze(input2, -2), -3), dim=(-2, -1))
+    # recorded as torch: the inputs viewed as (N, in1), (N, in2), one TrilinearBackward0 node,
+    # its (N, out) result viewed back to (..., out), then the bias added
+    if input1.ndim != input2.ndim:
+        raise ShapeError(f"bilinear(): input dimensions do not match: got {input1.ndim} and "
+                         f"{input2.ndim}")
+    if input1.ndim == 0 or weight.ndim != 3:
+        raise ShapeError(f"bilinear(): expected 1-D or more inputs and a 3-D weight, got "
+                         f"{input1.ndim}-D inputs and a {weight.ndim}-D weight")
+    for i in range(input1.ndim - 1):
+        if input1.shape[i] != input2.shape[i]:
+            raise ShapeError(f"bilinear(): input batch dimensions do not match at dim {i}: "
+                             f"got {input1.shape[i]} and {input2.shape[i]}")
+    for k, x in ((1, input1), (2, input2)):
+        if x.shape[-1] != weight.shape[k]:
+            raise ShapeError(f"bilinear(): input{k} size does not match weight size: got "
+                             f"{x.shape[-1]} but expected {weight.shape[k]}")
+    if bias is not None and (bias.ndim == 0 or bias.shape[0] != weight.shape[0]):
+        got = bias.shape[0] if bias.ndim else "a 0-d bias"
+        raise ShapeError(f"bilinear(): bias size does not match weight size: got {got} but "
+                         f"expected {weight.shape[0]}")
+    lead = tuple(input1.shape[:-1])
+    n = int(np.prod(lead, dtype=np.int64))
+    a = _ops.reshape(input1, (n, input1.shape[-1]))
+    b = _ops.reshape(input2, (n, input2.shape[-1]))
+    out = apply(_P.trilinear, (a, weight, b), {"spec": "ni,kij,nj->nk"})
+    out = _ops.reshape(out, lead + (weight.shape[0],))
     return out if bias is None else out + bias
 
 

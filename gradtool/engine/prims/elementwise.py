@@ -92,6 +92,14 @@ div_scalar = Primitive("div_scalar", "DivBackward1", lambda x, other: np.true_di
                        sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-0.5)],
                        vjp=lambda g, x, out, other: g / other,
                        jvp=lambda t, x, out, other: t / other)
+# x * c with a number c inside a composite (torch's mul.Scalar: MulBackward1; the Python
+# operator x * 2 records MulBackward0)
+mul_scalar = Primitive("mul_scalar", "MulBackward1", lambda x, other: np.multiply(x, other),
+                       save="none", input_names=("self",),
+                       batch=batching.elementwise, delta=batching.delta_elementwise,
+                       sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-0.5)],
+                       vjp=lambda g, x, out, other: g * other,
+                       jvp=lambda t, x, out, other: t * other)
 neg = _unary("neg", "NegBackward0", np.negative, lambda g, x, out: -g,
              lambda t, x, out: -t, save="none",
              sample=unary())

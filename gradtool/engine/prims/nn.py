@@ -21,6 +21,7 @@ from .. import batching
 from ..primitive import Primitive, apply
 from ..tensor import Tensor
 from . import shape as S
+from ..samples import normal, one
 
 
 def _call(prim: Primitive, args: tuple, params: dict):
@@ -799,3 +800,50 @@ native_layer_norm = Primitive(
     sample=_ln_samples,
     vjp=(_ln_rule(0), _ln_rule(1), _ln_rule(2)),
     jvp=(_ln_rule(0, True), _ln_rule(1, True), _ln_rule(2, True)))
+
+
+# ---- trilinear (F.bilinear's one node) ----------------------------------------------------------
+# out = einsum(spec, a, b, c), linear in each input; bilinear is "ni,kij,nj->nk" on (N, in1),
+# (out, in1, in2), (N, in2) (torch's _trilinear, TrilinearBackward0).  The VJP of an input is
+# the contraction of the cotangent with the two others, itself a trilinear (so torch's
+# first gradients are TrilinearBackward0 nodes too); a batched cotangent carries "...".
+def _tri_terms(spec):
+    ins, out = spec.split("->")
+    return ins.split(","), out
+
+
+def _tri_vjp(i):
+    def rule(g, a, b, c, out, spec):
+        terms, o = _tri_terms(spec)
+        target = terms[i]
+        if np.ndim(g) > len(o.replace("...", "")) and not o.startswith("..."):
+            o, target = "..." + o, "..." + target          # a batched cotangent
+        others = [k for k in range(3) if k != i]
+        ops = (a, b, c)
+        return _call(trilinear, (g, ops[others[0]], ops[others[1]]),
+                     {"spec": f"{o},{terms[others[0]]},{terms[others[1]]}->{target}"})
+    return rule
+
+
+def _tri_jvp(i):
+    def rule(t, a, b, c, out, spec):
+        ops = [a, b, c]
+        ops[i] = t
+        return np.einsum(spec, *ops)
+    return rule
+
+
+def _tri_samples():
+    return [one(normal(3, 4), normal(2, 4, 5, seed=1), normal(3, 5, seed=2),
+                spec="ni,kij,nj->nk"),
+            one(normal(2, 2), normal(2, 3, seed=1), normal(2, 3, seed=2),
+                spec="nk,ni,nj->kij")]
+
+
+trilinear = Primitive("trilinear", "TrilinearBackward0",
+                      lambda a, b, c, spec: np.einsum(spec, a, b, c),
+                      input_names=("i1", "i2", "i3"), doc="a product of three tensors "
+                      "contracted by an einsum spec (F.bilinear's node)",
+                      batch=batching.per_example, sample=_tri_samples,
+                      vjp=tuple(_tri_vjp(i) for i in range(3)),
+                      jvp=tuple(_tri_jvp(i) for i in range(3)))
