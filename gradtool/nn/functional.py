@@ -344,12 +344,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                ceil_mode: bool = False, return_indices: bool = False):
     """Max over each window (MaxPool2DWithIndicesBackward0); ``return_indices`` also gives
     the flat H*W index of each maximum (as torch's)."""
-    if input.ndim == 3:
-        out = max_pool2d(_ops.unsqueeze(input, 0), kernel_size, stride, padding, dilation,
-                         ceil_mode, return_indices)
-        if return_indices:
-            return _ops.squeeze(out[0], 0), _ops.squeeze(out[1], 0)
-        return _ops.squeeze(out, 0)
+    # a (C, H, W) input pools as it is (one node, as torch; the rules read the last two axes)
     k, s, p, d = _pool_params(kernel_size, stride, padding, dilation)
     params = {"kernel_size": k, "stride": s, "padding": p, "dilation": d,
               "ceil_mode": bool(ceil_mode)}

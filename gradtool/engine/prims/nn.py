@@ -805,8 +805,9 @@ native_layer_norm = Primitive(
 # ---- trilinear (F.bilinear's one node) ----------------------------------------------------------
 # out = einsum(spec, a, b, c), linear in each input; bilinear is "ni,kij,nj->nk" on (N, in1),
 # (out, in1, in2), (N, in2) (torch's _trilinear, TrilinearBackward0).  The VJP of an input is
-# the contraction of the cotangent with the two others, itself a trilinear (so torch's
-# first gradients are TrilinearBackward0 nodes too); a batched cotangent carries "...".
+# the contraction of the cotangent with the two others, itself a trilinear with the
+# cotangent in that input's place (as torch's _trilinear_backward, so its first gradients
+# are TrilinearBackward0 nodes with torch's edges); a batched cotangent carries "...".
 def _tri_terms(spec):
     ins, out = spec.split("->")
     return ins.split(","), out
@@ -818,10 +819,10 @@ def _tri_vjp(i):
         target = terms[i]
         if np.ndim(g) > len(o.replace("...", "")) and not o.startswith("..."):
             o, target = "..." + o, "..." + target          # a batched cotangent
-        others = [k for k in range(3) if k != i]
-        ops = (a, b, c)
-        return _call(trilinear, (g, ops[others[0]], ops[others[1]]),
-                     {"spec": f"{o},{terms[others[0]]},{terms[others[1]]}->{target}"})
+        ops = [a, b, c]
+        ops[i] = g
+        terms[i] = o
+        return _call(trilinear, tuple(ops), {"spec": ",".join(terms) + "->" + target})
     return rule
 
 
