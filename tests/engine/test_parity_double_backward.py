@@ -100,6 +100,27 @@ CASES = [
     ("log_softmax_3d", [(2, 3, 4)], lambda lib, F, x: x.log_softmax(-2)),
     ("log_softmax_1d", [(4,)], lambda lib, F, x: x.log_softmax(0)),
     ("logsumexp", [(3, 4)], lambda lib, F, x: x.logsumexp(1)),
+    # activations whose backward reads the input or the result: nodes of their own
+    ("tanh", [(3, 4)], lambda lib, F, x: x.tanh()),
+    ("tanh_times_x", [(3, 4)], lambda lib, F, x: F.tanh(x) * x),
+    ("sigmoid", [(3, 4)], lambda lib, F, x: x.sigmoid()),
+    ("binary_cross_entropy", [(3, 4), (3, 4)],
+     lambda lib, F, x, t: F.binary_cross_entropy(x.sigmoid(), t.detach().sigmoid())),
+    ("elu", [(3, 4)], lambda lib, F, x: F.elu(x, 0.7)),
+    ("gelu", [(3, 4)], lambda lib, F, x: F.gelu(x)),
+    ("gelu_tanh", [(3, 4)], lambda lib, F, x: F.gelu(x * 2, approximate="tanh")),
+    ("softplus", [(3, 4)], lambda lib, F, x: F.softplus(x)),
+    ("softplus_threshold", [(3, 4)], lambda lib, F, x: F.softplus(x * 5, beta=2, threshold=3)),
+    ("elu_at_zero", [(3, 4)], lambda lib, F, x: F.elu(x - x.detach(), 0.7)),
+    ("relu_at_zero", [(3, 4)], lambda lib, F, x: F.relu(x - x.detach()) * x),
+    # norms whose gradient is sgn(x) times a constant
+    ("vector_norm_1", [(3, 4)], lambda lib, F, x: lib.linalg.vector_norm(x, 1, dim=-1)),
+    ("vector_norm_inf", [(3, 4)],
+     lambda lib, F, x: lib.linalg.vector_norm(x, float("inf"), dim=0)),
+    ("vector_norm_minus_inf_keepdim", [(3, 4)],
+     lambda lib, F, x: lib.linalg.vector_norm(x, -float("inf"), dim=1, keepdim=True)),
+    ("norm_1_at_zero", [(3, 4)], lambda lib, F, x: (x - x.detach()).norm(p=1)),
+    ("vector_norm_3", [(3, 4)], lambda lib, F, x: lib.linalg.vector_norm(x, 3, dim=-1)),
     # smooth ops, for reference
     ("silu", [(3, 4)], lambda lib, F, x: F.silu(x)),
     ("norm", [(3, 4)], lambda lib, F, x: x.norm()),
@@ -120,7 +141,8 @@ CASES = [
 # Backwards written as composites in gradtool whose first node agrees with torch's (name,
 # requires_grad, values, second order) but whose inner nodes differ: their edges are not
 # compared (the names of the first node still are).
-INNER_NODES_DIFFER = {"sign_times_x", "silu", "norm", "std", "conv2d"}
+INNER_NODES_DIFFER = {"sign_times_x", "silu", "norm", "std", "conv2d", "vector_norm_3",
+                      "binary_cross_entropy"}
 
 
 def _name(node):

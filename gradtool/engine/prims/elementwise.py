@@ -208,7 +208,51 @@ tan = _unary("tan", "TanBackward0", np.tan, lambda g, x, out: g * (1 + out * out
              lambda t, x, out: t * (1 + out * out), quiet=True, save="out",
              sample=unary(unit))
 # d tanh(x) = (1 - tanh(x)^2) dx
-tanh = _unary("tanh", "TanhBackward0", np.tanh, lambda g, x, out: g * (1 - out * out),
+def _on_tensors(prim, args, params):
+    """Run ``prim`` recorded when an argument is a Tensor (create_graph), else on arrays."""
+    if any(isinstance(a, Tensor) for a in args):
+        return apply(prim, args, params)
+    return prim.forward(*args, **params)
+
+
+def _result_backward(name, node_name, slope, dslope):
+    """g * slope(y) with y the forward's result: the backward of tanh / sigmoid, itself a node
+    under create_graph (torch's tanh_backward(grad, result), TanhBackwardBackward0, edges to
+    grad and result).  d/dg = slope(y), d/dy = g slope'(y)."""
+    prim = Primitive(name, node_name, lambda g, y: g * slope(y), broadcasts=True,
+                     input_names=("grad_output", "output"), batch=batching.elementwise,
+                     doc=f"the backward of {name[:-len('_backward')]}",
+                     sample=lambda: [one(normal(2, 3), np.tanh(normal(2, 3, seed=1)))],
+                     vjp=(lambda gg, g, y, out: _on_tensors(prim, (gg, y), {}),
+                          lambda gg, g, y, out: gg * g * dslope(y)),
+                     jvp=(lambda t, g, y, out: t * slope(y),
+                          lambda t, g, y, out: t * g * dslope(y)))
+    return prim
+
+
+def input_backward(name, node_name, slope, curvature, sample, domain=None):
+    """g * slope(x) for an activation whose derivative reads its input x: its backward, itself
+    a node under create_graph (torch's elu_backward / gelu_backward / softplus_backward:
+    EluBackwardBackward0, ..., edges to grad and self).  d/dg = slope(x), d/dx = g
+    curvature(x) (the activation's second derivative, in backend ops so it records too)."""
+    prim = Primitive(name, node_name, lambda g, x, **p: g * slope(x, **p), broadcasts=True,
+                     input_names=("grad_output", "self"), analytic=False, domain=domain,
+                     batch=batching.elementwise, quiet=True,
+                     doc=f"the backward of {name[:-len('_backward')]}", sample=sample,
+                     vjp=(lambda gg, g, x, out, **p: _on_tensors(prim, (gg, x), p),
+                          lambda gg, g, x, out, **p: gg * g * curvature(x, **p)),
+                     jvp=(lambda t, g, x, out, **p: t * slope(x, **p),
+                          lambda t, g, x, out, **p: t * g * curvature(x, **p)))
+    return prim
+
+
+# tanh' = 1 - y^2, (1 - y^2)' = -2y;  sigmoid' = y (1 - y), (y (1 - y))' = 1 - 2y
+tanh_backward = _result_backward("tanh_backward", "TanhBackwardBackward0",
+                                 lambda y: 1 - y * y, lambda y: -2 * y)
+sigmoid_backward = _result_backward("sigmoid_backward", "SigmoidBackwardBackward0",
+                                    lambda y: y * (1 - y), lambda y: 1 - 2 * y)
+tanh = _unary("tanh", "TanhBackward0", np.tanh,
+              lambda g, x, out: _on_tensors(tanh_backward, (g, out), {}),
               lambda t, x, out: t * (1 - out * out), save="out",
               sample=unary())
 sinh = _unary("sinh", "SinhBackward0", np.sinh, lambda g, x, out: g * B.cosh(x),
@@ -239,7 +283,7 @@ arctan2 = _binary("arctan2", "Atan2Backward0", np.arctan2,
                   sample=binary(normal, away))
 # d sigmoid(x) = s (1 - s) dx
 sigmoid = _unary("sigmoid", "SigmoidBackward0", B.np_sigmoid,
-                 lambda g, x, out: g * (out * (1 - out)),
+                 lambda g, x, out: _on_tensors(sigmoid_backward, (g, out), {}),
                  lambda t, x, out: t * (out * (1 - out)), save="out",
                  sample=unary())
 # d x^(-1/2) = -1/2 x^(-3/2) dx
@@ -257,13 +301,6 @@ reciprocal = _unary("reciprocal", "ReciprocalBackward0", np.reciprocal,
 # ---- non-smooth (kinks at 0 or at the clamp bounds) -----------------------------------------
 def _mask(cond, like):
     return B.astype_like(cond, like)
-
-
-def _on_tensors(prim, args, params):
-    """Run ``prim`` recorded when an argument is a Tensor (create_graph), else on arrays."""
-    if any(isinstance(a, Tensor) for a in args):
-        return apply(prim, args, params)
-    return prim.forward(*args, **params)
 
 
 def _sgn_vjp(g, x, out):
@@ -322,10 +359,26 @@ def _softplus(x, beta=1.0, threshold=20.0):
     return np.where(bx > threshold, x, np.logaddexp(0.0, bx) / beta)
 
 
-def _softplus_vjp(g, x, out, beta=1.0, threshold=20.0):
+def _softplus_slope(x, beta=1.0, threshold=20.0):
     # d softplus(x) = sigmoid(beta x) dx below the threshold, dx above it (linear there)
     z = x * beta
-    return g * B.where(B.data(z) > threshold, 1.0, B.sigmoid(z))
+    return B.where(B.data(z) > threshold, 1.0, B.sigmoid(z))
+
+
+def _softplus_curvature(x, beta=1.0, threshold=20.0):
+    # d sigmoid(beta x) = beta s (1 - s) dx below the threshold, 0 above it
+    s = B.sigmoid(x * beta)
+    return B.where(B.data(x * beta) > threshold, 0.0, s * (1 - s) * beta)
+
+
+softplus_backward = input_backward(
+    "softplus_backward", "SoftplusBackwardBackward0", _softplus_slope, _softplus_curvature,
+    lambda: [one(normal(2, 3), normal(2, 3, seed=1) * 3, beta=1.0, threshold=20.0),
+             one(normal(4), np.array([-2.0, 0.5, 3.0, 12.0]), beta=2.0, threshold=10.0)])
+
+
+def _softplus_vjp(g, x, out, beta=1.0, threshold=20.0):
+    return _on_tensors(softplus_backward, (g, x), {"beta": beta, "threshold": threshold})
 
 
 def _softplus_samples():
@@ -338,7 +391,7 @@ softplus = Primitive("softplus", "SoftplusBackward0", _softplus, quiet=True, inp
                      batch=batching.elementwise, delta=batching.delta_elementwise,
                      sample=_softplus_samples,
                      vjp=_softplus_vjp,
-                     jvp=_softplus_vjp)
+                     jvp=lambda t, x, out, **p: t * _softplus_slope(x, **p))
 
 
 def _clamp_vjp(g, x, out, min=None, max=None):

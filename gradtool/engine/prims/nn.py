@@ -21,6 +21,7 @@ from .. import batching
 from ..primitive import Primitive, apply
 from ..tensor import Tensor
 from . import shape as S
+from .elementwise import input_backward
 from ..samples import normal, one
 
 
@@ -561,12 +562,29 @@ def _gelu_slope(x, approximate):
     return (_erf_any(x * _SQRT_HALF) + 1.0) * 0.5 + x * B.exp(x * x * -0.5) * _INV_SQRT_2PI
 
 
+def _gelu_curvature(x, approximate):
+    if approximate == "tanh":
+        # t = tanh u, u' = c (1 + 3k x^2), u'' = 6 c k x:
+        # d/dx slope = (1 - t^2) (u' - x t u'^2 + x u'' / 2)
+        th = B.tanh((x + x * x * x * _TANH_CUBIC) * _TANH_SCALE)
+        du = (x * x * (3 * _TANH_CUBIC) + 1.0) * _TANH_SCALE
+        return (1.0 - th * th) * (du - x * th * du * du
+                                  + x * x * (3 * _TANH_CUBIC * _TANH_SCALE))
+    # d/dx (Phi(x) + x phi(x)) = phi(x) (2 - x^2)
+    return B.exp(x * x * -0.5) * _INV_SQRT_2PI * (2.0 - x * x)
+
+
+gelu_backward = input_backward(
+    "gelu_backward", "GeluBackwardBackward0", _gelu_slope, _gelu_curvature,
+    lambda: [((_sample_rng().standard_normal((3, 4)), _sample_rng().standard_normal((3, 4)) * 2),
+              {"approximate": a}) for a in ("none", "tanh")])
 gelu = Primitive("gelu", "GeluBackward0", _gelu, quiet=True, input_names=("self",),
                  analytic=False, doc="x Phi(x) (or its tanh approximation)",
                  batch=batching.elementwise, delta=batching.delta_elementwise,
                  sample=lambda: [((_sample_rng().standard_normal((3, 4)) * 2,),
                                   {"approximate": a}) for a in ("none", "tanh")],
-                 vjp=lambda g, x, out, approximate: g * _gelu_slope(x, approximate),
+                 vjp=lambda g, x, out, approximate: _call(gelu_backward, (g, x),
+                                                          {"approximate": approximate}),
                  jvp=lambda t, x, out, approximate: t * _gelu_slope(x, approximate))
 
 
@@ -600,11 +618,21 @@ def _kinked_samples(**params):
     return lambda: [((x,), dict(params))]
 
 
+def _elu_curvature(x, alpha):
+    # alpha exp(x) for x < 0, 0 otherwise (torch's elu_double_backward: 0 at x = 0 too,
+    # where the slope is alpha)
+    return B.where(B.data(x) < 0, B.exp(B.where(B.data(x) < 0, x, 0.0)) * alpha, 0.0)
+
+
+elu_backward = input_backward(
+    "elu_backward", "EluBackwardBackward0", _elu_slope, _elu_curvature,
+    lambda: [((_sample_rng().standard_normal((3, 4)), _kinked_samples(alpha=0.7)()[0][0][0]),
+              {"alpha": 0.7})], domain="away_from_zero")
 elu = Primitive("elu", "EluBackward0", _elu, quiet=True, input_names=("self",),
                 analytic=False, domain="away_from_zero", doc="x, or alpha (exp(x) - 1) below 0",
                 batch=batching.elementwise, delta=batching.delta_elementwise,
                 sample=_kinked_samples(alpha=0.7),
-                vjp=lambda g, x, out, alpha: g * _elu_slope(x, alpha),
+                vjp=lambda g, x, out, alpha: _call(elu_backward, (g, x), {"alpha": alpha}),
                 jvp=lambda t, x, out, alpha: t * _elu_slope(x, alpha))
 
 

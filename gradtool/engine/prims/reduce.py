@@ -8,6 +8,7 @@ from .. import backend as B
 from .. import batching
 from ..samples import away, distinct, normal, one, unary
 from ..primitive import Primitive, apply
+from . import elementwise
 from ..tensor import Tensor
 
 
@@ -334,6 +335,14 @@ def _norm_direction(x, out, ord, dim, keepdim):
 
 
 def _norm_vjp(g, x, out, ord, dim, keepdim):
+    if ord in (1, np.inf, -np.inf):
+        # torch: sgn(x) * (the spread gradient, masked to the extremes for inf): recorded
+        # under create_graph (SgnBackward0), so the gradient of this gradient exists, zero
+        spread = _expand_back(g, x.shape, dim, keepdim)
+        if ord != 1:
+            kept = _expand_kept(out, x.ndim, dim, keepdim)
+            spread = spread * _extreme_mask(np.abs(B.data(x)), B.data(kept), dim)
+        return _on_tensors(elementwise.sgn, (x,), {}) * spread
     return _expand_back(g, x.shape, dim, keepdim) * _norm_direction(x, out, ord, dim, keepdim)
 
 
