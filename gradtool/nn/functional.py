@@ -445,11 +445,19 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                          "got 1)")
     if training:
         n = input.shape[0] * int(np.prod(input.shape[2:]))    # values per channel
-        if n <= 1:
+        if n == 1:
             raise ValueError("Expected more than 1 value per channel when training, got "
                              f"input size {list(input.shape)}")
     elif running_mean is None or running_var is None:
         raise EngineError("running_mean and running_var must be defined in evaluation mode")
+    if input.numel() == 0:
+        # torch: an empty input is cloned (CloneBackward0), times weight[0] plus bias[0]
+        out = _ops.clone(input)
+        if weight is not None:
+            out = out * weight[0]
+        if bias is not None:
+            out = out + bias[0]
+        return out
     stats = {"running_mean": None, "running_var": None}
     if not training:
         # copies: a later training step updates the running statistics in place

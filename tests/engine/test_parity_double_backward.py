@@ -43,6 +43,7 @@ CASES = [
     ("abs_of_difference", [(3, 4), (3, 4)], lambda lib, F, x, y: (x - y).abs()),
     ("l1_loss", [(3, 4), (3, 4)], lambda lib, F, x, y: F.l1_loss(x, y)),
     ("sign_times_x", [(3, 4)], lambda lib, F, x: x.sign() * x),
+    ("cosh_of_sign", [(3, 4)], lambda lib, F, x: x.sign().cosh()),
     ("hardtanh", [(3, 4)], lambda lib, F, x: F.hardtanh(x, -0.5, 0.5)),
     ("relu6", [(3, 4)], lambda lib, F, x: F.relu6(x * 5)),
     ("leaky_relu", [(3, 4)], lambda lib, F, x: F.leaky_relu(x, 0.2)),

@@ -324,7 +324,8 @@ abs = _unary("abs", "AbsBackward0", np.abs,
              lambda g, x, out: g * _on_tensors(sgn, (x,), {}),
              lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero",
              sample=unary(away))
-sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: g * 0.0,
+# torch's sign backward is zeros_like(grad): a constant, no graph under create_graph
+sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: B.zeros_like(g),
               lambda t, x, out: t * 0.0, save="none", analytic=False,
               domain="away_from_zero",
               sample=unary(away))

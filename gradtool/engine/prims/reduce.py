@@ -341,7 +341,8 @@ def _norm_vjp(g, x, out, ord, dim, keepdim):
         spread = _expand_back(g, x.shape, dim, keepdim)
         if ord != 1:
             kept = _expand_kept(out, x.ndim, dim, keepdim)
-            spread = spread * _extreme_mask(np.abs(B.data(x)), B.data(kept), dim)
+            spread = spread * B.astype_like(
+                _extreme_mask(np.abs(B.data(x)), B.data(kept), dim), spread)
         return _on_tensors(elementwise.sgn, (x,), {}) * spread
     return _expand_back(g, x.shape, dim, keepdim) * _norm_direction(x, out, ord, dim, keepdim)
 
