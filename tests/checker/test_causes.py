@@ -341,7 +341,8 @@ checks:
 
 SPEC_REALWORLD_EXPECTED = {
     "swish_sign": ("term", "through sigmoid(x)", "sign flipped"),
-    "gelu_half": ("term", "through mul(x, 0.5)", "scaled by 2"),  # 0.5 * x: torch records mul(x, 0.5)
+    # 0.5 * x: torch records mul(x, 0.5)
+    "gelu_half": ("term", "through mul(x, 0.5)", "scaled by 2"),
     "softmax_input": ("wrong_tensor", "uses x where out is due", ""),
     "softmax_no_keepdim": ("reduction", "keepdim=True is due", ""),
     "batchnorm": ("factor_pattern", "dimension 1 of out", "[2, 0.5, 0.3333]"),

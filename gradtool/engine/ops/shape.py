@@ -13,8 +13,8 @@ from ..tensor import Tensor, _norm_dim
 from .common import _dims, _shape_arg, _share_version, _t, _tensor_of
 
 __all__ = [
-    "as_strided", "broadcast_to", "clone", "expand", "expand_as", "expand_dims", "flatten", "narrow",
-    "numel", "permute", "ravel", "reshape", "squeeze", "swapaxes", "swapdims", "t", "to",
+    "as_strided", "broadcast_to", "clone", "expand", "expand_as", "expand_dims", "flatten",
+    "narrow", "numel", "permute", "ravel", "reshape", "squeeze", "swapaxes", "swapdims", "t", "to",
     "transpose", "tril", "triu", "unsqueeze", "view",
 ]
 

@@ -16,7 +16,7 @@ REDUCTIONS = ("none", "mean", "sum")
 def _reduce(loss, reduction, denom=None):
     if reduction == "none":
         return loss
-    total = np.sum(loss)
+    total = loss.sum()
     if reduction == "sum":
         return total
     return total / (loss.size if denom is None else denom)
@@ -33,34 +33,80 @@ def _class_axis(ndim):
     return 1 if ndim >= 2 else 0
 
 
+def _nll_picked(shape, target, weight, ignore_index):
+    """(the index tuple picking x[n, target[n], d1, ...] from an input of ``shape``, the
+    weight of each picked element: weight[target[n]], 0 for an ignored target, or None when
+    every one is 1, the mask of the targets not ignored or None when none is).  Plain fancy
+    indexing: this runs on every call of the loss."""
+    valid = target != ignore_index
+    all_valid = bool(valid.all())
+    safe = target if all_valid else np.where(valid, target, 0)
+    if weight is not None:
+        picked = np.asarray(weight, dtype=np.float64)[safe]
+        if not all_valid:
+            picked = np.where(valid, picked, 0.0)
+    else:
+        picked = None if all_valid else valid.astype(np.float64)
+    kept = None if all_valid else valid
+    nd = len(shape)
+    if nd == 1:
+        return (safe,), picked, kept
+    if nd == 2:
+        return (np.arange(shape[0]), safe), picked, kept
+    # (N, C, d1, ...): the target's axes are the input's without the class axis 1
+    index = [np.arange(shape[0]).reshape((shape[0],) + (1,) * (nd - 2)), safe]
+    for axis in range(2, nd):
+        size = shape[axis]
+        index.append(np.arange(size).reshape((size,) + (1,) * (nd - 1 - axis)))
+    return tuple(index), picked, kept
+
+
 def _nll_weights(x, target, weight, ignore_index):
     """W with W[n, target[n], ...] = weight[target[n]] (0 for ignored targets): the loss is
     -sum(W * x) over the class axis, and W is its (constant) derivative."""
-    c = _class_axis(x.ndim)
-    valid = target != ignore_index
-    safe = np.where(valid, target, 0)
-    w = np.ones(x.shape[c]) if weight is None else np.asarray(weight, dtype=np.float64)
-    picked = np.where(valid, w[safe], 0.0)
+    index, picked, _ = _nll_picked(x.shape, target, weight, ignore_index)
+    if picked is None:
+        picked = np.ones(np.shape(target))
     W = np.zeros(x.shape, dtype=np.float64)
-    np.put_along_axis(W, np.expand_dims(safe, c), np.expand_dims(picked, c), axis=c)
+    W[index] = picked
     return W, picked
 
 
 def _nll_forward(x, target, reduction, weight, ignore_index):
-    W, picked = _nll_weights(x, target, weight, ignore_index)
-    loss = -np.sum(W * x, axis=_class_axis(x.ndim))
-    return _reduce(loss, reduction, np.sum(picked)).astype(x.dtype)
+    # -weight[t] * x[n, t]: only the picked elements (as torch: an Inf or NaN in another
+    # class, or at an ignored target, does not reach the loss); in float64, then x's dtype
+    index, picked, kept = _nll_picked(x.shape, target, weight, ignore_index)
+    if picked is None and x.dtype.kind == "f":
+        loss = -np.asarray(x[index], dtype=np.float64)     # every weight 1
+        denom = loss.size
+    else:
+        loss = -((1.0 if picked is None else picked) * x[index])
+        if kept is not None:
+            loss = np.where(kept, loss, 0.0)
+        denom = loss.size if picked is None else picked.sum()
+    return _reduce(loss, reduction, denom).astype(x.dtype)
 
 
 def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
-    W, picked = _nll_weights(B.data(x), target, weight, ignore_index)
+    data = B.data(x)
+    index, picked, kept = _nll_picked(data.shape, target, weight, ignore_index)
     if reduction == "none":
         g = B.expand_dims(g, _class_axis(x.ndim) - x.ndim)
+        value = -1.0 if picked is None else -picked
     else:
         g = _scalar_grad(g, x.ndim)
         if reduction == "mean":
-            W = W / np.sum(picked)
-    return g * B.astype_like(-W, g)
+            if picked is None:
+                value = -1.0 / max(1, np.size(target))
+            else:
+                value = -(picked / picked.sum())
+                if kept is not None:      # every target ignored: 0 / 0, and torch's zeros
+                    value = np.where(kept, value, 0.0)
+        else:
+            value = -1.0 if picked is None else -picked
+    W = np.zeros(data.shape, dtype=g.dtype.np if isinstance(g, Tensor) else g.dtype)
+    W[index] = value
+    return g * W
 
 
 def _nll_jvp(t, x, target, out, reduction, weight, ignore_index):
