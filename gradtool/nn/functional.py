@@ -63,6 +63,20 @@ def relu6(input: Tensor) -> Tensor:
     return hardtanh(input, 0.0, 6.0)
 
 
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, value elsewhere (ThresholdBackward0; integers stay integers)."""
+    if input._data.dtype == np.bool_:
+        raise NotImplementedError("\"threshold_cpu\" not implemented for 'Bool'")
+
+    def compute(x):
+        data = x._data
+        if data.dtype.kind in "iu":
+            return _make(np.where(data > threshold, data, value).astype(data.dtype))
+        prim = _P.threshold_inplace if inplace else _P.threshold
+        return apply(prim, (x,), {"threshold": threshold, "value": value})
+    return _inplace(input, compute) if inplace else compute(input)
+
+
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
     float_kernel("leaky_relu_cpu", input)
