@@ -75,6 +75,11 @@ CASES = [
     ("frac", [(3, 4)], lambda lib, F, x: x.frac()),
     ("tril", [(3, 4)], lambda lib, F, x: x.tril()),
     ("cumsum", [(3, 4)], lambda lib, F, x: x.cumsum(1)),
+    ("cat_exp", [(2, 3), (1, 3)], lambda lib, F, x, y: lib.cat([x, y]).exp()),
+    ("cat_with_empty_vector", [(2,), (0,)], lambda lib, F, x, y: lib.cat([x, y]).exp()),
+    ("prod", [(3, 4)], lambda lib, F, x: x.prod(1)),
+    ("prod_0d", [()], lambda lib, F, x: x.prod()),
+    ("prod_0d_dim", [()], lambda lib, F, x: (x * x).prod(0)),
     ("pad", [(3, 4)], lambda lib, F, x: F.pad(x, (1, 1))),
     ("dropout_eval", [(3, 4)], lambda lib, F, x: F.dropout(x, 0.5, training=False)),
     # pooling: the backward reads the input (argmax, shape) only

@@ -203,12 +203,15 @@ def _prod_others(x, axis):
 def _prod_vjp(g, x, out, dim, keepdim):
     # d prod(x) / dx_i = prod(x) / x_i; where x has zeros, the product of the others is
     # computed directly (then constant under create_graph: exact to first order only)
+    if x.ndim == 0:
+        return g            # torch's prod_backward: the gradient itself for a 0-d input
     dims = _all(x) if dim is None else (dim,)
     expanded = _expand_back(g, x.shape, dims, keepdim)
     data = B.data(x)
     if np.any(data == 0):
         return expanded * _prod_others(data, dim)
-    return _expand_back(g * out, x.shape, dims, keepdim) / x
+    # torch: grad * (result / input), the gradient and the quotient broadcast back
+    return expanded * (_expand_back(out, x.shape, dims, keepdim) / x)
 
 
 prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), quiet=True, save="both",
