@@ -126,6 +126,11 @@ CASES = [
     ("sigmoid", [(3, 4)], lambda lib, F, x: x.sigmoid()),
     ("binary_cross_entropy", [(3, 4), (3, 4)],
      lambda lib, F, x, t: F.binary_cross_entropy(x.sigmoid(), t.detach().sigmoid())),
+    ("binary_cross_entropy_sum_weight", [(3, 4), (3, 4)],
+     lambda lib, F, x, t: F.binary_cross_entropy(x.sigmoid() * 0.9 + 0.05, t.detach().sigmoid(),
+                                                 weight=lib.ones(4) * 0.5, reduction="sum")),
+    ("binary_cross_entropy_none_target_grad", [(3, 4), (3, 4)],
+     lambda lib, F, x, t: F.binary_cross_entropy(x.sigmoid(), t.sigmoid(), reduction="none")),
     ("elu", [(3, 4)], lambda lib, F, x: F.elu(x, 0.7)),
     ("gelu", [(3, 4)], lambda lib, F, x: F.gelu(x)),
     ("gelu_tanh", [(3, 4)], lambda lib, F, x: F.gelu(x * 2, approximate="tanh")),
@@ -161,8 +166,7 @@ CASES = [
 # Backwards written as composites in gradtool whose first node agrees with torch's (name,
 # requires_grad, values, second order) but whose inner nodes differ: their edges are not
 # compared (the names of the first node still are).
-INNER_NODES_DIFFER = {"sign_times_x", "silu", "norm", "std", "conv2d", "vector_norm_3",
-                      "binary_cross_entropy"}
+INNER_NODES_DIFFER = {"sign_times_x", "silu", "norm", "std", "conv2d", "vector_norm_3"}
 
 
 def _name(node):

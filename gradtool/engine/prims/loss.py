@@ -401,6 +401,61 @@ def _bce_prob_jvp(which):
     return rule
 
 
+# The input's gradient is a node of its own under create_graph (torch's
+# binary_cross_entropy_backward(grad, self, target, weight): BinaryCrossEntropyBackwardBackward0)
+# With s(p, y) = w (p - y) / q, q = p (1 - p) (where q > eps; (p - y) / eps elsewhere):
+#     ds/dp = w (q - (p - y)(1 - 2p)) / q^2  (w / eps where clamped),  ds/dy = -w / max(q, eps)
+def _bce_curvature(p, y, weight, which):
+    q = (1 - p) * p
+    clamped = B.data(q) <= _BCE_EPSILON
+    if which == 0:
+        safe = B.where(clamped, 1.0, q)
+        d = B.where(clamped, 1.0 / _BCE_EPSILON, (q - (p - y) * (1 - 2 * p)) / (safe * safe))
+    else:
+        d = -1.0 / B.maximum(q, _BCE_EPSILON)
+    return d if weight is None else d * weight
+
+
+def _bce_backward_vjp_grad(gg, g, p, y, out, reduction, weight):
+    prod = gg * _bce_prob_slopes(p, y, weight, 0)
+    if reduction == "none":
+        return prod
+    shape = _pair_shape(p, y)
+    nd = len(shape)
+    total = B.sum(prod, axis=tuple(range(-nd, 0))) if nd else prod
+    return total * (1.0 / max(int(np.prod(shape)), 1)) if reduction == "mean" else total
+
+
+def _bce_backward_rule(which):
+    def rule(gg, g, p, y, out, reduction, weight):
+        return gg * _spread(g, _pair_shape(p, y), reduction) * _bce_curvature(p, y, weight,
+                                                                              which)
+    return rule
+
+
+def _bce_backward_samples():
+    out = []
+    for r in ("mean", "sum", "none"):
+        p, y = positive(3, 4) / 2.1, positive(3, 4, seed=1) / 2.1
+        g = np.asarray(normal(*np.shape(_bce_prob_forward(p, y, r, None)), seed=2))
+        out.append(((g, p, y), {"reduction": r, "weight": None}))
+    out.append(((np.asarray(1.5), p, y), {"reduction": "mean", "weight": positive(4, seed=3)}))
+    return out
+
+
+binary_cross_entropy_backward = Primitive(
+    "binary_cross_entropy_backward", "BinaryCrossEntropyBackwardBackward0",
+    lambda g, p, y, reduction, weight: _bce_prob_rule(0)(g, p, y, None, reduction, weight),
+    quiet=True, broadcasts=True, analytic=False,
+    input_names=("grad_output", "self", "target"), doc="the backward of binary_cross_entropy",
+    batch=batching.per_example, sample=_bce_backward_samples,
+    vjp=(_bce_backward_vjp_grad, _bce_backward_rule(0), _bce_backward_rule(1)),
+    jvp=(lambda t, g, p, y, out, reduction, weight: _bce_prob_rule(0)(t, p, y, None, reduction,
+                                                                     weight),
+         lambda t, g, p, y, out, **k: _bce_backward_rule(0)(t, g, p, y, out, **k),
+         lambda t, g, p, y, out, **k: _bce_backward_rule(1)(t, g, p, y, out, **k)))
+
+
 binary_cross_entropy = Primitive(
     "binary_cross_entropy", "BinaryCrossEntropyBackward0", _bce_prob_forward, quiet=True,
     broadcasts=True, analytic=False, input_names=("self", "target"),
@@ -409,7 +464,8 @@ binary_cross_entropy = Primitive(
                         weight=None) for r in ("mean", "sum", "none")] + [
         one(positive(3, 4) / 2.1, positive(3, 4, seed=1) / 2.1, reduction="mean",
             weight=positive(4, seed=2))],
-    vjp=(_bce_prob_rule(0), _bce_prob_rule(1)),
+    vjp=(lambda g, p, y, out, **k: _loss_call(binary_cross_entropy_backward, g, p, y, k),
+         _bce_prob_rule(1)),
     jvp=(_bce_prob_jvp(0), _bce_prob_jvp(1)))
 
 
