@@ -24,7 +24,8 @@ def _root_edge(t: Tensor):
     if t.grad_fn is not None:
         return (t.grad_fn, t._nr)
     if t._rg:
-        return (grad_accumulator(t), 0)
+        acc = grad_accumulator(t)       # None for a view made under no_grad (torch: no edge)
+        return None if acc is None else (acc, 0)
     return None
 
 
@@ -102,7 +103,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
     if retain_graph is None:
         retain_graph = create_graph
     for i, t in enumerate(tensors):
-        if not t._rg:
+        if _root_edge(t) is None:
             raise EngineError(f"element {i} of tensors does not require grad and does not "
                               "have a grad_fn")
     roots = [_root_edge(t) for t in tensors]
@@ -149,7 +150,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if retain_graph is None:
         retain_graph = create_graph
     for i, t in enumerate(outputs):
-        if not t._rg:
+        if _root_edge(t) is None:
             raise EngineError(f"element {i} of tensors does not require grad and does not "
                               "have a grad_fn")
     targets = {}
@@ -180,7 +181,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             result.append(None)
             continue
         if not isinstance(g, Tensor):
-            g = _make(np.array(g, copy=True) if not g.flags.owndata else g)
+            # (numpy's arithmetic on 0-d arrays gives scalars: a Tensor holds an array)
+            owned = type(g) is np.ndarray and g.flags.owndata
+            g = _make(g if owned else np.array(g, copy=True))
         result.append(g)
     return tuple(result)
 

@@ -72,7 +72,8 @@ def _select(input: Tensor, dim: int, index: int) -> Tensor:
 
 def _slice(input: Tensor, dim: int, k: slice) -> Tensor:
     if k.step is not None and k.step <= 0:
-        raise ValueError("step must be greater than zero")
+        raise ValueError("slice step cannot be zero" if k.step == 0 else
+                         "step must be greater than zero")
     start, stop, step = k.indices(input.shape[dim])
     stop = _builtins_max(stop, start)
     key = (slice(None),) * dim + (slice(start, stop, step),)
@@ -224,6 +225,7 @@ def _multi_views(name: str, pieces: tuple, base: Tensor) -> tuple:
     vc = version_counter(base)
     for i, piece in enumerate(pieces):
         piece._vc = vc
+        _share_version(piece, base)    # a view of base (in-place ops through base see it)
         if piece._rg:
             piece._set("multi_view", (name, i))
     return pieces
@@ -342,7 +344,8 @@ def diagonal(input, offset=0, dim1=0, dim2=1) -> Tensor:
     d1, d2 = _norm_dim(dim1, input.ndim), _norm_dim(dim2, input.ndim)
     if d1 == d2:
         raise EngineError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
-    return apply(shape_prims.diagonal, (input,), {"offset": _int(offset), "dim1": d1, "dim2": d2})
+    return _share_version(apply(shape_prims.diagonal, (input,),
+                                {"offset": _int(offset), "dim1": d1, "dim2": d2}), input)
 
 
 def trace(input) -> Tensor:

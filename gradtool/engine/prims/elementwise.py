@@ -143,7 +143,7 @@ pow = _binary("pow", "PowBackward1", np.power,
                lambda t, a, b, out: t * out * _safe_log(a)),
               quiet=True, domain="positive", sample=_pow_samples)
 # c^x with a python-number base: torch records PowBackward2.
-rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), quiet=True, save="out",
+rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), quiet=True, save="both",
                  input_names=("exponent",),
                  batch=batching.elementwise, delta=batching.delta_elementwise,
                  sample=lambda: [one(normal(2, 3), base=2.0), one(normal(4), base=0.5)],

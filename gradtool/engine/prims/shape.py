@@ -126,8 +126,16 @@ permute = Primitive("permute", "PermuteBackward0", lambda x, dims: np.transpose(
                     vjp=_permute_vjp,
                     jvp=lambda t, x, out, dims: np.transpose(t, dims))
 
+def _expand_forward(x, shape):
+    # writable when x is, as torch's: a fill through an expanded tensor writes its base
+    out = np.broadcast_to(x, shape)
+    if not x.flags.writeable:
+        return out
+    return np.lib.stride_tricks.as_strided(x, out.shape, out.strides, writeable=True)
+
+
 # expand / broadcast_to: the gradient sums over the expanded axes.
-expand = Primitive("expand", "ExpandBackward0", lambda x, shape: np.broadcast_to(x, shape),
+expand = Primitive("expand", "ExpandBackward0", _expand_forward,
                    save="shapes", out_shape=lambda xs, shape: shape, batch=batching.expand,
                    sample=lambda: [one(normal(3, 1), shape=(2, 3, 4)), one(normal(3), shape=(3,))],
                    vjp=lambda g, x, out, shape: B.sum_to(g, x.shape, len(shape)),
@@ -237,8 +245,8 @@ def _indexed_shape(shape, key) -> tuple:
     return np.empty(shape, dtype="V0")[key].shape
 
 
-def _index_prim(name, node, backward_prim, *, sample=None):
-    prim = Primitive(name, node, _index_forward, save="shapes", input_names=("self",),
+def _index_prim(name, node, backward_prim, *, sample=None, forward=_index_forward):
+    prim = Primitive(name, node, forward, save="shapes", input_names=("self",),
                      batch=batching.index,
                      out_shape=lambda xs, key, out_ndim: _indexed_shape(xs, key), sample=sample,
                      vjp=_index_vjp(backward_prim),
@@ -246,7 +254,12 @@ def _index_prim(name, node, backward_prim, *, sample=None):
     return prim
 
 
-select = _index_prim("select", "SelectBackward0", select_backward,
+def _select_forward(x, key, out_ndim):
+    # a view even down to 0-d (numpy's x[0] of a 1-d array is a scalar, not a view)
+    return x[tuple(key) + (Ellipsis,)]
+
+
+select = _index_prim("select", "SelectBackward0", select_backward, forward=_select_forward,
                      sample=lambda: [index_sample(normal(3, 4), (slice(None), 2)),
                                      index_sample(normal(3, 4), (1,))])
 slice_ = _index_prim("slice", "SliceBackward0", slice_backward,
@@ -619,7 +632,8 @@ def _diagonal_forward(x, offset, dim1, dim2):
     # a writable strided view, as torch's (np.diagonal's own view is read-only)
     view = np.diagonal(x, offset, dim1, dim2)
     if not view.size:
-        return view.copy()
+        return np.lib.stride_tricks.as_strided(x, view.shape, view.strides,
+                                               writeable=x.flags.writeable)
     start = [slice(None)] * x.ndim
     start[dim1] = slice(max(-offset, 0), None)
     start[dim2] = slice(max(offset, 0), None)
