@@ -51,7 +51,7 @@ class Primitive:
                  broadcasts: bool = False, analytic: bool = True, differentiable: bool = True,
                  input_names: tuple = ("self",), out_shape=None, doc: str = "",
                  sample=None, batch=None, delta=None, domain=None, needs=None,
-                 quiet: bool = False, vjp=(), jvp=()) -> None:
+                 shape_only: tuple = (), quiet: bool = False, vjp=(), jvp=()) -> None:
         if save not in SAVE_MODES:
             raise ValueError(f"save must be one of {SAVE_MODES}")
         if name in REGISTRY:
@@ -82,6 +82,10 @@ class Primitive:
         # needs[i]: the inputs the VJP of input i reads (None: all).  Inputs no needed rule
         # reads are not saved (x * 2.0 keeps no reference to x), as torch does.
         self.needs: tuple | None = needs
+        # shape_only: inputs whose values no rule reads, only their shape and dtype (gather's
+        # and index_select's self): saved as a ShapeOnly, so changing them in place later is
+        # no error, as torch saves only their sizes
+        self.shape_only = frozenset(shape_only)
         # inputs torch records an edge for: those with a VJP rule (an index, a mask, a
         # class-index target is no input of torch's node); None: all of them
         self.edge_inputs = None if isinstance(self.vjps, Variadic) or all(
@@ -297,12 +301,17 @@ def _saved_inputs(prim: Primitive, args: tuple, datas: list, nodes: list) -> tup
     """The input arrays the rules read, with their version counters and versions (checked
     when the backward runs: an in-place change in between is torch's error)."""
     keep = _kept_inputs(prim, nodes)
+    shape_only = prim.shape_only
     vcs = []
     versions = []
     saved = []
     for i, a in enumerate(args):
         if keep is not None and not keep[i]:
             saved.append(None)
+            vcs.append(None)
+            versions.append(None)
+        elif i in shape_only:
+            saved.append(ShapeOnly(datas[i]) if isinstance(datas[i], _ndarray) else datas[i])
             vcs.append(None)
             versions.append(None)
         elif isinstance(a, Tensor):
@@ -429,20 +438,25 @@ def _apply_two(prim: Primitive, a: Tensor, b: Tensor, params: dict) -> Tensor:
     if save == "inputs" or save == "both":
         table = prim._keep_by_mask.get("binary") or prim._keep_binary
         keep = table[(edge0 is not None) + 2 * (edge1 is not None)]
-        if keep[0]:
+        shape_only = prim.shape_only
+        if not keep[0]:
+            sa = vca = va = None
+        elif shape_only and 0 in shape_only:
+            sa, vca, va = ShapeOnly(da), None, None
+        else:
             vca = a._vc
             if vca is None:
                 vca = a._vc = new_version_counter()
             sa, va = da, vca[0]
+        if not keep[1]:
+            sb = vcb = vb = None
+        elif shape_only and 1 in shape_only:
+            sb, vcb, vb = ShapeOnly(db), None, None
         else:
-            sa = vca = va = None
-        if keep[1]:
             vcb = b._vc
             if vcb is None:
                 vcb = b._vc = new_version_counter()
             sb, vb = db, vcb[0]
-        else:
-            sb = vcb = vb = None
         node.saved = (sa, sb)
         node.vcs = (vca, vcb)
         node.versions = (va, vb)

@@ -305,6 +305,12 @@ def _cat_vjp(i, g, *inputs, out, dim):
     start = sum(inputs[j].shape[dim] for j in range(i) if not _cat_skipped(inputs[j], nd))
     stop = start + inputs[i].shape[dim]
     key = (Ellipsis, slice(start, stop)) + (slice(None),) * (nd - dim - 1)
+    if tuple(inputs[i].shape) == (0,):
+        # torch's cat backward gives a (0,) input fresh zeros (no graph under create_graph)
+        return B.zeros_like(g[key])
+    if isinstance(g, Tensor):
+        # torch narrows the gradient: a SliceBackward0 even over a whole dim
+        return apply(slice_, (g,), {"key": key, "out_ndim": g.ndim})
     return g[key]
 
 
@@ -555,6 +561,7 @@ def _scatter_add_samples():
 
 scatter_add = Primitive("scatter_add", "ScatterAddBackward0",
                         input_names=("self", "index", "src"), batch=batching.per_example,
+                        shape_only=(0,),
                         sample=_scatter_add_samples,
                         **on_missing_axis(
                             _scatter_add_forward,
@@ -575,7 +582,7 @@ def _index_select_vjp(g, x, index, out, dim):
 
 
 index_select = Primitive("index_select", "IndexSelectBackward0",
-                         input_names=("self", "index"),
+                         input_names=("self", "index"), shape_only=(0,),
                          out_shape=lambda xs, index, dim: xs[:dim] + tuple(index) + xs[dim + 1:],
                          batch=batching.dims_shifted("dim"),
                          sample=lambda: [one(normal(3, 4), np.array([0, 2, 2]), dim=1),
