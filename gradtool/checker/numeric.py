@@ -110,22 +110,7 @@ class Evaluator:
             if outs is not None:
                 self.n_evals += size
                 return list(outs)
-        if self.batched_ok and size > 2:
-            try:
-                with no_grad():
-                    outs, _ = V.call_batched(self.fn, tuple(args), {j: batch}, size)
-                self.n_evals += size
-                self._spot_check(j, batch, size, outs, args)
-                return list(outs)
-            except V.VmapFallback as exc:
-                self.batched_ok = False
-                self.path = f"looped ({exc})"
-        elif self.path == "batched":
-            self.path = "looped (small batch)"
-        with no_grad():
-            outs, _ = V.loop_batched(self.fn, tuple(args), {j: batch}, size)
-        self.n_evals += size
-        return list(outs)
+        return self._call(args, {j: batch}, size)
 
     def run_many(self, batches: dict, size: int, cast=None) -> list:
         """``run`` with several inputs replaced by batches at once (``{j: dense batch}``):
@@ -137,13 +122,17 @@ class Evaluator:
             errors_restore(token)
 
     def _run_many(self, batches: dict, size: int, cast=None) -> list:
-        args = self.plain_args(cast=cast)
+        return self._call(self.plain_args(cast=cast), batches, size)
+
+    def _call(self, args: list, batches: dict, size: int) -> list:
+        """fn on ``args`` with the inputs of ``batches`` replaced: one batched call (its last
+        example checked against a plain call), or a loop when fn cannot run batched."""
         if self.batched_ok and size > 2:
             try:
                 with no_grad():
                     outs, _ = V.call_batched(self.fn, tuple(args), batches, size)
                 self.n_evals += size
-                self._spot_check(None, batches, size, outs, args)
+                self._spot_check(batches, size, outs, args)
                 return list(outs)
             except V.VmapFallback as exc:
                 self.batched_ok = False
@@ -155,10 +144,9 @@ class Evaluator:
         self.n_evals += size
         return list(outs)
 
-    def _spot_check(self, j, batch, size, outs, args) -> None:
-        """Example ``size - 1`` of the batched result against a plain call (``j`` None:
-        ``batch`` is a dict of batches, one per replaced input)."""
-        batches = batch if j is None else {j: batch}
+    def _spot_check(self, batches: dict, size, outs, args) -> None:
+        """Example ``size - 1`` of the batched result against a plain call (``batches``: one
+        batch per replaced input)."""
         for k in (size - 1,):     # the last example: where a leak of example 0 shows
             call = list(args)
             for i, b in batches.items():
