@@ -85,6 +85,7 @@ class Step:
     args: tuple
     kwargs: tuple = ()
     label: str = ""
+    no_grad: bool = False    # run with grad mode off (lib.set_grad_enabled(False))
 
 
 @dataclasses.dataclass
@@ -159,6 +160,13 @@ def run_step(lib, step: Step, env: dict, dtype_map=None):
     dtype_map = dtype_map or {}
     args = _materialize(lib, step.args, env, dtype_map)
     kwargs = {k: _materialize(lib, v, env, dtype_map) for k, v in step.kwargs}
+    if step.no_grad:
+        with lib.no_grad():
+            return _run(lib, step, env, args, kwargs)
+    return _run(lib, step, env, args, kwargs)
+
+
+def _run(lib, step: Step, env: dict, args, kwargs):
     if step.kind == "leaf":
         value = args[0]
     elif step.kind == "call":
@@ -210,6 +218,9 @@ def _src(arg, in_index=False) -> str:
 
 
 def step_source(step: Step) -> str:
+    if step.no_grad:
+        plain = step_source(dataclasses.replace(step, no_grad=False))
+        return f"lib.set_grad_enabled(False); {plain}; lib.set_grad_enabled(True)"
     a = step.args
     kw = [f"{k}={_src(v)}" for k, v in step.kwargs]
     v = f"v{step.id}"
@@ -1050,6 +1061,24 @@ def p_reduce(g: Generator):
                  label=f"reduce:{name}(dim)")
 
 
+def p_norm(g: Generator):
+    x = g.pick(floating)
+    if x is None:
+        return
+    r = g.rng
+    p = [1, 2, float("inf"), 3][int(r.integers(4))]
+    c = int(r.integers(4))
+    if c == 0:
+        g.method("norm", x, p=p, label="norm(p)")
+    elif c == 1:
+        g.method("norm", x, p=p, dim=g.dim(x), keepdim=bool(r.random() < 0.5),
+                 label="norm(p, dim)")
+    elif c == 2:
+        g.call("linalg.vector_norm", x, ord=p, dim=g.dim(x), label="linalg.vector_norm")
+    else:
+        g.call("nn.functional.normalize", x, dim=g.dim(x), label="F.normalize")
+
+
 def p_dim_op(g: Generator):
     x = g.pick(floating)
     if x is None:
@@ -1397,7 +1426,23 @@ def _non_leaf(g: Generator, view: bool) -> Ref | None:
     if not view:
         return x
     shape = tuple(g.value(x).shape)
-    c = int(g.rng.integers(6))
+    c = int(g.rng.integers(9))
+    if c == 6:
+        # a detached alias of a leaf: in place is allowed and bumps the leaf's version
+        leaf = g.pick(lambda t: floating(t) and t.is_leaf)
+        return g.method("detach", leaf, label="detach") if leaf is not None else x
+    if c == 7 and shape:
+        # one output of a multi-output view op (torch refuses in-place on it)
+        name = str(g.rng.choice(["unbind", "split", "chunk"]))
+        res = (g.method(name, x, label=name) if name == "unbind"
+               else g.method(name, x, 1, label=name))
+        if res is None or not len(g.value(res)):
+            return None
+        return g.getitem(res, 0, "getitem:tuple")
+    if c == 8 and shape and shape[0]:
+        # a view made with grad mode off of a tensor that requires grad
+        return g.add(Step(g.new_id(), "getitem", "[]", (x, 0), (), "getitem:int@no_grad",
+                          no_grad=True))
     if c == 0 and shape and shape[0]:
         return g.getitem(x, int(g.rng.integers(-shape[0], shape[0])), "getitem:int")
     if c == 1:
@@ -1472,6 +1517,7 @@ PROPOSERS = {
     "clamp": (("ops", "names"), p_clamp),
     "reduce": (("ops", "names"), p_reduce),
     "dim-op": (("ops", "names"), p_dim_op),
+    "norm": (("ops", "names"), p_norm),
     "maxmin": (("ops", "names"), p_maxmin),
     "matmul": (("ops", "names"), p_matmul),
     "linear": (("ops", "names"), p_linear),
@@ -1667,7 +1713,34 @@ def m_dtypes(g: Generator):
               must=False)
 
 
-MISUSE = [("backward-twice", m_backward_twice), ("backward-nonscalar", m_backward_nonscalar),
+def m_views(g: Generator):
+    x = g.pick(lambda t: floating(t) and t.requires_grad and t.dim() >= 1) or g.leaf(
+        (2, 3), requires_grad=True)
+    base = g.add(Step(g.new_id(), "binop", "*", (x, 1.0), (), "binop:*scalar"))
+    if base is None:
+        return
+    shape = tuple(g.value(base).shape)
+    c = int(g.rng.integers(3))
+    if c == 0:
+        view = g.method("expand", base, (2,) + shape, label="expand")
+    elif c == 1:
+        view = g.add(Step(g.new_id(), "getitem", "[]", (base, Ellipsis), (),
+                          "getitem:basic@no_grad", no_grad=True))
+    else:
+        res = g.method("unbind", base, label="unbind")
+        view = g.getitem(res, 0, "getitem:tuple") if res is not None and len(
+            g.value(res)) else None
+    if view is None:
+        return
+    g.add(Step(g.new_id(), "method", str(g.rng.choice(["mul_", "add_", "fill_"])),
+               (view, 2.0), (), "misuse:inplace-view"), must=False)
+    s = g.method("sum", base, label="reduce:sum")
+    if s is not None:
+        g.add(Step(g.new_id(), "method", "backward", (s,), (), "misuse:backward"), must=False)
+
+
+MISUSE = [("views", m_views), ("backward-twice", m_backward_twice),
+          ("backward-nonscalar", m_backward_nonscalar),
           ("no-grad", m_no_grad), ("inplace-leaf", m_inplace_leaf), ("version", m_version),
           ("shapes", m_shapes), ("dims", m_dims), ("dtypes", m_dtypes)]
 
@@ -1773,18 +1846,44 @@ def write_findings(path: str, findings: list[Finding], header: str) -> None:
     os.replace(tmp, path)
 
 
+@dataclasses.dataclass
+class Tally:
+    """Programs run, and how many agree in everything / in names and structure (grad_fn
+    names, next_functions, _version) / in exception types / in exception messages."""
+    programs: int = 0
+    agree: int = 0
+    structure: int = 0
+    types: int = 0
+    messages: int = 0
+
+    def line(self, what: str) -> str:
+        def pct(n):
+            return f"{n}/{self.programs} ({100.0 * n / max(self.programs, 1):.1f}%)"
+        return (f"{what}: all agree {pct(self.agree)}; names+structure {pct(self.structure)}; "
+                f"exception types {pct(self.types)}; messages {pct(self.messages)}")
+
+
+STRUCTURE = ("name", "graph", "version")
+
+
 def fuzz(seeds, misuse=False, area=None, exclude=frozenset(), partial=None, minimize_=True,
          verbose=False, echo=print):
-    """Run the programs of ``seeds``; returns (number agreeing, findings)."""
+    """Run the programs of ``seeds``; returns (Tally, findings)."""
     partial = partial or {}
     findings: list[Finding] = []
-    agreeing = 0
+    tally = Tally()
     for seed in seeds:
         prog = generate(seed, misuse, area, exclude)
         skip = set().union(*(partial.get(lab, set()) for lab in prog.labels)) if partial else set()
         found = compare(prog, skip_kinds=frozenset(skip))
+        kinds = {d.what for d in found}
+        tally.programs += 1
+        tally.agree += not found
+        tally.structure += not kinds & set(STRUCTURE)
+        tally.types += not kinds & {"crash", "gt-raises", "torch-raises", "exc-type"}
+        tally.messages += not kinds & {"crash", "gt-raises", "torch-raises", "exc-type",
+                                       "message", "raise-at"}
         if not found:
-            agreeing += 1
             continue
         if verbose:
             for dis in found:
@@ -1792,7 +1891,7 @@ def fuzz(seeds, misuse=False, area=None, exclude=frozenset(), partial=None, mini
         for f in investigate(prog, found, minimize_):
             findings.append(f)
             echo(f"[{f.area}] seed {seed} {f.klass}: {f.detail} :: {f.repro}")
-    return agreeing, findings
+    return tally, findings
 
 
 def summary(findings: list[Finding]) -> list[str]:
@@ -1828,20 +1927,21 @@ def main(argv=None) -> int:
     totals = []
     for name, misuse, n in runs:
         seeds = range(args.seed, args.seed + n)
-        agreeing, found = fuzz(seeds, misuse, args.area, exclude, partial, not args.no_minimize,
-                               args.verbose, lambda line: print(line, flush=True))
+        tally, found = fuzz(seeds, misuse, args.area, exclude, partial, not args.no_minimize,
+                            args.verbose, lambda line: print(line, flush=True))
         findings.extend(found)
-        totals.append(f"{agreeing}/{n} {name} agree ({100.0 * agreeing / max(n, 1):.1f}%)")
+        totals.append(tally.line(name))
     elapsed = time.perf_counter() - start
     lines = summary(findings)
-    print(f"\n{'; '.join(totals)}; {len(lines)} classes; {elapsed:.1f} s")
+    print("\n" + "\n".join(totals))
+    print(f"{len(lines)} classes of disagreement; {elapsed:.1f} s")
     print("\n".join(lines))
     if args.findings:
         write_findings(args.findings, findings,
                        f"Run: `fuzz_torch.py --seed {args.seed} --n {args.n}"
                        f"{' --misuse' if args.misuse else ''}"
-                       f"{f' --misuse-n {args.misuse_n}' if args.misuse_n else ''}`: "
-                       f"{'; '.join(totals)}.")
+                       f"{f' --misuse-n {args.misuse_n}' if args.misuse_n else ''}` "
+                       f"(gradtool of {os.getcwd()})\n\n" + "\n\n".join(f"- {t}" for t in totals))
     return 0 if not findings else 1
 
 
