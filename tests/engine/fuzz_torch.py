@@ -744,14 +744,28 @@ def _with_leaf_input(prog: Program, step: Step, ref: int) -> Program | None:
     return Program(prog.seed, steps, prog.misuse)
 
 
-def area_of(dis: Disagreement, labels) -> str:
-    inplace = any(lab.startswith(INPLACE_PREFIXES) for lab in labels)
-    text = dis.detail.lower()
-    if dis.what in ("name", "graph", "version"):
-        return "views" if inplace else "names"
-    if inplace or any(w in text for w in ("in-place", "inplace", "a view of", "version")):
-        return "views"
-    return "ops"
+VIEW_WORDS = ("in-place", "inplace", "a view", "version", "no_grad mode", "written-to tensor")
+
+
+def _inplace_like(label: str) -> bool:
+    return label.startswith(INPLACE_PREFIXES) or label.endswith("@no_grad") or (
+        label.startswith("misuse:") and label.endswith(("_", "inplace-view", "setitem")))
+
+
+def area_of(dis: Disagreement, prog: Program, labels) -> str:
+    """[views] for in-place, views and version counters, [names] for graph structure, [ops]
+    for the rest.  An exception is put where the step that raised (or its message) belongs."""
+    if dis.what in STRUCTURE:
+        return "views" if any(_inplace_like(lab) for lab in labels) else "names"
+    if dis.what in RAISES:
+        if dis.key.startswith("step "):
+            step_id = int(dis.key.split()[1])
+            label = next((st.label for st in prog.steps if st.id == step_id), "")
+            if _inplace_like(label):
+                return "views"
+        text = dis.message.lower()
+        return "views" if any(w in text for w in VIEW_WORDS) else "ops"
+    return "views" if any(_inplace_like(lab) for lab in labels) else "ops"
 
 
 def repro(prog: Program, phase: str) -> str:
@@ -1636,7 +1650,7 @@ def m_shapes(g: Generator):
     x = g.pick(lambda t: floating(t) and t.dim() >= 1) or g.leaf((2, 3))
     shape = tuple(g.value(x).shape)
     bad = tuple(d + 1 for d in shape)
-    c = int(g.rng.integers(8))
+    c = int(g.rng.integers(9))
     if c == 0:
         g.add(Step(g.new_id(), "binop", str(g.rng.choice(["+", "*"])), (x, g.lit(bad)), (),
                    "misuse:broadcast"), must=False)
@@ -1662,9 +1676,15 @@ def m_shapes(g: Generator):
         if y is not None:
             g.add(Step(g.new_id(), "method", "backward", (y, g.lit(bad)), (),
                        "misuse:backward-grad-shape"), must=False)
-    else:
+    elif c == 7:
         g.add(Step(g.new_id(), "method", "view", (x, (-1, -1)), (), "misuse:view-two-minus"),
               must=False)
+    else:
+        # view of a non-contiguous tensor whose strides cannot be merged
+        y = g.method("transpose", x, 0, -1, label="transpose")
+        if y is not None:
+            g.add(Step(g.new_id(), "method", "view", (y, (-1,)), (), "misuse:view-strides"),
+                  must=False)
 
 
 def m_dims(g: Generator):
@@ -1686,8 +1706,16 @@ def m_dims(g: Generator):
 
 
 def m_dtypes(g: Generator):
-    c = int(g.rng.integers(6))
-    if c == 0:
+    c = int(g.rng.integers(8))
+    if c == 6:
+        x = g.add(Step(g.new_id(), "leaf", "tensor", (g.lit((2,), "int64"),), (), "leaf"))
+        g.add(Step(g.new_id(), "method", "requires_grad_", (x,), (),
+                   "misuse:int-requires-grad_"), must=False)
+    elif c == 7:
+        x = g.leaf((2,), "float64", True)
+        g.add(Step(g.new_id(), "call", "mv", (g.lit((3, 2), "int64"), x), (),
+                   "misuse:mv-dtypes"), must=False)
+    elif c == 0:
         g.add(Step(g.new_id(), "leaf", "tensor", (TLit([1, 2], "int64", (2,), True),), (),
                    "misuse:int-requires-grad"), must=False)
     elif c == 1:
@@ -1781,7 +1809,7 @@ def investigate(prog: Program, found: list[Disagreement], do_minimize=True) -> l
         again = [d for d in compare_phase(small, dis.phase) if d.signature == dis.signature]
         dis = again[0] if again else dis
         labels = sorted(set(small.labels))
-        area = area_of(dis, labels)
+        area = area_of(dis, small, labels)
         klass = f"{dis.phase}/{dis.what} {_class_ops(small, dis, labels)}"
         out.append(Finding(area, klass, dis.detail, repro(small, dis.phase), prog.seed))
     return out
