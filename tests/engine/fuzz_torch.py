@@ -840,8 +840,9 @@ class Generator:
         self.env: dict = {}
         self.next_id = 0
         self.dtype = "float32" if self.rng.random() < 0.5 else "float64"
+        self.exclude = frozenset(exclude)
         self.proposers = [(label, fn) for label, (areas, fn) in PROPOSERS.items()
-                          if (area is None or area in areas) and label not in exclude]
+                          if area is None or area in areas]
 
     # -- helpers --
     def new_id(self) -> int:
@@ -883,7 +884,10 @@ class Generator:
         return ref
 
     def add(self, step: Step, must=True):
-        """Run ``step`` in torch; keep it when torch accepts it (or in misuse mode)."""
+        """Run ``step`` in torch; keep it when torch accepts it (or in misuse mode).  A step
+        whose label is excluded (``KNOWN``) is never kept."""
+        if step.label in self.exclude:
+            return None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
