@@ -1832,8 +1832,6 @@ def _class_ops(prog: Program, dis: Disagreement, labels) -> str:
         if dis.key.startswith("step "):
             step_id = int(dis.key.split()[1])
             where = next((s.label for s in prog.steps if s.id == step_id), dis.key)
-        elif not prog.misuse:
-            where = f"{dis.key} after {'+'.join(labels)}"
         return f"{where}: '{head}'"
     if kind == "graph":
         # "graph: node 3: gt X vs torch Y" / "graph: node 2 MulBackward0 edges: ..."
