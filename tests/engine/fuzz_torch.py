@@ -778,34 +778,45 @@ def repro(prog: Program, phase: str) -> str:
             _steps(torch, prog, env, {}, {})
     except Exception:  # noqa: BLE001  (the output is the last tensor made before the error)
         pass
-    out, _ = _output(torch, prog, env)
-    o = f"v{(out or prog.steps[-1]).id}"
-    diff = [f"v{s.id}" for s in _diff_leaves(prog)]
+    out_step, out = _output(torch, prog, env)
+    o = f"v{(out_step or prog.steps[-1]).id}"
+    diff_steps = _diff_leaves(prog)
+    diff = [f"v{s.id}" for s in diff_steps]
     if prog.misuse:
         return "; ".join(lines)
+    shape, dtype = (tuple(out.shape), _dtype_name(out)) if out is not None else ((), "float64")
+    g = _src(_grad_values(prog.seed, shape, dtype))
     if phase == "run":
-        lines.append(f"{o}.backward(<g: random, shape of {o}>)")
+        lines.append(f"{o}.backward({g})")
         lines.append("print(" + ", ".join(f"{d}.grad" for d in diff) + ")")
     elif phase == "double":
-        lines.append(f"gs = lib.autograd.grad({o}, [{', '.join(diff)}], <g>, "
+        ws = [_src(_grad_values(prog.seed + 7 * i + 1, s.args[0].shape, s.args[0].dtype))
+              for i, s in enumerate(diff_steps)]
+        lines.append(f"gs = lib.autograd.grad({o}, [{', '.join(diff)}], {g}, "
                      "create_graph=True, allow_unused=True)")
-        lines.append(f"print(lib.autograd.grad(sum((g * <w>).sum() for g in gs), "
-                     f"[{', '.join(diff)}], allow_unused=True))")
+        lines.append(f"ws = [{', '.join(ws)}]")
+        lines.append("print(gs, lib.autograd.grad(sum((g * w).sum() for g, w in zip(gs, ws) "
+                     f"if g is not None and g.requires_grad), [{', '.join(diff)}], "
+                     "allow_unused=True))")
     elif phase == "fwad":
         fw = ["fwad = lib.autograd.forward_ad", "fwad.enter_dual_level()"]
         for s in prog.steps:
             fw.append(step_source(s))
             if s.kind == "leaf" and s.args[0].dtype.startswith("float"):
-                fw.append(f"v{s.id} = fwad.make_dual(v{s.id}, <tangent>)")
+                tangent = _grad_values(prog.seed + 31 * s.id, s.args[0].shape, s.args[0].dtype)
+                fw.append(f"v{s.id} = fwad.make_dual(v{s.id}, {_src(tangent)})")
         fw.append(f"print(fwad.unpack_dual({o}).tangent); fwad.exit_dual_level()")
         return "; ".join(fw)
     else:
         leaves = [step_source(s) for s in prog.steps if s.kind == "leaf"]
         body = [step_source(s) for s in prog.steps if s.kind != "leaf" or
                 f"v{s.id}" not in diff]
+        w = _src(_grad_values(prog.seed + 3, shape, dtype))
+        inputs = f"({', '.join(diff)},)"
         head = "; ".join(leaves) + f"; def f({', '.join(diff)}): " + "; ".join(body)
-        return (head + f"; return {o} ⏎ print(lib.autograd.functional.jacobian(f, "
-                f"({', '.join(diff)},)))")
+        return (head + f"; return {o} ⏎ print(lib.autograd.functional.jacobian(f, {inputs})) ⏎ "
+                f"print(lib.autograd.functional.hessian(lambda *a: (f(*a) * {w}).sum(), "
+                f"{inputs}))")
     return "; ".join(lines)
 
 
