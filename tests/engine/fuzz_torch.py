@@ -550,8 +550,14 @@ def numbers_differ(a, b, none_is_zero=False, loose=False) -> str | None:
             return f"gt {b[1]}{list(b[0])} vs torch {a[1]}{list(a[0])}"
         x, y = a[2], b[2]
         if x.dtype.kind in "fc":
-            rtol, atol = _tolerances(a[1], x, loose)
-            if np.allclose(y.astype(x.dtype), x, rtol=rtol, atol=atol, equal_nan=True):
+            y = y.astype(x.dtype)
+            # where torch's result is not finite (x/0, log(0), 0*inf...) the number is
+            # ill-conditioned: any non-finite value (nan, inf, -inf) agrees with it
+            finite = np.isfinite(x)
+            if not np.array_equal(finite, np.isfinite(y)):
+                return f"gt {_short(b)} vs torch {_short(a)}"
+            rtol, atol = _tolerances(a[1], x[finite], loose)
+            if np.allclose(y[finite], x[finite], rtol=rtol, atol=atol):
                 return None
         elif np.array_equal(x, y):
             return None
@@ -718,8 +724,9 @@ def _with_leaf_input(prog: Program, step: Step, ref: int) -> Program | None:
     except Exception:  # noqa: BLE001  (a program torch rejects before the step: keep it)
         return None
     value = env.get(ref)
-    if not isinstance(value, torch.Tensor):
-        return None
+    if not isinstance(value, torch.Tensor) or (
+            _floating(value) and not bool(torch.isfinite(value.detach()).all())):
+        return None         # a leaf of nan/inf would hide where they came from
     dtype = _dtype_name(value)
     leaf = TLit(value.detach().tolist(), dtype, tuple(value.shape),
                 bool(value.requires_grad and _floating(value)))
