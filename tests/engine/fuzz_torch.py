@@ -1816,7 +1816,7 @@ class Finding:
     klass: str
     detail: str
     repro: str
-    seed: int
+    seed: str            # "12", or "m12" for misuse case 12
 
 
 def investigate(prog: Program, found: list[Disagreement], do_minimize=True) -> list[Finding]:
@@ -1833,7 +1833,8 @@ def investigate(prog: Program, found: list[Disagreement], do_minimize=True) -> l
         labels = sorted(set(small.labels))
         area = area_of(dis, small, labels)
         klass = f"{dis.phase}/{dis.what} {_class_ops(small, dis, labels)}"
-        out.append(Finding(area, klass, dis.detail, repro(small, dis.phase), prog.seed))
+        seed = f"m{prog.seed}" if prog.misuse else str(prog.seed)
+        out.append(Finding(area, klass, dis.detail, repro(small, dis.phase), seed))
     return out
 
 
@@ -1880,7 +1881,10 @@ def write_findings(path: str, findings: list[Finding], header: str) -> None:
     lines = ["# Fuzz findings (gradtool vs torch)", "", header, "",
              "Each entry: [area] phase/kind ops-of-the-minimal-program, count; one detail and "
              "its minimal reproduction (`lib` = torch or gradtool; ` ⏎ ` = newline; <g> is a "
-             "random gradient of the output's shape).", ""]
+             "random gradient of the output's shape).",
+             "Rerun one seed from your worktree: `.venv/bin/python "
+             "/work/wt-fuzz/tests/engine/fuzz_torch.py --seed 12 --n 1 -v` (a seed `m12`: "
+             "add `--misuse`).", ""]
     for (area, klass), items in sorted(by_class.items(), key=lambda kv: (kv[0][0], -len(kv[1]))):
         first = items[0]
         lines.append(f"- [{area}] `{klass}` x{len(items)} (seeds "
