@@ -793,7 +793,7 @@ def repro(prog: Program, phase: str) -> str:
         return "; ".join(lines)
     shape, dtype = (tuple(out.shape), _dtype_name(out)) if out is not None else ((), "float64")
     g = _src(_grad_values(prog.seed, shape, dtype))
-    if phase == "run":
+    if phase == "run" and out is not None and out.requires_grad:
         lines.append(f"{o}.backward({g})")
         lines.append("print(" + ", ".join(f"{d}.grad" for d in diff) + ")")
     elif phase == "double":
