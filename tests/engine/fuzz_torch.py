@@ -99,7 +99,7 @@ class Program:
 
     @property
     def labels(self) -> list[str]:
-        return [s.label for s in self.steps if s.kind != "leaf"]
+        return [s.label for s in self.steps if s.label != "leaf"]
 
     @property
     def float32(self) -> bool:
