@@ -1166,13 +1166,11 @@ def p_matmul(g: Generator):
         else:
             g.call("matmul", x, y, label="matmul")
     else:
-        letters = "abc"[: len(shape)]
         spec = {1: "a,a->", 2: "ab,bc->ac", 3: "abc,acd->abd"}[len(shape)]
         other = {1: (k,), 2: (k, n), 3: (shape[0], k, n)}[len(shape)]
         if g.rng.random() < 0.3 and len(shape) == 2 and shape[0] == shape[1]:
             g.call("einsum", "aa->a", x, label="einsum")
             return
-        del letters
         g.call("einsum", spec, x, g.leaf(other), label="einsum")
 
 
@@ -1285,8 +1283,9 @@ def p_view(g: Generator):
         if r.random() < 0.4:
             new = [2] + new
         if r.random() < 0.3:
-            new = [-1 if d == shape[i - len(new) + len(shape)] and i >= len(new) - len(shape)
-                   else d for i, d in enumerate(new)]
+            # -1 keeps a dim's size (only for the input's own dims, not new leading ones)
+            lead = len(new) - len(shape)
+            new = [-1 if i >= lead and d == shape[i - lead] else d for i, d in enumerate(new)]
         g.method("expand", x, tuple(new), label="expand")
     elif c == 5:
         if r.random() < 0.5:
