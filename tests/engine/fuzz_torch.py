@@ -1546,6 +1546,16 @@ def p_inplace(g: Generator, view: bool | None = None):
             g.method(str(r.choice(["exp", "sigmoid", "tanh"])), y, label="unary:after")
 
 
+def p_where_scalar(g: Generator):
+    x = g.pick(floating)
+    if x is None:
+        return
+    mask = g.add(Step(g.new_id(), "binop", ">", (x, float(g.rng.choice(KINK))), (), "compare"))
+    if mask is not None:
+        args = (mask, x, 0.0) if g.rng.random() < 0.5 else (mask, -1.0, x)
+        g.call("where", *args, label="where:scalar")
+
+
 # label -> (areas, proposer)
 PROPOSERS = {
     "unary": (("ops", "names"), p_unary),
@@ -1554,6 +1564,7 @@ PROPOSERS = {
     "binary": (("ops", "names"), p_binary),
     "pow": (("ops",), p_pow),
     "where": (("ops", "names"), p_compare_where),
+    "where-scalar": (("ops", "names"), p_where_scalar),
     "clamp": (("ops", "names"), p_clamp),
     "reduce": (("ops", "names"), p_reduce),
     "dim-op": (("ops", "names"), p_dim_op),
@@ -1793,7 +1804,21 @@ def m_views(g: Generator):
         g.add(Step(g.new_id(), "method", "backward", (s,), (), "misuse:backward"), must=False)
 
 
-MISUSE = [("views", m_views), ("backward-twice", m_backward_twice),
+def m_empty(g: Generator):
+    """Reductions over an empty dim: torch's result (-inf, empty) or torch's error."""
+    shape = [int(d) for d in g.rng.integers(1, 4, size=int(g.rng.integers(1, 3)))]
+    d = int(g.rng.integers(len(shape)))
+    shape[d] = 0
+    x = g.leaf(tuple(shape), requires_grad=bool(g.rng.random() < 0.7))
+    name = str(g.rng.choice(["max", "min", "amax", "argmax", "logsumexp", "softmax",
+                             "log_softmax", "prod", "mean", "sum", "cumsum", "std"]))
+    dim = d if g.rng.random() < 0.5 else d - len(shape)
+    kwargs = (("dim", dim),) if name not in ("max", "min", "argmax") or g.rng.random() < 0.7 \
+        else ()
+    g.add(Step(g.new_id(), "method", name, (x,), kwargs, f"misuse:empty-{name}"), must=False)
+
+
+MISUSE = [("views", m_views), ("empty", m_empty), ("backward-twice", m_backward_twice),
           ("backward-nonscalar", m_backward_nonscalar),
           ("no-grad", m_no_grad), ("inplace-leaf", m_inplace_leaf), ("version", m_version),
           ("shapes", m_shapes), ("dims", m_dims), ("dtypes", m_dtypes)]
