@@ -775,6 +775,8 @@ def area_of(dis: Disagreement, prog: Program, labels) -> str:
             label = next((st.label for st in prog.steps if st.id == step_id), "")
             if _inplace_like(label):
                 return "views"
+        elif any(_inplace_like(lab) for lab in labels):
+            return "views"          # raised in backward/grad/...: the in-place step is why
         text = dis.message.lower()
         return "views" if any(w in text for w in VIEW_WORDS) else "ops"
     return "views" if any(_inplace_like(lab) for lab in labels) else "ops"
