@@ -21,11 +21,15 @@ a leaf, shape mismatches, bad dims, ...) and compare what happens.
 Generation runs torch alongside, so ordinary programs only keep steps torch accepts. float32
 numbers are compared with rtol 1e-4 (atol scaled by the magnitude), float64 with rtol 1e-7; a
 float32 number that torch itself computes differently in float64 (ill-conditioned) is not
-compared.  Every disagreement is minimised (steps removed while it persists) and printed as one
-line with its reproduction program (``lib`` is ``torch`` or ``gradtool``; `` ⏎ `` marks a line
-break), then a summary by class.
+compared, and where torch's number is not finite any non-finite number agrees.  sort/topk/
+argmax-like steps only see inputs without ties (their indices are arbitrary at ties).  Every
+disagreement is minimised (steps nothing uses removed, inputs made by other steps replaced by
+leaves holding the same numbers, while it persists) and printed as one line with its
+reproduction program (``lib`` is ``torch`` or ``gradtool``; `` ⏎ `` marks a line break), then a
+summary by class with the rates the issue's "done when" names.
 
-    python tests/engine/fuzz_torch.py --seed 0 --n 300 [--misuse] [--area views|ops|names] [-v]
+    python tests/engine/fuzz_torch.py --seed 0 --n 300 [--misuse | --misuse-n 200]
+        [--area views|ops|names] [--ci] [--findings FILE.md] [-v]
 
 gradtool is imported from the environment running the script.
 """
@@ -36,8 +40,8 @@ import argparse
 import collections
 import dataclasses
 import operator
-import re
 import os
+import re
 import sys
 import tempfile
 import time
