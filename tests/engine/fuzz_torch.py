@@ -545,9 +545,10 @@ def _zeros_or_none(value) -> bool:
                              and isinstance(value[2], np.ndarray) and not value[2].any())
 
 
-def numbers_differ(a, b, none_is_zero=False, loose=False) -> str | None:
+def numbers_differ(a, b, none_is_zero=False, loose=False, finite_only=False) -> str | None:
     """Why two recorded facets differ (None when they agree); ``loose``: float32 tolerances
-    (the program computes in float32 somewhere)."""
+    (the program computes in float32 somewhere); ``finite_only``: numbers compared only where
+    both are finite."""
     if none_is_zero and (a is None or b is None) and _zeros_or_none(a) and _zeros_or_none(b):
         return None
     if isinstance(a, tuple) and len(a) == 3 and isinstance(a[2], np.ndarray):
@@ -561,7 +562,9 @@ def numbers_differ(a, b, none_is_zero=False, loose=False) -> str | None:
             # where torch's result is not finite (x/0, log(0), 0*inf...) the number is
             # ill-conditioned: any non-finite value (nan, inf, -inf) agrees with it
             finite = np.isfinite(x)
-            if not np.array_equal(finite, np.isfinite(y)):
+            if finite_only:
+                finite &= np.isfinite(y)
+            elif not np.array_equal(finite, np.isfinite(y)):
                 return f"gt {_short(b)} vs torch {_short(a)}"
             rtol, atol = _tolerances(a[1], x[finite], loose)
             if np.allclose(y[finite], x[finite], rtol=rtol, atol=atol):
@@ -650,6 +653,8 @@ def compare_phase(prog: Program, phase: str, skip_kinds=frozenset()) -> list[Dis
     reference = None
     if prog.float32:
         reference = run_phase(torch, prog, phase, {"float32": "float64"})
+    nonfinite = any(k in DERIVATIVES for k in (key.split(":")[0] for key in expected.facets)) \
+        and _nonfinite_values(prog)
     for key, want in expected.facets.items():
         kind = key.split(":")[0]
         if kind in skip_kinds or key not in got.facets:
@@ -660,10 +665,29 @@ def compare_phase(prog: Program, phase: str, skip_kinds=frozenset()) -> list[Dis
             why = _graph_differs(want, got.facets[key])
         else:
             why = numbers_differ(want, got.facets[key], none_is_zero=kind == "gg",
-                                 loose=prog.float32)
+                                 loose=prog.float32,
+                                 finite_only=kind in DERIVATIVES and nonfinite)
         if why is not None:
             found.append(Disagreement(phase, kind, f"{key}: {why}", key))
     return found
+
+
+DERIVATIVES = ("grad", "g1", "gg", "tangent", "jac", "hess")
+
+
+def _nonfinite_values(prog: Program) -> bool:
+    """Whether a step's value is nan/inf in torch (0/0, log(0), the mean of nothing...): such
+    a program's derivatives are compared only where both libraries' numbers are finite."""
+    import torch
+    env: dict = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _steps(torch, prog, env, {}, {})
+    except Exception:  # noqa: BLE001  (a program torch rejects: its derivatives are not run)
+        return False
+    values = [v for v in env.values() if isinstance(v, torch.Tensor) and _floating(v)]
+    return any(not bool(torch.isfinite(v.detach()).all()) for v in values)
 
 
 def compare(prog: Program, phases=PHASES, skip_kinds=frozenset()) -> list[Disagreement]:
@@ -1364,7 +1388,8 @@ def p_join(g: Generator):
 
 def distinct(t) -> bool:
     """No ties: sort/topk/argmax indices (and so gradients) are defined only up to ties."""
-    return t.numel() == 0 or t.detach().unique().numel() == t.numel()
+    t = t.detach()
+    return t.numel() == 0 or (bool(t.isfinite().all()) and t.unique().numel() == t.numel())
 
 
 def p_sort(g: Generator):
