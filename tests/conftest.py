@@ -5,6 +5,14 @@ import pytest
 
 import gradtool as gt
 
+try:    # the same examples in every run, whatever order and seed pytest-randomly picks
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:
+    pass
+else:
+    _hypothesis_settings.register_profile("gradtool", derandomize=True, deadline=None)
+    _hypothesis_settings.load_profile("gradtool")
+
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -35,68 +35,119 @@ COMPARE_CHUNK = 1 << 16    # entries per pass (cache-sized; the blocks can be 10
 
 
 def compare(analytical: np.ndarray, numerical: np.ndarray, atol: float,
-            rtol: float) -> Comparison:
+            rtol: float, support=None) -> Comparison:
     """Elementwise allclose with the worst entry (largest error relative to its tolerance).
 
-    Chunked (cache-sized passes), and sparse-aware: where the two sides agree exactly
-    (typically the zeros of a sparse Jacobian) nothing more is computed."""
+    Streamed: one pass over the two blocks in cache-sized chunks, in which only the entries
+    where the two sides differ (typically few: the zeros of a sparse Jacobian agree) are
+    looked at further; nothing of the blocks' size is allocated unless entries fail.
+    ``support``: sorted flat positions outside which both blocks are known to hold exact
+    zeros (a Jacobian built by its structure): then only those entries are read, with the
+    same result as the whole pass."""
     if analytical.size == 0:
         return Comparison(True, 0.0, 0.0, None, np.zeros(analytical.shape, bool))
     A = analytical.reshape(-1)
     N = numerical.reshape(-1)
+    state = _Running(A.size)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        if support is None:
+            _compare_dense(A, N, atol, rtol, state)
+        else:
+            _compare_support(A, N, np.asarray(support, dtype=np.int64), atol, rtol, state)
+    max_abs = state.max_abs
+    if state.failing is not None and max_abs == max_abs and _any_inf(A, N, support):
+        max_abs = float("inf")
+    index = np.unravel_index(state.worst, analytical.shape)
+    if state.failing is None:
+        return Comparison(True, max_abs, state.max_rel, tuple(int(i) for i in index),
+                          np.zeros(analytical.shape, dtype=bool))
+    return Comparison(False, max_abs, state.max_rel, tuple(int(i) for i in index),
+                      state.failing.reshape(analytical.shape))
+
+
+class _Running:
+    """What the chunks of a comparison found so far."""
+
+    __slots__ = ("size", "failing", "max_abs", "max_rel", "worst", "worst_score")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.failing = None          # bool mask over the block, made at the first failure
+        self.max_abs = self.max_rel = 0.0
+        self.worst, self.worst_score = 0, -1.0
+
+    def chunk(self, start: int, pos, dd, nn, atol: float, rtol: float) -> None:
+        """One chunk starting at flat position ``start``: its differing entries at ``pos``
+        (offsets from ``start``; None: all of the chunk), their |A - N| and N."""
+        bound = np.abs(nn)
+        rel = dd / np.maximum(bound, atol)
+        bound *= rtol
+        bound += atol
+        ok = dd <= bound                      # NaN fails
+        dmax, rmax = float(dd.max()), float(rel.max())
+        if dmax != dmax or rmax != rmax:      # NaN among the differences
+            self.max_abs, self.max_rel = float("nan"), float("nan")
+        elif self.max_abs == self.max_abs:
+            self.max_abs, self.max_rel = max(self.max_abs, dmax), max(self.max_rel, rmax)
+        if not ok.all():
+            if self.failing is None:
+                self.failing = np.zeros(self.size, dtype=bool)
+            idx = np.flatnonzero(~ok)
+            score = dd[idx] / bound[idx]
+            score[np.isnan(score)] = np.inf
+            i = int(np.argmax(score))
+            where = idx[i] if pos is None else pos[idx[i]]
+            self.failing[start + (idx if pos is None else pos[idx])] = True
+            if score[i] > self.worst_score:
+                self.worst, self.worst_score = start + int(where), float(score[i])
+        elif self.failing is None and dmax == self.max_abs:
+            j = int(np.argmax(dd))
+            self.worst = start + (j if pos is None else int(pos[j]))
+
+
+def _compare_dense(A, N, atol, rtol, state: _Running) -> None:
     n = A.size
     step = min(n, COMPARE_CHUNK)
     diff = np.empty(step)
-    failing = None
-    max_abs = max_rel = 0.0
-    worst, worst_score = 0, -1.0
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        for start in range(0, n, step):
-            m = min(step, n - start)
-            d = diff[:m]
-            np.subtract(A[start:start + m], N[start:start + m], out=d)
+    differs = np.empty(step, dtype=bool)
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        d, mask = diff[:m], differs[:m]
+        np.subtract(A[start:start + m], N[start:start + m], out=d)
+        np.not_equal(d, 0.0, out=mask)        # NaN (also inf - inf) differs
+        nonzero = np.count_nonzero(mask)
+        if nonzero == 0:
+            continue
+        if nonzero * 4 < m:        # sparse: look at the differing entries only
+            pos = np.flatnonzero(mask)
+            state.chunk(start, pos, np.abs(d[pos]), N[start + pos], atol, rtol)
+        else:
             np.abs(d, out=d)
-            nonzero = np.count_nonzero(d)
-            if nonzero == 0:
-                continue
-            if nonzero * 4 < m:        # sparse: look at the differing entries only
-                pos = np.flatnonzero(d)
-                dd, nn = d[pos], N[start + pos]
-            else:
-                pos, dd, nn = None, d, N[start:start + m]
-            bound = np.abs(nn)
-            rel = dd / np.maximum(bound, atol)
-            bound *= rtol
-            bound += atol
-            ok = dd <= bound                      # NaN fails
-            dmax, rmax = float(dd.max()), float(rel.max())
-            if dmax != dmax or rmax != rmax:      # NaN among the differences
-                max_abs, max_rel = float("nan"), float("nan")
-            elif max_abs == max_abs:
-                max_abs, max_rel = max(max_abs, dmax), max(max_rel, rmax)
-            if not ok.all():
-                bad = ~ok
-                if failing is None:
-                    failing = np.zeros(n, dtype=bool)
-                idx = np.flatnonzero(bad)
-                score = dd[idx] / bound[idx]
-                score[np.isnan(score)] = np.inf
-                i = int(np.argmax(score))
-                where = idx[i] if pos is None else pos[idx[i]]
-                failing[start + (idx if pos is None else pos[idx])] = True
-                if score[i] > worst_score:
-                    worst, worst_score = start + int(where), float(score[i])
-            elif failing is None and dmax == max_abs:
-                j = int(np.argmax(dd))
-                worst = start + (j if pos is None else int(pos[j]))
-    if failing is not None and max_abs == max_abs and (np.isinf(A).any() or np.isinf(N).any()):
-        max_abs = float("inf")
-    index = np.unravel_index(worst, analytical.shape)
-    if failing is None:
-        return Comparison(True, max_abs, max_rel, tuple(int(i) for i in index),
-                          np.zeros(analytical.shape, dtype=bool))
-    return Comparison(False, max_abs, max_rel, tuple(int(i) for i in index),
-                      failing.reshape(analytical.shape))
+            state.chunk(start, None, d, N[start:start + m], atol, rtol)
+
+
+def _compare_support(A, N, support, atol, rtol, state: _Running) -> None:
+    """The dense pass's result from the support's entries: chunk by chunk (the same chunks,
+    so ties between equal errors resolve the same way), differing entries only."""
+    if not support.size:
+        return
+    d = A[support] - N[support]
+    keep = d != 0.0
+    flat, d = support[keep], np.abs(d[keep])
+    if not flat.size:
+        return
+    chunk_of = flat // COMPARE_CHUNK
+    cuts = np.flatnonzero(np.diff(chunk_of)) + 1
+    for lo, hi in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [flat.size]))):
+        start = int(chunk_of[lo]) * COMPARE_CHUNK
+        pos = flat[lo:hi] - start
+        state.chunk(start, pos, d[lo:hi], N[flat[lo:hi]], atol, rtol)
+
+
+def _any_inf(A, N, support) -> bool:
+    if support is None:
+        return bool(np.isinf(A).any() or np.isinf(N).any())
+    return bool(np.isinf(A[support]).any() or np.isinf(N[support]).any())
 
 
 def _close(a, b, atol, rtol) -> bool:

@@ -26,6 +26,9 @@ import numpy as np
 
 from ..engine import forward_ad as fwAD
 from ..engine import graph, limits
+from ..engine.backend import errors_off, errors_restore
+from ..engine.batching import delta_elementwise
+from ..engine.node import AccumulateGrad
 from ..engine.grad_mode import MODE
 from ..engine import primitive as P
 from ..engine.grad_mode import enable_grad, no_grad
@@ -74,14 +77,32 @@ def _as_tuple(x) -> tuple:
 
 
 # ---- analytical side -------------------------------------------------------------------------
-def gt_vjp(out: Tensor, inputs: list):
+def gt_vjp(out: Tensor, inputs: list, planned=None):
     """``vjp(cotangents)``: one batched backward of ``out`` for a batch of cotangents
     (k, *out.shape); per input a (k, input size) array, or None if the backward does not
-    reach it."""
+    reach it.  ``autograd.grad(out, inputs, cot, retain_graph=True, allow_unused=True,
+    is_grads_batched=True)``, with the graph walked once for all the calls (``planned``:
+    that walk, from ``graph.plan([out], inputs)``)."""
+    roots, targets, discovered = planned or graph.plan([out], inputs)
+    edges = [graph._root_edge(x) for x in inputs]
+
     def vjp(cot: np.ndarray) -> list:
-        grads = graph.grad(out, inputs, _make(cot), retain_graph=True, allow_unused=True,
-                           is_grads_batched=True)
-        return [None if g is None else g._data.reshape(cot.shape[0], -1) for g in grads]
+        if cot.shape[1:] != out._data.shape:
+            raise EngineError(f"Mismatch in shape: grad_output[0] has a shape of "
+                              f"{graph._size(cot.shape[1:])} and output[0] has a shape of "
+                              f"{graph._size(out._data.shape)}.")
+        captured = graph.run(roots, [cot], True, False, capture=targets, batched=True,
+                             discovered=discovered)
+        grads = []
+        for edge in edges:
+            g = captured.get(edge)
+            if g is not None:
+                g = g._data if isinstance(g, Tensor) else g
+                if not g.flags.owndata:       # as autograd.grad returns it: a copy of a view
+                    g = np.array(g, copy=True)
+                g = g.reshape(cot.shape[0], -1)
+            grads.append(g)
+        return grads
     return vjp
 
 
@@ -95,13 +116,21 @@ def _analytical_rows(vjp, out_shape: tuple, dtype, rows: np.ndarray, zero_row=Fa
     return vjp(cot.reshape((n,) + tuple(out_shape)))
 
 
-def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
+def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list,
+                     positional: bool = False) -> tuple:
     """(per input: the (out size, in size) Jacobian or None if unreached; the first chunk of
-    rows; per input the gradient for a zero cotangent (computed with the first chunk)).
+    rows; per input the gradient for a zero cotangent (computed with the first chunk); per
+    input the sorted flat positions outside which its Jacobian is exactly zero, or None).
 
     The first chunk holds rows spread over the output (those the reentrancy check computes
     again, in a batch of the very same composition: the same rows plus the zero cotangent);
-    the other rows follow in cache-sized chunks (``ANALYTICAL_CHUNK_ROWS`` forces a size)."""
+    the other rows follow in cache-sized chunks (``ANALYTICAL_CHUNK_ROWS`` forces a size).
+    ``positional``: the backward graph is made of elementwise primitives only, each input
+    the output's size (:func:`_positional`): then gradient element k depends on cotangent
+    element k alone, the Jacobian is diagonal, and one backward with a cotangent of ones
+    gives it (its rows are that backward's with one-hot cotangents: the same products).
+    The first chunk is still computed row by row and must show exactly that structure, and
+    the diagonal must be finite (0 * inf off the diagonal is NaN), else every row is."""
     size = int(np.prod(out_shape, dtype=np.int64))
     width = max(sum(in_sizes), size, 1)
     step = ANALYTICAL_CHUNK_ROWS or max(1, min(size, ANALYTICAL_CHUNK_BYTES // (8 * width)))
@@ -110,6 +139,7 @@ def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
     chunks = [sample[i:i + step] for i in range(0, len(sample), step)] + \
         [rest[i:i + step] for i in range(0, len(rest), step)]
     jac = [None] * len(in_sizes)
+    supports = [None] * len(in_sizes)
     first = zero = None
     for rows in chunks:
         part = _analytical_rows(vjp, out_shape, dtype, rows, zero_row=first is None)
@@ -117,13 +147,76 @@ def _analytical_full(vjp, out_shape: tuple, dtype, in_sizes: list) -> tuple:
             first = (rows, part)
             zero = [None if p is None else p[-1:] for p in part]
             part = [None if p is None else p[:-1] for p in part]
+            diagonal = _diagonal(vjp, out_shape, dtype, rows, part) \
+                if positional and len(rest) else None
+            if diagonal is not None:
+                for j, d in enumerate(diagonal):
+                    if d is not None:
+                        jac[j] = np.zeros((size, in_sizes[j]), dtype=np.float64)
+                        jac[j][np.arange(size), np.arange(size)] = d
+                        supports[j] = np.arange(size, dtype=np.int64) * (size + 1)
+                return jac, first, zero, supports
         for j, p in enumerate(part):
             if p is None:
                 continue
             if jac[j] is None:
                 jac[j] = np.zeros((size, in_sizes[j]), dtype=np.float64)
             jac[j][rows] = p
-    return jac, first, zero
+    return jac, first, zero, supports
+
+
+def _diagonal(vjp, out_shape: tuple, dtype, rows: np.ndarray, part: list):
+    """Per input the Jacobian's diagonal from one backward with a cotangent of ones, if the
+    rows ``part`` computed one by one are exactly diagonal with these values and the
+    diagonal is finite; else None."""
+    ones = vjp(np.ones((1,) + tuple(out_shape), dtype=dtype))
+    diagonal = []
+    for p, d in zip(part, ones):
+        if (p is None) != (d is None):
+            return None
+        if p is None:
+            diagonal.append(None)
+            continue
+        d = d[0]
+        if p.shape[1] != d.size or not np.isfinite(d).all():
+            return None
+        expected = np.zeros(p.shape, dtype=p.dtype)
+        expected[np.arange(len(rows)), rows] = d[rows]
+        if not np.array_equal(p, expected):
+            return None
+        diagonal.append(d)
+    return diagonal
+
+
+def _positional(out: Tensor, inputs: list) -> bool:
+    """The backward graph of ``out`` holds only elementwise primitives (those with the
+    one-element perturbation rule of elementwise ops), no hooks, and every input has the
+    output's size: no intermediate can then be larger or smaller than the output, and
+    gradient element k of each input depends on cotangent element k alone."""
+    if not all(isinstance(t, Tensor) for t in [out, *inputs]):
+        return False          # torch's tensors (the torch bridge): the general path
+    size = out._data.size
+    if any(x._data.size != size for x in inputs):
+        return False
+    root = graph._root_edge(out)
+    if root is None or type(root[0]) is AccumulateGrad:
+        return False
+    seen = {root[0]}
+    stack = [root[0]]
+    while stack:
+        node = stack.pop()
+        if type(node) is AccumulateGrad:
+            if node._extra is not None or node.variable._extra is not None:
+                return False
+            continue
+        prim = getattr(node, "prim", None)
+        if prim is None or prim.delta is not delta_elementwise or node._extra is not None:
+            return False
+        for nxt in node.next_nodes:
+            if nxt is not None and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return True
 
 
 def _reentrancy(vjp, out_shape: tuple, dtype, first) -> list:
@@ -133,6 +226,13 @@ def _reentrancy(vjp, out_shape: tuple, dtype, first) -> list:
     rows, part = first
     again = _analytical_rows(vjp, out_shape, dtype, rows, zero_row=True)
     return _gaps(part, again)
+
+
+def _union(first, second):
+    """The union of two supports (sorted flat positions; None: dense, absorbing)."""
+    if first is None or second is None:
+        return None
+    return np.union1d(first, second)
 
 
 def _gaps(first: list, again: list) -> list:
@@ -160,12 +260,15 @@ def _max_gap(a, b) -> float:
         return float("inf")
     if a is None or not a.size:
         return 0.0
-    with np.errstate(invalid="ignore"):
-        gap = float(np.max(np.abs(a - b)))
+    token = errors_off()           # inf - inf: NaN, looked at below
+    try:
+        gap = float(np.abs(a - b).max())
         if gap != gap:
             same = (a == b) | (np.isnan(a) & np.isnan(b))
             d = np.where(same, 0.0, np.abs(a - b))
             gap = float("inf") if np.isnan(d).any() else float(d.max())
+    finally:
+        errors_restore(token)
     return gap
 
 
@@ -174,17 +277,15 @@ def _nonzero_finite(grad) -> bool:
     function is not finite is 0 * inf (sqrt'(0) times a zero gradient), not that mistake,
     and the Jacobian blocks already report it."""
     data = np.asarray(grad)
-    return bool(data.size) and bool(np.any(np.isfinite(data) & (data != 0)))
+    return bool(data.size) and bool((np.isfinite(data) & (data != 0)).any())
 
 
 def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True,
-                             names=None) -> list:
+                             names=None, planned=None) -> list:
     """torch's undefined-gradient checks: backward with all output gradients undefined, with
-    one at a time undefined, and with zero gradients, must give None or zeros."""
-    roots = [graph._root_edge(o) for o in outputs]
-    targets = {}
-    for x in inputs:
-        targets.setdefault(graph._root_edge(x), x)
+    one at a time undefined, and with zero gradients, must give None or zeros (``planned``:
+    ``graph.plan(outputs, inputs)``, when the caller has it)."""
+    roots, targets, discovered = planned or graph.plan(outputs, inputs)
     zeros = [np.zeros_like(o._data) for o in outputs]
     cases = [("all output gradients undefined", [None] * len(outputs))]
     if len(outputs) > 1:
@@ -196,7 +297,8 @@ def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True
     problems = []
     for label, grads in cases:
         try:
-            captured = graph.run(roots, grads, True, False, capture=targets)
+            captured = graph.run(roots, grads, True, False, capture=targets,
+                                 discovered=discovered)
         except (EngineError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
             problems.append("undefined gradient: expected backward to handle undefined output "
                             f"grads ({label}), but it raised {type(exc).__name__}: {exc}")
@@ -368,6 +470,7 @@ class _Checker:
         self.forward_time = time.perf_counter() - start
         self.auto_note = ""
         self._rates = {}
+        self._plans = {}
         self.outs = outs
         self._prims = None
         if self.method == "complex":
@@ -487,10 +590,13 @@ class _Checker:
         return self._rates[key]
 
     def _undefined_grad_problems(self) -> list:
+        # one output: the walk of its backward is the one its Jacobian rows used
+        planned = self._plans.get(self.diff_outs[0]) if len(self.diff_outs) == 1 else None
         return _undefined_grad_problems([self.outs[o] for o in self.diff_outs],
                                         [self.inputs[j] for j in self.diff],
                                         zero_case=False,
-                                        names=[self.names[j] for j in self.diff])
+                                        names=[self.names[j] for j in self.diff],
+                                        planned=planned)
 
     def _zero_rows(self, o: int, grads: list) -> None:
         for j, g in zip(self.diff, grads):
@@ -508,13 +614,14 @@ class _Checker:
             return [None] * len(self.outs)
         return self.ev.plain_outputs()
 
-    def _numerical(self, j, columns=None, method=None, eps=None):
+    def _numerical(self, j, columns=None, method=None, eps=None, supports=None):
         method = method or self.method
         base = self.base_outputs
         if method == "forward" and base and base[0] is None:
             base = self.base_outputs = self._base_outputs(needed=True)
         return numeric.numerical_jacobian(self.ev, j, self.out_sizes, method,
-                                          self.eps if eps is None else eps, base, columns)
+                                          self.eps if eps is None else eps, base, columns,
+                                          supports)
 
     def _no_differentiable_outputs(self):
         for j in self.diff:
@@ -526,13 +633,21 @@ class _Checker:
 
     # -- full mode
     def _vjp(self, o: int, js: list):
-        return gt_vjp(self.outs[o], [self.inputs[j] for j in js])
+        """The batched backward of output ``o`` to inputs ``js`` (the graph walked once per
+        output, for every backward of the check to all inputs)."""
+        inputs = [self.inputs[j] for j in js]
+        if js != self.diff:
+            return gt_vjp(self.outs[o], inputs)
+        if o not in self._plans:
+            self._plans[o] = graph.plan([self.outs[o]], inputs)
+        return gt_vjp(self.outs[o], inputs, self._plans[o])
 
     def _full(self):
-        numerical, num_time, num_evals = {}, {}, {}
+        numerical, num_time, num_evals, num_support = {}, {}, {}, {}
         for j in self.diff:
             t0, e0 = time.perf_counter(), self.ev.n_evals
-            numerical[j] = self._numerical(j)
+            num_support[j] = []
+            numerical[j] = self._numerical(j, supports=num_support[j])
             num_time[j] = time.perf_counter() - t0
             num_evals[j] = self.ev.n_evals - e0
         in_sizes = [self.in_data[j].size for j in self.diff]
@@ -540,7 +655,9 @@ class _Checker:
             t0 = time.perf_counter()
             vjp = self._vjp(o, self.diff)
             shape, dtype = self.out_data[o].shape, self.out_data[o].dtype
-            jac, first, zero = _analytical_full(vjp, shape, dtype, in_sizes)
+            positional = _positional(self.outs[o], [self.inputs[j] for j in self.diff])
+            jac, first, zero, an_support = _analytical_full(vjp, shape, dtype, in_sizes,
+                                                            positional)
             nondet = _reentrancy(vjp, shape, dtype, first) if first is not None else \
                 [0.0] * len(self.diff)
             if zero is not None:
@@ -552,7 +669,9 @@ class _Checker:
                 A = np.zeros((self.out_sizes[o], self.in_data[j].size)) if unused \
                     else jac[jj]
                 N = numerical[j][o]
-                block = self._block(o, j, A, N, unused)
+                support = _union(np.zeros(0, np.int64) if unused else an_support[jj],
+                                 num_support[j][o])
+                block = self._block(o, j, A, N, unused, support=support)
                 block.n_evals = num_evals[j]
                 block.wall_time = num_time[j] / len(self.diff_outs) + \
                     an_time / len(self.diff) + time.perf_counter() - t1
@@ -576,8 +695,8 @@ class _Checker:
         block.kind = "nondeterministic"
         block.diagnosis = text
 
-    def _block(self, o, j, A, N, unused, stage="first order") -> BlockResult:
-        cmp = compare(A, N, self.atol, self.rtol)
+    def _block(self, o, j, A, N, unused, stage="first order", support=None) -> BlockResult:
+        cmp = compare(A, N, self.atol, self.rtol, support)
         out_shape = self.out_data[o].shape
         in_shape = self.in_data[j].shape
         block = BlockResult(output=o, input=j, output_name=f"output {o}",
@@ -654,7 +773,20 @@ class _Checker:
         vs = {o: self._random(self.out_data[o].shape, self.out_data[o].dtype)
               for o in self.diff_outs}
         num = {}
+        small = sum(self.in_data[j].nbytes for j in self.diff) * 2 * len(self.diff) * \
+            len(numeric.STENCILS[self.method][0]) * self.k <= numeric.MANY_BYTES
+        if len(self.diff) > 1 and small and getattr(self.fn, "batched_call", None) is None:
+            # small inputs: every input's perturbations in one batch (the calls are the cost)
+            e0 = self.ev.n_evals
+            t0 = time.perf_counter()
+            many = numeric.directional_many(self.ev, us, self.out_sizes, self.method,
+                                            self.eps, self.base_outputs)
+            share = ((self.ev.n_evals - e0) / len(self.diff),
+                     (time.perf_counter() - t0) / len(self.diff))
+            num = {j: (many[j], round(share[0]), share[1]) for j in self.diff}
         for j in self.diff:
+            if j in num:
+                continue
             e0 = self.ev.n_evals
             t0 = time.perf_counter()
             ju = numeric.directional(self.ev, j, us[j], self.out_sizes, self.method, self.eps,
@@ -666,23 +798,25 @@ class _Checker:
             # one batched backward: the k projections plus a zero cotangent (whose gradient
             # must be zero: "backward not multiplied by grad_output"); the reentrancy check
             # runs the very same batch again
-            zero = np.zeros((1,) + self.out_data[o].shape, dtype=vs[o].dtype)
-            cot = np.concatenate([vs[o], zero])
+            cot = np.zeros((self.k + 1,) + self.out_data[o].shape, dtype=vs[o].dtype)
+            cot[:self.k] = vs[o]
             both = vjp(cot)
             g1 = [None if g is None else g[:self.k] for g in both]
             self._zero_rows(o, [None if g is None else g[self.k:] for g in both])
             nondet = _gaps(both, vjp(cot))
             an_time = time.perf_counter() - t0
-            vflat = vs[o].reshape(self.k, -1).astype(np.float64)
+            vflat = vs[o].reshape(self.k, -1).astype(np.float64, copy=False)
             for jj, j in enumerate(self.diff):
                 ju, evals, ntime = num[j]
                 n_s = np.einsum("ko,ko->k", vflat, ju[o])
                 uflat = us[j].reshape(self.k, -1)
                 unused = g1[jj] is None
                 a_s = np.zeros(self.k) if unused else np.einsum("ki,ki->k", g1[jj], uflat)
-                atol = self.atol * uflat.sum(axis=1) * vflat.sum(axis=1)
-                thresholds.append(_single_entry_threshold(uflat, vflat, atol + self.rtol *
-                                                          np.abs(n_s)))
+                usum, vsum = uflat.sum(axis=1), vflat.sum(axis=1)
+                atol = self.atol * usum * vsum
+                thresholds.append(_single_entry_threshold(
+                    usum * vsum / max(1, uflat.shape[1] * vflat.shape[1]),
+                    atol + self.rtol * np.abs(n_s)))
                 block = self._fast_block(o, j, a_s, n_s, atol, unused)
                 block.n_evals = evals
                 block.wall_time = ntime / len(self.diff_outs) + an_time / len(self.diff)
@@ -710,8 +844,8 @@ class _Checker:
         if size <= AUTO_FULL_LIMIT and self._full_cost([o], [j]) <= AUTO_FULL_SECONDS:
             # as torch: recompute this block in full for a precise report
             N = self._numerical(j)[o]
-            A, _, _ = _analytical_full(self._vjp(o, [j]), self.out_data[o].shape,
-                                       self.out_data[o].dtype, [self.in_data[j].size])
+            A, _, _, _ = _analytical_full(self._vjp(o, [j]), self.out_data[o].shape,
+                                          self.out_data[o].dtype, [self.in_data[j].size])
             unused = A[0] is None
             A = np.zeros_like(N) if unused else A[0]
             full = self._block(o, j, A, N, unused)
@@ -812,14 +946,14 @@ class _Checker:
                 "(reverse mode)")
 
 
-def _single_entry_threshold(u: np.ndarray, v: np.ndarray, tolerance: np.ndarray) -> float:
+def _single_entry_threshold(typical: np.ndarray, tolerance: np.ndarray) -> float:
     """How large a wrong Jacobian entry must be for fast mode to see it: an error e at entry
     (r, c) moves projection p by v_r e u_c, which fails it when over its tolerance; at a
-    typical entry (u, v at their means) the smallest such |e| over the k projections."""
-    typical = u.mean(axis=1) * v.mean(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        needed = np.where(typical > 0, tolerance / typical, np.inf)
-    return float(np.min(needed)) if needed.size else float("inf")
+    typical entry (``typical``: per projection, the mean of u times the mean of v) the
+    smallest such |e| over the k projections (k is small: plain floats)."""
+    needed = [t / m if m > 0 else float("inf")
+              for t, m in zip(tolerance.tolist(), typical.tolist())]
+    return min(needed, default=float("inf"))
 
 
 def _distinct(inputs: tuple) -> tuple:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import vmap as V
+from ..engine.backend import errors_off, errors_restore
 from ..engine.grad_mode import no_grad
 from ..engine.tensor import Tensor, _make
 
@@ -91,8 +92,11 @@ class Evaluator:
         return [o._data for o in (outs if isinstance(outs, (tuple, list)) else (outs,))]
 
     def run(self, j: int, batch, size: int, cast=None) -> list:
-        with np.errstate(all="ignore"):
+        token = errors_off()         # np.errstate(all="ignore"), at a tenth of its cost
+        try:
             return self._run(j, batch, size, cast)
+        finally:
+            errors_restore(token)
 
     def _run(self, j: int, batch, size: int, cast=None) -> list:
         """Outputs of fn with input ``j`` replaced by the batch (a dense array, batch axis
@@ -123,10 +127,42 @@ class Evaluator:
         self.n_evals += size
         return list(outs)
 
+    def run_many(self, batches: dict, size: int, cast=None) -> list:
+        """``run`` with several inputs replaced by batches at once (``{j: dense batch}``):
+        one batched call where each input's perturbations would be a call of their own."""
+        token = errors_off()
+        try:
+            return self._run_many(batches, size, cast)
+        finally:
+            errors_restore(token)
+
+    def _run_many(self, batches: dict, size: int, cast=None) -> list:
+        args = self.plain_args(cast=cast)
+        if self.batched_ok and size > 2:
+            try:
+                with no_grad():
+                    outs, _ = V.call_batched(self.fn, tuple(args), batches, size)
+                self.n_evals += size
+                self._spot_check(None, batches, size, outs, args)
+                return list(outs)
+            except V.VmapFallback as exc:
+                self.batched_ok = False
+                self.path = f"looped ({exc})"
+        elif self.path == "batched":
+            self.path = "looped (small batch)"
+        with no_grad():
+            outs, _ = V.loop_batched(self.fn, tuple(args), batches, size)
+        self.n_evals += size
+        return list(outs)
+
     def _spot_check(self, j, batch, size, outs, args) -> None:
+        """Example ``size - 1`` of the batched result against a plain call (``j`` None:
+        ``batch`` is a dict of batches, one per replaced input)."""
+        batches = batch if j is None else {j: batch}
         for k in (size - 1,):     # the last example: where a leak of example 0 shows
             call = list(args)
-            call[j] = _make(V.example(batch, k))
+            for i, b in batches.items():
+                call[i] = _make(V.example(b, k))
             with no_grad():
                 plain = self.fn(*call)
             self.n_evals += 1
@@ -166,9 +202,11 @@ def _chunk(n_cols: int, n_offsets: int, example_bytes: int) -> int:
 
 
 def numerical_jacobian(ev: Evaluator, j: int, out_sizes: list, method: str, eps: float,
-                       base_outputs: list, columns=None) -> list:
+                       base_outputs: list, columns=None, supports=None) -> list:
     """d output / d input j for every output: a list of (out size, in size) arrays
-    (only ``columns`` of the input are filled when given)."""
+    (only ``columns`` of the input are filled when given).  ``supports``: a list, filled
+    per output with the sorted flat positions outside which its array holds exact zeros
+    (the positions one-element perturbations reached), or None where it is dense."""
     offsets, weights = STENCILS[method]
     complex_step = method == "complex"
     x = ev.base_array(j, complex_step)
@@ -180,6 +218,7 @@ def numerical_jacobian(ev: Evaluator, j: int, out_sizes: list, method: str, eps:
     moving = [o for o in offsets if o != 0.0]
     step = _chunk(len(cols), len(moving), x.nbytes or 8)
     flat = x.reshape(-1)
+    reached = [[] for _ in out_sizes]
     for start in range(0, len(cols), step):
         ks = cols[start:start + step]
         m = len(ks)
@@ -191,15 +230,23 @@ def numerical_jacobian(ev: Evaluator, j: int, out_sizes: list, method: str, eps:
         for o, out in enumerate(outs):
             if o >= len(out_sizes) or out_sizes[o] is None:
                 continue
-            _combine(jac[o], ks, out, moving, offsets, weights, h, complex_step,
-                     base_outputs[o])
+            written = _combine(jac[o], ks, out, moving, offsets, weights, h, complex_step,
+                               base_outputs[o])
+            if reached[o] is not None:
+                reached[o] = None if written is None else reached[o] + [written]
+    if supports is not None:
+        supports[:] = [None if r is None or jac[o] is None else
+                       np.unique(np.concatenate([np.zeros(0, np.int64)] + r))
+                       for o, r in enumerate(reached)]
     return jac
 
 
-def _combine(jac, ks, out, moving, offsets, weights, h, complex_step, base_out) -> None:
+def _combine(jac, ks, out, moving, offsets, weights, h, complex_step, base_out):
+    """Write the columns ``ks`` of ``jac``; returns the flat positions written, or None
+    when every position of the columns was."""
     m = len(ks)
     if isinstance(out, V.Unbatched):
-        return
+        return np.zeros(0, np.int64)
     if isinstance(out, V.Delta) and _same_index(out.index, m, len(moving)):
         # column k changes only at out.index[k] (one position, or a (K,) lane)
         pos = out.index[:m]
@@ -209,8 +256,9 @@ def _combine(jac, ks, out, moving, offsets, weights, h, complex_step, base_out) 
         for o, w in zip(offsets, weights):
             acc = acc + w * (base_at if o == 0.0 else vals[moving.index(o)])
         col = np.imag(acc) / h if complex_step else np.real(acc) / h
-        jac[pos, ks if pos.ndim == 1 else ks[:, None]] = col
-        return
+        cols = ks if pos.ndim == 1 else ks[:, None]
+        jac[pos, cols] = col
+        return (pos * jac.shape[1] + cols).reshape(-1).astype(np.int64)
     dense = V.as_dense(out, m * len(moving)).reshape(len(moving), m, -1)
     acc = 0.0
     for o, w in zip(offsets, weights):
@@ -218,11 +266,65 @@ def _combine(jac, ks, out, moving, offsets, weights, h, complex_step, base_out) 
         acc = acc + w * term
     acc = np.imag(acc) / h if complex_step else np.real(acc) / h
     jac[:, ks] = acc.T
+    return None
 
 
 def _same_index(index, m: int, parts: int) -> bool:
     first = index[:m]
     return all(np.array_equal(index[p * m:(p + 1) * m], first) for p in range(1, parts))
+
+
+MANY_BYTES = 2 ** 20     # directional_many: the most bytes of batched inputs it builds
+
+
+def directional_many(ev: Evaluator, directions: dict, out_sizes: list, method: str,
+                     eps: float, base_outputs: list) -> dict:
+    """``directional`` for several inputs (``{j: directions}``) in one batch: example
+    (j, offset, d) perturbs input j alone, the others stay at their values.  For small
+    inputs, where the cost is the calls, not the arithmetic (``MANY_BYTES``)."""
+    offsets, weights = STENCILS[method]
+    complex_step = method == "complex"
+    h = COMPLEX_STEP if complex_step else eps
+    moving = [o for o in offsets if o != 0.0]
+    js = list(directions)
+    k = directions[js[0]].shape[0]
+    per = len(moving) * k
+    size = per * len(js)
+    batches = {}
+    for p, j in enumerate(js):
+        x = ev.base_array(j, complex_step)
+        batch = np.empty((size,) + x.shape, dtype=x.dtype)
+        batch[:] = x
+        row = p * per
+        for o in moving:
+            shift = o * h * directions[j]
+            batch[row:row + k] = x + (1j * shift if complex_step else shift)
+            row += k
+        batches[j] = batch
+    outs = ev.run_many(batches, size, cast=np.float64 if ev.upcast else None)
+    result = {}
+    for p, j in enumerate(js):
+        per_output = []
+        for o, out in enumerate(outs):
+            if o >= len(out_sizes) or out_sizes[o] is None:
+                per_output.append(None)
+                continue
+            dense = V.as_dense(out, size).reshape(size, -1)[p * per:(p + 1) * per]
+            per_output.append(_stencil(dense.reshape(len(moving), k, -1), offsets, weights,
+                                       moving, base_outputs[o], h, complex_step))
+        result[j] = per_output
+    return result
+
+
+def _stencil(dense, offsets, weights, moving, base_out, h, complex_step) -> np.ndarray:
+    """The finite-difference combination of the outputs at each offset (``dense``:
+    (offsets, k, out size)), divided by the step."""
+    acc = 0.0
+    for off, w in zip(offsets, weights):
+        term = np.asarray(base_out).reshape(1, -1) if off == 0.0 else \
+            dense[moving.index(off)]
+        acc = acc + w * term
+    return np.imag(acc) / h if complex_step else np.real(acc) / h
 
 
 def directional(ev: Evaluator, j: int, directions: np.ndarray, out_sizes: list, method: str,
@@ -256,10 +358,6 @@ def directional(ev: Evaluator, j: int, directions: np.ndarray, out_sizes: list, 
             result.append(None)
             continue
         dense = np.concatenate(chunks).reshape(len(moving), k, -1)
-        acc = 0.0
-        for off, w in zip(offsets, weights):
-            term = np.asarray(base_outputs[o]).reshape(1, -1) if off == 0.0 else \
-                dense[moving.index(off)]
-            acc = acc + w * term
-        result.append(np.imag(acc) / h if complex_step else np.real(acc) / h)
+        result.append(_stencil(dense, offsets, weights, moving, base_outputs[o], h,
+                               complex_step))
     return result

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import EngineError
 from . import forward_ad as fwAD
 from . import ops
+from .graph import _root_edge
 from .graph import grad as autograd_grad
 from .grad_mode import enable_grad
 from .tensor import Tensor, _make
@@ -77,6 +78,12 @@ def _check_v(v, refs: tuple, fn: str, side: str) -> tuple:
     return v
 
 
+def _in_graph(out) -> bool:
+    """Whether a gradient can flow from ``out`` (a view made under no_grad requires grad but
+    has no edge: its Jacobian is zero, as torch's)."""
+    return out.requires_grad and _root_edge(out) is not None
+
+
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), vᵀ J)."""
     with enable_grad():
@@ -86,7 +93,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
         is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided "
                                               "function", "vjp")
         v = _check_v(v, outputs, "vjp", "output")
-        diff_outputs = [(o, g) for o, g in zip(outputs, v) if o.requires_grad]
+        diff_outputs = [(o, g) for o, g in zip(outputs, v) if _in_graph(o)]
         if diff_outputs:
             grads = autograd_grad([o for o, _ in diff_outputs], inputs,
                                   [g for _, g in diff_outputs], create_graph=create_graph,
@@ -134,7 +141,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
         for i, out in enumerate(outputs):
             n = out.numel()
             row = []
-            if n == 0 or not out.requires_grad:
+            if n == 0 or not _in_graph(out):
                 row = [ops.zeros(*(tuple(out.shape) + tuple(x.shape)), dtype=x.dtype)
                        for x in inputs]
             else:

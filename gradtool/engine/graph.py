@@ -24,7 +24,8 @@ def _root_edge(t: Tensor):
     if t.grad_fn is not None:
         return (t.grad_fn, t._nr)
     if t._rg:
-        return (grad_accumulator(t), 0)
+        acc = grad_accumulator(t)       # None for a view made under no_grad (torch: no edge)
+        return None if acc is None else (acc, 0)
     return None
 
 
@@ -73,6 +74,19 @@ def _size(shape) -> str:
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
              inputs=None) -> None:
     """``torch.autograd.backward``: accumulate gradients of ``tensors`` into leaves."""
+    if grad_tensors is None and inputs is None and not create_graph \
+            and type(tensors) is tuple and len(tensors) == 1:
+        # the common call, loss.backward(): one scalar root, its gradient 1 (the checks and
+        # the general path's lists cost as much as running a small graph)
+        t = tensors[0]
+        if isinstance(t, Tensor) and t._rg and t._data.size == 1:
+            data = t._data
+            fn = t.grad_fn
+            one = np.empty(data.shape, data.dtype)
+            one.fill(1)
+            run([(fn, t._nr) if fn is not None else (grad_accumulator(t), 0)], [one],
+                bool(retain_graph), False)
+            return
     if isinstance(tensors, Tensor):
         tensors = (tensors,)
     tensors = tuple(tensors)
@@ -89,7 +103,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
     if retain_graph is None:
         retain_graph = create_graph
     for i, t in enumerate(tensors):
-        if not t._rg:
+        if _root_edge(t) is None:
             raise EngineError(f"element {i} of tensors does not require grad and does not "
                               "have a grad_fn")
     roots = [_root_edge(t) for t in tensors]
@@ -136,7 +150,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if retain_graph is None:
         retain_graph = create_graph
     for i, t in enumerate(outputs):
-        if not t._rg:
+        if _root_edge(t) is None:
             raise EngineError(f"element {i} of tensors does not require grad and does not "
                               "have a grad_fn")
     targets = {}
@@ -167,7 +181,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             result.append(None)
             continue
         if not isinstance(g, Tensor):
-            g = _make(np.array(g, copy=True) if not g.flags.owndata else g)
+            # (numpy's arithmetic on 0-d arrays gives scalars: a Tensor holds an array)
+            owned = type(g) is np.ndarray and g.flags.owndata
+            g = _make(g if owned else np.array(g, copy=True))
         result.append(g)
     return tuple(result)
 
@@ -208,11 +224,32 @@ def _discover(roots, targets):
     return deps, needed
 
 
+def plan(outputs, inputs) -> tuple:
+    """(roots, targets, discovery) of ``autograd.grad(outputs, inputs)``, for a caller that
+    runs the same backward many times (the checker): the graph reachable from a node never
+    changes (edges are set when a node is made), so the walk is done once."""
+    roots = [_root_edge(t) for t in outputs]
+    targets = {}
+    for t in inputs:
+        edge = _root_edge(t)
+        if edge is None:
+            raise EngineError("One of the differentiated Tensors does not require grad")
+        targets.setdefault(edge, t)
+    return roots, targets, _discover(roots, targets)
+
+
 def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=False,
-        accumulate_into=None):
+        accumulate_into=None, discovered=None):
     """Execute the backward pass.  ``capture`` maps (node, output_nr) edges whose gradient
-    is returned instead of accumulated (``autograd.grad``)."""
-    deps, needed = _discover(roots, capture if capture is not None else accumulate_into)
+    is returned instead of accumulated (``autograd.grad``); ``discovered``: the discovery
+    of these roots and targets from :func:`plan`."""
+    if capture is None and accumulate_into is None and not create_graph and not batched:
+        _run_plain(roots, root_grads, retain_graph)
+        return {}
+    if discovered is None:
+        deps, needed = _discover(roots, capture if capture is not None else accumulate_into)
+    else:
+        deps, needed = dict(discovered[0]), discovered[1]      # run counts deps down
     buffers: dict = {}
     for edge, g in zip(roots, root_grads):
         if edge is None:
@@ -283,6 +320,87 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
         MODE.grad_enabled = prev_mode
         errors_restore(errstate)
     return captured
+
+
+def _run_plain(roots, root_grads, retain_graph) -> None:
+    """``run`` for a plain ``backward()`` (gradients into the leaves' ``.grad``, no
+    ``inputs=``, no ``create_graph``, no batch): the same steps, with the discovery inlined
+    and none of the per-node tests the other cases need (every ``backward()`` pays them)."""
+    deps: dict = {}
+    seen = set()
+    stack = []
+    buffers: dict = {}
+    for edge, g in zip(roots, root_grads):
+        if edge is None:
+            continue
+        node, nr = edge
+        if node not in seen:
+            seen.add(node)
+            stack.append(node)
+        buf = buffers.get(node)
+        if buf is None:
+            buf = buffers[node] = [None] * node.n_outputs
+        buf[nr] = g if buf[nr] is None else buf[nr] + g
+    get = deps.get
+    while stack:
+        for nxt in stack.pop().next_nodes:
+            if nxt is not None:
+                deps[nxt] = get(nxt, 0) + 1
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+    ready = [node for node in buffers if get(node, 0) == 0]
+    prev_mode = MODE.grad_enabled
+    MODE.grad_enabled = False
+    anomaly = MODE.anomaly
+    errstate = errors_off()       # NaN/Inf in gradients are results (see run)
+    pop_ready, push_ready, pop_buffer = ready.pop, ready.append, buffers.pop
+    try:
+        while ready:
+            node = pop_ready()
+            grads = pop_buffer(node, None)
+            if grads is None:
+                in_grads = None
+            elif type(node) is AccumulateGrad:
+                # a leaf's _extra holds its views too: only its hooks matter here
+                variable = node.variable
+                if node._extra is not None or variable._get("hooks"):
+                    grads = _pre_hooks(node, grads, False)
+                if grads[0] is not None:
+                    node.accumulate(grads[0], False)
+                    if variable._get("post_accumulate_hooks"):
+                        _post_accumulate_hooks(variable)
+                continue
+            else:
+                if node._extra is not None:
+                    grads = _pre_hooks(node, grads, False)
+                in_grads = node.apply(grads, False, False)
+                if anomaly:
+                    _anomaly_check(node, in_grads)
+                if node._extra is not None:
+                    in_grads = _post_hooks(node, in_grads, grads, False)
+                if not retain_graph:
+                    node.release()
+            nrs = node.next_nrs
+            for i, nxt in enumerate(node.next_nodes):
+                if nxt is None:
+                    continue
+                if in_grads is not None:
+                    g = in_grads[i]
+                    if g is not None:
+                        nr = 0 if nrs is None else nrs[i]
+                        buf = buffers.get(nxt)
+                        if buf is None:
+                            buf = buffers[nxt] = [None] * nxt.n_outputs
+                        old = buf[nr]
+                        buf[nr] = g if old is None else old + g
+                count = deps[nxt] - 1
+                deps[nxt] = count
+                if count == 0:
+                    push_ready(nxt)
+    finally:
+        MODE.grad_enabled = prev_mode
+        errors_restore(errstate)
 
 
 def _accumulate_non_leaves(node: Node, grads, targets: dict, create_graph: bool) -> None:
@@ -372,12 +490,21 @@ def _post_hooks(node: Node, in_grads, out_grads, create_graph: bool):
     post = node._extra.get("post_hooks")
     if not post:
         return in_grads
+    # hooks see one gradient per edge of next_functions (none for an index or mask input)
+    keep = getattr(getattr(node, "prim", None), "edge_inputs", None)
     for hook in list(post.values()):
-        res = hook(tuple(None if g is None else _as_tensor(g, create_graph) for g in in_grads),
+        shown = in_grads if keep is None else [in_grads[i] for i in keep]
+        res = hook(tuple(None if g is None else _as_tensor(g, create_graph) for g in shown),
                    tuple(None if g is None else _as_tensor(g, create_graph)
                          for g in out_grads))
         if res is not None:
-            in_grads = [_from_tensor(r, create_graph) for r in res]
+            res = [_from_tensor(r, create_graph) for r in res]
+            if keep is not None:
+                full = [None] * len(in_grads)
+                for i, r in zip(keep, res):
+                    full[i] = r
+                res = full
+            in_grads = res
     return in_grads
 
 

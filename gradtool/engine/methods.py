@@ -6,7 +6,6 @@ import numpy as np
 
 from . import dtypes, ops
 from .ops import METHOD_NAMES
-from .ops.common import _tensor_of
 from .ops.shape import _T, _mT
 from .prims import elementwise
 from .primitive import apply, apply_binary
@@ -14,6 +13,8 @@ from .tensor import Tensor, _make
 
 
 def _rsub(self, other):
+    if isinstance(other, (int, float)) and not isinstance(other, bool):
+        return apply(elementwise.rsub_scalar, (self,), {"other": other})   # RsubBackward1
     return apply(elementwise.rsub, (self, other))
 
 
@@ -56,14 +57,6 @@ def _size_args(size) -> tuple:
     return tuple(size)
 
 
-def _masked_fill_(self, mask, value) -> Tensor:
-    mask = _tensor_of(mask)
-    if mask._data.dtype != np.bool_:
-        ops.masked_fill(self, mask, value)   # torch's error for a non-boolean mask
-    ops.setitem(self, np.broadcast_to(mask._data, self.shape), value)
-    return self
-
-
 #: torch's methods around autograd that have no function of the same name
 EXTRA_METHODS = {
     "type": _type,
@@ -77,7 +70,7 @@ EXTRA_METHODS = {
         self, np.zeros(_size_args(size)), dtype, requires_grad),
     "new_full": lambda self, size, fill_value, dtype=None, requires_grad=False: _new(
         self, np.full(tuple(size), fill_value), dtype, requires_grad),
-    "masked_fill_": _masked_fill_,
+    "masked_fill_": ops.inplace.masked_fill_,
     "where": lambda self, condition, other: ops.where(condition, self, other),
 }
 
@@ -85,11 +78,12 @@ EXTRA_METHODS = {
 def _bind() -> None:
     T = Tensor
     T.__add__ = lambda self, other: apply_binary(elementwise.add, self, other)
-    T.__radd__ = lambda self, other: apply_binary(elementwise.add, other, self)
+    # 2 + x and 2 * x: torch records add(x, 2) and mul(x, 2) (the tensor's edge first)
+    T.__radd__ = lambda self, other: apply_binary(elementwise.add, self, other)
     T.__sub__ = lambda self, other: apply_binary(elementwise.sub, self, other)
     T.__rsub__ = _rsub
     T.__mul__ = lambda self, other: apply_binary(elementwise.mul, self, other)
-    T.__rmul__ = lambda self, other: apply_binary(elementwise.mul, other, self)
+    T.__rmul__ = lambda self, other: apply_binary(elementwise.mul, self, other)
     T.__truediv__ = lambda self, other: apply_binary(elementwise.div, self, other)
     T.__rtruediv__ = _rdiv
     T.__pow__ = ops.pow

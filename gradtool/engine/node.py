@@ -142,6 +142,71 @@ class AccumulateGrad(Node):
             bump_version(old)
 
 
+class CopySlices(Node):
+    """torch's CopySlices: an in-place op ``fn`` on a view, recorded on the view's base.
+
+    Its edges are the base's old node, then ``fn``'s edges but the first (the view's old
+    value).  Backward: the base's gradient passes through except at the view's elements
+    (flat ``positions`` in the base), where ``fn``'s gradient for the old view goes."""
+
+    __slots__ = ("fn", "positions", "overlap", "inputs")
+    _name = "CopySlices"
+
+    def __init__(self, base_node, base_nr: int, fn: Node, positions, overlap: bool) -> None:
+        self.fn = fn
+        self.positions = positions
+        # an expanded view (elements sharing memory): torch's backward refuses to write it
+        self.overlap = overlap
+        # fn's inputs after the view that have an edge in torch (an index or mask argument
+        # of a primitive has none: its ``edge_inputs``, when it declares them)
+        keep = getattr(getattr(fn, "prim", None), "edge_inputs", None)
+        self.inputs = tuple(i for i in range(1, len(fn.next_nodes)) if keep is None or i in keep)
+        self.next_nodes = (base_node,) + tuple(fn.next_nodes[i] for i in self.inputs)
+        fn_nrs = fn.next_nrs
+        nrs = (base_nr,) + tuple(0 if fn_nrs is None else fn_nrs[i] for i in self.inputs)
+        self.next_nrs = nrs if any(nrs) else None
+        self._hooks = None
+        self._extra = None
+
+    def apply(self, grads: list, create_graph: bool, batched: bool):
+        g = grads[0]
+        if g is None:
+            return (None,) * len(self.next_nodes)
+        if self.overlap:
+            raise EngineError("unsupported operation: more than one element of the written-to "
+                              "tensor refers to a single memory location. Please clone() the "
+                              "tensor before performing the operation.")
+        positions = self.positions
+        shape = tuple(g.shape)
+        prefix = shape[:1] if batched else ()
+        if create_graph:
+            from .ops.indexing import index_const
+            from .prims import shape as shape_prims
+            if not isinstance(g, Tensor):
+                g = _make(g)
+            flat = g.reshape(prefix + (-1,))
+            res = self.fn.apply([index_const(flat, (Ellipsis, positions))], True, batched)
+            inner = res[0]
+            if inner is None:
+                inner = _make(np.zeros(prefix + np.shape(positions), dtype=g._data.dtype))
+            out = shape_prims.index_put(flat, inner, key=(Ellipsis, positions)).reshape(shape)
+        else:
+            data = g._data if isinstance(g, Tensor) else g
+            flat = np.array(data, copy=True).reshape(prefix + (-1,))
+            res = self.fn.apply([np.asarray(flat[..., positions])], False, batched)
+            inner = res[0]
+            flat[..., positions] = 0 if inner is None else \
+                (inner._data if isinstance(inner, Tensor) else inner)
+            out = flat.reshape(shape)
+        return [out] + [res[i] for i in self.inputs]
+
+    def release(self) -> None:
+        self.fn.release()
+
+    def _saved_repr(self) -> dict:
+        return self.fn._saved_repr()
+
+
 def unbroadcast(grad, shape: tuple, batched: bool):
     """Sum ``grad`` down to ``shape`` (undoing broadcasting); keeps a leading batch axis."""
     gshape = grad.shape
@@ -183,6 +248,14 @@ class OpNode(Node):
             return (self._edge0,)
         return self._edges
 
+    @property
+    def next_functions(self):
+        """torch's edges: one per differentiable input (an index or mask argument of the
+        primitive has none; an input that does not require grad is (None, 0))."""
+        edges = Node.next_functions.fget(self)
+        keep = self.prim.edge_inputs
+        return edges if keep is None else tuple([edges[i] for i in keep])
+
     def _set_edges(self, nodes: list) -> None:
         arity = self._arity = len(nodes)
         if arity <= 2:
@@ -195,15 +268,33 @@ class OpNode(Node):
 
     def _check_versions(self) -> None:
         vcs = self.vcs
+        stale = []
         if vcs is not None:
             for i, vc in enumerate(vcs):
                 if vc is not None and vc[0] != self.versions[i]:
-                    node = self.next_nodes[i]
-                    producer = None if node is None or type(node) is AccumulateGrad else node
-                    nr = 0 if self.next_nrs is None else self.next_nrs[i]
-                    _version_error(self.saved[i], producer, nr, vc[0], self.versions[i])
+                    stale.append(i)
         if self.out_vc is not None and self.out_vc[0] != self.out_version:
+            stale.append(-1)
+        if stale:
+            self._raise_version_error(stale)
+
+    def _raise_version_error(self, stale: list) -> None:
+        # torch checks saved values in the order of their names ("other" before "self",
+        # "result" before "self"): the first stale one in that order is reported
+        names = self.prim.input_names
+
+        def name(i):
+            if i == -1:
+                return "result"
+            return names[i] if i < len(names) else f"input{i}"
+        i = min(stale, key=name)
+        if i == -1:
             _version_error(self.out_data, self, 0, self.out_vc[0], self.out_version)
+        node = self.next_nodes[i]
+        producer = None if node is None or type(node) is AccumulateGrad else node
+        nr = 0 if self.next_nrs is None else self.next_nrs[i]
+        _version_error(self.saved[i], producer, nr, self.vcs[i][0], self.versions[i],
+                       saved_input=True)
 
     def _saved_input(self, i: int):
         """Saved input ``i`` as a Tensor attached to the graph (for create_graph)."""
@@ -312,14 +403,72 @@ class OpNode(Node):
         return shown
 
 
-def _version_error(arr, node, nr, now, expected):
+# torch's backward nodes of view ops: a saved view whose version changed has been given a
+# new node by torch (AsStridedBackward0) by the time the error is raised
+_VIEW_NODES = frozenset({
+    "AliasBackward0", "AsStridedBackward0", "DiagonalBackward0", "ExpandBackward0",
+    "NarrowBackward0", "PermuteBackward0", "ReshapeAliasBackward0", "SelectBackward0",
+    "SliceBackward0", "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2",
+    "TBackward0", "TransposeBackward0", "UnsqueezeBackward0", "ViewBackward0",
+})
+_MULTI_VIEW_NODES = frozenset({"SplitBackward0", "SplitWithSizesBackward0",
+                               "UnbindBackward0"})
+
+
+def node_label(node) -> str:
+    """A node as torch's version error names it: ExpBackward0 -> Exp, FillBackward2 ->
+    Fill2, CopySlices -> torch::autograd::CopySlices."""
+    name = node.name()
+    if name in ("CopySlices", "CopyBackwards"):
+        return "torch::autograd::" + name
+    stem, sep, number = name.rpartition("Backward")
+    if sep and number.isdigit():
+        return stem + ("" if number == "0" else number)
+    return name
+
+
+def _current(node, nr):
+    """The node a tensor made by output ``nr`` of ``node`` has now: in-place ops rebase a
+    tensor and leave a weak link on its old node (ops/inplace.py)."""
+    seen = 0
+    while node is not None and node._extra is not None and seen < 10_000:
+        link = node._extra.get("rebased", {}).get(nr)
+        following = link() if link is not None else None
+        if following is None:
+            break
+        node, nr = following, 0
+        seen += 1
+    return node, nr
+
+
+def _version_error(arr, node, nr, now, expected, *, saved_input: bool = False):
+    """torch's error for a saved value modified in place.  For a saved input torch names the
+    node the tensor has now (after in-place ops on it, or AsStridedBackward0 for a view);
+    for a saved output, the node that saved it."""
+    if node is not None and saved_input:
+        node, nr = _current(node, nr)
+        name = node.name()
+        if name in _MULTI_VIEW_NODES:
+            raise EngineError(
+                f"Output {nr} of {node_label(node)} is a view and its base or another view of "
+                "its base has been modified inplace. This view is the output of a function "
+                "that returns multiple views. Such functions do not allow the output views to "
+                "be modified inplace. You should replace the inplace operation by an "
+                "out-of-place one.")
+        if name in _VIEW_NODES:
+            label, nr = "AsStrided", 0
+        else:
+            label = node_label(node)
+    elif node is not None:
+        label = node_label(node)
     what = f"[torch.{type_name(arr)} {list(arr.shape)}]"
-    where = f", which is output {nr} of {node.name()}," if node is not None else ""
+    where = f", which is output {nr} of {label}," if node is not None else ""
     raise EngineError(
         "one of the variables needed for gradient computation has been modified by an "
         f"inplace operation: {what}{where} is at version {now}; expected version {expected} "
         "instead. Hint: enable anomaly detection to find the operation that failed to "
-        "compute its gradient, with torch.autograd.set_detect_anomaly(True).")
+        "compute its gradient, with torch.autograd.set_detect_anomaly(True, "
+        "check_nan=False).")
 
 
 def grad_accumulator(t: Tensor) -> AccumulateGrad:
@@ -328,6 +477,8 @@ def grad_accumulator(t: Tensor) -> AccumulateGrad:
     ref = t._acc
     acc = ref() if ref is not None else None
     if acc is None:
+        if t._extra is not None and t._extra.get("no_grad_view"):
+            return None      # a view made under no_grad: requires grad, its gradient is dropped
         acc = AccumulateGrad(t)
         t._acc = weakref.ref(acc)
     return acc

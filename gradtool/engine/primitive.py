@@ -82,6 +82,11 @@ class Primitive:
         # needs[i]: the inputs the VJP of input i reads (None: all).  Inputs no needed rule
         # reads are not saved (x * 2.0 keeps no reference to x), as torch does.
         self.needs: tuple | None = needs
+        # inputs torch records an edge for: those with a VJP rule (an index, a mask, a
+        # class-index target is no input of torch's node); None: all of them
+        self.edge_inputs = None if isinstance(self.vjps, Variadic) or all(
+            rule is not None for rule in self.vjps) else tuple(
+                i for i, rule in enumerate(self.vjps) if rule is not None)
         self._keep_by_mask: dict = {}
         self.node_cls = type(node_name, (OpNode,), {"__slots__": (), "_name": node_name,
                                                     **saved_properties(input_names or ())})

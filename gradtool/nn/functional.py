@@ -13,11 +13,14 @@ import warnings
 import numpy as np
 
 from ..engine import ops as _ops
-from ..engine.ops.common import scalar_type_name
+from ..engine.ops.common import float_kernel, scalar_type_name
 from ..engine.ops.inplace import _inplace
+from ..engine.ops.nn_functional import _loss_operands, _not_differentiable
+from ..engine.ops.nn_functional import _reduction as _loss_reduction
+from ..engine.prims import loss as _L
 from ..engine.prims import nn as _P
 from ..engine.prims import shape as _S
-from ..engine.primitive import REGISTRY, apply
+from ..engine.primitive import apply
 from ..engine.random import _rng
 from ..engine.tensor import Tensor, _make
 from ..errors import EngineError, ShapeError
@@ -43,37 +46,48 @@ def _as_tensor(x) -> Tensor:
 
 
 # ---- activations --------------------------------------------------------------------------
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x clamped to [min_val, max_val] (HardtanhBackward0: zero gradient at the bounds)."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    data = input._data
+    if data.dtype == np.bool_:
+        raise EngineError("Bool inputs not supported for hardtanh")
+    if data.dtype.kind in "iu":     # integers stay integers (no gradient)
+        return _make(np.clip(data, min_val, max_val).astype(data.dtype))
+    return apply(_P.hardtanh, (input,), {"min_val": min_val, "max_val": max_val})
+
+
 def relu6(input: Tensor) -> Tensor:
-    return _ops.clamp(input, 0.0, 6.0)
+    """hardtanh(x, 0, 6), as torch records it."""
+    return hardtanh(input, 0.0, 6.0)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
-    return _ops.where(input._data > 0, input, input * negative_slope)
+    float_kernel("leaky_relu_cpu", input)
+    return apply(_P.leaky_relu, (input,), {"negative_slope": negative_slope})
 
 
 def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
-    return _ops.where(input._data > 0, input, (_ops.exp(input) - 1.0) * alpha)
+    """x for x > 0, alpha (exp(x) - 1) otherwise."""
+    float_kernel("elu_cpu", input)
+    return apply(_P.elu, (input,), {"alpha": alpha})
 
 
 def silu(input: Tensor) -> Tensor:
-    return input * _ops.sigmoid(input)
+    """x sigmoid(x)."""
+    float_kernel("silu_cpu", input)
+    return apply(_P.silu, (input,))
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x Φ(x), Φ the standard normal CDF (``approximate='tanh'``: the tanh formula)."""
-    if approximate == "tanh":
-        inner = (input + input ** 3 * 0.044715) * float(np.sqrt(2.0 / np.pi))
-        return input * 0.5 * (_ops.tanh(inner) + 1.0)
-    if approximate != "none":
+    if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate argument must be either none or tanh, got "
                          f"{approximate}")
-    return input * 0.5 * (_erf(input * float(1 / np.sqrt(2.0))) + 1.0)
-
-
-def _erf(input: Tensor) -> Tensor:
-    """The error function, elementwise (the ``erf`` primitive of engine/prims/nn.py)."""
-    return apply(REGISTRY["erf"], (input,))
+    float_kernel("GeluKernelImpl", input)
+    return apply(_P.gelu, (input,), {"approximate": approximate})
 
 
 def _implicit_dim_warning(name: str, dim) -> None:
@@ -156,45 +170,61 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
-    """-(t log p + (1 - t) log(1 - p)), logs clamped at -100 as torch."""
+    """-(t log p + (1 - t) log(1 - p)), logs clamped at -100 as torch (one node,
+    BinaryCrossEntropyBackward0, with edges to input and target)."""
     target = _as_tensor(target)
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    log_p = _ops.clamp(_ops.log(input), min=-100.0)
-    log_q = _ops.clamp(_ops.log(1.0 - input), min=-100.0)
-    loss = -(target * log_p + (1.0 - target) * log_q)
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    reduction = _loss_reduction(_legacy_reduction(size_average, reduce, reduction))
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the "
+                         f"input size ({input.shape}) is deprecated. Please ensure they have "
+                         "the same size.")
+    data = input._data
+    if data.size and not ((data >= 0) & (data <= 1)).all():
+        raise EngineError("all elements of input should be between 0 and 1")
+    _not_differentiable("binary_cross_entropy", weight=weight)
+    w = None if weight is None else np.broadcast_to(_as_tensor(weight)._data, data.shape)
+    return apply(_L.binary_cross_entropy, (input, target),
+                 {"reduction": reduction, "weight": w})
 
 
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
-    """0.5 d² / beta where |d| < beta, |d| - 0.5 beta elsewhere."""
-    d = input - target
-    small = np.abs(d._data) < beta
-    loss = _ops.where(small, d * d * (0.5 / beta) if beta else d * 0.0,
-                      _ops.abs(d) - 0.5 * beta)
-    return _reduce(loss, reduction)
+    """0.5 d² / beta where |d| < beta, |d| - 0.5 beta elsewhere (SmoothL1LossBackward0;
+    beta = 0 is l1_loss, as torch)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise EngineError("smooth_l1_loss does not support negative values for beta.")
+    if beta == 0:
+        return l1_loss(input, target, reduction=reduction)
+    input, target = _loss_operands(input, target)
+    float_kernel("smooth_l1_cpu", input)
+    return apply(_L.smooth_l1_loss, (input, target),
+                 {"reduction": _loss_reduction(reduction), "beta": float(beta)})
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
                delta: float = 1.0) -> Tensor:
-    d = input - target
-    small = np.abs(d._data) < delta
-    loss = _ops.where(small, d * d * 0.5, (_ops.abs(d) - 0.5 * delta) * delta)
-    return _reduce(loss, reduction)
+    """0.5 d² where |d| < delta, delta (|d| - 0.5 delta) elsewhere (HuberLossBackward0)."""
+    input, target = _loss_operands(input, target)
+    float_kernel("huber_cpu", input)
+    return apply(_L.huber_loss, (input, target),
+                 {"reduction": _loss_reduction(reduction), "delta": float(delta)})
 
 
 # ---- layers' operations ---------------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x Wᵀ + b, recorded as torch records it: ``addmm`` (AddmmBackward0) with bias, the
-    input viewed as 2-D around it (ViewBackward0) when it is not; ``mm`` without bias."""
+    input viewed as 2-D around it (ViewBackward0) when it is not (a strided input that
+    cannot be viewed: matmul, then ``add_`` of the bias); ``mm`` without bias."""
     wt = _ops.t(weight)
     if bias is not None and input.ndim >= 1:
         _addmm_checks(bias, input, weight)
     if input.ndim == 2:
         return _ops.mm(input, wt) if bias is None else apply(_P.addmm, (bias, input, wt))
     out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
+    if bias is not None and not input._data.flags.c_contiguous:
+        # torch: matmul, then the bias added in place (AddBackward0, one more version)
+        return _ops.add_(_ops.matmul(input, wt), bias)
     if bias is not None:
         flat = _ops.reshape(input, -1, input.shape[-1])
         return _ops.reshape(apply(_P.addmm, (bias, flat, wt)), out_shape)
@@ -325,18 +355,12 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
-    """Mean over each window, written as a convolution with a constant averaging kernel
-    per channel (count_include_pad=True, no ceil_mode)."""
+    """Mean over each window (AvgPool2DBackward0; count_include_pad=True, no ceil_mode)."""
     if ceil_mode or not count_include_pad or divisor_override is not None:
         raise NotImplementedError("avg_pool2d: only the defaults (ceil_mode=False, "
                                   "count_include_pad=True) are supported")
     k, s, p, _ = _pool_params(kernel_size, stride, padding, 1)
-    n, c = input.shape[0], input.shape[1]
-    flat = _ops.reshape(input, n * c, 1, input.shape[2], input.shape[3])
-    kernel = _make(np.full((1, 1) + k, 1.0 / (k[0] * k[1]), input._data.dtype))
-    out = apply(_P.convolution, (flat, kernel, None),
-                {"stride": s, "padding": (p[0], p[0], p[1], p[1]), "dilation": (1, 1)})
-    return _ops.reshape(out, n, c, out.shape[2], out.shape[3])
+    return apply(_P.avg_pool2d, (input,), {"kernel_size": k, "stride": s, "padding": p})
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True,
@@ -395,48 +419,58 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalize over every dim but the channels (dim 1): with the batch's statistics while
     training (updating the running ones in place: biased variance to normalize, unbiased
-    in the running average, as torch), with the running statistics otherwise."""
-    dims = (0,) + tuple(range(2, input.ndim))
-    shape = (1, -1) + (1,) * (input.ndim - 2)
+    in the running average, as torch), with the running statistics otherwise.  One node,
+    NativeBatchNormBackward0, with edges to input, weight and bias."""
+    if input.ndim < 2:      # torch reads the channel count, input.size(1)
+        raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but "
+                         "got 1)")
     if training:
-        n = input.numel() // input.shape[1]
+        n = input.shape[0] * int(np.prod(input.shape[2:]))    # values per channel
         if n <= 1:
             raise ValueError("Expected more than 1 value per channel when training, got "
                              f"input size {list(input.shape)}")
-        mean = _ops.mean(input, dim=dims, keepdim=True)
-        var = _ops.var(input, dim=dims, keepdim=True, correction=0)
-        if running_mean is not None:
-            m = momentum
-            running_mean._data[...] = (1 - m) * running_mean._data + m * mean._data.reshape(-1)
-            unbiased = var._data.reshape(-1) * (n / (n - 1))
-            running_var._data[...] = (1 - m) * running_var._data + m * unbiased
-    else:
-        mean = _ops.reshape(running_mean, shape)
-        var = _ops.reshape(running_var, shape)
-    out = (input - mean) / _ops.sqrt(var + eps)
-    if weight is not None:
-        out = out * _ops.reshape(weight, shape)
-    if bias is not None:
-        out = out + _ops.reshape(bias, shape)
+    elif running_mean is None or running_var is None:
+        raise EngineError("running_mean and running_var must be defined in evaluation mode")
+    stats = {"running_mean": None, "running_var": None}
+    if not training:
+        # copies: a later training step updates the running statistics in place
+        stats = {"running_mean": running_mean._data.copy(),
+                 "running_var": running_var._data.copy()}
+    out = apply(_P.native_batch_norm, (input, weight, bias),
+                {**stats, "training": bool(training), "eps": float(eps)})
+    if training and running_mean is not None:
+        data = input._data
+        dims = (0,) + tuple(range(2, data.ndim))
+        m = momentum
+        running_mean._data[...] = (1 - m) * running_mean._data + m * data.mean(axis=dims)
+        unbiased = data.var(axis=dims) * (n / (n - 1))
+        running_var._data[...] = (1 - m) * running_var._data + m * unbiased
     return out
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Normalize over the last ``len(normalized_shape)`` dims (biased variance)."""
-    k = 1 if isinstance(normalized_shape, int) else len(normalized_shape)
-    dims = tuple(range(input.ndim - k, input.ndim))
-    mean = _ops.mean(input, dim=dims, keepdim=True)
-    var = _ops.var(input, dim=dims, keepdim=True, correction=0)
-    out = (input - mean) / _ops.sqrt(var + eps)
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    """Normalize over the last ``len(normalized_shape)`` dims (biased variance); one node,
+    NativeLayerNormBackward0, with edges to input, weight and bias."""
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else \
+        tuple(int(n) for n in normalized_shape)
+    k = len(shape)
+    if k == 0 or tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
+        raise EngineError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                          f"[*, {', '.join(map(str, shape))}], but got input of size"
+                          f"{list(input.shape)}")
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and tuple(value.shape) != shape:
+            raise EngineError(f"Expected {name} to be of same shape as normalized_shape, but "
+                              f"got {name} of shape {list(value.shape)} and normalized_shape "
+                              f"= {list(shape)}")
+    float_kernel("LayerNormKernelImpl", input)
+    return apply(_P.native_layer_norm, (input, weight, bias),
+                 {"normalized_shape": shape, "eps": float(eps)})
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
-    """x / max(||x||_p, eps) along ``dim``."""
-    norm = _ops.sum(_ops.abs(input) ** p, dim=dim, keepdim=True) ** (1.0 / p)
-    return input / _ops.clamp(norm, min=eps)
+    """x / max(||x||_p, eps) along ``dim``, recorded as torch: the norm
+    (LinalgVectorNormBackward0), clamp_min, expand, div."""
+    denom = _ops.clamp_min(_ops.norm(input, p, dim, keepdim=True), eps)
+    return input / _ops.expand_as(denom, input)

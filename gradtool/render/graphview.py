@@ -403,19 +403,23 @@ def _children(kind: str, payload, indeg: dict, full: bool) -> list:
     node = payload
     nxt = node.next_nodes
     nrs = node.next_nrs
+    keep = getattr(getattr(node, "prim", None), "edge_inputs", None)
     out = []
     run_done = full
     for i, child in enumerate(nxt):
         if child is None:
             continue
         nr = 0 if nrs is None else nrs[i]
+        # the position in next_functions (an index or mask input of the primitive is no
+        # edge there: where(c, a, b)'s a is input 0)
+        position = i if keep is None else keep.index(i)
         if not run_done and _same_kind(child, node):
             run_done = True
             count, last = _run_end(node, i, child, indeg)
             if count >= MIN_RUN:
-                out.append(("run", (child, count, last, i, _nr_of(child, i)), i, nr))
+                out.append(("run", (child, count, last, i, _nr_of(child, i)), position, nr))
                 continue
-        out.append(("node", child, i, nr))
+        out.append(("node", child, position, nr))
     return out
 
 

@@ -341,7 +341,8 @@ checks:
 
 SPEC_REALWORLD_EXPECTED = {
     "swish_sign": ("term", "through sigmoid(x)", "sign flipped"),
-    "gelu_half": ("term", "through mul(0.5, x)", "scaled by 2"),
+    # 0.5 * x: torch records mul(x, 0.5)
+    "gelu_half": ("term", "through mul(x, 0.5)", "scaled by 2"),
     "softmax_input": ("wrong_tensor", "uses x where out is due", ""),
     "softmax_no_keepdim": ("reduction", "keepdim=True is due", ""),
     "batchnorm": ("factor_pattern", "dimension 1 of out", "[2, 0.5, 0.3333]"),
@@ -490,7 +491,9 @@ def test_torch_function_with_two_outputs():
 @given(seed=st.integers(0, 100_000), k=st.integers(1, 4))
 def test_random_errors_get_no_wrong_cause(seed, k):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(6)
+    # |x| >= 0.2: near x = 0, noise c is within tolerance of c * x, and "a factor x missing"
+    # would truly fit the numbers
+    x = rng.uniform(0.2, 2.0, size=6) * rng.choice([-1.0, 1.0], size=6)
     bad = np.sort(rng.choice(6, size=k, replace=False))
     noise = np.zeros(6)
     noise[bad] = rng.uniform(0.5, 2.0, size=k) * rng.choice([-1.0, 1.0], size=k)

@@ -25,6 +25,9 @@ from .indexing import __all__ as _indexing
 from .indexing import getitem, index_const  # noqa: F401  (Tensor.__getitem__, graph probes)
 from .inplace import (add_, clamp_, copy_, div_, fill_, mul_, normal_, pow_,  # noqa: F401
                       setitem, sub_, uniform_, zero_)
+from .inplace import (abs_, ceil_, clamp_max_, clamp_min_, cos_, exp_,  # noqa: F401
+                      floor_, log_, neg_, reciprocal_, relu_, round_, sigmoid_, sign_, sin_,
+                      sqrt_, square_, tanh_, trunc_)
 from .linear_algebra import *  # noqa: F403
 from .linear_algebra import __all__ as _linear_algebra
 from .linear_algebra import linalg  # noqa: F401  (gt.linalg)
@@ -53,10 +56,14 @@ METHOD_NAMES = (
     "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod", "var", "std",
     "norm", "logsumexp", "softmax", "log_softmax", "cumsum",
     "reshape", "view", "flatten", "ravel", "transpose", "swapaxes", "swapdims",
-    "t", "permute", "broadcast_to", "expand_as", "squeeze", "unsqueeze", "clone", "to",
+    "t", "permute", "as_strided", "broadcast_to", "expand_as", "squeeze", "unsqueeze", "clone",
+    "to",
     "split", "chunk", "unbind", "gather", "scatter_add", "index_select", "flip", "repeat",
     "diagonal", "trace",
     "mm", "bmm", "dot", "mv", "matmul", "outer", "inverse", "det",
     "add_", "sub_", "mul_", "div_", "pow_", "clamp_", "zero_", "fill_", "copy_", "uniform_",
     "normal_",
+    "abs_", "ceil_", "clamp_max_", "clamp_min_", "cos_", "exp_", "floor_", "log_", "neg_",
+    "reciprocal_", "relu_", "round_", "sigmoid_", "sign_", "sin_", "sqrt_", "square_", "tanh_",
+    "trunc_",
 )

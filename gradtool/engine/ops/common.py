@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 
+from ..grad_mode import MODE
 from ..tensor import Tensor, _make, _norm_dim, _to_array, version_counter
 
 _bool = builtins.bool
@@ -56,25 +57,43 @@ def _keepdim(keepdim, keepdims):
 
 
 def _share_version(out: Tensor, base: Tensor) -> Tensor:
-    """Views share their base's version counter, as in torch."""
-    if out._data.base is not None:
-        out._vc = version_counter(base)
-        out._set("base", base)
-        if base._rg:
-            # the root keeps its live views: an in-place op through one rebases them all
-            root = base
-            while root._get("base") is not None:
-                root = root._get("base")
-            # weak references in a list (a WeakSet costs 2 us to create, per leaf viewed);
-            # dead ones are dropped whenever the list reaches a power of two: amortized O(1)
-            # and at most twice the live views
-            views = root._get("views")
-            if views is None:
-                views = []
-                root._set("views", views)
-            elif len(views) >= 8 and not len(views) & (len(views) - 1):
-                views[:] = [ref for ref in views if ref() is not None]
-            views.append(weakref.ref(out))
+    """Views share their base's version counter, as in torch, and the root base keeps its
+    live views (an in-place op through one rebases them all, whether or not the base
+    required grad).  A view made with grad mode off of a tensor that requires grad requires
+    grad too (with no node: its gradient goes nowhere) and may not be modified in place
+    with grad mode on."""
+    if out._data.base is None and out._data is not base._data:
+        return out
+    out._vc = version_counter(base)
+    extra = base._extra
+    out._extra = {"base": base}
+    root = base
+    if extra is not None:
+        if extra.get("no_grad_view"):
+            out._extra["no_grad_view"] = True
+            out._rg = base._rg
+        if out.grad_fn is not None and extra.get("multi_view") is not None:
+            # a view of an output of split/unbind may not be modified in place either
+            from ..node import node_label
+            out._extra["multi_view"] = (node_label(out.grad_fn), out._nr)
+        parent = extra.get("base")
+        while parent is not None:
+            root = parent
+            parent = root._get("base")
+    if base._rg and not MODE.grad_enabled:
+        out._extra["no_grad_view"] = True
+        out._rg = True
+    # weak references in a list (a WeakSet costs 2 us to create, per tensor viewed); dead
+    # ones are dropped whenever the list reaches a power of two: amortized O(1) and at most
+    # twice the live views
+    views = root._get("views")
+    if views is None:
+        root._set("views", [weakref.ref(out)])
+        return out
+    n = len(views)
+    if n >= 8 and not n & (n - 1):
+        views[:] = [ref for ref in views if ref() is not None]
+    views.append(weakref.ref(out))
     return out
 
 
@@ -96,6 +115,12 @@ _SCALAR_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int3
 
 def scalar_type_name(t: Tensor) -> str:
     return _SCALAR_NAMES.get(str(t._data.dtype), str(t._data.dtype))
+
+
+def float_kernel(kernel: str, t: Tensor) -> None:
+    """torch's error for a floating-point-only kernel given an integer or bool tensor."""
+    if t._data.dtype.kind not in "fc":
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{scalar_type_name(t)}\'')
 
 
 def _tensor_of(x) -> Tensor:

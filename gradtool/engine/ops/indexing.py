@@ -11,7 +11,7 @@ from ...errors import EngineError, ShapeError
 from ..primitive import apply
 from ..prims import linalg as linalg_prims
 from ..prims import shape as shape_prims
-from ..tensor import Tensor, _make, _norm_dim
+from ..tensor import Tensor, _make, _norm_dim, version_counter
 from .common import _dims, _shape_arg, _share_version, _t, _tensor_of
 from .shape import unsqueeze
 
@@ -72,7 +72,8 @@ def _select(input: Tensor, dim: int, index: int) -> Tensor:
 
 def _slice(input: Tensor, dim: int, k: slice) -> Tensor:
     if k.step is not None and k.step <= 0:
-        raise ValueError("step must be greater than zero")
+        raise ValueError("slice step cannot be zero" if k.step == 0 else
+                         "step must be greater than zero")
     start, stop, step = k.indices(input.shape[dim])
     stop = _builtins_max(stop, start)
     key = (slice(None),) * dim + (slice(start, stop, step),)
@@ -213,12 +214,18 @@ def split(tensor, split_size_or_sections, dim=0) -> tuple:
         sections = tuple(_builtins_min(size, n - i) for i in range(0, n, size)) or (0,)
         prim = shape_prims.split
     return _multi_views("Split", shape_prims.apply_multi(prim, tensor,
-                                                         {"dim": d, "sections": sections}))
+                                                         {"dim": d, "sections": sections}),
+                        tensor)
 
 
-def _multi_views(name: str, pieces: tuple) -> tuple:
-    """Mark views returned together (split, unbind): torch refuses in-place ops on them."""
+def _multi_views(name: str, pieces: tuple, base: Tensor) -> tuple:
+    """Mark views returned together (split, unbind): torch refuses in-place ops on them.
+    They share the input's version counter, as torch's views (an in-place change of the
+    input shows in every piece's ``_version``)."""
+    vc = version_counter(base)
     for i, piece in enumerate(pieces):
+        piece._vc = vc
+        _share_version(piece, base)    # a view of base (in-place ops through base see it)
         if piece._rg:
             piece._set("multi_view", (name, i))
     return pieces
@@ -230,6 +237,8 @@ def chunk(input, chunks, dim=0) -> tuple:
     if _int(chunks) <= 0:
         raise EngineError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     n = input.shape[_norm_dim(_int(dim), input.ndim)]
+    if n == 0:      # torch: `chunks` empty pieces (split_with_sizes)
+        return split(input, [0] * _int(chunks), dim)
     return split(input, _builtins_max(1, -(-n // _int(chunks))), dim)
 
 
@@ -238,7 +247,8 @@ def unbind(input, dim=0) -> tuple:
     input = _t(input)
     d = _norm_dim(_int(dim), input.ndim)
     return _multi_views("Unbind", shape_prims.apply_multi(shape_prims.unbind, input,
-                                                {"dim": d, "sections": (1,) * input.shape[d]}))
+                                                {"dim": d, "sections": (1,) * input.shape[d]}),
+                        input)
 
 
 def _index_array(index, name: str) -> np.ndarray:
@@ -334,7 +344,8 @@ def diagonal(input, offset=0, dim1=0, dim2=1) -> Tensor:
     d1, d2 = _norm_dim(dim1, input.ndim), _norm_dim(dim2, input.ndim)
     if d1 == d2:
         raise EngineError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
-    return apply(shape_prims.diagonal, (input,), {"offset": _int(offset), "dim1": d1, "dim2": d2})
+    return _share_version(apply(shape_prims.diagonal, (input,),
+                                {"offset": _int(offset), "dim1": d1, "dim2": d2}), input)
 
 
 def trace(input) -> Tensor:

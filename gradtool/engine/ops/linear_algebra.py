@@ -13,7 +13,7 @@ from ...errors import EngineError, ShapeError
 from ..primitive import apply
 from ..prims import linalg as linalg_prims
 from ..prims import shape as shape_prims
-from ..tensor import Tensor
+from ..tensor import Tensor, bump_version
 from .common import _CPP_NAMES, _t, scalar_type_name
 from .indexing import diagonal
 from .pointwise import mul
@@ -123,7 +123,10 @@ def matmul(input, other) -> Tensor:
     if a.ndim == 2 and b.ndim == 1:
         return mv(a, b)
     if a.ndim == 1 and b.ndim == 2:
-        return apply(shape_prims.matmul_squeeze, (mm(unsqueeze(a, 0), b),), {"dims": (0,)})
+        # torch squeezes mm's result in place (squeeze_): the result is at version 1
+        out = apply(shape_prims.matmul_squeeze, (mm(unsqueeze(a, 0), b),), {"dims": (0,)})
+        bump_version(out)
+        return out
     if a.ndim == 2 and b.ndim == 2:
         return mm(a, b)
     if a.ndim == 3 and b.ndim == 3:

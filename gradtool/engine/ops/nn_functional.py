@@ -8,7 +8,9 @@ import numpy as np
 
 from ...errors import EngineError, ShapeError
 from .. import dtypes
+from ..grad_mode import MODE
 from ..primitive import apply
+from ..prims import elementwise
 from ..prims import loss as loss_prims
 from ..tensor import Tensor, _make
 from .common import _t
@@ -28,6 +30,18 @@ def _reduction(reduction: str) -> str:
     if reduction not in loss_prims.REDUCTIONS:
         raise ValueError(f"{reduction} is not a valid value for reduction")
     return reduction
+
+
+def _not_differentiable(function: str, **arguments) -> None:
+    """torch's error for a tensor that requires grad passed where the op's node has no
+    edge (nll_loss's weight, ...): its gradient would be silently missing."""
+    if not MODE.grad_enabled:
+        return
+    for name, value in arguments.items():
+        if isinstance(value, Tensor) and value.requires_grad:
+            raise EngineError(f"The function '{function}' is not differentiable with respect "
+                              f"to argument '{name}'. This input cannot have requires_grad "
+                              "True.")
 
 
 def _target_array(target) -> np.ndarray:
@@ -53,6 +67,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") ->
     bad = (target != ignore_index) & ((target < 0) | (target >= classes))
     if bad.any():
         raise IndexError(f"Target {int(target[bad].flat[0])} is out of bounds.")
+    _not_differentiable("nll_loss_forward" if input.ndim <= 2 else "nll_loss2d_forward",
+                        weight=weight)
     w = None if weight is None else _t(weight)._data
     return apply(loss_prims.nll_loss, (input, target), {"reduction": _reduction(reduction),
                                                 "weight": w, "ignore_index": ignore_index})
@@ -72,8 +88,17 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             target = target * (1 - label_smoothing) + label_smoothing / classes
         terms = logp * target if weight is None else logp * target * _shape_weight(
             _t(weight), input.ndim)
-        loss = neg(sum(terms, 1 if input.ndim >= 2 else 0))
-        return _apply_reduction(loss, reduction)
+        # recorded as torch: -(terms).sum(class dim) for 'none', -(terms).sum() for 'sum',
+        # and that divided by the number of examples (DivBackward1) for 'mean'
+        reduction = _reduction(reduction)
+        if reduction == "none":
+            return neg(sum(terms, 1 if input.ndim >= 2 else 0))
+        total = neg(sum(terms))
+        if reduction == "sum":
+            return total
+        classes = input.shape[1 if input.ndim >= 2 else 0]
+        examples = input.numel() / classes if classes else _float("nan")
+        return apply(elementwise.div_scalar, (total,), {"other": examples})
     nll = nll_loss(logp, target, weight, ignore_index, reduction)
     if not label_smoothing:
         return nll
@@ -130,6 +155,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
                                      pos_weight=None) -> Tensor:
     """Sigmoid + binary cross entropy in one stable primitive."""
     input, target = _loss_operands(input, target)
+    _not_differentiable("binary_cross_entropy_with_logits", weight=weight,
+                        pos_weight=pos_weight)
     w = None if weight is None else _t(weight)._data
     pw = None if pos_weight is None else _t(pos_weight)._data
     return apply(loss_prims.bce_with_logits, (input, target),

@@ -12,7 +12,7 @@ from ..dtypes import promoted
 from ..primitive import apply
 from ..prims import elementwise
 from ..tensor import Tensor, _make
-from .common import _C_TYPE, _t, _tensor_of
+from .common import _C_TYPE, _t, _tensor_of, float_kernel
 
 _bool = builtins.bool
 _int = builtins.int
@@ -39,10 +39,8 @@ def add(input, other, *, alpha=1) -> Tensor:
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
-    if not isinstance(input, Tensor):
-        if alpha == 1:
-            return apply(elementwise.rsub, (other, input))
-        input = _t(input)
+    if not isinstance(input, Tensor) and not isinstance(input, (_int, _float, complex)):
+        input = _t(input)      # torch.sub(2, x) records SubBackward0 with a None edge
     if alpha != 1:
         return apply(elementwise.sub, (input, other), {"alpha": alpha})
     return apply(elementwise.sub, (input, other))
@@ -50,7 +48,12 @@ def sub(input, other, *, alpha=1) -> Tensor:
 
 def rsub(input, other, *, alpha=1) -> Tensor:
     """other - alpha * input (torch.rsub)."""
-    return sub(other, input, alpha=alpha) if alpha != 1 else apply(elementwise.rsub, (input, other))
+    if isinstance(other, (_int, _float)) and not isinstance(other, _bool):
+        params = {"other": other} if alpha == 1 else {"other": other, "alpha": alpha}
+        return apply(elementwise.rsub_scalar, (_t(input),), params)    # RsubBackward1
+    if alpha != 1:
+        return sub(other, input, alpha=alpha)
+    return apply(elementwise.rsub, (input, other))
 
 
 def mul(input, other) -> Tensor:
@@ -74,8 +77,7 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         with np.errstate(divide="ignore", invalid="ignore"):
             data = np.true_divide(a, b)
         return _make(np.floor(data) if rounding_mode == "floor" else np.trunc(data))
-    if not isinstance(input, Tensor):
-        return mul(reciprocal(other), input)
+    # torch.div(2, x): DivBackward0 with a None edge for the number
     return apply(elementwise.div, (input, other))
 
 
@@ -278,35 +280,35 @@ def equal(input, other) -> bool:
 
 
 # ---- rounding: torch records a node whose gradient is zero ------------------------------------
-def _zero_gradient(input: Tensor, values: np.ndarray) -> Tensor:
-    # where(False, x, c) has the values c and the gradient 0 for x, exactly
-    if not input.requires_grad:
-        return _make(values)
-    return where(np.zeros(values.shape, dtype=np.bool_), input, _make(values))
+def _rounded(prim, kernel: str, input, params=None) -> Tensor:
+    input = _tensor_of(input)
+    if input._data.dtype.kind in "iu" and not params:
+        return _make(input._data.copy())      # integers are already rounded (torch: a copy)
+    float_kernel(kernel, input)
+    return apply(prim, (input,), params) if params else apply(prim, (input,))
 
 
 def floor(input) -> Tensor:
-    input = _tensor_of(input)
-    return _zero_gradient(input, np.floor(input._data))
+    return _rounded(elementwise.floor, "floor_vml_cpu", input)
 
 
 def ceil(input) -> Tensor:
-    input = _tensor_of(input)
-    return _zero_gradient(input, np.ceil(input._data))
+    return _rounded(elementwise.ceil, "ceil_vml_cpu", input)
 
 
 def trunc(input) -> Tensor:
-    input = _tensor_of(input)
-    return _zero_gradient(input, np.trunc(input._data))
+    return _rounded(elementwise.trunc, "trunc_vml_cpu", input)
 
 
-def round(input, *, decimals: int = 0) -> Tensor:
-    """Half to even, as torch."""
-    input = _tensor_of(input)
-    return _zero_gradient(input, np.round(input._data, decimals))
+def round(input, *, decimals=None) -> Tensor:
+    """Half to even, as torch (RoundBackward0; RoundBackward1 when ``decimals`` is given)."""
+    if decimals is None:
+        return _rounded(elementwise.round, "round_vml_cpu", input)
+    return _rounded(elementwise.round_decimals, "round_cpu", input, {"decimals": _int(decimals)})
 
 
 def frac(input) -> Tensor:
-    """x - trunc(x): gradient 1."""
+    """x - trunc(x): gradient 1 (FracBackward0)."""
     input = _tensor_of(input)
-    return input - trunc(input).detach()
+    float_kernel("frac_cpu", input)
+    return apply(elementwise.frac, (input,))

@@ -12,9 +12,9 @@ import numpy as np
 from ...errors import EngineError
 from ..primitive import apply
 from ..prims import reduce as reduce_prims
+from ..prims import shape as shape_prims
 from ..tensor import Tensor, _make, _norm_dim
 from .common import _SCALAR_TYPE, _dims, _keepdim, _t, _tensor_of
-from .indexing import gather
 from .pointwise import maximum, minimum
 from .shape import to
 
@@ -331,22 +331,32 @@ def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False
     return _make((n - 1 - np.flip(order, axis)).astype(np.int64))
 
 
-def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
+_UNSET = object()
+
+
+def sort(input, dim: int = -1, descending: bool = False, stable=_UNSET):
+    """Values and indices (SortBackward0; SortBackward1 when ``stable=`` is passed, as
+    torch's sort.stable overload).  The sort is always stable, as torch's CPU kernel."""
     input = _tensor_of(input)
-    if input.ndim == 0:
-        return SortResult(input.clone(), _make(np.zeros((), np.int64)))
     indices = argsort(input, dim, descending)
-    return SortResult(gather(input, dim, indices), indices)
+    prim = shape_prims.sort if stable is _UNSET else shape_prims.sort_stable
+    return SortResult(_take(prim, input, indices._data, dim), indices)
+
+
+def _take(prim, input: Tensor, indices: np.ndarray, dim: int) -> Tensor:
+    axis = _norm_dim(dim, input.ndim) if input.ndim else 0
+    return apply(prim, (input,), {"indices": indices, "dim": axis})
 
 
 def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
     input = _tensor_of(input)
     axis = _norm_dim(dim, builtins.max(input.ndim, 1))
     size = input.shape[axis] if input.ndim else 1
+    if input._data.dtype == np.bool_:
+        raise EngineError("topk does not support bool dtypes on CPU")
     if not 0 <= k <= size:
-        raise IndexError("selected index k out of range")
+        raise EngineError("selected index k out of range")
     order = argsort(input, dim, descending=largest)
     indices = _make(np.take(order._data, np.arange(k), axis=axis) if input.ndim
                     else order._data)
-    return TopkResult(gather(input, dim, indices) if input.ndim else input.clone(),
-                      indices)
+    return TopkResult(_take(shape_prims.topk, input, indices._data, dim), indices)

@@ -9,13 +9,12 @@ from ...errors import EngineError, ShapeError
 from .. import dtypes
 from ..primitive import apply
 from ..prims import shape as shape_prims
-from ..tensor import Tensor, _make, _norm_dim
+from ..tensor import Tensor, _norm_dim
 from .common import _dims, _shape_arg, _share_version, _t, _tensor_of
-from .pointwise import where
 
 __all__ = [
-    "broadcast_to", "clone", "expand", "expand_as", "expand_dims", "flatten", "narrow",
-    "numel", "permute", "ravel", "reshape", "squeeze", "swapaxes", "swapdims", "t", "to",
+    "as_strided", "broadcast_to", "clone", "expand", "expand_as", "expand_dims", "flatten",
+    "narrow", "numel", "permute", "ravel", "reshape", "squeeze", "swapaxes", "swapdims", "t", "to",
     "transpose", "tril", "triu", "unsqueeze", "view",
 ]
 
@@ -98,7 +97,8 @@ def transpose(input, dim0=None, dim1=None) -> Tensor:
     if dim0 is None and dim1 is None:
         return _T(input)
     nd = input.ndim
-    d0, d1 = _norm_dim(dim0, nd), _norm_dim(dim1, nd)
+    # a 0-d tensor counts as having one dim (0 or -1), as in torch
+    d0, d1 = _norm_dim(dim0, max(nd, 1)), _norm_dim(dim1, max(nd, 1))
     return _share_version(apply(shape_prims.transpose, (input,), {"dim0": d0, "dim1": d1}), input)
 
 
@@ -128,9 +128,7 @@ def permute(input, *dims) -> Tensor:
 
 
 def _T(self) -> Tensor:
-    if self.ndim < 2:
-        return self
-    return permute(self, tuple(range(self.ndim - 1, -1, -1)))
+    return permute(self, tuple(range(self.ndim - 1, -1, -1)))    # 0-d too (PermuteBackward0)
 
 
 def _mT(self) -> Tensor:
@@ -202,12 +200,9 @@ def _triangle(input, diagonal: int, upper: bool) -> Tensor:
     input = _tensor_of(input)
     if input.ndim < 2:
         raise EngineError(f"{'triu' if upper else 'tril'}: input tensor must have at "
-                               "least 2 dimensions")
-    rows, cols = input.shape[-2:]
-    keep = np.triu(np.ones((rows, cols), dtype=np.bool_), diagonal) if upper else \
-        np.tril(np.ones((rows, cols), dtype=np.bool_), diagonal)
-    return where(np.broadcast_to(keep, input.shape), input,
-                      _make(np.zeros((), input._data.dtype)))
+                          "least 2 dimensions")
+    prim = shape_prims.triu if upper else shape_prims.tril
+    return apply(prim, (input,), {"diagonal": int(diagonal)})
 
 
 def tril(input, diagonal: int = 0) -> Tensor:
@@ -220,6 +215,8 @@ def triu(input, diagonal: int = 0) -> Tensor:
 
 def narrow(input, dim: int, start: int, length: int) -> Tensor:
     input = _tensor_of(input)
+    if input.ndim == 0:
+        raise EngineError("narrow() cannot be applied to a 0-dim tensor.")
     axis = _norm_dim(dim, input.ndim)
     size = input.shape[axis]
     if start < 0:
@@ -227,8 +224,37 @@ def narrow(input, dim: int, start: int, length: int) -> Tensor:
     if not 0 <= start <= size or length < 0 or start + length > size:
         raise EngineError(f"start ({start}) + length ({length}) exceeds dimension size "
                           f"({size}).")
+    # always a SliceBackward0 (x[key] skips a slice over the whole dim: AliasBackward0)
     key = (slice(None),) * axis + (slice(start, start + length),)
-    return input[key]
+    return _share_version(apply(shape_prims.slice_, (input,),
+                                {"key": key, "out_ndim": input.ndim}), input)
+
+
+def as_strided(input, size, stride, storage_offset=None) -> Tensor:
+    """A view of the input's memory (AsStridedBackward0).  Strides and the offset count
+    elements from the input's first element; the input must be contiguous (torch reads its
+    whole storage, which a gradtool tensor does not expose)."""
+    input = _tensor_of(input)
+    size, stride = tuple(int(n) for n in size), tuple(int(s) for s in stride)
+    offset = 0 if storage_offset is None else int(storage_offset)
+    if len(size) != len(stride):
+        raise EngineError("mismatch in length of strides and shape")
+    if any(n < 0 for n in size) or any(s < 0 for s in stride) or offset < 0:
+        raise EngineError("as_strided: Negative strides are not supported at the moment, "
+                          f"got strides: {list(stride)}")
+    if not input._data.flags.c_contiguous:
+        raise EngineError("as_strided: gradtool supports contiguous input only; call "
+                          ".contiguous() first")
+    needed = 0 if 0 in size else offset + 1 + sum((n - 1) * s for n, s in zip(size, stride))
+    if needed > input._data.size:
+        itemsize = input._data.itemsize
+        raise EngineError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage "
+                          f"offset {offset}, and itemsize {itemsize} requiring a storage size "
+                          f"of {needed * itemsize} are out of bounds for storage of size "
+                          f"{input._data.size * itemsize}")
+    return _share_version(apply(shape_prims.as_strided, (input,),
+                                {"size": size, "stride": stride, "storage_offset": offset}),
+                          input)
 
 
 def numel(input) -> int:

@@ -57,8 +57,17 @@ sub = _binary("sub", "SubBackward0", _sub,
                lambda t, a, b, out, alpha=1: _scaled(-t, alpha)),
               save="none",
               sample=lambda: binary()() + [one(normal(2, 3), normal(3, seed=1), alpha=-0.5)])
-# 2 - x: torch records RsubBackward1 (reverse subtraction with a scalar).
-rsub = _binary("rsub", "RsubBackward1", lambda a, b: np.subtract(b, a),
+# 2 - x: torch records RsubBackward1 (rsub.Scalar: the number is no input of the node);
+# rsub(x, y) = y - x with two tensors: RsubBackward0
+rsub_scalar = Primitive("rsub_scalar", "RsubBackward1",
+                        lambda x, other, alpha=1: np.subtract(other, _scaled(x, alpha)),
+                        save="none", input_names=("self",),
+                        batch=batching.elementwise, delta=batching.delta_elementwise,
+                        sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-1),
+                                        one(normal(4), other=1.5, alpha=2)],
+                        vjp=lambda g, x, out, other, alpha=1: -_scaled(g, alpha),
+                        jvp=lambda t, x, out, other, alpha=1: -_scaled(t, alpha))
+rsub = _binary("rsub", "RsubBackward0", lambda a, b: np.subtract(b, a),
                (lambda g, a, b, out: -g, lambda g, a, b, out: g),
                (lambda t, a, b, out: -t, lambda t, a, b, out: t), save="none",
                sample=binary())
@@ -74,6 +83,14 @@ div = _binary("div", "DivBackward0", np.true_divide,
               (lambda t, a, b, out: t / b, lambda t, a, b, out: -t * a / (b * b)),
               quiet=True, domain="nonzero_other", needs=((1,), (0, 1)),
               sample=binary(normal, away))
+# x / c with a number c inside a composite (torch's div.Scalar: DivBackward1; the Python
+# operator x / 2 records DivBackward0)
+div_scalar = Primitive("div_scalar", "DivBackward1", lambda x, other: np.true_divide(x, other),
+                       save="none", input_names=("self",), quiet=True,
+                       batch=batching.elementwise, delta=batching.delta_elementwise,
+                       sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-0.5)],
+                       vjp=lambda g, x, out, other: g / other,
+                       jvp=lambda t, x, out, other: t / other)
 neg = _unary("neg", "NegBackward0", np.negative, lambda g, x, out: -g,
              lambda t, x, out: -t, save="none",
              sample=unary())
@@ -117,7 +134,7 @@ pow = _binary("pow", "PowBackward1", np.power,
                lambda t, a, b, out: t * out * _safe_log(a)),
               quiet=True, domain="positive", sample=_pow_samples)
 # c^x with a python-number base: torch records PowBackward2.
-rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), quiet=True, save="out",
+rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), quiet=True, save="both",
                  input_names=("exponent",),
                  batch=batching.elementwise, delta=batching.delta_elementwise,
                  sample=lambda: [one(normal(2, 3), base=2.0), one(normal(4), base=0.5)],
@@ -418,8 +435,11 @@ minimum = _binary("minimum", "MinimumBackward0", np.minimum,
                   sample=binary(distinct, shifted))
 
 # where(cond, a, b): cond is a constant boolean mask.
+# Only the condition is saved (torch's _saved_condition): changing a or b in place after
+# the where is no version error.
 where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="inputs",
                   input_names=("condition", "self", "other"), analytic=True,
+                  needs=((0,), (0,), (0,)),
                   batch=batching.elementwise, delta=batching.delta_elementwise,
                   sample=lambda: [one(mask(2, 3), normal(2, 3), normal(2, 3, seed=1)),
                                   one(mask(3, 1), normal(4), 0.5)],
@@ -435,6 +455,7 @@ where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="in
 masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
                         lambda x, mask, value: np.where(mask, np.asarray(value, x.dtype), x),
                         broadcasts=True, save="inputs", input_names=("self", "mask"),
+                        needs=((1,), (1,)),      # the mask only (torch's _saved_mask)
                         batch=batching.elementwise, delta=batching.delta_elementwise,
                         sample=lambda: [one(normal(2, 3), mask(2, 3), value=0.5),
                                         one(normal(2, 3), mask(3), value=-1.0)],
@@ -445,6 +466,7 @@ masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
 masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
                                lambda x, mask, value: np.where(mask, value, x),
                                broadcasts=True, input_names=("self", "mask", "value"),
+                               needs=((1,), (1,), (1,)),
                                batch=batching.elementwise, delta=batching.delta_elementwise,
                                sample=lambda: [one(normal(2, 3), mask(2, 3), np.array(0.7))],
                                vjp=(lambda g, x, mask, value, out: B.where(mask, 0.0, g),
@@ -453,6 +475,34 @@ masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
                                jvp=(lambda t, x, mask, value, out: t * ~np.asarray(mask, bool),
                                     None,
                                     lambda t, x, mask, value, out: t * mask))
+
+
+# ---- rounding: piecewise constant, the derivative is zero (torch records a node anyway) ----
+def _zero_rule(g, x, out, **params):
+    # zeros, not g * 0 (an inf or nan gradient gives 0, as torch's zeros_like(grad))
+    return B.zeros_like(g)
+
+
+def _rounding(name, node_name, forward, *, sample=None):
+    return Primitive(name, node_name, forward, save="none", analytic=False,
+                     input_names=("self",), batch=batching.elementwise,
+                     delta=batching.delta_elementwise, domain="away_from_integers",
+                     sample=sample or unary(), vjp=_zero_rule, jvp=_zero_rule)
+
+
+floor = _rounding("floor", "FloorBackward0", np.floor)
+ceil = _rounding("ceil", "CeilBackward0", np.ceil)
+trunc = _rounding("trunc", "TruncBackward0", np.trunc)
+# round half to even, as torch; with decimals= torch records RoundBackward1
+round = _rounding("round", "RoundBackward0", np.round)
+round_decimals = _rounding("round_decimals", "RoundBackward1",
+                           lambda x, decimals: np.round(x, decimals),
+                           sample=lambda: [one(normal(2, 3), decimals=1),
+                                           one(normal(4), decimals=-1)])
+# frac(x) = x - trunc(x): the derivative is 1 away from the integers
+frac = _unary("frac", "FracBackward0", lambda x: x - np.trunc(x), lambda g, x, out: g,
+              lambda t, x, out: t, save="none", analytic=False, domain="away_from_integers",
+              sample=unary())
 
 
 # ---- comparisons: boolean, not differentiable -------------------------------------------------

@@ -16,14 +16,15 @@ def _mT(x):
 
 
 # C = A B:  dA = dC Bᵀ,  dB = Aᵀ dC
-mm = Primitive("mm", "MmBackward0", np.matmul, input_names=("self", "mat2"),
+# (each gradient reads only the other operand, so only that one is saved, as torch does)
+mm = Primitive("mm", "MmBackward0", np.matmul, input_names=("self", "mat2"), needs=((1,), (0,)),
                out_shape=lambda a, b: (a[0], b[1]), batch=batching.matmul,
                sample=lambda: [one(normal(2, 3), normal(3, 4, seed=1))],
                vjp=(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g),
                jvp=(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t))
 
 # Batched product of 3-D tensors (torch.bmm; matmul folds other batch shapes into it).
-bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"),
+bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"), needs=((1,), (0,)),
                 out_shape=lambda a, b: (a[0], a[1], b[2]), batch=batching.matmul,
                 sample=lambda: [one(normal(2, 2, 3), normal(2, 3, 4, seed=1))],
                 vjp=(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g),
@@ -31,6 +32,7 @@ bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"),
 
 # s = a · b
 dot = Primitive("dot", "DotBackward0", np.dot, input_names=("self", "tensor"), batch=batching.dot,
+                needs=((1,), (0,)),
                 sample=lambda: [one(normal(4), normal(4, seed=1))],
                 vjp=(lambda g, a, b, out: B.expand_dims(g, -1) * b,
                      lambda g, a, b, out: B.expand_dims(g, -1) * a),
@@ -38,6 +40,7 @@ dot = Primitive("dot", "DotBackward0", np.dot, input_names=("self", "tensor"), b
 
 # y = A v:  dA = dy vᵀ,  dv = Aᵀ dy
 mv = Primitive("mv", "MvBackward0", np.matmul, input_names=("self", "vec"), batch=batching.mv,
+               needs=((1,), (0,)),
                sample=lambda: [one(normal(2, 3), normal(3, seed=1))],
                vjp=(lambda g, a, v, out: B.expand_dims(g, -1) * v,
                     lambda g, a, v, out: g @ a),

@@ -8,6 +8,7 @@ from .. import backend as B
 from .. import batching
 from ..samples import normal, one, positive
 from ..primitive import Primitive
+from ..tensor import Tensor
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -15,7 +16,7 @@ REDUCTIONS = ("none", "mean", "sum")
 def _reduce(loss, reduction, denom=None):
     if reduction == "none":
         return loss
-    total = np.sum(loss)
+    total = loss.sum()
     if reduction == "sum":
         return total
     return total / (loss.size if denom is None else denom)
@@ -32,34 +33,80 @@ def _class_axis(ndim):
     return 1 if ndim >= 2 else 0
 
 
+def _nll_picked(shape, target, weight, ignore_index):
+    """(the index tuple picking x[n, target[n], d1, ...] from an input of ``shape``, the
+    weight of each picked element: weight[target[n]], 0 for an ignored target, or None when
+    every one is 1, the mask of the targets not ignored or None when none is).  Plain fancy
+    indexing: this runs on every call of the loss."""
+    valid = target != ignore_index
+    all_valid = bool(valid.all())
+    safe = target if all_valid else np.where(valid, target, 0)
+    if weight is not None:
+        picked = np.asarray(weight, dtype=np.float64)[safe]
+        if not all_valid:
+            picked = np.where(valid, picked, 0.0)
+    else:
+        picked = None if all_valid else valid.astype(np.float64)
+    kept = None if all_valid else valid
+    nd = len(shape)
+    if nd == 1:
+        return (safe,), picked, kept
+    if nd == 2:
+        return (np.arange(shape[0]), safe), picked, kept
+    # (N, C, d1, ...): the target's axes are the input's without the class axis 1
+    index = [np.arange(shape[0]).reshape((shape[0],) + (1,) * (nd - 2)), safe]
+    for axis in range(2, nd):
+        size = shape[axis]
+        index.append(np.arange(size).reshape((size,) + (1,) * (nd - 1 - axis)))
+    return tuple(index), picked, kept
+
+
 def _nll_weights(x, target, weight, ignore_index):
     """W with W[n, target[n], ...] = weight[target[n]] (0 for ignored targets): the loss is
     -sum(W * x) over the class axis, and W is its (constant) derivative."""
-    c = _class_axis(x.ndim)
-    valid = target != ignore_index
-    safe = np.where(valid, target, 0)
-    w = np.ones(x.shape[c]) if weight is None else np.asarray(weight, dtype=np.float64)
-    picked = np.where(valid, w[safe], 0.0)
+    index, picked, _ = _nll_picked(x.shape, target, weight, ignore_index)
+    if picked is None:
+        picked = np.ones(np.shape(target))
     W = np.zeros(x.shape, dtype=np.float64)
-    np.put_along_axis(W, np.expand_dims(safe, c), np.expand_dims(picked, c), axis=c)
+    W[index] = picked
     return W, picked
 
 
 def _nll_forward(x, target, reduction, weight, ignore_index):
-    W, picked = _nll_weights(x, target, weight, ignore_index)
-    loss = -np.sum(W * x, axis=_class_axis(x.ndim))
-    return _reduce(loss, reduction, np.sum(picked)).astype(x.dtype)
+    # -weight[t] * x[n, t]: only the picked elements (as torch: an Inf or NaN in another
+    # class, or at an ignored target, does not reach the loss); in float64, then x's dtype
+    index, picked, kept = _nll_picked(x.shape, target, weight, ignore_index)
+    if picked is None and x.dtype.kind == "f":
+        loss = -np.asarray(x[index], dtype=np.float64)     # every weight 1
+        denom = loss.size
+    else:
+        loss = -((1.0 if picked is None else picked) * x[index])
+        if kept is not None:
+            loss = np.where(kept, loss, 0.0)
+        denom = loss.size if picked is None else picked.sum()
+    return _reduce(loss, reduction, denom).astype(x.dtype)
 
 
 def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
-    W, picked = _nll_weights(B.data(x), target, weight, ignore_index)
+    data = B.data(x)
+    index, picked, kept = _nll_picked(data.shape, target, weight, ignore_index)
     if reduction == "none":
         g = B.expand_dims(g, _class_axis(x.ndim) - x.ndim)
+        value = -1.0 if picked is None else -picked
     else:
         g = _scalar_grad(g, x.ndim)
         if reduction == "mean":
-            W = W / np.sum(picked)
-    return g * B.astype_like(-W, g)
+            if picked is None:
+                value = -1.0 / max(1, np.size(target))
+            else:
+                value = -(picked / picked.sum())
+                if kept is not None:      # every target ignored: 0 / 0, and torch's zeros
+                    value = np.where(kept, value, 0.0)
+        else:
+            value = -1.0 if picked is None else -picked
+    W = np.zeros(data.shape, dtype=g.dtype.np if isinstance(g, Tensor) else g.dtype)
+    W[index] = value
+    return g * W
 
 
 def _nll_jvp(t, x, target, out, reduction, weight, ignore_index):
@@ -113,6 +160,136 @@ mse_loss = Primitive("mse_loss", "MseLossBackward0", _mse_forward, quiet=True, b
                           lambda g, x, y, out, reduction: -_mse_vjp(g, x, y, out, reduction)),
                      jvp=(_mse_jvp,
                           lambda t, x, y, out, reduction: -_mse_jvp(t, x, y, out, reduction)))
+
+
+# ---- smooth_l1_loss / huber_loss ----------------------------------------------------------------
+# smooth_l1(d) = 0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (d = x - y);
+# huber(d) = beta * smooth_l1(d) with beta = delta.  Slopes: d / beta (resp. d) inside,
+# sign(d) (resp. delta sign(d)) outside.
+def _smooth_l1_terms(x, y, beta):
+    d = x - y
+    a = np.abs(d)
+    return np.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta)
+
+
+def _huber_terms(x, y, delta):
+    d = x - y
+    a = np.abs(d)
+    return np.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+
+
+def _slope(x, y, width, scale):
+    """d loss/d x per element: d (scale / width) inside |d| < width, scale sign(d) outside
+    (the sign is a constant for autograd; the inside part is differentiable again)."""
+    d = x - y
+    data = B.data(d)
+    return B.where(np.abs(data) < width, d * (scale / width), np.sign(data) * scale)
+
+
+def _robust_rule(param, scale_of, sign):
+    def rule(g, x, y, out, reduction, **params):
+        width = params[param]
+        slope = _slope(x, y, width, scale_of(width))
+        if reduction == "none":
+            return g * slope * sign
+        shape = np.broadcast_shapes(np.shape(B.data(x)), np.shape(B.data(y)))
+        g = _scalar_grad(g, len(shape))
+        if reduction == "mean":
+            g = g * (1.0 / max(int(np.prod(shape)), 1))
+        return g * slope * sign
+    return rule
+
+
+def _robust_jvp(param, scale_of, sign):
+    def rule(t, x, y, out, reduction, **params):
+        width = params[param]
+        return _reduce(t * _slope(x, y, width, scale_of(width)) * sign, reduction)
+    return rule
+
+
+def _robust_samples(param, width):
+    def samples():
+        x, y = normal(3, 4), normal(3, 4, seed=1)
+        return [one(x, y, reduction=r, **{param: width}) for r in ("mean", "sum", "none")] + [
+            one(normal(3, 4), normal(4, seed=2), reduction="mean", **{param: 1.0})]
+    return samples
+
+
+def _one(width):
+    return 1.0
+
+
+smooth_l1_loss = Primitive(
+    "smooth_l1_loss", "SmoothL1LossBackward0",
+    lambda x, y, reduction, beta: _reduce(_smooth_l1_terms(x, y, beta), reduction),
+    broadcasts=True, analytic=False, input_names=("self", "target"),
+    batch=batching.elementwise_loss, sample=_robust_samples("beta", 0.5),
+    vjp=(_robust_rule("beta", _one, 1.0), _robust_rule("beta", _one, -1.0)),
+    jvp=(_robust_jvp("beta", _one, 1.0), _robust_jvp("beta", _one, -1.0)))
+
+
+def _delta(width):
+    return width
+
+
+huber_loss = Primitive(
+    "huber_loss", "HuberLossBackward0",
+    lambda x, y, reduction, delta: _reduce(_huber_terms(x, y, delta), reduction),
+    broadcasts=True, analytic=False, input_names=("self", "target"),
+    batch=batching.elementwise_loss, sample=_robust_samples("delta", 0.7),
+    vjp=(_robust_rule("delta", _delta, 1.0), _robust_rule("delta", _delta, -1.0)),
+    jvp=(_robust_jvp("delta", _delta, 1.0), _robust_jvp("delta", _delta, -1.0)))
+
+
+# ---- binary_cross_entropy ------------------------------------------------------------------------
+# loss = -w (y log p + (1 - y) log(1 - p)), each log clamped at -100 (torch);
+# d/dp = w (p - y) / max(p (1 - p), 1e-12),  d/dy = w (log(1 - p) - log p)  (torch's rules)
+_BCE_EPSILON = 1e-12
+
+
+def _bce_prob_forward(p, y, reduction, weight):
+    loss = -(y * np.maximum(np.log(p), -100.0) + (1 - y) * np.maximum(np.log1p(-p), -100.0))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def _bce_prob_slopes(p, y, weight, which):
+    if which == 0:
+        d = (p - y) / B.maximum((1 - p) * p, _BCE_EPSILON)
+    else:
+        d = B.log(1 - p) - B.log(p)
+    return d if weight is None else d * weight
+
+
+def _bce_prob_rule(which):
+    def rule(g, p, y, out, reduction, weight):
+        d = _bce_prob_slopes(p, y, weight, which)
+        if reduction == "none":
+            return g * d
+        g = _scalar_grad(g, len(np.shape(B.data(p))))
+        if reduction == "mean":
+            g = g * (1.0 / max(int(np.prod(np.shape(B.data(p)))), 1))
+        return g * d
+    return rule
+
+
+def _bce_prob_jvp(which):
+    def rule(t, p, y, out, reduction, weight):
+        return _reduce(t * _bce_prob_slopes(p, y, weight, which), reduction)
+    return rule
+
+
+binary_cross_entropy = Primitive(
+    "binary_cross_entropy", "BinaryCrossEntropyBackward0", _bce_prob_forward, quiet=True,
+    broadcasts=True, analytic=False, input_names=("self", "target"),
+    batch=batching.elementwise_loss,
+    sample=lambda: [one(positive(3, 4) / 2.1, positive(3, 4, seed=1) / 2.1, reduction=r,
+                        weight=None) for r in ("mean", "sum", "none")] + [
+        one(positive(3, 4) / 2.1, positive(3, 4, seed=1) / 2.1, reduction="mean",
+            weight=positive(4, seed=2))],
+    vjp=(_bce_prob_rule(0), _bce_prob_rule(1)),
+    jvp=(_bce_prob_jvp(0), _bce_prob_jvp(1)))
 
 
 # ---- binary_cross_entropy_with_logits ----------------------------------------------------

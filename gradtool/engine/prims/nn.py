@@ -352,6 +352,48 @@ def _gather_samples():
 
 
 
+# ---- average pooling (count_include_pad, no ceil_mode) -------------------------------------------
+# out = mean of each kh x kw window of the zero-padded input; linear, so its VJP is its adjoint
+# (every window's gradient spread evenly over the pixels it read), a primitive of its own
+# whose VJP is the pooling again.
+def _avg_pool_forward(x, kernel_size, stride, padding):
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    win = _windows(x, kernel_size, stride, pads, (1, 1))
+    return win.sum(axis=(-2, -1)) / (kernel_size[0] * kernel_size[1])
+
+
+def _avg_pool_adjoint(g, kernel_size, stride, padding, in_hw):
+    lead = g.shape[:-2]
+    flat = g.reshape((-1, 1) + g.shape[-2:])
+    w = np.full((1, 1) + tuple(kernel_size), 1.0 / (kernel_size[0] * kernel_size[1]), g.dtype)
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    x = _conv_input_grad(flat, w, (flat.shape[0], 1) + tuple(in_hw), stride, pads, (1, 1))
+    return x.reshape(lead + tuple(in_hw))
+
+
+def _avg_pool_samples():
+    rng = _sample_rng()
+    x = rng.standard_normal((2, 2, 5, 6))
+    return [((x,), {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}),
+            ((x,), {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 1)})]
+
+
+avg_pool2d = Primitive(
+    "avg_pool2d", "AvgPool2DBackward0", _avg_pool_forward, save="shapes", input_names=("self",),
+    doc="2-D average pooling (torch.nn.functional.avg_pool2d, count_include_pad)",
+    batch=batching.direct, sample=_avg_pool_samples,
+    vjp=lambda g, x, out, **p: _call(avg_pool_adjoint, (g,), {**p, "in_hw": tuple(x.shape[-2:])}),
+    jvp=lambda t, x, out, **p: _avg_pool_forward(t, **p))
+avg_pool_adjoint = Primitive(
+    "avg_pool2d_backward", "AvgPool2DBackwardBackward0", _avg_pool_adjoint, save="none",
+    input_names=("grad_output",), doc="gradient of average pooling", batch=batching.direct,
+    sample=lambda: [((_avg_pool_forward(x, **p),), {**p, "in_hw": x.shape[-2:]})
+                    for (x,), p in _avg_pool_samples()],
+    vjp=lambda u, g, out, kernel_size, stride, padding, in_hw: _call(
+        avg_pool2d, (u,), {"kernel_size": kernel_size, "stride": stride, "padding": padding}),
+    jvp=lambda t, g, out, **p: _avg_pool_adjoint(t, **p))
+
+
 # ---- adaptive average pooling -------------------------------------------------------------------
 def _bins(n_in: int, n_out: int, dtype) -> np.ndarray:
     """(n_out, n_in) averaging matrix of torch's adaptive bins:
@@ -442,8 +484,9 @@ native_dropout = Primitive("native_dropout", "NativeDropoutBackward0",
 
 # ---- erf (for GELU) -----------------------------------------------------------------------------
 def _erf(x):
-    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype if x.dtype.kind == "f"
-                                                     else np.float64)
+    # np.asarray: on a 0-d input frompyfunc returns a Python float, not an array
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x)).astype(
+        x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 def _erf_vjp(g, x, out):
@@ -456,3 +499,273 @@ erf = Primitive("erf", "ErfBackward0", _erf, quiet=True, input_names=("self",),
                 doc="the error function, elementwise", batch=batching.elementwise,
                 sample=lambda: [((_sample_rng().standard_normal((3, 4)),), {})],
                 vjp=_erf_vjp, jvp=_erf_vjp)
+
+
+# ---- activations with their own node in torch (GeluBackward0, SiluBackward0, ...) ---------------
+def _erf_any(x):
+    """erf of an array, or of a Tensor (recorded: the rules below stay differentiable)."""
+    return _call(erf, (x,), {})
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TANH_SCALE = math.sqrt(2.0 / math.pi)
+_TANH_CUBIC = 0.044715
+
+
+def _gelu(x, approximate):
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * x * x * x)))
+    return 0.5 * x * (1.0 + _erf(x * _SQRT_HALF))
+
+
+def _gelu_slope(x, approximate):
+    if approximate == "tanh":
+        # u = c (x + k x^3):  d/dx 0.5 x (1 + tanh u) = 0.5 (1 + tanh u)
+        #                                               + 0.5 x (1 - tanh^2 u) c (1 + 3 k x^2)
+        th = B.tanh((x + x * x * x * _TANH_CUBIC) * _TANH_SCALE)
+        return (th + 1.0) * 0.5 + x * 0.5 * (1.0 - th * th) * _TANH_SCALE * (
+            x * x * (3 * _TANH_CUBIC) + 1.0)
+    # d/dx x Phi(x) = Phi(x) + x phi(x)
+    return (_erf_any(x * _SQRT_HALF) + 1.0) * 0.5 + x * B.exp(x * x * -0.5) * _INV_SQRT_2PI
+
+
+gelu = Primitive("gelu", "GeluBackward0", _gelu, quiet=True, input_names=("self",),
+                 analytic=False, doc="x Phi(x) (or its tanh approximation)",
+                 batch=batching.elementwise, delta=batching.delta_elementwise,
+                 sample=lambda: [((_sample_rng().standard_normal((3, 4)) * 2,),
+                                  {"approximate": a}) for a in ("none", "tanh")],
+                 vjp=lambda g, x, out, approximate: g * _gelu_slope(x, approximate),
+                 jvp=lambda t, x, out, approximate: t * _gelu_slope(x, approximate))
+
+
+def _silu_slope(x):
+    # d/dx x sigmoid(x) = s (1 + x (1 - s))
+    s = B.sigmoid(x)
+    return s * (x * (1.0 - s) + 1.0)
+
+
+silu = Primitive("silu", "SiluBackward0", lambda x: x * B.np_sigmoid(x), input_names=("self",),
+                 doc="x sigmoid(x)", batch=batching.elementwise,
+                 delta=batching.delta_elementwise,
+                 sample=lambda: [((_sample_rng().standard_normal((3, 4)) * 2,), {})],
+                 vjp=lambda g, x, out: g * _silu_slope(x),
+                 jvp=lambda t, x, out: t * _silu_slope(x))
+
+
+def _elu(x, alpha):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _elu_slope(x, alpha):
+    # 1 for x > 0, alpha exp(x) otherwise
+    return B.where(B.data(x) > 0, 1.0, B.exp(B.where(B.data(x) > 0, 0.0, x)) * alpha)
+
+
+def _kinked_samples(**params):
+    """Values at least 0.2 away from 0 (the kink), with the given parameters."""
+    rng = _sample_rng()
+    x = rng.choice([-1.0, 1.0], (3, 4)) * rng.uniform(0.2, 2.0, (3, 4))
+    return lambda: [((x,), dict(params))]
+
+
+elu = Primitive("elu", "EluBackward0", _elu, quiet=True, input_names=("self",),
+                analytic=False, domain="away_from_zero", doc="x, or alpha (exp(x) - 1) below 0",
+                batch=batching.elementwise, delta=batching.delta_elementwise,
+                sample=_kinked_samples(alpha=0.7),
+                vjp=lambda g, x, out, alpha: g * _elu_slope(x, alpha),
+                jvp=lambda t, x, out, alpha: t * _elu_slope(x, alpha))
+
+
+def _slope_backward(name, node_name, slope, sample):
+    """grad * slope(x) for a piecewise-linear activation: its backward, itself a node (torch's
+    ...BackwardBackward0), linear in grad and constant in x (so the gradient of a gradient
+    exists and is zero in x, as torch's, rather than missing)."""
+    prim = Primitive(name, node_name, lambda g, x, **p: g * slope(x, **p), broadcasts=True,
+                     input_names=("grad_output", "self"), analytic=False,
+                     domain="away_from_zero", batch=batching.elementwise,
+                     doc=f"the backward of {node_name[:-len('BackwardBackward0')]}",
+                     sample=sample,
+                     vjp=(lambda gg, g, x, out, **p: _call(prim, (gg, x), p),
+                          lambda gg, g, x, out, **p: B.zeros_like(gg)),
+                     jvp=(lambda t, g, x, out, **p: t * slope(x, **p),
+                          lambda t, g, x, out, **p: np.zeros_like(t)))
+    return prim
+
+
+def _leaky_slope(x, negative_slope):
+    data = B.data(x)
+    return np.where(data > 0, 1.0, negative_slope).astype(data.dtype)
+
+
+def _hardtanh_slope(x, min_val, max_val):
+    # the gradient passes strictly inside (min_val, max_val) (torch: zero at the bounds)
+    data = B.data(x)
+    return ((data > min_val) & (data < max_val)).astype(data.dtype)
+
+
+def _backward_samples(x, **params):
+    return lambda: [((_sample_rng().standard_normal(np.shape(x)), x), dict(params))]
+
+
+leaky_relu_backward = _slope_backward(
+    "leaky_relu_backward", "LeakyReluBackwardBackward0", _leaky_slope,
+    _backward_samples(np.array([-1.5, -0.3, 0.4, 2.0]), negative_slope=0.1))
+hardtanh_backward = _slope_backward(
+    "hardtanh_backward", "HardtanhBackwardBackward0", _hardtanh_slope,
+    _backward_samples(np.array([-1.7, -0.6, 0.3, 1.4]), min_val=-1.0, max_val=1.0))
+
+leaky_relu = Primitive("leaky_relu", "LeakyReluBackward0",
+                       lambda x, negative_slope: np.where(x > 0, x, x * negative_slope),
+                       input_names=("self",), analytic=False, domain="away_from_zero",
+                       doc="x, or negative_slope x below 0",
+                       batch=batching.elementwise, delta=batching.delta_elementwise,
+                       sample=_kinked_samples(negative_slope=0.1),
+                       vjp=lambda g, x, out, negative_slope: _call(
+                           leaky_relu_backward, (g, x), {"negative_slope": negative_slope}),
+                       jvp=lambda t, x, out, negative_slope: t * _leaky_slope(x, negative_slope))
+
+hardtanh = Primitive("hardtanh", "HardtanhBackward0",
+                     lambda x, min_val, max_val: np.minimum(np.maximum(x, min_val), max_val),
+                     input_names=("self",), analytic=False, domain="away_from_clamp",
+                     doc="x clamped to [min_val, max_val] (relu6: [0, 6])",
+                     batch=batching.elementwise, delta=batching.delta_elementwise,
+                     sample=lambda: [((np.array([-1.7, -0.6, -0.2, 0.3, 0.8, 1.4]),),
+                                      {"min_val": -1.0, "max_val": 1.0}),
+                                     ((np.array([-1.0, 2.5, 5.5, 7.0]),),
+                                      {"min_val": 0.0, "max_val": 6.0})],
+                     vjp=lambda g, x, out, min_val, max_val: _call(
+                         hardtanh_backward, (g, x), {"min_val": min_val, "max_val": max_val}),
+                     jvp=lambda t, x, out, min_val, max_val: t * _hardtanh_slope(
+                         x, min_val, max_val))
+
+
+# ---- batch norm and layer norm: one node each in torch (NativeBatchNormBackward0, ...) ----------
+# x̂ = (x - mean) / sqrt(var + eps) (biased variance), out = x̂ w + b.  With the statistics
+# of x itself (batch norm in training, layer norm) the backward through them is
+#     dx = (g w - mean(g w) - x̂ mean(g w x̂)) / sqrt(var + eps)      (means over the axes)
+# and the tangent of x̂ has that form with t for g w (the map is self-adjoint); with fixed
+# statistics (batch norm in eval) dx = g w / σ.
+# Axes count from the end, so a cotangent with a leading batch axis works unchanged.
+def _norm_stats(x, axes, eps, fixed=None):
+    """(x̂, 1/σ) of x over ``axes`` (or with the fixed (mean, var) arrays of ``fixed``)."""
+    if fixed is None:
+        centered = x - B.mean(x, axis=axes, keepdims=True)
+        var = B.mean(centered * centered, axis=axes, keepdims=True)
+    else:
+        centered = x - fixed[0]
+        var = fixed[1]
+    inv = 1.0 / B.sqrt(var + eps)
+    return centered * inv, inv
+
+
+def _through_stats(gw, xhat, inv, axes, fixed: bool):
+    if fixed:
+        return gw * inv
+    return (gw - B.mean(gw, axis=axes, keepdims=True)
+            - xhat * B.mean(gw * xhat, axis=axes, keepdims=True)) * inv
+
+
+def _bn_axes(ndim: int) -> tuple:
+    return tuple(i - ndim for i in range(ndim) if i != 1)     # every dim but the channels
+
+
+def _channels(v, ndim: int):
+    """A per-channel vector (or a batch of them) shaped to broadcast over (N, C, ...)."""
+    return B.reshape(v, tuple(v.shape) + (1,) * (ndim - 2))
+
+
+def _bn_fixed(x, running_mean, running_var, training):
+    if training:
+        return None
+    return (running_mean.reshape((-1,) + (1,) * (x.ndim - 2)).astype(x.dtype),
+            running_var.reshape((-1,) + (1,) * (x.ndim - 2)).astype(x.dtype))
+
+
+def _batch_norm_forward(x, weight, bias, running_mean, running_var, training, eps):
+    xhat, _ = _norm_stats(x, _bn_axes(x.ndim), eps,
+                          _bn_fixed(x, running_mean, running_var, training))
+    out = xhat if weight is None else xhat * _channels(weight, x.ndim)
+    return out if bias is None else out + _channels(bias, x.ndim)
+
+
+def _bn_rule(which, jvp=False):
+    def rule(g, x, weight, bias, out, running_mean, running_var, training, eps):
+        nd = x.ndim
+        axes = _bn_axes(nd)
+        fixed = _bn_fixed(B.data(x), running_mean, running_var, training)
+        if which == 2:
+            return _channels(g, nd) if jvp else B.sum(g, axis=axes)
+        xhat, inv = _norm_stats(x, axes, eps, fixed)
+        if which == 1:
+            return _channels(g, nd) * xhat if jvp else B.sum(g * xhat, axis=axes)
+        w = None if weight is None else _channels(weight, nd)
+        if jvp:      # out = x̂ w: the tangent of x̂, times w
+            dxhat = _through_stats(g, xhat, inv, axes, fixed is not None)
+            return dxhat if w is None else dxhat * w
+        return _through_stats(g if w is None else g * w, xhat, inv, axes, fixed is not None)
+    return rule
+
+
+def _bn_samples():
+    rng = _sample_rng()
+    x, w, b = rng.standard_normal((4, 3, 2)), rng.standard_normal(3), rng.standard_normal(3)
+    mean, var = rng.standard_normal(3), rng.uniform(0.5, 2.0, 3)
+    common = {"running_mean": None, "running_var": None, "training": True, "eps": 1e-5}
+    return [((x, w, b), common),
+            ((x[:, :, 0], w, b), common),
+            ((x, w, b), dict(common, running_mean=mean, running_var=var, training=False))]
+
+
+native_batch_norm = Primitive(
+    "native_batch_norm", "NativeBatchNormBackward0", _batch_norm_forward, quiet=True,
+    input_names=("input", "weight", "bias"), batch=batching.per_example,
+    doc="batch normalization over every dim but the channels (dim 1)",
+    sample=_bn_samples,
+    vjp=(_bn_rule(0), _bn_rule(1), _bn_rule(2)),
+    jvp=(_bn_rule(0, True), _bn_rule(1, True), _bn_rule(2, True)))
+
+
+def _ln_axes(normalized_shape) -> tuple:
+    return tuple(range(-len(normalized_shape), 0))
+
+
+def _layer_norm_forward(x, weight, bias, normalized_shape, eps):
+    xhat, _ = _norm_stats(x, _ln_axes(normalized_shape), eps)
+    out = xhat if weight is None else xhat * weight
+    return out if bias is None else out + bias
+
+
+def _ln_rule(which, jvp=False):
+    def rule(g, x, weight, bias, out, normalized_shape, eps):
+        axes = _ln_axes(normalized_shape)
+        # the leading dims of x (counted from the end): weight and bias get their sum
+        lead = tuple(range(-x.ndim, -len(normalized_shape)))
+        if which == 2:
+            return g if jvp or not lead else B.sum(g, axis=lead)
+        xhat, inv = _norm_stats(x, axes, eps)
+        if which == 1:
+            return g * xhat if jvp or not lead else B.sum(g * xhat, axis=lead)
+        if jvp:      # out = x̂ w: the tangent of x̂, times w (w varies along the axes)
+            dxhat = _through_stats(g, xhat, inv, axes, False)
+            return dxhat if weight is None else dxhat * weight
+        return _through_stats(g if weight is None else g * weight, xhat, inv, axes, False)
+    return rule
+
+
+def _ln_samples():
+    rng = _sample_rng()
+    x = rng.standard_normal((2, 3, 4))
+    return [((x, rng.standard_normal(4), rng.standard_normal(4)),
+             {"normalized_shape": (4,), "eps": 1e-5}),
+            ((x, rng.standard_normal((3, 4)), rng.standard_normal((3, 4))),
+             {"normalized_shape": (3, 4), "eps": 1e-5})]
+
+
+native_layer_norm = Primitive(
+    "native_layer_norm", "NativeLayerNormBackward0", _layer_norm_forward, quiet=True,
+    input_names=("input", "weight", "bias"), batch=batching.per_example,
+    doc="layer normalization over the last len(normalized_shape) dims",
+    sample=_ln_samples,
+    vjp=(_ln_rule(0), _ln_rule(1), _ln_rule(2)),
+    jvp=(_ln_rule(0, True), _ln_rule(1, True), _ln_rule(2, True)))

@@ -111,7 +111,8 @@ def _full_extreme(name, node_name, np_fn, *, sample=None):
     def jvp(t, x, out):
         return np.sum(t * _extreme_mask(x, np_fn(x), _all(x)))
 
-    prim = Primitive(name, node_name, lambda x: np_fn(x), input_names=("self",),
+    # torch saves the result too: changing it in place is a version error
+    prim = Primitive(name, node_name, lambda x: np_fn(x), input_names=("self",), save="both",
                      analytic=False, batch=batching.reduce_all(np_fn), domain="distinct",
                      sample=sample,
                      vjp=vjp,
@@ -169,7 +170,7 @@ def _amax_like(name, node_name, np_fn, *, sample=None):
 
     prim = Primitive(name, node_name,
                      lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
-                     input_names=("self",), analytic=False,
+                     input_names=("self",), analytic=False, save="both",
                      batch=batching.dims_shifted("dim"), domain="distinct", sample=sample,
                      vjp=vjp,
                      jvp=jvp)

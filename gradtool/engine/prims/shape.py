@@ -8,7 +8,7 @@ from .. import backend as B
 from .. import batching
 from ..samples import index_sample, mask, normal, one, unary
 from ..node import OpNode
-from ..primitive import Primitive, Variadic, apply
+from ..primitive import REGISTRY, Primitive, Variadic, apply
 from ..tensor import Tensor, _make
 
 
@@ -90,12 +90,22 @@ def _transpose_vjp(g, x, out, dim0, dim1):
     return B.swapaxes(g, dim0 - nd, dim1 - nd) if nd else g
 
 
-transpose = Primitive("transpose", "TransposeBackward0",
-                      lambda x, dim0, dim1: np.swapaxes(x, dim0, dim1), save="shapes",
-                      batch=batching.dims_shifted("dim0", "dim1"),
-                      sample=lambda: [one(normal(2, 3, 4), dim0=0, dim1=2)],
+def _swapaxes(x, dim0, dim1):
+    # a 0-d tensor has one dim for torch's transpose (0 or -1): the result is a view of it
+    return np.swapaxes(x, dim0, dim1) if x.ndim else x[...]
+
+
+def _transpose_batch(prim, args, batched, size, params):
+    (x,) = args
+    return x if x.ndim == 1 else np.swapaxes(x, params["dim0"] + 1, params["dim1"] + 1)
+
+
+transpose = Primitive("transpose", "TransposeBackward0", _swapaxes, save="shapes",
+                      batch=_transpose_batch,
+                      sample=lambda: [one(normal(2, 3, 4), dim0=0, dim1=2),
+                                      one(normal(3, 2), dim0=1, dim1=1)],
                       vjp=_transpose_vjp,
-                      jvp=lambda t, x, out, dim0, dim1: np.swapaxes(t, dim0, dim1))
+                      jvp=lambda t, x, out, dim0, dim1: _swapaxes(t, dim0, dim1))
 
 t = Primitive("t", "TBackward0", lambda x: x.T, save="shapes", batch=batching.transpose_2d,
               sample=lambda: [one(normal(2, 3)), one(normal(3))],
@@ -116,8 +126,16 @@ permute = Primitive("permute", "PermuteBackward0", lambda x, dims: np.transpose(
                     vjp=_permute_vjp,
                     jvp=lambda t, x, out, dims: np.transpose(t, dims))
 
+def _expand_forward(x, shape):
+    # writable when x is, as torch's: a fill through an expanded tensor writes its base
+    out = np.broadcast_to(x, shape)
+    if not x.flags.writeable:
+        return out
+    return np.lib.stride_tricks.as_strided(x, out.shape, out.strides, writeable=True)
+
+
 # expand / broadcast_to: the gradient sums over the expanded axes.
-expand = Primitive("expand", "ExpandBackward0", lambda x, shape: np.broadcast_to(x, shape),
+expand = Primitive("expand", "ExpandBackward0", _expand_forward,
                    save="shapes", out_shape=lambda xs, shape: shape, batch=batching.expand,
                    sample=lambda: [one(normal(3, 1), shape=(2, 3, 4)), one(normal(3), shape=(3,))],
                    vjp=lambda g, x, out, shape: B.sum_to(g, x.shape, len(shape)),
@@ -227,8 +245,8 @@ def _indexed_shape(shape, key) -> tuple:
     return np.empty(shape, dtype="V0")[key].shape
 
 
-def _index_prim(name, node, backward_prim, *, sample=None):
-    prim = Primitive(name, node, _index_forward, save="shapes", input_names=("self",),
+def _index_prim(name, node, backward_prim, *, sample=None, forward=_index_forward):
+    prim = Primitive(name, node, forward, save="shapes", input_names=("self",),
                      batch=batching.index,
                      out_shape=lambda xs, key, out_ndim: _indexed_shape(xs, key), sample=sample,
                      vjp=_index_vjp(backward_prim),
@@ -236,7 +254,12 @@ def _index_prim(name, node, backward_prim, *, sample=None):
     return prim
 
 
-select = _index_prim("select", "SelectBackward0", select_backward,
+def _select_forward(x, key, out_ndim):
+    # a view even down to 0-d (numpy's x[0] of a 1-d array is a scalar, not a view)
+    return x[tuple(key) + (Ellipsis,)]
+
+
+select = _index_prim("select", "SelectBackward0", select_backward, forward=_select_forward,
                      sample=lambda: [index_sample(normal(3, 4), (slice(None), 2)),
                                      index_sample(normal(3, 4), (1,))])
 slice_ = _index_prim("slice", "SliceBackward0", slice_backward,
@@ -400,7 +423,8 @@ def _section_shape(shape, dim, size):
 
 
 def _unbind_forward(x, dim, sections):
-    return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))   # views
+    # views (the trailing Ellipsis keeps a 0-d piece an array viewing x, not a numpy scalar)
+    return tuple(x[(slice(None),) * dim + (i, Ellipsis)] for i in range(x.shape[dim]))
 
 
 def _unbind_vjp(gs, x, out, dim, sections):
@@ -602,7 +626,8 @@ def _diagonal_forward(x, offset, dim1, dim2):
     # a writable strided view, as torch's (np.diagonal's own view is read-only)
     view = np.diagonal(x, offset, dim1, dim2)
     if not view.size:
-        return view.copy()
+        return np.lib.stride_tricks.as_strided(x, view.shape, view.strides,
+                                               writeable=x.flags.writeable)
     start = [slice(None)] * x.ndim
     start[dim1] = slice(max(-offset, 0), None)
     start[dim2] = slice(max(offset, 0), None)
@@ -683,3 +708,118 @@ index_put = Primitive("index_put", "CopySlices", _index_put_forward, save="shape
                       jvp=(lambda t, x, v, out, key: t * _keep_mask(x, key),
                            lambda t, x, v, out, key: _index_put_forward(np.zeros(x.shape, t.dtype),
                                                                         t, key)))
+
+
+# ---- triangles: the gradient is the same triangle of the output gradient ------------------------
+def _triangle_rule(name, np_fn):
+    def rule(g, x, out, diagonal):
+        if isinstance(g, Tensor):    # create_graph: the same primitive, recorded
+            return apply(REGISTRY[name], (g,), {"diagonal": diagonal})
+        return np_fn(g, diagonal)    # numpy's tril/triu act on the last two axes
+    return rule
+
+
+def _triangle(name, node_name, np_fn):
+    return Primitive(name, node_name, lambda x, diagonal: np_fn(x, diagonal), save="none",
+                     input_names=("self",), batch=batching.direct,
+                     sample=lambda: [one(normal(3, 4), diagonal=0),
+                                     one(normal(2, 3, 3), diagonal=-1),
+                                     one(normal(3, 4), diagonal=2)],
+                     vjp=_triangle_rule(name, np_fn),
+                     jvp=lambda t, x, out, diagonal: np_fn(t, diagonal))
+
+
+tril = _triangle("tril", "TrilBackward0", np.tril)
+triu = _triangle("triu", "TriuBackward0", np.triu)
+
+
+# ---- sort / topk: the values at precomputed positions (torch saves the indices) -----------------
+def _take_forward(x, indices, dim):
+    if np.ndim(indices) == 0:
+        return np.array(x, copy=True)          # a 0-d input: its one value
+    return _gather_forward(x, indices, dim)
+
+
+def _take_vjp(g, x, out, indices, dim):
+    # scatter the gradient back to the positions the values were taken from
+    if np.ndim(indices) == 0:
+        return g
+    return _gather_vjp(g, x, indices, out, dim)
+
+
+def _take_batch(prim, args, batched, size, params):
+    (x,) = args
+    indices = params["indices"]
+    if np.ndim(indices) == 0:
+        return np.array(x, copy=True)
+    return x[(slice(None),) + _along(None, indices, params["dim"] - (x.ndim - 1))]
+
+
+def _take_samples(k):
+    def samples():
+        x = normal(3, 4)
+        order = np.argsort(x, axis=1)[:, :k]
+        first = np.argsort(-x, axis=0)[:2]
+        return [one(x, indices=order, dim=1), one(x, indices=first, dim=0)]
+    return samples
+
+
+# torch names sort SortBackward1 when stable= is given (its sort.stable overload)
+sort = Primitive("sort", "SortBackward0", _take_forward, save="shapes", input_names=("self",),
+                 batch=_take_batch, sample=_take_samples(4),
+                 doc="the sorted values (indices from argsort, constant for autograd)",
+                 vjp=_take_vjp,
+                 jvp=lambda t, x, out, indices, dim: _take_forward(t, indices, dim))
+sort_stable = Primitive("sort_stable", "SortBackward1", _take_forward, save="shapes",
+                        input_names=("self",), batch=_take_batch, sample=_take_samples(4),
+                        doc="sort(..., stable=...): the sorted values",
+                        vjp=_take_vjp,
+                        jvp=lambda t, x, out, indices, dim: _take_forward(t, indices, dim))
+topk = Primitive("topk", "TopkBackward0", _take_forward, save="shapes", input_names=("self",),
+                 batch=_take_batch, sample=_take_samples(2),
+                 doc="the k largest (or smallest) values along dim",
+                 vjp=_take_vjp,
+                 jvp=lambda t, x, out, indices, dim: _take_forward(t, indices, dim))
+
+
+# ---- as_strided: a view of the (contiguous) input's memory at given sizes and strides -----------
+def strided_positions(size, stride, storage_offset) -> np.ndarray:
+    """Flat position in the input's memory of each element of as_strided's output."""
+    idx = np.full(tuple(size), storage_offset, dtype=np.int64)
+    for k, (n, s) in enumerate(zip(size, stride)):
+        shape = [1] * len(size)
+        shape[k] = n
+        idx = idx + (np.arange(n, dtype=np.int64) * s).reshape(shape)
+    return idx
+
+
+def _as_strided_forward(x, size, stride, storage_offset):
+    flat = np.ascontiguousarray(x).reshape(-1)     # x itself when contiguous (ops ensures it)
+    if not flat.size or 0 in size:
+        return flat[strided_positions(size, stride, storage_offset)]
+    return np.lib.stride_tricks.as_strided(flat[storage_offset:], tuple(size),
+                                           tuple(s * flat.itemsize for s in stride),
+                                           writeable=x.flags.writeable)
+
+
+def _as_strided_vjp(g, x, out, size, stride, storage_offset):
+    # each input element gets the sum of the gradients of the outputs that read it
+    key = (strided_positions(size, stride, storage_offset),)
+    prefix = tuple(g.shape[:len(g.shape) - len(size)])
+    if isinstance(g, Tensor):
+        flat = index_add_zeros(g, key=key, shape=(x.size,), out_ndim=len(size))
+    else:
+        flat = _index_add_zeros_forward(g, key, (x.size,), len(size))
+    return B.reshape(flat, prefix + tuple(x.shape))
+
+
+as_strided = Primitive(
+    "as_strided", "AsStridedBackward0", _as_strided_forward, save="shapes",
+    input_names=("self",), batch=batching.per_example,
+    doc="a view at given sizes, strides (in elements) and offset (overlaps allowed)",
+    sample=lambda: [one(normal(3, 4), size=(2, 2), stride=(1, 2), storage_offset=3),
+                    one(normal(3, 4), size=(3, 3), stride=(1, 1), storage_offset=0),
+                    one(normal(6), size=(2, 3), stride=(3, 1), storage_offset=0)],
+    vjp=_as_strided_vjp,
+    jvp=lambda t, x, out, size, stride, storage_offset: np.ascontiguousarray(t).reshape(-1)[
+        strided_positions(size, stride, storage_offset)])
