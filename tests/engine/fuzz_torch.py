@@ -2061,7 +2061,7 @@ def fuzz(seeds, misuse=False, area=None, exclude=frozenset(), partial=None, mini
                 echo(f"  seed {seed} {dis.phase}/{dis.what}: {dis.detail}")
         for f in investigate(prog, found, minimize_):
             findings.append(f)
-            echo(f"[{f.area}] seed {seed} {f.klass}: {f.detail} :: {f.repro}")
+            echo(f"[{f.area}] seed {f.seed} {f.klass}: {f.detail} :: {f.repro}")
     return tally, findings
 
 
