@@ -53,6 +53,42 @@ DEFAULT_FLOAT = float64
 BY_NAME = {d.name: d for d in _BY_NP.values()}
 
 
+#: how torch names each dtype in its messages: the ScalarType ("Double", "Long") and the
+#: C++ type ("double", "long int")
+_TORCH_NAMES = {
+    np.dtype(np.float64): ("Double", "double"), np.dtype(np.float32): ("Float", "float"),
+    np.dtype(np.float16): ("Half", "c10::Half"),
+    np.dtype(np.complex128): ("ComplexDouble", "c10::complex<double>"),
+    np.dtype(np.complex64): ("ComplexFloat", "c10::complex<float>"),
+    np.dtype(np.int64): ("Long", "long int"), np.dtype(np.int32): ("Int", "int"),
+    np.dtype(np.int16): ("Short", "short int"), np.dtype(np.int8): ("Char", "signed char"),
+    np.dtype(np.uint8): ("Byte", "unsigned char"), np.dtype(np.bool_): ("Bool", "bool"),
+}
+
+
+def _np_of(d) -> np.dtype:
+    if isinstance(d, dtype):
+        return d.np
+    return np.dtype(getattr(d, "dtype", d)) if not isinstance(d, np.dtype) else d
+
+
+def scalar_type_name(d) -> str:
+    """torch's ScalarType name ("Double", "Long", "Bool") of a dtype, numpy dtype or array."""
+    np_dtype = _np_of(d)
+    return _TORCH_NAMES[np_dtype][0] if np_dtype in _TORCH_NAMES else str(np_dtype)
+
+
+def c_type_name(d) -> str:
+    """torch's C++ type name ("double", "long int") of a dtype, numpy dtype or array."""
+    np_dtype = _np_of(d)
+    return _TORCH_NAMES[np_dtype][1] if np_dtype in _TORCH_NAMES else str(np_dtype)
+
+
+def legacy_type_name(d) -> str:
+    """torch's legacy tensor type name ("DoubleTensor", "LongTensor") of a dtype or array."""
+    return scalar_type_name(d) + "Tensor"
+
+
 def from_np(np_dtype) -> dtype:
     """The gradtool dtype of a numpy dtype."""
     try:
@@ -97,6 +133,12 @@ def _promote_same_rank(dtypes_) -> np.dtype:
     if top == 3 and any(d == np.float64 for d in dtypes_):
         result = np.promote_types(result, np.complex128)
     return result
+
+
+def promote_types(dtypes_) -> np.dtype:
+    """torch's result dtype of ops joining tensors of one rank (cat, stack): int64 with
+    float32 is float32 (numpy: float64)."""
+    return _promote_same_rank([np.dtype(d) for d in dtypes_])
 
 
 def torch_result_dtype(arrays) -> np.dtype:

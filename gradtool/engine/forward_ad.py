@@ -49,7 +49,7 @@ def make_dual(tensor: Tensor, tangent, *, level=None) -> Tensor:
                           f"is of size {list(tan.shape)}.")
     if tensor._data.dtype.kind not in "fc":
         raise EngineError("Expected primal to be floating point or complex, but got: "
-                          f"{tensor.dtype.name}")
+                          f"{tensor.dtype!r}")
     if tensor._rg:
         # a differentiable alias, so reverse mode still reaches the original tensor
         from .prims import shape as shape_prims

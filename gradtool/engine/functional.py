@@ -180,6 +180,8 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
         out = func(*xs)
         _, outs = _as_tuple(out, "outputs of the user-provided function", "hessian")
         _single_element(outs, "hessian")
+        if not outs[0].requires_grad:       # independent of the inputs: a zero Hessian
+            return tuple(ops.zeros_like(x) for x in xs)
         grads = autograd_grad(outs[0], xs, create_graph=True, allow_unused=True)
         return tuple(g if g is not None else ops.zeros_like(x) for g, x in zip(grads, xs))
 

@@ -102,12 +102,13 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
                               "tensors")
     if retain_graph is None:
         retain_graph = create_graph
+    # torch makes (and checks) the root gradients before it looks at the graph
+    grads = _make_root_grads(tensors, grad_tensors, create_graph, False)
     for i, t in enumerate(tensors):
         if _root_edge(t) is None:
             raise EngineError(f"element {i} of tensors does not require grad and does not "
                               "have a grad_fn")
     roots = [_root_edge(t) for t in tensors]
-    grads = _make_root_grads(tensors, grad_tensors, create_graph, False)
     targets = None
     if inputs is not None:
         if isinstance(inputs, Tensor):
@@ -149,6 +150,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         allow_unused = materialize_grads
     if retain_graph is None:
         retain_graph = create_graph
+    grads = _make_root_grads(outputs, grad_outputs, create_graph, is_grads_batched)
     for i, t in enumerate(outputs):
         if _root_edge(t) is None:
             raise EngineError(f"element {i} of tensors does not require grad and does not "
@@ -163,7 +165,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise EngineError("One of the differentiated Tensors does not require grad")
         targets.setdefault(edge, t)
     roots = [_root_edge(t) for t in outputs]
-    grads = _make_root_grads(outputs, grad_outputs, create_graph, is_grads_batched)
     captured = run(roots, grads, retain_graph, create_graph, capture=targets,
                    batched=is_grads_batched)
     result = []
@@ -184,6 +185,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             # (numpy's arithmetic on 0-d arrays gives scalars: a Tensor holds an array)
             owned = type(g) is np.ndarray and g.flags.owndata
             g = _make(g if owned else np.array(g, copy=True))
+        if g._data.dtype != t._data.dtype:
+            # a gradient has its input's dtype (torch's validate_outputs: float32 inputs of
+            # an op with a float64 operand get float32 gradients)
+            g = g.to(t.dtype) if create_graph else _make(g._data.astype(t._data.dtype))
         result.append(g)
     return tuple(result)
 

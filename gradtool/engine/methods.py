@@ -99,9 +99,14 @@ def _bind() -> None:
     T.__le__ = ops.le
     T.__gt__ = ops.gt
     T.__ge__ = ops.ge
-    T.__invert__ = ops.logical_not
-    T.__and__ = ops.logical_and
-    T.__or__ = ops.logical_or
+    # bitwise, as torch's operators (logical on bool tensors)
+    T.__invert__ = ops.bitwise_not
+    T.__and__ = ops.bitwise_and
+    T.__or__ = ops.bitwise_or
+    T.__xor__ = ops.bitwise_xor
+    T.__rand__ = lambda self, other: ops.bitwise_and(other, self)
+    T.__ror__ = lambda self, other: ops.bitwise_or(other, self)
+    T.__rxor__ = lambda self, other: ops.bitwise_xor(other, self)
     T.__getitem__ = ops.getitem
     T.__setitem__ = ops.setitem
     T.__iadd__ = ops.add_

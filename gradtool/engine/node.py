@@ -13,6 +13,7 @@ import weakref
 import numpy as np
 
 from ..errors import EngineError
+from . import dtypes
 from .tensor import RemovableHandle, Tensor, _make, bump_version
 
 SECOND_BACKWARD = (
@@ -25,9 +26,7 @@ SECOND_BACKWARD = (
 
 def type_name(arr) -> str:
     """torch's legacy type name for an array, used in version-counter errors."""
-    return {"float64": "DoubleTensor", "float32": "FloatTensor", "int64": "LongTensor",
-            "complex128": "ComplexDoubleTensor", "bool": "BoolTensor"}.get(
-                str(arr.dtype), f"{arr.dtype}Tensor")
+    return dtypes.legacy_type_name(arr)
 
 
 class Node:

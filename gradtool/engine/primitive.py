@@ -51,7 +51,7 @@ class Primitive:
                  broadcasts: bool = False, analytic: bool = True, differentiable: bool = True,
                  input_names: tuple = ("self",), out_shape=None, doc: str = "",
                  sample=None, batch=None, delta=None, domain=None, needs=None,
-                 quiet: bool = False, vjp=(), jvp=()) -> None:
+                 shape_only: tuple = (), quiet: bool = False, vjp=(), jvp=()) -> None:
         if save not in SAVE_MODES:
             raise ValueError(f"save must be one of {SAVE_MODES}")
         if name in REGISTRY:
@@ -82,6 +82,10 @@ class Primitive:
         # needs[i]: the inputs the VJP of input i reads (None: all).  Inputs no needed rule
         # reads are not saved (x * 2.0 keeps no reference to x), as torch does.
         self.needs: tuple | None = needs
+        # shape_only: inputs whose values no rule reads, only their shape and dtype (gather's
+        # and index_select's self): saved as a ShapeOnly, so changing them in place later is
+        # no error, as torch saves only their sizes
+        self.shape_only = frozenset(shape_only)
         # inputs torch records an edge for: those with a VJP rule (an index, a mask, a
         # class-index target is no input of torch's node); None: all of them
         self.edge_inputs = None if isinstance(self.vjps, Variadic) or all(
@@ -297,12 +301,17 @@ def _saved_inputs(prim: Primitive, args: tuple, datas: list, nodes: list) -> tup
     """The input arrays the rules read, with their version counters and versions (checked
     when the backward runs: an in-place change in between is torch's error)."""
     keep = _kept_inputs(prim, nodes)
+    shape_only = prim.shape_only
     vcs = []
     versions = []
     saved = []
     for i, a in enumerate(args):
         if keep is not None and not keep[i]:
             saved.append(None)
+            vcs.append(None)
+            versions.append(None)
+        elif i in shape_only:
+            saved.append(ShapeOnly(datas[i]) if isinstance(datas[i], _ndarray) else datas[i])
             vcs.append(None)
             versions.append(None)
         elif isinstance(a, Tensor):
@@ -431,8 +440,11 @@ def _apply_two(prim: Primitive, a: Tensor, b: Tensor, params: dict) -> Tensor:
         saved = [None, None]
         vcs = [None, None]
         versions = [None, None]
+        shape_only = prim.shape_only
         for i, t, data in ((0, a, da), (1, b, db)):
-            if keep[i]:
+            if keep[i] and shape_only and i in shape_only:
+                saved[i] = ShapeOnly(data)
+            elif keep[i]:
                 vc = t._vc
                 if vc is None:
                     vc = t._vc = new_version_counter()
@@ -607,11 +619,15 @@ def _forward_tangent(prim, args, datas, params, out) -> None:
     level = MODE.fw_level
     tangent = None
     jvps = prim.jvps
-    for i, a in enumerate(args):
-        if isinstance(a, Tensor) and a._fw is not None and a._fw[0] == level \
-                and jvps[i] is not None:
-            ti = jvps[i](a._fw[1], *datas, out=out._data, **params)
-            tangent = ti if tangent is None else tangent + ti
+    quiet = backend.errors_off()        # inf/NaN tangents are results, as in the backward
+    try:
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor) and a._fw is not None and a._fw[0] == level \
+                    and jvps[i] is not None:
+                ti = jvps[i](a._fw[1], *datas, out=out._data, **params)
+                tangent = ti if tangent is None else tangent + ti
+    finally:
+        backend.errors_restore(quiet)
     if tangent is not None and prim.differentiable and out._data.dtype.kind in "fc":
         tangent = np.asarray(tangent)
         if tangent.shape != out._data.shape:
@@ -704,8 +720,7 @@ def op_error(prim: Primitive, exc: Exception, datas: list) -> EngineError:
             if da != db and da != 1 and db != 1:
                 return ShapeError(
                     f"The size of tensor a ({da}) must match the size of tensor b ({db}) at "
-                    f"non-singleton dimension {max(len(a), len(b)) - i} (in {prim.name} of "
-                    f"shapes {list(a)} and {list(b)})")
+                    f"non-singleton dimension {max(len(a), len(b)) - i}")
         return ShapeError(f"{prim.name}: shapes {' and '.join(map(str, map(list, shapes)))} "
                           "cannot be broadcast together")
     if isinstance(exc, IndexError):

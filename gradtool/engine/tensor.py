@@ -74,6 +74,8 @@ class Tensor:
     def size(self, dim: int | None = None):
         if dim is None:
             return Size(self._data.shape)
+        if not self._data.ndim:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
         return self._data.shape[_norm_dim(dim, self._data.ndim)]
 
     @property
@@ -155,12 +157,11 @@ class Tensor:
                                   f"'{list(self._data.shape)}'. Please ensure that the gradient "
                                   "and the tensor are the same size")
             if value._data.dtype != self._data.dtype:
-                from .ops.common import _CPP_NAMES, scalar_type_name
                 raise EngineError(
                     "attempting to assign a gradient with dtype "
-                    f"'{_CPP_NAMES.get(str(value._data.dtype), str(value._data.dtype))}' to a "
-                    f"tensor with grad_dtype '{scalar_type_name(self)}'. The gradient must match "
-                    "the tensor's grad_dtype (defaults to the tensor's dtype). You can set the "
+                    f"'{dtypes.c_type_name(value._data)}' to a tensor with grad_dtype "
+                    f"'{dtypes.scalar_type_name(self._data)}'. The gradient must match the "
+                    "tensor's grad_dtype (defaults to the tensor's dtype). You can set the "
                     "tensor's grad_dtype attribute with a specific dtype, or None to allow any "
                     "dtype. Set grad_dtype with caution. Diverging the dtypes of a tensor and "
                     "its gradient may break downstream systems that assume they match.")

@@ -225,11 +225,14 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is not None and not input._data.flags.c_contiguous:
         # torch: matmul, then the bias added in place (AddBackward0, one more version)
         return _ops.add_(_ops.matmul(input, wt), bias)
+    # the input as 2-D: (prod of leading dims, features); written out, as -1 is ambiguous
+    # for an empty input
+    rows = int(np.prod(input.shape[:-1], dtype=np.int64))
     if bias is not None:
-        flat = _ops.reshape(input, -1, input.shape[-1])
+        flat = _ops.reshape(input, rows, input.shape[-1])
         return _ops.reshape(apply(_P.addmm, (bias, flat, wt)), out_shape)
     if input.ndim > 2:
-        flat = _ops.reshape(input, -1, input.shape[-1])
+        flat = _ops.reshape(input, rows, input.shape[-1])
         return apply(_S.unsafe_view, (_ops.mm(flat, wt),), {"shape": out_shape})
     return _ops.matmul(input, wt)
 

@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 
+from .. import dtypes
 from ..grad_mode import MODE
 from ..tensor import Tensor, _make, _norm_dim, _to_array, version_counter
 
@@ -26,6 +27,17 @@ def _dims(dim, ndim: int) -> tuple:
     if isinstance(dim, (list, tuple)):
         return tuple(sorted({_norm_dim(_int(d), ndim) for d in dim}))
     return (_norm_dim(_int(dim), ndim),)
+
+
+def size_at(shape: tuple, dim: int) -> int:
+    """The size of a normalized dim; a 0-d tensor's one dim has size 1 (torch)."""
+    return shape[dim] if shape else 1
+
+
+def lifted(data: np.ndarray) -> np.ndarray:
+    """``data`` with a 0-d array as one element along its one dim, for numpy functions that
+    take an axis (argmax, sort, all); their result is reshaped back to ``()`` by the caller."""
+    return data.reshape(1) if not data.ndim else data
 
 
 def _shape_arg(shape) -> tuple:
@@ -97,24 +109,9 @@ def _share_version(out: Tensor, base: Tensor) -> Tensor:
     return out
 
 
-# torch's names of dtypes in its error messages
-_SCALAR_TYPE = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
-                "uint8": "Byte", "bool": "Bool", "float64": "Double", "float32": "Float"}
-_C_TYPE = {"int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
-           "uint8": "unsigned char", "float64": "double", "float32": "float"}
-
-
-_CPP_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int",
-              "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
-              "bool": "bool", "float16": "c10::Half", "complex64": "c10::complex<float>",
-              "complex128": "c10::complex<double>"}
-_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
-                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
-                 "float16": "Half", "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
-
-
 def scalar_type_name(t: Tensor) -> str:
-    return _SCALAR_NAMES.get(str(t._data.dtype), str(t._data.dtype))
+    """torch's name of t's dtype in messages ("Double", "Long"): see dtypes.scalar_type_name."""
+    return dtypes.scalar_type_name(t._data.dtype)
 
 
 def float_kernel(kernel: str, t: Tensor) -> None:

@@ -12,7 +12,7 @@ from ..primitive import apply
 from ..prims import linalg as linalg_prims
 from ..prims import shape as shape_prims
 from ..tensor import Tensor, _make, _norm_dim, version_counter
-from .common import _dims, _shape_arg, _share_version, _t, _tensor_of
+from .common import _dims, _shape_arg, _share_version, _t, _tensor_of, size_at
 from .shape import unsqueeze
 
 _bool = builtins.bool
@@ -22,7 +22,7 @@ _builtins_max = builtins.max
 
 __all__ = [
     "cat", "chunk", "concat", "concatenate", "diagonal", "flip", "gather", "index_select",
-    "nonzero", "pad", "repeat", "scatter_add", "split", "stack", "trace", "unbind",
+    "nonzero", "pad", "repeat", "select", "scatter_add", "split", "stack", "trace", "unbind",
 ]
 
 
@@ -163,9 +163,19 @@ def cat(tensors, dim=0, *, axis=None) -> Tensor:
     tensors = [_t(x) for x in tensors]
     if not tensors:
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
-    dim = _norm_dim(axis if axis is not None else dim, tensors[0].ndim)
-    first = tensors[0].shape
-    for k, x in enumerate(tensors[1:], 1):
+    for k, x in enumerate(tensors):
+        if x.ndim == 0:
+            raise EngineError(f"zero-dimensional tensor (at position {k}) cannot be "
+                              "concatenated")
+    # torch's legacy rule: 1-d empty tensors are skipped (their shapes are not checked)
+    shaped = [x for x in tensors if x.shape != (0,)]
+    if not shaped:
+        return apply(shape_prims.cat, tuple(tensors), {"dim": 0})
+    dim = _norm_dim(axis if axis is not None else dim, shaped[0].ndim)
+    first = shaped[0].shape
+    for k, x in enumerate(tensors):
+        if x.shape == (0,) and len(first) > 1:
+            continue
         if x.ndim != len(first):
             raise ShapeError(f"Tensors must have same number of dimensions: got {len(first)} and "
                              f"{x.ndim}")
@@ -197,6 +207,8 @@ def split(tensor, split_size_or_sections, dim=0) -> tuple:
     """Pieces of ``split_size`` along dim (the last may be smaller; SplitBackward0), or of
     the given sizes (SplitWithSizesBackward0).  All pieces share one backward node."""
     tensor = _t(tensor)
+    if tensor.ndim == 0:
+        raise EngineError("split expects at least a 1-dimensional tensor")
     d = _norm_dim(_int(dim), tensor.ndim)
     n = tensor.shape[d]
     if isinstance(split_size_or_sections, (list, tuple)):
@@ -234,6 +246,8 @@ def _multi_views(name: str, pieces: tuple, base: Tensor) -> tuple:
 def chunk(input, chunks, dim=0) -> tuple:
     """At most ``chunks`` pieces of equal size (torch: split with ceil(n / chunks))."""
     input = _t(input)
+    if input.ndim == 0:
+        raise EngineError("chunk expects at least a 1-dimensional tensor")
     if _int(chunks) <= 0:
         raise EngineError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     n = input.shape[_norm_dim(_int(dim), input.ndim)]
@@ -246,16 +260,34 @@ def unbind(input, dim=0) -> tuple:
     """The slices along dim, as a tuple (UnbindBackward0)."""
     input = _t(input)
     d = _norm_dim(_int(dim), input.ndim)
+    if input.ndim == 0:
+        raise IndexError(f"Dimension specified as {d} but tensor has no dimensions")
     return _multi_views("Unbind", shape_prims.apply_multi(shape_prims.unbind, input,
                                                 {"dim": d, "sections": (1,) * input.shape[d]}),
                         input)
 
 
+#: torch's message for an index tensor that is not integral, per op
+_INDEX_DTYPE_ERRORS = {
+    "gather": "gather(): Expected dtype int32/int64 for index",
+    "scatter_add": "scatter(): Expected dtype int64 for index",
+    "index_select": "index_select(): Expected dtype int32 or int64 for index",
+}
+
+
 def _index_array(index, name: str) -> np.ndarray:
     data = index._data if isinstance(index, Tensor) else np.asarray(index)
     if data.dtype.kind not in "iu":
-        raise EngineError(f"{name}(): Expected dtype int64 for index")
+        raise EngineError(_INDEX_DTYPE_ERRORS[name])
     return data.astype(np.int64, copy=False)
+
+
+def _check_index_range(index: np.ndarray, dim: int, n: int) -> None:
+    """gather/scatter's RuntimeError for an index outside [0, n) (negative ones too)."""
+    bad = (index < 0) | (index >= n)
+    if bad.any():
+        raise EngineError(f"index {int(index[bad].reshape(-1)[0])} is out of bounds for "
+                          f"dimension {dim} with size {n}")
 
 
 def gather(input, dim, index) -> Tensor:
@@ -271,9 +303,7 @@ def gather(input, dim, index) -> Tensor:
             raise EngineError(f"Size does not match at dimension {i} expected index "
                               f"{list(index.shape)} to be no larger than self "
                               f"{list(input.shape)} apart from dimension {d}")
-    if index.size and (index.min() < -input.shape[d] or index.max() >= input.shape[d]):
-        raise IndexError(f"index {int(index.max())} is out of bounds for dimension {d} with "
-                         f"size {input.shape[d]}")
+    _check_index_range(index, d, size_at(input.shape, d))
     return apply(shape_prims.gather, (input, index), {"dim": d})
 
 
@@ -285,6 +315,12 @@ def scatter_add(input, dim, index, src) -> Tensor:
     d = _norm_dim(_int(dim), input.ndim)
     if index.ndim != input.ndim or src.ndim != input.ndim:
         raise EngineError("Index tensor must have the same number of dimensions as self tensor")
+    if any((i != d and a > b) or a > c
+           for i, (a, b, c) in enumerate(zip(index.shape, input.shape, src.shape))):
+        raise EngineError(f"Expected index {list(index.shape)} to be no larger than self "
+                          f"{list(input.shape)} apart from dimension {d} and to be no larger "
+                          f"size than src {list(src.shape)}")
+    _check_index_range(index, d, size_at(input.shape, d))
     return apply(shape_prims.scatter_add, (input, index, src), {"dim": d})
 
 
@@ -293,11 +329,20 @@ def index_select(input, dim, index) -> Tensor:
     input = _t(input)
     index = _index_array(index, "index_select")
     if index.ndim > 1:
-        raise EngineError("index_select(): Index is supposed to be a vector")
+        raise IndexError("index_select(): Index is supposed to be a vector")
     d = _norm_dim(_int(dim), input.ndim)
-    n = input.shape[d] if input.ndim else 1
-    if index.size and (index.min() < 0 or index.max() >= n):
-        raise IndexError("index out of range in self")
+    if input.ndim == 0 and index.size != 1:
+        raise EngineError("index_select(): Index to scalar can have only 1 value, got "
+                          f"{index.size} value(s)")
+    n = size_at(input.shape, d)
+    if n == 0 and index.size and input.ndim > 1:
+        raise EngineError("index_select(): self indexing axis dim should be positive")
+    bad = (index < 0) | (index >= n)
+    if bad.any():
+        if input.ndim <= 1:     # torch's 1-d kernel has its own message
+            raise IndexError("index out of range in self")
+        raise EngineError("INDICES element is out of DATA bounds, "
+                          f"id={int(index[bad].reshape(-1)[0])} axis_dim={n}")
     return apply(shape_prims.index_select, (input, index.reshape(-1)), {"dim": d})
 
 
@@ -337,6 +382,19 @@ def repeat(input, *sizes) -> Tensor:
         raise EngineError("Number of dimensions of repeat dims can not be smaller than number "
                           "of dimensions of tensor")
     return apply(shape_prims.repeat, (input,), {"repeats": sizes})
+
+
+def select(input, dim, index) -> Tensor:
+    """input[..., index, ...] at dim: a view without that dim (SelectBackward0)."""
+    input = _t(input)
+    if input.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _norm_dim(_int(dim), input.ndim)
+    n = input.shape[d]
+    if not -n <= _int(index) < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size "
+                         f"{list(input.shape)} at dimension {d}")
+    return input[(slice(None),) * d + (_int(index),)]
 
 
 def diagonal(input, offset=0, dim1=0, dim2=1) -> Tensor:

@@ -9,12 +9,13 @@ import weakref
 import numpy as np
 
 from ...errors import EngineError
+from .. import dtypes
 from ..backend import quiet
 from ..grad_mode import MODE, no_grad
 from ..node import CopySlices, OpNode
 from ..primitive import apply
 from ..tensor import Tensor, _make, bump_version, version_counter
-from .common import _SCALAR_NAMES, _t
+from .common import _t
 from ..prims import inplace as inplace_prims
 from ..prims import shape as shape_prims
 from .indexing import _full_slice, _index_key, _is_int, getitem
@@ -219,9 +220,9 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
 
 def _check_cast(source, target) -> None:
     if source != target and not np.can_cast(source, target, "same_kind"):
-        raise EngineError(f"result type {_SCALAR_NAMES.get(str(source), str(source))} can't "
+        raise EngineError(f"result type {dtypes.scalar_type_name(source)} can't "
                           f"be cast to the desired output type "
-                          f"{_SCALAR_NAMES.get(str(target), str(target))}")
+                          f"{dtypes.scalar_type_name(target)}")
 
 
 def _dual(self: Tensor, others) -> bool:

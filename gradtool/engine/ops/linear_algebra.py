@@ -14,7 +14,8 @@ from ..primitive import apply
 from ..prims import linalg as linalg_prims
 from ..prims import shape as shape_prims
 from ..tensor import Tensor, bump_version
-from .common import _CPP_NAMES, _t, scalar_type_name
+from ..dtypes import c_type_name
+from .common import _t, scalar_type_name
 from .indexing import diagonal
 from .pointwise import mul
 from .reductions import sum, vector_norm
@@ -49,7 +50,7 @@ def _mm_shapes_error(a: Tensor, b: Tensor) -> EngineError:
 def _same_dtype_m1_m2(a: Tensor, b: Tensor) -> None:
     """torch multiplies matrices of one dtype only (no promotion)."""
     if a._data.dtype != b._data.dtype:
-        names = [_CPP_NAMES.get(str(t._data.dtype), str(t._data.dtype)) for t in (a, b)]
+        names = [c_type_name(t._data) for t in (a, b)]
         raise EngineError("expected m1 and m2 to have the same dtype, but got: "
                           f"{names[0]} != {names[1]}")
 
@@ -97,8 +98,16 @@ def dot(input, other) -> Tensor:
     return apply(linalg_prims.dot, (a, b))
 
 
+def _same_dtype_addmv(mat: Tensor, vec: Tensor) -> None:
+    if mat._data.dtype != vec._data.dtype:
+        raise EngineError("addmv input tensors must have the same dtype, but got "
+                          f"{scalar_type_name(vec)}, {scalar_type_name(mat)}, and "
+                          f"{scalar_type_name(vec)}")
+
+
 def mv(input, vec) -> Tensor:
     a, v = _t(input), _t(vec)
+    _same_dtype_addmv(a, v)
     if a.ndim != 2 or v.ndim != 1 or a.shape[1] != v.shape[0]:
         raise ShapeError(f"size mismatch, got input ({a.shape[0] if a.ndim else ''}), mat "
                          f"({'x'.join(map(str, a.shape))}), vec ({v.shape[0] if v.ndim else ''})")
@@ -116,9 +125,11 @@ def matmul(input, other) -> Tensor:
     if nda == 0 or ndb == 0:
         raise EngineError("both arguments to matmul need to be at least 1D, but they are "
                           f"{nda}D and {ndb}D")
-    _same_dtype_m1_m2(a, b)
     if nda == 1 and ndb == 1:
-        return dot(a, b)             # dot reports a size mismatch
+        return dot(a, b)             # dot reports a size mismatch or mixed dtypes
+    if ndb == 1:
+        _same_dtype_addmv(a, b)
+    _same_dtype_m1_m2(a, b)
     _check_matmul_sizes(a, b)
     if a.ndim == 2 and b.ndim == 1:
         return mv(a, b)
@@ -155,13 +166,24 @@ def _check_matmul_sizes(a: Tensor, b: Tensor) -> None:
         rows = 1 if a.ndim == 1 else a.shape[0]
         raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and "
                          f"{kb}x{b.shape[-1]})")
-    if b.ndim <= 2:
-        rows = _int(np.prod(a.shape[:-1]))
-        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and "
-                         f"{kb}x{b.shape[-1] if b.ndim == 2 else 1})")
+    if _should_fold(a, b):
+        # the error of the mm / mv the larger operand is folded into (as torch's path)
+        if a.ndim >= b.ndim:
+            rows, inner, small = _int(np.prod(a.shape[:-1])), k, b
+        else:                                   # b.mT folded, against a.T (or a)
+            rows, inner, small = _int(np.prod(b.shape[:-2])) * b.shape[-1], kb, a
+        if small.ndim == 1:
+            raise ShapeError(f"size mismatch, got input ({rows}), mat ({rows}x{inner}), vec "
+                             f"({small.shape[0]})")
+        other = small.shape if a.ndim >= b.ndim else small.shape[::-1]
+        raise ShapeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{inner} and "
+                         f"{other[0]}x{other[1]})")
+    try:
+        batch = _int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
+    except ValueError:
+        return                                  # the batched path reports it
     raise ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: "
-                     f"[{_int(np.prod(b.shape[:-2]))}, {k}] but got: "
-                     f"[{_int(np.prod(b.shape[:-2]))}, {kb}].")
+                     f"[{batch}, {k}] but got: [{batch}, {kb}].")
 
 
 def _should_fold(a: Tensor, b: Tensor) -> bool:
@@ -196,6 +218,19 @@ def _folded_matmul(a: Tensor, b: Tensor) -> Tensor:
     return clone(transpose(out, -2, -1)) if transpose_back else out
 
 
+def _batch_broadcast_error(sa: tuple, sb: tuple) -> ShapeError:
+    """torch's error for batch shapes that do not broadcast (the first clash from the right,
+    numbered in the broadcast shape)."""
+    nd = max(len(sa), len(sb))
+    for i in range(1, nd + 1):
+        na = sa[-i] if i <= len(sa) else 1
+        nb = sb[-i] if i <= len(sb) else 1
+        if na != nb and na != 1 and nb != 1:
+            return ShapeError(f"The size of tensor a ({na}) must match the size of tensor b "
+                              f"({nb}) at non-singleton dimension {nd - i}")
+    return ShapeError(f"shapes {list(sa)} and {list(sb)} cannot be broadcast together")
+
+
 def _batched_matmul(a: Tensor, b: Tensor) -> Tensor:
     n = a.shape[-2] if a.ndim > 1 else 1
     k = a.shape[-1]
@@ -203,8 +238,7 @@ def _batched_matmul(a: Tensor, b: Tensor) -> Tensor:
     try:
         batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     except ValueError:
-        raise ShapeError(f"The size of tensor a ({a.shape[-3]}) must match the size of tensor b "
-                         f"({b.shape[-3]}) at non-singleton dimension 0") from None
+        raise _batch_broadcast_error(a.shape[:-2], b.shape[:-2]) from None
     size = _int(np.prod(batch))
     a3 = reshape(broadcast_to(a, batch + (n, k)), size, n, k)
     if b.ndim == 1:
@@ -407,6 +441,9 @@ def _square(name: str, A: Tensor) -> None:
     if A.shape[-1] != A.shape[-2]:
         raise EngineError(f"linalg.{name}: A must be batches of square matrices, but they are "
                           f"{A.shape[-2]} by {A.shape[-1]} matrices")
+    if A._data.dtype.kind not in "fc":
+        raise EngineError(f"linalg.{name}: Expected a floating point or complex tensor as "
+                          f"input. Got {scalar_type_name(A)}")
 
 
 def inverse(input) -> Tensor:

@@ -46,9 +46,9 @@ def _not_differentiable(function: str, **arguments) -> None:
 
 def _target_array(target) -> np.ndarray:
     data = target._data if isinstance(target, Tensor) else np.asarray(target)
-    if data.dtype.kind not in "iu":
-        raise EngineError(f"expected scalar type Long but found "
-                          f"{dtypes.from_np(data.dtype).name.capitalize()}")
+    if data.dtype not in (np.int64, np.uint8):
+        raise EngineError("expected target dtype to be Long or Byte, but got "
+                          f"{dtypes.scalar_type_name(data)}")
     return data.astype(np.int64, copy=False)
 
 
@@ -81,8 +81,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     input = _t(input)
     logp = log_softmax(input, 1 if input.ndim >= 2 else 0)
     if isinstance(target, Tensor) and target._data.dtype.kind in "fc":
-        if target.shape != input.shape:
-            raise ShapeError("cross_entropy: probability targets must have the input's shape")
+        if target.shape != input.shape:     # torch: then they are class indices
+            _target_array(target)
         if label_smoothing:
             classes = input.shape[1 if input.ndim >= 2 else 0]
             target = target * (1 - label_smoothing) + label_smoothing / classes

@@ -8,11 +8,12 @@ import builtins
 import numpy as np
 
 from ...errors import EngineError
-from ..dtypes import promoted
+from ..dtypes import promoted, torch_result_dtype
 from ..primitive import apply
 from ..prims import elementwise
 from ..tensor import Tensor, _make
-from .common import _C_TYPE, _t, _tensor_of, float_kernel
+from ..dtypes import c_type_name
+from .common import _t, _tensor_of, float_kernel, scalar_type_name
 
 _bool = builtins.bool
 _int = builtins.int
@@ -20,14 +21,14 @@ _float = builtins.float
 
 __all__ = [
     "abs", "absolute", "acos", "add", "allclose", "arccos", "arcsin", "arctan", "arctan2",
-    "asin", "atan", "atan2", "ceil", "clamp", "clamp_max", "clamp_min", "clip", "cos", "cosh",
-    "div", "divide", "eq", "equal", "exp", "expm1", "floor", "frac", "ge", "greater",
-    "greater_equal", "gt", "isclose", "isfinite", "isinf", "isnan", "le", "less", "less_equal",
-    "log", "log10", "log1p", "log2", "logical_and", "logical_not", "logical_or", "lt",
-    "masked_fill", "maximum", "minimum", "mul", "multiply", "ne", "neg", "negative", "pow",
-    "reciprocal", "relu", "remainder", "round", "rsqrt", "rsub", "sigmoid", "sign", "sin",
-    "sinh", "softplus", "sqrt", "square", "sub", "subtract", "tan", "tanh", "true_divide",
-    "trunc", "where",
+    "asin", "atan", "atan2", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "ceil",
+    "clamp", "clamp_max", "clamp_min", "clip", "cos", "cosh", "div", "divide", "eq", "equal",
+    "exp", "expm1", "floor", "frac", "ge", "greater", "greater_equal", "gt", "isclose",
+    "isfinite", "isinf", "isnan", "le", "less", "less_equal", "log", "log10", "log1p", "log2",
+    "logical_and", "logical_not", "logical_or", "lt", "masked_fill", "maximum", "minimum",
+    "mul", "multiply", "ne", "neg", "negative", "pow", "reciprocal", "relu", "remainder",
+    "round", "rsqrt", "rsub", "sigmoid", "sign", "sin", "sinh", "softplus", "sqrt", "square",
+    "sub", "subtract", "tan", "tanh", "true_divide", "trunc", "where",
 ]
 
 
@@ -74,9 +75,7 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
             if rounding_mode == "trunc":
                 quotient = quotient + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
             return _make(promoted(np.asarray(quotient), (a, b)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            data = np.true_divide(a, b)
-        return _make(np.floor(data) if rounding_mode == "floor" else np.trunc(data))
+        return apply(elementwise.div_rounded, (input, other), {"rounding_mode": rounding_mode})
     # torch.div(2, x): DivBackward0 with a None edge for the number
     return apply(elementwise.div, (input, other))
 
@@ -170,6 +169,9 @@ def remainder(input, other) -> Tensor:
 
 
 def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
+    if isinstance(input, Tensor) and input._data.dtype.kind not in "fc":
+        raise NotImplementedError(f"\"softplus_cpu\" not implemented for "
+                                  f"'{scalar_type_name(input)}'")
     return apply(elementwise.softplus, (input,),
                  {"beta": _float(beta), "threshold": _float(threshold)})
 
@@ -218,11 +220,13 @@ def masked_fill(input, mask, value) -> Tensor:
     mask = _t(mask)._data
     if mask.dtype != np.bool_:
         raise EngineError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                          f"{_C_TYPE.get(mask.dtype.name, mask.dtype.name)}")
+                          f"{c_type_name(mask)}")
     if isinstance(value, Tensor):
         if value.ndim != 0:
             raise EngineError("masked_fill_ only supports a 0-dimensional value tensor, but "
                               f"got tensor with {value.ndim} dimension(s).")
+        if value._rg and input._data.dtype.kind not in "fc":
+            raise EngineError(f"Autograd not support dtype: {scalar_type_name(input)}")
         return apply(elementwise.masked_fill_tensor, (input, mask, value))
     return apply(elementwise.masked_fill, (input, mask), {"value": value})
 
@@ -246,6 +250,32 @@ logical_or = _comparison(elementwise.logical_or)
 
 def logical_not(input) -> Tensor:
     return apply(elementwise.logical_not, (input,))
+
+
+# ---- bitwise (the operators & | ^ ~; logical on bool tensors, no gradient) --------------
+def _bitwise(np_fn, name):
+    def op(input, other) -> Tensor:
+        a, b = _t(input)._data, _t(other)._data
+        out_dtype = torch_result_dtype([a, b])
+        if out_dtype.kind in "fc":
+            raise NotImplementedError(f'"{name}_cpu" not implemented for '
+                                      f"'{scalar_type_name(_make(np.empty(0, out_dtype)))}'")
+        return _make(np.asarray(np_fn(a, b)).astype(out_dtype, copy=False))
+    op.__name__ = name
+    return op
+
+
+bitwise_and = _bitwise(np.bitwise_and, "bitwise_and")
+bitwise_or = _bitwise(np.bitwise_or, "bitwise_or")
+bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor")
+
+
+def bitwise_not(input) -> Tensor:
+    data = _t(input)._data
+    if data.dtype.kind in "fc":
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type "
+                        "tensors")
+    return _make(np.invert(data))
 
 
 # predicates and comparisons (no gradient)

@@ -10,11 +10,12 @@ from collections import namedtuple
 import numpy as np
 
 from ...errors import EngineError
+from .. import dtypes
 from ..primitive import apply
 from ..prims import reduce as reduce_prims
 from ..prims import shape as shape_prims
 from ..tensor import Tensor, _make, _norm_dim
-from .common import _SCALAR_TYPE, _dims, _keepdim, _t, _tensor_of
+from .common import _dims, _keepdim, _t, _tensor_of, lifted, scalar_type_name, size_at
 from .pointwise import maximum, minimum
 from .shape import to
 
@@ -54,7 +55,7 @@ def mean(input, dim=None, keepdim=False, *, keepdims=None, axis=None, dtype=None
     if input._data.dtype.kind not in "fc":
         raise EngineError("mean(): could not infer output dtype. Input dtype must be either "
                           f"a floating point or complex dtype. Got: "
-                          f"{_SCALAR_TYPE.get(input.dtype.name, input.dtype.name)}")
+                          f"{scalar_type_name(input)}")
     dim = axis if dim is None else dim
     keepdim = _keepdim(keepdim, keepdims)
     if dim is None:
@@ -82,16 +83,32 @@ def _one_dim(dim, ndim: int) -> int:
     return _norm_dim(_int(dim), ndim)
 
 
+#: torch's error for an integer input, per op that needs a floating one
+_FLOAT_INPUT_ERRORS = {
+    "var": "std and var only support floating point and complex dtypes",
+    "std": "std and var only support floating point and complex dtypes",
+    "linalg.vector_norm": "linalg.vector_norm: Expected a floating point or complex tensor as "
+                          "input. Got {dtype}",
+}
+
+
 def _float_input(name: str, input: Tensor) -> None:
     if input._data.dtype.kind not in "fc":
-        raise EngineError(f"{name}(): input dtype should be either floating point or complex. "
-                          f"Got {input.dtype.name.capitalize()} instead.")
+        raise EngineError(_FLOAT_INPUT_ERRORS[name].format(dtype=scalar_type_name(input)))
 
 
-def _nonempty(name: str, input: Tensor, dims: tuple) -> None:
-    for d in dims:
-        if input.shape[d] == 0:
-            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+def _nonempty(name: str, input: Tensor, dims: tuple, given=None) -> None:
+    """torch's error for a max/min-like reduction over an empty dim (naming the dim as the
+    caller wrote it, if given: amax(x, -1) says -1)."""
+    if given is not None and not (isinstance(given, (tuple, list)) and not given):
+        given = tuple(given) if isinstance(given, (tuple, list)) else (given,)
+        dims = [_norm_dim(_int(d), input.ndim) for d in given]
+    else:
+        given = dims
+    for d, shown in zip(dims, given):
+        if size_at(input.shape, d) == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {shown} to have non-zero "
+                             "size.")
     if not dims and input._data.size == 0:
         raise EngineError(f"{name}(): Expected reduction dim to be specified for "
                           "input.numel() == 0. Specify the reduction dim with the 'dim' "
@@ -121,9 +138,7 @@ def _extreme(name, full, per_dim, binary, arg_fn, result, input, dim, keepdim, k
     d = _one_dim(dim, input.ndim)
     _nonempty(name, input, (d,))
     values = apply(per_dim, (input,), {"dim": d, "keepdim": keepdim})
-    idx = arg_fn(input._data, axis=d)
-    if keepdim:
-        idx = np.expand_dims(idx, d)
+    idx = arg_fn(lifted(input._data), axis=d, keepdims=keepdim).reshape(values.shape)
     return result(values, _make(np.asarray(idx, dtype=np.int64)))
 
 
@@ -141,15 +156,17 @@ def min(input, dim=None, keepdim=False, *, keepdims=None, axis=None, other=None)
 
 def amax(input, dim=(), keepdim=False, *, keepdims=None, axis=None) -> Tensor:
     input = _t(input)
-    dims = _reduce_dims(input, axis if axis is not None else dim)
-    _nonempty("amax", input, dims)
+    dim = axis if axis is not None else dim
+    dims = _reduce_dims(input, dim)
+    _nonempty("amax", input, dims, dim)
     return apply(reduce_prims.amax, (input,), {"dim": dims, "keepdim": _keepdim(keepdim, keepdims)})
 
 
 def amin(input, dim=(), keepdim=False, *, keepdims=None, axis=None) -> Tensor:
     input = _t(input)
-    dims = _reduce_dims(input, axis if axis is not None else dim)
-    _nonempty("amin", input, dims)
+    dim = axis if axis is not None else dim
+    dims = _reduce_dims(input, dim)
+    _nonempty("amin", input, dims, dim)
     return apply(reduce_prims.amin, (input,), {"dim": dims, "keepdim": _keepdim(keepdim, keepdims)})
 
 
@@ -158,6 +175,8 @@ def _arg(np_fn, input, dim, keepdim, keepdims, axis):
     dim = axis if dim is None else dim
     keepdim = _keepdim(keepdim, keepdims)
     data = input._data
+    if data.dtype == np.bool_:
+        raise EngineError(f"{np_fn.__name__}(): does not support bool input")
     if dim is None and data.size == 0:
         raise IndexError(f"{np_fn.__name__}(): Expected reduction dim to be specified for "
                          "input.numel() == 0.")
@@ -166,7 +185,13 @@ def _arg(np_fn, input, dim, keepdim, keepdims, axis):
         if keepdim:
             out = np.reshape(out, (1,) * data.ndim)
     else:
-        out = np_fn(data, axis=_norm_dim(_int(dim), data.ndim), keepdims=keepdim)
+        d = _norm_dim(_int(dim), data.ndim)
+        if size_at(data.shape, d) == 0:
+            raise IndexError(f"{np_fn.__name__}(): Expected reduction dim {d} to have "
+                             "non-zero size.")
+        out = np_fn(lifted(data), axis=d, keepdims=keepdim)
+        if not data.ndim:
+            out = np.reshape(out, ())
     return _make(np.asarray(out, dtype=np.int64))
 
 
@@ -204,10 +229,13 @@ def _var_args(name, input, dim, unbiased, keepdim, correction, keepdims, axis, d
     if isinstance(dim, _bool):        # legacy var(x, unbiased)
         dim, unbiased = None, dim
     dim = axis if dim is None else dim
-    params = {"dim": _reduce_dims(input, dim),
+    dims = _reduce_dims(input, dim)
+    # no dim (or a 0-d input): None, as torch's backward treats that call apart
+    params = {"dim": None if dim is None or input.ndim == 0 else dims,
               "correction": _correction(unbiased, correction, ddof),
               "keepdim": _keepdim(keepdim, keepdims)}
-    if reduce_prims.degrees_of_freedom(input.shape, params["dim"], params["correction"]) <= 0:
+    if reduce_prims.degrees_of_freedom(input.shape or (1,), dims or (0,),
+                                       params["correction"]) <= 0:
         warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly "
                       "less than the reduction factor (input numel divided by output numel).",
                       UserWarning, stacklevel=3)
@@ -237,8 +265,24 @@ def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None, keepdims=N
     keepdim = _keepdim(keepdim, keepdims)
     _float_input("linalg.vector_norm", input)
     ord = _float(ord)
+    if ord < 0 or ord == np.inf:
+        _norm_has_identity(input, ord, dim)
     return apply(reduce_prims.vector_norm, (input,), {"ord": ord, "dim": _reduce_dims(input, dim),
                                            "keepdim": _bool(keepdim)})
+
+
+def _norm_has_identity(input: Tensor, ord: float, dim) -> None:
+    """torch refuses max/min-like norms (inf, negative orders) over an empty dim."""
+    if dim is None or (isinstance(dim, (tuple, list)) and not dim):
+        if input._data.size == 0:
+            raise EngineError(f"linalg.vector_norm cannot compute the {ord:g} norm on an "
+                              "empty tensor because the operation does not have an identity")
+        return
+    for d in dim if isinstance(dim, (tuple, list)) else (dim,):
+        if size_at(input.shape, _norm_dim(_int(d), input.ndim)) == 0:
+            raise EngineError(f"linalg.vector_norm cannot compute the {ord:g} norm on the "
+                              f"dimension {d}because this dimension is empty and the "
+                              "operation does not have an identity")
 
 
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None, *, keepdims=None,
@@ -254,6 +298,8 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, *, keepdims=None,
 def logsumexp(input, dim, keepdim=False, *, keepdims=None) -> Tensor:
     """log(sum(exp(x))) over dim, without overflow (fused: LogsumexpBackward0)."""
     input = _t(input)
+    if input._data.dtype.kind not in "fc":      # torch: integers give the default float
+        input = _make(input._data.astype(dtypes.DEFAULT_FLOAT.np))
     return apply(reduce_prims.logsumexp, (input,), {"dim": _reduce_dims(input, dim),
                                          "keepdim": _keepdim(keepdim, keepdims)})
 
@@ -264,12 +310,22 @@ def _softmax_dim(dim, ndim: int) -> int:
     return _norm_dim(_int(dim), ndim)
 
 
+def _softmax_input(name: str, input: Tensor, dim: int) -> None:
+    """torch's NotImplementedError for a softmax of an integer tensor (its kernel's name)."""
+    if input._data.dtype.kind not in "fc":
+        kernel = "lastdim_kernel_impl" if dim == builtins.max(input.ndim - 1, 0) \
+            else "kernel_impl"
+        raise NotImplementedError(f'"{name}_{kernel}" not implemented for '
+                                  f"'{scalar_type_name(input)}'")
+
+
 def softmax(input, dim=None, dtype=None, *, axis=None) -> Tensor:
     """exp(x) / sum(exp(x)) along dim (fused, stable: SoftmaxBackward0)."""
     input = _t(input)
     if dtype is not None:
         input = to(input, dtype)
     dim = _softmax_dim(axis if axis is not None else dim, input.ndim)
+    _softmax_input("softmax", input, dim)
     return apply(reduce_prims.softmax, (input,), {"dim": dim})
 
 
@@ -279,6 +335,7 @@ def log_softmax(input, dim=None, dtype=None, *, axis=None) -> Tensor:
     if dtype is not None:
         input = to(input, dtype)
     dim = _softmax_dim(axis if axis is not None else dim, input.ndim)
+    _softmax_input("log_softmax", input, dim)
     return apply(reduce_prims.log_softmax, (input,), {"dim": dim})
 
 
@@ -294,9 +351,9 @@ def _reduce_bool(np_fn, input, dim, keepdim) -> Tensor:
     data = _tensor_of(input)._data
     if dim is None:
         return _make(np.asarray(np_fn(data)))
-    axes = tuple(_norm_dim(d, data.ndim) for d in (dim if isinstance(dim, (tuple, list))
-                                                  else (dim,)))
-    return _make(np.asarray(np_fn(data, axis=axes, keepdims=keepdim)))
+    axes = _reduce_dims(_make(data), dim)
+    out = np_fn(lifted(data), axis=axes, keepdims=keepdim)
+    return _make(np.asarray(out).reshape(()) if not data.ndim else np.asarray(out))
 
 
 def all(input, dim=None, keepdim: bool = False) -> Tensor:
@@ -309,7 +366,11 @@ def any(input, dim=None, keepdim: bool = False) -> Tensor:
 
 def count_nonzero(input, dim=None) -> Tensor:
     data = _tensor_of(input)._data
-    return _make(np.asarray(np.count_nonzero(data, axis=dim), dtype=np.int64))
+    if dim is None:
+        return _make(np.asarray(np.count_nonzero(data), dtype=np.int64))
+    axes = _reduce_dims(_make(data), dim)
+    out = np.asarray(np.count_nonzero(lifted(data), axis=axes), dtype=np.int64)
+    return _make(out.reshape(()) if not data.ndim else out)
 
 
 # ---- sorting --------------------------------------------------------------------------------
@@ -319,9 +380,9 @@ TopkResult = namedtuple("topk", ["values", "indices"])
 
 def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     data = _tensor_of(input)._data
+    axis = _norm_dim(_int(dim), data.ndim)
     if data.ndim == 0:
         return _make(np.zeros((), np.int64))
-    axis = _norm_dim(dim, data.ndim)
     if not descending:
         return _make(np.argsort(data, axis=axis, kind="stable").astype(np.int64))
     # descending without negating (uint8 wraps, bool refuses): a stable ascending sort of the
@@ -338,6 +399,7 @@ def sort(input, dim: int = -1, descending: bool = False, stable=_UNSET):
     """Values and indices (SortBackward0; SortBackward1 when ``stable=`` is passed, as
     torch's sort.stable overload).  The sort is always stable, as torch's CPU kernel."""
     input = _tensor_of(input)
+    _norm_dim(_int(dim), input.ndim)
     indices = argsort(input, dim, descending)
     prim = shape_prims.sort if stable is _UNSET else shape_prims.sort_stable
     return SortResult(_take(prim, input, indices._data, dim), indices)

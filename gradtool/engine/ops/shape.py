@@ -77,10 +77,10 @@ def view(input, *shape) -> Tensor:
 
 def flatten(input, start_dim=0, end_dim=-1) -> Tensor:
     input = _t(input)
-    if input.ndim == 0:
-        return reshape(input, 1)
     s = _norm_dim(start_dim, input.ndim)
     e = _norm_dim(end_dim, input.ndim)
+    if input.ndim == 0:
+        return reshape(input, 1)
     if s == e:
         return input
     shape = input.shape
@@ -135,21 +135,34 @@ def _mT(self) -> Tensor:
     return transpose(self, -2, -1)
 
 
-def broadcast_to(input, *shape) -> Tensor:
-    input = _t(input)
-    shape = _shape_arg(shape)
-    nd_new = len(shape) - input.ndim
+def _expand_checks(data: np.ndarray, shape: tuple) -> tuple:
+    """expand's errors for expanding ``data`` to ``shape`` (with -1 for kept sizes); the
+    target shape."""
+    nd_new = len(shape) - data.ndim
     if nd_new < 0:
-        raise EngineError(f"expand: the number of sizes provided ({len(shape)}) must be "
-                          f"greater or equal to the number of dimensions in the tensor "
-                          f"({input.ndim})")
-    shape = tuple(input.shape[i - nd_new] if s == -1 else s for i, s in enumerate(shape))
-    for i, n in enumerate(input.shape):
+        raise EngineError(f"expand(torch.{dtypes.legacy_type_name(data)}"
+                          f"{{{list(data.shape)}}}, size={list(shape)}): the number of sizes "
+                          f"provided ({len(shape)}) must be greater or equal to the number of "
+                          f"dimensions in the tensor ({data.ndim})")
+    for i, s in enumerate(shape[:nd_new]):
+        if s < 0:
+            raise EngineError(f"The expanded size of the tensor ({s}) isn't allowed in a "
+                              f"leading, non-existing dimension {i}")
+    given = list(shape)
+    shape = tuple(data.shape[i - nd_new] if s == -1 else s for i, s in enumerate(shape))
+    for i in reversed(range(data.ndim)):     # torch checks from the last dim
+        n = data.shape[i]
         if n != 1 and n != shape[i + nd_new]:
             raise ShapeError(f"The expanded size of the tensor ({shape[i + nd_new]}) must match "
                              f"the existing size ({n}) at non-singleton dimension "
-                             f"{i + nd_new}.  Target sizes: {list(shape)}.  Tensor sizes: "
-                             f"{list(input.shape)}")
+                             f"{i + nd_new}.  Target sizes: {given}.  Tensor sizes: "
+                             f"{list(data.shape)}")
+    return shape
+
+
+def broadcast_to(input, *shape) -> Tensor:
+    input = _t(input)
+    shape = _expand_checks(input._data, _shape_arg(shape))
     return _share_version(apply(shape_prims.expand, (input,), {"shape": shape}), input)
 
 

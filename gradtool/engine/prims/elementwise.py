@@ -8,6 +8,7 @@ from .. import backend as B
 from .. import batching
 from ..samples import away, binary, distinct, mask, normal, one, positive, shifted, unary, unit
 from ..primitive import REGISTRY, Primitive
+from ..tensor import Tensor
 
 
 def _unary(name, node_name, forward, vjp, jvp, *, save="inputs", analytic=True, domain=None,
@@ -83,6 +84,33 @@ div = _binary("div", "DivBackward0", np.true_divide,
               (lambda t, a, b, out: t / b, lambda t, a, b, out: -t * a / (b * b)),
               quiet=True, domain="nonzero_other", needs=((1,), (0, 1)),
               sample=binary(normal, away))
+
+
+def _div_rounded(a, b, rounding_mode):
+    quotient = np.true_divide(a, b)
+    return np.floor(quotient) if rounding_mode == "floor" else np.trunc(quotient)
+
+
+def _div_rounded_vjp(g, a, b, out, rounding_mode):
+    # a rounded quotient is piecewise constant: zero gradient (torch's DivBackward2)
+    return B.zeros_like(g)
+
+
+def _div_rounded_jvp(t, a, b, out, rounding_mode):
+    return np.zeros(np.shape(out), np.result_type(out))
+
+
+# div(a, b, rounding_mode='floor' | 'trunc') of floating tensors
+div_rounded = _binary("div_rounded", "DivBackward2", _div_rounded,
+                      (_div_rounded_vjp, _div_rounded_vjp), (_div_rounded_jvp, _div_rounded_jvp),
+                      save="none", quiet=True, analytic=False,
+                      sample=lambda: [
+                          one(np.array([[0.3, 1.7, -2.4], [0.55, -0.45, 3.3]]), 2.0,
+                              rounding_mode="floor"),
+                          one(np.array([[0.3, 1.7, -2.4], [0.55, -0.45, 3.3]]),
+                              np.array([2.0, 1.5, -2.5]), rounding_mode="trunc")])
+
+
 # x / c with a number c inside a composite (torch's div.Scalar: DivBackward1; the Python
 # operator x / 2 records DivBackward0)
 div_scalar = Primitive("div_scalar", "DivBackward1", lambda x, other: np.true_divide(x, other),
@@ -126,15 +154,32 @@ def _pow_samples():
     return [one(positive(2, 3), normal(2, 3, seed=1)), one(positive(3, 1), normal(4))]
 
 
+def _power(a, b):
+    """a ** b; integers to negative integer powers as torch's kernel (1 and -1 keep their
+    powers, everything else truncates to 0), where numpy refuses them."""
+    da, db = np.result_type(a), np.result_type(b)
+    if da.kind in "biu" and db.kind in "biu":
+        if da == np.bool_ and db == np.bool_:
+            raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+        negative = np.less(b, 0)
+        if negative.any():
+            kept = np.power(a, np.where(negative, 0, b))
+            sign = np.where(np.equal(np.remainder(b, 2), 0), 1, -1)
+            small = np.where(np.equal(a, 1), 1, np.where(np.equal(a, -1), sign, 0))
+            return np.where(negative, small, kept).astype(kept.dtype)
+    return np.power(a, b)
+
+
 # d a^b = b a^(b-1) da + a^b log(a) db
-pow = _binary("pow", "PowBackward1", np.power,
+pow = _binary("pow", "PowBackward1", _power,
               (lambda g, a, b, out: g * (b * a ** (b - 1)),
                lambda g, a, b, out: g * (a ** b) * _safe_log(a)),
               (lambda t, a, b, out: t * (b * a ** (b - 1)),
                lambda t, a, b, out: t * out * _safe_log(a)),
               quiet=True, domain="positive", sample=_pow_samples)
 # c^x with a python-number base: torch records PowBackward2.
-rpow = Primitive("rpow", "PowBackward2", lambda x, base: np.power(base, x), quiet=True, save="both",
+rpow = Primitive("rpow", "PowBackward2", lambda x, base: _power(base, x), quiet=True,
+                 save="both",
                  input_names=("exponent",),
                  batch=batching.elementwise, delta=batching.delta_elementwise,
                  sample=lambda: [one(normal(2, 3), base=2.0), one(normal(4), base=0.5)],
@@ -246,21 +291,36 @@ reciprocal = _unary("reciprocal", "ReciprocalBackward0", np.reciprocal,
 
 
 # ---- non-smooth (kinks at 0 or at the clamp bounds) -----------------------------------------
-def _mask(cond, like):
-    return B.astype_like(cond, like)
+# d|x| = sign(x) dx; sign recorded under create_graph (a zero derivative, as torch's sgn)
+def _abs(x):
+    if x.dtype == np.bool_:
+        raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
+    return np.abs(x)
 
 
-abs = _unary("abs", "AbsBackward0", np.abs, lambda g, x, out: g * np.sign(B.data(x)),
+abs = _unary("abs", "AbsBackward0", _abs, lambda g, x, out: g * B.sign(x),
              lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero",
              sample=unary(away))
-sign = _unary("sign", "SignBackward0", np.sign, lambda g, x, out: g * 0.0,
-              lambda t, x, out: t * 0.0, save="none", analytic=False,
+# zeros, not g * 0: no graph under create_graph and no NaN from a NaN gradient (torch's
+# zeros_like(grad))
+def _sign(x):
+    return x.copy() if x.dtype == np.bool_ else np.sign(x)     # torch: sign of bool is itself
+
+
+sign = _unary("sign", "SignBackward0", _sign, lambda g, x, out: B.zeros_like(g),
+              lambda t, x, out: np.zeros_like(t), save="none", analytic=False,
               domain="away_from_zero",
               sample=unary(away))
 # the gradient passes where the output is positive; a where, not a product, as torch's
 # threshold_backward (an inf or nan gradient stays out of the zeroed region)
-relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0),
-              lambda g, x, out: B.where(B.data(out) > 0, g, 0.0),
+def _relu_vjp(g, x, out):
+    kept = B.where(B.data(out) > 0, g, 0.0)
+    # under create_graph the gradient depends on out, with a zero derivative, as torch's
+    # threshold_backward does: sign(out) is 1 where out > 0
+    return kept * B.sign(out) if isinstance(out, Tensor) else kept
+
+
+relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0), _relu_vjp,
               lambda t, x, out: t * (out > 0), save="out", analytic=False,
               domain="away_from_zero",
               sample=unary(away))
@@ -446,9 +506,11 @@ where = Primitive("where", "WhereBackward0", np.where, broadcasts=True, save="in
                   vjp=(None,
                        lambda g, c, a, b, out: B.where(B.data(c), g, 0.0),
                        lambda g, c, a, b, out: B.where(B.data(c), 0.0, g)),
+                  # selected, not multiplied by a 0/1 mask: a NaN tangent of the branch
+                  # not taken stays out (torch's where of the tangents)
                   jvp=(None,
-                       lambda t, c, a, b, out: t * _mask(c, t),
-                       lambda t, c, a, b, out: t * _mask(~np.asarray(c, dtype=bool), t)))
+                       lambda t, c, a, b, out: np.where(c, t, 0.0),
+                       lambda t, c, a, b, out: np.where(c, 0.0, t)))
 
 
 # masked_fill(x, mask, value): the gradient flows where the mask is False.
@@ -464,7 +526,8 @@ masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
 
 # masked_fill with a 0-dim tensor value: MaskedFillBackward1; the value gets the masked sum.
 masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
-                               lambda x, mask, value: np.where(mask, value, x),
+                               lambda x, mask, value: np.where(mask, value, x).astype(
+                                   x.dtype, copy=False),
                                broadcasts=True, input_names=("self", "mask", "value"),
                                needs=((1,), (1,), (1,)),
                                batch=batching.elementwise, delta=batching.delta_elementwise,
@@ -536,3 +599,32 @@ logical_and = _comparison("logical_and", np.logical_and,
                           sample=lambda: [one(mask(2, 3), mask(2, 3, seed=1))])
 logical_or = _comparison("logical_or", np.logical_or,
                          sample=lambda: [one(mask(2, 3), mask(2, 3, seed=1))])
+
+
+# ---- integer inputs: the default floating dtype ------------------------------------------------
+#: ops that compute in floating point: on integer or bool tensors torch returns its default
+#: float dtype, where numpy picks float16 (bool, int8, uint8), float32 (int16) or keeps
+#: integers (reciprocal); the inputs are converted first, as torch's kernels do
+FLOAT_RESULT = ("exp", "log", "log1p", "expm1", "log2", "log10", "sin", "cos", "tan", "tanh",
+                "sinh", "cosh", "arcsin", "arccos", "arctan", "sqrt", "rsqrt", "sigmoid",
+                "reciprocal", "arctan2", "div", "erf")
+
+
+def _integers_as_default_float(forward):
+    from ..dtypes import DEFAULT_FLOAT
+
+    def run(*args, **params):
+        first = args[0]
+        if type(first) is np.ndarray and first.dtype.kind in "fc":
+            return forward(*args, **params)
+        if any(type(a) is np.ndarray and a.dtype.kind in "fc" for a in args):
+            return forward(*args, **params)
+        args = [a.astype(DEFAULT_FLOAT.np) if type(a) is np.ndarray else a for a in args]
+        return forward(*args, **params)
+    run.__name__ = getattr(forward, "__name__", "forward")
+    return run
+
+
+for _name in FLOAT_RESULT:
+    if _name in REGISTRY:
+        REGISTRY[_name].forward = _integers_as_default_float(REGISTRY[_name].forward)

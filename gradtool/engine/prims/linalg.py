@@ -7,12 +7,23 @@ import numpy as np
 
 from .. import backend as B
 from .. import batching
+from .. import dtypes
 from ..samples import matrix, normal, one
 from ..primitive import Primitive
+from ..tensor import Tensor
 
 
 def _mT(x):
     return B.swapaxes(x, -1, -2)
+
+
+def in_dtype_of(g, a):
+    """g in the product's dtype: a gradient that reaches a float32 product as float64 under
+    create_graph (from a mixed-dtype op upstream) would make the product refuse it; torch
+    casts every gradient to its tensor's dtype."""
+    if isinstance(g, Tensor) and g._data.dtype != B.data(a).dtype:
+        return g.to(dtypes.from_np(B.data(a).dtype))
+    return g
 
 
 # C = A B:  dA = dC Bᵀ,  dB = Aᵀ dC
@@ -20,14 +31,16 @@ def _mT(x):
 mm = Primitive("mm", "MmBackward0", np.matmul, input_names=("self", "mat2"), needs=((1,), (0,)),
                out_shape=lambda a, b: (a[0], b[1]), batch=batching.matmul,
                sample=lambda: [one(normal(2, 3), normal(3, 4, seed=1))],
-               vjp=(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g),
+               vjp=(lambda g, a, b, out: in_dtype_of(g, b) @ _mT(b),
+                    lambda g, a, b, out: _mT(a) @ in_dtype_of(g, a)),
                jvp=(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t))
 
 # Batched product of 3-D tensors (torch.bmm; matmul folds other batch shapes into it).
 bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"), needs=((1,), (0,)),
                 out_shape=lambda a, b: (a[0], a[1], b[2]), batch=batching.matmul,
                 sample=lambda: [one(normal(2, 2, 3), normal(2, 3, 4, seed=1))],
-                vjp=(lambda g, a, b, out: g @ _mT(b), lambda g, a, b, out: _mT(a) @ g),
+                vjp=(lambda g, a, b, out: in_dtype_of(g, b) @ _mT(b),
+                     lambda g, a, b, out: _mT(a) @ in_dtype_of(g, a)),
                 jvp=(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t))
 
 # s = a · b
@@ -43,7 +56,7 @@ mv = Primitive("mv", "MvBackward0", np.matmul, input_names=("self", "vec"), batc
                needs=((1,), (0,)),
                sample=lambda: [one(normal(2, 3), normal(3, seed=1))],
                vjp=(lambda g, a, v, out: B.expand_dims(g, -1) * v,
-                    lambda g, a, v, out: g @ a),
+                    lambda g, a, v, out: in_dtype_of(g, a) @ a),
                jvp=(lambda t, a, v, out: t @ v, lambda t, a, v, out: a @ t))
 
 
@@ -116,5 +129,5 @@ trace = Primitive("trace", "TraceBackward0", np.trace, save="shapes", input_name
                   batch=batching.trace,
                   sample=lambda: [one(normal(3, 3)), one(normal(2, 4))],
                   vjp=lambda g, a, out: B.expand_dims(B.expand_dims(g, -1), -1)
-                      * np.eye(a.shape[0], a.shape[1]),
+                      * np.eye(a.shape[0], a.shape[1], dtype=a.dtype),
                   jvp=lambda t, a, out: np.trace(t))

@@ -21,6 +21,7 @@ from .. import batching
 from ..primitive import Primitive, apply
 from ..tensor import Tensor
 from . import shape as S
+from .linalg import in_dtype_of
 
 
 def _call(prim: Primitive, args: tuple, params: dict):
@@ -49,8 +50,8 @@ addmm = Primitive("addmm", "AddmmBackward0", lambda bias, m1, m2: bias + m1 @ m2
                   batch=batching.addmm,
                   sample=lambda: _addmm_samples(),
                   vjp=(lambda g, b, m1, m2, out: g,
-                       lambda g, b, m1, m2, out: g @ B.swapaxes(m2, -1, -2),
-                       lambda g, b, m1, m2, out: B.swapaxes(m1, -1, -2) @ g),
+                       lambda g, b, m1, m2, out: in_dtype_of(g, m2) @ B.swapaxes(m2, -1, -2),
+                       lambda g, b, m1, m2, out: B.swapaxes(m1, -1, -2) @ in_dtype_of(g, m1)),
                   jvp=(lambda t, b, m1, m2, out: t,
                        lambda t, b, m1, m2, out: t @ m2,
                        lambda t, b, m1, m2, out: m1 @ t))

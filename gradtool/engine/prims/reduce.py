@@ -8,6 +8,8 @@ from .. import backend as B
 from .. import batching
 from ..samples import away, distinct, normal, one, unary
 from ..primitive import Primitive
+from ..tensor import Tensor
+from .scalar_dim import on_missing_axis
 
 
 def _expand_back(g, shape, dims, keepdim):
@@ -48,13 +50,17 @@ def _contiguous_result(np_reduce):
     return forward
 
 
-sum_dim = Primitive("sum_dim", "SumBackward1", _contiguous_result(np.sum),
+sum_dim = Primitive("sum_dim", "SumBackward1",
                     save="shapes", input_names=("self",),
                     batch=batching.dims_shifted("dim"), delta=batching.delta_reduce,
                     sample=lambda: [one(normal(2, 3, 2), dim=(0, 2), keepdim=False),
                                     one(normal(2, 3), dim=(1,), keepdim=True)],
-                    vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim),
-                    jvp=lambda t, x, out, dim, keepdim: np.sum(t, axis=dim, keepdims=keepdim))
+                    **on_missing_axis(
+                        _contiguous_result(np.sum),
+                        vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim,
+                                                                         keepdim),
+                        jvp=lambda t, x, out, dim, keepdim: np.sum(t, axis=dim,
+                                                                   keepdims=keepdim)))
 
 def _mean(x, axis=None, keepdims=False):
     """np.mean, with torch's silent NaN for an empty reduction (numpy warns)."""
@@ -73,14 +79,17 @@ mean_all = Primitive("mean", "MeanBackward0", lambda x: _mean(x), quiet=True, sa
                          _expand_back(g, x.shape, tuple(range(x.ndim)), False) / max(x.size, 1),
                      jvp=lambda t, x, out: np.mean(t))
 
-mean_dim = Primitive("mean_dim", "MeanBackward1", _contiguous_result(_mean),
+mean_dim = Primitive("mean_dim", "MeanBackward1",
                      quiet=True, save="shapes", input_names=("self",),
                      batch=batching.dims_shifted("dim"), delta=batching.delta_reduce,
                      sample=lambda: [one(normal(2, 3, 2), dim=(1,), keepdim=False),
                                      one(normal(2, 3), dim=(0, 1), keepdim=True)],
-                     vjp=lambda g, x, out, dim, keepdim:
-                         _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim),
-                     jvp=lambda t, x, out, dim, keepdim: np.mean(t, axis=dim, keepdims=keepdim))
+                     **on_missing_axis(
+                         _contiguous_result(_mean),
+                         vjp=lambda g, x, out, dim, keepdim:
+                             _expand_back(g, x.shape, dim, keepdim) / _count(x.shape, dim),
+                         jvp=lambda t, x, out, dim, keepdim: np.mean(t, axis=dim,
+                                                                     keepdims=keepdim)))
 
 
 def _expand_kept(g, nd, dims, keepdim):
@@ -142,11 +151,11 @@ def _dim_extreme(name, node_name, np_fn, arg_fn, *, sample=None):
         return np.sum(t * onehot(x, dim), axis=dim, keepdims=keepdim)
 
     prim = Primitive(name, node_name,
-                     lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
                      input_names=("self",), analytic=False,
                      batch=batching.dims_shifted("dim"), domain="distinct", sample=sample,
-                     vjp=vjp,
-                     jvp=jvp)
+                     **on_missing_axis(
+                         lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
+                         vjp=vjp, jvp=jvp))
     return prim
 
 
@@ -169,11 +178,11 @@ def _amax_like(name, node_name, np_fn, *, sample=None):
         return np.sum(t * mask, axis=dim, keepdims=keepdim)
 
     prim = Primitive(name, node_name,
-                     lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
                      input_names=("self",), analytic=False, save="both",
                      batch=batching.dims_shifted("dim"), domain="distinct", sample=sample,
-                     vjp=vjp,
-                     jvp=jvp)
+                     **on_missing_axis(
+                         lambda x, dim, keepdim: np_fn(x, axis=dim, keepdims=keepdim),
+                         vjp=vjp, jvp=jvp))
     return prim
 
 
@@ -190,6 +199,8 @@ def _prod_others(x, axis):
     running products from both ends (exact when x has zeros)."""
     if axis is None:
         return _prod_others(x.reshape(-1), 0).reshape(x.shape)
+    if x.shape[axis] == 0:
+        return np.ones_like(x)
     ones = np.ones_like(np.take(x, [0], axis=axis))
     left = np.concatenate([ones, np.cumprod(np.take(x, range(x.shape[axis] - 1), axis=axis),
                                             axis=axis)], axis=axis)
@@ -199,13 +210,27 @@ def _prod_others(x, axis):
     return left * np.flip(right, axis=axis)
 
 
+def _prod_others_recorded(x, dim):
+    """``_prod_others`` of a Tensor, as recorded ops (so differentiable again): row i of an
+    (n, n) block holds x with its i-th element replaced by 1; the product of each row."""
+    from .. import ops
+    if dim is None:
+        return ops.reshape(_prod_others_recorded(ops.reshape(x, -1), 0), tuple(x.shape))
+    last = ops.transpose(x, dim, -1)
+    n = last.shape[-1]
+    rows = ops.where(np.eye(n, dtype=bool), 1.0, ops.unsqueeze(last, -2))
+    return ops.transpose(ops.prod(rows, -1), dim, -1)
+
+
 def _prod_vjp(g, x, out, dim, keepdim):
     # d prod(x) / dx_i = prod(x) / x_i; where x has zeros, the product of the others is
-    # computed directly (then constant under create_graph: exact to first order only)
+    # computed directly (under create_graph as recorded ops: exact at every order)
     dims = _all(x) if dim is None else (dim,)
     expanded = _expand_back(g, x.shape, dims, keepdim)
     data = B.data(x)
     if np.any(data == 0):
+        if isinstance(x, Tensor):
+            return expanded * _prod_others_recorded(x, dim)
         return expanded * _prod_others(data, dim)
     return _expand_back(g * out, x.shape, dims, keepdim) / x
 
@@ -217,14 +242,15 @@ prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), quiet=True, 
                      jvp=lambda t, x, out: np.sum(t * _prod_others(x, None)))
 
 prod_dim = Primitive("prod_dim", "ProdBackward1",
-                     lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
                      quiet=True, save="both", input_names=("self",),
                      batch=batching.dims_shifted("dim"), domain="nonzero",
                      sample=lambda: [one(away(3, 4), dim=1, keepdim=False),
                                      one(away(3, 4), dim=0, keepdim=True)],
-                     vjp=_prod_vjp,
-                     jvp=lambda t, x, out, dim, keepdim: np.sum(t * _prod_others(x, dim), axis=dim,
-                                                                keepdims=keepdim))
+                     **on_missing_axis(
+                         lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
+                         vjp=_prod_vjp,
+                         jvp=lambda t, x, out, dim, keepdim: np.sum(
+                             t * _prod_others(x, dim), axis=dim, keepdims=keepdim)))
 
 
 # ---- var / std (correction = 1: unbiased, torch's default) -------------------------------
@@ -244,9 +270,15 @@ def _centered(x, dim):
     return x - B.mean(x, axis=tuple(d - x.ndim for d in dim), keepdims=True)
 
 
+def _every(x, dim) -> tuple:
+    """var/std's dims: None (torch's call without a dim, or of a 0-d tensor) is all of them."""
+    return tuple(range(len(x.shape))) if dim is None else dim
+
+
 def _var_forward(x, dim, correction, keepdim):
     # sum (x - mean)^2 / (N - correction), without conjugation: the same as np.var on real
     # input, and complex-analytic (the complex-step method can differentiate it)
+    dim = _every(x, dim)
     d = x - _mean(x, axis=dim, keepdims=True)
     return np.sum(d * d, axis=dim, keepdims=keepdim) / degrees_of_freedom(np.shape(x), dim,
                                                                           correction)
@@ -254,21 +286,31 @@ def _var_forward(x, dim, correction, keepdim):
 
 def _var_vjp(g, x, out, dim, correction, keepdim):
     # d var = 2 (x - mean) dx / (N - correction)
+    full = dim is None
+    dim = _every(x, dim)
     n = degrees_of_freedom(x.shape, dim, correction)
+    if full and n <= 0:
+        # torch's var_backward without a dim and no degrees of freedom: a constant
+        # (|x - mean| * inf: NaN where x is its mean), not a function of x
+        spread = np.abs(_centered(B.data(x), dim))
+        return _expand_back(g, x.shape, dim, keepdim) * (spread * np.inf)
     return _expand_back(g, x.shape, dim, keepdim) * _centered(x, dim) * (2.0 * _per_dof(n))
 
 
 def _var_jvp(t, x, out, dim, correction, keepdim):
+    if not x.size:      # torch: a zero tangent over an empty dim (not 0 * inf)
+        return np.zeros(np.shape(out), x.dtype)
+    dim = _every(x, dim)
     n = degrees_of_freedom(x.shape, dim, correction)
     return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) * (2.0 * _per_dof(n))
 
 
-var = Primitive("var", "VarBackward0", _var_forward, quiet=True, input_names=("self",),
+var = Primitive("var", "VarBackward0", quiet=True, input_names=("self",),
                 batch=batching.dims_shifted("dim"),
                 sample=lambda: [one(normal(3, 4), dim=(0, 1), correction=1, keepdim=False),
-                                one(normal(3, 4), dim=(1,), correction=0, keepdim=True)],
-                vjp=_var_vjp,
-                jvp=_var_jvp)
+                                one(normal(3, 4), dim=(1,), correction=0, keepdim=True),
+                                one(normal(3, 2), dim=None, correction=1, keepdim=False)],
+                **on_missing_axis(_var_forward, vjp=_var_vjp, jvp=_var_jvp))
 
 
 def _nonzero(out):
@@ -279,24 +321,26 @@ def _nonzero(out):
 
 def _std_vjp(g, x, out, dim, correction, keepdim):
     # d std = (x - mean) dx / ((N - correction) std)
+    dim = _every(x, dim)
     n = degrees_of_freedom(x.shape, dim, correction)
     return _expand_back(g / _nonzero(out), x.shape, dim, keepdim) * _centered(x, dim) * _per_dof(n)
 
 
 def _std_jvp(t, x, out, dim, correction, keepdim):
+    dim = _every(x, dim)
     n = degrees_of_freedom(x.shape, dim, correction)
     return np.sum(t * _centered(x, dim), axis=dim, keepdims=keepdim) / _nonzero(out) \
         * _per_dof(n)
 
 
-std = Primitive("std", "StdBackward0",
-                lambda x, dim, correction, keepdim: np.sqrt(_var_forward(x, dim, correction,
-                                                                         keepdim)),
-                quiet=True, save="both", input_names=("self",), batch=batching.dims_shifted("dim"),
+std = Primitive("std", "StdBackward0", quiet=True, save="both", input_names=("self",),
+                batch=batching.dims_shifted("dim"),
                 sample=lambda: [one(normal(3, 4), dim=(0, 1), correction=1, keepdim=False),
                                 one(normal(3, 4), dim=(0,), correction=1, keepdim=True)],
-                vjp=_std_vjp,
-                jvp=_std_jvp)
+                **on_missing_axis(
+                    lambda x, dim, correction, keepdim: np.sqrt(_var_forward(x, dim, correction,
+                                                                             keepdim)),
+                    vjp=_std_vjp, jvp=_std_jvp))
 
 
 # ---- vector norm -------------------------------------------------------------------------------
@@ -317,20 +361,20 @@ def _norm_forward(x, ord, dim, keepdim):
 
 def _norm_direction(x, out, ord, dim, keepdim):
     """d ||x||_p / dx (out with kept dims)."""
-    sign = np.sign(B.data(x))
     kept = _expand_kept(out, x.ndim, dim, keepdim)
     if ord == 0:
         return np.zeros(x.shape)
+    if ord == 2:
+        # d ||x|| = x / ||x||, 0 where ||x|| = 0: 1 / ||x|| masked afterwards, as torch's
+        # norm_backward (so its own derivative there is 0 * inf, NaN, as torch's)
+        return x * B.where(B.data(kept) == 0, 0.0, 1.0 / kept)
+    sign = B.sign(x)        # recorded under create_graph (a zero derivative, as torch's sgn)
     if ord == 1:
         return sign
     if ord in (np.inf, -np.inf):
         return sign * _extreme_mask(np.abs(B.data(x)), B.data(kept), dim)
-    kept = _nonzero(kept)
-    if ord == 2:
-        # d ||x|| = x / ||x||
-        return x / kept
     # d ||x||_p = sign(x) |x|^(p-1) / ||x||^(p-1)
-    return sign * (B.abs(x) / kept) ** (ord - 1)
+    return sign * (B.abs(x) / _nonzero(kept)) ** (ord - 1)
 
 
 def _norm_vjp(g, x, out, ord, dim, keepdim):
@@ -349,33 +393,40 @@ def _vector_norm_samples():
             one(distinct(3, 4), ord=-np.inf, dim=(0, 1), keepdim=False)]
 
 
-vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", _norm_forward,
-                        quiet=True, save="both", input_names=("self",), analytic=False,
+vector_norm = Primitive("vector_norm", "LinalgVectorNormBackward0", quiet=True, save="both",
+                        input_names=("self",), analytic=False,
                         batch=batching.dims_shifted("dim"), domain="away_from_zero",
                         sample=_vector_norm_samples,
-                        vjp=_norm_vjp,
-                        jvp=_norm_jvp)
+                        **on_missing_axis(_norm_forward, vjp=_norm_vjp, jvp=_norm_jvp))
 
 
 # ---- logsumexp / softmax / log_softmax (fused: numerically stable rules) ------------------------
 def _logsumexp_forward(x, dim, keepdim):
-    m = np.max(np.real(x), axis=dim, keepdims=True)
+    # over an empty dim: log(0) = -inf (torch), and softmax of an empty dim is empty
+    m = np.max(np.real(x), axis=dim, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, 0.0)
     out = np.log(np.sum(np.exp(x - m), axis=dim, keepdims=True)) + m
     return out if keepdim else np.squeeze(out, axis=dim)
 
 
+def _logsumexp_jvp(t, x, out, dim, keepdim):
+    if not x.size:      # torch's tangent over an empty dim is NaN (its output is -inf)
+        return np.full(np.shape(out), np.nan, x.dtype)
+    return np.sum(t * np.exp(x - _expand_kept(out, x.ndim, dim, keepdim)), axis=dim,
+                  keepdims=keepdim)
+
+
 # d logsumexp(x) = softmax(x) dx = exp(x - logsumexp(x)) dx
-logsumexp = Primitive("logsumexp", "LogsumexpBackward0", _logsumexp_forward, quiet=True,
-                      save="both",
+logsumexp = Primitive("logsumexp", "LogsumexpBackward0", quiet=True, save="both",
                       input_names=("self",), batch=batching.dims_shifted("dim"),
                       sample=lambda: [one(normal(3, 4), dim=(1,), keepdim=False),
                                       one(normal(2, 3, 2) * 30, dim=(0, 2), keepdim=True)],
-                      vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim, keepdim)
+                      **on_missing_axis(
+                          _logsumexp_forward,
+                          vjp=lambda g, x, out, dim, keepdim: _expand_back(g, x.shape, dim,
+                                                                           keepdim)
                           * B.exp(x - _expand_kept(out, x.ndim, dim, keepdim)),
-                      jvp=lambda t, x, out, dim, keepdim: np.sum(
-                          t * np.exp(x - _expand_kept(out, x.ndim, dim, keepdim)), axis=dim,
-                          keepdims=keepdim))
+                          jvp=_logsumexp_jvp))
 
 
 # softmax and log_softmax write contiguous results, as torch's kernels do (numpy lays out
@@ -390,12 +441,15 @@ def _softmax_vjp(g, x, out, dim):
     return out * (g - B.sum(g * out, axis=d, keepdims=True))
 
 
-softmax = Primitive("softmax", "SoftmaxBackward0", _softmax_forward, quiet=True, save="out",
+softmax = Primitive("softmax", "SoftmaxBackward0", quiet=True, save="out",
                     input_names=("self",),
                     batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
                     sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
-                    vjp=lambda g, x, out, dim: _softmax_vjp(g, out, out, dim),
-                    jvp=lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim, keepdims=True)))
+                    **on_missing_axis(
+                        _softmax_forward,
+                        vjp=lambda g, x, out, dim: _softmax_vjp(g, out, out, dim),
+                        jvp=lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim,
+                                                                     keepdims=True))))
 
 
 def _log_softmax_forward(x, dim):
@@ -403,21 +457,25 @@ def _log_softmax_forward(x, dim):
 
 
 # d log_softmax(x) = dx - <softmax(x), dx>:  vᵀJ = v - softmax(x) sum(v)
-log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", _log_softmax_forward,
-                        quiet=True, save="out", input_names=("self",),
+log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", quiet=True, save="out",
+                        input_names=("self",),
                         batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
                         sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
-                        vjp=lambda g, x, out, dim: g - B.exp(out) * B.sum(
-                            g, axis=dim - out.ndim, keepdims=True),
-                        jvp=lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
-                                                              keepdims=True))
+                        **on_missing_axis(
+                            _log_softmax_forward,
+                            vjp=lambda g, x, out, dim: g - B.exp(out) * B.sum(
+                                g, axis=dim - out.ndim, keepdims=True),
+                            jvp=lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
+                                                                  keepdims=True)))
 
 
 # ---- cumsum -------------------------------------------------------------------------------------
 # The adjoint of a running sum is a running sum from the other end.
-cumsum = Primitive("cumsum", "CumsumBackward0", lambda x, dim: np.cumsum(x, axis=dim),
-                   save="shapes", input_names=("self",), batch=batching.dims_shifted("dim"),
+cumsum = Primitive("cumsum", "CumsumBackward0", save="shapes", input_names=("self",),
+                   batch=batching.dims_shifted("dim"),
                    sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4), dim=0)],
-                   vjp=lambda g, x, out, dim: B.flip(B.cumsum(B.flip(g, (dim - x.ndim,)),
-                                                              dim - x.ndim), (dim - x.ndim,)),
-                   jvp=lambda t, x, out, dim: np.cumsum(t, axis=dim))
+                   **on_missing_axis(
+                       lambda x, dim: np.cumsum(x, axis=dim),
+                       vjp=lambda g, x, out, dim: B.flip(B.cumsum(B.flip(g, (dim - x.ndim,)),
+                                                                  dim - x.ndim), (dim - x.ndim,)),
+                       jvp=lambda t, x, out, dim: np.cumsum(t, axis=dim)))

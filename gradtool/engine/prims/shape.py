@@ -6,10 +6,12 @@ import numpy as np
 
 from .. import backend as B
 from .. import batching
+from ..dtypes import promote_types
 from ..samples import index_sample, mask, normal, one, unary
 from ..node import OpNode
 from ..primitive import REGISTRY, Primitive, Variadic, apply
 from ..tensor import Tensor, _make
+from .scalar_dim import on_missing_axis
 
 
 def _reshape_back(g, x, out_ndim):
@@ -53,12 +55,13 @@ squeeze = _view_like("squeeze", "SqueezeBackward0", lambda x: np.squeeze(x),
 
 
 def _squeeze_dims(x, dims):
-    drop = tuple(d for d in dims if x.shape[d] == 1)
-    return np.squeeze(x, axis=drop) if drop else x
+    # a dim == ndim is a 0-d tensor's one dim (torch): nothing to squeeze
+    drop = tuple(d for d in dims if d < x.ndim and x.shape[d] == 1)
+    return np.squeeze(x, axis=drop) if drop else x[...]
 
 
 def _squeeze_ndim(x, dims):
-    return x.ndim - sum(1 for d in dims if x.shape[d] == 1)
+    return x.ndim - sum(1 for d in dims if d < x.ndim and x.shape[d] == 1)
 
 
 squeeze_dim = _view_like("squeeze_dim", "SqueezeBackward1",
@@ -283,9 +286,23 @@ def index_add_zeros(g, *, key, shape, out_ndim):
 
 
 # ---- concatenation --------------------------------------------------------------------------
+def _cat_skipped(x, nd: int) -> bool:
+    """torch's legacy rule: a 1-d empty tensor is left out of a cat of higher-dim tensors."""
+    return nd > 1 and tuple(x.shape) == (0,)
+
+
+def _cat_forward(*xs, dim):
+    nd = max(x.ndim for x in xs)
+    kept = [x for x in xs if not _cat_skipped(x, nd)]
+    return np.ascontiguousarray(np.concatenate(kept, axis=dim,
+                                               dtype=promote_types([x.dtype for x in xs])))
+
+
 def _cat_vjp(i, g, *inputs, out, dim):
-    nd = inputs[0].ndim
-    start = sum(inputs[j].shape[dim] for j in range(i))
+    nd = max(x.ndim for x in inputs)
+    if _cat_skipped(inputs[i], nd):
+        return B.zeros(tuple(g.shape[:len(g.shape) - nd]) + (0,), like=g)
+    start = sum(inputs[j].shape[dim] for j in range(i) if not _cat_skipped(inputs[j], nd))
     stop = start + inputs[i].shape[dim]
     key = (Ellipsis, slice(start, stop)) + (slice(None),) * (nd - dim - 1)
     return g[key]
@@ -297,7 +314,7 @@ def _cat_samples():
 
 
 cat = Primitive("cat", "CatBackward0",
-                lambda *xs, dim: np.ascontiguousarray(np.concatenate(xs, axis=dim)),
+                _cat_forward,
                 save="shapes", input_names=("tensors",),
                 out_shape=lambda *shapes, dim: tuple(
                     sum(s[dim] for s in shapes) if i == dim else n
@@ -308,7 +325,10 @@ cat = Primitive("cat", "CatBackward0",
 
 def _cat_tangent(i, t, inputs, out, dim):
     z = np.zeros(out.shape, dtype=out.dtype)
-    start = sum(inputs[j].shape[dim] for j in range(i))
+    nd = max(x.ndim for x in inputs)
+    if _cat_skipped(inputs[i], nd):
+        return z
+    start = sum(inputs[j].shape[dim] for j in range(i) if not _cat_skipped(inputs[j], nd))
     key = (slice(None),) * dim + (slice(start, start + inputs[i].shape[dim]),)
     z[key] = t
     return z
@@ -326,7 +346,8 @@ def _stack_samples():
 
 
 stack = Primitive("stack", "StackBackward0",
-                  lambda *xs, dim: np.ascontiguousarray(np.stack(xs, axis=dim)),
+                  lambda *xs, dim: np.ascontiguousarray(np.stack(
+                      xs, axis=dim, dtype=promote_types([x.dtype for x in xs]))),
                   save="shapes", input_names=("tensors",),
                   out_shape=lambda *shapes, dim: shapes[0][:dim] + (len(shapes),)
                   + shapes[0][dim:], batch=batching.stack, sample=_stack_samples,
@@ -487,12 +508,14 @@ def _gather_vjp(g, x, index, out, dim):
     return _scatter_add_np(shape, idx, g, neg)
 
 
-gather = Primitive("gather", "GatherBackward0", _gather_forward,
+gather = Primitive("gather", "GatherBackward0",
                    input_names=("self", "index"), batch=batching.gather,
                    sample=lambda: [one(normal(3, 4), np.array([[0, 0], [3, 1], [2, 2]]), dim=1),
                                    one(normal(3, 4), np.array([[2, 1, 0, 2]]), dim=0)],
-                   vjp=(_gather_vjp, None),
-                   jvp=(lambda t, x, index, out, dim: _gather_forward(t, index, dim), None))
+                   **on_missing_axis(
+                       _gather_forward, vjp=(_gather_vjp, None),
+                       jvp=(lambda t, x, index, out, dim: _gather_forward(t, index, dim), None),
+                       lift=(0, 1)))
 
 
 def _scatter_add_forward(x, index, src, dim):
@@ -530,13 +553,18 @@ def _scatter_add_samples():
                 dim=0)]
 
 
-scatter_add = Primitive("scatter_add", "ScatterAddBackward0", _scatter_add_forward,
+scatter_add = Primitive("scatter_add", "ScatterAddBackward0",
                         input_names=("self", "index", "src"), batch=batching.per_example,
+                        shape_only=(0,),
                         sample=_scatter_add_samples,
-                        vjp=(lambda g, x, index, src, out, dim: g, None, _scatter_add_src_vjp),
-                        jvp=(lambda t, x, index, src, out, dim: t, None,
-                             lambda t, x, index, src, out, dim:
-                             _scatter_add_forward(np.zeros(x.shape, t.dtype), index, t, dim)))
+                        **on_missing_axis(
+                            _scatter_add_forward,
+                            vjp=(lambda g, x, index, src, out, dim: g, None,
+                                 _scatter_add_src_vjp),
+                            jvp=(lambda t, x, index, src, out, dim: t, None,
+                                 lambda t, x, index, src, out, dim: _scatter_add_forward(
+                                     np.zeros(x.shape, t.dtype), index, t, dim)),
+                            lift=(0, 1, 2)))
 
 
 def _index_select_vjp(g, x, index, out, dim):
@@ -548,14 +576,16 @@ def _index_select_vjp(g, x, index, out, dim):
 
 
 index_select = Primitive("index_select", "IndexSelectBackward0",
-                         lambda x, index, dim: np.take(x, index, axis=dim),
-                         input_names=("self", "index"),
+                         input_names=("self", "index"), shape_only=(0,),
                          out_shape=lambda xs, index, dim: xs[:dim] + tuple(index) + xs[dim + 1:],
                          batch=batching.dims_shifted("dim"),
                          sample=lambda: [one(normal(3, 4), np.array([0, 2, 2]), dim=1),
                                          one(normal(3, 4), np.array([1]), dim=0)],
-                         vjp=(_index_select_vjp, None),
-                         jvp=(lambda t, x, index, out, dim: np.take(t, index, axis=dim), None))
+                         **on_missing_axis(
+                             lambda x, index, dim: np.take(x, index, axis=dim),
+                             vjp=(_index_select_vjp, None),
+                             jvp=(lambda t, x, index, out, dim: np.take(t, index, axis=dim),
+                                  None)))
 
 
 # ---- pad / flip / repeat / diagonal -------------------------------------------------------
@@ -592,11 +622,12 @@ constant_pad = Primitive("constant_pad", "ConstantPadNdBackward0", _pad_forward,
 # writes a new tensor laid out like its input (numpy: a negative-stride view), cat and stack
 # write contiguous tensors (numpy: laid out like strided inputs)
 flip = Primitive("flip", "FlipBackward0",
-                 lambda x, dims: np.flip(x, axis=dims).copy(order="K"),
                  save="shapes", input_names=("self",), batch=batching.dims_shifted("dims"),
                  sample=lambda: [one(normal(2, 3), dims=(0,)), one(normal(2, 3, 2), dims=(0, 2))],
-                 vjp=lambda g, x, out, dims: B.flip(g, tuple(d - x.ndim for d in dims)),
-                 jvp=lambda t, x, out, dims: np.flip(t, axis=dims))
+                 **on_missing_axis(
+                     lambda x, dims: np.flip(x, axis=dims).copy(order="K"),
+                     vjp=lambda g, x, out, dims: B.flip(g, tuple(d - x.ndim for d in dims)),
+                     jvp=lambda t, x, out, dims: np.flip(t, axis=dims), dim_names=("dims",)))
 
 
 def _repeat_vjp(g, x, out, repeats):
