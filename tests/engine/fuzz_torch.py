@@ -57,62 +57,19 @@ import numpy as np
 # compared, and of stages (backward, grad, grad2, jacobian, hessian) whose exceptions are not
 # compared, in programs using the label (label "*": in every program).  The script ignores
 # this list unless given --ci.
-_OPS = ("fails on main 754f0ac (views, names and perf merged), agrees on wt-ops ce84738: "
-        "remove when wt-ops is merged")
 KNOWN: dict[str, tuple[str, str]] = {
-    # dim=0/-1 on 0-d tensors ("axis 0 is out of bounds", "tuple index out of range")
-    "softmax": ("*", f"softmax(dim) of a 0-d tensor / over an empty dim raises; {_OPS}"),
-    "log_softmax": ("*", f"log_softmax(dim) of a 0-d tensor / an empty dim raises; {_OPS}"),
-    "F.softmax": ("*", f"F.softmax of a 0-d tensor / over an empty dim raises; {_OPS}"),
-    "F.log_softmax": ("*", f"F.log_softmax of a 0-d tensor / an empty dim raises; {_OPS}"),
-    "norm(p, dim)": ("*", f"norm(p, dim=0/-1) of a 0-d tensor raises; {_OPS}"),
-    "reduce:norm(dim)": ("*", f"norm(dim=0/-1) of a 0-d tensor raises; {_OPS}"),
-    "linalg.vector_norm": ("*", f"vector_norm(dim=0/-1) of a 0-d tensor raises; {_OPS}"),
-    "F.normalize": ("*", f"normalize(dim=0/-1) of a 0-d tensor raises; {_OPS}"),
-    "reduce:mean(dim)": ("*", f"mean(dim=0/-1) of a 0-d tensor raises; {_OPS}"),
-    "reduce:var(dim)": ("*", f"var(dim=0/-1) of a 0-d tensor: IndexError; {_OPS}"),
-    "reduce:std(dim)": ("*", f"std(dim=0/-1) of a 0-d tensor: IndexError; {_OPS}"),
-    "reduce:amax(dim)": ("*", f"amax(dim=0/-1) of a 0-d tensor: IndexError; {_OPS}"),
-    "reduce:amin(dim)": ("*", f"amin(dim=0/-1) of a 0-d tensor: IndexError; {_OPS}"),
-    "reduce:prod(dim)": ("*", f"prod(dim) forward AD: IndexError / numpy's take; {_OPS}"),
-    "reduce:logsumexp(dim)": ("*", f"logsumexp over an empty dim raises; {_OPS}"),
-    "minimum": ("grad,g1,gg,jac,hess", f"minimum(nan, x): no gradient to x (torch: all); "
-                f"{_OPS}"),
-    "max(dim)": ("*", f"max(dim=0/-1) of a 0-d tensor: IndexError; {_OPS}"),
-    "min(dim)": ("*", f"min(dim=0/-1) of a 0-d tensor: IndexError; {_OPS}"),
-    "cumsum": ("*", f"cumsum of a 0-d tensor has shape (1,) and its backward crashes; {_OPS}"),
-    # other ops items
-    "select": ("*", f"Tensor.select does not exist; {_OPS}"),
-    "F.linear": ("*", f"linear with an empty in-features dim raises; {_OPS}"),
-    "cat": ("value,meta,tangent,g1,gg,jac,hess",
-            f"cat([int64, float32]) gives float64 (torch: float32); {_OPS}"),
-    "binop:*": ("g1,gg,jac,hess", f"float32 * float64: derivatives in float64; {_OPS}"),
-    "where": ("g1,gg,jac,hess", f"where of float32 and float64: derivatives' dtype; {_OPS}"),
-    "maximum": ("g1,gg,jac,hess", f"maximum of float32 and float64: derivatives' dtype; {_OPS}"),
-    "unary:log2": ("g1,gg,jac,hess", f"log2 of float32: float64 derivatives; {_OPS}"),
-    "norm(p)": ("grad,grad2,hessian,g1,gg,jac,hess",
-                f"norm(p=inf) of float32: double backward mixes dtypes; {_OPS}"),
-    "reduce:sum(dim)": ("*", f"sum(dim=0/-1) of a 0-d tensor raises; {_OPS}"),
-    "*": ("g1rg,hessian", "first-order grads of piecewise-linear ops (abs, relu, l1_loss, "
-          "norm) do not require grad under create_graph (torch's do); functional.hessian of "
-          f"a function with no second-order path raises (torch: zeros); {_OPS}"),
-    # still on wt-ops ce84738 (no engine helper owns them)
-    "F.batch_norm": ("g1rg", "the first-order grad of batch_norm's bias (the sum of the "
-                     "cotangent) does not require grad under create_graph; torch's does (its "
-                     "NativeBatchNormBackward is differentiable): no numeric effect"),
+    # on main 9d25f29 (views, names, ops and perf merged)
+    "F.batch_norm": ("g1rg,name,graph",
+                     "the first-order grad of batch_norm's bias (the sum of the cotangent) "
+                     "does not require grad under create_graph; torch's does (its "
+                     "NativeBatchNormBackward is differentiable): no numeric effect. Of an "
+                     "empty input torch records CloneBackward0, gradtool "
+                     "NativeBatchNormBackward0 (seed 1397)"),
     "F.layer_norm": ("g1rg", "as F.batch_norm, for layer_norm's bias"),
-    # misuse cases
-    "misuse:empty-softmax": ("*", f"softmax over an empty dim raises; {_OPS}"),
-    "misuse:empty-log_softmax": ("*", f"log_softmax over an empty dim raises; {_OPS}"),
-    "misuse:empty-logsumexp": ("*", f"logsumexp over an empty dim raises; {_OPS}"),
-    "misuse:empty-amax": ("*", f"amax over an empty dim: message; {_OPS}"),
-    "misuse:expand": ("*", f"expand's error names the wrong dim and size; {_OPS}"),
-    "misuse:empty-argmax": ("*", f"argmax over an empty dim: numpy's ValueError; {_OPS}"),
-    "misuse:select-dim": ("*", f"Tensor.select does not exist; {_OPS}"),
-    "misuse:mv-dtypes": ("*", f"mv(int64, float64) does not raise; {_OPS}"),
-    "misuse:float-gather-index": ("*", f"gather's index dtype message; {_OPS}"),
-    "misuse:broadcast": ("*", f"broadcast error has ' (in add of shapes ...)'; {_OPS}"),
-    "misuse:setitem-shape": ("*", f"setitem shape error's type and message; {_OPS}"),
+    "inplace:sub_@view": ("graph", "x.sub_(y) with y of another float dtype: gradtool puts a "
+                          "ToCopyBackward0 between the node and y's AccumulateGrad, torch "
+                          "does not (seed 1122; the same for the other in-place binary ops "
+                          "and +=, e.g. seed 1711)"),
 }
 
 INPLACE_PREFIXES = ("inplace", "setitem", "iop")

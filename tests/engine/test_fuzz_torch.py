@@ -16,8 +16,8 @@ pytest.importorskip("torch")
 
 from . import fuzz_torch  # noqa: E402
 
-PROGRAMS = int(os.environ.get("GRADTOOL_FUZZ", "1000"))
-MISUSE = int(os.environ.get("GRADTOOL_FUZZ", "500"))
+PROGRAMS = int(os.environ.get("GRADTOOL_FUZZ", "1500"))
+MISUSE = int(os.environ.get("GRADTOOL_FUZZ", "1000"))
 FIRST_SEED = int(os.environ.get("GRADTOOL_FUZZ_SEED", "0"))
 CHUNKS = 6
 
