@@ -63,6 +63,20 @@ def relu6(input: Tensor) -> Tensor:
     return hardtanh(input, 0.0, 6.0)
 
 
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, value elsewhere (ThresholdBackward0; integers stay integers)."""
+    if input._data.dtype == np.bool_:
+        raise NotImplementedError("\"threshold_cpu\" not implemented for 'Bool'")
+
+    def compute(x):
+        data = x._data
+        if data.dtype.kind in "iu":
+            return _make(np.where(data > threshold, data, value).astype(data.dtype))
+        prim = _P.threshold_inplace if inplace else _P.threshold
+        return apply(prim, (x,), {"threshold": threshold, "value": value})
+    return _inplace(input, compute) if inplace else compute(input)
+
+
 def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
     float_kernel("leaky_relu_cpu", input)
@@ -257,8 +271,32 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,
              bias: Tensor | None = None) -> Tensor:
     """y_k = x1ᵀ W_k x2 + b_k for (..., in1) and (..., in2) inputs, W of shape
     (out, in1, in2)."""
-    left = _ops.unsqueeze(_ops.unsqueeze(input1, -2), -3) @ weight      # (..., out, 1, in2)
-    out = _ops.sum(left * _ops.unsqueeze(_ops.unsqueeze(input2, -2), -3), dim=(-2, -1))
+    # recorded as torch: the inputs viewed as (N, in1), (N, in2), one TrilinearBackward0 node,
+    # its (N, out) result viewed back to (..., out), then the bias added
+    if input1.ndim != input2.ndim:
+        raise ShapeError(f"bilinear(): input dimensions do not match: got {input1.ndim} and "
+                         f"{input2.ndim}")
+    if input1.ndim == 0 or weight.ndim != 3:
+        raise ShapeError(f"bilinear(): expected 1-D or more inputs and a 3-D weight, got "
+                         f"{input1.ndim}-D inputs and a {weight.ndim}-D weight")
+    for i in range(input1.ndim - 1):
+        if input1.shape[i] != input2.shape[i]:
+            raise ShapeError(f"bilinear(): input batch dimensions do not match at dim {i}: "
+                             f"got {input1.shape[i]} and {input2.shape[i]}")
+    for k, x in ((1, input1), (2, input2)):
+        if x.shape[-1] != weight.shape[k]:
+            raise ShapeError(f"bilinear(): input{k} size does not match weight size: got "
+                             f"{x.shape[-1]} but expected {weight.shape[k]}")
+    if bias is not None and (bias.ndim == 0 or bias.shape[0] != weight.shape[0]):
+        got = bias.shape[0] if bias.ndim else "a 0-d bias"
+        raise ShapeError(f"bilinear(): bias size does not match weight size: got {got} but "
+                         f"expected {weight.shape[0]}")
+    lead = tuple(input1.shape[:-1])
+    n = int(np.prod(lead, dtype=np.int64))
+    a = _ops.reshape(input1, (n, input1.shape[-1]))
+    b = _ops.reshape(input2, (n, input2.shape[-1]))
+    out = apply(_P.trilinear, (a, weight, b), {"spec": "ni,kij,nj->nk"})
+    out = _ops.reshape(out, lead + (weight.shape[0],))
     return out if bias is None else out + bias
 
 
@@ -323,12 +361,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                ceil_mode: bool = False, return_indices: bool = False):
     """Max over each window (MaxPool2DWithIndicesBackward0); ``return_indices`` also gives
     the flat H*W index of each maximum (as torch's)."""
-    if input.ndim == 3:
-        out = max_pool2d(_ops.unsqueeze(input, 0), kernel_size, stride, padding, dilation,
-                         ceil_mode, return_indices)
-        if return_indices:
-            return _ops.squeeze(out[0], 0), _ops.squeeze(out[1], 0)
-        return _ops.squeeze(out, 0)
+    # a (C, H, W) input pools as it is (one node, as torch; the rules read the last two axes)
     k, s, p, d = _pool_params(kernel_size, stride, padding, dilation)
     params = {"kernel_size": k, "stride": s, "padding": p, "dilation": d,
               "ceil_mode": bool(ceil_mode)}
@@ -429,11 +462,19 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                          "got 1)")
     if training:
         n = input.shape[0] * int(np.prod(input.shape[2:]))    # values per channel
-        if n <= 1:
+        if n == 1:
             raise ValueError("Expected more than 1 value per channel when training, got "
                              f"input size {list(input.shape)}")
     elif running_mean is None or running_var is None:
         raise EngineError("running_mean and running_var must be defined in evaluation mode")
+    if input.numel() == 0:
+        # torch: an empty input is cloned (CloneBackward0), times weight[0] plus bias[0]
+        out = _ops.clone(input)
+        if weight is not None:
+            out = out * weight[0]
+        if bias is not None:
+            out = out + bias[0]
+        return out
     stats = {"running_mean": None, "running_var": None}
     if not training:
         # copies: a later training step updates the running statistics in place

@@ -54,7 +54,7 @@ def _loop(fn, args, batches, size=SIZE):
     for k in range(size):
         call = list(args)
         for i, b in batches.items():
-            call[i] = _make(np.ascontiguousarray(V.example(b, k)))
+            call[i] = _make(np.array(V.example(b, k), order="C"))   # 0-d stays 0-d
         with gt.no_grad():
             rows.append([o._data for o in fn(*call)])
     return [np.stack(col) for col in zip(*rows)]

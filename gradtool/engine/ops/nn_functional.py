@@ -14,7 +14,7 @@ from ..prims import elementwise
 from ..prims import loss as loss_prims
 from ..tensor import Tensor, _make
 from .common import _t
-from .pointwise import abs, neg, sub
+from .pointwise import abs, masked_fill, neg, sub
 from .reductions import log_softmax, mean, sum
 from .shape import reshape
 
@@ -104,15 +104,21 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return nll
     if weight is not None:
         raise EngineError("cross_entropy: label_smoothing with class weights is not supported")
-    # (1 - eps) nll + eps * mean over classes of -log p
-    target_arr = _target_array(target)
-    keep = _make(np.asarray(target_arr != ignore_index, dtype=input._data.dtype))
-    smooth = neg(mean(logp, 1 if input.ndim >= 2 else 0)) * keep
+    # (1 - eps) nll + eps / classes * sum over classes of -log p (0 at ignored targets),
+    # recorded as torch: -logp.sum(class dim), masked_fill(ignored, 0), summed (and divided by
+    # the number of targets kept, an integer tensor, for 'mean'), each term times a number
+    # (MulBackward1), then added
+    class_dim = 1 if input.ndim >= 2 else 0
+    ignored = _target_array(target) == ignore_index
+    smooth = masked_fill(neg(sum(logp, class_dim)), _make(ignored), 0.0)
+    reduction = _reduction(reduction)
     if reduction == "mean":
-        smooth = sum(smooth) / _float(np.sum(keep._data))
-    else:
-        smooth = _apply_reduction(smooth, reduction)
-    return nll * (1 - label_smoothing) + smooth * label_smoothing
+        smooth = sum(smooth) / _make(np.asarray(np.sum(~ignored), dtype=np.int64))
+    elif reduction == "sum":
+        smooth = sum(smooth)
+    classes = input.shape[class_dim]
+    return (apply(elementwise.mul_scalar, (nll,), {"other": 1 - label_smoothing})
+            + apply(elementwise.mul_scalar, (smooth,), {"other": label_smoothing / classes}))
 
 
 def _shape_weight(weight: Tensor, ndim: int) -> Tensor:

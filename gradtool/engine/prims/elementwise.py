@@ -7,7 +7,7 @@ import numpy as np
 from .. import backend as B
 from .. import batching
 from ..samples import away, binary, distinct, mask, normal, one, positive, shifted, unary, unit
-from ..primitive import REGISTRY, Primitive
+from ..primitive import REGISTRY, Primitive, apply
 from ..tensor import Tensor
 
 
@@ -119,6 +119,14 @@ div_scalar = Primitive("div_scalar", "DivBackward1", lambda x, other: np.true_di
                        sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-0.5)],
                        vjp=lambda g, x, out, other: g / other,
                        jvp=lambda t, x, out, other: t / other)
+# x * c with a number c inside a composite (torch's mul.Scalar: MulBackward1; the Python
+# operator x * 2 records MulBackward0)
+mul_scalar = Primitive("mul_scalar", "MulBackward1", lambda x, other: np.multiply(x, other),
+                       save="none", input_names=("self",),
+                       batch=batching.elementwise, delta=batching.delta_elementwise,
+                       sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-0.5)],
+                       vjp=lambda g, x, out, other: g * other,
+                       jvp=lambda t, x, out, other: t * other)
 neg = _unary("neg", "NegBackward0", np.negative, lambda g, x, out: -g,
              lambda t, x, out: -t, save="none",
              sample=unary())
@@ -244,7 +252,51 @@ tan = _unary("tan", "TanBackward0", np.tan, lambda g, x, out: g * (1 + out * out
              lambda t, x, out: t * (1 + out * out), quiet=True, save="out",
              sample=unary(unit))
 # d tanh(x) = (1 - tanh(x)^2) dx
-tanh = _unary("tanh", "TanhBackward0", np.tanh, lambda g, x, out: g * (1 - out * out),
+def _on_tensors(prim, args, params):
+    """Run ``prim`` recorded when an argument is a Tensor (create_graph), else on arrays."""
+    if any(isinstance(a, Tensor) for a in args):
+        return apply(prim, args, params)
+    return prim.forward(*args, **params)
+
+
+def _result_backward(name, node_name, slope, dslope):
+    """g * slope(y) with y the forward's result: the backward of tanh / sigmoid, itself a node
+    under create_graph (torch's tanh_backward(grad, result), TanhBackwardBackward0, edges to
+    grad and result).  d/dg = slope(y), d/dy = g slope'(y)."""
+    prim = Primitive(name, node_name, lambda g, y: g * slope(y), broadcasts=True,
+                     input_names=("grad_output", "output"), batch=batching.elementwise,
+                     doc=f"the backward of {name[:-len('_backward')]}",
+                     sample=lambda: [one(normal(2, 3), np.tanh(normal(2, 3, seed=1)))],
+                     vjp=(lambda gg, g, y, out: _on_tensors(prim, (gg, y), {}),
+                          lambda gg, g, y, out: gg * g * dslope(y)),
+                     jvp=(lambda t, g, y, out: t * slope(y),
+                          lambda t, g, y, out: t * g * dslope(y)))
+    return prim
+
+
+def input_backward(name, node_name, slope, curvature, sample, domain=None):
+    """g * slope(x) for an activation whose derivative reads its input x: its backward, itself
+    a node under create_graph (torch's elu_backward / gelu_backward / softplus_backward:
+    EluBackwardBackward0, ..., edges to grad and self).  d/dg = slope(x), d/dx = g
+    curvature(x) (the activation's second derivative, in backend ops so it records too)."""
+    prim = Primitive(name, node_name, lambda g, x, **p: g * slope(x, **p), broadcasts=True,
+                     input_names=("grad_output", "self"), analytic=False, domain=domain,
+                     batch=batching.elementwise, quiet=True,
+                     doc=f"the backward of {name[:-len('_backward')]}", sample=sample,
+                     vjp=(lambda gg, g, x, out, **p: _on_tensors(prim, (gg, x), p),
+                          lambda gg, g, x, out, **p: gg * g * curvature(x, **p)),
+                     jvp=(lambda t, g, x, out, **p: t * slope(x, **p),
+                          lambda t, g, x, out, **p: t * g * curvature(x, **p)))
+    return prim
+
+
+# tanh' = 1 - y^2, (1 - y^2)' = -2y;  sigmoid' = y (1 - y), (y (1 - y))' = 1 - 2y
+tanh_backward = _result_backward("tanh_backward", "TanhBackwardBackward0",
+                                 lambda y: 1 - y * y, lambda y: -2 * y)
+sigmoid_backward = _result_backward("sigmoid_backward", "SigmoidBackwardBackward0",
+                                    lambda y: y * (1 - y), lambda y: 1 - 2 * y)
+tanh = _unary("tanh", "TanhBackward0", np.tanh,
+              lambda g, x, out: _on_tensors(tanh_backward, (g, out), {}),
               lambda t, x, out: t * (1 - out * out), save="out",
               sample=unary())
 sinh = _unary("sinh", "SinhBackward0", np.sinh, lambda g, x, out: g * B.cosh(x),
@@ -275,7 +327,7 @@ arctan2 = _binary("arctan2", "Atan2Backward0", np.arctan2,
                   sample=binary(normal, away))
 # d sigmoid(x) = s (1 - s) dx
 sigmoid = _unary("sigmoid", "SigmoidBackward0", B.np_sigmoid,
-                 lambda g, x, out: g * (out * (1 - out)),
+                 lambda g, x, out: _on_tensors(sigmoid_backward, (g, out), {}),
                  lambda t, x, out: t * (out * (1 - out)), save="out",
                  sample=unary())
 # d x^(-1/2) = -1/2 x^(-3/2) dx
@@ -298,29 +350,60 @@ def _abs(x):
     return np.abs(x)
 
 
-abs = _unary("abs", "AbsBackward0", _abs, lambda g, x, out: g * B.sign(x),
+def _sgn_vjp(g, x, out):
+    # real x: sgn is piecewise constant, its derivative 0 (present, as torch's); complex x:
+    # d sgn = (dx - Re(dx conj(sgn)) sgn) / |x| (torch's sgn_backward), on the data
+    data = B.data(x)
+    if not np.iscomplexobj(data):
+        return B.zeros_like(g)
+    s = B.data(out)
+    gd = B.data(g)
+    mag = np.abs(data)
+    return np.where(mag == 0, 0, (gd - np.real(gd * np.conj(s)) * s) / np.where(mag == 0, 1, mag))
+
+
+# x / |x| (0 at 0): the factor of abs's gradient, recorded under create_graph (torch's
+# abs backward is grad * self.sgn(), so the gradient of a gradient of abs exists, zero)
+sgn = _unary("sgn", "SgnBackward0", lambda x: np.sign(x), _sgn_vjp,
+             lambda t, x, out: _sgn_vjp(t, x, out), save="both",
+             analytic=False, domain="away_from_zero", sample=unary(away))
+abs = _unary("abs", "AbsBackward0", _abs,
+             lambda g, x, out: g * _on_tensors(sgn, (x,), {}),
              lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero",
              sample=unary(away))
-# zeros, not g * 0: no graph under create_graph and no NaN from a NaN gradient (torch's
-# zeros_like(grad))
+
+
 def _sign(x):
     return x.copy() if x.dtype == np.bool_ else np.sign(x)     # torch: sign of bool is itself
 
 
+# torch's sign backward is zeros_like(grad): a constant, no graph under create_graph and no
+# NaN from a NaN gradient
 sign = _unary("sign", "SignBackward0", _sign, lambda g, x, out: B.zeros_like(g),
               lambda t, x, out: np.zeros_like(t), save="none", analytic=False,
               domain="away_from_zero",
               sample=unary(away))
 # the gradient passes where the output is positive; a where, not a product, as torch's
 # threshold_backward (an inf or nan gradient stays out of the zeroed region)
-def _relu_vjp(g, x, out):
-    kept = B.where(B.data(out) > 0, g, 0.0)
-    # under create_graph the gradient depends on out, with a zero derivative, as torch's
-    # threshold_backward does: sign(out) is 1 where out > 0
-    return kept * B.sign(out) if isinstance(out, Tensor) else kept
+# relu's backward is itself a node (torch: threshold_backward(grad, result, 0), recorded as
+# ThresholdBackwardBackward0 with edges to grad and to relu's result): linear in grad,
+# constant in result, so the gradient of a gradient exists and is zero in x, as torch's.
+def _threshold_backward(g, x, threshold):
+    return np.where(x > threshold, g, np.zeros((), dtype=np.result_type(g)))
 
 
-relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0), _relu_vjp,
+threshold_backward = Primitive(
+    "threshold_backward", "ThresholdBackwardBackward0", _threshold_backward, broadcasts=True,
+    input_names=("grad_output", "self"), analytic=False, domain="away_from_zero",
+    batch=batching.elementwise, doc="the backward of relu (and threshold)",
+    sample=lambda: [one(normal(3, 4), away(3, 4, seed=1), threshold=0.0)],
+    vjp=(lambda gg, g, x, out, threshold: _on_tensors(threshold_backward, (gg, x),
+                                                      {"threshold": threshold}),
+         lambda gg, g, x, out, threshold: B.zeros_like(gg)),
+    jvp=(lambda t, g, x, out, threshold: _threshold_backward(t, x, threshold),
+         lambda t, g, x, out, threshold: np.zeros_like(t)))
+relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0),
+              lambda g, x, out: _on_tensors(threshold_backward, (g, out), {"threshold": 0}),
               lambda t, x, out: t * (out > 0), save="out", analytic=False,
               domain="away_from_zero",
               sample=unary(away))
@@ -331,10 +414,26 @@ def _softplus(x, beta=1.0, threshold=20.0):
     return np.where(bx > threshold, x, np.logaddexp(0.0, bx) / beta)
 
 
-def _softplus_vjp(g, x, out, beta=1.0, threshold=20.0):
+def _softplus_slope(x, beta=1.0, threshold=20.0):
     # d softplus(x) = sigmoid(beta x) dx below the threshold, dx above it (linear there)
     z = x * beta
-    return g * B.where(B.data(z) > threshold, 1.0, B.sigmoid(z))
+    return B.where(B.data(z) > threshold, 1.0, B.sigmoid(z))
+
+
+def _softplus_curvature(x, beta=1.0, threshold=20.0):
+    # d sigmoid(beta x) = beta s (1 - s) dx below the threshold, 0 above it
+    s = B.sigmoid(x * beta)
+    return B.where(B.data(x * beta) > threshold, 0.0, s * (1 - s) * beta)
+
+
+softplus_backward = input_backward(
+    "softplus_backward", "SoftplusBackwardBackward0", _softplus_slope, _softplus_curvature,
+    lambda: [one(normal(2, 3), normal(2, 3, seed=1) * 3, beta=1.0, threshold=20.0),
+             one(normal(4), np.array([-2.0, 0.5, 3.0, 12.0]), beta=2.0, threshold=10.0)])
+
+
+def _softplus_vjp(g, x, out, beta=1.0, threshold=20.0):
+    return _on_tensors(softplus_backward, (g, x), {"beta": beta, "threshold": threshold})
 
 
 def _softplus_samples():
@@ -347,7 +446,7 @@ softplus = Primitive("softplus", "SoftplusBackward0", _softplus, quiet=True, inp
                      batch=batching.elementwise, delta=batching.delta_elementwise,
                      sample=_softplus_samples,
                      vjp=_softplus_vjp,
-                     jvp=_softplus_vjp)
+                     jvp=lambda t, x, out, **p: t * _softplus_slope(x, **p))
 
 
 def _clamp_vjp(g, x, out, min=None, max=None):

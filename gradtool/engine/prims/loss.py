@@ -7,7 +7,7 @@ import numpy as np
 from .. import backend as B
 from .. import batching
 from ..samples import normal, one, positive
-from ..primitive import Primitive
+from ..primitive import Primitive, apply
 from ..tensor import Tensor
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -128,8 +128,48 @@ ignore_index=-100)]
 nll_loss = Primitive("nll_loss", "NllLossBackward0", _nll_forward,
                      quiet=True, input_names=("self", "target"),
                      batch=batching.nll_loss, delta=batching.delta_nll, sample=_nll_loss_samples,
-                     vjp=(_nll_vjp, None),
+                     vjp=(lambda g, x, target, out, **p: _nll_backward_call(g, x, target, p),
+                          None),
                      jvp=(_nll_jvp, None))
+
+
+# nll_loss's backward is itself a node under create_graph (torch: nll_loss_backward(grad,
+# self, target, ...), NllLossBackwardBackward0 with edges to grad and self): linear in grad
+# (its VJP there is nll_loss's forward, -sum(W gg) reduced), constant in self (a zero
+# derivative, present as torch's).
+def _nll_backward_call(g, x, target, params):
+    if isinstance(g, Tensor) or isinstance(x, Tensor):
+        return apply(nll_loss_backward, (g, x, target), params)
+    return _nll_vjp(g, x, target, None, **params)
+
+
+def _nll_backward_vjp(gg, g, x, target, out, reduction, weight, ignore_index):
+    W, picked = _nll_weights(B.data(x), target, weight, ignore_index)
+    nd = x.ndim
+    prod = gg * B.astype_like(-W, gg)
+    if reduction == "none":
+        return B.sum(prod, axis=_class_axis(nd) - nd)
+    total = B.sum(prod, axis=tuple(range(-nd, 0)))
+    return total / np.sum(picked) if reduction == "mean" else total
+
+
+def _nll_backward_samples():
+    out = []
+    for (x, target), p in _nll_loss_samples():
+        g = np.asarray(np.random.default_rng(1).standard_normal(
+            np.shape(_nll_forward(x, target, **p))))
+        out.append(((g, x, target), p))
+    return out
+
+
+nll_loss_backward = Primitive(
+    "nll_loss_backward", "NllLossBackwardBackward0",
+    lambda g, x, target, **p: _nll_vjp(g, x, target, None, **p), quiet=True,
+    input_names=("grad_output", "self", "target"), doc="the backward of nll_loss",
+    batch=batching.per_example, sample=_nll_backward_samples,
+    vjp=(_nll_backward_vjp, lambda gg, g, x, target, out, **p: B.zeros_like(gg), None),
+    jvp=(lambda t, g, x, target, out, **p: _nll_vjp(t, x, target, None, **p),
+         lambda t, g, x, target, out, **p: np.zeros_like(t), None))
 
 
 # ---- mse_loss -----------------------------------------------------------------------------------
@@ -138,26 +178,85 @@ def _mse_forward(x, y, reduction):
     return _reduce(d * d, reduction)
 
 
-def _mse_vjp(g, x, y, out, reduction):
-    # d (x - y)^2 = 2 (x - y) (dx - dy)
-    d = x - y
-    if reduction == "none":
-        return 2 * g * d
-    g = _scalar_grad(g, d.ndim)
-    scale = 2.0 / max(int(np.prod(d.shape)), 1) if reduction == "mean" else 2.0
-    return g * d * scale
-
-
 def _mse_jvp(t, x, y, out, reduction):
     return _reduce(2 * (x - y) * t, reduction)
+
+
+# ---- the backwards of the pointwise losses, nodes of their own under create_graph --------------
+# torch's mse_loss_backward(grad, self, target) (MseLossBackwardBackward0, edges to grad, self
+# and target; the target's gradient is the same node with self and target swapped), and
+# smooth_l1 / huber likewise.  With d = a - b and the loss's slope s(d) and curvature s'(d):
+#     B(g, a, b) = spread(g) s(d);  dB/dg: the spread's adjoint of gg s(d);
+#     dB/da = gg spread(g) s'(d) = -dB/db.
+def _spread(g, shape, reduction):
+    if reduction == "none":
+        return g
+    g = _scalar_grad(g, len(shape))
+    return g * (1.0 / max(int(np.prod(shape)), 1)) if reduction == "mean" else g
+
+
+def _pair_shape(a, b):
+    return np.broadcast_shapes(np.shape(B.data(a)), np.shape(B.data(b)))
+
+
+def _loss_backward(name, node_name, slope, curvature, sample):
+    def forward(g, a, b, reduction, **p):
+        return _spread(g, _pair_shape(a, b), reduction) * slope(a - b, **p)
+
+    def vjp_grad(gg, g, a, b, out, reduction, **p):
+        prod = gg * slope(a - b, **p)
+        if reduction == "none":
+            return prod
+        nd = len(_pair_shape(a, b))
+        total = B.sum(prod, axis=tuple(range(-nd, 0))) if nd else prod
+        return total * (1.0 / max(int(np.prod(_pair_shape(a, b))), 1)) \
+            if reduction == "mean" else total
+
+    def vjp_a(gg, g, a, b, out, reduction, **p):
+        return gg * _spread(g, _pair_shape(a, b), reduction) * curvature(a - b, **p)
+
+    prim = Primitive(name, node_name, forward, quiet=True, broadcasts=True, analytic=False,
+                     input_names=("grad_output", "self", "target"),
+                     doc=f"the backward of {name[:-len('_backward')]}",
+                     batch=batching.per_example, sample=sample,
+                     vjp=(vjp_grad, vjp_a, lambda *args, **p: -vjp_a(*args, **p)),
+                     jvp=(lambda t, g, a, b, out, **p: forward(t, a, b, **p),
+                          lambda t, g, a, b, out, **p: vjp_a(t, g, a, b, out, **p),
+                          lambda t, g, a, b, out, **p: -vjp_a(t, g, a, b, out, **p)))
+    return prim
+
+
+def _backward_samples(forward, **params):
+    def samples():
+        out = []
+        for r in ("mean", "sum", "none"):
+            x, y = normal(3, 4) * 2, normal(3, 4, seed=1)
+            g = np.asarray(normal(*np.shape(forward(x, y, reduction=r, **params)), seed=2))
+            out.append(((g, x, y), dict(params, reduction=r)))
+        return out
+    return samples
+
+
+def _loss_call(prim, g, a, b, params):
+    if any(isinstance(v, Tensor) for v in (g, a, b)):
+        return apply(prim, (g, a, b), params)
+    return prim.forward(g, a, b, **params)
+
+
+mse_loss_backward = _loss_backward(
+    "mse_loss_backward", "MseLossBackwardBackward0",
+    lambda d: d * 2.0, lambda d: B.astype_like(np.full(np.shape(B.data(d)), 2.0), d),
+    _backward_samples(_mse_forward))
 
 
 mse_loss = Primitive("mse_loss", "MseLossBackward0", _mse_forward, quiet=True, broadcasts=True,
                      input_names=("self", "target"), batch=batching.elementwise_loss,
                      sample=lambda: [one(normal(3, 4), normal(3, 4, seed=1), reduction=r)
                                      for r in ("mean", "sum", "none")],
-                     vjp=(_mse_vjp,
-                          lambda g, x, y, out, reduction: -_mse_vjp(g, x, y, out, reduction)),
+                     vjp=(lambda g, x, y, out, reduction: _loss_call(
+                         mse_loss_backward, g, x, y, {"reduction": reduction}),
+                          lambda g, x, y, out, reduction: _loss_call(
+                              mse_loss_backward, g, y, x, {"reduction": reduction})),
                      jvp=(_mse_jvp,
                           lambda t, x, y, out, reduction: -_mse_jvp(t, x, y, out, reduction)))
 
@@ -186,20 +285,6 @@ def _slope(x, y, width, scale):
     return B.where(np.abs(data) < width, d * (scale / width), np.sign(data) * scale)
 
 
-def _robust_rule(param, scale_of, sign):
-    def rule(g, x, y, out, reduction, **params):
-        width = params[param]
-        slope = _slope(x, y, width, scale_of(width))
-        if reduction == "none":
-            return g * slope * sign
-        shape = np.broadcast_shapes(np.shape(B.data(x)), np.shape(B.data(y)))
-        g = _scalar_grad(g, len(shape))
-        if reduction == "mean":
-            g = g * (1.0 / max(int(np.prod(shape)), 1))
-        return g * slope * sign
-    return rule
-
-
 def _robust_jvp(param, scale_of, sign):
     def rule(t, x, y, out, reduction, **params):
         width = params[param]
@@ -219,12 +304,47 @@ def _one(width):
     return 1.0
 
 
+def _robust_slope(d, width, scale):
+    # d scale / width inside |d| < width, scale sign(d) outside (width 0: scale sign(d))
+    data = B.data(d)
+    inside = np.abs(data) < width
+    return B.where(inside, d * (scale / width if width else 0.0), np.sign(data) * scale)
+
+
+def _robust_curvature(d, width, scale):
+    data = B.data(d)
+    return B.astype_like(np.where(np.abs(data) < width, scale / width if width else 0.0, 0.0),
+                         d)
+
+
+smooth_l1_loss_backward = _loss_backward(
+    "smooth_l1_loss_backward", "SmoothL1LossBackwardBackward0",
+    lambda d, beta: _robust_slope(d, beta, 1.0),
+    lambda d, beta: _robust_curvature(d, beta, 1.0),
+    _backward_samples(lambda x, y, reduction, beta: _reduce(_smooth_l1_terms(x, y, beta),
+                                                            reduction), beta=0.5))
+huber_loss_backward = _loss_backward(
+    "huber_loss_backward", "HuberLossBackwardBackward0",
+    lambda d, delta: _robust_slope(d, delta, delta),
+    lambda d, delta: _robust_curvature(d, delta, delta),
+    _backward_samples(lambda x, y, reduction, delta: _reduce(_huber_terms(x, y, delta),
+                                                             reduction), delta=0.7))
+
+
+def _robust_vjp(prim, param, sign):
+    def rule(g, x, y, out, reduction, **params):
+        a, b = (x, y) if sign > 0 else (y, x)
+        return _loss_call(prim, g, a, b, {"reduction": reduction, param: params[param]})
+    return rule
+
+
 smooth_l1_loss = Primitive(
     "smooth_l1_loss", "SmoothL1LossBackward0",
     lambda x, y, reduction, beta: _reduce(_smooth_l1_terms(x, y, beta), reduction),
     broadcasts=True, analytic=False, input_names=("self", "target"),
     batch=batching.elementwise_loss, sample=_robust_samples("beta", 0.5),
-    vjp=(_robust_rule("beta", _one, 1.0), _robust_rule("beta", _one, -1.0)),
+    vjp=(_robust_vjp(smooth_l1_loss_backward, "beta", 1.0),
+         _robust_vjp(smooth_l1_loss_backward, "beta", -1.0)),
     jvp=(_robust_jvp("beta", _one, 1.0), _robust_jvp("beta", _one, -1.0)))
 
 
@@ -237,7 +357,8 @@ huber_loss = Primitive(
     lambda x, y, reduction, delta: _reduce(_huber_terms(x, y, delta), reduction),
     broadcasts=True, analytic=False, input_names=("self", "target"),
     batch=batching.elementwise_loss, sample=_robust_samples("delta", 0.7),
-    vjp=(_robust_rule("delta", _delta, 1.0), _robust_rule("delta", _delta, -1.0)),
+    vjp=(_robust_vjp(huber_loss_backward, "delta", 1.0),
+         _robust_vjp(huber_loss_backward, "delta", -1.0)),
     jvp=(_robust_jvp("delta", _delta, 1.0), _robust_jvp("delta", _delta, -1.0)))
 
 
@@ -280,6 +401,61 @@ def _bce_prob_jvp(which):
     return rule
 
 
+# The input's gradient is a node of its own under create_graph (torch's
+# binary_cross_entropy_backward(grad, self, target, weight): BinaryCrossEntropyBackwardBackward0)
+# With s(p, y) = w (p - y) / q, q = p (1 - p) (where q > eps; (p - y) / eps elsewhere):
+#     ds/dp = w (q - (p - y)(1 - 2p)) / q^2  (w / eps where clamped),  ds/dy = -w / max(q, eps)
+def _bce_curvature(p, y, weight, which):
+    q = (1 - p) * p
+    clamped = B.data(q) <= _BCE_EPSILON
+    if which == 0:
+        safe = B.where(clamped, 1.0, q)
+        d = B.where(clamped, 1.0 / _BCE_EPSILON, (q - (p - y) * (1 - 2 * p)) / (safe * safe))
+    else:
+        d = -1.0 / B.maximum(q, _BCE_EPSILON)
+    return d if weight is None else d * weight
+
+
+def _bce_backward_vjp_grad(gg, g, p, y, out, reduction, weight):
+    prod = gg * _bce_prob_slopes(p, y, weight, 0)
+    if reduction == "none":
+        return prod
+    shape = _pair_shape(p, y)
+    nd = len(shape)
+    total = B.sum(prod, axis=tuple(range(-nd, 0))) if nd else prod
+    return total * (1.0 / max(int(np.prod(shape)), 1)) if reduction == "mean" else total
+
+
+def _bce_backward_rule(which):
+    def rule(gg, g, p, y, out, reduction, weight):
+        return gg * _spread(g, _pair_shape(p, y), reduction) * _bce_curvature(p, y, weight,
+                                                                              which)
+    return rule
+
+
+def _bce_backward_samples():
+    out = []
+    for r in ("mean", "sum", "none"):
+        p, y = positive(3, 4) / 2.1, positive(3, 4, seed=1) / 2.1
+        g = np.asarray(normal(*np.shape(_bce_prob_forward(p, y, r, None)), seed=2))
+        out.append(((g, p, y), {"reduction": r, "weight": None}))
+    out.append(((np.asarray(1.5), p, y), {"reduction": "mean", "weight": positive(4, seed=3)}))
+    return out
+
+
+binary_cross_entropy_backward = Primitive(
+    "binary_cross_entropy_backward", "BinaryCrossEntropyBackwardBackward0",
+    lambda g, p, y, reduction, weight: _bce_prob_rule(0)(g, p, y, None, reduction, weight),
+    quiet=True, broadcasts=True, analytic=False,
+    input_names=("grad_output", "self", "target"), doc="the backward of binary_cross_entropy",
+    batch=batching.per_example, sample=_bce_backward_samples,
+    vjp=(_bce_backward_vjp_grad, _bce_backward_rule(0), _bce_backward_rule(1)),
+    jvp=(lambda t, g, p, y, out, reduction, weight: _bce_prob_rule(0)(t, p, y, None, reduction,
+                                                                     weight),
+         lambda t, g, p, y, out, **k: _bce_backward_rule(0)(t, g, p, y, out, **k),
+         lambda t, g, p, y, out, **k: _bce_backward_rule(1)(t, g, p, y, out, **k)))
+
+
 binary_cross_entropy = Primitive(
     "binary_cross_entropy", "BinaryCrossEntropyBackward0", _bce_prob_forward, quiet=True,
     broadcasts=True, analytic=False, input_names=("self", "target"),
@@ -288,7 +464,8 @@ binary_cross_entropy = Primitive(
                         weight=None) for r in ("mean", "sum", "none")] + [
         one(positive(3, 4) / 2.1, positive(3, 4, seed=1) / 2.1, reduction="mean",
             weight=positive(4, seed=2))],
-    vjp=(_bce_prob_rule(0), _bce_prob_rule(1)),
+    vjp=(lambda g, p, y, out, **k: _loss_call(binary_cross_entropy_backward, g, p, y, k),
+         _bce_prob_rule(1)),
     jvp=(_bce_prob_jvp(0), _bce_prob_jvp(1)))
 
 

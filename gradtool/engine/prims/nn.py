@@ -21,7 +21,10 @@ from .. import batching
 from ..primitive import Primitive, apply
 from ..tensor import Tensor
 from . import shape as S
+from . import elementwise as E
+from .elementwise import input_backward
 from .linalg import in_dtype_of
+from ..samples import normal, one
 
 
 def _call(prim: Primitive, args: tuple, params: dict):
@@ -299,23 +302,39 @@ max_pool2d = Primitive("max_pool2d", "MaxPool2DWithIndicesBackward0", _max_pool_
                        doc="2-D max pooling (torch.nn.functional.max_pool2d)",
                        batch=batching.conv_like, domain="distinct",
                        sample=lambda: _pool_samples(),
-                       vjp=lambda g, x, out, **p: _call(pool_scatter, (g,), _index_params(x, p)),
+                       vjp=lambda g, x, out, **p: _call(pool_scatter, (g, x),
+                                                        _index_params(x, p)),
                        jvp=lambda t, x, out, **p: _pool_gather(t, **_index_params(x, p)))
+
+
+def _zero_in_self(gg, g, x, out, **p):
+    # the backward of a pooling reads its input only for the argmax positions / the shape: a
+    # constant in it, so its derivative there is zero (an edge with zeros, as torch's)
+    # (the backward's output has self's shape, so gg has it, with any batch axes in front)
+    return B.zeros_like(gg)
+
+
+# torch's max_pool2d_with_indices_backward(grad_output, self, ...): edges to both, the second
+# with a zero derivative
 pool_scatter = Primitive("max_pool2d_backward", "MaxPool2DWithIndicesBackwardBackward0",
-                         _pool_scatter, save="none", input_names=("grad_output",),
-                         out_shape=lambda gs, indices, padded, offset, in_hw:
+                         lambda g, x, **p: _pool_scatter(g, **p), save="shapes",
+                         input_names=("grad_output", "self"),
+                         out_shape=lambda gs, xs, indices, padded, offset, in_hw:
                          tuple(gs[:-2]) + tuple(in_hw),
                          doc="gradient of max pooling: scatter to the argmax positions",
                          batch=batching.per_example,
                          sample=lambda: _pool_pair_samples(),
-                         vjp=lambda u, g, out, **p: _call(pool_gather, (u,), p),
-                         jvp=lambda t, g, out, **p: _pool_scatter(t, **p))
+                         vjp=(lambda u, g, x, out, **p: _call(pool_gather, (u,), p),
+                              _zero_in_self),
+                         jvp=(lambda t, g, x, out, **p: _pool_scatter(t, **p),
+                              lambda t, g, x, out, **p: np.zeros(
+                                  np.shape(t)[:-2] + tuple(p["in_hw"]), np.result_type(t))))
 pool_gather = Primitive("max_pool2d_gather", "MaxPool2DGatherBackward0", _pool_gather,
-                        save="none", input_names=("self",),
+                        save="inputs", input_names=("self",),
                         doc="values at max pooling's argmax positions (its JVP)",
                         batch=batching.per_example,
                         sample=lambda: _gather_samples(),
-                        vjp=lambda v, u, out, **p: _call(pool_scatter, (v,), p),
+                        vjp=lambda v, u, out, **p: _call(pool_scatter, (v, u), p),
                         jvp=lambda t, u, out, **p: _pool_gather(t, **p))
 
 
@@ -342,7 +361,7 @@ def _pool_pair_samples():
     for (x,), p in _pool_samples():
         params = _index_params(x, p)
         g = _sample_rng().standard_normal(params["indices"].shape)
-        out.append(((g,), params))
+        out.append(((g, x), params))
     return out
 
 
@@ -380,19 +399,33 @@ def _avg_pool_samples():
 
 
 avg_pool2d = Primitive(
-    "avg_pool2d", "AvgPool2DBackward0", _avg_pool_forward, save="shapes", input_names=("self",),
+    "avg_pool2d", "AvgPool2DBackward0", _avg_pool_forward, input_names=("self",),
     doc="2-D average pooling (torch.nn.functional.avg_pool2d, count_include_pad)",
     batch=batching.direct, sample=_avg_pool_samples,
-    vjp=lambda g, x, out, **p: _call(avg_pool_adjoint, (g,), {**p, "in_hw": tuple(x.shape[-2:])}),
+    vjp=lambda g, x, out, **p: _call(avg_pool_adjoint, (g, x),
+                                     {**p, "in_hw": tuple(x.shape[-2:])}),
     jvp=lambda t, x, out, **p: _avg_pool_forward(t, **p))
+def _grad_batched(out, batched, size):
+    # a backward whose value depends on grad_output only (the leading axes are batch axes
+    # there); with only self batched, every example's value is the same
+    return out if batched[0] else np.repeat(out[None], size, axis=0)
+
+
+# torch's avg_pool2d_backward(grad_output, self, ...): edges to both, a zero derivative in self
 avg_pool_adjoint = Primitive(
-    "avg_pool2d_backward", "AvgPool2DBackwardBackward0", _avg_pool_adjoint, save="none",
-    input_names=("grad_output",), doc="gradient of average pooling", batch=batching.direct,
-    sample=lambda: [((_avg_pool_forward(x, **p),), {**p, "in_hw": x.shape[-2:]})
+    "avg_pool2d_backward", "AvgPool2DBackwardBackward0",
+    lambda g, x, **p: _avg_pool_adjoint(g, **p), save="shapes",
+    input_names=("grad_output", "self"), doc="gradient of average pooling",
+    batch=lambda prim, args, batched, size, params: _grad_batched(
+        _avg_pool_adjoint(args[0], **params), batched, size),
+    sample=lambda: [((_avg_pool_forward(x, **p), x), {**p, "in_hw": x.shape[-2:]})
                     for (x,), p in _avg_pool_samples()],
-    vjp=lambda u, g, out, kernel_size, stride, padding, in_hw: _call(
+    vjp=(lambda u, g, x, out, kernel_size, stride, padding, in_hw: _call(
         avg_pool2d, (u,), {"kernel_size": kernel_size, "stride": stride, "padding": padding}),
-    jvp=lambda t, g, out, **p: _avg_pool_adjoint(t, **p))
+         _zero_in_self),
+    jvp=(lambda t, g, x, out, **p: _avg_pool_adjoint(t, **p),
+         lambda t, g, x, out, **p: np.zeros(np.shape(t)[:-2] + tuple(p["in_hw"]),
+                                            np.result_type(t))))
 
 
 # ---- adaptive average pooling -------------------------------------------------------------------
@@ -531,12 +564,29 @@ def _gelu_slope(x, approximate):
     return (_erf_any(x * _SQRT_HALF) + 1.0) * 0.5 + x * B.exp(x * x * -0.5) * _INV_SQRT_2PI
 
 
+def _gelu_curvature(x, approximate):
+    if approximate == "tanh":
+        # t = tanh u, u' = c (1 + 3k x^2), u'' = 6 c k x:
+        # d/dx slope = (1 - t^2) (u' - x t u'^2 + x u'' / 2)
+        th = B.tanh((x + x * x * x * _TANH_CUBIC) * _TANH_SCALE)
+        du = (x * x * (3 * _TANH_CUBIC) + 1.0) * _TANH_SCALE
+        return (1.0 - th * th) * (du - x * th * du * du
+                                  + x * x * (3 * _TANH_CUBIC * _TANH_SCALE))
+    # d/dx (Phi(x) + x phi(x)) = phi(x) (2 - x^2)
+    return B.exp(x * x * -0.5) * _INV_SQRT_2PI * (2.0 - x * x)
+
+
+gelu_backward = input_backward(
+    "gelu_backward", "GeluBackwardBackward0", _gelu_slope, _gelu_curvature,
+    lambda: [((_sample_rng().standard_normal((3, 4)), _sample_rng().standard_normal((3, 4)) * 2),
+              {"approximate": a}) for a in ("none", "tanh")])
 gelu = Primitive("gelu", "GeluBackward0", _gelu, quiet=True, input_names=("self",),
                  analytic=False, doc="x Phi(x) (or its tanh approximation)",
                  batch=batching.elementwise, delta=batching.delta_elementwise,
                  sample=lambda: [((_sample_rng().standard_normal((3, 4)) * 2,),
                                   {"approximate": a}) for a in ("none", "tanh")],
-                 vjp=lambda g, x, out, approximate: g * _gelu_slope(x, approximate),
+                 vjp=lambda g, x, out, approximate: _call(gelu_backward, (g, x),
+                                                          {"approximate": approximate}),
                  jvp=lambda t, x, out, approximate: t * _gelu_slope(x, approximate))
 
 
@@ -570,11 +620,21 @@ def _kinked_samples(**params):
     return lambda: [((x,), dict(params))]
 
 
+def _elu_curvature(x, alpha):
+    # alpha exp(x) for x < 0, 0 otherwise (torch's elu_double_backward: 0 at x = 0 too,
+    # where the slope is alpha)
+    return B.where(B.data(x) < 0, B.exp(B.where(B.data(x) < 0, x, 0.0)) * alpha, 0.0)
+
+
+elu_backward = input_backward(
+    "elu_backward", "EluBackwardBackward0", _elu_slope, _elu_curvature,
+    lambda: [((_sample_rng().standard_normal((3, 4)), _kinked_samples(alpha=0.7)()[0][0][0]),
+              {"alpha": 0.7})], domain="away_from_zero")
 elu = Primitive("elu", "EluBackward0", _elu, quiet=True, input_names=("self",),
                 analytic=False, domain="away_from_zero", doc="x, or alpha (exp(x) - 1) below 0",
                 batch=batching.elementwise, delta=batching.delta_elementwise,
                 sample=_kinked_samples(alpha=0.7),
-                vjp=lambda g, x, out, alpha: g * _elu_slope(x, alpha),
+                vjp=lambda g, x, out, alpha: _call(elu_backward, (g, x), {"alpha": alpha}),
                 jvp=lambda t, x, out, alpha: t * _elu_slope(x, alpha))
 
 
@@ -616,6 +676,28 @@ hardtanh_backward = _slope_backward(
     "hardtanh_backward", "HardtanhBackwardBackward0", _hardtanh_slope,
     _backward_samples(np.array([-1.7, -0.6, 0.3, 1.4]), min_val=-1.0, max_val=1.0))
 
+# threshold(x, t, v) = x where x > t, v elsewhere; its backward is relu's node
+# (threshold_backward(grad, self, t): ThresholdBackwardBackward0, edges grad and self)
+threshold = Primitive("threshold", "ThresholdBackward0",
+                      lambda x, threshold, value: np.where(
+                          x > threshold, x, np.asarray(value).astype(x.dtype)),
+                      input_names=("self",), analytic=False, domain="away_from_zero",
+                      doc="x where x > threshold, value elsewhere",
+                      batch=batching.elementwise, delta=batching.delta_elementwise,
+                      sample=_kinked_samples(threshold=0.0, value=-2.0),
+                      vjp=lambda g, x, out, threshold, value: _call(
+                          E.threshold_backward, (g, x), {"threshold": threshold}),
+                      jvp=lambda t, x, out, threshold, value: t * (B.data(x) > threshold))
+# threshold_ (in place): torch records ThresholdBackward1, the same rules
+threshold_inplace = Primitive(
+    "threshold_inplace", "ThresholdBackward1",
+    lambda x, threshold, value: np.where(x > threshold, x, np.asarray(value).astype(x.dtype)),
+    input_names=("self",), analytic=False, domain="away_from_zero",
+    doc="threshold in place", batch=batching.elementwise, delta=batching.delta_elementwise,
+    sample=_kinked_samples(threshold=0.0, value=-2.0),
+    vjp=lambda g, x, out, threshold, value: _call(E.threshold_backward, (g, x),
+                                                  {"threshold": threshold}),
+    jvp=lambda t, x, out, threshold, value: t * (B.data(x) > threshold))
 leaky_relu = Primitive("leaky_relu", "LeakyReluBackward0",
                        lambda x, negative_slope: np.where(x > 0, x, x * negative_slope),
                        input_names=("self",), analytic=False, domain="away_from_zero",
@@ -770,3 +852,51 @@ native_layer_norm = Primitive(
     sample=_ln_samples,
     vjp=(_ln_rule(0), _ln_rule(1), _ln_rule(2)),
     jvp=(_ln_rule(0, True), _ln_rule(1, True), _ln_rule(2, True)))
+
+
+# ---- trilinear (F.bilinear's one node) ----------------------------------------------------------
+# out = einsum(spec, a, b, c), linear in each input; bilinear is "ni,kij,nj->nk" on (N, in1),
+# (out, in1, in2), (N, in2) (torch's _trilinear, TrilinearBackward0).  The VJP of an input is
+# the contraction of the cotangent with the two others, itself a trilinear with the
+# cotangent in that input's place (as torch's _trilinear_backward, so its first gradients
+# are TrilinearBackward0 nodes with torch's edges); a batched cotangent carries "...".
+def _tri_terms(spec):
+    ins, out = spec.split("->")
+    return ins.split(","), out
+
+
+def _tri_vjp(i):
+    def rule(g, a, b, c, out, spec):
+        terms, o = _tri_terms(spec)
+        target = terms[i]
+        if np.ndim(g) > len(o.replace("...", "")) and not o.startswith("..."):
+            o, target = "..." + o, "..." + target          # a batched cotangent
+        ops = [a, b, c]
+        ops[i] = g
+        terms[i] = o
+        return _call(trilinear, tuple(ops), {"spec": ",".join(terms) + "->" + target})
+    return rule
+
+
+def _tri_jvp(i):
+    def rule(t, a, b, c, out, spec):
+        ops = [a, b, c]
+        ops[i] = t
+        return np.einsum(spec, *ops)
+    return rule
+
+
+def _tri_samples():
+    return [one(normal(3, 4), normal(2, 4, 5, seed=1), normal(3, 5, seed=2),
+                spec="ni,kij,nj->nk"),
+            one(normal(2, 2), normal(2, 3, seed=1), normal(2, 3, seed=2),
+                spec="nk,ni,nj->kij")]
+
+
+trilinear = Primitive("trilinear", "TrilinearBackward0",
+                      lambda a, b, c, spec: np.einsum(spec, a, b, c),
+                      input_names=("i1", "i2", "i3"), doc="a product of three tensors "
+                      "contracted by an einsum spec (F.bilinear's node)",
+                      batch=batching.per_example, sample=_tri_samples,
+                      vjp=tuple(_tri_vjp(i) for i in range(3)),
+                      jvp=tuple(_tri_jvp(i) for i in range(3)))

@@ -7,7 +7,8 @@ import numpy as np
 from .. import backend as B
 from .. import batching
 from ..samples import away, distinct, normal, one, unary
-from ..primitive import Primitive
+from ..primitive import Primitive, apply
+from . import elementwise
 from ..tensor import Tensor
 from .scalar_dim import on_missing_axis
 
@@ -225,6 +226,8 @@ def _prod_others_recorded(x, dim):
 def _prod_vjp(g, x, out, dim, keepdim):
     # d prod(x) / dx_i = prod(x) / x_i; where x has zeros, the product of the others is
     # computed directly (under create_graph as recorded ops: exact at every order)
+    if x.ndim == 0:
+        return g            # torch's prod_backward: the gradient itself for a 0-d input
     dims = _all(x) if dim is None else (dim,)
     expanded = _expand_back(g, x.shape, dims, keepdim)
     data = B.data(x)
@@ -232,7 +235,8 @@ def _prod_vjp(g, x, out, dim, keepdim):
         if isinstance(x, Tensor):
             return expanded * _prod_others_recorded(x, dim)
         return expanded * _prod_others(data, dim)
-    return _expand_back(g * out, x.shape, dims, keepdim) / x
+    # torch: grad * (result / input), the gradient and the quotient broadcast back
+    return expanded * (_expand_back(out, x.shape, dims, keepdim) / x)
 
 
 prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), quiet=True, save="both",
@@ -378,6 +382,15 @@ def _norm_direction(x, out, ord, dim, keepdim):
 
 
 def _norm_vjp(g, x, out, ord, dim, keepdim):
+    if ord in (1, np.inf, -np.inf):
+        # torch: sgn(x) * (the spread gradient, masked to the extremes for inf): recorded
+        # under create_graph (SgnBackward0), so the gradient of this gradient exists, zero
+        spread = _expand_back(g, x.shape, dim, keepdim)
+        if ord != 1:
+            kept = _expand_kept(out, x.ndim, dim, keepdim)
+            spread = spread * B.astype_like(
+                _extreme_mask(np.abs(B.data(x)), B.data(kept), dim), spread)
+        return _on_tensors(elementwise.sgn, (x,), {}) * spread
     return _expand_back(g, x.shape, dim, keepdim) * _norm_direction(x, out, ord, dim, keepdim)
 
 
@@ -441,13 +454,70 @@ def _softmax_vjp(g, x, out, dim):
     return out * (g - B.sum(g * out, axis=d, keepdims=True))
 
 
+def _on_tensors(prim, args, params):
+    """Run ``prim`` recorded when an argument is a Tensor (create_graph), else on arrays."""
+    if any(isinstance(a, Tensor) for a in args):
+        return apply(prim, args, params)
+    return prim.forward(*args, **params)
+
+
+# The backwards of softmax and log_softmax are nodes of their own under create_graph, as
+# torch's _softmax_backward_data / _log_softmax_backward_data (SoftmaxBackwardDataBackward0,
+# LogSoftmaxBackwardDataBackward0, edges to grad_output and to the forward's output y).
+# Dims count from the end in the rules, so cotangents with leading batch axes work.
+#   softmax:      f(g, y) = y (g - <g, y>);  df = dy (g - <g, y>) - y <g, dy> + y (dg - <dg, y>)
+#   log_softmax:  f(g, y) = g - exp(y) sum(g);  df = dg - exp(y) sum(dg) - exp(y) sum(g) dy
+def _from_end(dim, g, y):
+    # dim counted from the end of y (g may carry leading batch axes: a batched cotangent)
+    return dim - np.ndim(y)
+
+
+def _batch_both(prim, args, batched, size, params):
+    # gt.vmap: a unit batch axis on the unbatched argument too (y's axes count as g's)
+    return prim.forward(*[a if b else np.asarray(a)[None] for a, b in zip(args, batched)],
+                        dim=params["dim"] + 1)
+
+
+def _lane_sum(v, dim, like):
+    return B.sum(v, axis=dim - like.ndim, keepdims=True)
+
+
+def _softmax_backward_vjp_y(gg, g, y, out, dim):
+    return gg * (g - _lane_sum(g * y, dim, y)) - g * _lane_sum(gg * y, dim, y)
+
+
+softmax_backward = Primitive(
+    "softmax_backward", "SoftmaxBackwardDataBackward0",
+    lambda g, y, dim: y * (g - np.sum(g * y, axis=_from_end(dim, g, y), keepdims=True)),
+    quiet=True, broadcasts=True, input_names=("grad_output", "output"),
+    doc="the backward of softmax", batch=_batch_both,
+    sample=lambda: [one(normal(3, 4, seed=1), _softmax_forward(normal(3, 4), 1), dim=1)],
+    vjp=(lambda gg, g, y, out, dim: y * (gg - _lane_sum(gg * y, dim, y)),
+         _softmax_backward_vjp_y),
+    jvp=(lambda t, g, y, out, dim: y * (t - np.sum(t * y, axis=dim - y.ndim, keepdims=True)),
+         lambda t, g, y, out, dim: t * (g - _lane_sum(g * y, dim, y))
+         - y * _lane_sum(g * t, dim, y)))
+log_softmax_backward = Primitive(
+    "log_softmax_backward", "LogSoftmaxBackwardDataBackward0",
+    lambda g, y, dim: g - np.exp(y) * np.sum(g, axis=_from_end(dim, g, y), keepdims=True),
+    quiet=True, broadcasts=True, input_names=("grad_output", "output"),
+    doc="the backward of log_softmax", batch=_batch_both,
+    sample=lambda: [one(normal(3, 4, seed=1), _log_softmax_forward(normal(3, 4), 1), dim=1)],
+    vjp=(lambda gg, g, y, out, dim: gg - _lane_sum(B.exp(y) * gg, dim, y),
+         lambda gg, g, y, out, dim: -gg * B.exp(y) * _lane_sum(g, dim, y)),
+    jvp=(lambda t, g, y, out, dim: t - np.exp(y) * np.sum(t, axis=dim - y.ndim, keepdims=True),
+         lambda t, g, y, out, dim: -t * np.exp(y) * np.sum(g, axis=dim - y.ndim,
+                                                           keepdims=True)))
+
+
 softmax = Primitive("softmax", "SoftmaxBackward0", quiet=True, save="out",
                     input_names=("self",),
                     batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
                     sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
                     **on_missing_axis(
                         _softmax_forward,
-                        vjp=lambda g, x, out, dim: _softmax_vjp(g, out, out, dim),
+                        vjp=lambda g, x, out, dim: _on_tensors(softmax_backward, (g, out),
+                                                               {"dim": dim}),
                         jvp=lambda t, x, out, dim: out * (t - np.sum(t * out, axis=dim,
                                                                      keepdims=True))))
 
@@ -463,8 +533,8 @@ log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", quiet=True, save="
                         sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
                         **on_missing_axis(
                             _log_softmax_forward,
-                            vjp=lambda g, x, out, dim: g - B.exp(out) * B.sum(
-                                g, axis=dim - out.ndim, keepdims=True),
+                            vjp=lambda g, x, out, dim: _on_tensors(log_softmax_backward,
+                                                                   (g, out), {"dim": dim}),
                             jvp=lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
                                                                   keepdims=True)))
 

@@ -305,6 +305,12 @@ def _cat_vjp(i, g, *inputs, out, dim):
     start = sum(inputs[j].shape[dim] for j in range(i) if not _cat_skipped(inputs[j], nd))
     stop = start + inputs[i].shape[dim]
     key = (Ellipsis, slice(start, stop)) + (slice(None),) * (nd - dim - 1)
+    if tuple(inputs[i].shape) == (0,):
+        # torch's cat backward gives a (0,) input fresh zeros (no graph under create_graph)
+        return B.zeros_like(g[key])
+    if isinstance(g, Tensor):
+        # torch narrows the gradient: a SliceBackward0 even over a whole dim
+        return apply(slice_, (g,), {"key": key, "out_ndim": g.ndim})
     return g[key]
 
 
