@@ -64,10 +64,6 @@ KNOWN: dict[str, tuple[str, str]] = {
                      "NativeBatchNormBackward is differentiable): no numeric effect (seeds "
                      "867, 1008)"),
     "F.layer_norm": ("g1rg", "as F.batch_norm, for layer_norm's bias (seed 1392)"),
-    "inplace:sub_@view": ("graph", "x.sub_(y) with y of another float dtype: gradtool puts a "
-                          "ToCopyBackward0 between the node and y's AccumulateGrad, torch "
-                          "does not (seed 1122; the same for the other in-place binary ops "
-                          "and +=, e.g. seed 1711)"),
 }
 
 INPLACE_PREFIXES = ("inplace", "setitem", "iop")

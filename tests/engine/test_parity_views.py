@@ -881,3 +881,39 @@ def test_double_backward_through_an_empty_view(op):
                                   allow_unused=True)
         return [None if g is None else (g.requires_grad, g.detach().numpy()) for g in grads]
     same(fn)
+
+
+def _edge_names(node):
+    """The names along ``node``'s edges, two levels deep (None for a None edge)."""
+    return [None if n is None else (_node_name(n), [_node_name(m) for m, _ in n.next_functions])
+            for n, _ in node.next_functions]
+
+
+@pytest.mark.parametrize("op", ["sub_", "add_", "mul_", "div_", "iadd", "isub", "imul"])
+@pytest.mark.parametrize("through_view", [False, True])
+def test_inplace_op_with_another_float_dtype_records_no_copy(op, through_view):
+    """``x.sub_(y)`` with x float32 and y float64: torch computes in x's dtype and casts y's
+    gradient in the op's node, so y's edge is its AccumulateGrad (no ToCopyBackward0)."""
+    results = {}
+    for lib in (torch, gt):
+        x = lib.tensor([[-0.638, -1.673, 0.911]], dtype=lib.float32, requires_grad=True)
+        y = lib.tensor([1.5], dtype=lib.float64, requires_grad=True)
+        z = x.sigmoid() * 1
+        target = z[:, :2] if through_view else z
+        if op == "iadd":
+            target += y
+        elif op == "isub":
+            target -= y
+        elif op == "imul":
+            target *= y
+        else:
+            getattr(target, op)(y)
+        z_node = z.grad_fn
+        (z * lib.tensor([[1.0, -2.0, 0.5]], dtype=lib.float32)).sum().backward()
+        results[lib] = (_node_name(z_node), _edge_names(z_node), z.dtype is lib.float32,
+                        x.grad.dtype is lib.float32, y.grad.dtype is lib.float64,
+                        x.grad.numpy().astype(np.float64), y.grad.numpy().astype(np.float64))
+    got, expected = results[gt], results[torch]
+    assert got[:5] == expected[:5]
+    np.testing.assert_allclose(got[5], expected[5], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[6], expected[6], rtol=1e-5, atol=1e-6)

@@ -170,8 +170,10 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
     old_edge = old.grad_fn if old._rg else None
     if tracking and fn is not None and values._nr == 0 and fn.n_outputs == 1 and \
             fn.next_nodes and fn.next_nodes[0] is old_edge and \
-            values._data.shape == view._data.shape and values._data.dtype == view._data.dtype:
-        # the op's node is wrapped: CopySlices' edges are torch's
+            values._data.shape == view._data.shape:
+        # the op's node is wrapped: CopySlices' edges are torch's (a result of a wider float
+        # dtype, x.sub_(y) with y float64, is cast on writing, as torch computes it in x's
+        # dtype: no ToCopy node; the engine casts each gradient to its input's dtype)
         node = CopySlices(base.grad_fn, base._nr, fn, positions, _overlaps(view._data))
     else:
         # something else happened after the op (a cast, a broadcast): index_put the result
