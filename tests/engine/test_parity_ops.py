@@ -758,3 +758,38 @@ def test_two_norm_second_derivative_at_zero_is_nan_as_torch():
         (second,) = lib.autograd.grad((grad * lib.tensor([[1.0], [0.25], [-2.0]])).sum(), x)
         results.append(_describe([grad, second]))
     _assert_same(results[1], results[0], "norm")
+
+
+@pytest.mark.parametrize("equation, shapes", [
+    ("a,a->", ((0,), (0,))), ("ab,b->a", ((2, 0), (0,))), ("ab,bc->ac", ((2, 0), (0, 3))),
+    ("ab,ab->", ((2, 0), (2, 0))), ("ab,bc->ac", ((2, 3), (3, 0))),
+    ("ab,bc->ac", ((2, 3), (3, 4)))])
+@pytest.mark.parametrize("first", ["float64", "float32"])
+def test_einsum_and_bmm_of_two_float_dtypes(equation, shapes, first):
+    """torch multiplies a float64 and a float32 operand when one of them is empty (the result
+    has the second's dtype) and raises otherwise."""
+    second = {"float64": "float32", "float32": "float64"}[first]
+    seen = {}
+    for lib in (torch, gt):
+        rng = np.random.default_rng(0)
+        a = lib.tensor(rng.standard_normal(shapes[0]), dtype=getattr(lib, first),
+                       requires_grad=True)
+        b = lib.tensor(rng.standard_normal(shapes[1]), dtype=getattr(lib, second),
+                       requires_grad=True)
+        try:
+            out = lib.einsum(equation, a, b)
+        except RuntimeError as err:
+            seen[lib] = ("error", str(err))
+            continue
+        grads = lib.autograd.grad(out, [a, b], lib.ones(tuple(out.shape), dtype=out.dtype),
+                                  create_graph=True)
+        seen[lib] = (str(out.dtype).split(".")[1], tuple(out.shape), out.detach().numpy(),
+                     [(str(g.dtype).split(".")[1], g.requires_grad) for g in grads],
+                     type(out.grad_fn).__name__)
+    got, expected = seen[gt], seen[torch]
+    assert got[0] == expected[0]
+    if got[0] == "error":
+        assert got == expected
+    else:
+        assert got[1] == expected[1] and got[3:] == expected[3:]
+        np.testing.assert_allclose(got[2], expected[2])

@@ -70,7 +70,9 @@ def mm(input, mat2) -> Tensor:
 
 def bmm(input, mat2) -> Tensor:
     a, b = _t(input), _t(mat2)
-    if a._data.dtype != b._data.dtype:
+    # torch checks the dtypes only when both operands have elements (the result then has
+    # mat2's dtype)
+    if a._data.dtype != b._data.dtype and a._data.size and b._data.size:
         raise EngineError(f"expected scalar type {scalar_type_name(a)} but found "
                           f"{scalar_type_name(b)}")
     if a.ndim != 3:

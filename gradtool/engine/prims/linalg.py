@@ -36,7 +36,14 @@ mm = Primitive("mm", "MmBackward0", np.matmul, input_names=("self", "mat2"), nee
                jvp=(lambda t, a, b, out: t @ b, lambda t, a, b, out: a @ t))
 
 # Batched product of 3-D tensors (torch.bmm; matmul folds other batch shapes into it).
-bmm = Primitive("bmm", "BmmBackward0", np.matmul, input_names=("self", "mat2"), needs=((1,), (0,)),
+def _bmm_forward(a, b):
+    """a @ b in b's dtype: torch multiplies operands of two float dtypes when one is empty
+    (a sum of nothing), the result in mat2's dtype."""
+    out = np.matmul(a, b)
+    return out if out.dtype == b.dtype else out.astype(b.dtype)
+
+
+bmm = Primitive("bmm", "BmmBackward0", _bmm_forward, input_names=("self", "mat2"), needs=((1,), (0,)),
                 out_shape=lambda a, b: (a[0], a[1], b[2]), batch=batching.matmul,
                 sample=lambda: [one(normal(2, 2, 3), normal(2, 3, 4, seed=1))],
                 vjp=(lambda g, a, b, out: in_dtype_of(g, b) @ _mT(b),
