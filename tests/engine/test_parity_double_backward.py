@@ -157,6 +157,10 @@ CASES = [
      lambda lib, F, a, b, w, c: F.bilinear(a, b, w, c)),
     ("bilinear_no_bias", [(3, 4), (3, 5), (2, 4, 5)],
      lambda lib, F, a, b, w: F.bilinear(a, b, w)),
+    # prod over the one dim of a 0-d tensor: torch's backward is the gradient itself
+    ("prod_dim_of_0d", [()], lambda lib, F, x: x.prod(dim=0, keepdim=True)),
+    ("prod_dim_of_0d_plus", [(), ()], lambda lib, F, x, y: lib.stack([y + x.prod(-1), y])),
+    ("prod_dim", [(2, 3)], lambda lib, F, x: x.prod(dim=1)),
     ("bilinear_vector", [(4,), (5,), (3, 4, 5)], lambda lib, F, a, b, w: F.bilinear(a, b, w)),
     ("bilinear_3d_squared", [(2, 3, 4), (2, 3, 5), (2, 4, 5)],
      lambda lib, F, a, b, w: F.bilinear(a, b, w) ** 2),

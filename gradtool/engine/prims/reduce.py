@@ -247,16 +247,28 @@ prod_all = Primitive("prod", "ProdBackward0", lambda x: np.prod(x), quiet=True, 
                      vjp=lambda g, x, out: _prod_vjp(g, x, out, None, False),
                      jvp=lambda t, x, out: np.sum(t * _prod_others(x, None)))
 
+_prod_dim_rules = on_missing_axis(
+    lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim), vjp=_prod_vjp,
+    jvp=lambda t, x, out, dim, keepdim: np.sum(t * _prod_others(x, dim), axis=dim,
+                                               keepdims=keepdim))
+
+
+def _prod_dim_vjp(g, x, out, dim, keepdim):
+    if x.ndim == 0:
+        # torch's prod_backward returns the gradient itself for a 0-d input whatever the dim
+        # (so under create_graph it requires grad only where the gradient does)
+        return g
+    return _prod_dim_rules["vjp"](g, x, out=out, dim=dim, keepdim=keepdim)
+
+
 prod_dim = Primitive("prod_dim", "ProdBackward1",
-                     quiet=True, save="both", input_names=("self",),
+                     _prod_dim_rules["forward"], quiet=True, save="both", input_names=("self",),
                      batch=batching.dims_shifted("dim"), domain="nonzero",
                      sample=lambda: [one(away(3, 4), dim=1, keepdim=False),
-                                     one(away(3, 4), dim=0, keepdim=True)],
-                     **on_missing_axis(
-                         lambda x, dim, keepdim: np.prod(x, axis=dim, keepdims=keepdim),
-                         vjp=_prod_vjp,
-                         jvp=lambda t, x, out, dim, keepdim: np.sum(
-                             t * _prod_others(x, dim), axis=dim, keepdims=keepdim)))
+                                     one(away(3, 4), dim=0, keepdim=True),
+                                     one(away(1).reshape(()), dim=0, keepdim=False),
+                                     one(away(1).reshape(()), dim=0, keepdim=True)],
+                     vjp=_prod_dim_vjp, jvp=_prod_dim_rules["jvp"])
 
 
 # ---- var / std (correction = 1: unbiased, torch's default) -------------------------------
