@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import warnings
 
+import weakref
+
 import numpy as np
 
 from ..errors import EngineError
@@ -259,6 +261,16 @@ class Tensor:
         """A new leaf sharing data (and the version counter) but outside the graph."""
         out = _make(self._data)
         out._vc = version_counter(self)
+        # an in-place change through the alias regenerates the views of the memory it
+        # aliases (ops/inplace.py _refresh_views): the root of those views, held weakly
+        root = self
+        while root._extra is not None and (root._extra.get("base") is not None
+                                           or root._extra.get("alias_of") is not None):
+            base = root._extra.get("base")
+            root = base if base is not None else root._extra["alias_of"]()
+            if root is None:
+                return out
+        out._extra = {"alias_of": weakref.ref(root)}
         return out
 
     def detach_(self) -> Tensor:

@@ -917,3 +917,50 @@ def test_inplace_op_with_another_float_dtype_records_no_copy(op, through_view):
     assert got[:5] == expected[:5]
     np.testing.assert_allclose(got[5], expected[5], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got[6], expected[6], rtol=1e-5, atol=1e-6)
+
+
+def _chain(node):
+    names = []
+    while node is not None:
+        names.append(_node_name(node))
+        node = node.next_functions[0][0] if node.next_functions else None
+    return names
+
+
+# a view made before its memory is changed in place, by another route than the view itself:
+# torch regenerates the view's grad_fn (AsStridedBackward0 of the base's current node)
+REGENERATED = {
+    "leaf_through_detach": lambda lib, x, y: (x[:1], lambda: x.detach().mul_(2)),
+    "base_through_detach": lambda lib, x, y: (y[:1], lambda: y.detach().mul_(2)),
+    "base_row_through_detach": lambda lib, x, y: (y[:1], lambda: y.detach()[0].mul_(2)),
+    "view_through_its_detach": lambda lib, x, y: (y[:1], lambda: y[:1].detach().mul_(2)),
+    "detach_setitem_squeeze": lambda lib, x, y: (
+        x[0].squeeze(0), lambda: x[0].detach().__setitem__(lib.tensor([0, 0, 1]), 2.0)),
+    "base_in_place_tracked": lambda lib, x, y: (y[:1].t(), lambda: y.exp_()),
+    "base_in_place_no_grad": lambda lib, x, y: (y[1], lambda: _no_grad(lib, y.mul_, 3.0)),
+    "other_view_no_grad": lambda lib, x, y: (y[1], lambda: _no_grad(lib, y[:1].add_, 1.0)),
+    "base_fill_no_grad": lambda lib, x, y: (y[:, 1], lambda: _no_grad(lib, y.fill_, 0.5)),
+    "base_setitem_no_grad": lambda lib, x, y: (
+        y[:, 1], lambda: _no_grad(lib, y.__setitem__, (0, 1), 0.5)),
+    "data_is_no_alias": lambda lib, x, y: (y[:1], lambda: y.data.mul_(2)),
+}
+
+
+def _no_grad(lib, fn, *args):
+    with lib.no_grad():
+        fn(*args)
+
+
+@pytest.mark.parametrize("case", list(REGENERATED))
+def test_a_view_is_regenerated_after_its_memory_changed(case):
+    def fn(lib):
+        x = leaf(lib, [[0.5, -1.25, 2.0], [1.5, 0.25, -0.75]])
+        y = x * 1
+        view, change = REGENERATED[case](lib, x, y)
+        change()
+        names = _chain(view.grad_fn)
+        (view * view).sum().backward()
+        # (x.grad's values: torch's AsStridedBackward0 makes its gradient in place, so a
+        # leaf's stolen gradient has _version 1 there)
+        return {"view": view, "names": names, "grad": x.grad.numpy()}
+    same(fn)

@@ -11,7 +11,7 @@ import numpy as np
 from ...errors import EngineError
 from .. import dtypes
 from ..backend import quiet
-from ..grad_mode import MODE, no_grad
+from ..grad_mode import MODE, enable_grad, no_grad
 from ..node import CopySlices, OpNode
 from ..primitive import apply
 from ..tensor import Tensor, _make, bump_version, version_counter
@@ -200,6 +200,8 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
         base_new._fw = (MODE.fw_level, tangent)
     np.copyto(base._data, new_data)            # the views share this memory
     bump_version(base)
+    if not tracking:
+        _refresh_views(base)
     if tracking:
         _rebased(base, node)
         base.grad_fn, base._nr, base._rg = node, 0, True
@@ -218,6 +220,40 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
         if MODE.fw_level and other_new._fw is not None:
             other._fw = (other_new._fw[0], np.asarray(other_new._fw[1]).reshape(other.shape))
     return view
+
+
+def _refresh_views(t: Tensor, done=None) -> None:
+    """After ``t`` was changed in place: every other live view of its memory that requires
+    grad now reads the new value, AsStridedBackward0 of the base's current node (torch
+    regenerates a view's grad_fn when its version changed: after an in-place op on the
+    base, under no_grad, or through a detached alias; lazily, when next used, which gives
+    the same graph since every change comes through here).  ``done``: the view already
+    rebased by the op itself."""
+    if t._extra is None:
+        return
+    root = _root(t)
+    if root is None:
+        root = t
+    alias = root._get("alias_of")
+    if alias is not None:
+        root = alias()
+        if root is None:
+            return
+    views = root._get("views")
+    if not views or not root._rg:
+        return
+    with enable_grad():
+        for ref in list(views):
+            view = ref()
+            if view is None or view is done or not view._rg or view._get("no_grad_view") \
+                    or view._get("multi_view") is not None:
+                continue        # (torch refuses to regenerate a split/unbind output)
+            where = _view_positions(view, root)
+            if where is None:
+                continue
+            fresh = apply(inplace_prims.rebased_view, (root,), {"positions": where})
+            _rebased(view, fresh.grad_fn)
+            view.grad_fn, view._nr = fresh.grad_fn, 0
 
 
 def _check_cast(source, target) -> None:
@@ -302,6 +338,7 @@ def _inplace(self: Tensor, compute, *others, overlap: bool = True) -> Tensor:
             # is a version error (torch: exp_ then mul_)
             fn.out_vc = version_counter(self)
             fn.out_version = self._version
+    _refresh_views(self)
     return self
 
 
@@ -330,6 +367,7 @@ def _numpy_inplace(self: Tensor, ufunc, other) -> bool:
         return False
     _QUIET_UFUNCS[ufunc](data, value, out=data)
     bump_version(self)
+    _refresh_views(self)
     return True
 
 
@@ -421,6 +459,7 @@ def zero_(self):
         return _inplace(self, lambda s: apply(inplace_prims.zero, (s,)), overlap=False)
     self._data[...] = 0
     bump_version(self)
+    _refresh_views(self)
     return self
 
 
@@ -438,6 +477,7 @@ def fill_(self, value):
                         overlap=False)
     self._data[...] = value
     bump_version(self)
+    _refresh_views(self)
     return self
 
 
@@ -466,6 +506,7 @@ def copy_(self, src, non_blocking=False):
         return _inplace(self, lambda s, o: apply(inplace_prims.copy, (s, o)), src)
     np.copyto(self._data, src._data, casting="unsafe")
     bump_version(self)
+    _refresh_views(self)
     return self
 
 
@@ -559,6 +600,7 @@ def _plain_setitem(self: Tensor, key, value) -> bool:
     except (IndexError, ValueError, TypeError):
         return False          # torch's error, from the general path
     bump_version(self)
+    _refresh_views(self)
     return True
 
 
@@ -594,6 +636,7 @@ def _index_put(self, key: tuple, value) -> None:
     if not tracking and not _dual(self, (value,)):
         self._data[key] = value._data
         bump_version(self)
+        _refresh_views(self)
         return
     basic = builtins.all(k is Ellipsis or (isinstance(k, slice) and k == slice(None))
                          or _advanced(k) for k in key)
@@ -617,4 +660,5 @@ def _fill_random(self, values):
         _check_allowed(self)
     self._data[...] = values()
     bump_version(self)
+    _refresh_views(self)
     return self

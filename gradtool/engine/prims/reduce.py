@@ -234,6 +234,10 @@ def _prod_vjp(g, x, out, dim, keepdim):
     expanded = _expand_back(g, x.shape, dims, keepdim)
     data = B.data(x)
     if np.any(data == 0):
+        if (data.size if dim is None else data.shape[dim]) == 1:
+            # torch's prod_safe_zeros_backward: a product of one factor passes the gradient
+            # on (under create_graph it requires grad only where the gradient does)
+            return expanded
         if isinstance(x, Tensor):
             return expanded * _prod_others_recorded(x, dim)
         return expanded * _prod_others(data, dim)
