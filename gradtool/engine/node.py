@@ -428,11 +428,10 @@ def node_label(node) -> str:
 
 def _current(node, nr):
     """The node a tensor made by output ``nr`` of ``node`` has now: in-place ops rebase a
-    tensor and leave a weak link on its old node (ops/inplace.py)."""
+    tensor and leave a link on its old node (ops/inplace.py)."""
     seen = 0
     while node is not None and node._extra is not None and seen < 10_000:
-        link = node._extra.get("rebased", {}).get(nr)
-        following = link() if link is not None else None
+        following = node._extra.get("rebased", {}).get(nr)
         if following is None:
             break
         node, nr = following, 0

@@ -964,3 +964,45 @@ def test_a_view_is_regenerated_after_its_memory_changed(case):
         # leaf's stolen gradient has _version 1 there)
         return {"view": view, "names": names, "grad": x.grad.numpy()}
     same(fn)
+
+
+# the version error names the saved tensor's current node even when the tensor is gone (a
+# local of the function given to jacobian): torch's saved variable keeps it alive
+VERSION_ERROR_IN_A_FUNCTION = {
+    "setitem_through_transpose": lambda lib, x: _set_and_return(
+        lib, x, lambda v4: v4.transpose(0, -1), (slice(-2, None), slice(None))),
+    "fill_of_an_element": lambda lib, x: _set_and_return(lib, x, lambda v4: v4[-2, -1], None),
+    "masked_fill_then_add_": lambda lib, x: _masked_then_add(lib, x),
+}
+
+
+def _set_and_return(lib, x, view_of, key):
+    v4 = x + 0.5
+    v6 = v4.log2()
+    view = view_of(v4)
+    if key is None:
+        view.fill_(2.0)
+    else:
+        view[key] = -0.5
+    return v6.exp()
+
+
+def _masked_then_add(lib, x):
+    v2 = x.masked_fill(lib.tensor(False), 0.0)
+    v3 = v2.norm(p=2)
+    v2.add_(-0.5)
+    return v3.sigmoid()
+
+
+@pytest.mark.parametrize("case", list(VERSION_ERROR_IN_A_FUNCTION))
+@pytest.mark.parametrize("how", ["jacobian", "backward"])
+def test_version_error_names_the_current_node_of_a_dead_tensor(case, how):
+    def fn(lib):
+        x = leaf(lib, [[0.463, 1.5], [0.701, -0.25], [2.126, 0.75]])
+        f = lambda t: VERSION_ERROR_IN_A_FUNCTION[case](lib, t)  # noqa: E731
+        if how == "jacobian":
+            return lib.autograd.functional.jacobian(f, (x,))
+        f(x).sum().backward()
+        return x.grad
+    result = same(fn)
+    assert result[0] == "error"

@@ -4,7 +4,6 @@ view semantics."""
 from __future__ import annotations
 
 import builtins
-import weakref
 
 import numpy as np
 
@@ -142,10 +141,12 @@ def _view_positions(view: Tensor, base: Tensor):
 
 def _rebased(t: Tensor, node) -> None:
     """``t`` now comes from ``node``: remember it on ``t``'s old node, so a version error
-    about a value saved from ``t`` names ``t``'s current node (as torch does)."""
+    about a value saved from ``t`` names ``t``'s current node (as torch does, whose saved
+    variable keeps the tensor and so its grad_fn alive: the link is strong, and it names the
+    node even after ``t`` is gone, e.g. a tensor local to a function under jacobian)."""
     old = t.grad_fn
     if old is not None and node is not None and old is not node:
-        old._meta("rebased", dict)[t._nr] = weakref.ref(node)
+        old._meta("rebased", dict)[t._nr] = node
 
 
 def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
