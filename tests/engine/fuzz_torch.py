@@ -58,12 +58,6 @@ import numpy as np
 # compared, in programs using the label (label "*": in every program).  The script ignores
 # this list unless given --ci.
 KNOWN: dict[str, tuple[str, str]] = {
-    # on main fc24643 (views, names, names2, ops and perf merged)
-    "F.batch_norm": ("g1rg", "the first-order grad of batch_norm's bias (the sum of the "
-                     "cotangent) does not require grad under create_graph; torch's does (its "
-                     "NativeBatchNormBackward is differentiable): no numeric effect (seeds "
-                     "867, 1008)"),
-    "F.layer_norm": ("g1rg", "as F.batch_norm, for layer_norm's bias (seed 1392)"),
 }
 
 INPLACE_PREFIXES = ("inplace", "setitem", "iop")

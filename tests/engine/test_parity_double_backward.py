@@ -165,6 +165,24 @@ CASES = [
     ("prod_size_one_dim_with_zeros", [(3, 1, 1)],
      lambda lib, F, x: (x * (x > 0)).prod(dim=1, keepdim=True)),
     ("prod_one_element_with_zero", [(1, 1)], lambda lib, F, x: (x * 0).prod()),
+    # batch norm and layer norm: torch records the backward as one node
+    ("batch_norm_train", [(4, 3), (3,), (3,)],
+     lambda lib, F, x, w, b: F.batch_norm(x, None, None, w, b, training=True)),
+    ("batch_norm_train_3d_squared", [(3, 2, 4), (2,), (2,)],
+     lambda lib, F, x, w, b: F.batch_norm(x, None, None, w, b, training=True) ** 2),
+    # (without a weight, torch's double backward raises "Expected a proper Tensor but got
+    # None" when both the input's and the bias's first gradients are differentiated)
+    ("batch_norm_no_affine", [(4, 3)],
+     lambda lib, F, x: F.batch_norm(x, None, None, training=True).exp()),
+    ("batch_norm_eval", [(4, 3), (3,), (3,)],
+     lambda lib, F, x, w, b: F.batch_norm(x, lib.tensor([0.5, -1.0, 0.0]),
+                                          lib.tensor([1.0, 2.0, 0.5]), w, b)),
+    ("layer_norm", [(3, 4), (4,), (4,)],
+     lambda lib, F, x, w, b: F.layer_norm(x, (4,), w, b)),
+    ("layer_norm_2d_shape_squared", [(2, 3, 4), (3, 4), (3, 4)],
+     lambda lib, F, x, w, b: F.layer_norm(x, (3, 4), w, b) ** 2),
+    ("layer_norm_weight_only", [(3, 4), (4,)],
+     lambda lib, F, x, w: F.layer_norm(x, (4,), w).sin()),
     ("bilinear_vector", [(4,), (5,), (3, 4, 5)], lambda lib, F, a, b, w: F.bilinear(a, b, w)),
     ("bilinear_3d_squared", [(2, 3, 4), (2, 3, 5), (2, 4, 5)],
      lambda lib, F, a, b, w: F.bilinear(a, b, w) ** 2),
@@ -244,3 +262,33 @@ def test_first_gradient_with_create_graph_matches_torch(request, shapes, program
             assert got.shape == want.shape, f"second-order gradient {k}: shape"
             np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9,
                                        err_msg=f"second-order gradient {k}")
+
+
+@pytest.mark.parametrize("norm", ["batch_norm", "batch_norm_eval", "layer_norm"])
+@pytest.mark.parametrize("leaves", ["weight", "bias", "weight_bias", "input"])
+def test_norm_first_gradients_of_some_leaves_are_torchs_one_node(norm, leaves):
+    """Under create_graph each first gradient of batch/layer norm comes from torch's one
+    backward node (its name, edges and requires_grad), whichever inputs require grad."""
+    seen = {}
+    for lib, F in ((torch, TF), (gt, GF)):
+        rng = np.random.default_rng(1)
+        x, w, b = (lib.tensor(rng.standard_normal(s)) for s in ((4, 3), (3,), (3,)))
+        named = {"input": x, "weight": w, "bias": b}
+        wanted = [named[k] for k in ("input", "weight", "bias") if k in leaves]
+        for t in wanted:
+            t.requires_grad_(True)
+        if norm == "layer_norm":
+            out = F.layer_norm(x, (3,), w, b)
+        elif norm == "batch_norm":
+            out = F.batch_norm(x, None, None, w, b, training=True)
+        else:
+            out = F.batch_norm(x, lib.tensor([0.5, -1.0, 0.0]), lib.tensor([1.0, 2.0, 0.5]),
+                               w, b)
+        grads = lib.autograd.grad(out, wanted, lib.tensor(rng.standard_normal((4, 3))),
+                                  create_graph=True)
+        seen[lib] = [(g.requires_grad, _name(g.grad_fn),
+                      g.grad_fn and tuple(_name(n) for n, _ in g.grad_fn.next_functions),
+                      _array(g)) for g in grads]
+    for got, want in zip(seen[gt], seen[torch]):
+        assert got[:3] == want[:3]
+        np.testing.assert_allclose(got[3], want[3], rtol=1e-7, atol=1e-9)

@@ -749,6 +749,11 @@ def _through_stats(gw, xhat, inv, axes, fixed: bool):
             - xhat * B.mean(gw * xhat, axis=axes, keepdims=True)) * inv
 
 
+def _recorded(*values) -> bool:
+    """Whether a rule runs under create_graph (some input a Tensor)."""
+    return any(isinstance(v, Tensor) for v in values)
+
+
 def _bn_axes(ndim: int) -> tuple:
     return tuple(i - ndim for i in range(ndim) if i != 1)     # every dim but the channels
 
@@ -772,8 +777,14 @@ def _batch_norm_forward(x, weight, bias, running_mean, running_var, training, ep
     return out if bias is None else out + _channels(bias, x.ndim)
 
 
-def _bn_rule(which, jvp=False):
+def _bn_rule(which, jvp=False, plain=False):
     def rule(g, x, weight, bias, out, running_mean, running_var, training, eps):
+        if not jvp and not plain and _recorded(g, x, weight, bias):
+            # create_graph: torch records the backward as one node with edges to the
+            # cotangent, the input, the weight and its saved statistics
+            return apply(native_batch_norm_backward, (g, x, weight, None, None),
+                         {"which": which, "running_mean": running_mean,
+                          "running_var": running_var, "training": training, "eps": eps})
         nd = x.ndim
         axes = _bn_axes(nd)
         fixed = _bn_fixed(B.data(x), running_mean, running_var, training)
@@ -819,8 +830,13 @@ def _layer_norm_forward(x, weight, bias, normalized_shape, eps):
     return out if bias is None else out + bias
 
 
-def _ln_rule(which, jvp=False):
+def _ln_rule(which, jvp=False, plain=False):
     def rule(g, x, weight, bias, out, normalized_shape, eps):
+        if not jvp and not plain and _recorded(g, x, weight, bias):
+            # create_graph: one node, as torch's (edges: cotangent, input, saved mean and
+            # 1/σ, weight, bias)
+            return apply(native_layer_norm_backward, (g, x, None, None, weight, bias),
+                         {"which": which, "normalized_shape": normalized_shape, "eps": eps})
         axes = _ln_axes(normalized_shape)
         # the leading dims of x (counted from the end): weight and bias get their sum
         lead = tuple(range(-x.ndim, -len(normalized_shape)))
@@ -852,6 +868,136 @@ native_layer_norm = Primitive(
     sample=_ln_samples,
     vjp=(_ln_rule(0), _ln_rule(1), _ln_rule(2)),
     jvp=(_ln_rule(0, True), _ln_rule(1, True), _ln_rule(2, True)))
+
+
+# ---- the backward of batch norm and layer norm as one node ---------------------------------------
+# Under create_graph torch records the fused backward as one node (NativeBatchNormBackward-
+# Backward0, NativeLayerNormBackwardBackward0) whose outputs are the three first gradients;
+# gradtool records one node per first gradient (``which``: 0 input, 1 weight, 2 bias) with
+# torch's name and edges.  The forward is the plain backward formula above; its derivatives
+# (third order of the norm) are those of that formula, written with backend ops: it runs on
+# Tensors and the engine differentiates it (reverse mode directly; forward mode as the
+# reverse mode of the reverse mode: J t is the gradient of <J^T u, t> in u).  torch's edges
+# to the saved statistics stay None: gradtool recomputes them from the input.
+def _as_tensors(inputs, target):
+    """Inputs as Tensors (None kept); input ``target`` a leaf requiring grad when it is an
+    array or a Tensor outside any graph."""
+    from ..tensor import _make
+    args = []
+    for i, a in enumerate(inputs):
+        if a is not None and not isinstance(a, Tensor):
+            a = _make(np.asarray(a), None, i == target)
+        elif i == target and not a.requires_grad:
+            a = a.detach().requires_grad_(True)
+        args.append(a)
+    return args
+
+
+def _engine_grad(out, wrt, cotangent, create_graph, batched=False):
+    from ..graph import grad
+    from ..grad_mode import enable_grad
+    with enable_grad():
+        (g,) = grad(out, wrt, cotangent, retain_graph=True, create_graph=create_graph,
+                    allow_unused=True, is_grads_batched=batched)
+    return g
+
+
+def _differentiated_vjp(formula, j):
+    def vjp(c, *inputs, out, **params):
+        from ..grad_mode import enable_grad
+        graph = isinstance(c, Tensor) or any(isinstance(a, Tensor) for a in inputs)
+        args = _as_tensors(inputs, j)
+        with enable_grad():
+            y = formula(*args, **params)
+        cot = c if isinstance(c, Tensor) else Tensor(np.asarray(c))
+        g = _engine_grad(y, args[j], cot, graph, np.ndim(c) > y.ndim) \
+            if y.requires_grad else None
+        if g is None:      # the formula does not depend on this input
+            shape = tuple(np.shape(c)[:np.ndim(c) - y.ndim]) + tuple(args[j].shape)
+            zeros = np.zeros(shape, args[j].dtype.np if hasattr(args[j].dtype, "np")
+                             else args[j]._data.dtype)
+            return zeros
+        return g if graph else g._data
+    return vjp
+
+
+def _differentiated_jvp(formula, j):
+    def jvp(t, *inputs, out, **params):
+        from ..grad_mode import enable_grad
+        args = _as_tensors([None if a is None else B.data(a) for a in inputs], j)
+        with enable_grad():
+            y = formula(*args, **params)
+            if not y.requires_grad:
+                return np.zeros(y.shape, y._data.dtype)
+            u = Tensor(np.zeros(y.shape, y._data.dtype), requires_grad=True)
+            vjp_u = _engine_grad(y, args[j], u, True)
+        if vjp_u is None or not vjp_u.requires_grad:
+            return np.zeros(y.shape, y._data.dtype)
+        jt = _engine_grad(vjp_u, u, Tensor(np.asarray(B.data(t))), False)
+        return np.zeros(y.shape, y._data.dtype) if jt is None else jt._data
+    return jvp
+
+
+def _statistic_edge(c, *inputs, out, **params):
+    """The saved mean / 1/σ of torch's node: never an input here (always a None edge)."""
+    return None
+
+
+def _bn_backward_formula(g, x, weight, save_mean, save_invstd, which, running_mean,
+                         running_var, training, eps):
+    return _bn_rule(which, plain=True)(g, x, weight, None, None, running_mean, running_var,
+                                       training, eps)
+
+
+def _bn_backward_samples():
+    rng = _sample_rng()
+    x, w = rng.standard_normal((4, 3, 2)), rng.standard_normal(3)
+    g = rng.standard_normal((4, 3, 2))
+    common = {"running_mean": None, "running_var": None, "training": True, "eps": 1e-5}
+    fixed = dict(common, running_mean=rng.standard_normal(3),
+                 running_var=rng.uniform(0.5, 2.0, 3), training=False)
+    return [((g, x, w, None, None), dict(common, which=which)) for which in (0, 1, 2)] + \
+        [((g[:, :, 0], x[:, :, 0], w, None, None), dict(common, which=0)),
+         ((g, x, w, None, None), dict(fixed, which=0)),
+         ((g, x, w, None, None), dict(fixed, which=1))]
+
+
+native_batch_norm_backward = Primitive(
+    "native_batch_norm_backward", "NativeBatchNormBackwardBackward0", _bn_backward_formula,
+    quiet=True, input_names=("grad_out", "input", "weight", "save_mean", "save_invstd"),
+    batch=batching.per_example, sample=_bn_backward_samples,
+    doc="the backward of batch normalization (one first gradient per ``which``)",
+    vjp=tuple(_differentiated_vjp(_bn_backward_formula, j) for j in range(3))
+    + (_statistic_edge, _statistic_edge),
+    jvp=tuple(_differentiated_jvp(_bn_backward_formula, j) for j in range(3)) + (None, None))
+
+
+def _ln_backward_formula(g, x, mean, rstd, weight, bias, which, normalized_shape, eps):
+    return _ln_rule(which, plain=True)(g, x, weight, bias, None, normalized_shape, eps)
+
+
+def _ln_backward_samples():
+    rng = _sample_rng()
+    x, g = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))
+    w, b = rng.standard_normal(4), rng.standard_normal(4)
+    common = {"normalized_shape": (4,), "eps": 1e-5}
+    return [((g, x, None, None, w, b), dict(common, which=which)) for which in (0, 1, 2)] + \
+        [((g, x, None, None, rng.standard_normal((3, 4)), None),
+          {"normalized_shape": (3, 4), "eps": 1e-5, "which": 0})]
+
+
+native_layer_norm_backward = Primitive(
+    "native_layer_norm_backward", "NativeLayerNormBackwardBackward0", _ln_backward_formula,
+    quiet=True, input_names=("grad_out", "input", "mean", "rstd", "weight", "bias"),
+    batch=batching.per_example, sample=_ln_backward_samples,
+    doc="the backward of layer normalization (one first gradient per ``which``)",
+    vjp=(_differentiated_vjp(_ln_backward_formula, 0), _differentiated_vjp(
+        _ln_backward_formula, 1), _statistic_edge, _statistic_edge,
+         _differentiated_vjp(_ln_backward_formula, 4),
+         _differentiated_vjp(_ln_backward_formula, 5)),
+    jvp=(_differentiated_jvp(_ln_backward_formula, 0), _differentiated_jvp(
+        _ln_backward_formula, 1), None, None, _differentiated_jvp(_ln_backward_formula, 4),
+         _differentiated_jvp(_ln_backward_formula, 5)))
 
 
 # ---- trilinear (F.bilinear's one node) ----------------------------------------------------------
