@@ -223,38 +223,37 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
     return view
 
 
-def _refresh_views(t: Tensor, done=None) -> None:
+def _refresh_views(t: Tensor) -> None:
     """After ``t`` was changed in place: every other live view of its memory that requires
     grad now reads the new value, AsStridedBackward0 of the base's current node (torch
     regenerates a view's grad_fn when its version changed: after an in-place op on the
     base, under no_grad, or through a detached alias; lazily, when next used, which gives
-    the same graph since every change comes through here).  ``done``: the view already
-    rebased by the op itself."""
+    the same graph since every change comes through here)."""
     if t._extra is None:
         return
     root = _root(t)
     if root is None:
         root = t
+    roots = [root]
     alias = root._get("alias_of")
-    if alias is not None:
-        root = alias()
-        if root is None:
-            return
-    views = root._get("views")
-    if not views or not root._rg:
-        return
-    with enable_grad():
-        for ref in list(views):
-            view = ref()
-            if view is None or view is done or not view._rg or view._get("no_grad_view") \
-                    or view._get("multi_view") is not None:
-                continue        # (torch refuses to regenerate a split/unbind output)
-            where = _view_positions(view, root)
-            if where is None:
-                continue
-            fresh = apply(inplace_prims.rebased_view, (root,), {"positions": where})
-            _rebased(view, fresh.grad_fn)
-            view.grad_fn, view._nr = fresh.grad_fn, 0
+    if alias is not None and alias() is not None:
+        roots.append(alias())      # a detached alias: the views of the memory it aliases
+    for base in roots:
+        views = base._get("views")
+        if not views or not base._rg:
+            continue
+        with enable_grad():
+            for ref in list(views):
+                view = ref()
+                if view is None or not view._rg or \
+                        view._get("no_grad_view") or view._get("multi_view") is not None:
+                    continue        # (torch refuses to regenerate a split/unbind output)
+                where = _view_positions(view, base)
+                if where is None:
+                    continue
+                fresh = apply(inplace_prims.rebased_view, (base,), {"positions": where})
+                _rebased(view, fresh.grad_fn)
+                view.grad_fn, view._nr = fresh.grad_fn, 0
 
 
 def _check_cast(source, target) -> None:
