@@ -177,6 +177,10 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
     is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "hessian")
 
     def gradient(*xs):
+        # torch's inner jacobian (create_graph=True) gives func views of its inputs: an
+        # in-place change of one (through a detached alias, say) regenerates the view, and
+        # the gradient w.r.t. it is then zero, as torch's
+        xs = _prepare_inputs(xs, True)
         out = func(*xs)
         _, outs = _as_tuple(out, "outputs of the user-provided function", "hessian")
         _single_element(outs, "hessian")

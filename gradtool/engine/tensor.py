@@ -264,12 +264,8 @@ class Tensor:
         # an in-place change through the alias regenerates the views of the memory it
         # aliases (ops/inplace.py _refresh_views): the root of those views, held weakly
         root = self
-        while root._extra is not None and (root._extra.get("base") is not None
-                                           or root._extra.get("alias_of") is not None):
-            base = root._extra.get("base")
-            root = base if base is not None else root._extra["alias_of"]()
-            if root is None:
-                return out
+        while root._extra is not None and root._extra.get("base") is not None:
+            root = root._extra["base"]
         out._extra = {"alias_of": weakref.ref(root)}
         return out
 

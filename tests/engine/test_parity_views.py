@@ -1006,3 +1006,23 @@ def test_version_error_names_the_current_node_of_a_dead_tensor(case, how):
         return x.grad
     result = same(fn)
     assert result[0] == "error"
+
+
+@pytest.mark.parametrize("how", ["hessian", "jacobian_create_graph"])
+def test_functional_inputs_are_views_regenerated_by_a_write_through_detach(how):
+    # (jacobian's blocks with create_graph: compared by value, torch's are ViewBackward0)
+    """torch's functional API hands the function views of its inputs when it builds a graph
+    (hessian's inner jacobian): a write through ``x.detach()`` regenerates the view, so the
+    gradient w.r.t. that input is zero there."""
+    def fn(lib):
+        def f(a, b, w):
+            stacked = lib.stack([a, b], dim=0)
+            b.detach().clamp_(-0.5, 1.0)
+            return lib.nn.functional.linear(stacked, w, None)
+        args = (leaf(lib, 0.921), leaf(lib, 0.438), leaf(lib, [[0.63, 1.38], [0.431, -1.334]]))
+        if how == "hessian":
+            return lib.autograd.functional.hessian(
+                lambda *a: (f(*a) * lib.tensor([-0.75, 0.75])).sum(), args)
+        return [block.detach() for block in
+                lib.autograd.functional.jacobian(f, args, create_graph=True)[0]]
+    same(fn)

@@ -236,8 +236,9 @@ def _refresh_views(t: Tensor) -> None:
         root = t
     roots = [root]
     alias = root._get("alias_of")
-    if alias is not None and alias() is not None:
+    while alias is not None and alias() is not None and len(roots) < 100:
         roots.append(alias())      # a detached alias: the views of the memory it aliases
+        alias = roots[-1]._get("alias_of")
     for base in roots:
         views = base._get("views")
         if not views or not base._rg:
