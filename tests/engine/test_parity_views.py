@@ -1026,3 +1026,19 @@ def test_functional_inputs_are_views_regenerated_by_a_write_through_detach(how):
         return [block.detach() for block in
                 lib.autograd.functional.jacobian(f, args, create_graph=True)[0]]
     same(fn)
+
+
+@pytest.mark.parametrize("index", ["ellipsis_list", "column_list"])
+def test_forward_ad_of_an_inplace_op_on_a_view_of_a_fortran_ordered_copy(index):
+    """Advanced indexing can give a Fortran-ordered array: the tangent written through a view
+    of it must land (it was a lost copy)."""
+    def fn(lib):
+        fwad = lib.autograd.forward_ad
+        with fwad.dual_level():
+            x = fwad.make_dual(lib.tensor([[0.644, -0.127], [0.793, 1.235]]),
+                               lib.tensor([[-2.0, 0.0], [1.25, 1.5]]))
+            copy = x[..., lib.tensor([1, -2])] if index == "ellipsis_list" else x[:, [1, 0]]
+            view = copy.narrow(0, 0, 1)
+            view.mul_(-0.5)
+            return [fwad.unpack_dual(t).tangent.numpy() for t in (view, copy)]
+    same(fn)

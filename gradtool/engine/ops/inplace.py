@@ -196,7 +196,7 @@ def _inplace_on_view(view: Tensor, base: Tensor, positions, compute, others,
     base_new = _make(new_data, node if tracking else None, tracking)
     if MODE.fw_level and (base._fw is not None or values._fw is not None):
         tangent = np.zeros(new_data.shape, new_data.dtype) if base._fw is None else \
-            np.array(base._fw[1], dtype=new_data.dtype, copy=True)
+            np.array(base._fw[1], dtype=new_data.dtype, order="C", copy=True)
         tangent.reshape(-1)[positions] = 0 if values._fw is None else values._fw[1]
         base_new._fw = (MODE.fw_level, tangent)
     np.copyto(base._data, new_data)            # the views share this memory
