@@ -793,3 +793,24 @@ def test_einsum_and_bmm_of_two_float_dtypes(equation, shapes, first):
     else:
         assert got[1] == expected[1] and got[3:] == expected[3:]
         np.testing.assert_allclose(got[2], expected[2])
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+def test_maximum_minimum_gradients_and_tangents_at_nan_and_ties(op):
+    """A NaN makes every comparison false: torch gives both inputs the whole gradient, and the
+    forward tangent is the second input's."""
+    nan = float("nan")
+    seen = {}
+    for lib in (torch, gt):
+        a = lib.tensor([nan, 1.0, 2.0, nan, 3.0, 0.0], dtype=lib.float64, requires_grad=True)
+        b = lib.tensor([1.0, nan, 2.0, nan, 1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        getattr(lib, op)(a, b).backward(lib.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                                                   dtype=lib.float64))
+        fwad = lib.autograd.forward_ad
+        with fwad.dual_level():
+            da = fwad.make_dual(a.detach(), lib.ones(6, dtype=lib.float64))
+            db = fwad.make_dual(b.detach(), lib.full((6,), 2.0, dtype=lib.float64))
+            tangent = fwad.unpack_dual(getattr(lib, op)(da, db)).tangent
+        seen[lib] = [a.grad.numpy(), b.grad.numpy(), tangent.numpy()]
+    for got, want in zip(seen[gt], seen[torch]):
+        np.testing.assert_allclose(got, want)

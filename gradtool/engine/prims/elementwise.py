@@ -574,29 +574,54 @@ def _split_between(g, win, tie):
     return B.where(win, g, B.where(tie, g * 0.5, 0.0))
 
 
-def _max_split(g, a, b, out, first: bool):
-    # maximum: the gradient goes to the larger input; ties split it evenly (torch).
-    da, db = B.data(a), B.data(b)
-    return _split_between(g, (da > db) if first else (db > da), da == db)
+def _unless_beaten(g, lose, tie):
+    # g, halved at ties, zero where the input loses: where a NaN makes every comparison false
+    # both inputs keep the whole gradient (torch's masked_fill_ of the loser)
+    return B.where(lose, 0.0, B.where(tie, g * 0.5, g))
 
 
-def _min_split(g, a, b, out, first: bool):
-    da, db = B.data(a), B.data(b)
-    return _split_between(g, (da < db) if first else (db < da), da == db)
+# maximum: the gradient goes to the larger input; ties split it evenly (torch).  Reverse
+# mode zeroes the smaller input's share; forward mode is torch's
+#     t_b + where(a == b, 0.5, a > b) (t_a - t_b)
+# so at a NaN the tangent is b's alone.
+def _max_vjp(first: bool):
+    def rule(g, a, b, out):
+        da, db = B.data(a), B.data(b)
+        return _unless_beaten(g, (da < db) if first else (da > db), da == db)
+    return rule
+
+
+def _max_jvp(first: bool):
+    def rule(t, a, b, out):
+        da, db = B.data(a), B.data(b)
+        if first:
+            return _split_between(t, da > db, da == db)
+        return _unless_beaten(t, da > db, da == db)
+    return rule
+
+
+def _min_vjp(first: bool):
+    def rule(g, a, b, out):
+        da, db = B.data(a), B.data(b)
+        return _unless_beaten(g, (da > db) if first else (da < db), da == db)
+    return rule
+
+
+def _min_jvp(first: bool):
+    def rule(t, a, b, out):
+        da, db = B.data(a), B.data(b)
+        if first:
+            return _split_between(t, da < db, da == db)
+        return _unless_beaten(t, da < db, da == db)
+    return rule
 
 
 maximum = _binary("maximum", "MaximumBackward0", np.maximum,
-                  (lambda g, a, b, out: _max_split(g, a, b, out, True),
-                   lambda g, a, b, out: _max_split(g, a, b, out, False)),
-                  (lambda t, a, b, out: _max_split(t, a, b, out, True),
-                   lambda t, a, b, out: _max_split(t, a, b, out, False)),
+                  (_max_vjp(True), _max_vjp(False)), (_max_jvp(True), _max_jvp(False)),
                   analytic=False, domain="distinct",
                   sample=binary(distinct, shifted))
 minimum = _binary("minimum", "MinimumBackward0", np.minimum,
-                  (lambda g, a, b, out: _min_split(g, a, b, out, True),
-                   lambda g, a, b, out: _min_split(g, a, b, out, False)),
-                  (lambda t, a, b, out: _min_split(t, a, b, out, True),
-                   lambda t, a, b, out: _min_split(t, a, b, out, False)),
+                  (_min_vjp(True), _min_vjp(False)), (_min_jvp(True), _min_jvp(False)),
                   analytic=False, domain="distinct",
                   sample=binary(distinct, shifted))
 
