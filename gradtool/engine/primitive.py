@@ -51,7 +51,8 @@ class Primitive:
                  broadcasts: bool = False, analytic: bool = True, differentiable: bool = True,
                  input_names: tuple = ("self",), out_shape=None, doc: str = "",
                  sample=None, batch=None, delta=None, domain=None, needs=None,
-                 shape_only: tuple = (), quiet: bool = False, vjp=(), jvp=()) -> None:
+                 shape_only: tuple = (), quiet: bool = False, promotes: bool = True, vjp=(),
+                 jvp=()) -> None:
         if save not in SAVE_MODES:
             raise ValueError(f"save must be one of {SAVE_MODES}")
         if name in REGISTRY:
@@ -64,6 +65,9 @@ class Primitive:
         self.forward = backend.quiet(forward) if quiet else forward
         self.save = save
         self.broadcasts = broadcasts
+        # promotes: a broadcasting primitive's result has its inputs' promoted dtype (False:
+        # the forward's own dtype, e.g. huber_loss's is its input's)
+        self.promotes = promotes
         self.analytic = analytic            # False: not complex-analytic (complex step refused)
         self.differentiable = differentiable
         self.input_names = tuple(input_names)
@@ -215,7 +219,7 @@ def _run_forward(prim: Primitive, datas: list, params: dict) -> np.ndarray:
         out_data = np.asarray(out_data)
     if prim.broadcasts:
         arrays = [d for d in datas if type(d) is _ndarray]
-        if len(arrays) > 1 and len({d.dtype for d in arrays}) > 1:
+        if len(arrays) > 1 and len({d.dtype for d in arrays}) > 1 and prim.promotes:
             out_data = promoted(out_data, arrays)
     return out_data
 
@@ -405,7 +409,7 @@ def _apply_two(prim: Primitive, a: Tensor, b: Tensor, params: dict) -> Tensor:
         raise op_error(prim, exc, [da, db]) from None
     if type(out_data) is not _ndarray:
         out_data = np.asarray(out_data)
-    if prim.broadcasts and da.dtype != db.dtype:
+    if prim.broadcasts and da.dtype != db.dtype and prim.promotes:
         out_data = promoted(out_data, [da, db])
     out = _make(out_data)
     rga = a._rg

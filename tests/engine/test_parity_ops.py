@@ -814,3 +814,43 @@ def test_maximum_minimum_gradients_and_tangents_at_nan_and_ties(op):
         seen[lib] = [a.grad.numpy(), b.grad.numpy(), tangent.numpy()]
     for got, want in zip(seen[gt], seen[torch]):
         np.testing.assert_allclose(got, want)
+
+
+@pytest.mark.parametrize("dtypes", [("float64", "float32"), ("float32", "float64"),
+                                    ("float32", "float32")])
+@pytest.mark.parametrize("mode", ["value", "input_grad", "target_grad", "input_tangent",
+                                  "target_tangent"])
+def test_huber_loss_of_two_dtypes(dtypes, mode):
+    """torch's huber_loss keeps the input's dtype; its backward and its forward-mode
+    derivative refuse a target of another dtype ("Found dtype Float but expected Double")."""
+    seen = {}
+    for lib, F in ((torch, torch.nn.functional), (gt, gt.nn.functional)):
+        x = lib.tensor([0.5, 1.5, -2.0], dtype=getattr(lib, dtypes[0]))
+        t = lib.tensor([0.1, 0.2, 0.3], dtype=getattr(lib, dtypes[1]))
+        try:
+            if mode == "value":
+                out = F.huber_loss(x, t, reduction="none")
+                seen[lib] = (str(out.dtype).split(".")[1], out.numpy().astype(np.float64))
+            elif mode.endswith("grad"):
+                leaf = (x if mode == "input_grad" else t).requires_grad_(True)
+                F.huber_loss(x, t, delta=0.5).backward()
+                seen[lib] = leaf.grad.numpy().astype(np.float64)
+            else:
+                fwad = lib.autograd.forward_ad
+                with fwad.dual_level():
+                    if mode == "input_tangent":
+                        x = fwad.make_dual(x, lib.ones(3, dtype=x.dtype))
+                    else:
+                        t = fwad.make_dual(t, lib.ones(3, dtype=t.dtype))
+                    tangent = fwad.unpack_dual(F.huber_loss(x, t)).tangent
+                seen[lib] = tangent.numpy().astype(np.float64)
+        except RuntimeError as err:
+            seen[lib] = str(err)
+    got, want = seen[gt], seen[torch]
+    if isinstance(want, str) or isinstance(got, str):
+        assert got == want
+    elif isinstance(want, tuple):
+        assert got[0] == want[0]
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-6)

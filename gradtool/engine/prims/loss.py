@@ -7,6 +7,8 @@ import numpy as np
 from .. import backend as B
 from .. import batching
 from ..samples import normal, one, positive
+from ...errors import EngineError
+from ..dtypes import scalar_type_name
 from ..primitive import Primitive, apply
 from ..tensor import Tensor
 
@@ -353,14 +355,42 @@ def _delta(width):
     return width
 
 
+def _same_dtype(expected, found) -> None:
+    """torch's huber kernels (backward and forward-mode) refuse operands of two dtypes."""
+    e, f = B.data(expected).dtype, B.data(found).dtype
+    if e != f:
+        raise EngineError(f"Found dtype {scalar_type_name(f)} but expected "
+                          f"{scalar_type_name(e)}")
+
+
+def _huber_vjp(sign):
+    rule = _robust_vjp(huber_loss_backward, "delta", sign)
+
+    def checked(g, x, y, out, reduction, delta):
+        # huber_loss_backward(grad, self, target) for self, (grad, target, self) for target
+        _same_dtype(*((x, y) if sign > 0 else (y, x)))
+        return rule(g, x, y, out=out, reduction=reduction, delta=delta)
+    return checked
+
+
+def _huber_jvp(sign):
+    rule = _robust_jvp("delta", _delta, sign)
+
+    def checked(t, x, y, out, reduction, delta):
+        _same_dtype(y, x)
+        return rule(t, x, y, out=out, reduction=reduction, delta=delta)
+    return checked
+
+
 huber_loss = Primitive(
     "huber_loss", "HuberLossBackward0",
-    lambda x, y, reduction, delta: _reduce(_huber_terms(x, y, delta), reduction),
-    broadcasts=True, analytic=False, input_names=("self", "target"),
+    # in the input's dtype, whatever the target's (torch)
+    lambda x, y, reduction, delta: np.asarray(
+        _reduce(_huber_terms(x, y, delta), reduction)).astype(x.dtype, copy=False),
+    broadcasts=True, promotes=False, analytic=False, input_names=("self", "target"),
     batch=batching.elementwise_loss, sample=_robust_samples("delta", 0.7),
-    vjp=(_robust_vjp(huber_loss_backward, "delta", 1.0),
-         _robust_vjp(huber_loss_backward, "delta", -1.0)),
-    jvp=(_robust_jvp("delta", _delta, 1.0), _robust_jvp("delta", _delta, -1.0)))
+    vjp=(_huber_vjp(1.0), _huber_vjp(-1.0)),
+    jvp=(_huber_jvp(1.0), _huber_jvp(-1.0)))
 
 
 # ---- binary_cross_entropy ------------------------------------------------------------------------
