@@ -1,0 +1,32 @@
+"""maximum/minimum gradients and tangents as torch's, NaN and ties included: an input gets the
+gradient unless it is beaten (so with a NaN both get it); the tangent follows the second input
+unless the first wins."""
+
+import math
+
+import pytest
+
+import gradtool as gt
+
+torch = pytest.importorskip("torch")
+
+NAN = math.nan
+PAIRS = [(NAN, 1.0), (1.0, NAN), (NAN, NAN), (1.0, 1.0), (2.0, 1.0), (1.0, 2.0)]
+
+
+def _grads_and_tangent(lib, op, a, b):
+    x = lib.tensor(a, dtype=lib.float64, requires_grad=True)
+    y = lib.tensor(b, dtype=lib.float64, requires_grad=True)
+    (getattr(lib, op)(x, y) * 3.0).backward()
+    fw = lib.autograd.forward_ad
+    with fw.dual_level():
+        xx = fw.make_dual(lib.tensor(a, dtype=lib.float64), lib.tensor(2.0, dtype=lib.float64))
+        yy = fw.make_dual(lib.tensor(b, dtype=lib.float64), lib.tensor(5.0, dtype=lib.float64))
+        tangent = fw.unpack_dual(getattr(lib, op)(xx, yy)).tangent.item()
+    return x.grad.item(), y.grad.item(), tangent
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+@pytest.mark.parametrize("a, b", PAIRS)
+def test_extreme_gradients_and_tangents_as_torch(op, a, b):
+    assert _grads_and_tangent(gt, op, a, b) == pytest.approx(_grads_and_tangent(torch, op, a, b))
