@@ -30,3 +30,27 @@ def _grads_and_tangent(lib, op, a, b):
 @pytest.mark.parametrize("a, b", PAIRS)
 def test_extreme_gradients_and_tangents_as_torch(op, a, b):
     assert _grads_and_tangent(gt, op, a, b) == pytest.approx(_grads_and_tangent(torch, op, a, b))
+
+
+def _hardtanh_outcome(lib):
+    inf, nan = math.inf, math.nan
+    x = lib.tensor([-0.5, 0.5, 7.0], dtype=lib.float64, requires_grad=True)
+    g, = lib.autograd.grad(lib.nn.functional.relu6(x), x,
+                           lib.tensor([inf, nan, nan], dtype=lib.float64), create_graph=True)
+    v = lib.tensor([-0.094, -0.222], dtype=lib.float64, requires_grad=True)
+    out = lib.nn.functional.normalize(lib.nn.functional.relu6(v), dim=0)
+    first, = lib.autograd.grad(out, [v], lib.tensor([-1.75, 0.0], dtype=lib.float64),
+                               create_graph=True)
+    second, = lib.autograd.grad((first * lib.tensor([-1.25, 0.0], dtype=lib.float64)).sum(), [v])
+    fw = lib.autograd.forward_ad
+    with fw.dual_level():
+        d = fw.make_dual(lib.tensor([-0.5, 0.5, 7.0], dtype=lib.float64),
+                         lib.tensor([nan, 1.0, inf], dtype=lib.float64))
+        tangent = fw.unpack_dual(lib.nn.functional.hardtanh(d, 0.0, 6.0)).tangent
+    return [repr(v) for v in g.tolist() + second.tolist() + tangent.tolist()]
+
+
+def test_hardtanh_masks_gradients_and_tangents_as_torch():
+    # outside (min_val, max_val) the gradient is 0 even where it arrives inf or NaN (torch's
+    # masked_fill), so normalize of a clamped-to-zero vector has a zero second derivative
+    assert _hardtanh_outcome(gt) == _hardtanh_outcome(torch)
