@@ -54,3 +54,33 @@ def test_hardtanh_masks_gradients_and_tangents_as_torch():
     # outside (min_val, max_val) the gradient is 0 even where it arrives inf or NaN (torch's
     # masked_fill), so normalize of a clamped-to-zero vector has a zero second derivative
     assert _hardtanh_outcome(gt) == _hardtanh_outcome(torch)
+
+
+REDUCTIONS = {
+    "max": lambda lib, x: x.max(),
+    "min": lambda lib, x: x.min(),
+    "max_dim": lambda lib, x: x.max(0)[0],
+    "min_dim": lambda lib, x: x.reshape(2, 2).min(1)[0],
+}
+
+
+def _reduction_outcome(lib, name, xs):
+    f = REDUCTIONS[name]
+    x = lib.tensor(xs, dtype=lib.float64, requires_grad=True)
+    y = f(lib, x)
+    inf_grad, = lib.autograd.grad(y, x, lib.full(y.shape, math.inf, dtype=lib.float64))
+    plain, = lib.autograd.grad(f(lib, x), x, lib.full(y.shape, 2.0, dtype=lib.float64))
+    fw = lib.autograd.forward_ad
+    with fw.dual_level():
+        dual = fw.make_dual(lib.tensor(xs, dtype=lib.float64),
+                            lib.tensor([1.0, 2.0, 3.0, 4.0], dtype=lib.float64))
+        tangent = fw.unpack_dual(f(lib, dual)).tangent
+    return repr((inf_grad.tolist(), plain.tolist(), tangent.tolist()))
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+@pytest.mark.parametrize("xs", [[-2.0, 0.5, 3.0, 0.0], [1.0, NAN, 3.0, NAN], [3.0, 3.0, 1.0, 0.0]])
+def test_max_min_gradients_reach_only_the_extremes_as_torch(name, xs):
+    # torch fills the gradient in where x attains the extreme (a NaN extreme: at the NaNs),
+    # zeros elsewhere, so an inf gradient does not turn the other elements NaN
+    assert _reduction_outcome(gt, name, xs) == _reduction_outcome(torch, name, xs)
