@@ -84,3 +84,20 @@ def test_max_min_gradients_reach_only_the_extremes_as_torch(name, xs):
     # torch fills the gradient in where x attains the extreme (a NaN extreme: at the NaNs),
     # zeros elsewhere, so an inf gradient does not turn the other elements NaN
     assert _reduction_outcome(gt, name, xs) == _reduction_outcome(torch, name, xs)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_nll_gradient_reaches_only_the_picked_classes_as_torch(reduction, ignore_index, loss):
+    def outcome(lib):
+        x = lib.tensor([[-2.0, 0.5, 3.0], [0.0, 1.0, -1.0]], dtype=lib.float64,
+                       requires_grad=True)
+        y = getattr(lib.nn.functional, loss)(x, lib.tensor([0, 2]), reduction=reduction,
+                                             ignore_index=ignore_index)
+        values = [math.inf, NAN, -math.inf, 1.0]
+        g = lib.tensor([values[i % 4] for i in range(y.numel())],
+                       dtype=lib.float64).reshape(y.shape)
+        grad, = lib.autograd.grad(y, x, g)
+        return repr(grad.tolist())
+    assert outcome(gt) == outcome(torch)
