@@ -101,3 +101,37 @@ def test_nll_gradient_reaches_only_the_picked_classes_as_torch(reduction, ignore
         grad, = lib.autograd.grad(y, x, g)
         return repr(grad.tolist())
     assert outcome(gt) == outcome(torch)
+
+
+ACTIVATIONS = {
+    "relu": lambda lib, x: x.relu(),
+    "relu_": lambda lib, x: (x * 1).relu_(),
+    "threshold": lambda lib, x: lib.nn.functional.threshold(x, 0.5, -1.0),
+    "elu": lambda lib, x: lib.nn.functional.elu(x),
+    "abs": lambda lib, x: x.abs(),
+    "sign": lambda lib, x: x.sign(),
+    "l1": lambda lib, x: lib.nn.functional.l1_loss(x, lib.zeros_like(x), reduction="none"),
+    "norm1": lambda lib, x: x.norm(p=1, dim=1),
+    "smooth_l1": lambda lib, x: lib.nn.functional.smooth_l1_loss(x, lib.zeros_like(x),
+                                                                  reduction="none"),
+    "relu6": lambda lib, x: lib.nn.functional.relu6(x),
+    "leaky_relu": lambda lib, x: lib.nn.functional.leaky_relu(x, 0.1),
+}
+ROWS = [[-math.inf, 0.5, 3.0], [NAN, 1.0, -1.0], [math.inf, 2.0, 0.0]]
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activations_on_nan_and_inf_inputs_as_torch(name):
+    # torch's comparisons: sign(NaN) = 0, relu/threshold/elu pass the gradient at a NaN
+    def outcome(lib):
+        f = ACTIVATIONS[name]
+        x = lib.tensor(ROWS, dtype=lib.float64, requires_grad=True)
+        y = f(lib, x)
+        grad, = lib.autograd.grad(y, x, lib.ones_like(y))
+        fw = lib.autograd.forward_ad
+        with fw.dual_level():
+            dual = fw.make_dual(lib.tensor(ROWS, dtype=lib.float64),
+                                lib.full((3, 3), 2.0, dtype=lib.float64))
+            tangent = fw.unpack_dual(f(lib, dual)).tangent
+        return repr((y.tolist(), grad.tolist(), tangent.tolist()))
+    assert outcome(gt) == outcome(torch)

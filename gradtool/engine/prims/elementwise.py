@@ -371,17 +371,17 @@ def _sgn_vjp(g, x, out):
 
 # x / |x| (0 at 0): the factor of abs's gradient, recorded under create_graph (torch's
 # abs backward is grad * self.sgn(), so the gradient of a gradient of abs exists, zero)
-sgn = _unary("sgn", "SgnBackward0", lambda x: np.sign(x), _sgn_vjp,
+sgn = _unary("sgn", "SgnBackward0", B.real_sign, _sgn_vjp,
              lambda t, x, out: _sgn_vjp(t, x, out), save="both",
              analytic=False, domain="away_from_zero", sample=unary(away))
 abs = _unary("abs", "AbsBackward0", _abs,
              lambda g, x, out: g * _on_tensors(sgn, (x,), {}),
-             lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero",
+             lambda t, x, out: t * B.real_sign(x), analytic=False, domain="away_from_zero",
              sample=unary(away))
 
 
 def _sign(x):
-    return x.copy() if x.dtype == np.bool_ else np.sign(x)     # torch: sign of bool is itself
+    return x.copy() if x.dtype == np.bool_ else B.real_sign(x)  # torch: sign of bool is itself
 
 
 # torch's sign backward is zeros_like(grad): a constant, no graph under create_graph and no
@@ -396,7 +396,8 @@ sign = _unary("sign", "SignBackward0", _sign, lambda g, x, out: B.zeros_like(g),
 # ThresholdBackwardBackward0 with edges to grad and to relu's result): linear in grad,
 # constant in result, so the gradient of a gradient exists and is zero in x, as torch's.
 def _threshold_backward(g, x, threshold):
-    return np.where(x > threshold, g, np.zeros((), dtype=np.result_type(g)))
+    # torch: x <= threshold ? 0 : g (a NaN x passes the gradient)
+    return np.where(x <= threshold, np.zeros((), dtype=np.result_type(g)), g)
 
 
 threshold_backward = Primitive(
@@ -411,7 +412,7 @@ threshold_backward = Primitive(
          lambda t, g, x, out, threshold: np.zeros_like(t)))
 relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0),
               lambda g, x, out: _on_tensors(threshold_backward, (g, out), {"threshold": 0}),
-              lambda t, x, out: t * (out > 0), save="out", analytic=False,
+              lambda t, x, out: _threshold_backward(t, out, 0.0), save="out", analytic=False,
               domain="away_from_zero",
               sample=unary(away))
 

@@ -609,8 +609,9 @@ def _elu(x, alpha):
 
 
 def _elu_slope(x, alpha):
-    # 1 for x > 0, alpha exp(x) otherwise
-    return B.where(B.data(x) > 0, 1.0, B.exp(B.where(B.data(x) > 0, 0.0, x)) * alpha)
+    # alpha exp(x) for x <= 0, 1 otherwise (NaN included, as torch)
+    below = B.data(x) <= 0
+    return B.where(below, B.exp(B.where(below, x, 0.0)) * alpha, 1.0)
 
 
 def _kinked_samples(**params):
@@ -685,28 +686,33 @@ hardtanh_backward = _slope_backward(
     "hardtanh_backward", "HardtanhBackwardBackward0", _hardtanh_slope,
     _backward_samples(np.array([-1.7, -0.6, 0.3, 1.4]), min_val=-1.0, max_val=1.0))
 
+def _threshold(x, threshold, value):
+    # torch: x <= threshold ? value : x (a NaN x stays NaN)
+    return np.where(x <= threshold, np.asarray(value).astype(x.dtype), x)
+
+
 # threshold(x, t, v) = x where x > t, v elsewhere; its backward is relu's node
 # (threshold_backward(grad, self, t): ThresholdBackwardBackward0, edges grad and self)
 threshold = Primitive("threshold", "ThresholdBackward0",
-                      lambda x, threshold, value: np.where(
-                          x > threshold, x, np.asarray(value).astype(x.dtype)),
+                      _threshold,
                       input_names=("self",), analytic=False, domain="away_from_zero",
                       doc="x where x > threshold, value elsewhere",
                       batch=batching.elementwise, delta=batching.delta_elementwise,
                       sample=_kinked_samples(threshold=0.0, value=-2.0),
                       vjp=lambda g, x, out, threshold, value: _call(
                           E.threshold_backward, (g, x), {"threshold": threshold}),
-                      jvp=lambda t, x, out, threshold, value: t * (B.data(x) > threshold))
+                      jvp=lambda t, x, out, threshold, value: E._threshold_backward(
+                          t, x, threshold))
 # threshold_ (in place): torch records ThresholdBackward1, the same rules
 threshold_inplace = Primitive(
     "threshold_inplace", "ThresholdBackward1",
-    lambda x, threshold, value: np.where(x > threshold, x, np.asarray(value).astype(x.dtype)),
+    _threshold,
     input_names=("self",), analytic=False, domain="away_from_zero",
     doc="threshold in place", batch=batching.elementwise, delta=batching.delta_elementwise,
     sample=_kinked_samples(threshold=0.0, value=-2.0),
     vjp=lambda g, x, out, threshold, value: _call(E.threshold_backward, (g, x),
                                                   {"threshold": threshold}),
-    jvp=lambda t, x, out, threshold, value: t * (B.data(x) > threshold))
+    jvp=lambda t, x, out, threshold, value: E._threshold_backward(t, x, threshold))
 leaky_relu = Primitive("leaky_relu", "LeakyReluBackward0",
                        lambda x, negative_slope: np.where(x > 0, x, x * negative_slope),
                        input_names=("self",), analytic=False, domain="away_from_zero",
