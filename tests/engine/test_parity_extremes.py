@@ -135,3 +135,23 @@ def test_activations_on_nan_and_inf_inputs_as_torch(name):
             tangent = fw.unpack_dual(f(lib, dual)).tangent
         return repr((y.tolist(), grad.tolist(), tangent.tolist()))
     assert outcome(gt) == outcome(torch)
+
+
+SOFTMAX_ROWS = [[math.inf, math.inf, 0.0], [math.inf, 1.0, 0.0], [-math.inf] * 3,
+                [-math.inf, 0.0, 1.0], [NAN, 1.0, 0.0], [math.inf, -math.inf, 0.0],
+                [1.0, 2.0, 3.0]]
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax", "logsumexp"])
+def test_softmax_family_on_infinite_rows_as_torch(fn):
+    # a row holding +inf is NaN throughout in softmax/log_softmax (torch's kernel shifts by
+    # the max), while logsumexp is inf there
+    np = pytest.importorskip("numpy")
+
+    def outcome(lib):
+        x = lib.tensor(SOFTMAX_ROWS, dtype=lib.float64, requires_grad=True)
+        y = getattr(x, fn)(1)
+        grad, = lib.autograd.grad(y, x, lib.ones_like(y))
+        return np.array(y.tolist()), np.array(grad.tolist())
+    for mine, theirs in zip(outcome(gt), outcome(torch)):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-15)

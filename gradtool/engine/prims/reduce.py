@@ -463,7 +463,12 @@ logsumexp = Primitive("logsumexp", "LogsumexpBackward0", quiet=True, save="both"
 # softmax and log_softmax write contiguous results, as torch's kernels do (numpy lays out
 # elementwise results like strided inputs; the layout decides which later reshapes are views)
 def _softmax_forward(x, dim):
-    return np.ascontiguousarray(np.exp(x - _logsumexp_forward(x, (dim,), True)))
+    lse = _logsumexp_forward(x, (dim,), True)
+    out = np.exp(x - lse)
+    if not math.isfinite(np.add.reduce(lse, axis=None)) and np.isposinf(lse).any():
+        # torch's kernel shifts by the max: a row holding +inf is NaN throughout
+        out = np.where(np.isposinf(lse), np.nan, out)
+    return np.ascontiguousarray(out)
 
 
 def _softmax_vjp(g, x, out, dim):
@@ -545,7 +550,9 @@ def _log_softmax_forward(x, dim):
     m = np.maximum.reduce(x.real if x.dtype.kind == "c" else x, axis=dim, keepdims=True,
                           initial=-np.inf)
     if not math.isfinite(np.add.reduce(m, axis=None)):
-        m = np.where(np.isfinite(m), m, 0.0)    # rows with an inf or nan max shift by 0
+        # rows with a -inf or nan max shift by 0; a +inf max stays (as torch's kernel: the
+        # row is NaN throughout)
+        m = np.where(np.isfinite(m) | np.isposinf(m), m, 0.0)
     shifted = x - m
     return np.ascontiguousarray(shifted - np.log(np.add.reduce(np.exp(shifted), axis=dim,
                                                                keepdims=True)))
