@@ -83,7 +83,15 @@ sin = _unary(np.sin, "sin")
 cos = _unary(np.cos, "cos")
 tanh = _unary(np.tanh, "tanh")
 sqrt = _unary(np.sqrt, "sqrt")
-sign = _unary(np.sign, "sign")
+def real_sign(x):
+    """np.sign with torch's sign of NaN: 0 ((0 < x) - (x < 0))."""
+    s = np.sign(x)
+    if s.dtype.kind == "f" and np.isnan(s).any():
+        s = np.where(np.isnan(s), np.zeros((), s.dtype), s)
+    return s
+
+
+sign = _unary(real_sign, "sign")
 abs = _unary(np.abs, "abs")
 conj = _unary(np.conj, "conj")
 cosh = _unary(np.cosh, "cosh")

@@ -371,17 +371,17 @@ def _sgn_vjp(g, x, out):
 
 # x / |x| (0 at 0): the factor of abs's gradient, recorded under create_graph (torch's
 # abs backward is grad * self.sgn(), so the gradient of a gradient of abs exists, zero)
-sgn = _unary("sgn", "SgnBackward0", lambda x: np.sign(x), _sgn_vjp,
+sgn = _unary("sgn", "SgnBackward0", B.real_sign, _sgn_vjp,
              lambda t, x, out: _sgn_vjp(t, x, out), save="both",
              analytic=False, domain="away_from_zero", sample=unary(away))
 abs = _unary("abs", "AbsBackward0", _abs,
              lambda g, x, out: g * _on_tensors(sgn, (x,), {}),
-             lambda t, x, out: t * np.sign(x), analytic=False, domain="away_from_zero",
+             lambda t, x, out: t * B.real_sign(x), analytic=False, domain="away_from_zero",
              sample=unary(away))
 
 
 def _sign(x):
-    return x.copy() if x.dtype == np.bool_ else np.sign(x)     # torch: sign of bool is itself
+    return x.copy() if x.dtype == np.bool_ else B.real_sign(x)  # torch: sign of bool is itself
 
 
 # torch's sign backward is zeros_like(grad): a constant, no graph under create_graph and no
@@ -396,7 +396,8 @@ sign = _unary("sign", "SignBackward0", _sign, lambda g, x, out: B.zeros_like(g),
 # ThresholdBackwardBackward0 with edges to grad and to relu's result): linear in grad,
 # constant in result, so the gradient of a gradient exists and is zero in x, as torch's.
 def _threshold_backward(g, x, threshold):
-    return np.where(x > threshold, g, np.zeros((), dtype=np.result_type(g)))
+    # torch: x <= threshold ? 0 : g (a NaN x passes the gradient)
+    return np.where(x <= threshold, np.zeros((), dtype=np.result_type(g)), g)
 
 
 threshold_backward = Primitive(
@@ -411,7 +412,7 @@ threshold_backward = Primitive(
          lambda t, g, x, out, threshold: np.zeros_like(t)))
 relu = _unary("relu", "ReluBackward0", lambda x: np.maximum(x, 0),
               lambda g, x, out: _on_tensors(threshold_backward, (g, out), {"threshold": 0}),
-              lambda t, x, out: t * (out > 0), save="out", analytic=False,
+              lambda t, x, out: _threshold_backward(t, out, 0.0), save="out", analytic=False,
               domain="away_from_zero",
               sample=unary(away))
 
@@ -569,59 +570,34 @@ clamp_tensor = Primitive("clamp_tensor", "ClampBackward0", _tensor_clamp, broadc
                               _clamp_rule(_clamp_hi_keep)))
 
 
-def _split_between(g, win, tie):
-    # selected with where, as torch does (an inf gradient does not leak into the other input)
-    return B.where(win, g, B.where(tie, g * 0.5, 0.0))
+def _extreme_vjp(g, a, b, beaten):
+    # an input gets the gradient unless it is beaten; ties split it evenly; where a NaN makes
+    # every comparison false both inputs get all of it (torch's maximum/minimum backward)
+    da, db = B.data(a), B.data(b)
+    return B.where(beaten(da, db), 0.0, B.where(da == db, g * 0.5, g))
 
 
-def _unless_beaten(g, lose, tie):
-    # g, halved at ties, zero where the input loses: where a NaN makes every comparison false
-    # both inputs keep the whole gradient (torch's masked_fill_ of the loser)
-    return B.where(lose, 0.0, B.where(tie, g * 0.5, g))
-
-
-# maximum: the gradient goes to the larger input; ties split it evenly (torch).  Reverse
-# mode zeroes the smaller input's share; forward mode is torch's
-#     t_b + where(a == b, 0.5, a > b) (t_a - t_b)
-# so at a NaN the tangent is b's alone.
-def _max_vjp(first: bool):
-    def rule(g, a, b, out):
-        da, db = B.data(a), B.data(b)
-        return _unless_beaten(g, (da < db) if first else (da > db), da == db)
-    return rule
-
-
-def _max_jvp(first: bool):
-    def rule(t, a, b, out):
-        da, db = B.data(a), B.data(b)
-        if first:
-            return _split_between(t, da > db, da == db)
-        return _unless_beaten(t, da > db, da == db)
-    return rule
-
-
-def _min_vjp(first: bool):
-    def rule(g, a, b, out):
-        da, db = B.data(a), B.data(b)
-        return _unless_beaten(g, (da > db) if first else (da < db), da == db)
-    return rule
-
-
-def _min_jvp(first: bool):
-    def rule(t, a, b, out):
-        da, db = B.data(a), B.data(b)
-        if first:
-            return _split_between(t, da < db, da == db)
-        return _unless_beaten(t, da < db, da == db)
-    return rule
+def _extreme_jvp(t, a, b, first: bool, wins):
+    # torch's tangent: where(a == b, (ta + tb) / 2, where(a wins, ta, tb)): with a NaN the
+    # second input's tangent
+    da, db = B.data(a), B.data(b)
+    won = wins(da, db)
+    kept = won if first else ~won
+    return np.where(kept & (da != db), t, np.where(da == db, t * 0.5, 0.0))
 
 
 maximum = _binary("maximum", "MaximumBackward0", np.maximum,
-                  (_max_vjp(True), _max_vjp(False)), (_max_jvp(True), _max_jvp(False)),
+                  (lambda g, a, b, out: _extreme_vjp(g, a, b, np.less),
+                   lambda g, a, b, out: _extreme_vjp(g, a, b, np.greater)),
+                  (lambda t, a, b, out: _extreme_jvp(t, a, b, True, np.greater),
+                   lambda t, a, b, out: _extreme_jvp(t, a, b, False, np.greater)),
                   analytic=False, domain="distinct",
                   sample=binary(distinct, shifted))
 minimum = _binary("minimum", "MinimumBackward0", np.minimum,
-                  (_min_vjp(True), _min_vjp(False)), (_min_jvp(True), _min_jvp(False)),
+                  (lambda g, a, b, out: _extreme_vjp(g, a, b, np.greater),
+                   lambda g, a, b, out: _extreme_vjp(g, a, b, np.less)),
+                  (lambda t, a, b, out: _extreme_jvp(t, a, b, True, np.less),
+                   lambda t, a, b, out: _extreme_jvp(t, a, b, False, np.less)),
                   analytic=False, domain="distinct",
                   sample=binary(distinct, shifted))
 

@@ -109,7 +109,11 @@ def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
             value = -1.0 if picked is None else -picked
     W = np.zeros(data.shape, dtype=g.dtype.np if isinstance(g, Tensor) else g.dtype)
     W[index] = value
-    return g * W
+    # torch scatters the gradient to the picked elements: zeros elsewhere (and at ignored
+    # targets), whatever the gradient holds (an inf gradient leaks into no other class)
+    hit = np.zeros(data.shape, dtype=bool)
+    hit[index] = True if kept is None else kept
+    return B.where(hit, g * W, 0.0)
 
 
 def _nll_jvp(t, x, target, out, reduction, weight, ignore_index):

@@ -609,8 +609,9 @@ def _elu(x, alpha):
 
 
 def _elu_slope(x, alpha):
-    # 1 for x > 0, alpha exp(x) otherwise
-    return B.where(B.data(x) > 0, 1.0, B.exp(B.where(B.data(x) > 0, 0.0, x)) * alpha)
+    # alpha exp(x) for x <= 0, 1 otherwise (NaN included, as torch)
+    below = B.data(x) <= 0
+    return B.where(below, B.exp(B.where(below, x, 0.0)) * alpha, 1.0)
 
 
 def _kinked_samples(**params):
@@ -642,16 +643,25 @@ def _slope_backward(name, node_name, slope, sample):
     """grad * slope(x) for a piecewise-linear activation: its backward, itself a node (torch's
     ...BackwardBackward0), linear in grad and constant in x (so the gradient of a gradient
     exists and is zero in x, as torch's, rather than missing)."""
-    prim = Primitive(name, node_name, lambda g, x, **p: g * slope(x, **p), broadcasts=True,
+    prim = Primitive(name, node_name, lambda g, x, **p: _sloped(g, slope(x, **p)),
+                     broadcasts=True,
                      input_names=("grad_output", "self"), analytic=False,
                      domain="away_from_zero", batch=batching.elementwise,
                      doc=f"the backward of {node_name[:-len('BackwardBackward0')]}",
                      sample=sample,
                      vjp=(lambda gg, g, x, out, **p: _call(prim, (gg, x), p),
                           lambda gg, g, x, out, **p: B.zeros_like(gg)),
-                     jvp=(lambda t, g, x, out, **p: t * slope(x, **p),
+                     jvp=(lambda t, g, x, out, **p: _sloped(t, slope(x, **p)),
                           lambda t, g, x, out, **p: np.zeros_like(t)))
     return prim
+
+
+def _sloped(g, slope):
+    """g times the slope; a boolean slope selects (torch's masked_fill: an inf or NaN
+    gradient outside the mask gives 0, not NaN)."""
+    if slope.dtype == np.bool_:
+        return np.where(slope, g, np.zeros((), dtype=np.result_type(g)))
+    return g * slope
 
 
 def _leaky_slope(x, negative_slope):
@@ -662,7 +672,7 @@ def _leaky_slope(x, negative_slope):
 def _hardtanh_slope(x, min_val, max_val):
     # the gradient passes strictly inside (min_val, max_val) (torch: zero at the bounds)
     data = B.data(x)
-    return ((data > min_val) & (data < max_val)).astype(data.dtype)
+    return (data > min_val) & (data < max_val)
 
 
 def _backward_samples(x, **params):
@@ -676,28 +686,33 @@ hardtanh_backward = _slope_backward(
     "hardtanh_backward", "HardtanhBackwardBackward0", _hardtanh_slope,
     _backward_samples(np.array([-1.7, -0.6, 0.3, 1.4]), min_val=-1.0, max_val=1.0))
 
+def _threshold(x, threshold, value):
+    # torch: x <= threshold ? value : x (a NaN x stays NaN)
+    return np.where(x <= threshold, np.asarray(value).astype(x.dtype), x)
+
+
 # threshold(x, t, v) = x where x > t, v elsewhere; its backward is relu's node
 # (threshold_backward(grad, self, t): ThresholdBackwardBackward0, edges grad and self)
 threshold = Primitive("threshold", "ThresholdBackward0",
-                      lambda x, threshold, value: np.where(
-                          x > threshold, x, np.asarray(value).astype(x.dtype)),
+                      _threshold,
                       input_names=("self",), analytic=False, domain="away_from_zero",
                       doc="x where x > threshold, value elsewhere",
                       batch=batching.elementwise, delta=batching.delta_elementwise,
                       sample=_kinked_samples(threshold=0.0, value=-2.0),
                       vjp=lambda g, x, out, threshold, value: _call(
                           E.threshold_backward, (g, x), {"threshold": threshold}),
-                      jvp=lambda t, x, out, threshold, value: t * (B.data(x) > threshold))
+                      jvp=lambda t, x, out, threshold, value: E._threshold_backward(
+                          t, x, threshold))
 # threshold_ (in place): torch records ThresholdBackward1, the same rules
 threshold_inplace = Primitive(
     "threshold_inplace", "ThresholdBackward1",
-    lambda x, threshold, value: np.where(x > threshold, x, np.asarray(value).astype(x.dtype)),
+    _threshold,
     input_names=("self",), analytic=False, domain="away_from_zero",
     doc="threshold in place", batch=batching.elementwise, delta=batching.delta_elementwise,
     sample=_kinked_samples(threshold=0.0, value=-2.0),
     vjp=lambda g, x, out, threshold, value: _call(E.threshold_backward, (g, x),
                                                   {"threshold": threshold}),
-    jvp=lambda t, x, out, threshold, value: t * (B.data(x) > threshold))
+    jvp=lambda t, x, out, threshold, value: E._threshold_backward(t, x, threshold))
 leaky_relu = Primitive("leaky_relu", "LeakyReluBackward0",
                        lambda x, negative_slope: np.where(x > 0, x, x * negative_slope),
                        input_names=("self",), analytic=False, domain="away_from_zero",
@@ -719,8 +734,8 @@ hardtanh = Primitive("hardtanh", "HardtanhBackward0",
                                       {"min_val": 0.0, "max_val": 6.0})],
                      vjp=lambda g, x, out, min_val, max_val: _call(
                          hardtanh_backward, (g, x), {"min_val": min_val, "max_val": max_val}),
-                     jvp=lambda t, x, out, min_val, max_val: t * _hardtanh_slope(
-                         x, min_val, max_val))
+                     jvp=lambda t, x, out, min_val, max_val: _sloped(t, _hardtanh_slope(
+                         x, min_val, max_val)))
 
 
 # ---- batch norm and layer norm: one node each in torch (NativeBatchNormBackward0, ...) ----------

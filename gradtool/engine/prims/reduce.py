@@ -114,14 +114,25 @@ def _extreme_mask(x, value, dims):
     return hit / np.sum(hit, axis=dims, keepdims=True)
 
 
+def _attains(x, value):
+    """Where x equals its extreme ``value`` (NaN: where x is NaN, as torch picks it)."""
+    if np.isnan(value):
+        return np.isnan(x)
+    return x == value
+
+
 def _full_extreme(name, node_name, np_fn, *, sample=None):
     def vjp(g, x, out):
+        # torch (on the CPU): zeros with the share of the gradient filled in where x attains
+        # the extreme (a NaN extreme: where x is NaN), so an inf gradient leaks nowhere else
         data = B.data(x)
-        mask = _extreme_mask(data, np_fn(data), _all(data))
-        return _expand_back(g, data.shape, _all(data), False) * B.astype_like(mask, g)
+        value = np_fn(data)
+        hit = _attains(data, value)
+        share = _expand_back(g, data.shape, _all(data), False) / np.count_nonzero(hit)
+        return B.where(hit, share, 0.0)
 
     def jvp(t, x, out):
-        return np.sum(t * _extreme_mask(x, np_fn(x), _all(x)))
+        return np.sum(t * _extreme_mask(x, np_fn(x), _all(x)))     # NaN extreme: NaN, as torch
 
     # torch saves the result too: changing it in place is a version error
     prim = Primitive(name, node_name, lambda x: np_fn(x), input_names=("self",), save="both",
@@ -147,8 +158,9 @@ def _dim_extreme(name, node_name, np_fn, arg_fn, *, sample=None):
         return hit
 
     def vjp(g, x, out, dim, keepdim):
+        # torch scatters the gradient to the indices: zeros elsewhere, whatever g holds
         data = B.data(x)
-        return _expand_back(g, data.shape, (dim,), keepdim) * B.astype_like(onehot(data, dim), g)
+        return B.where(onehot(data, dim), _expand_back(g, data.shape, (dim,), keepdim), 0.0)
 
     def jvp(t, x, out, dim, keepdim):
         return np.sum(t * onehot(x, dim), axis=dim, keepdims=keepdim)
@@ -467,7 +479,12 @@ logsumexp = Primitive("logsumexp", "LogsumexpBackward0", quiet=True, save="both"
 # softmax and log_softmax write contiguous results, as torch's kernels do (numpy lays out
 # elementwise results like strided inputs; the layout decides which later reshapes are views)
 def _softmax_forward(x, dim):
-    return np.ascontiguousarray(np.exp(x - _logsumexp_forward(x, (dim,), True)))
+    lse = _logsumexp_forward(x, (dim,), True)
+    out = np.exp(x - lse)
+    if not math.isfinite(np.add.reduce(lse, axis=None)) and np.isposinf(lse).any():
+        # torch's kernel shifts by the max: a row holding +inf is NaN throughout
+        out = np.where(np.isposinf(lse), np.nan, out)
+    return np.ascontiguousarray(out)
 
 
 def _softmax_vjp(g, x, out, dim):
@@ -549,7 +566,9 @@ def _log_softmax_forward(x, dim):
     m = np.maximum.reduce(x.real if x.dtype.kind == "c" else x, axis=dim, keepdims=True,
                           initial=-np.inf)
     if not math.isfinite(np.add.reduce(m, axis=None)):
-        m = np.where(np.isfinite(m), m, 0.0)    # rows with an inf or nan max shift by 0
+        # rows with a -inf or nan max shift by 0; a +inf max stays (as torch's kernel: the
+        # row is NaN throughout)
+        m = np.where(np.isfinite(m) | np.isposinf(m), m, 0.0)
     shifted = x - m
     return np.ascontiguousarray(shifted - np.log(np.add.reduce(np.exp(shifted), axis=dim,
                                                                keepdims=True)))
