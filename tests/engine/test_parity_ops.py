@@ -854,3 +854,13 @@ def test_huber_loss_of_two_dtypes(dtypes, mode):
         np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
     else:
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("k", [7, 2, -1])
+def test_topk_of_bools_checks_k_first(k):
+    messages = []
+    for lib in (torch, gt):
+        with pytest.raises(RuntimeError) as err:
+            lib.tensor([False, False, False]).topk(k)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]

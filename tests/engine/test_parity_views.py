@@ -1042,3 +1042,26 @@ def test_forward_ad_of_an_inplace_op_on_a_view_of_a_fortran_ordered_copy(index):
             view.mul_(-0.5)
             return [fwad.unpack_dual(t).tangent.numpy() for t in (view, copy)]
     same(fn)
+
+
+@pytest.mark.parametrize("case", ["transpose_1d", "slice_of_slice"])
+def test_forward_ad_of_mul_by_an_aliasing_view(case):
+    """``x.mul_(y)`` with y another view of x's memory: torch writes x's tangent first and
+    then reads y's (aliased) tangent."""
+    def fn(lib):
+        fwad = lib.autograd.forward_ad
+        with fwad.dual_level():
+            d = fwad.make_dual(lib.tensor([[-1.0, 0.5, 2.0], [1.5, -0.25, 3.0],
+                                           [0.75, 1.25, -2.0]]),
+                               lib.tensor([[0.75, -1.25, 1.0], [2.0, 0.5, -0.5],
+                                           [1.5, -1.0, 0.25]]))
+            y = d * 1
+            if case == "transpose_1d":
+                other = y[0, 1:]
+                target = other.transpose(0, -1)
+            else:
+                other = y[1]
+                target = other[:]
+            target.mul_(other)
+            return [fwad.unpack_dual(t).tangent.numpy() for t in (target, y)]
+    same(fn)

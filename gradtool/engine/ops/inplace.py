@@ -392,16 +392,33 @@ def sub_(self, other, *, alpha=1):
 def mul_(self, other):
     if _numpy_inplace(self, np.multiply, other):
         return self
-    return _inplace(self, _mul_itself if other is self else mul, other)
+    if isinstance(other, Tensor) and (other is self or (
+            MODE.fw_level and np.may_share_memory(self._data, other._data))):
+        return _inplace(self, lambda s, o: _mul_aliased(s, o, self), other)
+    return _inplace(self, mul, other)
 
 
-def _mul_itself(s, o):
-    """``x.mul_(x)``: torch's forward-mode formula reads the aliased operand after the write,
-    so the tangent is t * x_new + t * x_old (not 2 t x_old)."""
+def _mul_aliased(s, o, target):
+    """``x.mul_(y)`` where y shares memory with x (y is x, or a view of the same elements):
+    torch's forward-mode formula writes x's tangent first (t_x y) and then reads y's tangent,
+    which now holds that write where it aliases x, so the tangent is t_x y + t_y' x_old."""
     out = mul(s, o)
-    if out._fw is not None and s._fw is not None:
-        tangent = s._fw[1]
-        out._fw = (out._fw[0], tangent * out._data + tangent * s._data)
+    if out._fw is None or s._fw is None or o._fw is None:
+        return out
+    first = np.broadcast_to(s._fw[1] * o._data, s._data.shape)
+    if o is target:
+        after = first
+    else:
+        root = _root(target)
+        root = target if root is None else root
+        at_x, at_y = _view_positions(target, root), _view_positions(o, root)
+        if at_x is None or at_y is None:
+            return out
+        flat = np.zeros(root._data.size, dtype=first.dtype)
+        flat[at_y.reshape(-1)] = np.broadcast_to(o._fw[1], o._data.shape).reshape(-1)
+        flat[at_x.reshape(-1)] = first.reshape(-1)
+        after = flat[at_y]
+    out._fw = (out._fw[0], first + after * s._data)
     return out
 
 

@@ -414,10 +414,10 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
     input = _tensor_of(input)
     axis = _norm_dim(dim, builtins.max(input.ndim, 1))
     size = input.shape[axis] if input.ndim else 1
+    if not 0 <= k <= size:          # checked first, as torch
+        raise EngineError("selected index k out of range")
     if input._data.dtype == np.bool_:
         raise EngineError("topk does not support bool dtypes on CPU")
-    if not 0 <= k <= size:
-        raise EngineError("selected index k out of range")
     order = argsort(input, dim, descending=largest)
     indices = _make(np.take(order._data, np.arange(k), axis=axis) if input.ndim
                     else order._data)

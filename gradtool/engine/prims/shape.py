@@ -240,7 +240,9 @@ def _index_vjp(backward_prim):
 
 
 def _index_forward(x, key, out_ndim):
-    return x[key]
+    # a new C-contiguous tensor, as torch's index (numpy's advanced indexing may return a
+    # Fortran-ordered array, which linear would not fold into one view as torch does)
+    return np.ascontiguousarray(x[key])
 
 
 def _indexed_shape(shape, key) -> tuple:
