@@ -43,7 +43,8 @@ def _bmm_forward(a, b):
     return out if out.dtype == b.dtype else out.astype(b.dtype)
 
 
-bmm = Primitive("bmm", "BmmBackward0", _bmm_forward, input_names=("self", "mat2"), needs=((1,), (0,)),
+bmm = Primitive("bmm", "BmmBackward0", _bmm_forward, input_names=("self", "mat2"),
+                needs=((1,), (0,)),
                 out_shape=lambda a, b: (a[0], a[1], b[2]), batch=batching.matmul,
                 sample=lambda: [one(normal(2, 2, 3), normal(2, 3, 4, seed=1))],
                 vjp=(lambda g, a, b, out: in_dtype_of(g, b) @ _mT(b),

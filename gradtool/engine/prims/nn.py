@@ -927,11 +927,8 @@ def _differentiated_vjp(formula, j):
         cot = c if isinstance(c, Tensor) else Tensor(np.asarray(c))
         g = _engine_grad(y, args[j], cot, graph, np.ndim(c) > y.ndim) \
             if y.requires_grad else None
-        if g is None:      # the formula does not depend on this input
-            shape = tuple(np.shape(c)[:np.ndim(c) - y.ndim]) + tuple(args[j].shape)
-            zeros = np.zeros(shape, args[j].dtype.np if hasattr(args[j].dtype, "np")
-                             else args[j]._data.dtype)
-            return zeros
+        if g is None:      # the formula does not depend on this input: no gradient (as
+            return None    # torch's None for layer norm's bias)
         return g if graph else g._data
     return vjp
 

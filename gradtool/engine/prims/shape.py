@@ -240,9 +240,12 @@ def _index_vjp(backward_prim):
 
 
 def _index_forward(x, key, out_ndim):
-    # a new C-contiguous tensor, as torch's index (numpy's advanced indexing may return a
-    # Fortran-ordered array, which linear would not fold into one view as torch does)
-    return np.ascontiguousarray(x[key])
+    # basic keys give a view; an advanced one a new C-contiguous tensor, as torch's index
+    # (numpy may return it Fortran-ordered, which linear would not fold into one view)
+    out = x[key]
+    if np.may_share_memory(out, x) or out.flags.c_contiguous:
+        return out
+    return out.copy(order="C")      # (not ascontiguousarray: it makes a 0-d result 1-d)
 
 
 def _indexed_shape(shape, key) -> tuple:
