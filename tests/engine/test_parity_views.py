@@ -1065,3 +1065,19 @@ def test_forward_ad_of_mul_by_an_aliasing_view(case):
             target.mul_(other)
             return [fwad.unpack_dual(t).tangent.numpy() for t in (target, y)]
     same(fn)
+
+
+@pytest.mark.parametrize("shapes", [((1, 3), (1, 3)), ((2, 2), (1, 1)), ((2, 3), (1, 3)),
+                                    ((2, 3), (3,)), ((0, 2), (1, 2)), ((2, 3), (1, 2, 3)),
+                                    ((0, 2), (1, 3)), ((2, 2), (1, 1, 3))])
+def test_setitem_views_the_value_without_its_leading_ones(shapes):
+    """torch's setitem views the value without all its leading 1s (ViewBackward0), then
+    expands it unless it has the target's shape; its size error names the viewed sizes."""
+    target_shape, value_shape = shapes
+
+    def fn(lib):
+        x = leaf(lib, np.zeros(target_shape).tolist()) * 1
+        v = leaf(lib, np.arange(1.0, 1.0 + np.prod(value_shape)).reshape(value_shape).tolist())
+        x[...] = v * 2
+        return {"x": x, "chain": _chain(x.grad_fn)}
+    same(fn)

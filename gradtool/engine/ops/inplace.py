@@ -585,12 +585,15 @@ def setitem(self, key, value) -> None:
         _check_writable(target, value)
         fill_(target, value)
     else:
+        # torch: the value viewed without all its leading 1s (a ViewBackward0 even when
+        # there are none), then expanded to the target unless it already has its shape
         lead = 0
-        while lead < value._data.ndim - target._data.ndim and value._data.shape[lead] == 1:
+        while lead < value._data.ndim and value._data.shape[lead] == 1:
             lead += 1
-        if lead:
-            value = value.view(value._data.shape[lead:])
-        copy_(target, broadcast_to(value, target._data.shape))
+        value = value.view(value._data.shape[lead:])
+        if value._data.shape != target._data.shape:
+            value = broadcast_to(value, target._data.shape)
+        copy_(target, value)
 
 
 def _plain_setitem(self: Tensor, key, value) -> bool:
