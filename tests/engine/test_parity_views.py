@@ -1081,3 +1081,18 @@ def test_setitem_views_the_value_without_its_leading_ones(shapes):
         x[...] = v * 2
         return {"x": x, "chain": _chain(x.grad_fn)}
     same(fn)
+
+
+@pytest.mark.parametrize("view", ["expand", "slice", "transpose"])
+def test_forward_ad_views_see_an_inplace_change_of_their_base(view):
+    def fn(lib):
+        fwad = lib.autograd.forward_ad
+        with fwad.dual_level():
+            d = fwad.make_dual(lib.tensor([[-0.716, 0.848], [0.892, 1.5]]),
+                               lib.tensor([[-1.0, -0.75], [-2.0, 0.5]]))
+            base = d.cumsum(0)
+            seen = {"expand": lambda: base.expand(2, 2), "slice": lambda: base[1:],
+                    "transpose": lambda: base.t()}[view]()
+            base.clamp_(-1.0, 1.0)
+            return [fwad.unpack_dual(t).tangent.numpy() for t in (seen.sigmoid(), base)]
+    same(fn)

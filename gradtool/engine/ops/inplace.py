@@ -257,6 +257,22 @@ def _refresh_views(t: Tensor) -> None:
                 view.grad_fn, view._nr = fresh.grad_fn, 0
 
 
+def _refresh_view_tangents(base: Tensor) -> None:
+    """Forward AD: after ``base`` was changed in place, its live views read their tangents
+    from its new one (torch's view tangents are views of the base's)."""
+    views = base._get("views")
+    if not views or base._fw is None:
+        return
+    flat = np.ascontiguousarray(base._fw[1]).reshape(-1)
+    for ref in views:
+        view = ref()
+        if view is None or view._fw is None:
+            continue
+        where = _view_positions(view, base)
+        if where is not None:
+            view._fw = (base._fw[0], flat[where])
+
+
 def _check_cast(source, target) -> None:
     if source != target and not np.can_cast(source, target, "same_kind"):
         raise EngineError(f"result type {dtypes.scalar_type_name(source)} can't "
@@ -328,6 +344,7 @@ def _inplace(self: Tensor, compute, *others, overlap: bool = True) -> Tensor:
         elif fw[1].shape != self._data.shape or fw[1].dtype != self._data.dtype:
             fw = (fw[0], np.broadcast_to(fw[1], self._data.shape).astype(self._data.dtype))
         self._fw = fw
+        _refresh_view_tangents(self)
     if tracking:
         fn = result.grad_fn
         _rebased(self, fn)
