@@ -1096,3 +1096,18 @@ def test_forward_ad_views_see_an_inplace_change_of_their_base(view):
             base.clamp_(-1.0, 1.0)
             return [fwad.unpack_dual(t).tangent.numpy() for t in (seen.sigmoid(), base)]
     same(fn)
+
+
+@pytest.mark.parametrize("key", ["int_tensor", "mask"])
+def test_forward_ad_setitem_replaces_a_nan_tangent(key):
+    """Writing a constant over an element with a NaN tangent leaves a zero tangent there."""
+    def fn(lib):
+        fwad = lib.autograd.forward_ad
+        with fwad.dual_level():
+            d = fwad.make_dual(lib.tensor([-0.5, 1.0]), lib.tensor([-1.75, 0.5]))
+            y = d * float("nan") if key == "mask" else d[:1].std() * lib.ones(2)
+            view = y.view(1, -1)
+            index = lib.tensor([[True, False]]) if key == "mask" else lib.tensor([-1])
+            view[index] = 3.0
+            return [fwad.unpack_dual(t).tangent.numpy() for t in (view, y)]
+    same(fn)

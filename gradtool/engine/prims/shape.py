@@ -747,7 +747,10 @@ index_put = Primitive("index_put", "CopySlices", _index_put_forward, save="shape
                                           key=(slice(0, 2), slice(1, 3)))],
                       vjp=(lambda g, x, v, out, key: g * B.astype_like(_keep_mask(x, key), g),
                            _index_put_vjp_value),
-                      jvp=(lambda t, x, v, out, key: t * _keep_mask(x, key),
+                      # the written elements' tangents are replaced, not scaled by 0 (an
+                      # inf or NaN tangent there does not survive the write)
+                      jvp=(lambda t, x, v, out, key: np.where(_keep_mask(x, key), t,
+                                                              np.zeros((), t.dtype)),
                            lambda t, x, v, out, key: _index_put_forward(np.zeros(x.shape, t.dtype),
                                                                         t, key)))
 
