@@ -28,7 +28,7 @@ from ..engine import forward_ad as fwAD
 from ..engine import graph, limits
 from ..engine.backend import errors_off, errors_restore
 from ..engine.batching import delta_elementwise
-from ..engine.node import AccumulateGrad
+from ..engine.node import AccumulateGrad, OpNode
 from ..engine.grad_mode import MODE
 from ..engine import primitive as P
 from ..engine.grad_mode import enable_grad, no_grad
@@ -286,8 +286,10 @@ def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True
     one at a time undefined, and with zero gradients, must give None or zeros (``planned``:
     ``graph.plan(outputs, inputs)``, when the caller has it)."""
     roots, targets, discovered = planned or graph.plan(outputs, inputs)
-    zeros = [np.zeros_like(o._data) for o in outputs]
-    cases = [("all output gradients undefined", [None] * len(outputs))]
+    cases = [] if _inert_when_undefined(roots) else \
+        [("all output gradients undefined", [None] * len(outputs))]
+    if len(outputs) > 1 or zero_case:
+        zeros = [np.zeros_like(o._data) for o in outputs]
     if len(outputs) > 1:
         cases += [(f"output {k}'s gradient undefined",
                    [None if i == k else z for i, z in enumerate(zeros)])
@@ -312,6 +314,27 @@ def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True
                                 f"{_input_label(edge, targets, inputs, names)} got a nonzero "
                                 f"gradient (max |grad| = {np.max(np.abs(data)):.3g})")
     return problems
+
+
+def _inert_when_undefined(roots) -> bool:
+    """Whether a backward with every output gradient undefined provably does nothing: each
+    root is a primitive's node (not released, no hooks) or a leaf without hooks.  The
+    engine then runs only the roots, whose rule returns undefined gradients at once for an
+    undefined gradient (``OpNode.apply``), so nothing reaches any input (custom Functions,
+    CopySlices and hooked nodes see the undefined gradient: for them the case runs)."""
+    for edge in roots:
+        if edge is None:
+            continue
+        node = edge[0]
+        if node._extra is not None:
+            return False
+        kind = type(node)
+        if kind is AccumulateGrad:
+            if node.variable._extra is not None:
+                return False
+        elif kind.apply is not OpNode.apply or node.released:
+            return False
+    return True
 
 
 def _input_label(edge, targets, inputs, names=None) -> str:
