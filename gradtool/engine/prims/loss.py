@@ -40,7 +40,7 @@ def _nll_picked(shape, target, weight, ignore_index):
     every one is 1, the mask of the targets not ignored or None when none is).  Plain fancy
     indexing: this runs on every call of the loss."""
     valid = target != ignore_index
-    all_valid = bool(valid.all())
+    all_valid = bool(np.logical_and.reduce(valid, axis=None))     # valid.all(), unwrapped
     safe = target if all_valid else np.where(valid, target, 0)
     if weight is not None:
         picked = np.asarray(weight, dtype=np.float64)[safe]
