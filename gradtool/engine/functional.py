@@ -141,7 +141,9 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
         for i, out in enumerate(outputs):
             n = out.numel()
             row = []
-            if n == 0 or not _in_graph(out):
+            if n == 0:      # torch stacks one row per output element: none to stack
+                raise EngineError("stack expects a non-empty TensorList")
+            if not _in_graph(out):
                 row = [ops.zeros(*(tuple(out.shape) + tuple(x.shape)), dtype=x.dtype)
                        for x in inputs]
             else:

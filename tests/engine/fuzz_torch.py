@@ -453,9 +453,10 @@ def _functional(lib, prog, facets, dtype_map):
     probe: dict = {}
     _steps(lib, prog, probe, dtype_map, facets)
     out_step, out = _output(lib, prog, probe)
-    # torch's jacobian of an empty tensor raises "stack expects a non-empty TensorList"
-    if (out is None or not diff or not _floating(out) or out.numel() == 0
-            or not all(_floating(probe[s.id]) and probe[s.id].numel() for s in diff)):
+    # empty outputs and inputs too: torch's jacobian of an empty output raises "stack expects
+    # a non-empty TensorList", and so must gradtool's
+    if (out is None or not diff or not _floating(out)
+            or not all(_floating(probe[s.id]) for s in diff)):
         return
     ids = [s.id for s in diff]
 

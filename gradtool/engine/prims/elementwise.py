@@ -569,34 +569,34 @@ clamp_tensor = Primitive("clamp_tensor", "ClampBackward0", _tensor_clamp, broadc
                               _clamp_rule(_clamp_hi_keep)))
 
 
-def _split_between(g, win, tie):
-    # selected with where, as torch does (an inf gradient does not leak into the other input)
-    return B.where(win, g, B.where(tie, g * 0.5, 0.0))
-
-
-def _max_split(g, a, b, out, first: bool):
-    # maximum: the gradient goes to the larger input; ties split it evenly (torch).
+def _extreme_vjp(g, a, b, beaten):
+    # an input gets the gradient unless it is beaten; ties split it evenly; where a NaN makes
+    # every comparison false both inputs get all of it (torch's maximum/minimum backward)
     da, db = B.data(a), B.data(b)
-    return _split_between(g, (da > db) if first else (db > da), da == db)
+    return B.where(beaten(da, db), 0.0, B.where(da == db, g * 0.5, g))
 
 
-def _min_split(g, a, b, out, first: bool):
+def _extreme_jvp(t, a, b, first: bool, wins):
+    # torch's tangent: where(a == b, (ta + tb) / 2, where(a wins, ta, tb)): with a NaN the
+    # second input's tangent
     da, db = B.data(a), B.data(b)
-    return _split_between(g, (da < db) if first else (db < da), da == db)
+    won = wins(da, db)
+    kept = won if first else ~won
+    return np.where(kept & (da != db), t, np.where(da == db, t * 0.5, 0.0))
 
 
 maximum = _binary("maximum", "MaximumBackward0", np.maximum,
-                  (lambda g, a, b, out: _max_split(g, a, b, out, True),
-                   lambda g, a, b, out: _max_split(g, a, b, out, False)),
-                  (lambda t, a, b, out: _max_split(t, a, b, out, True),
-                   lambda t, a, b, out: _max_split(t, a, b, out, False)),
+                  (lambda g, a, b, out: _extreme_vjp(g, a, b, np.less),
+                   lambda g, a, b, out: _extreme_vjp(g, a, b, np.greater)),
+                  (lambda t, a, b, out: _extreme_jvp(t, a, b, True, np.greater),
+                   lambda t, a, b, out: _extreme_jvp(t, a, b, False, np.greater)),
                   analytic=False, domain="distinct",
                   sample=binary(distinct, shifted))
 minimum = _binary("minimum", "MinimumBackward0", np.minimum,
-                  (lambda g, a, b, out: _min_split(g, a, b, out, True),
-                   lambda g, a, b, out: _min_split(g, a, b, out, False)),
-                  (lambda t, a, b, out: _min_split(t, a, b, out, True),
-                   lambda t, a, b, out: _min_split(t, a, b, out, False)),
+                  (lambda g, a, b, out: _extreme_vjp(g, a, b, np.greater),
+                   lambda g, a, b, out: _extreme_vjp(g, a, b, np.less)),
+                  (lambda t, a, b, out: _extreme_jvp(t, a, b, True, np.less),
+                   lambda t, a, b, out: _extreme_jvp(t, a, b, False, np.less)),
                   analytic=False, domain="distinct",
                   sample=binary(distinct, shifted))
 

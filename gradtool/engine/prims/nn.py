@@ -642,16 +642,25 @@ def _slope_backward(name, node_name, slope, sample):
     """grad * slope(x) for a piecewise-linear activation: its backward, itself a node (torch's
     ...BackwardBackward0), linear in grad and constant in x (so the gradient of a gradient
     exists and is zero in x, as torch's, rather than missing)."""
-    prim = Primitive(name, node_name, lambda g, x, **p: g * slope(x, **p), broadcasts=True,
+    prim = Primitive(name, node_name, lambda g, x, **p: _sloped(g, slope(x, **p)),
+                     broadcasts=True,
                      input_names=("grad_output", "self"), analytic=False,
                      domain="away_from_zero", batch=batching.elementwise,
                      doc=f"the backward of {node_name[:-len('BackwardBackward0')]}",
                      sample=sample,
                      vjp=(lambda gg, g, x, out, **p: _call(prim, (gg, x), p),
                           lambda gg, g, x, out, **p: B.zeros_like(gg)),
-                     jvp=(lambda t, g, x, out, **p: t * slope(x, **p),
+                     jvp=(lambda t, g, x, out, **p: _sloped(t, slope(x, **p)),
                           lambda t, g, x, out, **p: np.zeros_like(t)))
     return prim
+
+
+def _sloped(g, slope):
+    """g times the slope; a boolean slope selects (torch's masked_fill: an inf or NaN
+    gradient outside the mask gives 0, not NaN)."""
+    if slope.dtype == np.bool_:
+        return np.where(slope, g, np.zeros((), dtype=np.result_type(g)))
+    return g * slope
 
 
 def _leaky_slope(x, negative_slope):
@@ -662,7 +671,7 @@ def _leaky_slope(x, negative_slope):
 def _hardtanh_slope(x, min_val, max_val):
     # the gradient passes strictly inside (min_val, max_val) (torch: zero at the bounds)
     data = B.data(x)
-    return ((data > min_val) & (data < max_val)).astype(data.dtype)
+    return (data > min_val) & (data < max_val)
 
 
 def _backward_samples(x, **params):
@@ -719,8 +728,8 @@ hardtanh = Primitive("hardtanh", "HardtanhBackward0",
                                       {"min_val": 0.0, "max_val": 6.0})],
                      vjp=lambda g, x, out, min_val, max_val: _call(
                          hardtanh_backward, (g, x), {"min_val": min_val, "max_val": max_val}),
-                     jvp=lambda t, x, out, min_val, max_val: t * _hardtanh_slope(
-                         x, min_val, max_val))
+                     jvp=lambda t, x, out, min_val, max_val: _sloped(t, _hardtanh_slope(
+                         x, min_val, max_val)))
 
 
 # ---- batch norm and layer norm: one node each in torch (NativeBatchNormBackward0, ...) ----------

@@ -114,14 +114,25 @@ def _extreme_mask(x, value, dims):
     return hit / np.sum(hit, axis=dims, keepdims=True)
 
 
+def _attains(x, value):
+    """Where x equals its extreme ``value`` (NaN: where x is NaN, as torch picks it)."""
+    if np.isnan(value):
+        return np.isnan(x)
+    return x == value
+
+
 def _full_extreme(name, node_name, np_fn, *, sample=None):
     def vjp(g, x, out):
+        # torch (on the CPU): zeros with the share of the gradient filled in where x attains
+        # the extreme (a NaN extreme: where x is NaN), so an inf gradient leaks nowhere else
         data = B.data(x)
-        mask = _extreme_mask(data, np_fn(data), _all(data))
-        return _expand_back(g, data.shape, _all(data), False) * B.astype_like(mask, g)
+        value = np_fn(data)
+        hit = _attains(data, value)
+        share = _expand_back(g, data.shape, _all(data), False) / np.count_nonzero(hit)
+        return B.where(hit, share, 0.0)
 
     def jvp(t, x, out):
-        return np.sum(t * _extreme_mask(x, np_fn(x), _all(x)))
+        return np.sum(t * _extreme_mask(x, np_fn(x), _all(x)))     # NaN extreme: NaN, as torch
 
     # torch saves the result too: changing it in place is a version error
     prim = Primitive(name, node_name, lambda x: np_fn(x), input_names=("self",), save="both",
@@ -147,8 +158,9 @@ def _dim_extreme(name, node_name, np_fn, arg_fn, *, sample=None):
         return hit
 
     def vjp(g, x, out, dim, keepdim):
+        # torch scatters the gradient to the indices: zeros elsewhere, whatever g holds
         data = B.data(x)
-        return _expand_back(g, data.shape, (dim,), keepdim) * B.astype_like(onehot(data, dim), g)
+        return B.where(onehot(data, dim), _expand_back(g, data.shape, (dim,), keepdim), 0.0)
 
     def jvp(t, x, out, dim, keepdim):
         return np.sum(t * onehot(x, dim), axis=dim, keepdims=keepdim)
