@@ -784,7 +784,8 @@ class _Checker:
         v = self.rng.random((self.k,) + tuple(shape))
         flat = v.reshape(self.k, -1)
         norms = np.sqrt(_einsum("ki,ki->k", flat, flat))
-        norms[norms == 0] = 1.0
+        if not np.logical_and.reduce(norms, axis=None):     # a zero direction (size 0)
+            norms[norms == 0] = 1.0
         flat /= norms[:, None]           # in place: v can be as large as all the inputs
         return v.astype(dtype, copy=False)
 

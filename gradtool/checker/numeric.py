@@ -139,8 +139,7 @@ class Evaluator:
                 self.path = f"looped ({exc})"
         elif self.path == "batched":
             self.path = "looped (small batch)"
-        with no_grad():
-            outs, _ = V.loop_batched(self.fn, tuple(args), batches, size)
+        outs, _ = V.loop_batched(self.fn, tuple(args), batches, size)     # under no_grad
         self.n_evals += size
         return list(outs)
 

@@ -95,10 +95,12 @@ def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
         g = B.expand_dims(g, _class_axis(x.ndim) - x.ndim)
         value = -1.0 if picked is None else -picked
     else:
-        g = _scalar_grad(g, x.ndim)
+        g = g.reshape(g.shape + (1,) * x.ndim) if type(g) is np.ndarray else \
+            _scalar_grad(g, x.ndim)
         if reduction == "mean":
             if picked is None:
-                value = -1.0 / max(1, np.size(target))
+                value = -1.0 / max(1, target.size if type(target) is np.ndarray
+                                   else np.size(target))
             else:
                 value = -(picked / picked.sum())
                 if kept is not None:      # every target ignored: 0 / 0, and torch's zeros
