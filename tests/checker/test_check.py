@@ -1,5 +1,6 @@
 """The gradient checker: verdicts, diagnoses, modes, methods."""
 
+import importlib
 import json
 import warnings
 
@@ -204,6 +205,62 @@ def test_undefined_grad_check():
     with pytest.raises(GradcheckError, match="undefined"):
         gt.gradcheck(NoUndefined.apply, (x,))
     assert gt.gradcheck(NoUndefined.apply, (x,), check_undefined_grad=False)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_undefined_grad_check_both_modes(fast):
+    class NoUndefined(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    result = gt.check(NoUndefined.apply, (_x(3),), mode="fast" if fast else "full")
+    assert not result.passed
+    assert any("all output gradients undefined" in p for p in result.problems)
+
+
+def _undefined_cases():
+    class NoUndefined(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    def hooked(x):
+        y = gt.sin(x)
+        y.register_hook(lambda g: gt.ones_like(y) if g is None else g)
+        return y
+
+    def leaf(x):
+        return x
+
+    return [("primitives", lambda x: gt.cross_entropy(x.reshape(1, -1), gt.tensor([1]))),
+            ("custom root", NoUndefined.apply),
+            ("custom inside", lambda x: gt.sin(NoUndefined.apply(x))),
+            ("hooked output", hooked), ("leaf output", leaf),
+            ("two outputs", lambda x: (gt.sin(x), NoUndefined.apply(x)))]
+
+
+@pytest.mark.parametrize("name, fn", _undefined_cases())
+def test_undefined_grad_shortcut_changes_nothing(name, fn, monkeypatch):
+    # the all-undefined backward is skipped only where it provably finds nothing: the
+    # problems found are those of running it
+    G = importlib.import_module("gradtool.checker.gradcheck")   # the module, not gt's function
+    x = _x(3)
+    outs = fn(x)
+    outs = list(outs) if isinstance(outs, tuple) else [outs]
+    found = G._undefined_grad_problems(outs, [x])
+    monkeypatch.setattr(G, "_inert_when_undefined", lambda roots: False)
+    assert G._undefined_grad_problems(outs, [x]) == found
 
 
 @pytest.mark.parametrize("fast", [False, True])

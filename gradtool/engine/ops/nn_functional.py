@@ -12,10 +12,11 @@ from ..grad_mode import MODE
 from ..primitive import apply
 from ..prims import elementwise
 from ..prims import loss as loss_prims
+from ..prims import reduce as reduce_prims
 from ..tensor import Tensor, _make
 from .common import _t
 from .pointwise import abs, masked_fill, neg, sub
-from .reductions import log_softmax, mean, sum
+from .reductions import _softmax_input, mean, sum
 from .shape import reshape
 
 _float = builtins.float
@@ -86,7 +87,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """log_softmax over the class dim, then nll_loss (torch records the same two nodes).
     Targets are class indices or class probabilities (same shape as input)."""
     input = _t(input)
-    logp = log_softmax(input, 1 if input._data.ndim >= 2 else 0)
+    class_dim = 1 if input._data.ndim >= 2 else 0
+    # log_softmax(input, class_dim) without its argument handling (the dim is valid)
+    _softmax_input("log_softmax", input, class_dim)
+    logp = apply(reduce_prims.log_softmax, (input,), {"dim": class_dim})
     if isinstance(target, Tensor) and target._data.dtype.kind in "fc":
         if target.shape != input.shape:     # torch: then they are class indices
             _target_array(target)
@@ -115,7 +119,6 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     # recorded as torch: -logp.sum(class dim), masked_fill(ignored, 0), summed (and divided by
     # the number of targets kept, an integer tensor, for 'mean'), each term times a number
     # (MulBackward1), then added
-    class_dim = 1 if input.ndim >= 2 else 0
     ignored = _target_array(target) == ignore_index
     smooth = masked_fill(neg(sum(logp, class_dim)), _make(ignored), 0.0)
     reduction = _reduction(reduction)

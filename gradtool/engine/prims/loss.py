@@ -42,7 +42,7 @@ def _nll_picked(shape, target, weight, ignore_index):
     every one is 1, the mask of the targets not ignored or None when none is).  Plain fancy
     indexing: this runs on every call of the loss."""
     valid = target != ignore_index
-    all_valid = bool(valid.all())
+    all_valid = bool(np.logical_and.reduce(valid, axis=None))     # valid.all(), unwrapped
     safe = target if all_valid else np.where(valid, target, 0)
     if weight is not None:
         picked = np.asarray(weight, dtype=np.float64)[safe]
@@ -97,10 +97,12 @@ def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
         g = B.expand_dims(g, _class_axis(x.ndim) - x.ndim)
         value = -1.0 if picked is None else -picked
     else:
-        g = _scalar_grad(g, x.ndim)
+        g = g.reshape(g.shape + (1,) * x.ndim) if type(g) is np.ndarray else \
+            _scalar_grad(g, x.ndim)
         if reduction == "mean":
             if picked is None:
-                value = -1.0 / max(1, np.size(target))
+                value = -1.0 / max(1, target.size if type(target) is np.ndarray
+                                   else np.size(target))
             else:
                 value = -(picked / picked.sum())
                 if kept is not None:      # every target ignored: 0 / 0, and torch's zeros
