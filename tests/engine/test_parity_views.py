@@ -1111,3 +1111,17 @@ def test_forward_ad_setitem_replaces_a_nan_tangent(key):
             view[index] = 3.0
             return [fwad.unpack_dual(t).tangent.numpy() for t in (view, y)]
     same(fn)
+
+
+def test_linear_bias_changed_in_place_after_is_no_version_error():
+    """addmm saves mat1 and mat2, not the bias (torch): changing the bias through a detached
+    alias before the backward is allowed."""
+    def fn(lib):
+        x = leaf(lib, [[-0.5, 1.0, 0.25], [1.5, -0.75, 2.0]])
+        w = leaf(lib, [[-1.0, -0.5, 0.5], [1.0, -0.5, 1.0]])
+        b = leaf(lib, [0.298, -0.727])
+        out = lib.nn.functional.linear(x, w, b)
+        b.detach().fill_(3.0)
+        out.tanh().sum().backward()
+        return [x.grad, w.grad, b.grad]
+    same(fn)

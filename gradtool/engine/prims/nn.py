@@ -50,6 +50,7 @@ def _addmm_shape(bias, mat1, mat2):
 
 addmm = Primitive("addmm", "AddmmBackward0", lambda bias, m1, m2: bias + m1 @ m2,
                   broadcasts=True, input_names=("self", "mat1", "mat2"), out_shape=_addmm_shape,
+                  needs=((), (2,), (1,)),     # the bias is not saved (torch's), only m1, m2
                   batch=batching.addmm,
                   sample=lambda: _addmm_samples(),
                   vjp=(lambda g, b, m1, m2, out: g,
