@@ -1125,3 +1125,17 @@ def test_linear_bias_changed_in_place_after_is_no_version_error():
         out.tanh().sum().backward()
         return [x.grad, w.grad, b.grad]
     same(fn)
+
+
+@pytest.mark.parametrize("value", ["number", "tensor"])
+def test_forward_ad_masked_fill_replaces_a_nan_tangent(value):
+    def fn(lib):
+        fwad = lib.autograd.forward_ad
+        with fwad.dual_level():
+            d = fwad.make_dual(lib.tensor([1.57]), lib.tensor([2.0]))
+            y = d.var(dim=0, keepdim=True) * lib.ones(2)       # NaN values and tangents
+            fill = -0.5 if value == "number" else fwad.make_dual(lib.tensor(-0.5),
+                                                                 lib.tensor(float("nan")))
+            y.masked_fill_(lib.tensor([True, False]), fill)
+            return fwad.unpack_dual(y).tangent.numpy()
+    same(fn)

@@ -629,7 +629,9 @@ masked_fill = Primitive("masked_fill", "MaskedFillBackward0",
                         sample=lambda: [one(normal(2, 3), mask(2, 3), value=0.5),
                                         one(normal(2, 3), mask(3), value=-1.0)],
                         vjp=(lambda g, x, mask, out, value: B.where(mask, 0.0, g), None),
-                        jvp=(lambda t, x, mask, out, value: t * ~np.asarray(mask, bool), None))
+                        # selected: a NaN tangent under the mask does not survive the fill
+                        jvp=(lambda t, x, mask, out, value: np.where(mask, np.zeros((), t.dtype),
+                                                                     t), None))
 
 # masked_fill with a 0-dim tensor value: MaskedFillBackward1; the value gets the masked sum.
 masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
@@ -642,9 +644,11 @@ masked_fill_tensor = Primitive("masked_fill_tensor", "MaskedFillBackward1",
                                vjp=(lambda g, x, mask, value, out: B.where(mask, 0.0, g),
                                     None,
                                     lambda g, x, mask, value, out: B.where(mask, g, 0.0)),
-                               jvp=(lambda t, x, mask, value, out: t * ~np.asarray(mask, bool),
+                               jvp=(lambda t, x, mask, value, out: np.where(
+                                        mask, np.zeros((), t.dtype), t),
                                     None,
-                                    lambda t, x, mask, value, out: t * mask))
+                                    lambda t, x, mask, value, out: np.where(
+                                        mask, t, np.zeros((), t.dtype))))
 
 
 # ---- rounding: piecewise constant, the derivative is zero (torch records a node anyway) ----
