@@ -50,3 +50,64 @@ def test_nll_loss_float32_keeps_its_dtype():
     assert loss.dtype == gt.float32
     loss.backward()
     assert x.grad.dtype == gt.float32
+
+
+def _dense_vjp(g, x, target, reduction, weight, ignore_index):
+    """nll_loss's VJP as a dense weight matrix W (g * W at the picked elements, zeros
+    elsewhere): the reference for the scatter the backward does on arrays."""
+    from gradtool.engine.prims import loss as loss_prims
+    index, picked, kept = loss_prims._nll_picked(x.shape, target, weight, ignore_index)
+    nd = x.ndim
+    if reduction == "none":
+        g = np.expand_dims(g, loss_prims._class_axis(nd) - nd)
+        value = -1.0 if picked is None else -picked
+    else:
+        g = g.reshape(g.shape + (1,) * nd)
+        if reduction == "mean":
+            value = -1.0 / max(1, target.size) if picked is None else np.where(
+                kept if kept is not None else True, -(picked / picked.sum()), 0.0)
+        else:
+            value = -1.0 if picked is None else -picked
+    W = np.zeros(x.shape, dtype=g.dtype)
+    W[index] = value
+    hit = np.zeros(x.shape, dtype=bool)
+    hit[index] = True if kept is None else kept
+    with np.errstate(all="ignore"):
+        return np.where(hit, g * W, 0.0)
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("batched", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nll_backward_scatter_equals_the_dense_rule(case, batched, dtype):
+    """The array backward scatters g times each picked weight; the same numbers (bit for
+    bit: the same products) as g * W masked to the picked elements, with a batch axis,
+    an inf gradient (no NaN leaks into other classes), float32 and ignored targets."""
+    from gradtool.engine.prims import loss as loss_prims
+    data, target, kw = CASES[case]
+    x = np.asarray(data, dtype=dtype)
+    target = np.asarray(target)
+    reduction = kw.get("reduction", "mean")
+    weight = None if kw.get("weight") is None else np.asarray(kw["weight"])
+    ignore_index = kw.get("ignore_index", -100)
+    out_shape = target.shape if reduction == "none" else ()
+    rng = np.random.default_rng(case)
+    g = rng.standard_normal((3,) + out_shape if batched else out_shape).astype(dtype)
+    g.reshape(-1)[0] = np.inf
+    with np.errstate(all="ignore"):
+        ours = loss_prims._nll_vjp(g, x, target, None, reduction, weight, ignore_index)
+    expected = _dense_vjp(g, x, target, reduction, weight, ignore_index)
+    assert ours.dtype == expected.dtype and ours.shape == expected.shape
+    np.testing.assert_array_equal(ours, expected)
+    assert np.signbit(ours).tolist() == np.signbit(expected).tolist()
+
+
+def test_nll_loss_of_cancelling_targets_keeps_the_sign_of_zero():
+    """The loss sums the negated picked elements: x = [1, -1] gives +0.0 (not -0.0), as
+    torch."""
+    torch = pytest.importorskip("torch")
+    data = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    ours = gt.nll_loss(gt.tensor(data), gt.tensor([0, 0]), reduction="sum")
+    theirs = torch.nn.functional.nll_loss(torch.tensor(data), torch.tensor([0, 0]),
+                                          reduction="sum")
+    assert np.signbit(ours.numpy()) == bool(torch.signbit(theirs))

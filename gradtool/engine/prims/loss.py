@@ -40,28 +40,32 @@ def _nll_picked(shape, target, weight, ignore_index):
     """(the index tuple picking x[n, target[n], d1, ...] from an input of ``shape``, the
     weight of each picked element: weight[target[n]], 0 for an ignored target, or None when
     every one is 1, the mask of the targets not ignored or None when none is).  Plain fancy
-    indexing: this runs on every call of the loss."""
-    valid = target != ignore_index
-    all_valid = bool(np.logical_and.reduce(valid, axis=None))     # valid.all(), unwrapped
-    safe = target if all_valid else np.where(valid, target, 0)
+    indexing: this runs on every call of the loss (and of its backward)."""
+    # no ignored target (the usual case): one count, no mask
+    all_valid = not np.count_nonzero(target == ignore_index)
+    if all_valid:
+        safe = target
+        valid = None
+    else:
+        valid = target != ignore_index
+        safe = np.where(valid, target, 0)
     if weight is not None:
         picked = np.asarray(weight, dtype=np.float64)[safe]
         if not all_valid:
             picked = np.where(valid, picked, 0.0)
     else:
         picked = None if all_valid else valid.astype(np.float64)
-    kept = None if all_valid else valid
     nd = len(shape)
     if nd == 1:
-        return (safe,), picked, kept
+        return (safe,), picked, valid
     if nd == 2:
-        return (np.arange(shape[0]), safe), picked, kept
+        return (np.arange(shape[0]), safe), picked, valid
     # (N, C, d1, ...): the target's axes are the input's without the class axis 1
     index = [np.arange(shape[0]).reshape((shape[0],) + (1,) * (nd - 2)), safe]
     for axis in range(2, nd):
         size = shape[axis]
         index.append(np.arange(size).reshape((size,) + (1,) * (nd - 1 - axis)))
-    return tuple(index), picked, kept
+    return tuple(index), picked, valid
 
 
 def _nll_weights(x, target, weight, ignore_index):
@@ -80,35 +84,41 @@ def _nll_forward(x, target, reduction, weight, ignore_index):
     # class, or at an ignored target, does not reach the loss); in float64, then x's dtype
     index, picked, kept = _nll_picked(x.shape, target, weight, ignore_index)
     if picked is None and x.dtype.kind == "f":
-        loss = -np.asarray(x[index], dtype=np.float64)     # every weight 1
-        denom = loss.size
-    else:
-        loss = -((1.0 if picked is None else picked) * x[index])
-        if kept is not None:
-            loss = np.where(kept, loss, 0.0)
-        denom = loss.size if picked is None else picked.sum()
+        # every weight 1: the sum of the negated picked elements, over their count
+        chosen = x[index]
+        loss = np.negative(chosen, dtype=np.float64)
+        if reduction == "none":
+            return loss.astype(x.dtype, copy=False)
+        total = np.add.reduce(loss, axis=None)
+        if reduction == "mean":
+            total = total / loss.size
+        return np.asarray(total, dtype=x.dtype)
+    loss = -((1.0 if picked is None else picked) * x[index])
+    if kept is not None:
+        loss = np.where(kept, loss, 0.0)
+    denom = loss.size if picked is None else picked.sum()
     return _reduce(loss, reduction, denom).astype(x.dtype)
 
 
 def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
     data = B.data(x)
     index, picked, kept = _nll_picked(data.shape, target, weight, ignore_index)
+    if reduction == "mean":
+        if picked is None:
+            value = -1.0 / max(1, target.size if type(target) is np.ndarray
+                               else np.size(target))
+        else:
+            value = -(picked / picked.sum())
+            if kept is not None:      # every target ignored: 0 / 0, and torch's zeros
+                value = np.where(kept, value, 0.0)
+    else:
+        value = -1.0 if picked is None else -picked
+    if type(g) is np.ndarray:
+        return _nll_scatter(g, data.shape, np.ndim(target), index, value, kept, reduction)
     if reduction == "none":
         g = B.expand_dims(g, _class_axis(x.ndim) - x.ndim)
-        value = -1.0 if picked is None else -picked
     else:
-        g = g.reshape(g.shape + (1,) * x.ndim) if type(g) is np.ndarray else \
-            _scalar_grad(g, x.ndim)
-        if reduction == "mean":
-            if picked is None:
-                value = -1.0 / max(1, target.size if type(target) is np.ndarray
-                                   else np.size(target))
-            else:
-                value = -(picked / picked.sum())
-                if kept is not None:      # every target ignored: 0 / 0, and torch's zeros
-                    value = np.where(kept, value, 0.0)
-        else:
-            value = -1.0 if picked is None else -picked
+        g = _scalar_grad(g, x.ndim)
     W = np.zeros(data.shape, dtype=g.dtype.np if isinstance(g, Tensor) else g.dtype)
     W[index] = value
     # torch scatters the gradient to the picked elements: zeros elsewhere (and at ignored
@@ -116,6 +126,23 @@ def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
     hit = np.zeros(data.shape, dtype=bool)
     hit[index] = True if kept is None else kept
     return B.where(hit, g * W, 0.0)
+
+
+def _nll_scatter(g, shape, target_ndim, index, value, kept, reduction):
+    """``_nll_vjp`` on an array gradient (with or without a leading batch axis): zeros of
+    the input's shape, and g times the picked element's weight at each picked element (at
+    none of an ignored target); the same products as g * W at the picked elements."""
+    if reduction != "none":
+        g = g.reshape(g.shape + (1,) * target_ndim)
+    batch = g.shape[:g.ndim - target_ndim]
+    result = np.zeros(batch + tuple(shape), dtype=g.dtype)
+    if type(value) is np.ndarray:
+        value = value.astype(g.dtype, copy=False)   # as W (g's dtype) held it
+    picked = g * value
+    if kept is not None:
+        picked = np.where(kept, picked, 0.0)
+    result[(Ellipsis,) + index] = picked
+    return result
 
 
 def _nll_jvp(t, x, target, out, reduction, weight, ignore_index):
