@@ -152,13 +152,14 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     """Run ``prim`` on ``args`` (Tensors or constants) and record the backward node.
 
     The steps: hand over to an interceptor (vmap, the checker's recorder) if one is active;
-    take a fast path for one or two Tensors without forward tangents; else unwrap the
-    arguments, check the size limits, run the forward, count the output against the memory
-    budget, record the node (edges, saved values, broadcast shapes) and the forward
-    tangent.  ``_apply_one``, ``_apply_two`` and ``apply_binary`` are the same steps written
-    out without loops, temporary lists or helper calls (a call costs ~0.1 us, and these
-    paths are the per-op cost of long graphs); tests/engine/test_apply_paths.py checks that
-    every path records the same node as this one."""
+    take a fast path for one Tensor, two Tensors, or a Tensor and a constant, without
+    forward tangents; else unwrap the arguments, check the size limits, run the forward,
+    count the output against the memory budget, record the node (edges, saved values,
+    broadcast shapes) and the forward tangent.  ``_apply_one``, ``_apply_two``,
+    ``_apply_const`` and ``apply_binary`` are the same steps written out without loops,
+    temporary lists or helper calls (a call costs ~0.1 us, and these paths are the per-op
+    cost of long graphs); tests/engine/test_apply_paths.py checks that every path records
+    the same node as this one."""
     if INTERCEPTORS:
         return _intercepted(prim, args, params)
     if len(args) == 1:
@@ -170,12 +171,15 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
             return _accounted(prim, _apply_one(prim, a, params))
     elif len(args) == 2:
         a, b = args
-        if isinstance(a, Tensor) and isinstance(b, Tensor) and a._fw is None \
-                and b._fw is None:
-            if not MODE.limited:
-                return _apply_two(prim, a, b, params)
-            check_size(prim, [a._data, b._data], params)
-            return _accounted(prim, _apply_two(prim, a, b, params))
+        if isinstance(a, Tensor) and a._fw is None:
+            if not isinstance(b, Tensor):
+                if not MODE.limited:
+                    return _apply_const(prim, a, b, params)
+            elif b._fw is None:
+                if not MODE.limited:
+                    return _apply_two(prim, a, b, params)
+                check_size(prim, [a._data, b._data], params)
+                return _accounted(prim, _apply_two(prim, a, b, params))
     datas, need, fw = _unwrap(args)
     limited = MODE.limited
     if limited:
@@ -481,6 +485,89 @@ def _apply_two(prim: Primitive, a: Tensor, b: Tensor, params: dict) -> Tensor:
         shape = out_data.shape
         node.meta = (None if da.shape == shape else da.shape,
                      None if db.shape == shape else db.shape)
+    else:
+        node.meta = None
+    if MODE.anomaly:
+        _record_trace(node)
+    out.grad_fn = node
+    out._rg = True
+    return out
+
+
+def _apply_const(prim: Primitive, a: Tensor, b, params: dict) -> Tensor:
+    """``apply`` for a Tensor without a forward-mode tangent and a constant (nll_loss's
+    class-index target, an index, a mask, a number): the same semantics as the general
+    path (the constant has no edge; it is saved as a value with no version counter) with
+    no loops or temporary lists."""
+    da = a._data
+    try:
+        out_data = prim.forward(da, b, **params) if params else prim.forward(da, b)
+    except (ValueError, IndexError, TypeError, np.linalg.LinAlgError) as exc:
+        raise op_error(prim, exc, [da, b]) from None
+    if type(out_data) is not _ndarray:
+        out_data = np.asarray(out_data)
+    if prim.broadcasts and prim.promotes and type(b) is _ndarray and b.dtype != da.dtype:
+        out_data = promoted(out_data, [da, b])
+    out = _make(out_data)
+    if not (a._rg and MODE.grad_enabled and prim.differentiable
+            and out_data.dtype.kind in "fc"):
+        return out
+    node = prim.node_cls.__new__(prim.node_cls)
+    node._arity = 2
+    node._edges = None
+    node._edge1 = None
+    node.next_nrs = None
+    if prim.vjps[0] is not None:
+        edge = node._edge0 = a.grad_fn or grad_accumulator(a)
+        if a._nr:
+            node.next_nrs = (a._nr, 0)
+    else:
+        edge = node._edge0 = None
+    node._hooks = None
+    node._extra = None
+    node.prim = prim
+    node.params = params
+    node.released = False
+    save = prim.save
+    if save == "inputs" or save == "both":
+        keep = _kept_inputs(prim, [edge, None])
+        shape_only = prim.shape_only
+        if keep is not None and not keep[0]:
+            sa = vca = va = None
+        elif 0 in shape_only:
+            sa, vca, va = ShapeOnly(da), None, None
+        else:
+            vca = a._vc
+            if vca is None:
+                vca = a._vc = new_version_counter()
+            sa, va = da, vca[0]
+        if keep is not None and not keep[1]:
+            sb = None
+        elif 1 in shape_only and isinstance(b, _ndarray):
+            sb = ShapeOnly(b)
+        else:
+            sb = b
+        node.saved = (sa, sb)
+        node.vcs = (vca, None)
+        node.versions = (va, None)
+    elif save == "shapes":
+        node.saved = (ShapeOnly(da), ShapeOnly(b) if isinstance(b, _ndarray) else b)
+        node.vcs = None
+    else:
+        node.saved = None
+        node.vcs = None
+    if save == "out" or save == "both":
+        node.out_data = out_data
+        node.out_vc = out._vc = new_version_counter()
+        node.out_version = 0
+    else:
+        node.out_data = None
+        node.out_vc = None
+    if prim.broadcasts:
+        shape = out_data.shape
+        shape_b = _shape_of(b)
+        node.meta = (None if da.shape == shape else da.shape,
+                     None if shape_b == shape else shape_b)
     else:
         node.meta = None
     if MODE.anomaly:

@@ -92,3 +92,90 @@ def test_two_tensor_path_records_the_general_node(prim, grads):
 def test_operator_path_records_the_general_node(prim, operands):
     a, b = operands()
     assert_same_node(P.apply_binary(prim, a, b), general(prim, (a, b)))
+
+
+def general_apply(prim, args, params=P._EMPTY):
+    """``apply``'s general path with its conditions for recording a node (an input that
+    requires grad, grad mode, a differentiable primitive, a floating output)."""
+    datas, need, _ = P._unwrap(args)
+    out = _make(P._run_forward(prim, datas, params))
+    if need and gt.is_grad_enabled() and prim.differentiable and \
+            out._data.dtype.kind in "fc":
+        P._record_node(prim, args, datas, params, out)
+    return out
+
+
+def _two_input_samples():
+    """(prim, first input, constant second input, params) for every sample of the op table
+    whose first input is an array (nll_loss's target, gather's index, a mask, a number, or
+    an array standing for a Tensor that needs no gradient)."""
+    from gradtool.engine import ops  # noqa: F401  (registers every primitive)
+    cases = []
+    for name in sorted(P.REGISTRY):
+        prim = P.REGISTRY[name]
+        if prim.sample is None:
+            continue
+        for k, (args, params) in enumerate(prim.sample()):
+            if len(args) == 2 and isinstance(args[0], np.ndarray) \
+                    and np.asarray(args[0]).dtype.kind in "fc":
+                cases.append(pytest.param(prim, args[0], args[1], params, id=f"{name}-{k}"))
+    return cases
+
+
+@pytest.mark.parametrize("prim, first, const, params", _two_input_samples())
+@pytest.mark.parametrize("kind", ["leaf", "nonleaf", "no-grad", "second-output"])
+def test_tensor_and_constant_path_records_the_general_node(prim, first, const, params, kind):
+    """``apply(prim, (tensor, constant))`` takes ``_apply_const``: the same node, saved
+    values, versions, broadcast shapes and output as the general path, for every two-input
+    sample of the op table (and the same error when the forward refuses)."""
+    def make():
+        if kind == "second-output":
+            both = gt.stack([_leaf(first), _leaf(first) * 2.0]) * 1.0
+            return gt.unbind(both, 0)[1]
+        a = _leaf(first, rg=kind != "no-grad")
+        return a * 1.0 if kind == "nonleaf" else a
+    a = make()
+    fast = P._apply_const(prim, a, const, params)
+    slow = general_apply(prim, (a, const), params)
+    if slow.grad_fn is None:
+        assert fast.grad_fn is None and not fast.requires_grad
+        np.testing.assert_array_equal(fast.numpy(), slow.numpy())
+        assert fast.dtype == slow.dtype
+    else:
+        assert_same_node(fast, slow)
+        assert fast.dtype == slow.dtype
+
+
+def test_apply_takes_the_constant_path_and_keeps_errors():
+    """A Tensor and an array through ``apply``: the constant path's node, and the general
+    path's errors (a wrong target dtype, an out-of-range index, a shape mismatch)."""
+    from gradtool.engine.prims import loss
+    x = _leaf([[0.5, -1.0, 2.0], [1.5, 0.2, -0.3]])
+    target = np.array([2, 0])
+    params = {"reduction": "mean", "weight": None, "ignore_index": -100}
+    assert_same_node(P.apply(loss.nll_loss, (x, target), params),
+                     general(loss.nll_loss, (x, target), params))
+    for bad in (np.array([0.5, 1.0]), np.array([5, 0]), np.array([0, 1, 2])):
+        with pytest.raises(Exception) as fast_error:
+            P.apply(loss.nll_loss, (x, bad), params)
+        with pytest.raises(Exception) as slow_error:
+            general_apply(loss.nll_loss, (x, bad), params)
+        assert type(fast_error.value) is type(slow_error.value)
+        assert str(fast_error.value) == str(slow_error.value)
+
+
+def test_constant_that_is_a_tensor_requiring_grad_takes_the_two_tensor_path():
+    """A second argument that is a Tensor (one that requires grad, or an integer one) is no
+    constant: it keeps its edge, as on the general path; the same values as an array do
+    not get one."""
+    from gradtool.engine.prims import elementwise as ew
+    a, b = _leaf([1.0, 2.0]), _leaf([3.0, 4.0])
+    out = P.apply(ew.mul, (a, b))
+    assert all(f is not None for f, _ in out.grad_fn.next_functions)
+    assert_same_node(out, general_apply(ew.mul, (a, b)))
+    ints = gt.tensor([3, 4])
+    assert_same_node(P.apply(ew.mul, (a, ints)), general_apply(ew.mul, (a, ints)))
+    const = np.array([3.0, 4.0])
+    c = P.apply(ew.mul, (a, const))
+    assert c.grad_fn.next_functions[1][0] is None
+    assert_same_node(c, general_apply(ew.mul, (a, const)))
