@@ -266,6 +266,8 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
         buf[nr] = g if buf[nr] is None else buf[nr] + g
     ready = [node for node in buffers if deps.get(node, 0) == 0]
     captured = {}
+    # the nodes with a captured output: one set lookup per node, (node, nr) keys only there
+    capture_nodes = None if capture is None else {edge[0] for edge in capture}
     prev_mode = MODE.grad_enabled
     MODE.grad_enabled = create_graph
     anomaly = MODE.anomaly
@@ -282,11 +284,10 @@ def run(roots, root_grads, retain_graph, create_graph, capture=None, batched=Fal
                 leaf = type(node) is AccumulateGrad
                 if node._extra is not None or (leaf and node.variable._extra is not None):
                     grads = _pre_hooks(node, grads, create_graph)
-                if capture is not None:
-                    for nr in range(len(grads)):
-                        key = (node, nr)
-                        if key in capture and grads[nr] is not None:
-                            captured[key] = grads[nr]
+                if capture_nodes is not None and node in capture_nodes:
+                    for nr, g in enumerate(grads):
+                        if g is not None and (node, nr) in capture:
+                            captured[(node, nr)] = g
                 if leaf:
                     if capture is None and (accumulate_into is None
                                             or (node, 0) in accumulate_into) \

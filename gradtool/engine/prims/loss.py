@@ -161,11 +161,29 @@ one(normal(2, 3, 2), np.array([[0, 2], [1, 1]]), reduction="none", weight=None,
 ignore_index=-100)]
 
 
-nll_loss = Primitive("nll_loss", "NllLossBackward0", _nll_forward,
-                     quiet=True, input_names=("self", "target"),
+def _nll_input_vjp(g, x, target, out, reduction, weight, ignore_index):
+    """The input's VJP: on arrays, the scatter itself (every backward through a
+    cross_entropy runs it); else nll_loss_backward, a node under create_graph."""
+    if type(g) is np.ndarray and type(x) is np.ndarray:
+        return _nll_vjp(g, x, target, None, reduction, weight, ignore_index)
+    return _nll_backward_call(g, x, target, {"reduction": reduction, "weight": weight,
+                                             "ignore_index": ignore_index})
+
+
+def _nll_quiet(x, target, reduction, weight, ignore_index):
+    """The forward, quiet (``backend.quiet`` without its argument repacking: every
+    cross_entropy runs it)."""
+    token = B.errors_off()
+    try:
+        return _nll_forward(x, target, reduction, weight, ignore_index)
+    finally:
+        B.errors_restore(token)
+
+
+nll_loss = Primitive("nll_loss", "NllLossBackward0", _nll_quiet,
+                     input_names=("self", "target"),
                      batch=batching.nll_loss, delta=batching.delta_nll, sample=_nll_loss_samples,
-                     vjp=(lambda g, x, target, out, **p: _nll_backward_call(g, x, target, p),
-                          None),
+                     vjp=(_nll_input_vjp, None),
                      jvp=(_nll_jvp, None))
 
 

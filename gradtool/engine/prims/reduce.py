@@ -587,15 +587,36 @@ def _log_softmax_vjp(g, out, dim):
 
 
 # d log_softmax(x) = dx - <softmax(x), dx>:  vᵀJ = v - softmax(x) sum(v)
-log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", quiet=True, save="out",
+_log_softmax_lifted = on_missing_axis(
+    _log_softmax_forward,
+    vjp=lambda g, x, out, dim: _log_softmax_vjp(g, out, dim),
+    jvp=lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim, keepdims=True))
+
+
+def _log_softmax_run(x, dim):
+    """The forward as the primitive runs it: quiet (``backend.quiet``) and lifted for the
+    dim of a 0-d input (``on_missing_axis``), in one call (every cross_entropy runs it)."""
+    token = B.errors_off()
+    try:
+        if dim == x.ndim:
+            return _log_softmax_lifted["forward"](x, dim=dim)
+        return _log_softmax_forward(x, dim)
+    finally:
+        B.errors_restore(token)
+
+
+def _log_softmax_input_vjp(g, x, out, dim):
+    """The input's VJP (``on_missing_axis``'s, without its wrapper when the dim is real)."""
+    if dim == len(out.shape):
+        return _log_softmax_lifted["vjp"](g, x, out=out, dim=dim)
+    return _log_softmax_vjp(g, out, dim)
+
+
+log_softmax = Primitive("log_softmax", "LogSoftmaxBackward0", _log_softmax_run, save="out",
                         input_names=("self",),
                         batch=batching.dims_shifted("dim"), delta=batching.delta_lane,
                         sample=lambda: [one(normal(3, 4), dim=1), one(normal(3, 4) * 20, dim=0)],
-                        **on_missing_axis(
-                            _log_softmax_forward,
-                            vjp=lambda g, x, out, dim: _log_softmax_vjp(g, out, dim),
-                            jvp=lambda t, x, out, dim: t - np.sum(np.exp(out) * t, axis=dim,
-                                                                  keepdims=True)))
+                        vjp=_log_softmax_input_vjp, jvp=_log_softmax_lifted["jvp"])
 
 
 # ---- cumsum -------------------------------------------------------------------------------------
