@@ -43,7 +43,10 @@ def lifted(data: np.ndarray) -> np.ndarray:
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
         shape = shape[0]
-    return tuple(_int(s) for s in shape)
+    for s in shape:
+        if type(s) is not _int:
+            return tuple(_int(s) for s in shape)
+    return tuple(shape)      # ints already (the usual case: no generator, no conversions)
 
 
 def factory_shape(name: str, size) -> tuple:
@@ -76,7 +79,8 @@ def _share_version(out: Tensor, base: Tensor) -> Tensor:
     with grad mode on."""
     if out._data.base is None and out._data is not base._data:
         return out
-    out._vc = version_counter(base)
+    vc = base._vc
+    out._vc = vc if vc is not None else version_counter(base)
     extra = base._extra
     out._extra = {"base": base}
     root = base
@@ -98,9 +102,13 @@ def _share_version(out: Tensor, base: Tensor) -> Tensor:
     # weak references in a list (a WeakSet costs 2 us to create, per tensor viewed); dead
     # ones are dropped whenever the list reaches a power of two: amortized O(1) and at most
     # twice the live views
-    views = root._get("views")
+    root_extra = root._extra
+    views = None if root_extra is None else root_extra.get("views")
     if views is None:
-        root._set("views", [weakref.ref(out)])
+        if root_extra is None:
+            root._extra = {"views": [weakref.ref(out)]}
+        else:
+            root_extra["views"] = [weakref.ref(out)]
         return out
     n = len(views)
     if n >= 8 and not n & (n - 1):

@@ -19,12 +19,20 @@ def _reshape_back(g, x, out_ndim):
     return B.reshape(g, tuple(g.shape[:len(g.shape) - out_ndim]) + tuple(x.shape))
 
 
-def _view_like(name, node, forward, out_ndim, jvp, *, sample=None):
+def _view_like(name, node, forward, out_ndim, jvp, *, sample=None, vjp=None):
     prim = Primitive(name, node, forward, save="shapes", input_names=("self",),
                      batch=batching.view_like, delta=batching.delta_view, sample=sample,
-                     vjp=lambda g, x, out, **p: _reshape_back(g, x, out_ndim(x, **p)),
+                     vjp=vjp or (lambda g, x, out, **p: _reshape_back(g, x, out_ndim(x, **p))),
                      jvp=jvp)
     return prim
+
+
+def _reshape_vjp(g, x, out, shape):
+    """``_reshape_back`` of the reshape family (the output has ``len(shape)`` dims) in one
+    call: every backward through a reshape or view runs it."""
+    if type(g) is np.ndarray:
+        return g.reshape(g.shape[:g.ndim - len(shape)] + x.shape)
+    return _reshape_back(g, x, len(shape))
 
 
 def _reshape_samples():
@@ -36,15 +44,16 @@ def _reshape_samples():
 # followed by UnsafeViewBackward0.  ops.reshape picks one the way torch does.
 reshape = _view_like("reshape", "ViewBackward0", lambda x, shape: x.reshape(shape),
                      lambda x, shape: len(shape),
-                     lambda t, x, out, shape: np.reshape(t, shape), sample=_reshape_samples)
+                     lambda t, x, out, shape: np.reshape(t, shape), sample=_reshape_samples,
+                     vjp=_reshape_vjp)
 reshape_alias = _view_like("reshape_alias", "ReshapeAliasBackward0",
                            lambda x, shape: x.reshape(shape), lambda x, shape: len(shape),
                            lambda t, x, out, shape: np.reshape(t, shape),
-                           sample=lambda: [one(normal(2, 3), shape=(6, 1))])
+                           sample=lambda: [one(normal(2, 3), shape=(6, 1))], vjp=_reshape_vjp)
 unsafe_view = _view_like("unsafe_view", "UnsafeViewBackward0",
                          lambda x, shape: x.reshape(shape), lambda x, shape: len(shape),
                          lambda t, x, out, shape: np.reshape(t, shape),
-                         sample=lambda: [one(normal(2, 3), shape=(3, 2))])
+                         sample=lambda: [one(normal(2, 3), shape=(3, 2))], vjp=_reshape_vjp)
 alias = _view_like("alias", "AliasBackward0", lambda x: x[...], lambda x: x.ndim,
                    lambda t, x, out: t,
                    sample=unary())
