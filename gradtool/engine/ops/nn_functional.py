@@ -9,6 +9,7 @@ import numpy as np
 from ...errors import EngineError, ShapeError
 from .. import dtypes
 from ..grad_mode import MODE
+from ..primitive import _run_forward as run_forward
 from ..primitive import apply
 from ..prims import elementwise
 from ..prims import loss as loss_prims
@@ -58,8 +59,14 @@ def _target_array(target) -> np.ndarray:
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") -> Tensor:
     """Negative log likelihood of class-index targets (NllLossBackward0)."""
     input = _t(input)
+    target, params = _nll_arguments(input._data.shape, target, weight, ignore_index, reduction)
+    return apply(loss_prims.nll_loss, (input, target), params)
+
+
+def _nll_arguments(shape: tuple, target, weight, ignore_index, reduction) -> tuple:
+    """nll_loss's target (an int64 array, checked against an input of ``shape``) and the
+    primitive's parameters, with torch's errors."""
     target = _target_array(target)
-    shape = input._data.shape
     ndim = len(shape)
     expected = shape[:1] + shape[2:] if ndim >= 2 else ()
     if ndim == 0 or target.shape != expected:
@@ -77,11 +84,20 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") ->
     if weight is None:
         w = None
     else:
-        _not_differentiable("nll_loss_forward" if input.ndim <= 2 else "nll_loss2d_forward",
+        _not_differentiable("nll_loss_forward" if ndim <= 2 else "nll_loss2d_forward",
                             weight=weight)
         w = _t(weight)._data
-    return apply(loss_prims.nll_loss, (input, target), {"reduction": _reduction(reduction),
-                                                "weight": w, "ignore_index": ignore_index})
+        if ndim <= 2 and (w.ndim != 1 or w.size != classes):
+            raise EngineError(f"weight tensor should be defined either for all {classes} "
+                              "classes or no classes but got weight tensor of shape: "
+                              f"{list(w.shape)}")
+        if ndim > 2:
+            if w.size != classes:
+                raise EngineError("weight tensor should be defined either for all or no "
+                                  "classes")
+            w = w.reshape(-1)       # nll_loss2d reads any shape of that many elements
+    return target, {"reduction": _reduction(reduction), "weight": w,
+                    "ignore_index": ignore_index}
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -92,6 +108,14 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     class_dim = 1 if input._data.ndim >= 2 else 0
     # log_softmax(input, class_dim) without its argument handling (the dim is valid)
     _softmax_input("log_softmax", input, class_dim)
+    if not label_smoothing and not (input._rg and MODE.grad_enabled) and \
+            input._fw is None and not MODE.interceptors and not MODE.limited and \
+            not (isinstance(target, Tensor) and target._data.dtype.kind in "fc"):
+        # nothing to record, intercept or count (the checker's numerical side): the same
+        # two forwards on arrays, without the intermediate tensor and the two apply()s
+        logp = run_forward(reduce_prims.log_softmax, [input._data], {"dim": class_dim})
+        target, params = _nll_arguments(logp.shape, target, weight, ignore_index, reduction)
+        return _make(run_forward(loss_prims.nll_loss, [logp, target], params))
     logp = apply(reduce_prims.log_softmax, (input,), {"dim": class_dim})
     if isinstance(target, Tensor) and target._data.dtype.kind in "fc":
         if target.shape != input.shape:     # torch: then they are class indices
