@@ -311,7 +311,9 @@ def _stencil(dense, offsets, weights, moving, base_out, h, complex_step) -> np.n
         term = np.asarray(base_out).reshape(1, -1) if off == 0.0 else \
             dense[moving.index(off)]
         acc = acc + w * term
-    return np.imag(acc) / h if complex_step else np.real(acc) / h
+    if complex_step:
+        return np.imag(acc) / h
+    return (acc.real if acc.dtype.kind == "c" else acc) / h     # np.real without its wrapper
 
 
 def directional(ev: Evaluator, j: int, directions: np.ndarray, out_sizes: list, method: str,
@@ -350,7 +352,9 @@ def directional(ev: Evaluator, j: int, directions: np.ndarray, out_sizes: list, 
         if o >= len(out_sizes) or out_sizes[o] is None:
             result.append(None)
             continue
-        dense = np.concatenate(chunks).reshape(len(moving), k, -1)
+        # one chunk (the usual case): its array as it is, no concatenated copy
+        dense = (chunks[0] if len(chunks) == 1 else np.concatenate(chunks)).reshape(
+            len(moving), k, -1)
         result.append(_stencil(dense, offsets, weights, moving, base_outputs[o], h,
                                complex_step))
     return result
