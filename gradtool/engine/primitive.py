@@ -44,6 +44,9 @@ class ShapeOnly:
         self.size = arr.size
 
 
+_new_shape_only = object.__new__
+
+
 class Primitive:
     """One entry of the op table."""
 
@@ -379,7 +382,13 @@ def _apply_one(prim: Primitive, a: Tensor, params: dict) -> Tensor:
             node.vcs = (vc,)
             node.versions = (vc[0],)
     elif save == "shapes":
-        node.saved = (ShapeOnly(data),)
+        # ShapeOnly(data) without its __init__ call (views and reductions save this)
+        shapes = _new_shape_only(ShapeOnly)
+        shapes.shape = data.shape
+        shapes.dtype = data.dtype
+        shapes.ndim = data.ndim
+        shapes.size = data.size
+        node.saved = (shapes,)
         node.vcs = None
     else:
         node.saved = None

@@ -407,7 +407,8 @@ def new_version_counter(start: int = 0) -> np.ndarray:
     """A version counter: a one-element int64 array.  Unlike a list it is not tracked by
     Python's cyclic GC, which keeps full collections cheap while a large graph is alive."""
     vc = np.zeros(1, np.int64)
-    vc[0] = start
+    if start:
+        vc[0] = start
     return vc
 
 

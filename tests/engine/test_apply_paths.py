@@ -179,3 +179,29 @@ def test_constant_that_is_a_tensor_requiring_grad_takes_the_two_tensor_path():
     c = P.apply(ew.mul, (a, const))
     assert c.grad_fn.next_functions[1][0] is None
     assert_same_node(c, general_apply(ew.mul, (a, const)))
+
+
+@pytest.mark.parametrize("shape", [(3, 2), ((3, 2),), ([3, 2],), (-1,), (2, -1), (6, 1, 1),
+                                   (np.int64(3), 2), (7,), (-1, -1), (0, -1), (4, -1),
+                                   (-2, -3)])
+def test_reshape_shapes_as_torch(shape):
+    """reshape's shape argument (ints taken as they are, the rest converted, checked
+    against the size: -1 inferred, a wrong size refused) as torch's."""
+    torch = pytest.importorskip("torch")
+    data = np.arange(6.0).reshape(2, 3)
+    try:
+        expected = tuple(torch.tensor(data).reshape(*shape).shape)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        expected = type(exc)
+    x = gt.tensor(data, requires_grad=True)
+    try:
+        y = x.reshape(*shape)
+        ours = tuple(y.shape)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        ours = RuntimeError if isinstance(exc, RuntimeError) else type(exc)
+    if isinstance(expected, tuple):
+        assert ours == expected
+        y.sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3)))
+    else:
+        assert not isinstance(ours, tuple)

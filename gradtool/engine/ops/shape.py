@@ -51,9 +51,15 @@ def reshape(input, *shape) -> Tensor:
     """A view when the memory layout allows one, else a copy, named as torch names them:
     ViewBackward0 (contiguous), ReshapeAliasBackward0 (strided view) or CloneBackward0 +
     UnsafeViewBackward0 (copy)."""
-    input = _t(input)
-    shape = _resolve_shape(_shape_arg(shape), input._data.size)
+    if not isinstance(input, Tensor):
+        input = _t(input)
     data = input._data
+    shape = _shape_arg(shape)
+    size = 1
+    for n in shape:
+        size *= n
+    if size != data.size or -1 in shape:     # else it is valid as it is
+        shape = _resolve_shape(shape, data.size)
     if data.flags.c_contiguous:
         return _share_version(apply(shape_prims.reshape, (input,), {"shape": shape}), input)
     if _viewable(data, shape):
