@@ -133,3 +133,25 @@ def test_weight_of_the_wrong_size_as_torch(shape, weight):
             assert ours == expected
         else:
             assert ours == pytest.approx(expected, rel=1e-12)
+
+
+def test_log_softmax_of_real_rows_with_no_finite_max_needs_no_shift():
+    """A real row whose max is -inf or NaN comes out NaN whether or not the max is first
+    replaced by 0 (the forward skips that replacement for real inputs): bit for bit the
+    same as the shifted computation, for every mix of special values, float64 and float32."""
+    import itertools
+    from gradtool.engine.prims import reduce as reduce_prims
+
+    def shifted_by_zero(x, dim):
+        m = np.max(x, axis=dim, keepdims=True, initial=-np.inf)
+        m = np.where(np.isfinite(m) | np.isposinf(m), m, 0.0)
+        s = x - m
+        return s - np.log(np.sum(np.exp(s), axis=dim, keepdims=True))
+    values = [0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, np.nan, 1e308, 5e-324]
+    with np.errstate(all="ignore"):
+        for dtype in (np.float64, np.float32):
+            for row in itertools.product(values, repeat=3):
+                x = np.array([row, row[::-1]], dtype=dtype)
+                for dim in (0, 1):
+                    ours = reduce_prims._log_softmax_forward(x, dim)
+                    assert ours.tobytes() == shifted_by_zero(x, dim).astype(dtype).tobytes()

@@ -563,11 +563,14 @@ softmax = Primitive("softmax", "SoftmaxBackward0", quiet=True, save="out",
 
 def _log_softmax_forward(x, dim):
     # (x - max) - log(sum(exp(x - max))), as torch's kernel rounds it
-    m = np.maximum.reduce(x.real if x.dtype.kind == "c" else x, axis=dim, keepdims=True,
+    complex_input = x.dtype.kind == "c"
+    m = np.maximum.reduce(x.real if complex_input else x, axis=dim, keepdims=True,
                           initial=-np.inf)
-    if not math.isfinite(np.add.reduce(m, axis=None)):
-        # rows with a -inf or nan max shift by 0; a +inf max stays (as torch's kernel: the
-        # row is NaN throughout)
+    if complex_input and not math.isfinite(np.add.reduce(m, axis=None)):
+        # rows with a -inf or nan max shift by 0 (their imaginary parts survive); a +inf max
+        # stays (as torch's kernel: the row is NaN throughout).  Real rows need no shift:
+        # a -inf or nan max makes the row NaN either way (-inf - -inf, as the shifted
+        # row's -inf - log(0)), bit for bit
         m = np.where(np.isfinite(m) | np.isposinf(m), m, 0.0)
     shifted = x - m
     return np.ascontiguousarray(shifted - np.log(np.add.reduce(np.exp(shifted), axis=dim,
