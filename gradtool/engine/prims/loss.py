@@ -101,7 +101,7 @@ def _nll_forward(x, target, reduction, weight, ignore_index):
 
 
 def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
-    data = B.data(x)
+    data = x if type(x) is np.ndarray else B.data(x)
     index, picked, kept = _nll_picked(data.shape, target, weight, ignore_index)
     if reduction == "mean":
         if picked is None:
@@ -114,7 +114,8 @@ def _nll_vjp(g, x, target, out, reduction, weight, ignore_index):
     else:
         value = -1.0 if picked is None else -picked
     if type(g) is np.ndarray:
-        return _nll_scatter(g, data.shape, np.ndim(target), index, value, kept, reduction)
+        return _nll_scatter(g, data.shape, target.ndim if type(target) is np.ndarray
+                            else np.ndim(target), index, value, kept, reduction)
     if reduction == "none":
         g = B.expand_dims(g, _class_axis(x.ndim) - x.ndim)
     else:
