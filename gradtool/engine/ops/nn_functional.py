@@ -136,7 +136,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         classes = input.shape[1 if input.ndim >= 2 else 0]
         examples = input.numel() / classes if classes else _float("nan")
         return apply(elementwise.div_scalar, (total,), {"other": examples})
-    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    target, params = _nll_arguments(logp._data.shape, target, weight, ignore_index,
+                                    reduction)
+    nll = apply(loss_prims.nll_loss, (logp, target), params)     # nll_loss(logp, ...)
     if not label_smoothing:
         return nll
     if weight is not None:
