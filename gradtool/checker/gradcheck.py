@@ -812,7 +812,7 @@ class _Checker:
         small = len(self.diff) > 1 and \
             sum(self.in_data[j].nbytes for j in self.diff) * 2 * len(self.diff) * \
             len(numeric.STENCILS[self.method][0]) * self.k <= numeric.MANY_BYTES
-        if small and getattr(self.fn, "batched_call", None) is None:
+        if small:
             # small inputs: every input's perturbations in one batch (the calls are the cost)
             e0 = self.ev.n_evals
             t0 = time.perf_counter()
@@ -1045,67 +1045,130 @@ def _verdict(result: CheckResult, raise_exception: bool) -> bool:
     return False
 
 
-def _gradgrad_function(fn, inputs, grad_outputs):
+GRADGRAD_GRAPH_BYTES = 2 ** 25    # numerical side of gradgradcheck: graphs built per backward
+GRADGRAD_GRAPH_EXAMPLES = 64      # and at most this many perturbed points per backward
+
+
+def _gradgrad_function(fn, inputs, grad_outputs, first_outputs=None):
     """``new_func(*inputs, *grad_outputs)``: the first-order gradients (with their graph),
-    the function gradgradcheck checks.  It is linear in the grad_outputs, and its
-    ``batched_call`` evaluates it for a batch of values of one grad_output in one batched
-    backward (the numerical side's perturbations of the grad_outputs), where a vmap of
-    ``new_func`` would have to run one call per perturbation (autograd inside)."""
+    the function gradgradcheck checks.  Called with grad mode off (the numerical side, which
+    needs values only), it does not record the backward (``create_graph`` only with grad
+    mode on, where its graph is differentiated).
+
+    ``first_outputs``: ``fn``'s outputs at ``inputs`` with their graph, when the caller made
+    them (to choose random grad_outputs); the first call, the check's forward at ``inputs``,
+    uses them instead of running ``fn`` again (its backward still runs once on that graph,
+    as on a fresh one).
+
+    Its ``batched_call`` evaluates it at a batch of perturbed arguments (the numerical
+    side), where a vmap of ``new_func`` would run one call per example (autograd inside):
+    perturbations of the grad_outputs alone are one batched backward of one graph (new_func
+    is linear in them); otherwise each example gets its graph (``fn`` at its values, fresh
+    leaves) and one backward runs through the graphs of up to ``GRADGRAD_GRAPH_EXAMPLES``
+    examples at once (the graphs are disjoint: each example's gradients are its own)."""
     n_in = len(inputs)
     diff_in = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x._rg]
     diff_go = [i for i, g in enumerate(grad_outputs) if g._rg]
+    pending = [first_outputs]
 
     def new_func(*args):
+        record = MODE.grad_enabled
+        first = pending.pop() if pending else None
         with enable_grad():
             xs = [x.requires_grad_() if i in diff_in else x for i, x in enumerate(args[:n_in])]
-            outs = [o for o in _as_tuple(fn(*xs)) if isinstance(o, Tensor) and o._rg]
+            if first is None or any(a is not x for a, x in zip(args, inputs)):
+                first = _differentiable(fn(*xs))
             gos = [g.requires_grad_() if i in diff_go else g
                    for i, g in enumerate(args[n_in:])]
-            grads = graph.grad(outs, [xs[i] for i in diff_in], gos, create_graph=True,
+            grads = graph.grad(first, [xs[i] for i in diff_in], gos, create_graph=record,
                                allow_unused=True)
         return tuple(g for g in grads if g is not None)
 
-    def batched_call(args, j: int, batch: np.ndarray, size: int):
-        """``new_func`` at ``args`` with argument ``j`` (a grad_output) taking each value of
-        ``batch`` (batch axis first): per output a dense batch; None when ``j`` is an input."""
-        if j < n_in:
-            return None
+    def grad_output_batch(args, batches: dict, size: int) -> list:
         with enable_grad():
             xs = [x.requires_grad_() if i in diff_in else x for i, x in enumerate(args[:n_in])]
-            outs = [o for o in _as_tuple(fn(*xs)) if isinstance(o, Tensor) and o._rg]
-            gos = []
-            for i, g in enumerate(args[n_in:]):
-                data = batch if n_in + i == j else np.broadcast_to(g._data, (size,) + g.shape)
-                gos.append(_make(np.asarray(data, dtype=g._data.dtype)))
+            outs = _differentiable(fn(*xs))
+        gos = []
+        for i, g in enumerate(args[n_in:]):
+            data = batches.get(n_in + i)
+            if data is None:
+                data = np.broadcast_to(g._data, (size,) + g.shape)
+            gos.append(_make(np.asarray(data, dtype=g._data.dtype)))
         with no_grad():
             grads = graph.grad(outs, [xs[i] for i in diff_in], gos, allow_unused=True,
                                is_grads_batched=True)
         return [g._data for g in grads if g is not None]
 
+    def example_graphs(args, batches: dict, examples) -> list:
+        """new_func at each example: per example the tuple of its gradients (arrays)."""
+        outs, targets, gos, counts = [], [], [], []
+        with enable_grad():
+            for e in examples:
+                call = [_make(batches[i][e]) if i in batches else
+                        _make(a._data) if i in diff_in else a for i, a in enumerate(args)]
+                xs = [x.requires_grad_() if i in diff_in else x
+                      for i, x in enumerate(call[:n_in])]
+                first = _differentiable(fn(*xs))
+                if len(first) != len(grad_outputs):   # as graph.grad: never misaligned
+                    raise EngineError(f"grad requires one grad_output per output: got "
+                                      f"{len(grad_outputs)} for {len(first)}")
+                outs += first
+                gos += [g._data if isinstance(g, Tensor) else g for g in call[n_in:]]
+                targets += [xs[i] for i in diff_in]
+        with no_grad():
+            grads = graph.grad(outs, targets, [_make(np.asarray(g)) for g in gos],
+                               allow_unused=True)
+        n = len(diff_in)
+        return [tuple(g._data for g in grads[k * n:(k + 1) * n] if g is not None)
+                for k in range(len(examples))]
+
+    def batched_call(args, batches: dict, size: int):
+        """``new_func`` at ``args`` with the arguments of ``batches`` taking each of their
+        values (dense, batch axis first): per output a dense batch (None: the examples'
+        gradients differ in which inputs they reach; the caller loops)."""
+        if all(j >= n_in for j in batches):
+            return grad_output_batch(args, batches, size)
+        per_example = sum(a._data.nbytes for a in args if isinstance(a, Tensor))
+        step = max(1, min(GRADGRAD_GRAPH_EXAMPLES,
+                          GRADGRAD_GRAPH_BYTES // max(1, 16 * per_example)))
+        rows = []
+        for start in range(0, size, step):
+            rows += example_graphs(args, batches, range(start, min(size, start + step)))
+        if any(len(r) != len(rows[0]) or
+               any(a.shape != b.shape for a, b in zip(r, rows[0])) for r in rows):
+            return None
+        return [np.stack(column) for column in zip(*rows)]
+
     new_func.batched_call = batched_call
     return new_func
 
 
-def _random_grad_outputs(fn, inputs, seed):
+def _differentiable(outputs) -> list:
+    return [o for o in _as_tuple(outputs) if isinstance(o, Tensor) and o._rg]
+
+
+def _random_grad_outputs(fn, inputs, seed) -> tuple:
+    """(grad_outputs uniform in [-1, 1], one per differentiable output; those outputs)."""
     with enable_grad():
-        outs = [o for o in _as_tuple(fn(*inputs)) if isinstance(o, Tensor) and o._rg]
-    rng = np.random.default_rng(seed + 1)
+        outs = _differentiable(fn(*inputs))
+    rng = numeric.seeded_generator(seed + 1)
     result = []
     for o in outs:
         dt = o._data.dtype if o._data.dtype.kind in "fc" else np.float64
         g = _make(rng.uniform(-1, 1, o._data.shape).astype(dt))
         g.requires_grad_(True)
         result.append(g)
-    return tuple(result)
+    return tuple(result), outs
 
 
 def _gradgrad_result(fn, inputs, grad_outputs, input_names=None, **kw) -> CheckResult:
     inputs = _as_tuple(inputs)
+    outs = None
     if grad_outputs is None:
-        grad_outputs = _random_grad_outputs(fn, inputs, kw.get("seed", 0))
+        grad_outputs, outs = _random_grad_outputs(fn, inputs, kw.get("seed", 0))
     else:
         grad_outputs = _as_tuple(grad_outputs)
-    new_func = _gradgrad_function(fn, inputs, grad_outputs)
+    new_func = _gradgrad_function(fn, inputs, grad_outputs, outs)
     names = list(input_names) if input_names is not None and \
         len(input_names) == len(inputs) else [f"input {i}" for i in range(len(inputs))]
     names += [f"grad_output {i}" for i in range(len(grad_outputs))]

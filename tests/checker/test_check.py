@@ -345,6 +345,49 @@ def test_gradgradcheck():
     assert any(b.stage == "second order" and not b.passed for b in result.blocks)
 
 
+def test_gradgrad_batched_evaluation_equals_one_call_per_example():
+    """The numerical side of gradgradcheck evaluates the first-order gradient at a batch of
+    perturbed inputs and grad_outputs through one backward of several graphs (or one
+    batched backward): the same values as one call per example."""
+    module = importlib.import_module("gradtool.checker.gradcheck")
+    x, w = _x(3, 4, seed=1), _x(3, 4, seed=2)
+    go = (gt.tensor(np.random.default_rng(3).uniform(-1, 1, (3, 4)), requires_grad=True),)
+    new_func = module._gradgrad_function(lambda x, w: gt.tanh(x * w) * w, (x, w), go)
+    args = [gt.tensor(a._data) for a in (x, w, go[0])]
+    rng = np.random.default_rng(4)
+    for batches in ({0: rng.standard_normal((5, 3, 4))},
+                    {2: rng.standard_normal((3, 3, 4))},
+                    {0: rng.standard_normal((4, 3, 4)), 2: rng.standard_normal((4, 3, 4))}):
+        size = len(next(iter(batches.values())))
+        got = new_func.batched_call(args, batches, size)
+        with gt.no_grad():
+            for e in range(size):
+                call = [gt.tensor(batches[i][e]) if i in batches else a
+                        for i, a in enumerate(args)]
+                want = new_func(*call)
+                assert len(want) == len(got) == 2
+                for g, o in zip(got, want):
+                    np.testing.assert_allclose(g[e], o._data, rtol=1e-12, atol=1e-14)
+
+
+def test_gradgrad_batched_evaluation_declines_when_examples_reach_other_inputs():
+    """A function whose graph depends on the values (a branch) reaches other inputs at some
+    perturbed points: the batched evaluation declines and the checker calls it per
+    example."""
+    module = importlib.import_module("gradtool.checker.gradcheck")
+
+    def branchy(x, w):
+        return x * w if float(x.sum()) > 0 else x * 2.0
+
+    x, w = gt.tensor([0.5, 1.0], requires_grad=True), gt.tensor([2.0, 3.0], requires_grad=True)
+    go = (gt.tensor([1.0, -1.0], requires_grad=True),)
+    new_func = module._gradgrad_function(branchy, (x, w), go)
+    args = [gt.tensor(a._data) for a in (x, w, go[0])]
+    batch = np.array([[0.5, 1.0], [-3.0, 1.0]])
+    assert new_func.batched_call(args, {0: batch}, 2) is None
+    assert gt.gradgradcheck(branchy, (x, w), go)
+
+
 def test_forward_ad_check():
     x = _x(4)
     assert gt.gradcheck(lambda x: gt.exp(x) * x, (x,), check_forward_ad=True)
