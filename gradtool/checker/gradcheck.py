@@ -295,11 +295,17 @@ def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True
     one at a time undefined, and with zero gradients, must give None or zeros (``planned``:
     ``graph.plan(outputs, inputs)``, when the caller has it)."""
     roots, targets, discovered = planned or graph.plan(outputs, inputs)
-    cases = [] if _inert_when_undefined(roots) else \
-        [("all output gradients undefined", [None] * len(outputs))]
+    inert = _inert_when_undefined(roots)
+    cases = [] if inert else [("all output gradients undefined", [None] * len(outputs))]
     if len(outputs) > 1 or zero_case:
         zeros = [np.zeros_like(o._data) for o in outputs]
-    if len(outputs) > 1:
+    if len(outputs) > 1 and inert and _single_output_nodes(roots, discovered[0]):
+        # one output's gradient undefined, the others zero: the undefined root does not run
+        # and every node that runs gets a zero (it has one output: never a partly undefined
+        # gradient); the nodes of all these cases run, with zeros, when every output
+        # gradient is zero, so that one backward sees what they would
+        zero_case = True
+    elif len(outputs) > 1:
         cases += [(f"output {k}'s gradient undefined",
                    [None if i == k else z for i, z in enumerate(zeros)])
                   for k in range(len(outputs))]
@@ -344,6 +350,15 @@ def _inert_when_undefined(roots) -> bool:
         elif kind.apply is not OpNode.apply or node.released:
             return False
     return True
+
+
+def _single_output_nodes(roots, reachable) -> bool:
+    """Every root and every node reachable from them (``reachable``: the discovery's
+    dependency counts) has one output, and no two roots are the same node."""
+    nodes = [edge[0] for edge in roots if edge is not None]
+    if len(set(nodes)) != len(nodes) or any(n.n_outputs != 1 for n in nodes):
+        return False
+    return all(node.n_outputs == 1 for node in reachable)
 
 
 def _input_label(edge, targets, inputs, names=None) -> str:

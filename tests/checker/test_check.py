@@ -263,6 +263,49 @@ def test_undefined_grad_shortcut_changes_nothing(name, fn, monkeypatch):
     assert G._undefined_grad_problems(outs, [x]) == found
 
 
+def _several_outputs_cases():
+    class NoUndefined(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    class AddsOne(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2 + 1
+
+    return [("primitives", lambda x: (gt.sin(x), gt.cos(x) * x), False),
+            ("leaf and primitive", lambda x: (x, gt.sin(x)), False),
+            ("custom inside", lambda x: (gt.sin(x), gt.sin(NoUndefined.apply(x))), False),
+            ("custom root", lambda x: (gt.sin(x), NoUndefined.apply(x)), True),
+            ("adds one inside", lambda x: (gt.sin(x), gt.exp(AddsOne.apply(x))), True),
+            ("adds one shared", lambda x: (gt.sin(AddsOne.apply(x)), gt.cos(x)), True)]
+
+
+@pytest.mark.parametrize("name, fn, wrong", _several_outputs_cases())
+def test_one_undefined_output_shortcut_finds_the_same(name, fn, wrong, monkeypatch):
+    # several outputs: the backwards with one output gradient undefined at a time are one
+    # backward with zero gradients where each node that runs has one output; whether a
+    # problem is found does not change
+    G = importlib.import_module("gradtool.checker.gradcheck")
+    x = _x(3)
+    outs = list(fn(x))
+    found = G._undefined_grad_problems(outs, [x], zero_case=False)
+    monkeypatch.setattr(G, "_single_output_nodes", lambda roots, reachable: False)
+    each = G._undefined_grad_problems(outs, [x], zero_case=False)
+    assert bool(found) == bool(each) == wrong, (found, each)
+    assert gt.check(fn, (x,)).passed is not wrong
+
+
 @pytest.mark.parametrize("fast", [False, True])
 def test_backward_not_multiplied_by_grad_output(fast):
     class AddsOne(gt.autograd.Function):
