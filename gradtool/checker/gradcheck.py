@@ -1116,7 +1116,7 @@ def _gradgrad_function(fn, inputs, grad_outputs, first_outputs=None):
 
     def example_graphs(args, batches: dict, examples) -> list:
         """new_func at each example: per example the tuple of its gradients (arrays)."""
-        outs, targets, gos, counts = [], [], [], []
+        outs, targets, gos = [], [], []
         with enable_grad():
             for e in examples:
                 call = [_make(batches[i][e]) if i in batches else
@@ -1140,19 +1140,39 @@ def _gradgrad_function(fn, inputs, grad_outputs, first_outputs=None):
     def batched_call(args, batches: dict, size: int):
         """``new_func`` at ``args`` with the arguments of ``batches`` taking each of their
         values (dense, batch axis first): per output a dense batch (None: the examples'
-        gradients differ in which inputs they reach; the caller loops)."""
-        if all(j >= n_in for j in batches):
+        gradients differ in which inputs they reach; the caller loops).  Examples where
+        only grad_outputs move (in a batch perturbing several arguments, one at a time)
+        share one graph and one batched backward."""
+        moved = np.zeros(size, dtype=bool)
+        for j, batch in batches.items():
+            if j < n_in:
+                moved |= (batch != args[j]._data).reshape(size, -1).any(axis=1)
+        if not moved.any():
             return grad_output_batch(args, batches, size)
         per_example = sum(a._data.nbytes for a in args if isinstance(a, Tensor))
         step = max(1, min(GRADGRAD_GRAPH_EXAMPLES,
                           GRADGRAD_GRAPH_BYTES // max(1, 16 * per_example)))
+        examples = np.flatnonzero(moved)
         rows = []
-        for start in range(0, size, step):
-            rows += example_graphs(args, batches, range(start, min(size, start + step)))
+        for start in range(0, len(examples), step):
+            rows += example_graphs(args, batches, examples[start:start + step])
         if any(len(r) != len(rows[0]) or
                any(a.shape != b.shape for a, b in zip(r, rows[0])) for r in rows):
             return None
-        return [np.stack(column) for column in zip(*rows)]
+        if len(examples) == size:
+            return [np.stack(column) for column in zip(*rows)]
+        still = np.flatnonzero(~moved)
+        shared = grad_output_batch(args, {j: b[still] for j, b in batches.items()}, len(still))
+        if len(shared) != len(rows[0]) or \
+                any(a.shape[1:] != b.shape for a, b in zip(shared, rows[0])):
+            return None
+        outs = []
+        for column, part in zip(zip(*rows), shared):
+            out = np.empty((size,) + part.shape[1:], dtype=np.result_type(part, *column))
+            out[examples] = np.stack(column)
+            out[still] = part
+            outs.append(out)
+        return outs
 
     new_func.batched_call = batched_call
     return new_func

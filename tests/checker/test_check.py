@@ -398,9 +398,12 @@ def test_gradgrad_batched_evaluation_equals_one_call_per_example():
     new_func = module._gradgrad_function(lambda x, w: gt.tanh(x * w) * w, (x, w), go)
     args = [gt.tensor(a._data) for a in (x, w, go[0])]
     rng = np.random.default_rng(4)
+    mixed = rng.standard_normal((4, 3, 4))
+    mixed[[1, 3]] = x._data           # examples 1 and 3 move the grad_output alone
     for batches in ({0: rng.standard_normal((5, 3, 4))},
                     {2: rng.standard_normal((3, 3, 4))},
-                    {0: rng.standard_normal((4, 3, 4)), 2: rng.standard_normal((4, 3, 4))}):
+                    {0: rng.standard_normal((4, 3, 4)), 2: rng.standard_normal((4, 3, 4))},
+                    {0: mixed, 2: rng.standard_normal((4, 3, 4))}):
         size = len(next(iter(batches.values())))
         got = new_func.batched_call(args, batches, size)
         with gt.no_grad():
