@@ -179,7 +179,7 @@ def test_gradgradcheck_of_several_inputs_agrees_with_torch(name, fast):
     for lib in (torch, gt):
         cls = _saving_all(name, lib, forward, backward)
 
-        def leaf(data):
+        def leaf(data, lib=lib):
             return torch.tensor(data, requires_grad=True) if lib is torch else \
                 gt.tensor(data, requires_grad=True)
         if name.startswith("p3"):
