@@ -500,7 +500,7 @@ class _Checker:
             rec = _Recorder()
             P.INTERCEPTORS.append(rec)
             try:
-                with no_grad():
+                with enable_grad():     # as the function runs (see numeric.Evaluator.call)
                     self.fn(*self.inputs)
             finally:
                 P.INTERCEPTORS.remove(rec)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import vmap as V
+from ..errors import EngineError
 from ..engine.backend import errors_off, errors_restore
-from ..engine.grad_mode import no_grad
+from ..engine.grad_mode import enable_grad, no_grad
 from ..engine.tensor import Tensor, _make
 
 CHUNK_BYTES = 256 * 2 ** 20
@@ -71,25 +72,39 @@ class Evaluator:
         return x
 
     def plain_args(self, cast=None) -> list:
-        """The inputs as fresh leaves (``cast``: dtype of the differentiable float ones)."""
+        """The inputs as fresh leaves (``cast``: dtype of the differentiable float ones),
+        each requiring grad where its input does: torch evaluates the function at perturbed
+        inputs that still require grad, with grad mode on (see :meth:`call`)."""
         args = []
         for a in self.inputs:
             if isinstance(a, Tensor):
                 data = a._data
                 if cast is not None and data.dtype.kind == "f" and a._rg:
                     data = data.astype(cast)
-                args.append(_make(data))
+                args.append(_make(data, None, a._rg))
             else:
                 args.append(a)
         return args
 
+    def leaf(self, i: int, data: np.ndarray) -> Tensor:
+        """Input ``i`` at another value: a fresh leaf requiring grad where the input does."""
+        a = self.inputs[i]
+        return _make(data, None, isinstance(a, Tensor) and a._rg)
+
+    def call(self, args) -> tuple:
+        """One plain call as torch's gradcheck makes it: grad mode on, inputs requiring grad
+        as the user's do.  A function may depend on that (``torch.is_grad_enabled()``,
+        ``y.requires_grad``, a hook registered on an intermediate, ``autograd.grad`` inside
+        it); the batched evaluation runs without a graph and is checked against this call."""
+        with enable_grad():
+            outs = self.fn(*args)
+        return tuple(outs) if isinstance(outs, (tuple, list)) else (outs,)
+
     def plain_outputs(self) -> list:
         """f(x) (inputs upcast as the perturbed ones are), as arrays."""
-        args = self.plain_args(cast=np.float64 if self.upcast else None)
-        with no_grad():
-            outs = self.fn(*args)
+        outs = self.call(self.plain_args(cast=np.float64 if self.upcast else None))
         self.n_evals += 1
-        return [o._data for o in (outs if isinstance(outs, (tuple, list)) else (outs,))]
+        return [o._data for o in outs]
 
     def run(self, j: int, batch, size: int, cast=None) -> list:
         token = errors_off()         # np.errstate(all="ignore"), at a tenth of its cost
@@ -141,8 +156,14 @@ class Evaluator:
         example checked against a plain call), or a loop when fn cannot run batched."""
         if self.batched_ok and size > 2:
             try:
-                with no_grad():
-                    outs, _ = V.call_batched(self.fn, tuple(args), batches, size)
+                try:
+                    with no_grad():
+                        outs, _ = V.call_batched(self.fn, tuple(args), batches, size)
+                except EngineError as exc:
+                    # e.g. autograd.grad or register_hook inside the function, which need
+                    # the graph the batched call does not build: the loop makes plain calls
+                    # (a true error of the function is raised there)
+                    raise V.VmapFallback(f"without grad mode: {exc}") from None
                 self.n_evals += size
                 self._spot_check(batches, size, outs, args)
                 return list(outs)
@@ -151,9 +172,19 @@ class Evaluator:
                 self.path = f"looped ({exc})"
         elif self.path == "batched":
             self.path = "looped (small batch)"
-        outs, _ = V.loop_batched(self.fn, tuple(args), batches, size)     # under no_grad
+        outs = self._loop(args, batches, size)
         self.n_evals += size
         return list(outs)
+
+    def _loop(self, args: list, batches: dict, size: int) -> tuple:
+        """One plain call (:meth:`call`) per example; per output, the stacked examples."""
+        rows = []
+        for k in range(size):
+            call = list(args)
+            for i, b in batches.items():
+                call[i] = self.leaf(i, V.example(b, k))
+            rows.append([o._data for o in self.call(call)])
+        return tuple(V.stack(col) for col in zip(*rows))
 
     def _spot_check(self, batches: dict, size, outs, args) -> None:
         """Example ``size - 1`` of the batched result against a plain call (``batches``: one
@@ -161,11 +192,9 @@ class Evaluator:
         for k in (size - 1,):     # the last example: where a leak of example 0 shows
             call = list(args)
             for i, b in batches.items():
-                call[i] = _make(V.example(b, k))
-            with no_grad():
-                plain = self.fn(*call)
+                call[i] = self.leaf(i, V.example(b, k))
+            plain = self.call(call)
             self.n_evals += 1
-            plain = plain if isinstance(plain, (tuple, list)) else (plain,)
             for o, p in zip(outs, plain):
                 got = _example_of(o, k)
                 want = p._data

@@ -172,43 +172,67 @@ class _TorchEvaluator(numeric.Evaluator):
     def base_array(self, j: int, complex_step: bool = False) -> np.ndarray:
         return self.inputs[j].detach().numpy()
 
+    def _call(self, xs: dict) -> tuple:
+        """The function with the inputs of ``xs`` (position -> value) replaced, under vmap
+        (no grad)."""
+        args = [a.detach() if isinstance(a, self.torch.Tensor) else a for a in self.inputs]
+        for j, xj in xs.items():
+            args[j] = xj
+        return _as_tuple(self.fn(*args))
+
+    def _plain_call(self, xs: dict) -> tuple:
+        """One plain call as torch's gradcheck makes it (see numeric.Evaluator.call): grad
+        mode on, inputs requiring grad as the user's do."""
+        torch = self.torch
+        args = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor)
+                else a for a in self.inputs]
+        for j, xj in xs.items():
+            args[j] = xj.detach().requires_grad_(self.inputs[j].requires_grad)
+        with torch.enable_grad():
+            return _as_tuple(self.fn(*args))
+
     def plain_outputs(self) -> list:
-        with self.torch.no_grad():
-            outs = _as_tuple(self.fn(*self.inputs))
+        outs = self._plain_call({})
         self.n_evals += 1
         return [o.detach().numpy() for o in outs]
 
-    def _call(self, j, xj):
-        args = [a.detach() if isinstance(a, self.torch.Tensor) else a for a in self.inputs]
-        args[j] = xj
-        return _as_tuple(self.fn(*args))
-
     def _run(self, j: int, batch, size: int, cast=None) -> list:
+        return self._run_many({j: batch}, size, cast)
+
+    def _run_many(self, batches: dict, size: int, cast=None) -> list:
+        """Outputs with the inputs of ``batches`` replaced by their examples (dense batches
+        or Deltas, batch axis first): one ``torch.func.vmap`` call checked against plain
+        calls, or a loop of plain calls."""
         torch = self.torch
-        dense = batch.dense() if hasattr(batch, "dense") else batch
-        dense_t = torch.from_numpy(np.ascontiguousarray(dense))
-        with torch.no_grad():
-            if self.batched_ok and size > 2:
-                try:
-                    outs = torch.func.vmap(lambda xj: self._call(j, xj))(dense_t)
-                    outs = [o.detach().numpy() for o in outs]
-                    self.n_evals += size
-                    for k in sorted({0, size - 1}):
-                        plain = self._call(j, dense_t[k])
-                        self.n_evals += 1
-                        if not all(np.allclose(o[k], p.numpy(), rtol=1e-10, atol=1e-12)
-                                   for o, p in zip(outs, plain)):
-                            raise ValueError("torch.func.vmap disagreed with a plain call")
-                    self.path = "batched (torch.func.vmap)"
-                    return outs
-                # any failure of torch.func.vmap on foreign code means: run it plainly
-                except Exception as exc:  # noqa: BLE001
-                    self.batched_ok = False
-                    self.path = f"looped (torch.func.vmap failed: {_reason(exc)})"
-            elif self.path == "batched":
-                self.path = "looped (small batch)"
-            rows = [[o.detach().numpy() for o in self._call(j, dense_t[k])]
-                    for k in range(size)]
+        keys = list(batches)
+        dense = [torch.from_numpy(np.ascontiguousarray(
+            batches[j].dense() if hasattr(batches[j], "dense") else batches[j]))
+            for j in keys]
+
+        def example(k: int) -> dict:
+            return {j: d[k] for j, d in zip(keys, dense)}
+        if self.batched_ok and size > 2:
+            try:
+                with torch.no_grad():
+                    outs = torch.func.vmap(lambda *xs: self._call(dict(zip(keys, xs))))(*dense)
+                outs = [o.detach().numpy() for o in outs]
+                self.n_evals += size
+                for k in sorted({0, size - 1}):
+                    plain = self._plain_call(example(k))
+                    self.n_evals += 1
+                    if not all(np.allclose(o[k], p.detach().numpy(), rtol=1e-10, atol=1e-12)
+                               for o, p in zip(outs, plain)):
+                        raise ValueError("torch.func.vmap disagreed with a plain call")
+                self.path = "batched (torch.func.vmap)"
+                return outs
+            # any failure of torch.func.vmap on foreign code means: run it plainly
+            except Exception as exc:  # noqa: BLE001
+                self.batched_ok = False
+                self.path = f"looped (torch.func.vmap failed: {_reason(exc)})"
+        elif self.path == "batched":
+            self.path = "looped (small batch)"
+        rows = [[o.detach().numpy() for o in self._plain_call(example(k))]
+                for k in range(size)]
         self.n_evals += size
         return [np.stack(col) for col in zip(*rows)]
 

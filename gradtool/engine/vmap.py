@@ -281,10 +281,10 @@ def loop_batched(fn, args, batches, size):
             out = fn(*call)
             single = not isinstance(out, (tuple, list))
             rows.append([o._data for o in ((out,) if single else out)])
-    return tuple(_stack(col) for col in zip(*rows)), single
+    return tuple(stack(col) for col in zip(*rows)), single
 
 
-def _stack(arrays) -> np.ndarray:
+def stack(arrays) -> np.ndarray:
     """``np.stack(arrays)``; of same-shaped arrays, one array call (np.stack's wrapper
     costs more than stacking a few small examples)."""
     shape = arrays[0].shape

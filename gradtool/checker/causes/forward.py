@@ -9,7 +9,7 @@ import numpy as np
 
 from ...engine import primitive as P
 from ...engine.function import FunctionCtx
-from ...engine.grad_mode import no_grad
+from ...engine.grad_mode import enable_grad
 from ...engine.tensor import Tensor, _make
 from .common import (MAX_FROZEN, MAX_POINTS, REFLECTED, SCREEN, Cause, close, directions, fmt,
                      max_error, near, torch_mode)
@@ -165,7 +165,9 @@ def _record_forward(probe: Probe) -> list:
     ops = []
     if probe.torch is not None:
         torch = probe.torch
-        args = [a.detach() if isinstance(a, torch.Tensor) else a for a in c.inputs]
+        # as the numerical side calls it (torch_bridge._TorchEvaluator._plain_call)
+        args = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor)
+                else a for a in c.inputs]
         live = [args[probe.j]]
         dependent = {id(args[probe.j])}
         names = {id(a): c.names[i] for i, a in enumerate(args) if isinstance(a, torch.Tensor)}
@@ -182,7 +184,7 @@ def _record_forward(probe: Probe) -> list:
                 names[id(result)] = f"op {len(ops)}"
             return result
 
-        with torch.no_grad(), torch_mode(handler):
+        with torch.enable_grad(), torch_mode(handler):
             c.fn(*args)
         return ops
     ev = probe.evaluator()
@@ -205,7 +207,7 @@ def _record_forward(probe: Probe) -> list:
 
     P.INTERCEPTORS.append(hook)
     try:
-        with no_grad():
+        with enable_grad():     # as numeric.Evaluator.call
             c.fn(*args)
     finally:
         P.INTERCEPTORS.remove(hook)

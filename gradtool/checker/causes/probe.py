@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...engine.function import FunctionCtx
-from ...engine.grad_mode import no_grad
+from ...engine.grad_mode import enable_grad
 from ...engine.node import grad_accumulator
 from ...engine.tensor import _make
 from .forward import op_parts, spec_parts
@@ -114,17 +114,21 @@ class Probe:
         self.checker.ev.n_evals += 1
         if self.torch is not None:
             torch = self.torch
-            args = [a.detach() if isinstance(a, torch.Tensor) else a for a in c.inputs]
+            # as the numerical side calls it (torch_bridge._TorchEvaluator._plain_call)
+            args = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor)
+                    else a for a in c.inputs]
             if value is not None:
-                args[self.j] = torch.from_numpy(np.array(value, dtype=np.float64))
-            with torch.no_grad():
+                args[self.j] = torch.from_numpy(np.array(value, dtype=np.float64)) \
+                    .requires_grad_(c.inputs[self.j].requires_grad)
+            with torch.enable_grad():
                 outs = (fn or c.fn)(*args)
             outs = outs if isinstance(outs, (tuple, list)) else (outs,)
             return outs[self.o].detach().numpy().astype(np.float64).reshape(-1)
-        args = self.evaluator().plain_args(cast=np.float64 if c.upcast else None)
+        ev = self.evaluator()
+        args = ev.plain_args(cast=np.float64 if c.upcast else None)
         if value is not None:
-            args[self.j] = _make(np.array(value, dtype=np.float64))
-        with no_grad(), np.errstate(all="ignore"):
+            args[self.j] = ev.leaf(self.j, np.array(value, dtype=np.float64))
+        with enable_grad(), np.errstate(all="ignore"):   # as numeric.Evaluator.call
             outs = (fn or c.fn)(*args)
         outs = outs if isinstance(outs, (tuple, list)) else (outs,)
         return np.asarray(outs[self.o]._data, dtype=np.float64).reshape(-1)
