@@ -1065,10 +1065,8 @@ GRADGRAD_GRAPH_EXAMPLES = 64      # and at most this many perturbed points per b
 
 
 def _gradgrad_function(fn, inputs, grad_outputs, first_outputs=None):
-    """``new_func(*inputs, *grad_outputs)``: the first-order gradients (with their graph),
-    the function gradgradcheck checks.  Called with grad mode off (the numerical side, which
-    needs values only), it does not record the backward (``create_graph`` only with grad
-    mode on, where its graph is differentiated).
+    """``new_func(*inputs, *grad_outputs)``: the first-order gradients (with their graph,
+    ``create_graph=True``), the function gradgradcheck checks.
 
     ``first_outputs``: ``fn``'s outputs at ``inputs`` with their graph, when the caller made
     them (to choose random grad_outputs); the first call, the check's forward at ``inputs``,
@@ -1080,14 +1078,17 @@ def _gradgrad_function(fn, inputs, grad_outputs, first_outputs=None):
     perturbations of the grad_outputs alone are one batched backward of one graph (new_func
     is linear in them); otherwise each example gets its graph (``fn`` at its values, fresh
     leaves) and one backward runs through the graphs of up to ``GRADGRAD_GRAPH_EXAMPLES``
-    examples at once (the graphs are disjoint: each example's gradients are its own)."""
+    examples at once (the graphs are disjoint: each example's gradients are its own).  These
+    backwards give values only: they do not record (``create_graph=False``, which is most of
+    the numerical side's time saved), so a backward sees grad mode off there, where torch's
+    numerical side runs it with grad mode on; a backward giving other values with grad mode
+    off than on is compared at the values it gives off."""
     n_in = len(inputs)
     diff_in = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x._rg]
     diff_go = [i for i, g in enumerate(grad_outputs) if g._rg]
     pending = [first_outputs]
 
     def new_func(*args):
-        record = MODE.grad_enabled
         first = pending.pop() if pending else None
         with enable_grad():
             xs = [x.requires_grad_() if i in diff_in else x for i, x in enumerate(args[:n_in])]
@@ -1095,7 +1096,7 @@ def _gradgrad_function(fn, inputs, grad_outputs, first_outputs=None):
                 first = _differentiable(fn(*xs))
             gos = [g.requires_grad_() if i in diff_go else g
                    for i, g in enumerate(args[n_in:])]
-            grads = graph.grad(first, [xs[i] for i in diff_in], gos, create_graph=record,
+            grads = graph.grad(first, [xs[i] for i in diff_in], gos, create_graph=True,
                                allow_unused=True)
         return tuple(g for g in grads if g is not None)
 
