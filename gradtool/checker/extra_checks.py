@@ -21,7 +21,7 @@ from ..engine import graph
 from ..engine import primitive as P
 from ..engine import vmap
 from ..engine.grad_mode import MODE, enable_grad, no_grad
-from ..engine.node import OpNode
+from ..engine.node import AccumulateGrad, OpNode
 from ..engine.tensor import Tensor, _make
 from ..errors import EngineError, GradcheckUsageError, UserError
 
@@ -137,7 +137,8 @@ def grad_dtype_problems(fn, inputs: tuple, *, seed: int, names=None,
     if backward_ad:
         for o, out in _differentiable_outputs(fn, inputs):
             cot = _make(rng.standard_normal(out.shape).astype(out._data.dtype))
-            grads = graph.grad(out, [x for _, x in diff], cot, allow_unused=True)
+            grads = graph.grad(out, [x for _, x in diff], cot, retain_graph=True,
+                               allow_unused=True)
             problems += grads_attribute_problems(o, diff, grads, names)
     if forward_ad:
         for j, x in diff:
@@ -363,9 +364,9 @@ def non_contiguous(grad_outputs: tuple) -> tuple:
 def fwd_over_rev_unsupported(fn, inputs: tuple) -> list:
     """The primitives through which gradtool's engine cannot compute forward-over-reverse
     derivatives of ``fn`` at ``inputs``: a primitive's node saves its inputs' (or its
-    output's) values for the backward, not their tangents, so a backward run under forward
-    AD (``create_graph`` gradients of dual inputs) misses the terms that come from a saved
-    value's tangent.  One dual forward of ``fn`` names every such primitive that saved a
+    output's) values for the backward, not their tangents (a saved leaf input excepted: it
+    comes back as the leaf), so a backward run under forward AD (``create_graph`` gradients
+    of dual inputs) misses the terms that come from a saved value's tangent.  One dual forward of ``fn`` names every such primitive that saved a
     value carrying a tangent."""
     diff = _diff_inputs(inputs)
     found: dict = {}
@@ -379,11 +380,14 @@ def fwd_over_rev_unsupported(fn, inputs: tuple) -> list:
             return out
         for t in (out if isinstance(out, tuple) else (out,)):
             node = t.grad_fn if isinstance(t, Tensor) else None
-            if type(node) is not OpNode:
+            if not isinstance(node, OpNode):
                 continue
             saved = node.saved or ()
-            if any(d and s is not None and not isinstance(s, P.ShapeOnly)
-                   for s, d in zip(saved, duals)) or \
+            edges = node.next_nodes
+            # a saved leaf comes back as the leaf itself (its tangent too); any other saved
+            # value, and a saved output, as a new tensor without one
+            if any(d and s is not None and not isinstance(s, P.ShapeOnly) and
+                   type(e) is not AccumulateGrad for s, d, e in zip(saved, duals, edges)) or \
                     (node.out_data is not None and t._fw is not None):
                 found.setdefault(prim.name, None)
         return out
