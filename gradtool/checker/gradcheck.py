@@ -1064,6 +1064,8 @@ def _checked_with_extras(fn, inputs, *, check_grad_dtypes: bool, check_batched_g
         return check(fn, inputs, input_names=input_names, seed=seed, **kw)
     start = time.perf_counter()
     result = check(fn, inputs, input_names=input_names, seed=seed, masked=masked, **kw)
+    if not (check_grad_dtypes or check_batched_grad or check_batched_forward_grad):
+        return result
     inputs = _distinct(_as_tuple(inputs))
     names = list(result.input_names) or None
     extras = []
@@ -1078,7 +1080,7 @@ def _checked_with_extras(fn, inputs, *, check_grad_dtypes: bool, check_batched_g
                                                              names=names)
     result.problems += extras
     result.passed = result.passed and not extras
-    result.wall_time += time.perf_counter() - start
+    result.wall_time = time.perf_counter() - start
     return result
 
 
