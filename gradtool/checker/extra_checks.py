@@ -196,9 +196,9 @@ def batched_grad_problems(fn, inputs: tuple, *, seed: int, names=None) -> list:
                         for c in cots]
         except EngineError:
             continue            # the backward itself fails: the Jacobian check reports it
-        fallbacks = []
+        fallbacks: list = []
 
-        def listen(node: str, reason: str) -> None:
+        def listen(node: str, reason: str, fallbacks=fallbacks) -> None:
             if not reason.startswith(ENGINE_GAP_REASONS):
                 fallbacks.append((node, reason))
 
@@ -366,8 +366,8 @@ def fwd_over_rev_unsupported(fn, inputs: tuple) -> list:
     derivatives of ``fn`` at ``inputs``: a primitive's node saves its inputs' (or its
     output's) values for the backward, not their tangents (a saved leaf input excepted: it
     comes back as the leaf), so a backward run under forward AD (``create_graph`` gradients
-    of dual inputs) misses the terms that come from a saved value's tangent.  One dual forward of ``fn`` names every such primitive that saved a
-    value carrying a tangent."""
+    of dual inputs) misses the terms that come from a saved value's tangent.  One dual
+    forward of ``fn`` names every such primitive that saved a value carrying a tangent."""
     diff = _diff_inputs(inputs)
     found: dict = {}
 

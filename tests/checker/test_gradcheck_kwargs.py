@@ -29,7 +29,7 @@ def _verdict(check, fn, inputs, **kw):
             return False, str(exc)
 
 
-# ---- the signatures ---------------------------------------------------------------------------
+# ---- the signatures ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["gradcheck", "gradgradcheck"])
 def test_keyword_arguments_and_defaults_are_torchs(name):
     ours = inspect.signature(getattr(gt, name)).parameters
@@ -41,17 +41,17 @@ def test_keyword_arguments_and_defaults_are_torchs(name):
         assert ours[key].default == param.default, key
 
 
-# ---- argument errors: torch's words, an AssertionError as in torch 2.13 ----------------------
+# ---- argument errors: torch's words, an AssertionError as in torch 2.13 -------------------
 GRADCHECK_BAD = [
-    dict(check_forward_ad=False, check_backward_ad=False),
-    dict(check_batched_grad=True, check_backward_ad=False, check_forward_ad=True),
-    dict(check_batched_forward_grad=True),
+    {"check_forward_ad": False, "check_backward_ad": False},
+    {"check_batched_grad": True, "check_backward_ad": False, "check_forward_ad": True},
+    {"check_batched_forward_grad": True},
 ]
 GRADGRADCHECK_BAD = [
-    dict(check_rev_over_rev=False),
-    dict(check_rev_over_rev=False, check_fwd_over_rev=False, check_undefined_grad=False),
-    dict(check_rev_over_rev=False, check_fwd_over_rev=True, check_undefined_grad=False,
-         check_batched_grad=True),
+    {"check_rev_over_rev": False},
+    {"check_rev_over_rev": False, "check_fwd_over_rev": False, "check_undefined_grad": False},
+    {"check_rev_over_rev": False, "check_fwd_over_rev": True, "check_undefined_grad": False,
+         "check_batched_grad": True},
 ]
 
 
@@ -71,7 +71,7 @@ def test_bad_combinations_raise_torchs_error(kw):
     assert isinstance(ours.value, AssertionError) and isinstance(ours.value, UserError)
 
 
-# ---- custom Functions, written once for both libraries ------------------------------------------
+# ---- custom Functions, written once for both libraries ---------------------------------------
 def _functions(lib):
     Function = lib.autograd.Function
 
@@ -220,7 +220,7 @@ def test_batched_grad_in_gradgradcheck_matches_torch():
         assert passed
 
 
-# ---- batched forward-mode gradients ---------------------------------------------------------------
+# ---- batched forward-mode gradients ------------------------------------------------------------
 def _jvp_functions(lib):
     Function = lib.autograd.Function
 
@@ -265,7 +265,7 @@ def test_batched_forward_grad_same_verdict_as_torch(name):
     tcls, expected = _jvp_functions(torch)[name]
     gcls, _ = _jvp_functions(gt)[name]
     tx, x = _pair((3,))
-    kw = dict(check_forward_ad=True, check_batched_forward_grad=True)
+    kw = {"check_forward_ad": True, "check_batched_forward_grad": True}
     theirs, _ = _verdict(torch.autograd.gradcheck, tcls.apply, (tx,), **kw)
     ours, message = _verdict(gt.gradcheck, gcls.apply, (x,), **kw)
     assert theirs == ours == expected
@@ -276,7 +276,7 @@ def test_batched_forward_grad_same_verdict_as_torch(name):
 
 def test_batched_forward_grad_of_primitives_passes_in_both():
     tx, x = _pair((4,))
-    kw = dict(check_forward_ad=True, check_batched_forward_grad=True, check_grad_dtypes=True)
+    kw = {"check_forward_ad": True, "check_batched_forward_grad": True, "check_grad_dtypes": True}
     assert _verdict(torch.autograd.gradcheck, lambda t: t.tanh().sum() * t, (tx,), **kw)[0]
     assert _verdict(gt.gradcheck, lambda t: t.tanh().sum() * t, (x,), **kw)[0]
 
@@ -295,7 +295,7 @@ def test_vmap_of_make_dual_gives_each_example_its_tangent():
         np.testing.assert_allclose(batched[k].numpy(), jvp(tangents[k]).numpy())
 
 
-# ---- check_grad_dtypes ----------------------------------------------------------------------------
+# ---- check_grad_dtypes -------------------------------------------------------------------------
 def test_grad_dtypes_passes_where_torch_does():
     tx, x = _pair((3,))
     assert _verdict(torch.autograd.gradcheck, torch.sin, (tx,), check_grad_dtypes=True)[0]
@@ -324,7 +324,7 @@ def test_grad_dtypes_names_a_gradient_of_the_wrong_size():
                         "input 0: gradient [4], input [3])"]
 
 
-# ---- masked -------------------------------------------------------------------------------------
+# ---- masked ----------------------------------------------------------------------------------
 def _leaky(lib, leak):
     class Leaky(lib.autograd.Function):
         @staticmethod
@@ -343,7 +343,7 @@ def _leaky(lib, leak):
 def test_masked_on_dense_inputs_as_torch(leak, masked):
     tx, x = _pair((3,))
     # (the undefined-gradient check wants exact zeros whatever masked says, in both)
-    kw = dict(masked=masked, atol=1e-2, check_undefined_grad=False)
+    kw = {"masked": masked, "atol": 1e-2, "check_undefined_grad": False}
     theirs, _ = _verdict(torch.autograd.gradcheck, _leaky(torch, leak).apply, (tx,), **kw)
     ours, message = _verdict(gt.gradcheck, _leaky(gt, leak).apply, (x,), **kw)
     assert theirs == ours
@@ -358,7 +358,7 @@ def test_masked_rejects_other_values():
         gt.gradcheck(gt.sin, (x,), masked="yes")
 
 
-# ---- gradgradcheck -------------------------------------------------------------------------------
+# ---- gradgradcheck ----------------------------------------------------------------------------
 def test_non_contiguous_grad_outputs_are_strided_views_of_the_same_values():
     g = gt.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     (view,) = extra_checks.non_contiguous((g,))
@@ -388,11 +388,11 @@ def _detached_square(lib):
     return DetachedSquare
 
 
-@pytest.mark.parametrize("kw", [dict(gen_non_contig_grad_outputs=True),
-                                dict(check_fwd_over_rev=True),
-                                dict(check_fwd_over_rev=True, check_rev_over_rev=False,
-                                     check_undefined_grad=False),
-                                dict(check_grad_dtypes=True, masked=True)])
+@pytest.mark.parametrize("kw", [{"gen_non_contig_grad_outputs": True},
+                                {"check_fwd_over_rev": True},
+                                {"check_fwd_over_rev": True, "check_rev_over_rev": False,
+                                     "check_undefined_grad": False},
+                                {"check_grad_dtypes": True, "masked": True}])
 def test_gradgradcheck_same_verdict_as_torch(kw):
     tx, x = _pair((3, 2), 4)
     tw, w = _pair((2, 4), 5)
