@@ -34,7 +34,7 @@ from ..engine import primitive as P
 from ..engine.grad_mode import enable_grad, no_grad
 from ..engine.tensor import Tensor, _make
 from ..errors import EngineError, GradcheckError, UserError
-from . import numeric
+from . import extra_checks, numeric
 from .causes import Probe
 from .diagnose import compare, diagnose, diagnose_scalars
 from .result import BlockResult, CheckResult
@@ -45,6 +45,7 @@ AUTO_SAMPLE = 16                   # columns/rows timed to estimate a full check
 FULL_LIMIT = 10**8                 # mode="full" refuses more (memory: the element cap's size)
 ANALYTICAL_CHUNK_BYTES = 2 ** 20   # rows per batched backward: cache-sized (measured)
 ANALYTICAL_CHUNK_ROWS = None       # force a number of rows per batched backward (tests)
+MASKED_ZERO_ATOL = 1e-8            # masked=True: zero grad_outputs give |grad| <= this
 REENTRANCY_ROWS = 64               # rows computed twice by the nondeterminism check
 ROUNDING_ULPS = 32                 # a gap between two runs of one batch this small is rounding
 METHODS = tuple(numeric.STENCILS)
@@ -375,13 +376,15 @@ def check(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
           forward_ad: bool = False, nondet_tol: float = 0.0, seed: int = 0,
           input_names=None, check_undefined_grad: bool = True,
           check_backward_ad: bool = True, upcast: bool = True,
-          n_projections: int = 4) -> CheckResult:
+          n_projections: int = 4, masked: bool = False) -> CheckResult:
     """Check ``fn``'s gradients at ``inputs`` and say what is wrong, block by block.
 
     ``method``: central, forward, richardson or complex (finite differences, see
     :mod:`gradtool.checker.numeric`); ``mode``: full (every Jacobian entry), fast (random
     projections vᵀJu) or auto; ``upcast``: evaluate the numerical side of float32 inputs in
-    float64.  Inputs that do not require grad are constants."""
+    float64; ``masked``: torch's masked=True for dense inputs (a backward with zero output
+    gradients may give gradients up to 1e-8, torch's allclose).  Inputs that do not require
+    grad are constants."""
     from . import torch_bridge
     _check_tolerances(eps=eps, atol=atol, rtol=rtol, nondet_tol=nondet_tol)
     if torch_bridge.is_torch_call(fn, inputs):
@@ -398,6 +401,7 @@ def check(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
     start = time.perf_counter()
     checker = _Checker(fn, _as_tuple(inputs), eps, atol, rtol, method, nondet_tol, seed,
                        input_names, upcast, n_projections)
+    checker.masked = bool(masked)
     result = checker.run(mode, check_backward_ad, check_undefined_grad, forward_ad)
     if gradgrad:
         second = _gradgrad_result(fn, checker.inputs, None, input_names=input_names,
@@ -443,6 +447,7 @@ class _Checker:
         self.rng = numeric.seeded_generator(seed)
         self.upcast = upcast
         self.k = max(1, int(n_projections))
+        self.masked = False           # torch's masked=True: zero grad_outputs, allclose to 0
         self.diff = [i for i, a in enumerate(inputs) if self._requires_grad(a)]
         if not self.diff:
             raise ValueError("gradcheck expects at least one input tensor to require "
@@ -650,7 +655,8 @@ class _Checker:
 
     def _zero_rows(self, o: int, grads: list) -> None:
         for j, g in zip(self.diff, grads):
-            if g is not None and _nonzero_finite(g):
+            if g is not None and _nonzero_finite(g) and \
+                    not (self.masked and np.nanmax(np.abs(g)) <= MASKED_ZERO_ATOL):
                 self.res.problems.append(
                     f"undefined gradient: backward not multiplied by grad_output (zero output "
                     f"gradients): {self.names[j]} got a nonzero gradient for output {o} "
@@ -1037,19 +1043,60 @@ def _unravel(i, shape) -> tuple:
 # ---- torch-compatible entry points -------------------------------------------------------------
 def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               raise_exception: bool = True, nondet_tol: float = 0.0,
-              check_undefined_grad: bool = True, check_forward_ad: bool = False,
-              check_backward_ad: bool = True, fast_mode: bool = False) -> bool:
+              check_undefined_grad: bool = True, check_grad_dtypes: bool = False,
+              check_batched_grad: bool = False, check_batched_forward_grad: bool = False,
+              check_forward_ad: bool = False, check_backward_ad: bool = True,
+              fast_mode: bool = False, masked: bool | None = None) -> bool:
     """``torch.autograd.gradcheck``: True if the gradients are right; else raise
     :class:`~gradtool.errors.GradcheckError` with the checker's report (or return False
-    when ``raise_exception=False``)."""
-    if not (check_forward_ad or check_backward_ad):
-        raise ValueError("Expected at least one of check_forward_ad or check_backward_ad to "
-                         "be True")
-    result = check(fn, inputs, eps=eps, atol=atol, rtol=rtol, nondet_tol=nondet_tol,
-                   mode="fast" if fast_mode else "full", forward_ad=check_forward_ad,
-                   check_undefined_grad=check_undefined_grad,
-                   check_backward_ad=check_backward_ad, n_projections=1)
+    when ``raise_exception=False``).  The keyword arguments are torch's, with its meaning
+    (see :mod:`.extra_checks` for check_grad_dtypes, check_batched_grad,
+    check_batched_forward_grad and masked)."""
+    extra_checks.validate_gradcheck(
+        check_forward_ad=check_forward_ad, check_backward_ad=check_backward_ad,
+        check_batched_grad=check_batched_grad,
+        check_batched_forward_grad=check_batched_forward_grad, masked=masked)
+    result = _checked_with_extras(
+        fn, inputs, eps=eps, atol=atol, rtol=rtol, nondet_tol=nondet_tol,
+        mode="fast" if fast_mode else "full", forward_ad=check_forward_ad,
+        check_undefined_grad=check_undefined_grad, check_backward_ad=check_backward_ad,
+        n_projections=1, check_grad_dtypes=check_grad_dtypes,
+        check_batched_grad=check_batched_grad,
+        check_batched_forward_grad=check_batched_forward_grad, masked=bool(masked))
     return _verdict(result, raise_exception)
+
+
+def _checked_with_extras(fn, inputs, *, check_grad_dtypes: bool, check_batched_grad: bool,
+                         check_batched_forward_grad: bool, masked: bool,
+                         input_names=None, seed: int = 0, **kw) -> CheckResult:
+    """:func:`check`, then the checks torch's keyword arguments ask for, their problems
+    added to the result's (as the undefined-gradient check's)."""
+    from . import torch_bridge
+    if torch_bridge.is_torch_call(fn, inputs):
+        extra_checks.refuse_torch_call(
+            check_grad_dtypes=check_grad_dtypes, check_batched_grad=check_batched_grad,
+            check_batched_forward_grad=check_batched_forward_grad, masked=masked)
+        return check(fn, inputs, input_names=input_names, seed=seed, **kw)
+    start = time.perf_counter()
+    result = check(fn, inputs, input_names=input_names, seed=seed, masked=masked, **kw)
+    if not (check_grad_dtypes or check_batched_grad or check_batched_forward_grad):
+        return result
+    inputs = _distinct(_as_tuple(inputs))
+    names = list(result.input_names) or None
+    extras = []
+    if check_grad_dtypes:
+        extras += extra_checks.grad_dtype_problems(
+            fn, inputs, seed=seed, names=names, forward_ad=kw.get("forward_ad", False),
+            backward_ad=kw.get("check_backward_ad", True))
+    if check_batched_grad:
+        extras += extra_checks.batched_grad_problems(fn, inputs, seed=seed, names=names)
+    if check_batched_forward_grad:
+        extras += extra_checks.batched_forward_grad_problems(fn, inputs, seed=seed,
+                                                             names=names)
+    result.problems += extras
+    result.passed = result.passed and not extras
+    result.wall_time = time.perf_counter() - start
+    return result
 
 
 def _verdict(result: CheckResult, raise_exception: bool) -> bool:
@@ -1212,15 +1259,60 @@ def _gradgrad_result(fn, inputs, grad_outputs, input_names=None, **kw) -> CheckR
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,
-                  rtol: float = 1e-3, raise_exception: bool = True, nondet_tol: float = 0.0,
-                  check_undefined_grad: bool = True, check_forward_ad: bool = False,
-                  check_backward_ad: bool = True, fast_mode: bool = False) -> bool:
+                  rtol: float = 1e-3, gen_non_contig_grad_outputs: bool = False,
+                  raise_exception: bool = True, nondet_tol: float = 0.0,
+                  check_undefined_grad: bool = True, check_grad_dtypes: bool = False,
+                  check_batched_grad: bool = False, check_fwd_over_rev: bool = False,
+                  check_rev_over_rev: bool = True, fast_mode: bool = False,
+                  masked: bool = False) -> bool:
     """``torch.autograd.gradgradcheck``: gradcheck of the gradient itself (computed with
     ``create_graph=True``) w.r.t. the inputs and the output gradients (random in [-1, 1]
-    when not given)."""
+    when not given; strided views with ``gen_non_contig_grad_outputs``).
+    ``check_rev_over_rev`` checks its reverse mode (the second derivatives by a backward
+    through the backward), ``check_fwd_over_rev`` its forward mode (forward AD through the
+    backward; refused, naming the primitive, where gradtool's engine cannot compute it)."""
+    extra_checks.validate_gradgradcheck(
+        check_fwd_over_rev=check_fwd_over_rev, check_rev_over_rev=check_rev_over_rev,
+        check_undefined_grad=check_undefined_grad, check_batched_grad=check_batched_grad,
+        masked=masked)
+    inputs = _as_tuple(inputs)
+    from . import torch_bridge
+    if torch_bridge.is_torch_call(fn, inputs):
+        extra_checks.refuse_torch_call(
+            gen_non_contig_grad_outputs=gen_non_contig_grad_outputs,
+            check_grad_dtypes=check_grad_dtypes, check_batched_grad=check_batched_grad,
+            check_fwd_over_rev=check_fwd_over_rev, masked=masked)
+    elif grad_outputs is None:
+        grad_outputs = _random_grad_outputs(fn, inputs, 0)
+        if gen_non_contig_grad_outputs:
+            grad_outputs = extra_checks.non_contiguous(grad_outputs)
+    if check_fwd_over_rev and not torch_bridge.is_torch_call(fn, inputs):
+        unsupported = extra_checks.fwd_over_rev_unsupported(fn, inputs)
+        if unsupported:
+            raise UserError(
+                "check_fwd_over_rev=True: gradtool's engine cannot compute "
+                "forward-over-reverse derivatives through "
+                f"{', '.join(repr(name) for name in unsupported)} (its backward reads "
+                "saved values without their forward-mode tangents)",
+                hint="check the second derivatives with check_rev_over_rev=True and "
+                     "check_fwd_over_rev=False")
     result = _gradgrad_result(fn, inputs, grad_outputs, eps=eps, atol=atol, rtol=rtol,
                               nondet_tol=nondet_tol, mode="fast" if fast_mode else "full",
-                              forward_ad=check_forward_ad,
+                              forward_ad=check_fwd_over_rev,
                               check_undefined_grad=check_undefined_grad,
-                              check_backward_ad=check_backward_ad, n_projections=1)
+                              check_backward_ad=check_rev_over_rev, n_projections=1,
+                              masked=masked)
+    if check_grad_dtypes or check_batched_grad:
+        new_func = _gradgrad_function(fn, inputs, _as_tuple(grad_outputs))
+        args = inputs + _as_tuple(grad_outputs)
+        names = list(result.input_names) or None
+        extras = []
+        if check_grad_dtypes:
+            extras += extra_checks.grad_dtype_problems(
+                new_func, args, seed=0, names=names, forward_ad=check_fwd_over_rev,
+                backward_ad=check_rev_over_rev)
+        if check_batched_grad:
+            extras += extra_checks.batched_grad_problems(new_func, args, seed=0, names=names)
+        result.problems += extras
+        result.passed = result.passed and not extras
     return _verdict(result, raise_exception)
