@@ -1244,9 +1244,12 @@ def _random_grad_outputs(fn, inputs, seed) -> tuple:
     return tuple(result), outs
 
 
-def _gradgrad_result(fn, inputs, grad_outputs, input_names=None, **kw) -> CheckResult:
+def _gradgrad_result(fn, inputs, grad_outputs, input_names=None, first_outputs=None,
+                     **kw) -> CheckResult:
+    """The check of ``new_func`` (``first_outputs``: fn's outputs at ``inputs``, with their
+    graph, when the caller made them to choose the grad_outputs)."""
     inputs = _as_tuple(inputs)
-    outs = None
+    outs = first_outputs
     if grad_outputs is None:
         grad_outputs, outs = _random_grad_outputs(fn, inputs, kw.get("seed", 0))
     else:
@@ -1276,6 +1279,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: flo
         check_undefined_grad=check_undefined_grad, check_batched_grad=check_batched_grad,
         masked=masked)
     inputs = _as_tuple(inputs)
+    outs = None
     from . import torch_bridge
     if torch_bridge.is_torch_call(fn, inputs):
         extra_checks.refuse_torch_call(
@@ -1283,7 +1287,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: flo
             check_grad_dtypes=check_grad_dtypes, check_batched_grad=check_batched_grad,
             check_fwd_over_rev=check_fwd_over_rev, masked=masked)
     elif grad_outputs is None:
-        grad_outputs = _random_grad_outputs(fn, inputs, 0)
+        grad_outputs, outs = _random_grad_outputs(fn, inputs, 0)
         if gen_non_contig_grad_outputs:
             grad_outputs = extra_checks.non_contiguous(grad_outputs)
     if check_fwd_over_rev and not torch_bridge.is_torch_call(fn, inputs):
@@ -1296,8 +1300,9 @@ def gradgradcheck(fn, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: flo
                 "saved values without their forward-mode tangents)",
                 hint="check the second derivatives with check_rev_over_rev=True and "
                      "check_fwd_over_rev=False")
-    result = _gradgrad_result(fn, inputs, grad_outputs, eps=eps, atol=atol, rtol=rtol,
-                              nondet_tol=nondet_tol, mode="fast" if fast_mode else "full",
+    result = _gradgrad_result(fn, inputs, grad_outputs, first_outputs=outs, eps=eps,
+                              atol=atol, rtol=rtol, nondet_tol=nondet_tol,
+                              mode="fast" if fast_mode else "full",
                               forward_ad=check_fwd_over_rev,
                               check_undefined_grad=check_undefined_grad,
                               check_backward_ad=check_rev_over_rev, n_projections=1,
