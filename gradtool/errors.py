@@ -90,6 +90,11 @@ class GradcheckError(GradtoolError, RuntimeError):
         self.result = result
 
 
+class GradcheckUsageError(UserError, ValueError, AssertionError):
+    """gradcheck/gradgradcheck called with arguments that do not go together (torch 2.13
+    raises AssertionError with the same words, earlier versions ValueError)."""
+
+
 class InternalError(GradtoolError):
     """A bug in gradtool itself (exit code 3)."""
 

@@ -34,7 +34,7 @@ from ..engine import primitive as P
 from ..engine.grad_mode import enable_grad, no_grad
 from ..engine.tensor import Tensor, _make
 from ..errors import EngineError, GradcheckError, UserError
-from . import numeric
+from . import extra_checks, numeric
 from .causes import Probe
 from .diagnose import compare, diagnose, diagnose_scalars
 from .result import BlockResult, CheckResult
@@ -45,6 +45,7 @@ AUTO_SAMPLE = 16                   # columns/rows timed to estimate a full check
 FULL_LIMIT = 10**8                 # mode="full" refuses more (memory: the element cap's size)
 ANALYTICAL_CHUNK_BYTES = 2 ** 20   # rows per batched backward: cache-sized (measured)
 ANALYTICAL_CHUNK_ROWS = None       # force a number of rows per batched backward (tests)
+MASKED_ZERO_ATOL = 1e-8            # masked=True: zero grad_outputs give |grad| <= this
 REENTRANCY_ROWS = 64               # rows computed twice by the nondeterminism check
 ROUNDING_ULPS = 32                 # a gap between two runs of one batch this small is rounding
 METHODS = tuple(numeric.STENCILS)
@@ -295,11 +296,17 @@ def _undefined_grad_problems(outputs: list, inputs: list, zero_case: bool = True
     one at a time undefined, and with zero gradients, must give None or zeros (``planned``:
     ``graph.plan(outputs, inputs)``, when the caller has it)."""
     roots, targets, discovered = planned or graph.plan(outputs, inputs)
-    cases = [] if _inert_when_undefined(roots) else \
-        [("all output gradients undefined", [None] * len(outputs))]
+    inert = _inert_when_undefined(roots)
+    cases = [] if inert else [("all output gradients undefined", [None] * len(outputs))]
     if len(outputs) > 1 or zero_case:
         zeros = [np.zeros_like(o._data) for o in outputs]
-    if len(outputs) > 1:
+    if len(outputs) > 1 and inert and _single_output_nodes(roots, discovered[0]):
+        # one output's gradient undefined, the others zero: the undefined root does not run
+        # and every node that runs gets a zero (it has one output: never a partly undefined
+        # gradient); the nodes of all these cases run, with zeros, when every output
+        # gradient is zero, so that one backward sees what they would
+        zero_case = True
+    elif len(outputs) > 1:
         cases += [(f"output {k}'s gradient undefined",
                    [None if i == k else z for i, z in enumerate(zeros)])
                   for k in range(len(outputs))]
@@ -346,6 +353,15 @@ def _inert_when_undefined(roots) -> bool:
     return True
 
 
+def _single_output_nodes(roots, reachable) -> bool:
+    """Every root and every node reachable from them (``reachable``: the discovery's
+    dependency counts) has one output, and no two roots are the same node."""
+    nodes = [edge[0] for edge in roots if edge is not None]
+    if len(set(nodes)) != len(nodes) or any(n.n_outputs != 1 for n in nodes):
+        return False
+    return all(node.n_outputs == 1 for node in reachable)
+
+
 def _input_label(edge, targets, inputs, names=None) -> str:
     t = targets.get(edge)
     for i, x in enumerate(inputs):
@@ -360,13 +376,15 @@ def check(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
           forward_ad: bool = False, nondet_tol: float = 0.0, seed: int = 0,
           input_names=None, check_undefined_grad: bool = True,
           check_backward_ad: bool = True, upcast: bool = True,
-          n_projections: int = 4) -> CheckResult:
+          n_projections: int = 4, masked: bool = False) -> CheckResult:
     """Check ``fn``'s gradients at ``inputs`` and say what is wrong, block by block.
 
     ``method``: central, forward, richardson or complex (finite differences, see
     :mod:`gradtool.checker.numeric`); ``mode``: full (every Jacobian entry), fast (random
     projections vᵀJu) or auto; ``upcast``: evaluate the numerical side of float32 inputs in
-    float64.  Inputs that do not require grad are constants."""
+    float64; ``masked``: torch's masked=True for dense inputs (a backward with zero output
+    gradients may give gradients up to 1e-8, torch's allclose).  Inputs that do not require
+    grad are constants."""
     from . import torch_bridge
     _check_tolerances(eps=eps, atol=atol, rtol=rtol, nondet_tol=nondet_tol)
     if torch_bridge.is_torch_call(fn, inputs):
@@ -383,6 +401,7 @@ def check(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
     start = time.perf_counter()
     checker = _Checker(fn, _as_tuple(inputs), eps, atol, rtol, method, nondet_tol, seed,
                        input_names, upcast, n_projections)
+    checker.masked = bool(masked)
     result = checker.run(mode, check_backward_ad, check_undefined_grad, forward_ad)
     if gradgrad:
         second = _gradgrad_result(fn, checker.inputs, None, input_names=input_names,
@@ -428,6 +447,7 @@ class _Checker:
         self.rng = numeric.seeded_generator(seed)
         self.upcast = upcast
         self.k = max(1, int(n_projections))
+        self.masked = False           # torch's masked=True: zero grad_outputs, allclose to 0
         self.diff = [i for i, a in enumerate(inputs) if self._requires_grad(a)]
         if not self.diff:
             raise ValueError("gradcheck expects at least one input tensor to require "
@@ -635,7 +655,8 @@ class _Checker:
 
     def _zero_rows(self, o: int, grads: list) -> None:
         for j, g in zip(self.diff, grads):
-            if g is not None and _nonzero_finite(g):
+            if g is not None and _nonzero_finite(g) and \
+                    not (self.masked and np.nanmax(np.abs(g)) <= MASKED_ZERO_ATOL):
                 self.res.problems.append(
                     f"undefined gradient: backward not multiplied by grad_output (zero output "
                     f"gradients): {self.names[j]} got a nonzero gradient for output {o} "
@@ -812,7 +833,7 @@ class _Checker:
         small = len(self.diff) > 1 and \
             sum(self.in_data[j].nbytes for j in self.diff) * 2 * len(self.diff) * \
             len(numeric.STENCILS[self.method][0]) * self.k <= numeric.MANY_BYTES
-        if small and getattr(self.fn, "batched_call", None) is None:
+        if small:
             # small inputs: every input's perturbations in one batch (the calls are the cost)
             e0 = self.ev.n_evals
             t0 = time.perf_counter()
@@ -1022,19 +1043,60 @@ def _unravel(i, shape) -> tuple:
 # ---- torch-compatible entry points -------------------------------------------------------------
 def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               raise_exception: bool = True, nondet_tol: float = 0.0,
-              check_undefined_grad: bool = True, check_forward_ad: bool = False,
-              check_backward_ad: bool = True, fast_mode: bool = False) -> bool:
+              check_undefined_grad: bool = True, check_grad_dtypes: bool = False,
+              check_batched_grad: bool = False, check_batched_forward_grad: bool = False,
+              check_forward_ad: bool = False, check_backward_ad: bool = True,
+              fast_mode: bool = False, masked: bool | None = None) -> bool:
     """``torch.autograd.gradcheck``: True if the gradients are right; else raise
     :class:`~gradtool.errors.GradcheckError` with the checker's report (or return False
-    when ``raise_exception=False``)."""
-    if not (check_forward_ad or check_backward_ad):
-        raise ValueError("Expected at least one of check_forward_ad or check_backward_ad to "
-                         "be True")
-    result = check(fn, inputs, eps=eps, atol=atol, rtol=rtol, nondet_tol=nondet_tol,
-                   mode="fast" if fast_mode else "full", forward_ad=check_forward_ad,
-                   check_undefined_grad=check_undefined_grad,
-                   check_backward_ad=check_backward_ad, n_projections=1)
+    when ``raise_exception=False``).  The keyword arguments are torch's, with its meaning
+    (see :mod:`.extra_checks` for check_grad_dtypes, check_batched_grad,
+    check_batched_forward_grad and masked)."""
+    extra_checks.validate_gradcheck(
+        check_forward_ad=check_forward_ad, check_backward_ad=check_backward_ad,
+        check_batched_grad=check_batched_grad,
+        check_batched_forward_grad=check_batched_forward_grad, masked=masked)
+    result = _checked_with_extras(
+        fn, inputs, eps=eps, atol=atol, rtol=rtol, nondet_tol=nondet_tol,
+        mode="fast" if fast_mode else "full", forward_ad=check_forward_ad,
+        check_undefined_grad=check_undefined_grad, check_backward_ad=check_backward_ad,
+        n_projections=1, check_grad_dtypes=check_grad_dtypes,
+        check_batched_grad=check_batched_grad,
+        check_batched_forward_grad=check_batched_forward_grad, masked=bool(masked))
     return _verdict(result, raise_exception)
+
+
+def _checked_with_extras(fn, inputs, *, check_grad_dtypes: bool, check_batched_grad: bool,
+                         check_batched_forward_grad: bool, masked: bool,
+                         input_names=None, seed: int = 0, **kw) -> CheckResult:
+    """:func:`check`, then the checks torch's keyword arguments ask for, their problems
+    added to the result's (as the undefined-gradient check's)."""
+    from . import torch_bridge
+    if torch_bridge.is_torch_call(fn, inputs):
+        extra_checks.refuse_torch_call(
+            check_grad_dtypes=check_grad_dtypes, check_batched_grad=check_batched_grad,
+            check_batched_forward_grad=check_batched_forward_grad, masked=masked)
+        return check(fn, inputs, input_names=input_names, seed=seed, **kw)
+    start = time.perf_counter()
+    result = check(fn, inputs, input_names=input_names, seed=seed, masked=masked, **kw)
+    if not (check_grad_dtypes or check_batched_grad or check_batched_forward_grad):
+        return result
+    inputs = _distinct(_as_tuple(inputs))
+    names = list(result.input_names) or None
+    extras = []
+    if check_grad_dtypes:
+        extras += extra_checks.grad_dtype_problems(
+            fn, inputs, seed=seed, names=names, forward_ad=kw.get("forward_ad", False),
+            backward_ad=kw.get("check_backward_ad", True))
+    if check_batched_grad:
+        extras += extra_checks.batched_grad_problems(fn, inputs, seed=seed, names=names)
+    if check_batched_forward_grad:
+        extras += extra_checks.batched_forward_grad_problems(fn, inputs, seed=seed,
+                                                             names=names)
+    result.problems += extras
+    result.passed = result.passed and not extras
+    result.wall_time = time.perf_counter() - start
+    return result
 
 
 def _verdict(result: CheckResult, raise_exception: bool) -> bool:
@@ -1045,67 +1107,154 @@ def _verdict(result: CheckResult, raise_exception: bool) -> bool:
     return False
 
 
-def _gradgrad_function(fn, inputs, grad_outputs):
-    """``new_func(*inputs, *grad_outputs)``: the first-order gradients (with their graph),
-    the function gradgradcheck checks.  It is linear in the grad_outputs, and its
-    ``batched_call`` evaluates it for a batch of values of one grad_output in one batched
-    backward (the numerical side's perturbations of the grad_outputs), where a vmap of
-    ``new_func`` would have to run one call per perturbation (autograd inside)."""
+GRADGRAD_GRAPH_BYTES = 2 ** 25    # numerical side of gradgradcheck: graphs built per backward
+GRADGRAD_GRAPH_EXAMPLES = 64      # and at most this many perturbed points per backward
+
+
+def _gradgrad_function(fn, inputs, grad_outputs, first_outputs=None):
+    """``new_func(*inputs, *grad_outputs)``: the first-order gradients (with their graph,
+    ``create_graph=True``), the function gradgradcheck checks.
+
+    ``first_outputs``: ``fn``'s outputs at ``inputs`` with their graph, when the caller made
+    them (to choose random grad_outputs); the first call, the check's forward at ``inputs``,
+    uses them instead of running ``fn`` again (its backward still runs once on that graph,
+    as on a fresh one).
+
+    Its ``batched_call`` evaluates it at a batch of perturbed arguments (the numerical
+    side), where a vmap of ``new_func`` would run one call per example (autograd inside):
+    perturbations of the grad_outputs alone are one batched backward of one graph (new_func
+    is linear in them); otherwise each example gets its graph (``fn`` at its values, fresh
+    leaves) and one backward runs through the graphs of up to ``GRADGRAD_GRAPH_EXAMPLES``
+    examples at once (the graphs are disjoint: each example's gradients are its own).  These
+    backwards give values only: they do not record (``create_graph=False``, which is most of
+    the numerical side's time saved), so a backward sees grad mode off there, where torch's
+    numerical side runs it with grad mode on; a backward giving other values with grad mode
+    off than on is compared at the values it gives off."""
     n_in = len(inputs)
     diff_in = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x._rg]
     diff_go = [i for i, g in enumerate(grad_outputs) if g._rg]
+    pending = [first_outputs]
 
     def new_func(*args):
+        first = pending.pop() if pending else None
         with enable_grad():
             xs = [x.requires_grad_() if i in diff_in else x for i, x in enumerate(args[:n_in])]
-            outs = [o for o in _as_tuple(fn(*xs)) if isinstance(o, Tensor) and o._rg]
+            if first is None or any(a is not x for a, x in zip(args, inputs)):
+                first = _differentiable(fn(*xs))
             gos = [g.requires_grad_() if i in diff_go else g
                    for i, g in enumerate(args[n_in:])]
-            grads = graph.grad(outs, [xs[i] for i in diff_in], gos, create_graph=True,
+            grads = graph.grad(first, [xs[i] for i in diff_in], gos, create_graph=True,
                                allow_unused=True)
         return tuple(g for g in grads if g is not None)
 
-    def batched_call(args, j: int, batch: np.ndarray, size: int):
-        """``new_func`` at ``args`` with argument ``j`` (a grad_output) taking each value of
-        ``batch`` (batch axis first): per output a dense batch; None when ``j`` is an input."""
-        if j < n_in:
-            return None
+    def grad_output_batch(args, batches: dict, size: int) -> list:
         with enable_grad():
             xs = [x.requires_grad_() if i in diff_in else x for i, x in enumerate(args[:n_in])]
-            outs = [o for o in _as_tuple(fn(*xs)) if isinstance(o, Tensor) and o._rg]
-            gos = []
-            for i, g in enumerate(args[n_in:]):
-                data = batch if n_in + i == j else np.broadcast_to(g._data, (size,) + g.shape)
-                gos.append(_make(np.asarray(data, dtype=g._data.dtype)))
+            outs = _differentiable(fn(*xs))
+        gos = []
+        for i, g in enumerate(args[n_in:]):
+            data = batches.get(n_in + i)
+            if data is None:
+                data = np.broadcast_to(g._data, (size,) + g.shape)
+            gos.append(_make(np.asarray(data, dtype=g._data.dtype)))
         with no_grad():
             grads = graph.grad(outs, [xs[i] for i in diff_in], gos, allow_unused=True,
                                is_grads_batched=True)
         return [g._data for g in grads if g is not None]
 
+    def example_graphs(args, batches: dict, examples) -> list:
+        """new_func at each example: per example the tuple of its gradients (arrays)."""
+        outs, targets, gos = [], [], []
+        with enable_grad():
+            for e in examples:
+                call = [_make(batches[i][e]) if i in batches else
+                        _make(a._data) if i in diff_in else a for i, a in enumerate(args)]
+                xs = [x.requires_grad_() if i in diff_in else x
+                      for i, x in enumerate(call[:n_in])]
+                first = _differentiable(fn(*xs))
+                if len(first) != len(grad_outputs):   # as graph.grad: never misaligned
+                    raise EngineError(f"grad requires one grad_output per output: got "
+                                      f"{len(grad_outputs)} for {len(first)}")
+                outs += first
+                gos += [g._data if isinstance(g, Tensor) else g for g in call[n_in:]]
+                targets += [xs[i] for i in diff_in]
+        with no_grad():
+            grads = graph.grad(outs, targets, [_make(np.asarray(g)) for g in gos],
+                               allow_unused=True)
+        n = len(diff_in)
+        return [tuple(g._data for g in grads[k * n:(k + 1) * n] if g is not None)
+                for k in range(len(examples))]
+
+    def batched_call(args, batches: dict, size: int):
+        """``new_func`` at ``args`` with the arguments of ``batches`` taking each of their
+        values (dense, batch axis first): per output a dense batch (None: the examples'
+        gradients differ in which inputs they reach; the caller loops).  Examples where
+        only grad_outputs move (in a batch perturbing several arguments, one at a time)
+        share one graph and one batched backward."""
+        moved = np.zeros(size, dtype=bool)
+        for j, batch in batches.items():
+            if j < n_in:
+                moved |= (batch != args[j]._data).reshape(size, -1).any(axis=1)
+        if not moved.any():
+            return grad_output_batch(args, batches, size)
+        per_example = sum(a._data.nbytes for a in args if isinstance(a, Tensor))
+        step = max(1, min(GRADGRAD_GRAPH_EXAMPLES,
+                          GRADGRAD_GRAPH_BYTES // max(1, 16 * per_example)))
+        examples = np.flatnonzero(moved)
+        rows = []
+        for start in range(0, len(examples), step):
+            rows += example_graphs(args, batches, examples[start:start + step])
+        if any(len(r) != len(rows[0]) or
+               any(a.shape != b.shape for a, b in zip(r, rows[0])) for r in rows):
+            return None
+        if len(examples) == size:
+            return [np.stack(column) for column in zip(*rows)]
+        still = np.flatnonzero(~moved)
+        shared = grad_output_batch(args, {j: b[still] for j, b in batches.items()}, len(still))
+        if len(shared) != len(rows[0]) or \
+                any(a.shape[1:] != b.shape for a, b in zip(shared, rows[0])):
+            return None
+        outs = []
+        for column, part in zip(zip(*rows), shared):
+            out = np.empty((size,) + part.shape[1:], dtype=np.result_type(part, *column))
+            out[examples] = np.stack(column)
+            out[still] = part
+            outs.append(out)
+        return outs
+
     new_func.batched_call = batched_call
     return new_func
 
 
-def _random_grad_outputs(fn, inputs, seed):
+def _differentiable(outputs) -> list:
+    return [o for o in _as_tuple(outputs) if isinstance(o, Tensor) and o._rg]
+
+
+def _random_grad_outputs(fn, inputs, seed) -> tuple:
+    """(grad_outputs uniform in [-1, 1], one per differentiable output; those outputs)."""
     with enable_grad():
-        outs = [o for o in _as_tuple(fn(*inputs)) if isinstance(o, Tensor) and o._rg]
-    rng = np.random.default_rng(seed + 1)
+        outs = _differentiable(fn(*inputs))
+    rng = numeric.seeded_generator(seed + 1)
     result = []
     for o in outs:
         dt = o._data.dtype if o._data.dtype.kind in "fc" else np.float64
         g = _make(rng.uniform(-1, 1, o._data.shape).astype(dt))
         g.requires_grad_(True)
         result.append(g)
-    return tuple(result)
+    return tuple(result), outs
 
 
-def _gradgrad_result(fn, inputs, grad_outputs, input_names=None, **kw) -> CheckResult:
+def _gradgrad_result(fn, inputs, grad_outputs, input_names=None, first_outputs=None,
+                     **kw) -> CheckResult:
+    """The check of ``new_func`` (``first_outputs``: fn's outputs at ``inputs``, with their
+    graph, when the caller made them to choose the grad_outputs)."""
     inputs = _as_tuple(inputs)
+    outs = first_outputs
     if grad_outputs is None:
-        grad_outputs = _random_grad_outputs(fn, inputs, kw.get("seed", 0))
+        grad_outputs, outs = _random_grad_outputs(fn, inputs, kw.get("seed", 0))
     else:
         grad_outputs = _as_tuple(grad_outputs)
-    new_func = _gradgrad_function(fn, inputs, grad_outputs)
+    new_func = _gradgrad_function(fn, inputs, grad_outputs, outs)
     names = list(input_names) if input_names is not None and \
         len(input_names) == len(inputs) else [f"input {i}" for i in range(len(inputs))]
     names += [f"grad_output {i}" for i in range(len(grad_outputs))]
@@ -1113,15 +1262,62 @@ def _gradgrad_result(fn, inputs, grad_outputs, input_names=None, **kw) -> CheckR
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,
-                  rtol: float = 1e-3, raise_exception: bool = True, nondet_tol: float = 0.0,
-                  check_undefined_grad: bool = True, check_forward_ad: bool = False,
-                  check_backward_ad: bool = True, fast_mode: bool = False) -> bool:
+                  rtol: float = 1e-3, gen_non_contig_grad_outputs: bool = False,
+                  raise_exception: bool = True, nondet_tol: float = 0.0,
+                  check_undefined_grad: bool = True, check_grad_dtypes: bool = False,
+                  check_batched_grad: bool = False, check_fwd_over_rev: bool = False,
+                  check_rev_over_rev: bool = True, fast_mode: bool = False,
+                  masked: bool = False) -> bool:
     """``torch.autograd.gradgradcheck``: gradcheck of the gradient itself (computed with
     ``create_graph=True``) w.r.t. the inputs and the output gradients (random in [-1, 1]
-    when not given)."""
-    result = _gradgrad_result(fn, inputs, grad_outputs, eps=eps, atol=atol, rtol=rtol,
-                              nondet_tol=nondet_tol, mode="fast" if fast_mode else "full",
-                              forward_ad=check_forward_ad,
+    when not given; strided views with ``gen_non_contig_grad_outputs``).
+    ``check_rev_over_rev`` checks its reverse mode (the second derivatives by a backward
+    through the backward), ``check_fwd_over_rev`` its forward mode (forward AD through the
+    backward; refused, naming the primitive, where gradtool's engine cannot compute it)."""
+    extra_checks.validate_gradgradcheck(
+        check_fwd_over_rev=check_fwd_over_rev, check_rev_over_rev=check_rev_over_rev,
+        check_undefined_grad=check_undefined_grad, check_batched_grad=check_batched_grad,
+        masked=masked)
+    inputs = _as_tuple(inputs)
+    outs = None
+    from . import torch_bridge
+    if torch_bridge.is_torch_call(fn, inputs):
+        extra_checks.refuse_torch_call(
+            gen_non_contig_grad_outputs=gen_non_contig_grad_outputs,
+            check_grad_dtypes=check_grad_dtypes, check_batched_grad=check_batched_grad,
+            check_fwd_over_rev=check_fwd_over_rev, masked=masked)
+    elif grad_outputs is None:
+        grad_outputs, outs = _random_grad_outputs(fn, inputs, 0)
+        if gen_non_contig_grad_outputs:
+            grad_outputs = extra_checks.non_contiguous(grad_outputs)
+    if check_fwd_over_rev and not torch_bridge.is_torch_call(fn, inputs):
+        unsupported = extra_checks.fwd_over_rev_unsupported(fn, inputs)
+        if unsupported:
+            raise UserError(
+                "check_fwd_over_rev=True: gradtool's engine cannot compute "
+                "forward-over-reverse derivatives through "
+                f"{', '.join(repr(name) for name in unsupported)} (its backward reads "
+                "saved values without their forward-mode tangents)",
+                hint="check the second derivatives with check_rev_over_rev=True and "
+                     "check_fwd_over_rev=False")
+    result = _gradgrad_result(fn, inputs, grad_outputs, first_outputs=outs, eps=eps,
+                              atol=atol, rtol=rtol, nondet_tol=nondet_tol,
+                              mode="fast" if fast_mode else "full",
+                              forward_ad=check_fwd_over_rev,
                               check_undefined_grad=check_undefined_grad,
-                              check_backward_ad=check_backward_ad, n_projections=1)
+                              check_backward_ad=check_rev_over_rev, n_projections=1,
+                              masked=masked)
+    if check_grad_dtypes or check_batched_grad:
+        new_func = _gradgrad_function(fn, inputs, _as_tuple(grad_outputs))
+        args = inputs + _as_tuple(grad_outputs)
+        names = list(result.input_names) or None
+        extras = []
+        if check_grad_dtypes:
+            extras += extra_checks.grad_dtype_problems(
+                new_func, args, seed=0, names=names, forward_ad=check_fwd_over_rev,
+                backward_ad=check_rev_over_rev)
+        if check_batched_grad:
+            extras += extra_checks.batched_grad_problems(new_func, args, seed=0, names=names)
+        result.problems += extras
+        result.passed = result.passed and not extras
     return _verdict(result, raise_exception)

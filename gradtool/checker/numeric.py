@@ -118,14 +118,26 @@ class Evaluator:
         first, or a :class:`~gradtool.engine.vmap.Delta`): per output, a dense batch, a
         Delta, or ``Unbatched``."""
         args = self.plain_args(cast=cast)
-        special = getattr(self.fn, "batched_call", None)   # see gradcheck._gradgrad_function
-        if special is not None:
+        if getattr(self.fn, "batched_call", None) is not None:
             dense = batch.dense() if isinstance(batch, V.Delta) else batch
-            outs = special(args, j, dense, size)
+            outs = self._special(args, {j: dense}, size)
             if outs is not None:
-                self.n_evals += size
-                return list(outs)
+                return outs
         return self._call(args, {j: batch}, size)
+
+    def _special(self, args: list, batches: dict, size: int):
+        """The function's own batched evaluation (see gradcheck._gradgrad_function), or None
+        where it declines."""
+        try:
+            outs = self.fn.batched_call(args, batches, size)
+        except EngineError:
+            # its backwards run with grad mode off (autograd.grad inside a backward, say):
+            # the plain calls run them as torch does (a true error is raised there)
+            return None
+        if outs is None:
+            return None
+        self.n_evals += size
+        return list(outs)
 
     def run_many(self, batches: dict, size: int, cast=None) -> list:
         """``run`` with several inputs replaced by batches at once (``{j: dense batch}``):
@@ -137,7 +149,12 @@ class Evaluator:
             errors_restore(token)
 
     def _run_many(self, batches: dict, size: int, cast=None) -> list:
-        return self._call(self.plain_args(cast=cast), batches, size)
+        args = self.plain_args(cast=cast)
+        if getattr(self.fn, "batched_call", None) is not None:
+            outs = self._special(args, batches, size)
+            if outs is not None:
+                return outs
+        return self._call(args, batches, size)
 
     def _call(self, args: list, batches: dict, size: int) -> list:
         """fn on ``args`` with the inputs of ``batches`` replaced: one batched call (its last

@@ -8,6 +8,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..errors import EngineError
+from .batching import VmapFallback
 from .grad_mode import MODE
 from .tensor import Tensor, _make, version_counter
 
@@ -41,6 +42,11 @@ def make_dual(tensor: Tensor, tangent, *, level=None) -> Tensor:
     if not MODE.fw_level:
         raise EngineError("Trying to create a dual Tensor for forward AD but no level "
                           "exists, make sure to enter_dual_level() first.")
+    from .vmap import BatchedTensor     # (vmap imports the engine: imported when used)
+    if isinstance(tensor, BatchedTensor) or isinstance(tangent, BatchedTensor):
+        # a tangent per example: forward AD carries one tangent, so vmap runs one example
+        # at a time (the example-shaped view of a batch would give every example the first's)
+        raise VmapFallback("forward-mode AD under vmap (make_dual of a batched tensor)")
     tan = tangent._data if isinstance(tangent, Tensor) else np.asarray(tangent)
     if tan.shape != tensor._data.shape:
         raise EngineError(f"Trying to set a forward gradient that has a different size than "

@@ -145,7 +145,9 @@ class FunctionCtx(Node):
         MODE.grad_enabled = False
         try:
             outs, _ = vmap.call_batched(backward, tuple(args), batches, size)
-        except vmap.VmapFallback:
+        except vmap.VmapFallback as exc:
+            for listen in BACKWARD_FALLBACK_LISTENERS:
+                listen(self.name(), str(exc))
             return None
         finally:
             MODE.grad_enabled = prev
@@ -374,6 +376,14 @@ def _apply_function(cls, args, kwargs):
     return result[0] if single else tuple(result)
 
 
+# The checker's check_batched_grad / check_batched_forward_grad listen here (empty
+# otherwise): each custom backward that could not run under vmap for a batch of cotangents
+# (so ran once per cotangent), as (node name, reason); each custom jvp that ran, as (class
+# name, a function calling it again with other tangents, its tangents, its result).
+BACKWARD_FALLBACK_LISTENERS: list = []
+JVP_LISTENERS: list = []
+
+
 def _function_jvp(cls, ctx, args, result) -> None:
     level = MODE.fw_level
     tangents = []
@@ -384,19 +394,24 @@ def _function_jvp(cls, ctx, args, result) -> None:
             tangents.append(_make(tan))
         else:
             tangents.append(None)
-    prev = MODE.grad_enabled
-    MODE.grad_enabled = False
-    # in jvp, ctx.saved_tensors are the tensors given to save_for_forward (torch)
-    backward_saved = ctx._saved, ctx._saved_versions
-    if ctx._forward_saved is not None:
-        ctx.save_for_backward(*ctx._forward_saved)
-    try:
-        out_tangents = cls.jvp(ctx, *tangents)
-    finally:
-        MODE.grad_enabled = prev
-        ctx._saved, ctx._saved_versions = backward_saved
-    if not isinstance(out_tangents, tuple):
-        out_tangents = (out_tangents,)
+
+    def run_jvp(*tangents):
+        prev = MODE.grad_enabled
+        MODE.grad_enabled = False
+        # in jvp, ctx.saved_tensors are the tensors given to save_for_forward (torch)
+        backward_saved = ctx._saved, ctx._saved_versions
+        if ctx._forward_saved is not None:
+            ctx.save_for_backward(*ctx._forward_saved)
+        try:
+            out = cls.jvp(ctx, *tangents)
+        finally:
+            MODE.grad_enabled = prev
+            ctx._saved, ctx._saved_versions = backward_saved
+        return out if isinstance(out, tuple) else (out,)
+
+    out_tangents = run_jvp(*tangents)
+    for listen in JVP_LISTENERS:
+        listen(cls.__name__, run_jvp, tangents, out_tangents)
     for o, t in zip(result, out_tangents):
         if isinstance(o, Tensor) and t is not None:
             arr = t._data if isinstance(t, Tensor) else np.asarray(t)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import EngineError
 from . import dtypes
+from .grad_mode import MODE
 
 _ndarray = np.ndarray
 
@@ -201,7 +202,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversions
     def numpy(self, force: bool = False) -> np.ndarray:
-        if self._rg and not force:
+        if self._rg and not force and MODE.grad_enabled:     # torch: allowed with grad off
             raise EngineError("Can't call numpy() on Tensor that requires grad. Use "
                               "tensor.detach().numpy() instead.")
         return self._data

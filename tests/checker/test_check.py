@@ -263,6 +263,49 @@ def test_undefined_grad_shortcut_changes_nothing(name, fn, monkeypatch):
     assert G._undefined_grad_problems(outs, [x]) == found
 
 
+def _several_outputs_cases():
+    class NoUndefined(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    class AddsOne(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2 + 1
+
+    return [("primitives", lambda x: (gt.sin(x), gt.cos(x) * x), False),
+            ("leaf and primitive", lambda x: (x, gt.sin(x)), False),
+            ("custom inside", lambda x: (gt.sin(x), gt.sin(NoUndefined.apply(x))), False),
+            ("custom root", lambda x: (gt.sin(x), NoUndefined.apply(x)), True),
+            ("adds one inside", lambda x: (gt.sin(x), gt.exp(AddsOne.apply(x))), True),
+            ("adds one shared", lambda x: (gt.sin(AddsOne.apply(x)), gt.cos(x)), True)]
+
+
+@pytest.mark.parametrize("name, fn, wrong", _several_outputs_cases())
+def test_one_undefined_output_shortcut_finds_the_same(name, fn, wrong, monkeypatch):
+    # several outputs: the backwards with one output gradient undefined at a time are one
+    # backward with zero gradients where each node that runs has one output; whether a
+    # problem is found does not change
+    G = importlib.import_module("gradtool.checker.gradcheck")
+    x = _x(3)
+    outs = list(fn(x))
+    found = G._undefined_grad_problems(outs, [x], zero_case=False)
+    monkeypatch.setattr(G, "_single_output_nodes", lambda roots, reachable: False)
+    each = G._undefined_grad_problems(outs, [x], zero_case=False)
+    assert bool(found) == bool(each) == wrong, (found, each)
+    assert gt.check(fn, (x,)).passed is not wrong
+
+
 @pytest.mark.parametrize("fast", [False, True])
 def test_backward_not_multiplied_by_grad_output(fast):
     class AddsOne(gt.autograd.Function):
@@ -343,6 +386,52 @@ def test_gradgradcheck():
     result = gt.check(OnceSin.apply, (x,), gradgrad=True)
     assert not result.passed
     assert any(b.stage == "second order" and not b.passed for b in result.blocks)
+
+
+def test_gradgrad_batched_evaluation_equals_one_call_per_example():
+    """The numerical side of gradgradcheck evaluates the first-order gradient at a batch of
+    perturbed inputs and grad_outputs through one backward of several graphs (or one
+    batched backward): the same values as one call per example."""
+    module = importlib.import_module("gradtool.checker.gradcheck")
+    x, w = _x(3, 4, seed=1), _x(3, 4, seed=2)
+    go = (gt.tensor(np.random.default_rng(3).uniform(-1, 1, (3, 4)), requires_grad=True),)
+    new_func = module._gradgrad_function(lambda x, w: gt.tanh(x * w) * w, (x, w), go)
+    args = [gt.tensor(a._data) for a in (x, w, go[0])]
+    rng = np.random.default_rng(4)
+    mixed = rng.standard_normal((4, 3, 4))
+    mixed[[1, 3]] = x._data           # examples 1 and 3 move the grad_output alone
+    for batches in ({0: rng.standard_normal((5, 3, 4))},
+                    {2: rng.standard_normal((3, 3, 4))},
+                    {0: rng.standard_normal((4, 3, 4)), 2: rng.standard_normal((4, 3, 4))},
+                    {0: mixed, 2: rng.standard_normal((4, 3, 4))}):
+        size = len(next(iter(batches.values())))
+        got = new_func.batched_call(args, batches, size)
+        with gt.no_grad():
+            for e in range(size):
+                call = [gt.tensor(batches[i][e]) if i in batches else a
+                        for i, a in enumerate(args)]
+                want = new_func(*call)
+                assert len(want) == len(got) == 2
+                for g, o in zip(got, want):
+                    np.testing.assert_allclose(g[e], o._data, rtol=1e-12, atol=1e-14)
+
+
+def test_gradgrad_batched_evaluation_declines_when_examples_reach_other_inputs():
+    """A function whose graph depends on the values (a branch) reaches other inputs at some
+    perturbed points: the batched evaluation declines and the checker calls it per
+    example."""
+    module = importlib.import_module("gradtool.checker.gradcheck")
+
+    def branchy(x, w):
+        return x * w if float(x.sum()) > 0 else x * 2.0
+
+    x, w = gt.tensor([0.5, 1.0], requires_grad=True), gt.tensor([2.0, 3.0], requires_grad=True)
+    go = (gt.tensor([1.0, -1.0], requires_grad=True),)
+    new_func = module._gradgrad_function(branchy, (x, w), go)
+    args = [gt.tensor(a._data) for a in (x, w, go[0])]
+    batch = np.array([[0.5, 1.0], [-3.0, 1.0]])
+    assert new_func.batched_call(args, {0: batch}, 2) is None
+    assert gt.gradgradcheck(branchy, (x, w), go)
 
 
 def test_forward_ad_check():

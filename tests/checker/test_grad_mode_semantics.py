@@ -129,3 +129,29 @@ def test_bridge_fast_mode_with_several_inputs(fast):
             return g * b, g * b         # the second should be g * a
 
     assert gt.gradcheck(Wrong.apply, (a, b), fast_mode=fast, raise_exception=False) is False
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_gradgradcheck_of_a_backward_that_needs_grad_mode(fast):
+    """gradgradcheck's batched numerical side runs backwards without recording; a backward
+    that needs grad mode (autograd.grad inside it) is then called as torch calls it."""
+
+    def cube(lib):
+        class Cube(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x ** 3
+
+            @staticmethod
+            def backward(ctx, g):
+                (x,) = ctx.saved_tensors
+                d, = lib.autograd.grad((x ** 3).sum(), x, create_graph=True)
+                return g * d
+        return Cube.apply
+
+    x = gt.tensor(np.linspace(-1, 1, 6), requires_grad=True)
+    assert gt.gradgradcheck(cube(gt), (x,), fast_mode=fast)
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(np.linspace(-1, 1, 6), dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(cube(torch), (tx,), fast_mode=fast)

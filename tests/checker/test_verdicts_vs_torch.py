@@ -122,14 +122,75 @@ SECOND_ORDER = {
 
 
 @pytest.mark.parametrize("name", sorted(SECOND_ORDER))
-def test_gradgradcheck_verdicts_agree_with_torch(name):
+@pytest.mark.parametrize("fast", [False, True])
+def test_gradgradcheck_verdicts_agree_with_torch(name, fast):
     """gradgradcheck's numerical side evaluates the first-order gradient at perturbed
-    grad_outputs in one batched backward: the verdicts stay torch's."""
+    grad_outputs in one batched backward, at perturbed inputs through one backward of
+    several graphs: the verdicts stay torch's, in full and fast mode."""
     forward, backward, expected = SECOND_ORDER[name]
     gt_cls, torch_cls = _pair(name, forward, backward)
     data = np.random.default_rng(5).standard_normal((3, 4))
     xt = torch.tensor(data, requires_grad=True)
-    assert torch.autograd.gradgradcheck(torch_cls.apply, (xt,),
+    assert torch.autograd.gradgradcheck(torch_cls.apply, (xt,), fast_mode=fast,
                                         raise_exception=False) is expected
     xg = gt.tensor(data, requires_grad=True)
-    assert gt.gradgradcheck(gt_cls.apply, (xg,), raise_exception=False) is expected
+    assert gt.gradgradcheck(gt_cls.apply, (xg,), fast_mode=fast,
+                            raise_exception=False) is expected
+
+
+def _p3(x):
+    return 0.5 * (5 * x ** 3 - 3 * x)
+
+
+# name -> (forward(*inputs), backward(*inputs, grad) -> one gradient per input, right?):
+# first-order gradients all right; the wrong ones differentiate wrongly a second time
+SECOND_ORDER_MANY = {
+    "p3_right": (_p3, lambda x, g: g * 1.5 * (5 * x ** 2 - 1), True),
+    "p3_detached": (_p3, lambda x, g: g * 1.5 * (5 * x.detach() ** 2 - 1), False),
+    "p3_half_curvature": (_p3, lambda x, g: g * 1.5 * (5 * x * x.detach() - 1), False),
+    "scale_right": (lambda x, w: x * w.exp(),
+                    lambda x, w, g: (g * w.exp(), g * x * w.exp()), True),
+    "scale_detached": (lambda x, w: x * w.exp(),
+                       lambda x, w, g: (g * w.detach().exp(), g * x * w.exp()), False),
+}
+
+
+def _saving_all(name, lib, forward, backward):
+    def fwd(ctx, *xs):
+        ctx.save_for_backward(*xs)
+        return forward(*xs)
+
+    def bwd(ctx, g):
+        return backward(*ctx.saved_tensors, g)
+
+    base = gt.autograd.Function if lib is gt else torch.autograd.Function
+    return type(name, (base,), {"forward": staticmethod(fwd), "backward": staticmethod(bwd)})
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_ORDER_MANY))
+@pytest.mark.parametrize("fast", [False, True])
+def test_gradgradcheck_of_several_inputs_agrees_with_torch(name, fast):
+    """Several inputs (the numerical side perturbs each, fast mode all of them in one
+    batch): a + b P3(c + d x) for P3 Functions, and a Function of two tensors."""
+    forward, backward, expected = SECOND_ORDER_MANY[name]
+    rng = np.random.default_rng(3)
+    scalars, tensors = rng.standard_normal(4) * 0.5, rng.standard_normal((2, 3, 4))
+    verdicts = []
+    for lib in (torch, gt):
+        cls = _saving_all(name, lib, forward, backward)
+
+        def leaf(data, lib=lib):
+            return torch.tensor(data, requires_grad=True) if lib is torch else \
+                gt.tensor(data, requires_grad=True)
+        if name.startswith("p3"):
+            x = lib.tensor(np.linspace(-1, 1, 20))
+            inputs = tuple(leaf(np.array(v)) for v in scalars)
+
+            def fn(a, b, c, d, cls=cls, x=x):
+                return a + b * cls.apply(c + d * x)
+        else:
+            inputs = tuple(leaf(d) for d in tensors)
+            fn = cls.apply
+        check = torch.autograd.gradgradcheck if lib is torch else gt.gradgradcheck
+        verdicts.append(check(fn, inputs, fast_mode=fast, raise_exception=False))
+    assert verdicts == [expected, expected]

@@ -383,6 +383,28 @@ def test_numpy_on_requires_grad_tensor():
     x = gt.ones(2, requires_grad=True)
     with pytest.raises(RuntimeError, match=r"Can't call numpy\(\) on Tensor that requires grad"):
         x.numpy()
+    with gt.no_grad():          # torch: allowed with grad mode off
+        assert x.numpy().tolist() == [1.0, 1.0]
+
+
+def test_numpy_of_a_saved_tensor_in_a_custom_backward():
+    """A backward runs with grad mode off: .numpy() of a saved input works there, as in
+    torch (numpy code in backward is common in custom Functions)."""
+    class NumpyBackward(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 2
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * gt.from_numpy(2 * x.numpy())
+
+    x = gt.tensor([1.0, -3.0], requires_grad=True)
+    NumpyBackward.apply(x * 1).sum().backward()
+    NumpyBackward.apply(x).sum().backward()
+    assert x.grad.tolist() == [4.0, -12.0]
 
 
 class Coupled(gt.autograd.Function):
