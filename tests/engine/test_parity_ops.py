@@ -864,3 +864,28 @@ def test_topk_of_bools_checks_k_first(k):
             lib.tensor([False, False, False]).topk(k)
         messages.append(str(err.value))
     assert messages[0] == messages[1]
+
+
+SHAPE_ARGUMENTS = [
+    ("reshape", (6.0,)), ("reshape", ((2.0, 3),)), ("reshape", (2.0, 3)), ("reshape", (2, 3.0)),
+    ("reshape", ([2, 3.0],)), ("reshape", ([6.0],)), ("reshape", ((2, 3.0),)),
+    ("reshape", (np.int64(2), 3)), ("reshape", ("int tensor", 3)), ("reshape", (2, True)),
+    ("view", (np.int64(3), -1)), ("permute", (0.0,)), ("expand", (6.0,)), ("expand", (6.0, 1)),
+    ("repeat", (2.0, 1)), ("repeat", (2, 1.5)),
+]
+
+
+@pytest.mark.parametrize("method,args", SHAPE_ARGUMENTS)
+def test_shape_arguments_as_torch(method, args):
+    """Shapes of ints, integer numpy scalars and 0-d integer tensors work; a float is
+    torch's TypeError in torch's words (int() truncated 2.5 to 2 before)."""
+    outcomes = []
+    for lib in (torch, gt):
+        x = lib.zeros(6)
+        call = tuple(lib.tensor(2) if a == "int tensor" else a for a in args)
+        try:
+            outcomes.append(("ok", tuple(getattr(x, method)(*call).shape)))
+        except (TypeError, RuntimeError) as exc:
+            outcomes.append((TypeError if isinstance(exc, TypeError) else RuntimeError,
+                             str(exc)))
+    assert outcomes[0] == outcomes[1]

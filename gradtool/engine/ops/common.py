@@ -40,13 +40,41 @@ def lifted(data: np.ndarray) -> np.ndarray:
     return data.reshape(1) if not data.ndim else data
 
 
-def _shape_arg(shape) -> tuple:
-    if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+def _shape_arg(shape, name: str = "reshape", arg: str = "shape") -> tuple:
+    """A shape given as ints or as one list/tuple of them; integer numpy scalars and 0-d
+    integer tensors count as ints, anything else (2.0, a float tensor) is torch's TypeError
+    (int() would have truncated it)."""
+    packed = len(shape) == 1 and isinstance(shape[0], (list, tuple))
+    if packed:
         shape = shape[0]
     for s in shape:
         if type(s) is not _int:
-            return tuple(_int(s) for s in shape)
+            return _shape_ints(shape, packed, name, arg)
     return tuple(shape)      # ints already (the usual case: no generator, no conversions)
+
+
+def _shape_ints(shape, packed: bool, name: str, arg: str) -> tuple:
+    out = []
+    for i, s in enumerate(shape):
+        if isinstance(s, Tensor) and s._data.ndim == 0 and s._data.dtype.kind in "iub":
+            s = s._data.item()
+        if not isinstance(s, (_int, np.integer, np.bool_)):
+            kind = type(s).__name__
+            # torch's argument parser, word for word, by how the shape was passed
+            if i and (packed or len(shape) > 1):
+                message = (f"{name}(): argument '{arg}' failed to unpack the object at pos "
+                           f"{i + 1} with error \"type must be tuple of ints,but got {kind}\"")
+            elif packed:
+                message = (f"{name}(): argument '{arg}' (position 1) must be tuple of ints, "
+                           f"but found element of type {kind} at pos 0")
+            elif len(shape) == 1:
+                message = (f"{name}(): argument '{arg}' (position 1) must be tuple of ints, "
+                           f"not {kind}")
+            else:
+                message = f"{name}() takes 1 positional argument but {len(shape)} were given"
+            raise TypeError(message)
+        out.append(_int(s))
+    return tuple(out)
 
 
 def factory_shape(name: str, size) -> tuple:

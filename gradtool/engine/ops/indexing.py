@@ -377,7 +377,7 @@ def flip(input, *dims, axis=None) -> Tensor:
 def repeat(input, *sizes) -> Tensor:
     """Tile input (torch's Tensor.repeat; numpy's tile)."""
     input = _t(input)
-    sizes = _shape_arg(sizes)
+    sizes = _shape_arg(sizes, "repeat", "repeats")
     if len(sizes) < input.ndim:
         raise EngineError("Number of dimensions of repeat dims can not be smaller than number "
                           "of dimensions of tensor")

@@ -73,7 +73,7 @@ def _unsafe_view(input: Tensor, shape: tuple) -> Tensor:
 
 def view(input, *shape) -> Tensor:
     input = _t(input)
-    shape = _resolve_shape(_shape_arg(shape), input._data.size)
+    shape = _resolve_shape(_shape_arg(shape, "view", "size"), input._data.size)
     if not input._data.flags.c_contiguous and not _viewable(input._data, shape):
         raise EngineError("view size is not compatible with input tensor's size and stride (at "
                           "least one dimension spans across two contiguous subspaces). Use "
@@ -121,7 +121,7 @@ def t(input) -> Tensor:
 
 def permute(input, *dims) -> Tensor:
     input = _t(input)
-    dims = _shape_arg(dims)
+    dims = _shape_arg(dims, "permute", "dims")
     if len(dims) != input.ndim:
         raise EngineError(f"permute(sparse_coo): number of dimensions in the tensor input "
                           f"does not match the length of the desired ordering of dimensions "
@@ -168,7 +168,7 @@ def _expand_checks(data: np.ndarray, shape: tuple) -> tuple:
 
 def broadcast_to(input, *shape) -> Tensor:
     input = _t(input)
-    shape = _expand_checks(input._data, _shape_arg(shape))
+    shape = _expand_checks(input._data, _shape_arg(shape, "expand", "size"))
     return _share_version(apply(shape_prims.expand, (input,), {"shape": shape}), input)
 
 
