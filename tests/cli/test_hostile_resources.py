@@ -134,7 +134,7 @@ def test_control_characters_in_names_are_refused_where_written(run, spec_dir):
 def test_untrusted_text_is_escaped_in_human_formats(run, spec_dir, fmt):
     spec_dir("esc.yaml", 'checks:\n  - name: skipped\n    expr: x\n    inputs: {x: 1.0}\n'
                          '    skip: "\\e[2J\\e]0;title\\a cleared"\n'
-                         '  - name: message\n    expr: "x.reshape(\\"\\e[31m\\")"\n'
+                         '  - name: message\n    expr: "mse_loss(x, x, reduction=\\"\\e[31m\\")"\n'
                          '    inputs: {x: 1.0}\n')
     result = run("check", "esc.yaml", "--format", fmt, "-v")
     out = result.stdout + result.stderr
@@ -146,7 +146,7 @@ def test_untrusted_text_is_escaped_in_human_formats(run, spec_dir, fmt):
 
 
 def test_the_table_in_a_file_is_escaped_too(run, spec_dir, tmp_path):
-    spec_dir("esc.yaml", 'checks:\n  - name: m\n    expr: "x.reshape(\\"\\e[31m\\")"\n'
+    spec_dir("esc.yaml", 'checks:\n  - name: m\n    expr: "mse_loss(x, x, reduction=\\"\\e[31m\\")"\n'
                          '    inputs: {x: 1.0}\n')
     run("check", "esc.yaml", "--output", "report.txt")
     text = (tmp_path / "report.txt").read_text()
