@@ -16,6 +16,7 @@ from ..prims import loss as loss_prims
 from ..prims import reduce as reduce_prims
 from ..tensor import Tensor, _make
 from .common import _t
+from .indexing import gather
 from .pointwise import abs, masked_fill, neg, sub
 from .reductions import _softmax_input, mean, sum
 from .shape import reshape
@@ -60,7 +61,24 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") ->
     """Negative log likelihood of class-index targets (NllLossBackward0)."""
     input = _t(input)
     target, params = _nll_arguments(input._data.shape, target, weight, ignore_index, reduction)
-    return apply(loss_prims.nll_loss, (input, target), params)
+    return _nll_nd(input, target, params)
+
+
+def _nll_nd(input: Tensor, target: np.ndarray, params: dict) -> Tensor:
+    """torch's nll_loss_nd: NllLossBackward0 up to 2 dims, NllLoss2DBackward0 for 4; a 3-D or
+    5-D and up input is made contiguous and viewed as (N, C, 1, -1) (its target (N, 1, -1))
+    for nll_loss2d, and a 'none' result viewed back to the target's shape."""
+    ndim = input._data.ndim
+    if ndim <= 2:
+        return apply(loss_prims.nll_loss, (input, target), params)
+    if ndim == 4:
+        return apply(loss_prims.nll_loss2d, (input, target), params)
+    n, c = input._data.shape[:2]
+    empty = input._data.size == 0
+    flat = input.contiguous().view(n, c, 0, 0) if empty else input.contiguous().view(n, c, 1, -1)
+    target_4d = target.reshape((n, 0, 0) if target.size == 0 else (n, 1, -1))
+    out = apply(loss_prims.nll_loss2d, (flat, target_4d), params)
+    return out.view(*target.shape) if params["reduction"] == "none" else out
 
 
 def _nll_arguments(shape: tuple, target, weight, ignore_index, reduction) -> tuple:
@@ -138,19 +156,28 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return apply(elementwise.div_scalar, (total,), {"other": examples})
     target, params = _nll_arguments(logp._data.shape, target, weight, ignore_index,
                                     reduction)
-    nll = apply(loss_prims.nll_loss, (logp, target), params)     # nll_loss(logp, ...)
+    nll = _nll_nd(logp, target, params)     # nll_loss(logp, ...)
     if not label_smoothing:
         return nll
-    if weight is not None:
-        raise EngineError("cross_entropy: label_smoothing with class weights is not supported")
-    # (1 - eps) nll + eps / classes * sum over classes of -log p (0 at ignored targets),
-    # recorded as torch: -logp.sum(class dim), masked_fill(ignored, 0), summed (and divided by
-    # the number of targets kept, an integer tensor, for 'mean'), each term times a number
-    # (MulBackward1), then added
-    ignored = _target_array(target) == ignore_index
-    smooth = masked_fill(neg(sum(logp, class_dim)), _make(ignored), 0.0)
+    # (1 - eps) nll + eps / classes * sum over classes of -log p (times the class weights
+    # when given; 0 at ignored targets), recorded as torch: -logp.sum(class dim) (or
+    # -(logp * weight).sum(class dim)), masked_fill(ignored, 0), summed and, for 'mean',
+    # divided by the number of targets kept (an integer tensor) or by the sum of their
+    # weights (weight.gather(0, kept targets).sum(), as nll_loss normalises), each term
+    # times a number (MulBackward1), then added
+    targets = _target_array(target)
+    ignored = targets == ignore_index
+    if weight is None:
+        smooth = neg(sum(logp, class_dim))
+    else:
+        weight = _t(weight)
+        smooth = neg(sum(logp * _shape_weight(weight, input.ndim), class_dim))
+    smooth = masked_fill(smooth, _make(ignored), 0.0)
     reduction = _reduction(reduction)
-    if reduction == "mean":
+    if reduction == "mean" and weight is not None:
+        kept = _make(np.ascontiguousarray(targets[~ignored].reshape(-1), dtype=np.int64))
+        smooth = sum(smooth) / sum(gather(weight, 0, kept))
+    elif reduction == "mean":
         smooth = sum(smooth) / _make(np.asarray(np.sum(~ignored), dtype=np.int64))
     elif reduction == "sum":
         smooth = sum(smooth)

@@ -227,6 +227,51 @@ nll_loss_backward = Primitive(
          lambda t, g, x, target, out, **p: np.zeros_like(t), None))
 
 
+# nll_loss2d: torch's nll_loss of a 4-D input (and of a 3-D or 5-D and up input, viewed as
+# (N, C, 1, -1)); the same rules under its own names (NllLoss2DBackward0, and
+# NllLoss2DBackwardBackward0 under create_graph).
+def _nll2d_input_vjp(g, x, target, out, reduction, weight, ignore_index):
+    if type(g) is np.ndarray and type(x) is np.ndarray:
+        return _nll_vjp(g, x, target, None, reduction, weight, ignore_index)
+    params = {"reduction": reduction, "weight": weight, "ignore_index": ignore_index}
+    if isinstance(g, Tensor) or isinstance(x, Tensor):
+        return apply(nll_loss2d_backward, (g, x, target), params)
+    return _nll_vjp(g, x, target, None, **params)
+
+
+def _nll2d_samples():
+    target = np.array([[[0, 2], [1, 1]], [[2, 0], [1, 0]]])
+    return [one(normal(2, 3, 2, 2), target, reduction=r, weight=None, ignore_index=-100)
+            for r in ("mean", "sum", "none")] + [
+        one(normal(2, 3, 2, 2), target, reduction="mean",
+            weight=np.array([0.5, 1.0, 2.0]), ignore_index=1)]
+
+
+def _nll2d_backward_samples():
+    out = []
+    for (x, target), p in _nll2d_samples():
+        g = np.asarray(np.random.default_rng(2).standard_normal(
+            np.shape(_nll_forward(x, target, **p))))
+        out.append(((g, x, target), p))
+    return out
+
+
+nll_loss2d = Primitive("nll_loss2d", "NllLoss2DBackward0", _nll_quiet,
+                       input_names=("self", "target"),
+                       batch=batching.nll_loss, delta=batching.delta_nll, sample=_nll2d_samples,
+                       vjp=(_nll2d_input_vjp, None),
+                       jvp=(_nll_jvp, None))
+
+nll_loss2d_backward = Primitive(
+    "nll_loss2d_backward", "NllLoss2DBackwardBackward0",
+    lambda g, x, target, **p: _nll_vjp(g, x, target, None, **p), quiet=True,
+    input_names=("grad_output", "self", "target"), doc="the backward of nll_loss2d",
+    batch=batching.per_example, sample=_nll2d_backward_samples,
+    vjp=(_nll_backward_vjp, lambda gg, g, x, target, out, **p: B.zeros_like(gg), None),
+    jvp=(lambda t, g, x, target, out, **p: _nll_vjp(t, x, target, None, **p),
+         lambda t, g, x, target, out, **p: np.zeros_like(t), None))
+
+
 # ---- mse_loss -----------------------------------------------------------------------------------
 def _mse_forward(x, y, reduction):
     d = x - y
