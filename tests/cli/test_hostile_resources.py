@@ -146,7 +146,8 @@ def test_untrusted_text_is_escaped_in_human_formats(run, spec_dir, fmt):
 
 
 def test_the_table_in_a_file_is_escaped_too(run, spec_dir, tmp_path):
-    spec_dir("esc.yaml", 'checks:\n  - name: m\n    expr: "mse_loss(x, x, reduction=\\"\\e[31m\\")"\n'
+    spec_dir("esc.yaml", 'checks:\n  - name: m\n'
+                         '    expr: "mse_loss(x, x, reduction=\\"\\e[31m\\")"\n'
                          '    inputs: {x: 1.0}\n')
     run("check", "esc.yaml", "--output", "report.txt")
     text = (tmp_path / "report.txt").read_text()

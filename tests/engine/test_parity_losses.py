@@ -77,7 +77,7 @@ def test_loss_as_torch(fn, shape, options, dtype):
     if ours[0] == "error":
         assert ours[1:] == theirs[1:]
         return
-    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "f32" else dict(rtol=1e-10, atol=1e-12)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == "f32" else {"rtol": 1e-10, "atol": 1e-12}
     assert ours[1].shape == theirs[1].shape
     np.testing.assert_allclose(ours[1], theirs[1], **tol)
     assert ours[2] == theirs[2]
