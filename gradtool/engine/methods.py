@@ -75,6 +75,22 @@ EXTRA_METHODS = {
 }
 
 
+#: what torch's operators take besides a Tensor: numbers, numpy scalars and arrays; with
+#: anything else (a list, a tuple, None, a string) they return NotImplemented, so that
+#: ``x == [1, 2]`` is False and ``x < [1, 2]`` / ``x ** (1, 2)`` / ``x += [1]`` are Python's
+#: TypeError ("'<' not supported between instances of 'Tensor' and 'list'")
+_OPERANDS = (Tensor, bool, int, float, complex, np.generic, np.ndarray)
+
+
+def _operator(fn, operands=_OPERANDS):
+    def operator(self, other):
+        if not isinstance(other, operands):
+            return NotImplemented
+        return fn(self, other)
+    operator.__name__ = getattr(fn, "__name__", "operator")
+    return operator
+
+
 def _bind() -> None:
     T = Tensor
     T.__add__ = lambda self, other: apply_binary(elementwise.add, self, other)
@@ -116,6 +132,13 @@ def _bind() -> None:
     T.__floordiv__ = lambda self, other: ops.div(self, other, rounding_mode="floor")
     T.__mod__ = ops.remainder
     T.__rmod__ = lambda self, other: ops.remainder(other, self)
+    for name in ("__matmul__", "__rmatmul__"):        # x @ 2: Python's TypeError, as torch
+        setattr(T, name, _operator(getattr(T, name), (Tensor, np.ndarray)))
+    for name in ("__rsub__", "__rtruediv__", "__pow__", "__rpow__", "__eq__", "__ne__",
+                 "__lt__", "__le__", "__gt__", "__ge__", "__and__", "__or__", "__xor__",
+                 "__rand__", "__ror__", "__rxor__", "__iadd__", "__isub__", "__imul__",
+                 "__itruediv__", "__floordiv__", "__mod__", "__rmod__"):
+        setattr(T, name, _operator(getattr(T, name)))
     T.T = property(_T)
     T.mT = property(_mT)
     for name in METHOD_NAMES:

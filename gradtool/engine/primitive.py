@@ -589,18 +589,14 @@ def _apply_const(prim: Primitive, a: Tensor, b, params: dict) -> Tensor:
 # what the arithmetic operators take besides Tensors (arrays: the rules' constants)
 _OPERAND_TYPES = frozenset({int, float, bool, complex, np.ndarray, np.float64, np.float32,
                             np.int64, np.int32, np.bool_, np.complex128})
-_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 
 
-def _check_operand(prim: Primitive, a, b, tensor_first: bool) -> None:
-    """torch's TypeError for ``tensor + [1, 2]``, ``tensor * None``, ``tensor - "a"``."""
+def _foreign_operand(a, b, tensor_first: bool) -> bool:
+    """``tensor + [1, 2]``, ``tensor * None``, ``tensor - "a"``: torch's operators return
+    NotImplemented there, and Python then raises its TypeError (or, for ``tensor * [1, 2]``,
+    asks the list to repeat itself a tensor number of times, as with torch)."""
     other = b if tensor_first else a
-    if isinstance(other, (int, float, complex, np.number, np.bool_, np.ndarray)):
-        return
-    names = ("Tensor", type(other).__name__) if tensor_first else (type(other).__name__,
-                                                                   "Tensor")
-    raise TypeError(f"unsupported operand type(s) for {_SYMBOLS.get(prim.name, prim.name)}: "
-                    f"'{names[0]}' and '{names[1]}'")
+    return not isinstance(other, (int, float, complex, np.number, np.bool_, np.ndarray))
 
 
 def apply_binary(prim: Primitive, a, b) -> Tensor:
@@ -610,8 +606,9 @@ def apply_binary(prim: Primitive, a, b) -> Tensor:
     primitives through ``apply`` and the operators through this path."""
     ta = isinstance(a, Tensor)
     tb = isinstance(b, Tensor)
-    if not (ta and tb) and type(b if ta else a) not in _OPERAND_TYPES:
-        _check_operand(prim, a, b, ta)
+    if not (ta and tb) and type(b if ta else a) not in _OPERAND_TYPES and \
+            _foreign_operand(a, b, ta):
+        return NotImplemented
     if INTERCEPTORS or MODE.limited or MODE.fw_level:
         return apply(prim, (a, b))
     da = a._data if ta else a

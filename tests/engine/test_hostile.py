@@ -11,8 +11,11 @@ import gradtool as gt
 @pytest.mark.parametrize("other", ["a", None, [1.0, 2.0], (1, 2), object()])
 @pytest.mark.parametrize("op", ["+", "-", "*", "/"])
 def test_arithmetic_with_a_non_number_is_a_type_error(op, other):
+    """Python's TypeError, as with torch (``x * [1, 2]`` is the list asked to repeat itself
+    x times: "only integer tensors ... can be converted to an index")."""
     x = gt.ones(2)
-    with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for "):
+    with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for |"
+                                        r"converted to an index"):
         {"+": lambda: x + other, "-": lambda: x - other, "*": lambda: x * other,
          "/": lambda: x / other}[op]()
 

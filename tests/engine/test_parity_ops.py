@@ -889,3 +889,67 @@ def test_shape_arguments_as_torch(method, args):
             outcomes.append((TypeError if isinstance(exc, TypeError) else RuntimeError,
                              str(exc)))
     assert outcomes[0] == outcomes[1]
+
+
+OPERATOR_OTHERS = {
+    "list": [1.0, 2.0], "tuple": (1, 2), "None": None, "str": "a", "dict": {1: 2},
+    "int": 1, "float": 1.5, "numpy scalar": np.float64(2.0), "tensor": "tensor",
+}
+OPERATORS = ["==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "**", "@", "//", "%"]
+REFLECTED = ["+", "-", "*", "/", "**", "@"]
+
+
+@pytest.mark.parametrize("operator", OPERATORS)
+@pytest.mark.parametrize("other", list(OPERATOR_OTHERS))
+def test_operators_with_other_python_values_as_torch(operator, other):
+    """torch's operators take tensors, numbers and numpy scalars; with a list, a tuple, None
+    or a string, == is False, != True, and the others are Python's TypeError (x == [1, 2]
+    compared elementwise before)."""
+    outcomes = []
+    for lib in (torch, gt):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64)
+        value = OPERATOR_OTHERS[other]
+        if isinstance(value, str) and value == "tensor":
+            value = lib.tensor([1.0, 3.0], dtype=lib.float64)
+        try:     # the operator under test, written as a user writes it
+            result = eval(f"x {operator} value", {}, {"x": x, "value": value})  # noqa: S307
+        except (TypeError, RuntimeError) as exc:
+            outcomes.append((TypeError if isinstance(exc, TypeError) else RuntimeError,
+                             str(exc)))
+            continue
+        outcomes.append(result if isinstance(result, bool) else
+                        (str(result.dtype).split(".")[-1], result.tolist()))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("expression", ["b - b", "b - 1", "f - True", "1 - b", "f - b",
+                                        "b.sub(f)", "f.sub_(True)", "i - i", "1 - i"])
+def test_subtraction_with_bool_as_torch(expression):
+    outcomes = []
+    for lib in (torch, gt):
+        b = lib.tensor([True, False])
+        f = lib.tensor([1.0, 2.0], dtype=lib.float64)
+        i = lib.tensor([1, 2])
+        names = {"b": b, "f": f, "i": i}
+        try:
+            outcomes.append(("ok", eval(expression, {}, names).tolist()))     # noqa: S307
+        except RuntimeError as exc:
+            outcomes.append(("error", str(exc)))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("operator", REFLECTED)
+@pytest.mark.parametrize("other", ["list", "None", "str", "int", "numpy scalar"])
+def test_reflected_operators_as_torch(operator, other):
+    outcomes = []
+    for lib in (torch, gt):
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64)
+        value = OPERATOR_OTHERS[other]
+        try:
+            result = eval(f"value {operator} x", {}, {"x": x, "value": value})  # noqa: S307
+        except (TypeError, RuntimeError) as exc:
+            outcomes.append((TypeError if isinstance(exc, TypeError) else RuntimeError,
+                             str(exc)))
+            continue
+        outcomes.append((str(result.dtype).split(".")[-1], result.tolist()))
+    assert outcomes[0] == outcomes[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import EngineError
 from .. import backend as B
 from .. import batching
 from ..samples import away, binary, distinct, mask, normal, one, positive, shifted, unary, unit
@@ -37,8 +38,34 @@ def _add(a, b, alpha=1):
     return np.add(a, b) if alpha == 1 else np.add(a, np.multiply(b, alpha))
 
 
+_BOOL = np.dtype(bool)
+
+
+def _is_bool(x) -> bool:
+    return x.__class__ is bool or getattr(x, "dtype", None) == _BOOL
+
+
+def _check_bool_sub(a, b) -> None:
+    """torch refuses a subtraction with a bool operand (a tensor or a Python bool)."""
+    if _is_bool(a) and _is_bool(b):
+        raise EngineError("Subtraction, the `-` operator, with two bool tensors is not "
+                          "supported. Use the `^` or `logical_xor()` operator instead.")
+    if _is_bool(a) or _is_bool(b):
+        raise EngineError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                          "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                          "operator instead.")
+
+
 def _sub(a, b, alpha=1):
+    if a.__class__ is bool or b.__class__ is bool or getattr(a, "dtype", None) == _BOOL or \
+            getattr(b, "dtype", None) == _BOOL:
+        _check_bool_sub(a, b)
     return np.subtract(a, b) if alpha == 1 else np.subtract(a, np.multiply(b, alpha))
+
+
+def _rsub(a, b):
+    _check_bool_sub(a, b)
+    return np.subtract(b, a)
 
 
 def _scaled(g, alpha):
@@ -61,14 +88,14 @@ sub = _binary("sub", "SubBackward0", _sub,
 # 2 - x: torch records RsubBackward1 (rsub.Scalar: the number is no input of the node);
 # rsub(x, y) = y - x with two tensors: RsubBackward0
 rsub_scalar = Primitive("rsub_scalar", "RsubBackward1",
-                        lambda x, other, alpha=1: np.subtract(other, _scaled(x, alpha)),
+                        lambda x, other, alpha=1: _rsub(_scaled(x, alpha), other),
                         save="none", input_names=("self",),
                         batch=batching.elementwise, delta=batching.delta_elementwise,
                         sample=lambda: [one(normal(2, 3), other=2.5), one(normal(4), other=-1),
                                         one(normal(4), other=1.5, alpha=2)],
                         vjp=lambda g, x, out, other, alpha=1: -_scaled(g, alpha),
                         jvp=lambda t, x, out, other, alpha=1: -_scaled(t, alpha))
-rsub = _binary("rsub", "RsubBackward0", lambda a, b: np.subtract(b, a),
+rsub = _binary("rsub", "RsubBackward0", _rsub,
                (lambda g, a, b, out: -g, lambda g, a, b, out: g),
                (lambda t, a, b, out: -t, lambda t, a, b, out: t), save="none",
                sample=binary())
