@@ -8,7 +8,9 @@ soon as ``gt.nn`` is.
 
 from __future__ import annotations
 
+import math
 import warnings
+from builtins import sum as builtins_sum
 
 import numpy as np
 
@@ -19,8 +21,10 @@ from ..engine.ops.nn_functional import _loss_operands, _not_differentiable
 from ..engine.ops.nn_functional import _reduction as _loss_reduction
 from ..engine.prims import loss as _L
 from ..engine.prims import nn as _P
+from ..engine.prims import reduce as _R
 from ..engine.prims import shape as _S
 from ..engine.primitive import apply
+from ..engine.grad_mode import no_grad
 from ..engine.random import _rng
 from ..engine.tensor import Tensor, _make
 from ..errors import EngineError, ShapeError
@@ -223,6 +227,242 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
     float_kernel("huber_cpu", input)
     return apply(_L.huber_loss, (input, target),
                  {"reduction": _loss_reduction(reduction), "delta": float(delta)})
+
+
+def _reduction_of(size_average, reduce, reduction: str) -> str:
+    """The reduction torch's ``_Reduction.get_enum`` accepts (legacy flags first)."""
+    return _loss_reduction(_legacy_reduction(size_average, reduce, reduction))
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
+           reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """Pointwise KL divergence of log-probabilities ``input`` from ``target`` (probabilities,
+    or log-probabilities with ``log_target``): target (log target - input), reduced;
+    'batchmean' is the sum divided by the batch size (recorded as torch: SubBackward0 /
+    MulBackward0, then Mean-/SumBackward0, DivBackward0 for 'batchmean')."""
+    input, target = _as_tensor(input), _as_tensor(target)
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce, reduction)
+    elif reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and "
+                      "the support size.'batchmean' divides only by the batch size, and "
+                      "aligns with the KL div math definition.'mean' will be changed to "
+                      "behave the same as 'batchmean' in the next major release.",
+                      UserWarning, stacklevel=2)
+    reduced_by = _loss_reduction("sum" if reduction == "batchmean" else reduction)
+    if log_target:
+        loss = _ops.exp(target) * (target - input)
+    else:
+        # xlogy(target, target) - target * input (xlogy: 0 where target is 0)
+        t_log_t = _ops.where(target == 0, _ops.zeros_like(target), target * _ops.log(target))
+        loss = t_log_t - target * input
+    out = _reduce(loss, reduced_by)
+    if reduction == "batchmean" and input.ndim != 0:
+        out = out / input.shape[0]
+    return out
+
+
+def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True,
+                     full: bool = False, size_average=None, eps: float = 1e-8, reduce=None,
+                     reduction: str = "mean") -> Tensor:
+    """Poisson negative log-likelihood: exp(input) - target input (``log_input``), else
+    input - target log(input + eps); ``full`` adds Stirling's term where target > 1."""
+    reduction = _reduction_of(size_average, reduce, reduction)
+    input, target = _as_tensor(input), _as_tensor(target)
+    if log_input:
+        loss = _ops.exp(input) - target * input
+    else:
+        loss = input - target * _ops.log(input + eps)
+    if full:
+        # target log(target) - target + 0.5 log(2 pi target), 0 where target <= 1
+        stirling = target * _ops.log(target) - target + 0.5 * _ops.log(2 * np.pi * target)
+        loss = loss + _ops.masked_fill(stirling, target <= 1, 0)
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False,
+                      eps: float = 1e-6, reduction: str = "mean") -> Tensor:
+    """Gaussian negative log-likelihood: 0.5 (log var + (input - target)² / var) (+ 0.5
+    log 2π with ``full``); var is clamped at eps without a gradient through the clamp, and
+    may be one dim short of input or have one dim of size 1 (homoscedastic)."""
+    input, target = _as_tensor(input), _as_tensor(target)
+    if isinstance(var, float):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = var * _ops.ones_like(input)
+    else:
+        var = _as_tensor(var)
+        if bool((var._data < 0).any()):
+            raise ValueError("var has negative entry/entries")
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = _ops.unsqueeze(var, -1)
+        elif not (input.ndim == var.ndim and builtins_sum(
+                v for i, v in zip(input.shape, var.shape) if i != v) == 1):
+            raise ValueError("var is of incorrect size")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not valid")
+    var = _ops.clone(var)
+    with no_grad():
+        var.clamp_(min=eps)
+    loss = 0.5 * (_ops.log(var) + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:
+    """The p-norm of x1 - x2 + eps over the last dim (NormBackward1, as torch)."""
+    x1, x2 = _as_tensor(x1), _as_tensor(x2)
+    last = max(x1.ndim, x2.ndim) - 1
+    diff = x1 - x2 + eps
+    if last < 0:
+        last = 0
+    return apply(_R.norm_dim, (diff,), {"ord": float(p), "dim": (last,) if diff.ndim else (),
+                                        "keepdim": bool(keepdim)})
+
+
+def _clamped_without_grad(norm: Tensor, eps: float) -> Tensor:
+    """norm raised to eps where below it, its gradient still the norm's (torch clamps the
+    norm in place under no_grad): norm plus a constant correction."""
+    with no_grad():
+        correction = _ops.clamp_min(norm, eps) - norm
+    return norm + correction
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """sum(x1/||x1|| * x2/||x2||) along dim, the norms clamped at eps (the clamp carries no
+    gradient, as torch clamps them in place under no_grad); SumBackward1."""
+    x1, x2 = _as_tensor(x1), _as_tensor(x2)
+    shape = _broadcast_shape(x1, x2)
+    x1 = x1 if tuple(x1.shape) == shape else _ops.broadcast_to(x1, shape)
+    x2 = x2 if tuple(x2.shape) == shape else _ops.broadcast_to(x2, shape)
+    norm1 = _clamped_without_grad(_ops.vector_norm(x1, 2, dim, keepdim=True), eps)
+    norm2 = _clamped_without_grad(_ops.vector_norm(x2, 2, dim, keepdim=True), eps)
+    return _ops.sum((x1 / norm1) * (x2 / norm2), dim)
+
+
+def _broadcast_shape(a: Tensor, b: Tensor) -> tuple:
+    """The shape a and b broadcast to, or torch's error naming the first dim that differs
+    (counting from the right)."""
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    ndim = max(len(sa), len(sb))
+    sa, sb = (1,) * (ndim - len(sa)) + sa, (1,) * (ndim - len(sb)) + sb
+    for i in range(ndim - 1, -1, -1):
+        if sa[i] != sb[i] and sa[i] != 1 and sb[i] != 1:
+            raise ShapeError(f"The size of tensor a ({sa[i]}) must match the size of tensor b "
+                             f"({sb[i]}) at non-singleton dimension {i}")
+    return tuple(max(x, y) if min(x, y) != 0 else 0 for x, y in zip(sa, sb))
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
+                        margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+                        swap: bool = False, size_average=None, reduce=None,
+                        reduction: str = "mean") -> Tensor:
+    """max(d(a, p) - d(a, n) + margin, 0), d the pairwise distance (``swap``: d(a, n)
+    replaced by min(d(a, n), d(p, n)))."""
+    reduction = _reduction_of(size_average, reduce, reduction)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    anchor, positive, negative = (_as_tensor(t) for t in (anchor, positive, negative))
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise EngineError("The anchor, positive, and negative tensors are expected to have the "
+                          f"same number of dimensions, but got: anchor {anchor.ndim}D, positive "
+                          f"{positive.ndim}D, and negative {negative.ndim}D inputs")
+    dist_pos = pairwise_distance(anchor, positive, p, eps)
+    dist_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        dist_neg = _ops.minimum(dist_neg, pairwise_distance(positive, negative, p, eps))
+    return _reduce(_ops.clamp_min(margin + dist_pos - dist_neg, 0), reduction)
+
+
+def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                     reduction: str = "mean") -> Tensor:
+    """log(1 + exp(-target input)), reduced (one node, SoftMarginLossBackward0, with no edge
+    to the target)."""
+    reduction = _reduction_of(size_average, reduce, reduction)
+    input, target = _as_tensor(input), _as_tensor(target)
+    _not_differentiable("soft_margin_loss", target=target)
+    return apply(_L.soft_margin_loss, (input, target), {"reduction": reduction})
+
+
+def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                size_average=None, reduce=None,
+                                reduction: str = "mean") -> Tensor:
+    """-(t logsigmoid(x) + (1 - t) logsigmoid(-x)), weighted, averaged over the classes
+    (last dim), then reduced over the examples."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce, reduction)
+    input, target = _as_tensor(input), _as_tensor(target)
+    # logsigmoid(x) = -softplus(-x)
+    loss = -(target * -_ops.softplus(-input) + (1 - target) * -_ops.softplus(input))
+    if weight is not None:
+        loss = loss * weight
+    class_dim = input.ndim - 1
+    loss = _ops.sum(loss, class_dim) / input.shape[class_dim]
+    if reduction == "none":
+        return loss
+    if reduction == "mean":
+        return _ops.mean(loss)
+    if reduction == "sum":
+        return _ops.sum(loss)
+    raise ValueError(f"{reduction} is not valid")
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
+                        size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """max(0, -target (input1 - input2) + margin), reduced."""
+    reduction = _reduction_of(size_average, reduce, reduction)
+    input1, input2, target = (_as_tensor(t) for t in (input1, input2, target))
+    if not input1.ndim == input2.ndim == target.ndim:
+        raise EngineError("margin_ranking_loss : All input tensors should have same dimension "
+                          f"but got sizes: input1: {_size(input1)}, input2: {_size(input2)}, "
+                          f"target: {_size(target)} ")
+    return _reduce(_ops.clamp_min(-target * (input1 - input2) + margin, 0), reduction)
+
+
+def _size(t: Tensor) -> str:
+    return f"torch.Size([{', '.join(str(n) for n in t.shape)}])"
+
+
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
+                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """input where target is 1, max(0, margin - input) where it is -1, reduced."""
+    reduction = _reduction_of(size_average, reduce, reduction)
+    input, target = _as_tensor(input), _as_tensor(target)
+    zeros = _ops.zeros_like(input)
+    margin_clamp = _ops.clamp_min(margin - input, 0)
+    output_margin = _ops.where(target != 1, margin_clamp, zeros)
+    output_self = _ops.where(target != -1, input, zeros)
+    return _reduce(output_margin + output_self, reduction)
+
+
+_COSINE_EPSILON = 1e-12     # torch's EPSILON in cosine_embedding_loss
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
+                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """1 - cos(x1, x2) where target is 1, max(0, cos(x1, x2) - margin) where it is -1, cos
+    taken over the last dim, reduced."""
+    reduction = _reduction_of(size_average, reduce, reduction)
+    input1, input2, target = (_as_tensor(t) for t in (input1, input2, target))
+    targ_dim = target.ndim
+    if targ_dim not in (0, 1):
+        raise EngineError("0D or 1D target tensor expected, multi-target not supported")
+    expected = 2 if targ_dim == 1 else 1
+    if input1.ndim != expected or input2.ndim != expected:
+        raise EngineError(f"{targ_dim}D target tensor expects {expected}D input tensors, but "
+                          f"found inputs with sizes {list(input1.shape)} and "
+                          f"{list(input2.shape)}.")
+    prod_sum = _ops.sum(input1 * input2, targ_dim)
+    mag_square1 = _ops.sum(input1 * input1, targ_dim) + _COSINE_EPSILON
+    mag_square2 = _ops.sum(input2 * input2, targ_dim) + _COSINE_EPSILON
+    cos = prod_sum / _ops.sqrt(mag_square1 * mag_square2)
+    zeros = _ops.zeros_like(cos)
+    output_pos = _ops.where(target == 1, 1 - cos, zeros)
+    output_neg = _ops.where(target == -1, _ops.clamp_min(cos - margin, 0), zeros)
+    return _reduce(output_pos + output_neg, reduction)
 
 
 # ---- layers' operations ---------------------------------------------------------------------

@@ -632,3 +632,12 @@ cumsum = Primitive("cumsum", "CumsumBackward0", save="shapes", input_names=("sel
                        vjp=lambda g, x, out, dim: B.flip(B.cumsum(B.flip(g, (dim - x.ndim,)),
                                                                   dim - x.ndim), (dim - x.ndim,)),
                        jvp=lambda t, x, out, dim: np.cumsum(t, axis=dim)))
+
+
+# torch.norm(x, p, dim, keepdim) with a dim (at::norm, as pairwise_distance calls it): the
+# rules of vector_norm, recorded as torch records it (NormBackward1)
+norm_dim = Primitive("norm_dim", "NormBackward1", quiet=True, save="both",
+                     input_names=("self",), analytic=False,
+                     batch=batching.dims_shifted("dim"), domain="away_from_zero",
+                     sample=_vector_norm_samples,
+                     **on_missing_axis(_norm_forward, vjp=_norm_vjp, jvp=_norm_jvp))
