@@ -15,6 +15,9 @@ from builtins import sum as builtins_sum
 import numpy as np
 
 from ..engine import ops as _ops
+from ..engine.grad_mode import no_grad
+from ..engine.dtypes import scalar_type_name as _dtype_name
+from ..engine.dtypes import DEFAULT_FLOAT, torch_result_dtype
 from ..engine.ops.common import float_kernel, scalar_type_name
 from ..engine.ops.inplace import _inplace
 from ..engine.ops.nn_functional import _loss_operands, _not_differentiable
@@ -24,7 +27,6 @@ from ..engine.prims import nn as _P
 from ..engine.prims import reduce as _R
 from ..engine.prims import shape as _S
 from ..engine.primitive import apply
-from ..engine.grad_mode import no_grad
 from ..engine.random import _rng
 from ..engine.tensor import Tensor, _make
 from ..errors import EngineError, ShapeError
@@ -290,6 +292,13 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False,
         if var < 0:
             raise ValueError("var has negative entry/entries")
         var = var * _ops.ones_like(input)
+    elif not isinstance(var, Tensor):
+        # torch: torch.any(var < 0) of a Python bool
+        raise TypeError("any() received an invalid combination of arguments - got (bool), but "
+                        "expected one of:\n * (Tensor input, *, Tensor out = None)\n * (Tensor "
+                        "input, tuple of ints dim = None, bool keepdim = False, *, Tensor out = "
+                        "None)\n * (Tensor input, int dim, bool keepdim = False, *, Tensor out "
+                        "= None)\n")
     else:
         var = _as_tensor(var)
         if bool((var._data < 0).any()):
@@ -335,6 +344,11 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     """sum(x1/||x1|| * x2/||x2||) along dim, the norms clamped at eps (the clamp carries no
     gradient, as torch clamps them in place under no_grad); SumBackward1."""
     x1, x2 = _as_tensor(x1), _as_tensor(x2)
+    common = torch_result_dtype([x1._data, x2._data])
+    if common.kind not in "fc":
+        raise EngineError("expected common dtype to be floating point, yet common dtype is "
+                          f"{_dtype_name(common)}")
+    x1, x2 = (x if x._data.dtype == common else _ops.to(x, common) for x in (x1, x2))
     shape = _broadcast_shape(x1, x2)
     x1 = x1 if tuple(x1.shape) == shape else _ops.broadcast_to(x1, shape)
     x2 = x2 if tuple(x2.shape) == shape else _ops.broadcast_to(x2, shape)
@@ -384,6 +398,16 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     reduction = _reduction_of(size_average, reduce, reduction)
     input, target = _as_tensor(input), _as_tensor(target)
     _not_differentiable("soft_margin_loss", target=target)
+    # torch writes the loss into a tensor of the input's shape and dtype
+    shape = _broadcast_shape(input, target)
+    if shape != tuple(input.shape):
+        raise EngineError(f"output with shape {list(input.shape)} doesn't match the broadcast "
+                          f"shape {list(shape)}")
+    common = torch_result_dtype([input._data, target._data])
+    if input._data.dtype.kind not in "fc":      # the loss is computed in a float type
+        computed = common if common.kind in "fc" else DEFAULT_FLOAT.np
+        raise EngineError(f"result type {_dtype_name(computed)} can't be cast "
+                          f"to the desired output type {scalar_type_name(input)}")
     return apply(_L.soft_margin_loss, (input, target), {"reduction": reduction})
 
 

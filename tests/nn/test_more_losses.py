@@ -364,3 +364,34 @@ def test_modules_are_exported_and_hold_their_options():
     assert nn.SoftMarginLoss(size_average=False).reduction == "sum"
     weight = gt.tensor([1.0, 2.0])
     assert "weight" in dict(nn.MultiLabelSoftMarginLoss(weight).named_buffers())
+
+
+def test_dtypes_as_torch():
+    f32 = {"dtype": gt.float32}
+    t32 = {"dtype": torch.float32}
+    # soft_margin_loss keeps its input's dtype (a float64 target does not promote it)
+    assert F.soft_margin_loss(gt.tensor([1.0, 2.0], **f32), gt.tensor([1.0, -1.0])).dtype == \
+        gt.float32
+    # cosine_similarity: an integer tensor with a float32 one is float32
+    out = F.cosine_similarity(gt.tensor([[1, 2]]), gt.tensor([[1.0, -1.0]], **f32))
+    theirs = torch.nn.functional.cosine_similarity(torch.tensor([[1, 2]]),
+                                                   torch.tensor([[1.0, -1.0]], **t32))
+    assert out.dtype == gt.float32
+    np.testing.assert_allclose(out.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, Fn: Fn.soft_margin_loss(lib.tensor([1, 2]), lib.tensor([1, -1])),
+    lambda lib, Fn: Fn.soft_margin_loss(lib.tensor([1, 2]),
+                                        lib.tensor([1.0, -1.0], dtype=lib.float32)),
+    lambda lib, Fn: Fn.soft_margin_loss(lib.tensor([[1.0, 2.0]]),
+                                        lib.tensor([[1.0], [-1.0]])),
+    lambda lib, Fn: Fn.cosine_similarity(lib.tensor([[1, 2]]), lib.tensor([[0, 1]])),
+    lambda lib, Fn: Fn.gaussian_nll_loss(lib.tensor([1.0]), lib.tensor([1.0]), 1),
+])
+def test_hostile_arguments_fail_as_torch(call):
+    with pytest.raises(Exception) as theirs:
+        call(torch, torch.nn.functional)
+    with pytest.raises(type(theirs.value)) as ours:
+        call(gt, F)
+    assert str(ours.value) == str(theirs.value)

@@ -667,7 +667,8 @@ bce_with_logits = Primitive("binary_cross_entropy_with_logits",
 # not implemented there), so neither has this one.  The rule is written in backend ops, so
 # under create_graph it is recorded and differentiable again.
 def _soft_margin_forward(x, y, reduction):
-    return _reduce(np.logaddexp(0.0, -y * x), reduction)
+    # in the input's dtype, as torch (a float64 target does not promote a float32 input)
+    return _reduce(np.logaddexp(0.0, -y * x).astype(x.dtype, copy=False), reduction)
 
 
 def _soft_margin_slope(x, y):
@@ -684,7 +685,7 @@ def _soft_margin_jvp(t, x, y, out, reduction):
 
 soft_margin_loss = Primitive(
     "soft_margin_loss", "SoftMarginLossBackward0", _soft_margin_forward, quiet=True,
-    broadcasts=True, analytic=False, input_names=("self", "target"),
+    broadcasts=True, promotes=False, analytic=False, input_names=("self", "target"),
     batch=batching.elementwise_loss,
     sample=lambda: [one(normal(3, 4), np.sign(normal(3, 4, seed=1)), reduction=r)
                     for r in ("mean", "sum", "none")],
