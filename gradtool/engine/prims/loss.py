@@ -162,15 +162,6 @@ one(normal(2, 3, 2), np.array([[0, 2], [1, 1]]), reduction="none", weight=None,
 ignore_index=-100)]
 
 
-def _nll_input_vjp(g, x, target, out, reduction, weight, ignore_index):
-    """The input's VJP: on arrays, the scatter itself (every backward through a
-    cross_entropy runs it); else nll_loss_backward, a node under create_graph."""
-    if type(g) is np.ndarray and type(x) is np.ndarray:
-        return _nll_vjp(g, x, target, None, reduction, weight, ignore_index)
-    return _nll_backward_call(g, x, target, {"reduction": reduction, "weight": weight,
-                                             "ignore_index": ignore_index})
-
-
 def _nll_quiet(x, target, reduction, weight, ignore_index):
     """The forward, quiet (``backend.quiet`` without its argument repacking: every
     cross_entropy runs it)."""
@@ -181,23 +172,10 @@ def _nll_quiet(x, target, reduction, weight, ignore_index):
         B.errors_restore(token)
 
 
-nll_loss = Primitive("nll_loss", "NllLossBackward0", _nll_quiet,
-                     input_names=("self", "target"),
-                     batch=batching.nll_loss, delta=batching.delta_nll, sample=_nll_loss_samples,
-                     vjp=(_nll_input_vjp, None),
-                     jvp=(_nll_jvp, None))
-
-
 # nll_loss's backward is itself a node under create_graph (torch: nll_loss_backward(grad,
 # self, target, ...), NllLossBackwardBackward0 with edges to grad and self): linear in grad
 # (its VJP there is nll_loss's forward, -sum(W gg) reduced), constant in self (a zero
 # derivative, present as torch's).
-def _nll_backward_call(g, x, target, params):
-    if isinstance(g, Tensor) or isinstance(x, Tensor):
-        return apply(nll_loss_backward, (g, x, target), params)
-    return _nll_vjp(g, x, target, None, **params)
-
-
 def _nll_backward_vjp(gg, g, x, target, out, reduction, weight, ignore_index):
     W, picked = _nll_weights(B.data(x), target, weight, ignore_index)
     nd = x.ndim
@@ -208,35 +186,40 @@ def _nll_backward_vjp(gg, g, x, target, out, reduction, weight, ignore_index):
     return total / np.sum(picked) if reduction == "mean" else total
 
 
-def _nll_backward_samples():
-    out = []
-    for (x, target), p in _nll_loss_samples():
-        g = np.asarray(np.random.default_rng(1).standard_normal(
-            np.shape(_nll_forward(x, target, **p))))
-        out.append(((g, x, target), p))
-    return out
+def _nll_primitives(name: str, node: str, samples):
+    """nll_loss-like: the primitive and its backward's (``<name>_backward``, the node
+    ``<node minus its trailing 0>Backward0`` under create_graph), with one set of rules."""
 
+    def input_vjp(g, x, target, out, reduction, weight, ignore_index):
+        # on arrays, the scatter itself (every backward through a cross_entropy runs it);
+        # else the backward primitive, a node under create_graph
+        if type(g) is np.ndarray and type(x) is np.ndarray:
+            return _nll_vjp(g, x, target, None, reduction, weight, ignore_index)
+        params = {"reduction": reduction, "weight": weight, "ignore_index": ignore_index}
+        if isinstance(g, Tensor) or isinstance(x, Tensor):
+            return apply(backward, (g, x, target), params)
+        return _nll_vjp(g, x, target, None, **params)
 
-nll_loss_backward = Primitive(
-    "nll_loss_backward", "NllLossBackwardBackward0",
-    lambda g, x, target, **p: _nll_vjp(g, x, target, None, **p), quiet=True,
-    input_names=("grad_output", "self", "target"), doc="the backward of nll_loss",
-    batch=batching.per_example, sample=_nll_backward_samples,
-    vjp=(_nll_backward_vjp, lambda gg, g, x, target, out, **p: B.zeros_like(gg), None),
-    jvp=(lambda t, g, x, target, out, **p: _nll_vjp(t, x, target, None, **p),
-         lambda t, g, x, target, out, **p: np.zeros_like(t), None))
+    def backward_samples():
+        out = []
+        for (x, target), p in samples():
+            g = np.asarray(np.random.default_rng(1).standard_normal(
+                np.shape(_nll_forward(x, target, **p))))
+            out.append(((g, x, target), p))
+        return out
 
-
-# nll_loss2d: torch's nll_loss of a 4-D input (and of a 3-D or 5-D and up input, viewed as
-# (N, C, 1, -1)); the same rules under its own names (NllLoss2DBackward0, and
-# NllLoss2DBackwardBackward0 under create_graph).
-def _nll2d_input_vjp(g, x, target, out, reduction, weight, ignore_index):
-    if type(g) is np.ndarray and type(x) is np.ndarray:
-        return _nll_vjp(g, x, target, None, reduction, weight, ignore_index)
-    params = {"reduction": reduction, "weight": weight, "ignore_index": ignore_index}
-    if isinstance(g, Tensor) or isinstance(x, Tensor):
-        return apply(nll_loss2d_backward, (g, x, target), params)
-    return _nll_vjp(g, x, target, None, **params)
+    forward = Primitive(name, node, _nll_quiet, input_names=("self", "target"),
+                        batch=batching.nll_loss, delta=batching.delta_nll, sample=samples,
+                        vjp=(input_vjp, None), jvp=(_nll_jvp, None))
+    backward = Primitive(
+        f"{name}_backward", node[:-1] + "Backward0",
+        lambda g, x, target, **p: _nll_vjp(g, x, target, None, **p), quiet=True,
+        input_names=("grad_output", "self", "target"), doc=f"the backward of {name}",
+        batch=batching.per_example, sample=backward_samples,
+        vjp=(_nll_backward_vjp, lambda gg, g, x, target, out, **p: B.zeros_like(gg), None),
+        jvp=(lambda t, g, x, target, out, **p: _nll_vjp(t, x, target, None, **p),
+             lambda t, g, x, target, out, **p: np.zeros_like(t), None))
+    return forward, backward
 
 
 def _nll2d_samples():
@@ -247,29 +230,13 @@ def _nll2d_samples():
             weight=np.array([0.5, 1.0, 2.0]), ignore_index=1)]
 
 
-def _nll2d_backward_samples():
-    out = []
-    for (x, target), p in _nll2d_samples():
-        g = np.asarray(np.random.default_rng(2).standard_normal(
-            np.shape(_nll_forward(x, target, **p))))
-        out.append(((g, x, target), p))
-    return out
-
-
-nll_loss2d = Primitive("nll_loss2d", "NllLoss2DBackward0", _nll_quiet,
-                       input_names=("self", "target"),
-                       batch=batching.nll_loss, delta=batching.delta_nll, sample=_nll2d_samples,
-                       vjp=(_nll2d_input_vjp, None),
-                       jvp=(_nll_jvp, None))
-
-nll_loss2d_backward = Primitive(
-    "nll_loss2d_backward", "NllLoss2DBackwardBackward0",
-    lambda g, x, target, **p: _nll_vjp(g, x, target, None, **p), quiet=True,
-    input_names=("grad_output", "self", "target"), doc="the backward of nll_loss2d",
-    batch=batching.per_example, sample=_nll2d_backward_samples,
-    vjp=(_nll_backward_vjp, lambda gg, g, x, target, out, **p: B.zeros_like(gg), None),
-    jvp=(lambda t, g, x, target, out, **p: _nll_vjp(t, x, target, None, **p),
-         lambda t, g, x, target, out, **p: np.zeros_like(t), None))
+nll_loss, nll_loss_backward = _nll_primitives("nll_loss", "NllLossBackward0",
+                                              _nll_loss_samples)
+# nll_loss2d: torch's nll_loss of a 4-D input (and of a 3-D or 5-D and up input, viewed as
+# (N, C, 1, -1)): the same rules under its own names (NllLoss2DBackward0, and
+# NllLoss2DBackwardBackward0 under create_graph)
+nll_loss2d, nll_loss2d_backward = _nll_primitives("nll_loss2d", "NllLoss2DBackward0",
+                                                  _nll2d_samples)
 
 
 # ---- mse_loss -----------------------------------------------------------------------------------
