@@ -117,13 +117,18 @@ class Evaluator:
         """Outputs of fn with input ``j`` replaced by the batch (a dense array, batch axis
         first, or a :class:`~gradtool.engine.vmap.Delta`): per output, a dense batch, a
         Delta, or ``Unbatched``."""
+        return self._evaluate({j: batch}, size, cast)
+
+    def _evaluate(self, batches: dict, size: int, cast) -> list:
+        """The function's own batched evaluation where it has one and accepts, else
+        :meth:`_call`."""
         args = self.plain_args(cast=cast)
         if getattr(self.fn, "batched_call", None) is not None:
-            dense = batch.dense() if isinstance(batch, V.Delta) else batch
-            outs = self._special(args, {j: dense}, size)
+            dense = {j: b.dense() if isinstance(b, V.Delta) else b for j, b in batches.items()}
+            outs = self._special(args, dense, size)
             if outs is not None:
                 return outs
-        return self._call(args, {j: batch}, size)
+        return self._call(args, batches, size)
 
     def _special(self, args: list, batches: dict, size: int):
         """The function's own batched evaluation (see gradcheck._gradgrad_function), or None
@@ -149,30 +154,22 @@ class Evaluator:
             errors_restore(token)
 
     def _run_many(self, batches: dict, size: int, cast=None) -> list:
-        args = self.plain_args(cast=cast)
-        if getattr(self.fn, "batched_call", None) is not None:
-            outs = self._special(args, batches, size)
-            if outs is not None:
-                return outs
-        return self._call(args, batches, size)
+        return self._evaluate(batches, size, cast)
 
     def _call(self, args: list, batches: dict, size: int) -> list:
         """fn on ``args`` with the inputs of ``batches`` replaced: one batched call (its last
         example checked against a plain call), or a loop when fn cannot run batched."""
         if self.batched_ok and size > 2:
             try:
-                try:
-                    with no_grad():
-                        outs, _ = V.call_batched(self.fn, tuple(args), batches, size)
-                except EngineError as exc:
-                    # e.g. autograd.grad or register_hook inside the function, which need
-                    # the graph the batched call does not build: the loop makes plain calls
-                    # (a true error of the function is raised there)
-                    raise V.VmapFallback(f"without grad mode: {exc}") from None
+                with no_grad():
+                    outs, _ = V.call_batched(self.fn, tuple(args), batches, size)
                 self.n_evals += size
                 self._spot_check(batches, size, outs, args)
                 return list(outs)
-            except V.VmapFallback as exc:
+            # an EngineError: e.g. autograd.grad or register_hook inside the function, which
+            # need the graph the batched call does not build; the loop makes plain calls (a
+            # true error of the function is raised there)
+            except (V.VmapFallback, EngineError) as exc:
                 self.batched_ok = False
                 self.path = f"looped ({exc})"
         elif self.path == "batched":

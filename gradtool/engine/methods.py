@@ -8,7 +8,7 @@ from . import dtypes, ops
 from .ops import METHOD_NAMES
 from .ops.shape import _T, _mT
 from .prims import elementwise
-from .primitive import apply, apply_binary
+from .primitive import OPERANDS, apply, apply_binary
 from .tensor import Tensor, _make
 
 
@@ -75,14 +75,10 @@ EXTRA_METHODS = {
 }
 
 
-#: what torch's operators take besides a Tensor: numbers, numpy scalars and arrays; with
-#: anything else (a list, a tuple, None, a string) they return NotImplemented, so that
-#: ``x == [1, 2]`` is False and ``x < [1, 2]`` / ``x ** (1, 2)`` / ``x += [1]`` are Python's
-#: TypeError ("'<' not supported between instances of 'Tensor' and 'list'")
-_OPERANDS = (Tensor, bool, int, float, complex, np.generic, np.ndarray)
-
-
-def _operator(fn, operands=_OPERANDS):
+def _operator(fn, operands=OPERANDS):
+    """The operator ``fn`` returning NotImplemented for an operand torch's refuse: then
+    ``x == [1, 2]`` is False and ``x < [1, 2]`` / ``x ** (1, 2)`` / ``x += [1]`` are Python's
+    TypeError ("'<' not supported between instances of 'Tensor' and 'list'")."""
     def operator(self, other):
         if not isinstance(other, operands):
             return NotImplemented

@@ -591,12 +591,16 @@ _OPERAND_TYPES = frozenset({int, float, bool, complex, np.ndarray, np.float64, n
                             np.int64, np.int32, np.bool_, np.complex128})
 
 
+#: what torch's operators take besides a Tensor: numbers, numpy scalars and arrays; with
+#: anything else (a list, a tuple, None, a string) they return NotImplemented, and Python
+#: then raises its TypeError (``x == [1, 2]`` is False; for ``tensor * [1, 2]`` the list is
+#: asked to repeat itself a tensor number of times, as with torch)
+OPERANDS = (Tensor, int, float, complex, np.number, np.bool_, np.ndarray)
+
+
 def _foreign_operand(a, b, tensor_first: bool) -> bool:
-    """``tensor + [1, 2]``, ``tensor * None``, ``tensor - "a"``: torch's operators return
-    NotImplemented there, and Python then raises its TypeError (or, for ``tensor * [1, 2]``,
-    asks the list to repeat itself a tensor number of times, as with torch)."""
-    other = b if tensor_first else a
-    return not isinstance(other, (int, float, complex, np.number, np.bool_, np.ndarray))
+    """``tensor + [1, 2]``, ``tensor * None``, ``tensor - "a"`` (see ``OPERANDS``)."""
+    return not isinstance(b if tensor_first else a, OPERANDS)
 
 
 def apply_binary(prim: Primitive, a, b) -> Tensor:
