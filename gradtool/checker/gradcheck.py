@@ -1135,10 +1135,14 @@ def _gradgrad_function(fn, inputs, grad_outputs, first_outputs=None):
     diff_go = [i for i, g in enumerate(grad_outputs) if g._rg]
     pending = [first_outputs]
 
+    def leaves(args) -> list:
+        """The inputs among ``args``, the differentiable ones requiring grad."""
+        return [x.requires_grad_() if i in diff_in else x for i, x in enumerate(args[:n_in])]
+
     def new_func(*args):
         first = pending.pop() if pending else None
         with enable_grad():
-            xs = [x.requires_grad_() if i in diff_in else x for i, x in enumerate(args[:n_in])]
+            xs = leaves(args)
             if first is None or any(a is not x for a, x in zip(args, inputs)):
                 first = _differentiable(fn(*xs))
             gos = [g.requires_grad_() if i in diff_go else g
@@ -1149,7 +1153,7 @@ def _gradgrad_function(fn, inputs, grad_outputs, first_outputs=None):
 
     def grad_output_batch(args, batches: dict, size: int) -> list:
         with enable_grad():
-            xs = [x.requires_grad_() if i in diff_in else x for i, x in enumerate(args[:n_in])]
+            xs = leaves(args)
             outs = _differentiable(fn(*xs))
         gos = []
         for i, g in enumerate(args[n_in:]):
@@ -1169,8 +1173,7 @@ def _gradgrad_function(fn, inputs, grad_outputs, first_outputs=None):
             for e in examples:
                 call = [_make(batches[i][e]) if i in batches else
                         _make(a._data) if i in diff_in else a for i, a in enumerate(args)]
-                xs = [x.requires_grad_() if i in diff_in else x
-                      for i, x in enumerate(call[:n_in])]
+                xs = leaves(call)
                 first = _differentiable(fn(*xs))
                 if len(first) != len(grad_outputs):   # as graph.grad: never misaligned
                     raise EngineError(f"grad requires one grad_output per output: got "

@@ -183,13 +183,8 @@ class _TorchEvaluator(numeric.Evaluator):
     def _plain_call(self, xs: dict) -> tuple:
         """One plain call as torch's gradcheck makes it (see numeric.Evaluator.call): grad
         mode on, inputs requiring grad as the user's do."""
-        torch = self.torch
-        args = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor)
-                else a for a in self.inputs]
-        for j, xj in xs.items():
-            args[j] = xj.detach().requires_grad_(self.inputs[j].requires_grad)
-        with torch.enable_grad():
-            return _as_tuple(self.fn(*args))
+        with self.torch.enable_grad():
+            return _as_tuple(self.fn(*plain_args(self.torch, self.inputs, xs)))
 
     def plain_outputs(self) -> list:
         outs = self._plain_call({})
@@ -235,6 +230,16 @@ class _TorchEvaluator(numeric.Evaluator):
                 for k in range(size)]
         self.n_evals += size
         return [np.stack(col) for col in zip(*rows)]
+
+
+def plain_args(torch, inputs, xs: dict) -> list:
+    """The arguments of a plain call (fresh leaves requiring grad where the inputs do), the
+    inputs of ``xs`` (position -> value) replaced."""
+    args = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a
+            for a in inputs]
+    for j, xj in xs.items():
+        args[j] = xj.detach().requires_grad_(inputs[j].requires_grad)
+    return args
 
 
 def _backward_error(out, exc: BaseException) -> UserError:

@@ -165,9 +165,8 @@ def _record_forward(probe: Probe) -> list:
     ops = []
     if probe.torch is not None:
         torch = probe.torch
-        # as the numerical side calls it (torch_bridge._TorchEvaluator._plain_call)
-        args = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor)
-                else a for a in c.inputs]
+        from ..torch_bridge import plain_args     # as the numerical side calls it
+        args = plain_args(torch, c.inputs, {})
         live = [args[probe.j]]
         dependent = {id(args[probe.j])}
         names = {id(a): c.names[i] for i, a in enumerate(args) if isinstance(a, torch.Tensor)}

@@ -114,12 +114,9 @@ class Probe:
         self.checker.ev.n_evals += 1
         if self.torch is not None:
             torch = self.torch
-            # as the numerical side calls it (torch_bridge._TorchEvaluator._plain_call)
-            args = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor)
-                    else a for a in c.inputs]
-            if value is not None:
-                args[self.j] = torch.from_numpy(np.array(value, dtype=np.float64)) \
-                    .requires_grad_(c.inputs[self.j].requires_grad)
+            from ..torch_bridge import plain_args     # as the numerical side calls it
+            args = plain_args(torch, c.inputs, {} if value is None else {
+                self.j: torch.from_numpy(np.array(value, dtype=np.float64))})
             with torch.enable_grad():
                 outs = (fn or c.fn)(*args)
             outs = outs if isinstance(outs, (tuple, list)) else (outs,)

@@ -74,8 +74,7 @@ def _nll_nd(input: Tensor, target: np.ndarray, params: dict) -> Tensor:
     if ndim == 4:
         return apply(loss_prims.nll_loss2d, (input, target), params)
     n, c = input._data.shape[:2]
-    empty = input._data.size == 0
-    flat = input.contiguous().view(n, c, 0, 0) if empty else input.contiguous().view(n, c, 1, -1)
+    flat = input.contiguous().view(n, c, *((0, 0) if input._data.size == 0 else (1, -1)))
     target_4d = target.reshape((n, 0, 0) if target.size == 0 else (n, 1, -1))
     out = apply(loss_prims.nll_loss2d, (flat, target_4d), params)
     return out.view(*target.shape) if params["reduction"] == "none" else out
